@@ -1,0 +1,403 @@
+package proto
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// Bounds of signaling fields (PROTOCOL.md, "Rendezvous signaling").
+const (
+	SessionLen        = 16  // server session cookie
+	MaxHostCandidates = 8   // host addresses a node reports in Register
+	MaxCandidates     = 16  // candidates in one Introduction
+	MaxRelayTokenLen  = 128 // opaque relay token in an Introduction
+	MaxErrorTextLen   = 128 // human-readable text of an Error
+	MaxKeepaliveS     = 3600
+)
+
+// Session is the cookie the server hands out in Registered. Every later request
+// carries it: it proves the sender receives at its registered address, which is the
+// server's test for "authenticated" when it decides how large a reply may be.
+type Session [SessionLen]byte
+
+// Register (client → server) asks the server to admit the node named by Ticket and to
+// report the address it observes. Hosts are the node's own interface addresses, passed
+// to peers as host candidates for paths inside one LAN.
+type Register struct {
+	TxID   uint64
+	Ticket []byte // an encoded Ticket, verified by the server
+	Hosts  []netip.AddrPort
+}
+
+func (m *Register) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeRegister)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	b = appendVec16(b, "register ticket", m.Ticket, 1, MaxTicketLen)
+	return appendAddrList(b, "register hosts", m.Hosts, MaxHostCandidates)
+}
+
+func (m *Register) Parse(p []byte) error {
+	rest, err := body(p, TypeRegister)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.TxID = r.u64()
+	m.Ticket = r.vec16(1, MaxTicketLen)
+	m.Hosts = r.addrList(m.Hosts[:0], MaxHostCandidates)
+	return r.done()
+}
+
+// Registered (server → client) admits a node. Observed is the node's address as the
+// server saw it (server-reflexive). AltPort and AltAddr are the server's other sockets
+// for NAT-behaviour probes: AltPort shares the primary IP, AltAddr has another IP;
+// either may be absent (zero).
+type Registered struct {
+	TxID      uint64
+	Session   Session
+	Observed  netip.AddrPort
+	Keepalive uint16 // seconds between keepalives the server asks for, 1..3600
+	AltPort   netip.AddrPort
+	AltAddr   netip.AddrPort
+}
+
+func (m *Registered) Append(b []byte) []byte {
+	if m.Keepalive == 0 || m.Keepalive > MaxKeepaliveS || !m.Observed.IsValid() {
+		panic("proto: invalid Registered")
+	}
+	b = AppendHeader(b, TypeRegistered)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	b = append(b, m.Session[:]...)
+	b = appendAddr(b, m.Observed)
+	b = binary.BigEndian.AppendUint16(b, m.Keepalive)
+	b = appendAddr(b, m.AltPort)
+	return appendAddr(b, m.AltAddr)
+}
+
+func (m *Registered) Parse(p []byte) error {
+	rest, err := body(p, TypeRegistered)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.TxID = r.u64()
+	r.array(m.Session[:])
+	m.Observed = r.addr()
+	m.Keepalive = r.u16()
+	if r.err == nil && (m.Keepalive == 0 || m.Keepalive > MaxKeepaliveS) {
+		r.fail(ErrMalformed)
+	}
+	m.AltPort = r.addrOpt()
+	m.AltAddr = r.addrOpt()
+	return r.done()
+}
+
+// Keepalive (client → server) refreshes the node's NAT mapping and presence.
+type Keepalive struct {
+	Session Session
+	Seq     uint32
+}
+
+func (m *Keepalive) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeKeepalive)
+	b = append(b, m.Session[:]...)
+	return binary.BigEndian.AppendUint32(b, m.Seq)
+}
+
+func (m *Keepalive) Parse(p []byte) error {
+	rest, err := body(p, TypeKeepalive)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	r.array(m.Session[:])
+	m.Seq = r.u32()
+	return r.done()
+}
+
+// KeepaliveAck (server → client) echoes Seq and the address the server now observes;
+// a change tells the node its NAT rebound or it moved.
+type KeepaliveAck struct {
+	Seq      uint32
+	Observed netip.AddrPort
+}
+
+func (m *KeepaliveAck) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeKeepaliveAck)
+	b = binary.BigEndian.AppendUint32(b, m.Seq)
+	return appendAddr(b, m.Observed)
+}
+
+func (m *KeepaliveAck) Parse(p []byte) error {
+	rest, err := body(p, TypeKeepaliveAck)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.Seq = r.u32()
+	m.Observed = r.addr()
+	return r.done()
+}
+
+// Change flags of a NATProbe: which server socket should answer (RFC 5780 §7.2's
+// CHANGE-REQUEST, moved into natpass's own message).
+const (
+	ChangePort    = 0x01 // answer from the socket with the other port
+	ChangeAddress = 0x02 // answer from the socket with the other IP address
+)
+
+// NATProbe (client → any server socket) asks for the observed address as seen by the
+// socket it arrived on; with Change flags the answer comes from another socket, which
+// tests the NAT's filtering.
+type NATProbe struct {
+	Session Session
+	TxID    uint64
+	Change  uint8
+}
+
+func (m *NATProbe) Append(b []byte) []byte {
+	if m.Change&^(ChangePort|ChangeAddress) != 0 {
+		panic("proto: invalid NATProbe change flags")
+	}
+	b = AppendHeader(b, TypeNATProbe)
+	b = append(b, m.Session[:]...)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	return append(b, m.Change)
+}
+
+func (m *NATProbe) Parse(p []byte) error {
+	rest, err := body(p, TypeNATProbe)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	r.array(m.Session[:])
+	m.TxID = r.u64()
+	m.Change = r.u8()
+	if r.err == nil && m.Change&^(ChangePort|ChangeAddress) != 0 {
+		r.fail(ErrMalformed)
+	}
+	return r.done()
+}
+
+// NATProbeReply (server → client) answers a NATProbe. The socket it came from is in
+// the datagram's source address.
+type NATProbeReply struct {
+	TxID     uint64
+	Observed netip.AddrPort
+}
+
+func (m *NATProbeReply) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeNATProbeReply)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	return appendAddr(b, m.Observed)
+}
+
+func (m *NATProbeReply) Parse(p []byte) error {
+	rest, err := body(p, TypeNATProbeReply)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.TxID = r.u64()
+	m.Observed = r.addr()
+	return r.done()
+}
+
+// Introduction flags: the relay policy the requesting app chose (DESIGN §6.7).
+const (
+	IntroNoRelay   = 0x01 // never relay: direct or nothing
+	IntroRelayOnly = 0x02 // relay only: addresses are not shared
+)
+
+func validIntroFlags(f uint8) bool {
+	return f&^(IntroNoRelay|IntroRelayOnly) == 0 && f != IntroNoRelay|IntroRelayOnly
+}
+
+// IntroduceRequest (client → server) asks to be introduced to PeerID.
+type IntroduceRequest struct {
+	Session Session
+	TxID    uint64
+	PeerID  []byte
+	Flags   uint8
+}
+
+func (m *IntroduceRequest) Append(b []byte) []byte {
+	if !validIntroFlags(m.Flags) {
+		panic("proto: invalid IntroduceRequest flags")
+	}
+	b = AppendHeader(b, TypeIntroduceRequest)
+	b = append(b, m.Session[:]...)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	b = appendVec8(b, "introduce peer ID", m.PeerID, 1, MaxPeerIDLen)
+	return append(b, m.Flags)
+}
+
+func (m *IntroduceRequest) Parse(p []byte) error {
+	rest, err := body(p, TypeIntroduceRequest)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	r.array(m.Session[:])
+	m.TxID = r.u64()
+	m.PeerID = r.vec8(1, MaxPeerIDLen)
+	m.Flags = r.u8()
+	if r.err == nil && !validIntroFlags(m.Flags) {
+		r.fail(ErrMalformed)
+	}
+	return r.done()
+}
+
+// Candidate is one address a peer may be reached at.
+type Candidate struct {
+	Kind CandidateKind
+	Addr netip.AddrPort
+}
+
+// Introduction (server → both peers) tells each side who the other is and how to
+// reach it. The requester gets its request's TxID; the other side gets TxID 0.
+// StartDelayMs is when, after receiving this message, both sides should begin
+// punching, so that their first probes cross. PSK is the per-pair pre-shared key for
+// the handshake; the zero key means none.
+type Introduction struct {
+	TxID         uint64
+	PeerID       []byte
+	PeerKey      [KeyLen]byte
+	NAT          NATBehavior
+	StartDelayMs uint16
+	Candidates   []Candidate
+	RelayToken   []byte
+	PSK          [KeyLen]byte
+	Flags        uint8
+}
+
+func (m *Introduction) Append(b []byte) []byte {
+	if !validIntroFlags(m.Flags) {
+		panic("proto: invalid Introduction flags")
+	}
+	mustLen("introduction candidates", len(m.Candidates), 0, MaxCandidates)
+	b = AppendHeader(b, TypeIntroduction)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	b = appendVec8(b, "introduction peer ID", m.PeerID, 1, MaxPeerIDLen)
+	b = append(b, m.PeerKey[:]...)
+	b = appendNATBehavior(b, m.NAT)
+	b = binary.BigEndian.AppendUint16(b, m.StartDelayMs)
+	b = append(b, byte(len(m.Candidates)))
+	for _, c := range m.Candidates {
+		if c.Kind < CandidateHost || c.Kind > CandidatePredicted || !c.Addr.IsValid() {
+			panic("proto: invalid candidate")
+		}
+		b = append(b, byte(c.Kind))
+		b = appendAddr(b, c.Addr)
+	}
+	b = appendVec16(b, "relay token", m.RelayToken, 0, MaxRelayTokenLen)
+	b = append(b, m.PSK[:]...)
+	return append(b, m.Flags)
+}
+
+func (m *Introduction) Parse(p []byte) error {
+	rest, err := body(p, TypeIntroduction)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.TxID = r.u64()
+	m.PeerID = r.vec8(1, MaxPeerIDLen)
+	r.array(m.PeerKey[:])
+	m.NAT = r.natBehavior()
+	m.StartDelayMs = r.u16()
+	n := int(r.u8())
+	if n > MaxCandidates {
+		r.fail(ErrTooLong)
+	}
+	m.Candidates = m.Candidates[:0]
+	for i := 0; i < n && r.err == nil; i++ {
+		c := Candidate{Kind: CandidateKind(r.u8())}
+		if r.err == nil && (c.Kind < CandidateHost || c.Kind > CandidatePredicted) {
+			r.fail(ErrMalformed)
+		}
+		c.Addr = r.addr()
+		m.Candidates = append(m.Candidates, c)
+	}
+	m.RelayToken = r.vec16(0, MaxRelayTokenLen)
+	r.array(m.PSK[:])
+	m.Flags = r.u8()
+	if r.err == nil && !validIntroFlags(m.Flags) {
+		r.fail(ErrMalformed)
+	}
+	return r.done()
+}
+
+// ErrorCode says why the server refused a request.
+type ErrorCode uint16
+
+const (
+	CodeMalformed     ErrorCode = 1 // the request did not parse
+	CodeBadTicket     ErrorCode = 2 // ticket MAC, version or key did not verify
+	CodeExpiredTicket ErrorCode = 3 // ticket past its expiry
+	CodeUnknownPeer   ErrorCode = 4 // introduce: no such peer is registered
+	CodeNoSession     ErrorCode = 5 // session cookie unknown or expired: register again
+	CodeRateLimited   ErrorCode = 6 // too many requests from this address
+	CodeServerFull    ErrorCode = 7 // presence table is full
+	CodeRelayDenied   ErrorCode = 8 // relay not allowed for this pair
+)
+
+// Error (server → client) refuses the request with TxID. The server cuts Text so the
+// whole reply is never larger than the request it answers.
+type Error struct {
+	TxID uint64
+	Code ErrorCode
+	Text []byte
+}
+
+// ErrorLen is the encoded size of an Error with a text of n bytes.
+func ErrorLen(n int) int { return HeaderLen + 8 + 2 + 1 + n }
+
+func (m *Error) Append(b []byte) []byte {
+	if m.Code == 0 {
+		panic("proto: Error code 0")
+	}
+	b = AppendHeader(b, TypeError)
+	b = binary.BigEndian.AppendUint64(b, m.TxID)
+	b = binary.BigEndian.AppendUint16(b, uint16(m.Code))
+	return appendVec8(b, "error text", m.Text, 0, MaxErrorTextLen)
+}
+
+func (m *Error) Parse(p []byte) error {
+	rest, err := body(p, TypeError)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	m.TxID = r.u64()
+	m.Code = ErrorCode(r.u16())
+	if r.err == nil && m.Code == 0 {
+		r.fail(ErrMalformed)
+	}
+	m.Text = r.vec8(0, MaxErrorTextLen)
+	return r.done()
+}
+
+func appendAddrList(b []byte, field string, as []netip.AddrPort, max int) []byte {
+	mustLen(field, len(as), 0, max)
+	b = append(b, byte(len(as)))
+	for _, a := range as {
+		if !a.IsValid() {
+			panic("proto: " + field + ": zero address")
+		}
+		b = appendAddr(b, a)
+	}
+	return b
+}
+
+func (r *reader) addrList(dst []netip.AddrPort, max int) []netip.AddrPort {
+	n := int(r.u8())
+	if n > max {
+		r.fail(ErrTooLong)
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		dst = append(dst, r.addr())
+	}
+	return dst
+}
