@@ -92,16 +92,22 @@ func (m *Registered) Parse(p []byte) error {
 	return r.done()
 }
 
-// Keepalive (client → server) refreshes the node's NAT mapping and presence.
+// Keepalive (client → server) refreshes the node's NAT mapping and presence, and
+// reports the NAT behaviour the node measured (unknown until it has), which the server
+// passes to peers in introductions. Carrying the report in every keepalive makes it
+// survive loss without a message of its own, and keeps a keepalive (29 bytes) larger
+// than its ack (at most 25).
 type Keepalive struct {
 	Session Session
 	Seq     uint32
+	NAT     NATBehavior
 }
 
 func (m *Keepalive) Append(b []byte) []byte {
 	b = AppendHeader(b, TypeKeepalive)
 	b = append(b, m.Session[:]...)
-	return binary.BigEndian.AppendUint32(b, m.Seq)
+	b = binary.BigEndian.AppendUint32(b, m.Seq)
+	return appendNATBehavior(b, m.NAT)
 }
 
 func (m *Keepalive) Parse(p []byte) error {
@@ -112,6 +118,7 @@ func (m *Keepalive) Parse(p []byte) error {
 	r := reader{b: rest}
 	r.array(m.Session[:])
 	m.Seq = r.u32()
+	m.NAT = r.natBehavior()
 	return r.done()
 }
 
