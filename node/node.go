@@ -76,6 +76,7 @@ type Node struct {
 	keepalive  time.Duration
 	kaSeq      uint32
 	nat        proto.NATBehavior
+	predicted  netip.AddrPort // our sequential NAT's next external address
 	classifier *punch.Classifier
 	classified bool
 
@@ -325,6 +326,7 @@ func (n *Node) afterClassifier(now proto.Instant) {
 			n.requestSockets(c, e.N)
 		case punch.EventClassified:
 			n.nat = e.Behavior
+			n.predicted = e.Next
 			n.classified = true
 			n.emit(EventNATReport{Behavior: e.Behavior, Observed: e.Observed})
 			n.sendKeepalive(now)
@@ -361,7 +363,7 @@ func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPo
 
 func (n *Node) sendKeepalive(now proto.Instant) {
 	n.kaSeq++
-	n.queue(n.cfg.Server, &proto.Keepalive{Session: n.session, Seq: n.kaSeq, NAT: n.nat})
+	n.queue(n.cfg.Server, &proto.Keepalive{Session: n.session, Seq: n.kaSeq, NAT: n.nat, Predicted: n.predicted})
 	n.timers[timerKeepalive] = now.Add(n.keepalive)
 }
 

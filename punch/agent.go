@@ -190,33 +190,42 @@ func (a *Agent) addTarget(addr netip.AddrPort, lan bool) {
 	a.targets = append(a.targets, target{addr: addr, lan: lan})
 }
 
-// buildTargets lists the remote addresses to probe: every candidate, plus predicted
-// ports when the remote side is sequential-symmetric.
+// buildTargets lists the remote addresses to probe, in the order their first probes
+// go out. Predicted ports come first: a symmetric NAT gives each new destination its
+// next port, so when both sides predict, the j-th target of each side must be the
+// j-th new mapping of the other for the two mappings to meet. The server-reflexive
+// address comes next (the first new mapping of a symmetric side toward an easy one),
+// host candidates last.
 func (a *Agent) buildTargets() {
-	var srflx netip.AddrPort
-	for _, c := range a.cfg.Remote {
-		if c.Kind == proto.CandidateHost {
-			a.addTarget(c.Addr, true)
-		}
-	}
+	var srflx, predicted netip.AddrPort
 	for _, c := range a.cfg.Remote {
 		switch c.Kind {
 		case proto.CandidateServerReflexive:
 			srflx = c.Addr
-			a.addTarget(c.Addr, false)
 		case proto.CandidatePredicted:
-			a.addTarget(c.Addr, false)
+			predicted = c.Addr
 		}
 	}
-	if a.plan.Strategy == StrategyPrediction && a.plan.RemoteHard && srflx.IsValid() {
-		// The remote NAT gives each new destination the next port: its next
-		// mappings, made by its probes to us in order, land on srflx+k·delta.
+	if a.plan.Strategy == StrategyPrediction && a.plan.RemoteHard {
 		d := int(a.cfg.RemoteNAT.PortDelta)
-		for k := 1; k <= predictWindow; k++ {
-			p := int(srflx.Port()) + k*d
+		first := predicted
+		if !first.IsValid() && srflx.IsValid() {
+			// No prediction from the peer: guess from its registration mapping.
+			first = netip.AddrPortFrom(srflx.Addr(), uint16(int(srflx.Port())+d))
+		}
+		for k := 0; k < predictWindow && first.IsValid() && d != 0; k++ {
+			p := int(first.Port()) + k*d
 			if p > 0 && p <= 65535 {
-				a.addTarget(netip.AddrPortFrom(srflx.Addr(), uint16(p)), false)
+				a.addTarget(netip.AddrPortFrom(first.Addr(), uint16(p)), false)
 			}
+		}
+	} else if predicted.IsValid() {
+		a.addTarget(predicted, false)
+	}
+	a.addTarget(srflx, false)
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidateHost {
+			a.addTarget(c.Addr, true)
 		}
 	}
 }

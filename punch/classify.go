@@ -58,6 +58,7 @@ type Classifier struct {
 	outQ    []int // indexes of probes due to be (re)sent now
 	events  []ClassifierEvent
 	result  proto.NATBehavior
+	next    netip.AddrPort
 	drops   int
 	pending bool // an EventNeedSockets is outstanding
 }
@@ -111,10 +112,13 @@ type ClassifierEvent interface{ classifierEvent() }
 // addresses with HandleSockets.
 type EventNeedSockets struct{ N int }
 
-// EventClassified reports the measured NAT behaviour and the observed address.
+// EventClassified reports the measured NAT behaviour and the observed address. Next
+// is the external address a sequential NAT will give the next new mapping (zero for
+// other allocations): peers aim their predicted probes there.
 type EventClassified struct {
 	Behavior proto.NATBehavior
 	Observed netip.AddrPort
+	Next     netip.AddrPort
 }
 
 func (EventNeedSockets) classifierEvent() {}
@@ -299,7 +303,7 @@ func (c *Classifier) finish(b proto.NATBehavior, observed netip.AddrPort) {
 	c.phase = phaseDone
 	c.result = b
 	c.outQ = c.outQ[:0]
-	c.events = append(c.events, EventClassified{Behavior: b, Observed: observed})
+	c.events = append(c.events, EventClassified{Behavior: b, Observed: observed, Next: c.next})
 }
 
 func (c *Classifier) noTranslation(observed netip.AddrPort) bool {
@@ -349,6 +353,10 @@ func (c *Classifier) classify() proto.NATBehavior {
 	b.Allocation, b.PortDelta = c.allocation(base)
 	return b
 }
+
+// Next returns the predicted external address of the next new mapping, valid once
+// Done and only for sequential allocation.
+func (c *Classifier) Next() netip.AddrPort { return c.next }
 
 // allocation reads the port-allocation pattern (RFC 4787 §4.2) from every distinct
 // mapping the probes created, in the order they were sent.
@@ -405,8 +413,15 @@ func (c *Classifier) allocation(base *classifyProbe) (proto.Allocation, int16) {
 		return proto.AllocationRandom, 0
 	}
 	delta := best
+	last := sorted[len(sorted)-1]
 	if ports[len(ports)-1] < ports[0] {
 		delta = -delta
+		last = sorted[0]
+	}
+	// The mappings were made in order, so the newest is the extreme port and the
+	// next one follows it by the delta.
+	if next := last + delta; next > 0 && next <= 65535 {
+		c.next = netip.AddrPortFrom(base.observed.Addr(), uint16(next))
 	}
 	return proto.AllocationSequential, int16(delta)
 }
