@@ -34,11 +34,14 @@ type ClassifierConfig struct {
 //     gives the observed address; which changed answers get through tells the
 //     filtering (RFC 4787 §5). These go first and only to the primary, so no other
 //     destination has opened the filter yet.
-//  2. Then probe the alternate port and address: whether the observed address
-//     changes tells the mapping (RFC 4787 §4.1). Extra sockets each probe the
-//     primary; with the mappings of step 2 they are the samples for the port
-//     allocation (RFC 4787 §4.2). A probe to the node's own observed address tests
-//     hairpinning (RFC 4787 §6).
+//  2. Then, from a fresh extra socket, probe the primary, the alternate port and the
+//     alternate address: whether the observed address changes tells the mapping
+//     (RFC 4787 §4.1). The main socket cannot do this: the unsolicited answers of
+//     step 1 leave Linux conntrack [UNREPLIED] entries (DESIGN §9) that would move a
+//     new flow from it to those sockets onto another port, which looks symmetric.
+//     More extra sockets each probe the primary; all these mappings are the samples
+//     for the port allocation (RFC 4787 §4.2). A probe from the main socket to the
+//     node's own observed address tests hairpinning (RFC 4787 §6).
 //
 // Call contract: Start once, then HandleDatagram for nat-probe-reply packets (and for
 // the node's own nat-probe coming back through a hairpin), HandleSockets when the
@@ -76,13 +79,14 @@ const (
 type probeRole uint8
 
 const (
-	roleBase       probeRole = iota // primary, plain: the observed address
-	roleChangePort                  // primary, answer from the other port
-	roleChangeBoth                  // primary, answer from the other IP and port
-	roleAltPort                     // alternate port, plain
-	roleAltAddr                     // alternate address, plain
-	roleExtra                       // an extra socket to the primary
-	roleHairpin                     // to our own observed address
+	roleBase       probeRole = iota // main socket to the primary, plain: the observed address
+	roleChangePort                  // main socket to the primary, answer from the other port
+	roleChangeBoth                  // main socket to the primary, answer from the other IP and port
+	roleMapPrimary                  // first extra socket to the primary
+	roleAltPort                     // first extra socket to the alternate port
+	roleAltAddr                     // first extra socket to the alternate address
+	roleExtra                       // another extra socket to the primary
+	roleHairpin                     // main socket to our own observed address
 )
 
 type classifyProbe struct {
@@ -93,6 +97,7 @@ type classifyProbe struct {
 	sentAt   proto.Instant
 	tries    int
 	answered bool
+	expired  bool // out of tries and past the last timeout: a negative answer
 	observed netip.AddrPort
 }
 
@@ -175,8 +180,21 @@ func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 		return
 	}
 	c.pending = false
-	for _, a := range addrs {
-		c.extras = append(c.extras, a)
+	c.extras = append(c.extras, addrs...)
+	// Without extra sockets the main socket measures the mapping, which is right
+	// everywhere but behind a NAT with Linux's port clash.
+	mapFrom := c.cfg.Local
+	if len(addrs) > 0 {
+		mapFrom = addrs[0]
+		c.add(now, roleMapPrimary, mapFrom, c.cfg.Server, 0)
+	}
+	if c.cfg.AltPort.IsValid() {
+		c.add(now, roleAltPort, mapFrom, c.cfg.AltPort, 0)
+	}
+	if c.cfg.AltAddr.IsValid() {
+		c.add(now, roleAltAddr, mapFrom, c.cfg.AltAddr, 0)
+	}
+	for _, a := range addrs[min(1, len(addrs)):] {
 		c.add(now, roleExtra, a, c.cfg.Server, 0)
 	}
 }
@@ -251,12 +269,13 @@ func (c *Classifier) rto() time.Duration {
 func (c *Classifier) settled(now proto.Instant, roles ...probeRole) bool {
 	for i := range c.probes {
 		pr := &c.probes[i]
-		if !slices.Contains(roles, pr.role) || pr.answered {
+		if !slices.Contains(roles, pr.role) || pr.answered || pr.expired {
 			continue
 		}
 		if pr.tries < classifyMaxTries || now < pr.sentAt.Add(c.rto()) {
 			return false
 		}
+		pr.expired = true
 	}
 	return true
 }
@@ -281,12 +300,6 @@ func (c *Classifier) advance(now proto.Instant) {
 			return
 		}
 		c.phase = phaseMapping
-		if c.cfg.AltPort.IsValid() {
-			c.add(now, roleAltPort, c.cfg.Local, c.cfg.AltPort, 0)
-		}
-		if c.cfg.AltAddr.IsValid() {
-			c.add(now, roleAltAddr, c.cfg.Local, c.cfg.AltAddr, 0)
-		}
 		if !c.noTranslation(base.observed) {
 			c.add(now, roleHairpin, c.cfg.Local, base.observed, 0)
 		}
@@ -294,7 +307,7 @@ func (c *Classifier) advance(now proto.Instant) {
 		c.events = append(c.events, EventNeedSockets{N: c.cfg.ExtraSockets})
 	}
 	if c.phase == phaseMapping && !c.pending &&
-		c.settled(now, roleAltPort, roleAltAddr, roleExtra, roleHairpin) {
+		c.settled(now, roleMapPrimary, roleAltPort, roleAltAddr, roleExtra, roleHairpin) {
 		c.finish(c.classify(), c.probe(roleBase).observed)
 	}
 }
@@ -327,14 +340,21 @@ func (c *Classifier) classify() proto.NATBehavior {
 		b.Filtering = proto.AddressAndPortDependent
 	}
 
-	// Mapping (RFC 4787 §4.1): does the observed address change with the destination?
+	// Mapping (RFC 4787 §4.1): does the observed address of one socket change with
+	// the destination?
+	ref := base
+	if m := c.probe(roleMapPrimary); m != nil {
+		ref = m
+	}
 	altPort, altAddr := c.probe(roleAltPort), c.probe(roleAltAddr)
 	switch {
 	case b.NoTranslation:
 		b.Mapping = proto.EndpointIndependent
-	case altPort != nil && altPort.answered && altPort.observed != base.observed:
+	case !ref.answered:
+		// The reference answer was lost four times: nothing to compare against.
+	case altPort != nil && altPort.answered && altPort.observed != ref.observed:
 		b.Mapping = proto.AddressAndPortDependent
-	case altAddr != nil && altAddr.answered && altAddr.observed != base.observed:
+	case altAddr != nil && altAddr.answered && altAddr.observed != ref.observed:
 		b.Mapping = proto.AddressDependent
 	case altPort != nil && altPort.answered || altAddr != nil && altAddr.answered:
 		b.Mapping = proto.EndpointIndependent
@@ -434,7 +454,11 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 	}
 	for i := range c.probes {
 		pr := &c.probes[i]
-		if pr.answered || pr.tries == 0 || pr.tries >= classifyMaxTries || now < pr.sentAt.Add(c.rto()) {
+		if pr.answered || pr.expired || pr.tries == 0 || now < pr.sentAt.Add(c.rto()) {
+			continue
+		}
+		if pr.tries >= classifyMaxTries {
+			pr.expired = true
 			continue
 		}
 		if !slices.Contains(c.outQ, i) {
@@ -476,7 +500,7 @@ func (c *Classifier) Deadline() proto.Instant {
 	d := proto.Never
 	for i := range c.probes {
 		pr := &c.probes[i]
-		if pr.answered || pr.tries == 0 {
+		if pr.answered || pr.expired || pr.tries == 0 {
 			continue
 		}
 		d = proto.Min(d, pr.sentAt.Add(c.rto()))
