@@ -25,6 +25,9 @@ type AgentConfig struct {
 	Remote              []proto.Candidate
 	// StartAt is when both sides begin (the server's start delay after receipt).
 	StartAt proto.Instant
+	// SameNAT: both sides share a public address, so host candidates may reach each
+	// other directly whatever the NAT does; simultaneous open is tried.
+	SameNAT bool
 	Seed    [32]byte
 }
 
@@ -156,12 +159,19 @@ func NewAgent(cfg AgentConfig) *Agent {
 		pair:   PairID(&cfg.Key),
 		mac:    newMacer(&cfg.Key),
 		rng:    rand.New(rand.NewChaCha8(cfg.Seed)),
-		plan:   Choose(cfg.LocalNAT, cfg.RemoteNAT),
+		plan:   choosePlan(cfg),
 		active: -1,
 	}
 	a.sockets = []netip.AddrPort{cfg.Local}
 	a.buildTargets()
 	return a
+}
+
+func choosePlan(cfg AgentConfig) Plan {
+	if cfg.SameNAT {
+		return Plan{Strategy: StrategySimultaneousOpen}
+	}
+	return Choose(cfg.LocalNAT, cfg.RemoteNAT)
 }
 
 // Plan is the strategy in use.
@@ -235,7 +245,7 @@ func (a *Agent) Restart(now proto.Instant, local netip.AddrPort, localNAT proto.
 	a.cfg.Local = local
 	a.cfg.LocalNAT = localNAT
 	a.cfg.StartAt = now
-	a.plan = Choose(localNAT, a.cfg.RemoteNAT)
+	a.plan = choosePlan(a.cfg)
 	a.sockets = []netip.AddrPort{local}
 	a.targets = a.targets[:0]
 	a.buildTargets()
@@ -329,12 +339,15 @@ func (a *Agent) searchRound(now proto.Instant) {
 	}
 	if a.plan.LocalHard && len(a.sockets) > 1 && now >= a.refreshAt {
 		// Each extra socket sends to the easy side's known address: 256 mappings
-		// at random ports, each admitting that address.
+		// at random ports, each admitting that address. The probes only need to
+		// open our mappings, so they are TTL-limited: arriving unsolicited at a
+		// Linux NAT they would leave [UNREPLIED] entries that push the easy side's
+		// matching probe onto another port (DESIGN §9).
 		a.refreshAt = now.Add(birthdayRefresh)
 		for _, s := range a.sockets[1:] {
 			for _, t := range a.targets {
 				if !t.lan {
-					a.queueProbe(now, s, t.addr, 0)
+					a.queueProbe(now, s, t.addr, primeTTL)
 				}
 			}
 		}
