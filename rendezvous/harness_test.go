@@ -2,7 +2,6 @@ package rendezvous
 
 import (
 	"net/netip"
-	"testing"
 	"time"
 
 	"github.com/natpass/natpass/proto"
@@ -26,9 +25,16 @@ var (
 // tickets' expiry.
 const wallStart = testExpiryUnix - 365*24*3600
 
+// tb is the part of testing.TB the helpers use; *rapid.T has it too.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // harness drives one Server on virtual time and collects what it sends.
 type harness struct {
-	t   testing.TB
+	t   tb
 	s   *Server
 	now proto.Instant
 	buf []byte
@@ -45,7 +51,7 @@ func testConfig() Config {
 	}
 }
 
-func newHarness(t testing.TB, mutate func(*Config)) *harness {
+func newHarness(t tb, mutate func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
@@ -135,7 +141,7 @@ func (h *harness) register(id string, key byte, from netip.AddrPort, hosts ...ne
 }
 
 // only returns the single datagram of out, parsed as m.
-func only(t testing.TB, out []sent, m interface{ Parse([]byte) error }) sent {
+func only(t tb, out []sent, m interface{ Parse([]byte) error }) sent {
 	t.Helper()
 	if len(out) != 1 {
 		t.Fatalf("%d datagrams, want 1", len(out))
@@ -147,7 +153,7 @@ func only(t testing.TB, out []sent, m interface{ Parse([]byte) error }) sent {
 }
 
 // errorCode parses the single datagram of out as an Error and returns its code.
-func errorCode(t testing.TB, out []sent) proto.ErrorCode {
+func errorCode(t tb, out []sent) proto.ErrorCode {
 	t.Helper()
 	var e proto.Error
 	only(t, out, &e)
