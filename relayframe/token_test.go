@@ -2,6 +2,7 @@ package relayframe
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -145,5 +146,22 @@ func BenchmarkVerifyToken(b *testing.B) {
 		if _, err := s.VerifyToken(p, 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTokenGoldenVector pins the token layout (doc of TokenLen, PROTOCOL.md §5.10).
+// The tag was checked independently with Python's hmac module:
+// HMAC-SHA256(HMAC-SHA256(secret, "natpass relay token key v1"), bytes 0..80).
+// Changing one byte here is a wire change.
+func TestTokenGoldenVector(t *testing.T) {
+	const want = "01" + "0102030405060708" + "000000006b36ec80" +
+		"01000000000000000000000000000000000000000000000000000000000000aa" +
+		"f0000000000000000000000000000000000000000000000000000000000000bb" +
+		"567e3ecb1e615472a3068221f4946f363ab06be7fbf2b174d7b71c7bac21d42f"
+	s := NewTokenSigner(DeriveTokenKey([]byte("natpass relay token vector secret")))
+	// Keys given in the "wrong" order: the encoding sorts them.
+	got := s.AppendToken(nil, Token{PairID: 0x0102030405060708, ExpiryUnix: 1798761600, KeyA: keyBob, KeyB: keyAlice})
+	if hex.EncodeToString(got) != want {
+		t.Fatalf("token\n got %x\nwant %s", got, want)
 	}
 }
