@@ -16,7 +16,10 @@ type session struct {
 	local  netip.AddrPort     // server socket it registered on
 	hosts  [proto.MaxHostCandidates]netip.AddrPort
 	nhosts uint8
-	nat    proto.NATBehavior // unknown until the node reports it (ReportNAT)
+	nat    proto.NATBehavior // unknown until the node reports it (keepalive or ReportNAT)
+	// predicted is the node's own guess of its sequential NAT's next external
+	// address, passed to peers as a predicted candidate; zero when it has none.
+	predicted netip.AddrPort
 
 	ticketExpiryUnix uint64
 	regTxID          uint64        // txid of the register that created it, for retransmits

@@ -154,6 +154,13 @@ func (s *Server) handleKeepalive(now proto.Instant, sock int, from netip.AddrPor
 			ss.addr = from
 		}
 		s.peers.refresh(i, now)
+		ss.nat = m.NAT
+		// A prediction is only passed on for the node's own public address: peers
+		// aim probes at it, and the server must not let a node aim them elsewhere.
+		ss.predicted = netip.AddrPort{}
+		if m.Predicted.IsValid() && m.Predicted.Addr() == from.Addr() {
+			ss.predicted = m.Predicted
+		}
 	}
 	s.stats.Keepalives++
 	ack := proto.KeepaliveAck{Seq: m.Seq, Observed: from}
@@ -255,6 +262,9 @@ func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte,
 		}
 		if !srflxIsHost {
 			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateServerReflexive, Addr: about.addr})
+		}
+		if about.predicted.IsValid() {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidatePredicted, Addr: about.predicted})
 		}
 	}
 	sock := s.socketIndex(to.local)
