@@ -18,10 +18,10 @@ type datagram struct {
 // recorder is the test machine: it sends what it is told (now or at a time), records
 // every datagram, and optionally echoes datagrams back from the socket they hit.
 type recorder struct {
-	echo    bool
-	out     []proto.Transmit
-	later   []scheduled
-	got     []datagram
+	echo     bool
+	out      []proto.Transmit
+	later    []scheduled
+	got      []datagram
 	timeouts int
 }
 
