@@ -162,12 +162,19 @@ func (s *Sim) crossLink(att *attachment, down bool, p *packet) (at proto.Instant
 		return 0, false, false
 	}
 	at, inOrder = s.arrivalTime(l, d, depart)
-	if c.Duplicate > 0 && l.rng.Float64() < c.Duplicate {
-		s.stats.Duplicated++
-		dupAt, _ := s.arrivalTime(l, d, depart)
-		s.schedule(att, down, s.clone(p), dupAt)
-	}
 	return at, inOrder, true
+}
+
+// duplicate decides whether the link delivers p twice and returns the copy's arrival.
+// The caller queues the copy after the original, so that an in-order copy keeps its
+// place in line.
+func (s *Sim) duplicate(l *Link, down bool, p *packet) (dup *packet, at proto.Instant, inOrder bool) {
+	if l.cfg.Duplicate == 0 || l.rng.Float64() >= l.cfg.Duplicate {
+		return nil, 0, false
+	}
+	s.stats.Duplicated++
+	at, inOrder = s.arrivalTime(l, l.direction(down), s.now)
+	return s.clone(p), at, inOrder
 }
 
 func (l *Link) direction(down bool) *linkDirection {

@@ -167,24 +167,31 @@ func (s *Sim) transit(att *attachment, down bool, p *packet) {
 	if !ok {
 		return
 	}
+	dup, dupAt, dupInOrder := s.duplicate(att.link, down, p)
 	d := att.link.direction(down)
-	switch {
-	case at == s.now && d.inFlight.n == 0 && !(down && att.host != nil):
+	if at == s.now && dup == nil && d.inFlight.n == 0 && !(down && att.host != nil) {
 		s.arrive(event{at: at, pkt: p, att: att, down: down})
-	case inOrder:
-		if d.inFlight.n == 0 {
-			// The link direction becomes busy: its head goes in the queue.
-			s.queue.push(event{at: at, att: att, down: down})
-		}
-		d.inFlight.push(flight{at, p})
-	default:
-		s.schedule(att, down, p, at)
+		return
+	}
+	s.enqueue(att, down, p, at, inOrder)
+	if dup != nil {
+		s.enqueue(att, down, dup, dupAt, dupInOrder)
 	}
 }
 
-// schedule queues one packet that is out of line (reordered or duplicated).
-func (s *Sim) schedule(att *attachment, down bool, p *packet, at proto.Instant) {
-	s.queue.push(event{at: at, pkt: p, att: att, down: down})
+// enqueue puts p in its link direction's line, or straight in the event queue when it
+// is out of line (reordered).
+func (s *Sim) enqueue(att *attachment, down bool, p *packet, at proto.Instant, inOrder bool) {
+	if !inOrder {
+		s.queue.push(event{at: at, pkt: p, att: att, down: down})
+		return
+	}
+	d := att.link.direction(down)
+	if d.inFlight.n == 0 {
+		// The link direction becomes busy: its head goes in the queue.
+		s.queue.push(event{at: at, att: att, down: down})
+	}
+	d.inFlight.push(flight{at, p})
 }
 
 // arrive handles a packet at the far end of a link. An event without a packet stands

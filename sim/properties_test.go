@@ -263,7 +263,9 @@ func TestPropertyExpiryAndRefresh(t *testing.T) {
 			filterDep = max(filterDep, b.Filtering)
 		}
 		w := newNATWorld(rapid.Uint64().Draw(t, "seed"), p)
-		dests := []netip.AddrPort{w.dests[rapid.IntRange(0, 3).Draw(t, "d0")], w.dests[rapid.IntRange(0, 3).Draw(t, "d1")]}
+		d0 := rapid.IntRange(0, 3).Draw(t, "d0")
+		d1 := (d0 + rapid.IntRange(1, 3).Draw(t, "d1 offset")) % 4 // a different remote
+		dests := []netip.AddrPort{w.dests[d0], w.dests[d1]}
 		if clash {
 			// An unsolicited packet moves a linux flow to another port; that is
 			// TestPropertyPortClash's business, so one remote here.
@@ -275,7 +277,8 @@ func TestPropertyExpiryAndRefresh(t *testing.T) {
 		ext := map[class]netip.AddrPort{}
 		var classes []class
 		for i := range rapid.IntRange(1, 12).Draw(t, "steps") {
-			gap := time.Duration(rapid.Int64Range(0, int64(timeout)*3/2).Draw(t, "gap"))
+			// Gaps in percent of the timeout: within it (refreshes matter) and beyond.
+			gap := timeout * time.Duration(rapid.IntRange(0, 150).Draw(t, "gap %")) / 100
 			if len(classes) > 0 && rapid.Bool().Draw(t, "exact") { // land on an expiry instant
 				if at := mapExp[classes[0]]; at > w.s.Now() {
 					gap = at.Sub(w.s.Now())

@@ -90,7 +90,7 @@ type PairConfig struct {
 	// link between nested boxes (zero value: 1 ms). The server's link is ServerLink
 	// (zero value: 5 ms latency).
 	Access, Nested, ServerLink LinkConfig
-	MaxSteps           uint64
+	MaxSteps                   uint64
 }
 
 // Pair is the world most protocol tests want: hosts A and B behind their presets and
