@@ -65,20 +65,12 @@ func TestTraceOffIsFree(t *testing.T) {
 	s, sink := deliverWorld()
 	calls := 0
 	s.SetTracer(func(*TraceRecord) { calls++ })
-	step := func() {
-		want := sink.received + 1
-		for sink.received < want {
-			s.Step()
-		}
-	}
-	for range 20_000 {
-		step()
-	}
+	deliver(s, sink, 20_000)
 	if calls == 0 {
 		t.Fatal("tracer never called")
 	}
 	s.SetTracer(nil)
-	if n := testing.AllocsPerRun(5_000, step); n != 0 {
+	if n := testing.AllocsPerRun(5_000, func() { deliver(s, sink, 1) }); n != 0 {
 		t.Errorf("%v allocations per delivery with tracing off", n)
 	}
 }

@@ -3,7 +3,6 @@ package sim
 import (
 	"testing"
 	"time"
-
 )
 
 func newTestWorld(t *testing.T, p Preset) *natWorld {
