@@ -219,6 +219,14 @@ func (h *Host) deliver(p *packet) {
 }
 
 func (h *Host) hasSocket(ap netip.AddrPort) bool {
+	if len(h.order) <= 8 { // a scan beats hashing for the usual one or two sockets
+		for _, o := range h.order {
+			if o == ap {
+				return true
+			}
+		}
+		return false
+	}
 	_, ok := h.sockets[ap]
 	return ok
 }

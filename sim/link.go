@@ -58,6 +58,50 @@ type Link struct {
 type linkDirection struct {
 	busyUntil   proto.Instant // when the bandwidth queue drains
 	lastArrival proto.Instant // FIFO floor for non-reordered packets
+	// inFlight holds the in-order packets on the wire, in arrival order. Only its head
+	// is in the Sim's event queue, so the queue holds one event per busy link direction
+	// plus the reordered and duplicated packets, not every packet in flight. Its bound
+	// is the link's bandwidth-delay product (or what the senders send within Latency
+	// on an unlimited link).
+	inFlight ring
+}
+
+// ring is a growable FIFO of in-flight packets.
+type ring struct {
+	buf  []flight // len is a power of two
+	head int
+	n    int
+}
+
+type flight struct {
+	at  proto.Instant
+	pkt *packet
+}
+
+func (r *ring) push(f flight) {
+	if r.n == len(r.buf) {
+		size := 2 * len(r.buf)
+		if size == 0 {
+			size = 16
+		}
+		buf := make([]flight, size)
+		for i := range r.n {
+			buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+		}
+		r.buf, r.head = buf, 0
+	}
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = f
+	r.n++
+}
+
+func (r *ring) front() *flight { return &r.buf[r.head] }
+
+func (r *ring) pop() flight {
+	f := r.buf[r.head]
+	r.buf[r.head] = flight{}
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	return f
 }
 
 // Config returns the link's configuration.
@@ -74,31 +118,28 @@ func (s *Sim) newLink(cfg LinkConfig) *Link {
 }
 
 // crossLink decides the fate of p on att's link and returns its arrival time at the
-// far end. On false, p has been dropped (and freed). A duplicate, if any, is queued
-// here with its own arrival time.
-func (s *Sim) crossLink(att *attachment, down bool, p *packet) (proto.Instant, bool) {
+// far end and whether it keeps its place in line (not reordered). On false, p has been
+// dropped (and freed). A duplicate, if any, is queued here with its own arrival time.
+func (s *Sim) crossLink(att *attachment, down bool, p *packet) (at proto.Instant, inOrder, ok bool) {
 	l := att.link
 	c := &l.cfg
 	where := att.name
 	for _, w := range c.Outages {
 		if w.Contains(s.now) {
 			s.drop(p, where, DropBlackhole)
-			return 0, false
+			return 0, false, false
 		}
 	}
 	if c.MTU > 0 && len(p.data) > c.MTU {
 		s.drop(p, where, DropMTU)
-		return 0, false
+		return 0, false, false
 	}
 	for range c.Routers {
 		if !s.hop(p, where) {
-			return 0, false
+			return 0, false, false
 		}
 	}
-	d := &l.dir[0]
-	if down {
-		d = &l.dir[1]
-	}
+	d := l.direction(down)
 	depart := s.now
 	if c.Bandwidth > 0 {
 		limit := c.QueueBytes
@@ -111,27 +152,42 @@ func (s *Sim) crossLink(att *attachment, down bool, p *packet) (proto.Instant, b
 		backlog := int64(d.busyUntil-s.now) * c.Bandwidth / int64(time.Second)
 		if backlog+int64(len(p.data)) > int64(limit) {
 			s.drop(p, where, DropQueue)
-			return 0, false
+			return 0, false, false
 		}
 		d.busyUntil += proto.Instant(int64(len(p.data)) * int64(time.Second) / c.Bandwidth)
 		depart = d.busyUntil
 	}
 	if c.Loss > 0 && l.rng.Float64() < c.Loss {
 		s.drop(p, where, DropLoss)
-		return 0, false
+		return 0, false, false
 	}
-	at := s.arrivalTime(l, d, depart)
-	if c.Duplicate > 0 && l.rng.Float64() < c.Duplicate {
-		s.stats.Duplicated++
-		s.queue.push(event{at: s.arrivalTime(l, d, depart), pkt: s.clone(p), att: att, down: down})
+	at, inOrder = s.arrivalTime(l, d, depart)
+	return at, inOrder, true
+}
+
+// duplicate decides whether the link delivers p twice and returns the copy's arrival.
+// The caller queues the copy after the original, so that an in-order copy keeps its
+// place in line.
+func (s *Sim) duplicate(l *Link, down bool, p *packet) (dup *packet, at proto.Instant, inOrder bool) {
+	if l.cfg.Duplicate == 0 || l.rng.Float64() >= l.cfg.Duplicate {
+		return nil, 0, false
 	}
-	return at, true
+	s.stats.Duplicated++
+	at, inOrder = s.arrivalTime(l, l.direction(down), s.now)
+	return s.clone(p), at, inOrder
+}
+
+func (l *Link) direction(down bool) *linkDirection {
+	if down {
+		return &l.dir[1]
+	}
+	return &l.dir[0]
 }
 
 // arrivalTime draws latency, jitter and reordering for one packet leaving at depart.
-func (s *Sim) arrivalTime(l *Link, d *linkDirection, depart proto.Instant) proto.Instant {
+func (s *Sim) arrivalTime(l *Link, d *linkDirection, depart proto.Instant) (at proto.Instant, inOrder bool) {
 	c := &l.cfg
-	at := depart + proto.Instant(c.Latency)
+	at = depart + proto.Instant(c.Latency)
 	if c.Jitter > 0 {
 		at += proto.Instant(l.rng.Int64N(int64(c.Jitter)))
 	}
@@ -142,11 +198,11 @@ func (s *Sim) arrivalTime(l *Link, d *linkDirection, depart proto.Instant) proto
 			extra = defaultReorderExtra + c.Latency
 		}
 		// A held-back packet does not raise the FIFO floor: the ones behind it pass.
-		return at + proto.Instant(extra)
+		return at + proto.Instant(extra), false
 	}
 	if at < d.lastArrival {
 		at = d.lastArrival
 	}
 	d.lastArrival = at
-	return at
+	return at, true
 }

@@ -18,10 +18,10 @@ type datagram struct {
 // recorder is the test machine: it sends what it is told (now or at a time), records
 // every datagram, and optionally echoes datagrams back from the socket they hit.
 type recorder struct {
-	echo    bool
-	out     []proto.Transmit
-	later   []scheduled
-	got     []datagram
+	echo     bool
+	out      []proto.Transmit
+	later    []scheduled
+	got      []datagram
 	timeouts int
 }
 
@@ -79,7 +79,7 @@ func (r *recorder) last() datagram {
 
 // sendNow makes h's recorder send one datagram at once and runs the sim until
 // everything sent at this instant has landed.
-func sendNow(t testing.TB, s *Sim, h *Host, from, to netip.AddrPort, data string, ttl uint8) {
+func sendNow(t fataler, s *Sim, h *Host, from, to netip.AddrPort, data string, ttl uint8) {
 	t.Helper()
 	r := h.Machine().(*recorder)
 	r.out = append(r.out, proto.Transmit{From: from, To: to, TTL: ttl, Payload: []byte(data)})
@@ -87,6 +87,12 @@ func sendNow(t testing.TB, s *Sim, h *Host, from, to netip.AddrPort, data string
 	if err := s.Run(s.Now()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fataler is what testing.TB and *rapid.T share.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
 }
 
 func attachRecorder(h *Host) *recorder {

@@ -79,11 +79,15 @@ type Box struct {
 
 	mappings  map[mapKey]*mapping
 	byPort    []*mapping // external port → mapping (translating boxes only)
-	permits   map[permitKey]permit
+	permits   map[permitKey]*permit
 	unreplied map[permitKey]proto.Instant // PortClash: (external port, remote) → expiry
 	lastPort  int                         // sequential allocation
 	nextID    uint64
 	pool      []*mapping // reused mappings
+	// hot caches the last mapping found from the inside: a steady flow finds its
+	// mapping without hashing.
+	hotKey mapKey
+	hot    *mapping
 }
 
 // mapKey finds a mapping from the inside. remote is the destination masked by the
@@ -94,12 +98,15 @@ type mapKey struct {
 }
 
 type mapping struct {
-	id       uint64 // distinguishes a reused mapping from its previous life
+	id       uint64 // distinguishes a reused mapping from its previous life; 0 once removed
 	key      mapKey
 	internal netip.AddrPort
 	external netip.AddrPort
 	expires  proto.Instant
 	permits  []permitKey // for cleanup when the mapping goes
+	// hotPermit caches the filter entry used last, for the same reason as Box.hot.
+	hotRemote netip.AddrPort
+	hotPermit *permit
 }
 
 // permitKey is one filter entry: external endpoint plus the remote masked by the
@@ -140,7 +147,7 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 		cfg:       cfg,
 		rng:       s.newRand(),
 		mappings:  map[mapKey]*mapping{},
-		permits:   map[permitKey]permit{},
+		permits:   map[permitKey]*permit{},
 		unreplied: map[permitKey]proto.Instant{},
 	}
 	b.attachment = attachment{name: name, net: n, link: s.newLink(link), box: b}
@@ -251,9 +258,12 @@ func (b *Box) outKey(internal, remote netip.AddrPort) mapKey {
 
 // live returns the mapping for k, removing it if it expired.
 func (b *Box) live(k mapKey) *mapping {
-	m := b.mappings[k]
-	if m == nil {
-		return nil
+	m := b.hot
+	if m == nil || m.id == 0 || b.hotKey != k {
+		if m = b.mappings[k]; m == nil {
+			return nil
+		}
+		b.hot, b.hotKey = m, k
 	}
 	if m.expires <= b.sim.now {
 		b.remove(m)
@@ -273,6 +283,7 @@ func (b *Box) remove(m *mapping) {
 		}
 	}
 	m.permits = m.permits[:0]
+	m.id, m.hotPermit = 0, nil
 	b.pool = append(b.pool, m)
 }
 
@@ -287,17 +298,25 @@ func (b *Box) outbound(p *packet, from *attachment) {
 		b.hairpin(p)
 		return
 	}
+	if b.translateOut(p) {
+		s.sendUp(&b.attachment, p)
+	}
+}
+
+// translateOut rewrites p's source through its mapping; on false p was dropped.
+func (b *Box) translateOut(p *packet) bool {
+	s := b.sim
 	m := b.outboundMapping(p.src, p.dst)
 	if m == nil {
 		s.drop(p, b.name, DropPortsExhausted)
-		return
+		return false
 	}
 	old := p.src
 	p.src = m.external
 	if s.tracer != nil && old != p.src {
 		s.trace(TraceTranslate, b.name, p, old, p.dst, 0)
 	}
-	s.sendUp(&b.attachment, p)
+	return true
 }
 
 // outboundMapping finds or makes the mapping for a packet from internal to remote,
@@ -333,10 +352,9 @@ func (b *Box) outboundMapping(internal, remote netip.AddrPort) *mapping {
 
 // allow opens (or refreshes) m's filter for remote.
 func (b *Box) allow(m *mapping, remote netip.AddrPort) {
-	k := permitKey{external: m.external, remote: mask(b.cfg.Filtering, remote)}
 	exp := b.sim.now.Add(b.cfg.MappingTimeout)
-	if pm, ok := b.permits[k]; ok && pm.id == m.id {
-		b.permits[k] = permit{id: m.id, expires: exp}
+	if pm := b.findPermit(m, remote); pm != nil {
+		pm.expires = exp
 		return
 	}
 	if len(m.permits) >= maxPermitsPerMapping {
@@ -345,8 +363,28 @@ func (b *Box) allow(m *mapping, remote netip.AddrPort) {
 			return
 		}
 	}
-	b.permits[k] = permit{id: m.id, expires: exp}
+	k := permitKey{external: m.external, remote: mask(b.cfg.Filtering, remote)}
+	pm := b.permits[k]
+	if pm == nil {
+		pm = &permit{}
+		b.permits[k] = pm
+	}
+	*pm = permit{id: m.id, expires: exp}
 	m.permits = append(m.permits, k)
+	m.hotRemote, m.hotPermit = remote, pm
+}
+
+// findPermit returns m's filter entry admitting remote (live or expired), or nil.
+func (b *Box) findPermit(m *mapping, remote netip.AddrPort) *permit {
+	if pm := m.hotPermit; pm != nil && m.hotRemote == remote && pm.id == m.id {
+		return pm
+	}
+	pm := b.permits[permitKey{external: m.external, remote: mask(b.cfg.Filtering, remote)}]
+	if pm == nil || pm.id != m.id {
+		return nil
+	}
+	m.hotRemote, m.hotPermit = remote, pm
+	return pm
 }
 
 func (b *Box) sweepPermits(m *mapping) {
@@ -359,11 +397,12 @@ func (b *Box) sweepPermits(m *mapping) {
 		}
 	}
 	m.permits = kept
+	m.hotPermit = nil
 }
 
 func (b *Box) permitted(m *mapping, remote netip.AddrPort) bool {
-	pm, ok := b.permits[permitKey{external: m.external, remote: mask(b.cfg.Filtering, remote)}]
-	return ok && pm.id == m.id && pm.expires > b.sim.now
+	pm := b.findPermit(m, remote)
+	return pm != nil && pm.expires > b.sim.now
 }
 
 func (b *Box) clashes(port uint16, remote netip.AddrPort) bool {
@@ -515,8 +554,8 @@ func (b *Box) admit(p *packet) {
 	if s.tracer != nil && old != p.dst {
 		s.trace(TraceTranslate, b.name, p, p.src, old, 0)
 	}
-	to, ok := b.inside.routes[p.dst.Addr()]
-	if !ok {
+	to := b.inside.lookup(p.dst.Addr())
+	if to == nil {
 		s.drop(p, b.name, DropNoRoute)
 		return
 	}
@@ -532,17 +571,9 @@ func (b *Box) hairpin(p *packet) {
 		s.drop(p, b.name, DropHairpin)
 		return
 	}
-	m := b.outboundMapping(p.src, p.dst)
-	if m == nil {
-		s.drop(p, b.name, DropPortsExhausted)
-		return
+	if b.translateOut(p) {
+		b.admit(p)
 	}
-	old := p.src
-	p.src = m.external
-	if s.tracer != nil {
-		s.trace(TraceTranslate, b.name, p, old, p.dst, 0)
-	}
-	b.admit(p)
 }
 
 // String describes the box for traces and failure messages.

@@ -20,6 +20,21 @@ type Network struct {
 	routes map[netip.Addr]*attachment
 	prefix netip.Prefix // where automatic addresses come from
 	next   netip.Addr   // next automatic address
+	// hotAddr/hotRoute cache the last route looked up: a steady flow skips the hash.
+	// Routes are only ever added, and adding one clears the cache.
+	hotAddr  netip.Addr
+	hotRoute *attachment
+}
+
+func (n *Network) lookup(a netip.Addr) *attachment {
+	if n.hotRoute != nil && n.hotAddr == a {
+		return n.hotRoute
+	}
+	r := n.routes[a]
+	if r != nil {
+		n.hotAddr, n.hotRoute = a, r
+	}
+	return r
 }
 
 func (s *Sim) newNetwork(name string, box *Box) *Network {
@@ -73,12 +88,14 @@ func (s *Sim) addRoute(n *Network, addr netip.Addr, a *attachment) {
 		panic("sim: address " + addr.String() + " already used in network " + n.name)
 	}
 	n.routes[addr] = a
+	n.hotRoute = nil
 	for n.box != nil && n.box.cfg.NoTranslation {
 		up := n.box.net
 		if _, ok := up.routes[addr]; ok {
 			panic("sim: address " + addr.String() + " already used in network " + up.name)
 		}
 		up.routes[addr] = &n.box.attachment
+		up.hotRoute = nil
 		n = up
 	}
 }
@@ -146,20 +163,48 @@ func (s *Sim) sendDown(att *attachment, p *packet) {
 // called from inside another machine's call, and two machines answering each other
 // without delay cannot recurse.
 func (s *Sim) transit(att *attachment, down bool, p *packet) {
-	at, ok := s.crossLink(att, down, p)
+	at, inOrder, ok := s.crossLink(att, down, p)
 	if !ok {
 		return
 	}
-	if at == s.now && !(down && att.host != nil) {
+	dup, dupAt, dupInOrder := s.duplicate(att.link, down, p)
+	d := att.link.direction(down)
+	if at == s.now && dup == nil && d.inFlight.n == 0 && !(down && att.host != nil) {
 		s.arrive(event{at: at, pkt: p, att: att, down: down})
 		return
 	}
-	s.queue.push(event{at: at, pkt: p, att: att, down: down})
+	s.enqueue(att, down, p, at, inOrder)
+	if dup != nil {
+		s.enqueue(att, down, dup, dupAt, dupInOrder)
+	}
 }
 
-// arrive handles a packet at the far end of a link.
+// enqueue puts p in its link direction's line, or straight in the event queue when it
+// is out of line (reordered).
+func (s *Sim) enqueue(att *attachment, down bool, p *packet, at proto.Instant, inOrder bool) {
+	if !inOrder {
+		s.queue.push(event{at: at, pkt: p, att: att, down: down})
+		return
+	}
+	d := att.link.direction(down)
+	if d.inFlight.n == 0 {
+		// The link direction becomes busy: its head goes in the queue.
+		s.queue.push(event{at: at, att: att, down: down})
+	}
+	d.inFlight.push(flight{at, p})
+}
+
+// arrive handles a packet at the far end of a link. An event without a packet stands
+// for the head of the link direction's in-flight line.
 func (s *Sim) arrive(ev event) {
 	att, p := ev.att, ev.pkt
+	if p == nil {
+		d := att.link.direction(ev.down)
+		p = d.inFlight.pop().pkt
+		if d.inFlight.n > 0 {
+			s.queue.push(event{at: d.inFlight.front().at, att: att, down: ev.down})
+		}
+	}
 	switch {
 	case ev.down && att.host != nil:
 		att.host.deliver(p)
@@ -173,7 +218,7 @@ func (s *Sim) arrive(ev event) {
 // route forwards p inside network n, where it arrived from the member from.
 func (s *Sim) route(n *Network, from *attachment, p *packet) {
 	dst := p.dst.Addr()
-	if to, ok := n.routes[dst]; ok {
+	if to := n.lookup(dst); to != nil {
 		if n.box == nil && !s.hop(p, "core") {
 			return
 		}

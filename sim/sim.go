@@ -128,10 +128,10 @@ func (s *Sim) Stats() Stats { return s.stats }
 
 // Stats counts what happened to packets over a run.
 type Stats struct {
-	Sent       uint64                // datagrams taken from machines
-	Delivered  uint64                // datagrams handed to machines
-	Duplicated uint64                // extra copies made by links
-	Reordered  uint64                // packets a link held back so later ones overtake
+	Sent       uint64                  // datagrams taken from machines
+	Delivered  uint64                  // datagrams handed to machines
+	Duplicated uint64                  // extra copies made by links
+	Reordered  uint64                  // packets a link held back so later ones overtake
 	Dropped    [dropReasonCount]uint64 // by DropReason
 	// MachineErrors counts HandleDatagram calls that returned an error (the driver's
 	// "count and drop").

@@ -31,14 +31,12 @@ func (st Site) Inner() *Box {
 // DefaultHostPort is the port of the socket AddSite and NewPair open on each host.
 const DefaultHostPort = 4000
 
-// nestedLink connects a box to the box outside it (a home NAT to its carrier).
-var nestedLink = LinkConfig{Latency: time.Millisecond}
-
 // AddSite builds preset p toward the core: its boxes, outermost first, the outermost
-// attached to the core through access, the others through 1 ms links, then a host
-// named name on the innermost network through an ideal link, with one socket open on
-// DefaultHostPort. Boxes are named name+"-nat", name+"-nat2", ... from the host out.
-func (s *Sim) AddSite(name string, p Preset, access LinkConfig) Site {
+// attached to the core through access, each other box to the one outside it through
+// nested, then a host named name on the innermost network through an ideal link, with
+// one socket open on DefaultHostPort. Boxes are named name+"-nat", name+"-nat2", ...
+// from the host out.
+func (s *Sim) AddSite(name string, p Preset, access, nested LinkConfig) Site {
 	boxes := make([]*Box, len(p.Boxes))
 	n := s.core
 	link := access
@@ -52,7 +50,7 @@ func (s *Sim) AddSite(name string, p Preset, access LinkConfig) Site {
 		}
 		boxes[i] = s.AddNAT(boxName, n, p.Boxes[i], link)
 		n = boxes[i].Inside()
-		link = nestedLink
+		link = nested
 	}
 	hostLink := LinkConfig{}
 	if len(p.Boxes) == 0 {
@@ -88,10 +86,11 @@ type PairConfig struct {
 	A, B Preset
 	// SameLAN puts B on A's innermost network (behind A's boxes; B is ignored).
 	SameLAN bool
-	// Access is each side's link to the core (zero value: 10 ms latency). The server's
-	// link is ServerLink (zero value: 5 ms latency).
-	Access, ServerLink LinkConfig
-	MaxSteps           uint64
+	// Access is each side's link to the core (zero value: 10 ms latency), Nested the
+	// link between nested boxes (zero value: 1 ms). The server's link is ServerLink
+	// (zero value: 5 ms latency).
+	Access, Nested, ServerLink LinkConfig
+	MaxSteps                   uint64
 }
 
 // Pair is the world most protocol tests want: hosts A and B behind their presets and
@@ -109,6 +108,9 @@ func NewPair(cfg PairConfig) *Pair {
 	if cfg.Access.isZero() {
 		cfg.Access = LinkConfig{Latency: 10 * time.Millisecond}
 	}
+	if cfg.Nested.isZero() {
+		cfg.Nested = LinkConfig{Latency: time.Millisecond}
+	}
 	if cfg.ServerLink.isZero() {
 		cfg.ServerLink = LinkConfig{Latency: 5 * time.Millisecond}
 	}
@@ -119,11 +121,11 @@ func NewPair(cfg PairConfig) *Pair {
 	srv.Open(srv.Addrs()[0], ServerAltPort)
 	srv.Open(srv.Addrs()[1], ServerPort)
 	pr := &Pair{Sim: s, Server: srv}
-	pr.A = s.AddSite("a", cfg.A, cfg.Access)
+	pr.A = s.AddSite("a", cfg.A, cfg.Access, cfg.Nested)
 	if cfg.SameLAN {
 		pr.B = Site{Host: s.AddLANHost("b", pr.A), Boxes: pr.A.Boxes}
 	} else {
-		pr.B = s.AddSite("b", cfg.B, cfg.Access)
+		pr.B = s.AddSite("b", cfg.B, cfg.Access, cfg.Nested)
 	}
 	return pr
 }

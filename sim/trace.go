@@ -75,8 +75,8 @@ type TraceRecord struct {
 
 // AppendText appends the record as one line, without the newline:
 //
-//	   12.000350 recv b         198.51.100.1:4000 > 203.0.113.10:3478 len=20 ttl=63
-//	   12.000100 nat  nat-a     10.1.0.2:4000 > 203.0.113.10:3478 => 198.51.100.1:4000 > 203.0.113.10:3478
+//	12.000350 recv b         198.51.100.1:4000 > 203.0.113.10:3478 len=20 ttl=63
+//	12.000100 nat  nat-a     10.1.0.2:4000 > 203.0.113.10:3478 => 198.51.100.1:4000 > 203.0.113.10:3478
 //
 // Time is in milliseconds since the simulation's origin.
 func (r *TraceRecord) AppendText(b []byte) []byte {
