@@ -53,6 +53,7 @@ const (
 	TypeIntroduceRequest MsgType = 0x07
 	TypeIntroduction     MsgType = 0x08
 	TypeError            MsgType = 0x09
+	TypeIntroductionAck  MsgType = 0x0A
 )
 
 // Ranges reserved for other layers; their messages are defined beside the layer's
@@ -76,6 +77,7 @@ var typeNames = [...]string{
 	TypeIntroduceRequest: "introduce-request",
 	TypeIntroduction:     "introduction",
 	TypeError:            "error",
+	TypeIntroductionAck:  "introduction-ack",
 }
 
 func (t MsgType) String() string {
