@@ -55,6 +55,14 @@ const (
 	TypeError            MsgType = 0x09
 )
 
+// Handshake and transport data (keyx), 0x10–0x1F; layouts in proto/handshake.go.
+const (
+	TypeInitiation    MsgType = 0x10
+	TypeResponse      MsgType = 0x11
+	TypeCookieReply   MsgType = 0x12
+	TypeTransportData MsgType = 0x13
+)
+
 // Ranges reserved for other layers; their messages are defined beside the layer's
 // code and listed in PROTOCOL.md.
 const (
@@ -76,6 +84,10 @@ var typeNames = [...]string{
 	TypeIntroduceRequest: "introduce-request",
 	TypeIntroduction:     "introduction",
 	TypeError:            "error",
+	TypeInitiation:       "initiation",
+	TypeResponse:         "response",
+	TypeCookieReply:      "cookie-reply",
+	TypeTransportData:    "transport-data",
 }
 
 func (t MsgType) String() string {
