@@ -212,6 +212,7 @@ var (
 	// zeroed.
 	ErrExpired = errors.New("keyx: session expired")
 	// ErrUnconfirmed: a responder may not send on a session before the initiator's
-	// first transport packet confirms it (whitepaper §5.4.5... §6.1).
+	// first transport packet confirms that the initiator holds the keys (WireGuard's
+	// key-confirmation rule; wireguard-go keeps such a session as keypairs.next).
 	ErrUnconfirmed = errors.New("keyx: session not confirmed")
 )

@@ -43,9 +43,10 @@ func (w *replayWindow) accept(counter uint64) {
 			from = w.greatest/replayBlockBits + 1
 		}
 		to := counter / replayBlockBits
-		if to-from >= replayBlocks {
+		if to >= from && to-from >= replayBlocks {
 			from = to - replayBlocks + 1
 		}
+		// Within the greatest counter's own block to < from and nothing is cleared.
 		for b := from; b <= to; b++ {
 			w.blocks[b%replayBlocks] = 0
 		}
