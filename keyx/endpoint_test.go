@@ -19,9 +19,10 @@ var (
 
 // pair is two endpoints that know each other, on virtual time.
 type pair struct {
-	t    testing.TB
-	a, b *Endpoint
-	now  proto.Instant
+	t     testing.TB
+	a, b  *Endpoint
+	privA PrivateKey
+	now   proto.Instant
 }
 
 func newPair(t testing.TB, seed uint64, psk PresharedKey, tweak func(*Config)) *pair {
@@ -32,7 +33,7 @@ func newPair(t testing.TB, seed uint64, psk PresharedKey, tweak func(*Config)) *
 	if tweak != nil {
 		tweak(&cfgB)
 	}
-	p := &pair{t: t, a: New(cfgA, t0), b: New(cfgB, t0), now: t0}
+	p := &pair{t: t, a: New(cfgA, t0), b: New(cfgB, t0), privA: cfgA.PrivateKey, now: t0}
 	if err := p.a.AddPeer(p.b.PublicKey(), psk); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestInitiationFloodFromOnePeer(t *testing.T) {
 		t.Fatalf("Initiate within 20 ms: err = %v, want ErrRateLimited", err)
 	}
 	// A second initiator with the same key (a clone) is refused by the responder.
-	clone := New(Config{PrivateKey: p.a.id.private, Rand: seeded(77)}, p.now)
+	clone := New(Config{PrivateKey: p.privA, Rand: seeded(77)}, p.now)
 	if err := clone.AddPeer(p.b.PublicKey(), PresharedKey{}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package keyx
 
 import (
+	"crypto/ecdh"
 	"io"
 
 	"github.com/natpass/natpass/proto"
@@ -9,7 +10,7 @@ import (
 // Identity is a node's static key pair with what every handshake precomputes from it.
 // Counters of the expensive work it did are exported for tests and metrics.
 type Identity struct {
-	private PrivateKey
+	private *ecdh.PrivateKey
 	public  PublicKey
 
 	// chainKey0 = HASH(CONSTRUCTION) and hash0 = HASH(chainKey0 ‖ IDENTIFIER) start
@@ -27,8 +28,8 @@ type Identity struct {
 
 // NewIdentity precomputes the handshake constants for a static private key.
 func NewIdentity(priv PrivateKey) *Identity {
-	id := &Identity{private: priv}
-	id.public = priv.Public()
+	id := &Identity{private: ecdhKey(&priv)}
+	id.public = PublicKey(id.private.PublicKey().Bytes())
 	id.chainKey0 = hashOf([]byte(Construction), nil)
 	id.hash0 = hashOf(id.chainKey0[:], []byte(Identifier))
 	id.responderHash = hashOf(id.hash0[:], id.public[:])
@@ -40,18 +41,21 @@ func NewIdentity(priv PrivateKey) *Identity {
 // PublicKey returns the identity's static public key.
 func (id *Identity) PublicKey() PublicKey { return id.public }
 
-func (id *Identity) dh(priv *PrivateKey, pub *PublicKey) ([KeyLen]byte, error) {
+func (id *Identity) dh(priv *ecdh.PrivateKey, pub *PublicKey) ([KeyLen]byte, error) {
 	id.DHOps++
 	return dh(priv, pub)
 }
 
-func (id *Identity) newEphemeral(r io.Reader) (PrivateKey, PublicKey, error) {
-	priv, err := NewPrivateKey(r)
+// newEphemeral draws an ephemeral key pair: one base-point multiplication.
+func (id *Identity) newEphemeral(r io.Reader) (*ecdh.PrivateKey, PublicKey, error) {
+	k, err := NewPrivateKey(r)
 	if err != nil {
-		return PrivateKey{}, PublicKey{}, err
+		return nil, PublicKey{}, err
 	}
 	id.DHOps++
-	return priv, priv.Public(), nil
+	priv := ecdhKey(&k)
+	clear(k[:])
+	return priv, PublicKey(priv.PublicKey().Bytes()), nil
 }
 
 // PeerKey is what an identity knows about one remote static key: the key, the
@@ -73,7 +77,7 @@ type PeerKey struct {
 // NewPeerKey precomputes what a handshake with remote needs. It fails with
 // ErrLowOrder if remote is a low-order point.
 func (id *Identity) NewPeerKey(remote PublicKey, psk PresharedKey) (*PeerKey, error) {
-	ss, err := dh(&id.private, &remote)
+	ss, err := dh(id.private, &remote)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +115,9 @@ type Handshake struct {
 	peer      *PeerKey
 	chainKey  [KeyLen]byte // Noise ck
 	hash      [KeyLen]byte // Noise h
-	ephemeral PrivateKey
+	// ephemeral is our ephemeral private key. crypto/ecdh keeps its bytes where Go
+	// offers no way to wipe them; Erase drops the only reference.
+	ephemeral *ecdh.PrivateKey
 	// remoteEphemeral is the peer's ephemeral public key (responder side).
 	remoteEphemeral PublicKey
 }
@@ -138,7 +144,7 @@ func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reade
 	kdf(next.chainKey[:], ePub[:], &next.chainKey)
 	next.mixHash(ePub[:])
 	// es: (Ci, κ) = KDF2(Ci, DH(Ei_priv, Sr_pub)); static = AEAD(κ, 0, Si_pub, Hi).
-	es, err := id.dh(&ePriv, &peer.public)
+	es, err := id.dh(ePriv, &peer.public)
 	if err != nil {
 		return err
 	}
@@ -172,7 +178,7 @@ func (hs *Handshake) ConsumeInitiation(id *Identity, m *proto.Initiation, lookup
 	remoteE := PublicKey(m.Ephemeral)
 	kdf(next.chainKey[:], remoteE[:], &next.chainKey)
 	next.mixHash(remoteE[:])
-	es, err := id.dh(&id.private, &remoteE)
+	es, err := id.dh(id.private, &remoteE)
 	if err != nil {
 		return Timestamp{}, err
 	}
@@ -218,12 +224,12 @@ func (hs *Handshake) CreateResponse(id *Identity, rand io.Reader, m *proto.Respo
 	next.ephemeral = ePriv
 	kdf(next.chainKey[:], ePub[:], &next.chainKey)
 	next.mixHash(ePub[:])
-	ee, err := id.dh(&ePriv, &next.remoteEphemeral)
+	ee, err := id.dh(ePriv, &next.remoteEphemeral)
 	if err != nil {
 		return err
 	}
 	kdf(next.chainKey[:], ee[:], &next.chainKey)
-	se, err := id.dh(&ePriv, &next.peer.public)
+	se, err := id.dh(ePriv, &next.peer.public)
 	if err != nil {
 		return err
 	}
@@ -270,12 +276,12 @@ func (hs *Handshake) ConsumeResponse(id *Identity, m *proto.Response) error {
 	remoteE := PublicKey(m.Ephemeral)
 	kdf(next.chainKey[:], remoteE[:], &next.chainKey)
 	next.mixHash(remoteE[:])
-	ee, err := id.dh(&next.ephemeral, &remoteE)
+	ee, err := id.dh(next.ephemeral, &remoteE)
 	if err != nil {
 		return err
 	}
 	kdf(next.chainKey[:], ee[:], &next.chainKey)
-	se, err := id.dh(&id.private, &remoteE)
+	se, err := id.dh(id.private, &remoteE)
 	if err != nil {
 		return err
 	}
@@ -310,6 +316,5 @@ func (hs *Handshake) TransportKeys() (send, recv [KeyLen]byte) {
 func (hs *Handshake) Erase() {
 	clear(hs.chainKey[:])
 	clear(hs.hash[:])
-	clear(hs.ephemeral[:])
 	*hs = Handshake{}
 }

@@ -1,6 +1,7 @@
 package keyx
 
 import (
+	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/subtle"
 	"encoding/binary"
@@ -60,15 +61,30 @@ func (k *PrivateKey) Public() PublicKey {
 
 // dh is X25519 with the check WireGuard makes: a result of all zeros means the peer
 // sent a low-order point, which would let it force a known shared secret
-// (whitepaper §5.4.2, RFC 7748 §6.1). curve25519.X25519 performs that check.
-func dh(priv *PrivateKey, pub *PublicKey) ([KeyLen]byte, error) {
+// (whitepaper §5.4.2, RFC 7748 §6.1). crypto/ecdh performs that check. priv is an
+// *ecdh.PrivateKey made once per key: making one computes its public key, a whole
+// scalar multiplication that curve25519.X25519 would repeat on every call.
+func dh(priv *ecdh.PrivateKey, pub *PublicKey) ([KeyLen]byte, error) {
 	var out [KeyLen]byte
-	r, err := curve25519.X25519(priv[:], pub[:])
+	remote, err := ecdh.X25519().NewPublicKey(pub[:])
+	if err != nil {
+		return out, ErrLowOrder
+	}
+	r, err := priv.ECDH(remote)
 	if err != nil {
 		return out, ErrLowOrder
 	}
 	copy(out[:], r)
 	return out, nil
+}
+
+// ecdhKey wraps a clamped private key for crypto/ecdh (one base-point multiplication).
+func ecdhKey(k *PrivateKey) *ecdh.PrivateKey {
+	priv, err := ecdh.X25519().NewPrivateKey(k[:])
+	if err != nil {
+		panic("keyx: X25519 private key: " + err.Error()) // only the length can be wrong
+	}
+	return priv
 }
 
 // hashOf is HASH(a ‖ b): BLAKE2s-256 (whitepaper §5.4).
