@@ -21,6 +21,8 @@ type Identity struct {
 	// cookieKey = HASH(LABEL_COOKIE ‖ our public key) encrypts our cookie replies.
 	mac1Key, cookieKey [KeyLen]byte
 
+	sym *symmetric
+
 	// DHOps counts X25519 operations (key generation included) done for handshakes:
 	// the cost an attacker would like to impose.
 	DHOps uint64
@@ -28,7 +30,7 @@ type Identity struct {
 
 // NewIdentity precomputes the handshake constants for a static private key.
 func NewIdentity(priv PrivateKey) *Identity {
-	id := &Identity{private: ecdhKey(&priv)}
+	id := &Identity{private: ecdhKey(&priv), sym: newSymmetric()}
 	id.public = PublicKey(id.private.PublicKey().Bytes())
 	id.chainKey0 = hashOf([]byte(Construction), nil)
 	id.hash0 = hashOf(id.chainKey0[:], []byte(Identifier))
@@ -128,7 +130,7 @@ func (hs *Handshake) Peer() *PeerKey { return hs.peer }
 // Complete reports whether TransportKeys may be called.
 func (hs *Handshake) Complete() bool { return hs.state == stateComplete }
 
-func (hs *Handshake) mixHash(data []byte) { hs.hash = hashOf(hs.hash[:], data) }
+func (hs *Handshake) mixHash(s *symmetric, data []byte) { s.hash(&hs.hash, hs.hash[:], data) }
 
 // CreateInitiation runs the initiator's first message (whitepaper §5.4.2; Noise
 // tokens e, es, s, ss with the psk2 modifier's extra MixKey on e) and fills the
@@ -141,23 +143,23 @@ func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reade
 	}
 	next.ephemeral = ePriv
 	// e: Ci = KDF1(Ci, Ei_pub); Hi = HASH(Hi ‖ Ei_pub).
-	kdf(next.chainKey[:], ePub[:], &next.chainKey)
-	next.mixHash(ePub[:])
+	id.sym.kdf(next.chainKey[:], ePub[:], &next.chainKey)
+	next.mixHash(id.sym, ePub[:])
 	// es: (Ci, κ) = KDF2(Ci, DH(Ei_priv, Sr_pub)); static = AEAD(κ, 0, Si_pub, Hi).
 	es, err := id.dh(ePriv, &peer.public)
 	if err != nil {
 		return err
 	}
 	var key [KeyLen]byte
-	kdf(next.chainKey[:], es[:], &next.chainKey, &key)
+	id.sym.kdf(next.chainKey[:], es[:], &next.chainKey, &key)
 	var static [proto.PointLen + proto.TagLen]byte
 	aeadSeal(static[:], &key, id.public[:], next.hash[:])
-	next.mixHash(static[:])
+	next.mixHash(id.sym, static[:])
 	// ss: (Ci, κ) = KDF2(Ci, DH(Si_priv, Sr_pub)); timestamp = AEAD(κ, 0, TAI64N, Hi).
-	kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
+	id.sym.kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
 	var stamp [proto.TimestampLen + proto.TagLen]byte
 	aeadSeal(stamp[:], &key, ts[:], next.hash[:])
-	next.mixHash(stamp[:])
+	next.mixHash(id.sym, stamp[:])
 	clear(key[:])
 	clear(es[:])
 
@@ -176,30 +178,30 @@ func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reade
 func (hs *Handshake) ConsumeInitiation(id *Identity, m *proto.Initiation, lookup func(PublicKey) *PeerKey) (Timestamp, error) {
 	next := Handshake{chainKey: id.chainKey0, hash: id.responderHash}
 	remoteE := PublicKey(m.Ephemeral)
-	kdf(next.chainKey[:], remoteE[:], &next.chainKey)
-	next.mixHash(remoteE[:])
+	id.sym.kdf(next.chainKey[:], remoteE[:], &next.chainKey)
+	next.mixHash(id.sym, remoteE[:])
 	es, err := id.dh(id.private, &remoteE)
 	if err != nil {
 		return Timestamp{}, err
 	}
 	var key [KeyLen]byte
-	kdf(next.chainKey[:], es[:], &next.chainKey, &key)
+	id.sym.kdf(next.chainKey[:], es[:], &next.chainKey, &key)
 	clear(es[:])
 	var static PublicKey
 	if err := aeadOpen(static[:], &key, m.Static[:], next.hash[:]); err != nil {
 		return Timestamp{}, err
 	}
-	next.mixHash(m.Static[:])
+	next.mixHash(id.sym, m.Static[:])
 	peer := lookup(static)
 	if peer == nil {
 		return Timestamp{}, ErrUnknownPeer
 	}
-	kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
+	id.sym.kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
 	var ts Timestamp
 	if err := aeadOpen(ts[:], &key, m.Timestamp[:], next.hash[:]); err != nil {
 		return Timestamp{}, err
 	}
-	next.mixHash(m.Timestamp[:])
+	next.mixHash(id.sym, m.Timestamp[:])
 	clear(key[:])
 
 	next.peer = peer
@@ -222,20 +224,20 @@ func (hs *Handshake) CreateResponse(id *Identity, rand io.Reader, m *proto.Respo
 		return err
 	}
 	next.ephemeral = ePriv
-	kdf(next.chainKey[:], ePub[:], &next.chainKey)
-	next.mixHash(ePub[:])
+	id.sym.kdf(next.chainKey[:], ePub[:], &next.chainKey)
+	next.mixHash(id.sym, ePub[:])
 	ee, err := id.dh(ePriv, &next.remoteEphemeral)
 	if err != nil {
 		return err
 	}
-	kdf(next.chainKey[:], ee[:], &next.chainKey)
+	id.sym.kdf(next.chainKey[:], ee[:], &next.chainKey)
 	se, err := id.dh(ePriv, &next.peer.public)
 	if err != nil {
 		return err
 	}
-	kdf(next.chainKey[:], se[:], &next.chainKey)
+	id.sym.kdf(next.chainKey[:], se[:], &next.chainKey)
 	var empty [proto.TagLen]byte
-	next.mixPSKAndSeal(empty[:], nil)
+	next.mixPSKAndSeal(id.sym, empty[:], nil)
 	clear(ee[:])
 	clear(se[:])
 
@@ -249,20 +251,20 @@ func (hs *Handshake) CreateResponse(id *Identity, rand io.Reader, m *proto.Respo
 // mixPSKAndSeal is the psk token and the empty payload: (C, τ, κ) = KDF3(C, Q);
 // H = HASH(H ‖ τ); empty = AEAD(κ, 0, ε, H); H = HASH(H ‖ empty). With sealed == nil
 // it seals into empty; otherwise it checks sealed.
-func (hs *Handshake) mixPSKAndSeal(empty []byte, sealed []byte) error {
+func (hs *Handshake) mixPSKAndSeal(sym *symmetric, empty []byte, sealed []byte) error {
 	var tau, key [KeyLen]byte
-	kdf(hs.chainKey[:], hs.peer.psk[:], &hs.chainKey, &tau, &key)
-	hs.mixHash(tau[:])
+	sym.kdf(hs.chainKey[:], hs.peer.psk[:], &hs.chainKey, &tau, &key)
+	hs.mixHash(sym, tau[:])
 	defer clear(key[:])
 	if sealed == nil {
 		aeadSeal(empty, &key, nil, hs.hash[:])
-		hs.mixHash(empty)
+		hs.mixHash(sym, empty)
 		return nil
 	}
 	if err := aeadOpen(nil, &key, sealed, hs.hash[:]); err != nil {
 		return err
 	}
-	hs.mixHash(sealed)
+	hs.mixHash(sym, sealed)
 	return nil
 }
 
@@ -274,21 +276,21 @@ func (hs *Handshake) ConsumeResponse(id *Identity, m *proto.Response) error {
 	}
 	next := *hs
 	remoteE := PublicKey(m.Ephemeral)
-	kdf(next.chainKey[:], remoteE[:], &next.chainKey)
-	next.mixHash(remoteE[:])
+	id.sym.kdf(next.chainKey[:], remoteE[:], &next.chainKey)
+	next.mixHash(id.sym, remoteE[:])
 	ee, err := id.dh(next.ephemeral, &remoteE)
 	if err != nil {
 		return err
 	}
-	kdf(next.chainKey[:], ee[:], &next.chainKey)
+	id.sym.kdf(next.chainKey[:], ee[:], &next.chainKey)
 	se, err := id.dh(id.private, &remoteE)
 	if err != nil {
 		return err
 	}
-	kdf(next.chainKey[:], se[:], &next.chainKey)
+	id.sym.kdf(next.chainKey[:], se[:], &next.chainKey)
 	clear(ee[:])
 	clear(se[:])
-	if err := next.mixPSKAndSeal(nil, m.Empty[:]); err != nil {
+	if err := next.mixPSKAndSeal(id.sym, nil, m.Empty[:]); err != nil {
 		return err
 	}
 	next.state = stateComplete
@@ -303,7 +305,7 @@ func (hs *Handshake) TransportKeys() (send, recv [KeyLen]byte) {
 		panic("keyx: TransportKeys before the handshake completed")
 	}
 	var first, second [KeyLen]byte
-	kdf(hs.chainKey[:], nil, &first, &second)
+	newSymmetric().kdf(hs.chainKey[:], nil, &first, &second)
 	initiator := hs.initiator
 	hs.Erase()
 	if initiator {

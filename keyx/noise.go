@@ -2,7 +2,6 @@ package keyx
 
 import (
 	"crypto/ecdh"
-	"crypto/hmac"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -87,13 +86,74 @@ func ecdhKey(k *PrivateKey) *ecdh.PrivateKey {
 	return priv
 }
 
-// hashOf is HASH(a ‖ b): BLAKE2s-256 (whitepaper §5.4).
-func hashOf(a, b []byte) [KeyLen]byte {
+// symmetric computes the handshake's hashes without allocating: one reusable
+// BLAKE2s state and scratch space. An Identity owns one, so a handshake costs a
+// handful of allocations instead of one per HMAC; it makes Identity unsafe for
+// concurrent use, which its single-threaded owner never needs.
+type symmetric struct {
+	h         hash.Hash
+	pad       [blake2s.BlockSize]byte
+	prk, tmp  [KeyLen]byte
+	blockByte [1]byte
+}
+
+func newSymmetric() *symmetric {
 	h, _ := blake2s.New256(nil)
-	h.Write(a)
-	h.Write(b)
+	return &symmetric{h: h}
+}
+
+// hash sets out = HASH(a ‖ b): BLAKE2s-256 (whitepaper §5.4).
+func (s *symmetric) hash(out *[KeyLen]byte, a, b []byte) {
+	s.h.Reset()
+	s.h.Write(a)
+	s.h.Write(b)
+	s.h.Sum(out[:0])
+}
+
+// hmac sets out = HMAC-BLAKE2s(key, a ‖ b) (RFC 2104; keys here are 32 bytes, under
+// the 64-byte block, so they are only padded).
+func (s *symmetric) hmac(out *[KeyLen]byte, key, a, b []byte) {
+	s.keyPad(key, 0x36)
+	s.h.Reset()
+	s.h.Write(s.pad[:])
+	s.h.Write(a)
+	s.h.Write(b)
+	s.h.Sum(s.tmp[:0])
+	s.keyPad(key, 0x5c)
+	s.h.Reset()
+	s.h.Write(s.pad[:])
+	s.h.Write(s.tmp[:])
+	s.h.Sum(out[:0])
+}
+
+func (s *symmetric) keyPad(key []byte, b byte) {
+	for i := range s.pad {
+		s.pad[i] = b
+	}
+	for i, k := range key {
+		s.pad[i] ^= k
+	}
+}
+
+// kdf is Noise's HKDF with HMAC-BLAKE2s (whitepaper §5.4: KDF_n): it fills each of
+// outs in turn. The extract step is τ0 = HMAC(key, input); τ1 = HMAC(τ0, 0x1);
+// τi = HMAC(τ0, τ(i−1) ‖ i). An out may alias key.
+func (s *symmetric) kdf(key []byte, input []byte, outs ...*[KeyLen]byte) {
+	s.hmac(&s.prk, key, input, nil)
+	var prev []byte
+	for i, out := range outs {
+		s.blockByte[0] = byte(i + 1)
+		s.hmac(out, s.prk[:], prev, s.blockByte[:])
+		prev = out[:]
+	}
+	clear(s.prk[:])
+	clear(s.tmp[:])
+}
+
+// hashOf is HASH(a ‖ b) for code outside a handshake's hot path.
+func hashOf(a, b []byte) [KeyLen]byte {
 	var out [KeyLen]byte
-	h.Sum(out[:0])
+	newSymmetric().hash(&out, a, b)
 	return out
 }
 
@@ -107,35 +167,6 @@ func mac(key []byte, input []byte) [16]byte {
 	var out [16]byte
 	h.Sum(out[:0])
 	return out
-}
-
-func newBLAKE2s() hash.Hash {
-	h, _ := blake2s.New256(nil)
-	return h
-}
-
-// hmacOf is HMAC-BLAKE2s(key, input).
-func hmacOf(key []byte, input ...[]byte) [KeyLen]byte {
-	m := hmac.New(newBLAKE2s, key)
-	for _, in := range input {
-		m.Write(in)
-	}
-	var out [KeyLen]byte
-	m.Sum(out[:0])
-	return out
-}
-
-// kdf is Noise's HKDF with HMAC-BLAKE2s (whitepaper §5.4: KDF_n): it fills each of
-// outs in turn. The extract step is τ0 = HMAC(key, input); τ1 = HMAC(τ0, 0x1);
-// τi = HMAC(τ0, τ(i−1) ‖ i).
-func kdf(key []byte, input []byte, outs ...*[KeyLen]byte) {
-	prk := hmacOf(key, input)
-	var prev []byte
-	for i, out := range outs {
-		*out = hmacOf(prk[:], prev, []byte{byte(i + 1)})
-		prev = out[:]
-	}
-	clear(prk[:])
 }
 
 // The handshake AEAD uses each key once, so its nonce is always zero
