@@ -308,3 +308,68 @@ func TestBadMAC1DroppedBeforeDH(t *testing.T) {
 		t.Fatal("a bad initiation was answered")
 	}
 }
+
+func TestEndpointCommandsAndMisuse(t *testing.T) {
+	p := newPair(t, 7, PresharedKey{}, nil)
+	if err := p.a.AddPeer(PublicKey{}, PresharedKey{}); !errors.Is(err, ErrLowOrder) {
+		t.Fatalf("AddPeer(low-order): err = %v, want ErrLowOrder", err)
+	}
+	if err := p.a.Initiate(p.now, p.wall(), PublicKey{7}, addrA, addrB); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("Initiate(unknown): err = %v, want ErrUnknownPeer", err)
+	}
+	if err := p.a.HandleDatagram(p.now, addrA, addrB, proto.AppendTransportHeader(nil, 1, 1)); !errors.Is(err, proto.ErrWrongType) {
+		t.Fatalf("transport data to HandleDatagram: err = %v, want proto.ErrWrongType", err)
+	}
+	if err := p.a.HandleDatagram(p.now, addrA, addrB, []byte{0x00, 0x01}); !errors.Is(err, proto.ErrNotNatpass) {
+		t.Fatalf("STUN to HandleDatagram: err = %v, want proto.ErrNotNatpass", err)
+	}
+	sa, sb := p.handshake()
+	p.a.RemovePeer(p.b.PublicKey())
+	if !sa.Zeroed() || len(p.a.indexes) != 0 || p.a.Current(p.b.PublicKey()) != nil || len(p.a.order) != 0 {
+		t.Fatal("RemovePeer left state behind")
+	}
+	pkt, _ := sb.Seal(p.now, nil, []byte("x"))
+	if _, _, err := p.a.Open(p.now, nil, pkt); !errors.Is(err, ErrUnknownIndex) {
+		t.Fatalf("packet for a removed peer: err = %v, want ErrUnknownIndex", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("time going backwards did not panic")
+		}
+	}()
+	p.a.HandleTimeout(p.now - 1)
+}
+
+// The initiator's timestamps grow even when the wall clock does not (whitening to
+// ~16 ms, or a clock stepped back), so the responder answers every initiation.
+func TestInitiatorTimestampsGrow(t *testing.T) {
+	p := newPair(t, 8, PresharedKey{}, nil)
+	wall := p.wall()
+	for i := range 3 {
+		if err := p.a.Initiate(p.now, wall.Add(-time.Duration(i)*time.Second), p.b.PublicKey(), addrA, addrB); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.deliver(p.b, p.one(p.a)); err != nil {
+			t.Fatalf("initiation %d with a stalled wall clock: %v", i, err)
+		}
+		transmits(p.b, p.now)
+		p.now = p.now.Add(InitiationMinInterval)
+	}
+}
+
+// An initiation whose ephemeral key is a low-order point fails at the first DH and
+// gets no reply.
+func TestLowOrderEphemeralGetsNoReply(t *testing.T) {
+	p := newPair(t, 9, PresharedKey{}, nil)
+	m := proto.Initiation{Sender: 1} // ephemeral all zero
+	msg := m.Append(nil)
+	key := hashOf([]byte(labelMAC1), p.b.id.public[:])
+	writeMACs(msg, &key, nil)
+	before := snap(p.b)
+	if err := p.b.HandleDatagram(p.now, addrB, addrA, msg); !errors.Is(err, ErrLowOrder) {
+		t.Fatalf("err = %v, want ErrLowOrder", err)
+	}
+	if len(transmits(p.b, p.now)) != 0 || !equalSnap(before, snap(p.b)) {
+		t.Fatal("a low-order initiation was answered or changed state")
+	}
+}

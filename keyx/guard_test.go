@@ -264,3 +264,29 @@ func TestNoReplyLargerThanRequest(t *testing.T) {
 		}
 	}
 }
+
+// The cookie secret rotates every 120 s: a cookie older than that no longer passes,
+// and the initiator stops sending mac2 with it.
+func TestCookieSecretRotates(t *testing.T) {
+	p, _ := underLoadPair(t, 15)
+	if err := p.a.Initiate(p.now, p.wall(), p.b.PublicKey(), addrA, addrB); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.deliver(p.b, p.one(p.a)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.deliver(p.a, p.one(p.b)); err != nil {
+		t.Fatal(err)
+	}
+	withMAC2 := p.one(p.a)
+	if !p.b.cookies.checkMAC2(p.now, addrA, withMAC2.Payload) {
+		t.Fatal("fresh cookie rejected")
+	}
+	later := p.now.Add(CookieSecretLifetime)
+	if p.b.cookies.checkMAC2(later, addrA, withMAC2.Payload) {
+		t.Fatal("cookie accepted after the secret's lifetime")
+	}
+	if p.a.peers[p.b.PublicKey()].freshCookie(later) != nil {
+		t.Fatal("initiator still uses a cookie after 120 s")
+	}
+}
