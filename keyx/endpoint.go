@@ -13,7 +13,8 @@ import (
 // Limits of the Endpoint.
 const (
 	// InitiationMinInterval: at most one initiation per peer is answered, or sent, in
-	// this interval (whitepaper §5.1's flood rule, wireguard-go's HandshakeInitationRate).
+	// this interval (wireguard-go's HandshakeInitationRate, 1 s / 50), so a recorded
+	// stream of genuine initiations cannot make the responder do DH at line rate.
 	InitiationMinInterval = 20 * time.Millisecond
 	// DefaultLoadThreshold: initiations per second (that pass mac1) beyond which the
 	// endpoint is under load and answers initiations without a valid mac2 with a
