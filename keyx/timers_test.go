@@ -75,7 +75,15 @@ func TestSessionTimers(t *testing.T) {
 		t.Fatalf("open at 180 s: err = %v, want ErrExpired", err)
 	}
 
-	// The keys are erased at 540 s and the indexes freed.
+	// The keys are erased at 540 s and the indexes freed. A Session on its own knows
+	// the same deadline, and its HandleTimeout is a no-op before it.
+	if sa.Deadline() != at(ZeroAfterTime) {
+		t.Fatalf("session deadline at %v, want 540 s", sa.Deadline().Sub(start))
+	}
+	sa.HandleTimeout(at(ZeroAfterTime - 1))
+	if sa.Zeroed() {
+		t.Fatal("session erased before 540 s")
+	}
 	if d := p.step(); d != at(ZeroAfterTime) {
 		t.Fatalf("next deadline at %v, want 540 s", d.Sub(start))
 	}
@@ -88,7 +96,7 @@ func TestSessionTimers(t *testing.T) {
 	if _, _, err := p.b.Open(p.now, nil, pkt); !errors.Is(err, ErrUnknownIndex) {
 		t.Fatalf("open after erasure: err = %v, want ErrUnknownIndex", err)
 	}
-	if p.a.Deadline() != proto.Never || p.b.Deadline() != proto.Never {
+	if p.a.Deadline() != proto.Never || p.b.Deadline() != proto.Never || sa.Deadline() != proto.Never {
 		t.Fatal("idle endpoints still have a deadline")
 	}
 }
