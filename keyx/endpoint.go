@@ -387,6 +387,7 @@ func (e *Endpoint) handleInitiation(now proto.Instant, local, from netip.AddrPor
 		}
 	}
 	var hs Handshake
+	defer hs.Erase() // on every path: the keys are either taken or not needed
 	ts, err := hs.ConsumeInitiation(e.id, &m, e.lookup)
 	if err != nil {
 		return err
@@ -452,7 +453,8 @@ func (e *Endpoint) handleResponse(now proto.Instant, p []byte) error {
 	if !checkMAC1(p, &e.id.mac1Key) {
 		return ErrBadMAC
 	}
-	hs := pr.hs
+	hs := pr.hs // a copy: a failed response leaves the initiation in flight as it was
+	defer hs.Erase()
 	if err := hs.ConsumeResponse(e.id, &m); err != nil {
 		return err
 	}
