@@ -138,7 +138,9 @@ func (s *Session) Seal(now proto.Instant, dst, plaintext []byte) ([]byte, error)
 // dst and returns it. On any error the session is unchanged: ErrReplay for a counter
 // seen before, behind the window or at RejectAfterMessages and above; ErrDecrypt when
 // the AEAD fails; ErrExpired past RejectAfterTime; ErrUnknownIndex for a packet to
-// another session; proto errors for a malformed packet.
+// another session; proto errors for a malformed packet. A node normally calls
+// Endpoint.Open, which finds the session by index and also makes a responder's newly
+// confirmed session current.
 func (s *Session) Open(now proto.Instant, dst, p []byte) ([]byte, error) {
 	var m proto.TransportData
 	if err := m.Parse(p); err != nil {

@@ -119,3 +119,16 @@ func TestTransportDataBounds(t *testing.T) {
 		t.Errorf("transport data without a whole tag: err = %v, want ErrShort", err)
 	}
 }
+
+func TestKeyxTypeNames(t *testing.T) {
+	for typ, want := range map[MsgType]string{TypeInitiation: "initiation", TypeResponse: "response",
+		TypeCookieReply: "cookie-reply", TypeTransportData: "transport-data", 0x14: "type-0x14"} {
+		if got := typ.String(); got != want {
+			t.Errorf("%#x.String() = %q, want %q", uint8(typ), got, want)
+		}
+	}
+	if InitiationLen != 146 || ResponseLen != 90 || CookieReplyLen != 62 || TransportOverhead != 30 {
+		t.Errorf("sizes %d/%d/%d/%d differ from PROTOCOL.md §6.3 (146/90/62/30)",
+			InitiationLen, ResponseLen, CookieReplyLen, TransportOverhead)
+	}
+}
