@@ -28,17 +28,24 @@ func (p *pacer) refill(now proto.Instant, rate uint64, mss int) {
 	p.capacity = max(2*mss, int(rate*uint64(pacerBurst)/uint64(time.Second)))
 	p.capacity = min(p.capacity, 64*mss)
 	elapsed := now.Sub(p.last)
-	p.last = now
 	if elapsed <= 0 {
 		return
 	}
 	// Past the time it takes to fill the bucket the answer is "full"; below it the
-	// product rate*elapsed stays under capacity*1e9 and cannot overflow.
-	earned := p.capacity
-	if fill := time.Duration(uint64(p.capacity) * uint64(time.Second) / max(rate, 1)); elapsed < fill {
-		earned = int(rate * uint64(elapsed) / uint64(time.Second))
+	// product rate*elapsed stays under capacity*1e9 and cannot overflow. The clock
+	// advances only by the time the whole bytes earned took, so frequent calls do not
+	// round the rate down to nothing.
+	if fill := time.Duration(uint64(p.capacity) * uint64(time.Second) / max(rate, 1)); elapsed >= fill {
+		p.tokens = max(p.capacity, p.tokens)
+		p.last = now
+		return
 	}
-	p.tokens = min(p.tokens+earned, max(p.capacity, p.tokens))
+	earned := rate * uint64(elapsed) / uint64(time.Second)
+	if earned == 0 {
+		return
+	}
+	p.last = p.last.Add(time.Duration(earned * uint64(time.Second) / rate))
+	p.tokens = min(p.tokens+int(earned), max(p.capacity, p.tokens))
 }
 
 // ready reports whether a packet of size bytes may go now; if not, the Instant at
