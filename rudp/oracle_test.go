@@ -1,6 +1,7 @@
 package rudp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -18,11 +19,21 @@ func makeMsg(buf []byte, lane int, mode Mode, index uint32, sent proto.Instant, 
 	b = append(b, byte(lane), byte(mode))
 	b = binary.BigEndian.AppendUint32(b, index)
 	b = binary.BigEndian.AppendUint64(b, uint64(sent))
-	for i := len(b); i < size; i++ {
-		b = append(b, byte(uint32(i)*31+index*7+uint32(lane)))
+	phase := patternPhase(lane, index)
+	return append(b, patternBytes[phase:phase+size-14]...)
+}
+
+// patternBytes repeats a period-251 sequence; a message's filler starts at a phase
+// taken from its lane and index, so fragments mixed up between messages show.
+var patternBytes = func() []byte {
+	b := make([]byte, 251+(1<<21))
+	for i := range b {
+		b[i] = byte((i % 251) * 97)
 	}
 	return b
-}
+}()
+
+func patternPhase(lane int, index uint32) int { return int((index*13 + uint32(lane)*101) % 251) }
 
 // parseMsg checks a message made by makeMsg.
 func parseMsg(p []byte) (lane int, mode Mode, index uint32, sent proto.Instant, err error) {
@@ -31,10 +42,9 @@ func parseMsg(p []byte) (lane int, mode Mode, index uint32, sent proto.Instant, 
 	}
 	lane, mode, index = int(p[0]), Mode(p[1]), binary.BigEndian.Uint32(p[2:])
 	sent = proto.Instant(binary.BigEndian.Uint64(p[6:]))
-	for i := 14; i < len(p); i++ {
-		if p[i] != byte(uint32(i)*31+index*7+uint32(lane)) {
-			return 0, 0, 0, 0, fmt.Errorf("lane %d index %d: byte %d corrupt", lane, index, i)
-		}
+	phase := patternPhase(lane, index)
+	if len(p) > 14+(1<<21) || !bytes.Equal(p[14:], patternBytes[phase:phase+len(p)-14]) {
+		return 0, 0, 0, 0, fmt.Errorf("lane %d index %d: content corrupt", lane, index)
 	}
 	return lane, mode, index, sent, nil
 }
