@@ -81,6 +81,7 @@ type Conn struct {
 	ackElicitingInFlight int
 	bytesInFlight        int // RFC 9002 §7 bytes_in_flight
 	cwndLimited          bool
+	overCwndBytes        int           // bytes in flight sent by top-priority lanes beyond the window
 	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample
 	pmtu                 pmtuState
 
@@ -137,6 +138,7 @@ const (
 	pktHasAck
 	pktMaxData
 	pktPMTUProbe
+	pktOverCwnd // sent by a top-priority lane beyond the window
 	pktAcked
 	pktLost
 )

@@ -91,6 +91,9 @@ type network struct {
 	eps     []*endpoint
 	ticks   []*ticker
 	maxStep int
+	// afterStep, when set, runs after every step of virtual time (all inputs at that
+	// instant handled and drained).
+	afterStep func()
 }
 
 // ticker calls fn every period from start until it returns false.
@@ -271,6 +274,9 @@ func (n *network) run(until proto.Instant, stop func() bool) bool {
 					n.drain(e)
 				}
 			}
+		}
+		if n.afterStep != nil {
+			n.afterStep()
 		}
 	}
 }

@@ -41,6 +41,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 			}
 			p.flags |= pktAcked
 			c.stats.PacketsAcked++
+			if p.has(pktOverCwnd) {
+				c.overCwndBytes -= int(p.size)
+			}
 			if p.has(pktAckEliciting) {
 				newlyEliciting = true
 				c.ackElicitingInFlight--
@@ -166,6 +169,9 @@ func (c *Conn) detectLoss(now proto.Instant) {
 func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 	p.flags |= pktLost
 	c.stats.PacketsLost++
+	if p.has(pktOverCwnd) {
+		c.overCwndBytes -= int(p.size)
+	}
 	if p.has(pktAckEliciting) {
 		c.ackElicitingInFlight--
 	}

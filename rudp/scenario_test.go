@@ -69,7 +69,9 @@ func TestTransferAt30PercentLoss(t *testing.T) {
 // everything for 2 s, repeatedly.
 func TestTransfer10MBThroughBlackhole(t *testing.T) {
 	var origin proto.Instant = 1_000_000_000
-	hole := func(t proto.Instant) bool { return (t-origin)%proto.Instant(7*time.Second) >= proto.Instant(5*time.Second) }
+	hole := func(t proto.Instant) bool {
+		return (t-origin)%proto.Instant(7*time.Second) >= proto.Instant(5*time.Second)
+	}
 	l := linkConfig{delay: 15 * time.Millisecond, rateBps: 10_000_000, queuePackets: 100, blackhole: hole}
 	d, _, a, _ := transfer(t, 4, Config{}, l, l, 10<<20, 120*time.Second)
 	t.Logf("10 MB through 5 s on / 2 s off: %v, %+v", d, a.c.Stats())

@@ -96,9 +96,13 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	c.pacer.refill(now, rate, budget)
 	paced, readyAt := c.pacer.ready(now, budget, rate)
 	probe := c.ptoProbes > 0
-	// Lanes below the top priority leave one packet of the window free, so a message
-	// on a top-priority lane never waits for an acknowledgement behind bulk data.
-	allowTop := probe || (paced && c.bytesInFlight < c.cc.cwnd)
+	// Lanes below the top priority leave one packet of the window free. When a loss
+	// has shrunk the window below the bytes already in flight, top-priority lanes may
+	// still send up to a quarter window (at least two packets) beyond it: a message on
+	// a top-priority lane never waits for an acknowledgement behind bulk data, and
+	// bytes in flight stay within 1.25 windows, so the window still governs.
+	overshoot := c.topPriority > 0 && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
+	allowTop := probe || (paced && (c.bytesInFlight < c.cc.cwnd || overshoot))
 	allowLow := probe || (paced && c.bytesInFlight < c.cc.cwnd-budget)
 
 	if c.pmtu.due && c.pmtu.probing == 0 && paced && c.bytesInFlight+c.pmtu.nextSize() <= c.cc.cwnd {
@@ -145,6 +149,10 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 		return nil, false // nothing fitted after all; the packet number stays unused
 	}
 	sp.chunkEnd = c.chunks.tail
+	if eliciting && c.bytesInFlight >= c.cc.cwnd && !probe {
+		c.overCwndBytes += len(b)
+		sp.flags |= pktOverCwnd
+	}
 	c.recordSent(now, &sp, len(b), eliciting)
 	if !eliciting {
 		c.stats.AckOnlyPackets++
