@@ -104,8 +104,6 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 	})
 	done := func() bool { return sent == count && oa.complete() && ob.complete() }
 	if !n.run(end.Add(stallBound), done) {
-		dumpConn(t, "a", a.c)
-		dumpConn(t, "b", b.c)
 		n.failf("stall: %d/%d reliable messages to b and %d/%d to a arrived %v after the impairment ended\n"+
 			"links a→b %+v b→a %+v\na: %+v\nb: %+v",
 			ob.arrived, ob.expected, oa.arrived, oa.expected, stallBound, ab.cfg, ba.cfg, a.c.Stats(), b.c.Stats())
