@@ -40,9 +40,6 @@ func TestPriorityLaneNotDelayedByBulk(t *testing.T) {
 			n.failf("send: %v", err)
 		}
 		queue = append(queue, waiting{sent: now, limit: limit + time.Microsecond})
-		if testing.Verbose() {
-			t.Logf("send at %v: inflight %d cwnd %d over %v tokens %d deadline %v timers %v", now.Sub(start), st.BytesInFlight, st.Cwnd, a.c.overCwndBytes, a.c.pacer.tokens, a.c.Deadline()-now, a.c.timers)
-		}
 		urgent++
 		return b.c.LaneStats(0).BytesDelivered < uint64(bk.total)
 	})
@@ -56,8 +53,6 @@ func TestPriorityLaneNotDelayedByBulk(t *testing.T) {
 				worst, worstLimit, worstRatio = d, w.limit, r
 			}
 			if d > w.limit {
-				st := a.c.Stats()
-				t.Logf("at %v: inflight %d cwnd %d tokens %d pto %d lanes %+v", n.now.Sub(start), st.BytesInFlight, st.Cwnd, a.c.pacer.tokens, a.c.ptoCount, a.c.LaneStats(0))
 				n.failf("high-priority message waited %v behind bulk, more than one packet time %v", d, w.limit)
 			}
 		}
