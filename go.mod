@@ -1,7 +1,9 @@
 module github.com/natpass/natpass
 
-go 1.26
+go 1.26.0
 
-require github.com/google/go-cmp v0.7.0
-
-require pgregory.net/rapid v1.3.0
+require (
+	github.com/google/go-cmp v0.7.0
+	golang.org/x/crypto v0.58.0
+	pgregory.net/rapid v1.3.0
+)

@@ -92,16 +92,26 @@ func (m *Registered) Parse(p []byte) error {
 	return r.done()
 }
 
-// Keepalive (client → server) refreshes the node's NAT mapping and presence.
+// Keepalive (client → server) refreshes the node's NAT mapping and presence, and
+// reports the NAT behaviour the node measured (unknown until it has), which the server
+// passes to peers in introductions. Predicted, when valid, is the external address the
+// node's sequential NAT will give its next mapping; the server passes it on as a
+// predicted candidate. Carrying the report in every keepalive makes it survive loss
+// without a message of its own, and keeps a keepalive (30 bytes at least) larger than
+// its ack (at most 25).
 type Keepalive struct {
-	Session Session
-	Seq     uint32
+	Session   Session
+	Seq       uint32
+	NAT       NATBehavior
+	Predicted netip.AddrPort
 }
 
 func (m *Keepalive) Append(b []byte) []byte {
 	b = AppendHeader(b, TypeKeepalive)
 	b = append(b, m.Session[:]...)
-	return binary.BigEndian.AppendUint32(b, m.Seq)
+	b = binary.BigEndian.AppendUint32(b, m.Seq)
+	b = appendNATBehavior(b, m.NAT)
+	return appendAddr(b, m.Predicted)
 }
 
 func (m *Keepalive) Parse(p []byte) error {
@@ -112,6 +122,8 @@ func (m *Keepalive) Parse(p []byte) error {
 	r := reader{b: rest}
 	r.array(m.Session[:])
 	m.Seq = r.u32()
+	m.NAT = r.natBehavior()
+	m.Predicted = r.addrOpt()
 	return r.done()
 }
 

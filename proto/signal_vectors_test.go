@@ -39,7 +39,14 @@ func init() {
 	add("registered", "registered-v6-alt", &Registered{TxID: 2, Session: vecSession, Observed: vecV6,
 		Keepalive: 25, AltPort: vecV4b, AltAddr: netip.MustParseAddrPort("192.0.2.9:3479")}, newRegistered)
 
-	add("keepalive", "keepalive", &Keepalive{Session: vecSession, Seq: 7}, func() message { return new(Keepalive) })
+	add("keepalive", "keepalive-unmeasured", &Keepalive{Session: vecSession, Seq: 7}, func() message { return new(Keepalive) })
+	add("keepalive", "keepalive-port-restricted", &Keepalive{Session: vecSession, Seq: 8, NAT: NATBehavior{
+		Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Allocation: AllocationPreserving,
+		Hairpin: HairpinYes}}, func() message { return new(Keepalive) })
+	add("keepalive", "keepalive-sequential-predicted", &Keepalive{Session: vecSession, Seq: 9, NAT: NATBehavior{
+		Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Allocation: AllocationSequential,
+		PortDelta: 1, Hairpin: HairpinNo}, Predicted: netip.MustParseAddrPort("203.0.113.7:40009")},
+		func() message { return new(Keepalive) })
 	add("keepalive-ack", "keepalive-ack", &KeepaliveAck{Seq: 7, Observed: vecV4},
 		func() message { return new(KeepaliveAck) })
 

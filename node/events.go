@@ -1,0 +1,72 @@
+package node
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Event is one of the Event* types below.
+type Event interface{ nodeEvent() }
+
+// EventRegistered: the server admitted the node and sees it at Observed.
+type EventRegistered struct{ Observed netip.AddrPort }
+
+// EventNATReport: the node measured the NAT in front of it (DESIGN §6.2).
+type EventNATReport struct {
+	Behavior proto.NATBehavior
+	Observed netip.AddrPort
+}
+
+// EventOpenSockets asks the owner to open N more UDP sockets and report their
+// addresses with HandleSockets(now, Tag, addrs).
+type EventOpenSockets struct {
+	Tag uint64
+	N   int
+}
+
+// EventIntroduced: the server introduced a peer (we asked, or it asked for us).
+type EventIntroduced struct {
+	Peer     string
+	Strategy string
+}
+
+// PathKind says which way a peer's traffic goes.
+type PathKind uint8
+
+const (
+	PathNone   PathKind = iota // nothing works yet
+	PathDirect                 // a confirmed direct path
+	PathRelay                  // through the server
+)
+
+func (k PathKind) String() string { return [...]string{"none", "direct", "relay"}[k] }
+
+// EventPathChanged: a peer's traffic moved. Reason says why, for humans and logs
+// ("direct confirmed", "direct timed out", "symmetric×symmetric", ...).
+type EventPathChanged struct {
+	Peer          string
+	Kind          PathKind
+	Local, Remote netip.AddrPort
+	RTT           time.Duration
+	Reason        string
+}
+
+// EventPeerError: the server refused a request about a peer.
+type EventPeerError struct {
+	Peer string
+	Code proto.ErrorCode
+	Text string
+}
+
+// EventClosed: the node stopped; Reason says why.
+type EventClosed struct{ Reason string }
+
+func (EventRegistered) nodeEvent()  {}
+func (EventNATReport) nodeEvent()   {}
+func (EventOpenSockets) nodeEvent() {}
+func (EventIntroduced) nodeEvent()  {}
+func (EventPathChanged) nodeEvent() {}
+func (EventPeerError) nodeEvent()   {}
+func (EventClosed) nodeEvent()      {}

@@ -1,0 +1,636 @@
+package node
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/punch"
+)
+
+// Node timing.
+const (
+	registerRTO       = 500 * time.Millisecond
+	registerRTOMax    = 8 * time.Second
+	introduceRTO      = time.Second
+	introduceTries    = 6
+	serverLostAfter   = 3 // keepalive intervals without an ack
+	defaultRegisterTO = 30 * time.Second
+	maxPeers          = 1024
+	maxPendingIntros  = 64
+	maxEvents         = 1024
+)
+
+// timer names the node's own timers; children keep their own and the node folds
+// their deadlines into Deadline.
+type timer uint8
+
+const (
+	timerRegister   timer = iota // retransmit register
+	timerKeepalive               // next keepalive
+	timerServerLost              // no keepalive ack for too long
+	timerIntroduce               // retransmit introduce requests
+	timerCount
+)
+
+// Errors from HandleDatagram; the owner counts them by kind.
+var (
+	ErrNotFromServer = errors.New("node: signaling from an address that is not the server")
+	ErrUnexpected    = errors.New("node: message answers nothing we asked")
+	ErrUnknownPair   = errors.New("node: probe for no known pair")
+	ErrUnhandled     = errors.New("node: message type the node does not take")
+)
+
+// Stats counts what the node dropped, by reason.
+type Stats struct {
+	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
+}
+
+// Node is one device's client state machine; see the package doc for the contract.
+type Node struct {
+	cfg  Config
+	rng  *rand.Rand
+	priv [32]byte
+	pub  [32]byte
+
+	timers [timerCount]proto.Instant
+
+	// Server session.
+	registered bool
+	closed     bool
+	regTxID    uint64
+	regRTO     time.Duration
+	regGiveUp  proto.Instant
+	session    proto.Session
+	observed   netip.AddrPort
+	altPort    netip.AddrPort
+	altAddr    netip.AddrPort
+	keepalive  time.Duration
+	kaSeq      uint32
+	nat        proto.NATBehavior
+	predicted  netip.AddrPort // our sequential NAT's next external address
+	classifier *punch.Classifier
+	classified bool
+
+	// Peers, in introduction order (iteration order reaches the wire).
+	peers  []*peer
+	byID   map[string]*peer
+	byPair map[uint64]*peer
+	intros []introRequest
+	// Connect calls waiting for the NAT measurement, so the server passes our
+	// behaviour on in the introduction.
+	waiting []string
+
+	sockTags map[uint64]any // tag → *punch.Classifier or *peer
+	nextTag  uint64
+
+	out    []outMsg
+	events []Event
+	stats  Stats
+}
+
+// outMsg is a node-level datagram waiting for PollTransmit.
+type outMsg struct {
+	to  netip.AddrPort
+	msg interface{ Append([]byte) []byte }
+}
+
+type introRequest struct {
+	peer  string
+	txid  uint64
+	tries int
+	next  proto.Instant
+}
+
+// New returns a node that has sent nothing; call Start.
+func New(cfg Config) *Node {
+	if cfg.RegisterTimeout == 0 {
+		cfg.RegisterTimeout = defaultRegisterTO
+	}
+	n := &Node{
+		cfg:      cfg,
+		rng:      rand.New(rand.NewChaCha8(cfg.Seed)),
+		priv:     cfg.PrivateKey,
+		byID:     map[string]*peer{},
+		byPair:   map[uint64]*peer{},
+		sockTags: map[uint64]any{},
+	}
+	pub, err := curve25519.X25519(n.priv[:], curve25519.Basepoint)
+	if err != nil {
+		panic("node: invalid private key: " + err.Error())
+	}
+	copy(n.pub[:], pub)
+	for i := range n.timers {
+		n.timers[i] = proto.Never
+	}
+	return n
+}
+
+// PublicKey is the node's static public key.
+func (n *Node) PublicKey() [32]byte { return n.pub }
+
+// Stats returns the drop counters.
+func (n *Node) Stats() Stats { return n.stats }
+
+// NAT returns the measured NAT behaviour (unknown until EventNATReport).
+func (n *Node) NAT() proto.NATBehavior { return n.nat }
+
+// Observed is the node's address as the server sees it.
+func (n *Node) Observed() netip.AddrPort { return n.observed }
+
+// Start sends the first register.
+func (n *Node) Start(now proto.Instant) {
+	n.regTxID = n.rng.Uint64()
+	n.regRTO = registerRTO
+	n.regGiveUp = now.Add(n.cfg.RegisterTimeout)
+	n.sendRegister(now)
+}
+
+func (n *Node) sendRegister(now proto.Instant) {
+	n.queue(n.cfg.Server, &proto.Register{TxID: n.regTxID, Ticket: n.cfg.Ticket, Hosts: n.cfg.hosts()})
+	n.timers[timerRegister] = now.Add(n.regRTO)
+	n.regRTO = min(2*n.regRTO, registerRTOMax)
+}
+
+func (n *Node) queue(to netip.AddrPort, m interface{ Append([]byte) []byte }) {
+	n.out = append(n.out, outMsg{to: to, msg: m})
+}
+
+func (n *Node) emit(e Event) {
+	if len(n.events) < maxEvents {
+		n.events = append(n.events, e)
+	}
+}
+
+// Connect asks the server to introduce peer. Calling it for a peer that is already
+// introduced does nothing; both sides calling it at once end with one pair.
+func (n *Node) Connect(now proto.Instant, peerID string) {
+	if _, ok := n.byID[peerID]; ok || slices.ContainsFunc(n.intros, func(r introRequest) bool { return r.peer == peerID }) {
+		return
+	}
+	if !n.classified {
+		if !slices.Contains(n.waiting, peerID) {
+			n.waiting = append(n.waiting, peerID)
+		}
+		return
+	}
+	if len(n.intros) >= maxPendingIntros {
+		n.emit(EventPeerError{Peer: peerID, Code: proto.CodeRateLimited, Text: "too many introductions pending"})
+		return
+	}
+	n.intros = append(n.intros, introRequest{peer: peerID, txid: n.rng.Uint64(), next: now})
+	n.timers[timerIntroduce] = now
+	n.HandleTimeout(now)
+}
+
+// HandleDatagram takes one datagram that arrived on socket local from from.
+func (n *Node) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	h, _, err := proto.ParseHeader(p)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	switch {
+	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError:
+		return n.handleSignal(now, local, from, h.Type, p)
+	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
+		return n.handleProbe(now, local, from, p)
+	}
+	n.stats.Unhandled++
+	return ErrUnhandled
+}
+
+func (n *Node) isServer(a netip.AddrPort) bool {
+	return a == n.cfg.Server || a.IsValid() && (a == n.altPort || a == n.altAddr)
+}
+
+func (n *Node) handleSignal(now proto.Instant, local, from netip.AddrPort, t proto.MsgType, p []byte) error {
+	// Our own nat-probe coming back through a hairpinning NAT is the one signaling
+	// message that arrives from somewhere other than the server.
+	if t == proto.TypeNATProbe && n.classifier != nil {
+		err := n.classifier.HandleDatagram(now, local, from, p)
+		n.afterClassifier(now)
+		return n.count(err)
+	}
+	if !n.isServer(from) {
+		n.stats.NotFromServer++
+		return ErrNotFromServer
+	}
+	switch t {
+	case proto.TypeRegistered:
+		var m proto.Registered
+		if err := m.Parse(p); err != nil {
+			return n.count(err)
+		}
+		if n.registered || m.TxID != n.regTxID {
+			n.stats.Unexpected++
+			return ErrUnexpected
+		}
+		n.onRegistered(now, local, &m)
+	case proto.TypeKeepaliveAck:
+		var m proto.KeepaliveAck
+		if err := m.Parse(p); err != nil {
+			return n.count(err)
+		}
+		if !n.registered {
+			n.stats.Unexpected++
+			return ErrUnexpected
+		}
+		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+		if m.Observed != n.observed {
+			n.onNetworkChange(now, m.Observed)
+		}
+	case proto.TypeNATProbeReply:
+		if n.classifier == nil {
+			n.stats.Unexpected++
+			return ErrUnexpected
+		}
+		err := n.classifier.HandleDatagram(now, local, from, p)
+		n.afterClassifier(now)
+		return n.count(err)
+	case proto.TypeIntroduction:
+		var m proto.Introduction
+		if err := m.Parse(p); err != nil {
+			return n.count(err)
+		}
+		return n.onIntroduction(now, &m)
+	case proto.TypeError:
+		var m proto.Error
+		if err := m.Parse(p); err != nil {
+			return n.count(err)
+		}
+		n.onError(now, &m)
+	default:
+		n.stats.Unhandled++
+		return ErrUnhandled
+	}
+	return nil
+}
+
+// count files a child's or parser's error under a drop reason and passes it on.
+func (n *Node) count(err error) error {
+	switch {
+	case err == nil:
+	case errors.Is(err, punch.ErrUnexpected), errors.Is(err, ErrUnexpected):
+		n.stats.Unexpected++
+	case errors.Is(err, punch.ErrBadMAC), errors.Is(err, punch.ErrReflected), errors.Is(err, punch.ErrOtherPair):
+		n.stats.BadProbe++
+	default:
+		n.stats.Malformed++
+	}
+	return err
+}
+
+func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Registered) {
+	n.registered = true
+	n.timers[timerRegister] = proto.Never
+	n.session = m.Session
+	n.observed = m.Observed
+	n.altPort, n.altAddr = m.AltPort, m.AltAddr
+	n.keepalive = time.Duration(m.Keepalive) * time.Second
+	n.timers[timerKeepalive] = now.Add(n.keepalive)
+	n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+	n.emit(EventRegistered{Observed: m.Observed})
+	n.startClassifier(now)
+}
+
+func (n *Node) startClassifier(now proto.Instant) {
+	var seed [32]byte
+	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
+	n.classifier = punch.NewClassifier(punch.ClassifierConfig{
+		Session: n.session, Local: n.cfg.Local, Hosts: n.cfg.hosts(),
+		Server: n.cfg.Server, AltPort: n.altPort, AltAddr: n.altAddr, Seed: seed,
+	})
+	n.classifier.Start(now)
+	n.afterClassifier(now)
+}
+
+// afterClassifier drains the classifier's events.
+func (n *Node) afterClassifier(now proto.Instant) {
+	c := n.classifier
+	for {
+		e, ok := c.PollEvent()
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case punch.EventNeedSockets:
+			n.requestSockets(c, e.N)
+		case punch.EventClassified:
+			n.nat = e.Behavior
+			n.predicted = e.Next
+			n.classified = true
+			n.emit(EventNATReport{Behavior: e.Behavior, Observed: e.Observed})
+			n.sendKeepalive(now)
+			for _, id := range n.waiting {
+				n.Connect(now, id)
+			}
+			n.waiting = n.waiting[:0]
+		}
+	}
+}
+
+func (n *Node) requestSockets(owner any, count int) {
+	n.nextTag++
+	n.sockTags[n.nextTag] = owner
+	n.emit(EventOpenSockets{Tag: n.nextTag, N: count})
+}
+
+// HandleSockets receives the sockets an EventOpenSockets asked for.
+func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPort) {
+	owner, ok := n.sockTags[tag]
+	if !ok {
+		return
+	}
+	delete(n.sockTags, tag)
+	switch o := owner.(type) {
+	case *punch.Classifier:
+		o.HandleSockets(now, addrs)
+		n.afterClassifier(now)
+	case *peer:
+		o.agent.HandleSockets(now, addrs)
+		n.afterAgent(now, o)
+	}
+}
+
+func (n *Node) sendKeepalive(now proto.Instant) {
+	n.kaSeq++
+	n.queue(n.cfg.Server, &proto.Keepalive{Session: n.session, Seq: n.kaSeq, NAT: n.nat, Predicted: n.predicted})
+	n.timers[timerKeepalive] = now.Add(n.keepalive)
+}
+
+// onNetworkChange: the server sees us at a new address (NAT rebinding, reboot, or a
+// move). Every pair probes again at once instead of waiting for its path to time out.
+func (n *Node) onNetworkChange(now proto.Instant, observed netip.AddrPort) {
+	n.observed = observed
+	for _, p := range n.peers {
+		p.agent.Restart(now, n.cfg.Local, n.nat)
+		n.afterAgent(now, p)
+	}
+}
+
+func (n *Node) onError(now proto.Instant, m *proto.Error) {
+	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
+		n.emit(EventPeerError{Peer: n.intros[i].peer, Code: m.Code, Text: string(m.Text)})
+		n.intros = slices.Delete(n.intros, i, i+1)
+		return
+	}
+	switch m.Code {
+	case proto.CodeNoSession:
+		// The server forgot us (restart, expiry): register again.
+		n.registered = false
+		n.regTxID = n.rng.Uint64()
+		n.regRTO = registerRTO
+		n.regGiveUp = now.Add(n.cfg.RegisterTimeout)
+		n.timers[timerKeepalive], n.timers[timerServerLost] = proto.Never, proto.Never
+		n.sendRegister(now)
+	case proto.CodeBadTicket, proto.CodeExpiredTicket:
+		if m.TxID == n.regTxID && !n.registered {
+			n.close("server refused the ticket: " + string(m.Text))
+		}
+	}
+}
+
+func (n *Node) close(reason string) {
+	if n.closed {
+		return
+	}
+	n.closed = true
+	for i := range n.timers {
+		n.timers[i] = proto.Never
+	}
+	n.emit(EventClosed{Reason: reason})
+}
+
+// probeKey derives the pair's probe key from the static-static DH (which only the two
+// peers can compute) and the server's per-pair PSK.
+func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {
+	ss, err := curve25519.X25519(priv[:], peerPub[:])
+	if err != nil {
+		return punch.Key{}, err
+	}
+	h := hmac.New(sha256.New, ss)
+	h.Write([]byte("natpass probe key"))
+	h.Write(psk[:])
+	var k punch.Key
+	copy(k[:], h.Sum(nil))
+	return k, nil
+}
+
+func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
+	id := string(m.PeerID)
+	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.peer == id }); i >= 0 {
+		n.intros = slices.Delete(n.intros, i, i+1)
+	}
+	if p, ok := n.byID[id]; ok {
+		if p.key != m.PeerKey {
+			n.stats.Unexpected++
+			return ErrUnexpected
+		}
+		return nil // a duplicate (both sides connected at once, or a retransmit)
+	}
+	if len(n.peers) >= maxPeers {
+		n.stats.Unexpected++
+		return ErrUnexpected
+	}
+	key, err := probeKey(&n.priv, &m.PeerKey, &m.PSK)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	var seed [32]byte
+	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
+	p := &peer{id: id, key: m.PeerKey, psk: m.PSK, relayToken: bytes.Clone(m.RelayToken), flags: m.Flags}
+	p.agent = punch.NewAgent(punch.AgentConfig{
+		Key:         key,
+		Controlling: bytes.Compare(n.pub[:], m.PeerKey[:]) < 0,
+		Local:       n.cfg.Local,
+		LocalNAT:    n.nat,
+		RemoteNAT:   m.NAT,
+		Remote:      slices.Clone(m.Candidates),
+		StartAt:     now.Add(time.Duration(m.StartDelayMs) * time.Millisecond),
+		Seed:        seed,
+	})
+	n.peers = append(n.peers, p)
+	n.byID[id] = p
+	n.byPair[p.agent.Pair()] = p
+	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy.String()})
+	n.afterAgent(now, p)
+	return nil
+}
+
+func (n *Node) handleProbe(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	// The pair ID sits right after the header in both probe messages.
+	if len(p) < proto.HeaderLen+8 {
+		n.stats.Malformed++
+		return proto.ErrShort
+	}
+	pair := uint64(0)
+	for _, b := range p[proto.HeaderLen : proto.HeaderLen+8] {
+		pair = pair<<8 | uint64(b)
+	}
+	pe, ok := n.byPair[pair]
+	if !ok {
+		n.stats.UnknownPair++
+		return ErrUnknownPair
+	}
+	err := pe.agent.HandleDatagram(now, local, from, p)
+	n.afterAgent(now, pe)
+	return n.count(err)
+}
+
+// afterAgent drains a peer's agent events into node events.
+func (n *Node) afterAgent(now proto.Instant, p *peer) {
+	for {
+		e, ok := p.agent.PollEvent()
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case punch.EventNeedSockets:
+			n.requestSockets(p, e.N)
+		case punch.EventPathUp:
+			p.path = PathDirect
+			n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+				RTT: e.Path.RTT, Reason: "direct confirmed"})
+		case punch.EventPathDown:
+			if e.Next != nil {
+				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
+					RTT: e.Next.RTT, Reason: "direct timed out; another direct path"})
+				continue
+			}
+			p.path = PathNone
+			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "direct timed out"})
+		case punch.EventNoPath:
+			reason := "no direct path found"
+			if e.Strategy == punch.StrategyNone {
+				reason = "no direct path possible for this NAT pair"
+			}
+			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: reason})
+		}
+	}
+}
+
+// HandleTimeout runs every timer that is due, the children's included.
+func (n *Node) HandleTimeout(now proto.Instant) {
+	if n.closed {
+		return
+	}
+	if now >= n.timers[timerRegister] {
+		if now >= n.regGiveUp {
+			n.close("no answer from the server")
+			return
+		}
+		n.sendRegister(now)
+	}
+	if now >= n.timers[timerKeepalive] {
+		n.sendKeepalive(now)
+	}
+	if now >= n.timers[timerServerLost] {
+		// Three keepalives unanswered: the server restarted or our mapping died.
+		// Register again; live direct paths are unaffected.
+		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+		n.onError(now, &proto.Error{Code: proto.CodeNoSession})
+	}
+	if now >= n.timers[timerIntroduce] {
+		n.timers[timerIntroduce] = proto.Never
+		keep := n.intros[:0]
+		for _, r := range n.intros {
+			if now >= r.next {
+				if r.tries >= introduceTries {
+					n.emit(EventPeerError{Peer: r.peer, Text: "no introduction from the server"})
+					continue
+				}
+				r.tries++
+				r.next = now.Add(introduceRTO)
+				n.queue(n.cfg.Server, &proto.IntroduceRequest{Session: n.session, TxID: r.txid, PeerID: []byte(r.peer)})
+			}
+			n.timers[timerIntroduce] = proto.Min(n.timers[timerIntroduce], r.next)
+			keep = append(keep, r)
+		}
+		n.intros = keep
+	}
+	if c := n.classifier; c != nil && now >= c.Deadline() {
+		c.HandleTimeout(now)
+		n.afterClassifier(now)
+	}
+	for _, p := range n.peers {
+		if now >= p.agent.Deadline() {
+			p.agent.HandleTimeout(now)
+			n.afterAgent(now, p)
+		}
+	}
+}
+
+// PollTransmit returns the next datagram to send: the node's own signaling first,
+// then the classifier's probes, then each peer's.
+func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if len(n.out) > 0 {
+		o := n.out[0]
+		n.out = n.out[1:]
+		return proto.Transmit{From: n.cfg.Local, To: o.to, Payload: o.msg.Append(buf[:0])}, true
+	}
+	if c := n.classifier; c != nil {
+		if t, ok := c.PollTransmit(now, buf); ok {
+			return t, true
+		}
+	}
+	for _, p := range n.peers {
+		if t, ok := p.agent.PollTransmit(now, buf); ok {
+			return t, true
+		}
+	}
+	return proto.Transmit{}, false
+}
+
+// PollEvent returns the next event for the application.
+func (n *Node) PollEvent() (Event, bool) {
+	if len(n.events) == 0 {
+		return nil, false
+	}
+	e := n.events[0]
+	n.events = n.events[1:]
+	return e, true
+}
+
+// Deadline is when HandleTimeout must next be called.
+func (n *Node) Deadline() proto.Instant {
+	if n.closed {
+		return proto.Never
+	}
+	d := proto.Never
+	for _, t := range n.timers {
+		d = proto.Min(d, t)
+	}
+	if c := n.classifier; c != nil {
+		d = proto.Min(d, c.Deadline())
+	}
+	for _, p := range n.peers {
+		d = proto.Min(d, p.agent.Deadline())
+	}
+	return d
+}
+
+// Peer reports a peer's current path.
+func (n *Node) Peer(id string) (kind PathKind, ok bool) {
+	p, ok := n.byID[id]
+	if !ok {
+		return PathNone, false
+	}
+	return p.path, true
+}
+
+func binaryPut(dst []byte, a, b uint64) {
+	for i := 0; i < 8; i++ {
+		dst[i] = byte(a >> (56 - 8*i))
+		dst[8+i] = byte(b >> (56 - 8*i))
+	}
+}

@@ -1,0 +1,139 @@
+package node
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+var (
+	testServer = netip.MustParseAddrPort("203.0.113.1:3478")
+	testLocal  = netip.MustParseAddrPort("10.0.0.2:40000")
+)
+
+func newTestNode() *Node {
+	return New(Config{ID: []byte("alice"), Ticket: []byte("ticket"), PrivateKey: [32]byte{1},
+		Local: testLocal, Server: testServer, Seed: [32]byte{7}, RegisterTimeout: 10 * time.Second})
+}
+
+func drainTx(n *Node, now proto.Instant) []proto.Transmit {
+	var out []proto.Transmit
+	var buf [1500]byte
+	for {
+		t, ok := n.PollTransmit(now, buf[:])
+		if !ok {
+			return out
+		}
+		t.Payload = append([]byte(nil), t.Payload...)
+		out = append(out, t)
+	}
+}
+
+func TestRegisterRetransmitsThenGivesUp(t *testing.T) {
+	n := newTestNode()
+	n.Start(0)
+	var sends []proto.Instant
+	now := proto.Instant(0)
+	for i := 0; i < 100; i++ {
+		for _, tx := range drainTx(n, now) {
+			var m proto.Register
+			if err := m.Parse(tx.Payload); err != nil || tx.To != testServer || tx.From != testLocal {
+				t.Fatalf("unexpected transmit %+v (%v)", tx, err)
+			}
+			sends = append(sends, now)
+		}
+		if n.Deadline() == proto.Never {
+			break
+		}
+		now = n.Deadline()
+		n.HandleTimeout(now)
+	}
+	if len(sends) < 4 {
+		t.Fatalf("only %d registers sent", len(sends))
+	}
+	// Backoff doubles: each gap at least the one before it.
+	for i := 2; i < len(sends); i++ {
+		if sends[i].Sub(sends[i-1]) < sends[i-1].Sub(sends[i-2]) {
+			t.Errorf("gap %d shrank: %v then %v", i, sends[i-1].Sub(sends[i-2]), sends[i].Sub(sends[i-1]))
+		}
+	}
+	e, ok := n.PollEvent()
+	if _, closed := e.(EventClosed); !ok || !closed {
+		t.Fatalf("event %v, want EventClosed", e)
+	}
+	if now < proto.Instant(10*time.Second) {
+		t.Errorf("gave up at %v, before the 10 s timeout", time.Duration(now))
+	}
+}
+
+func TestSignalingOnlyFromServer(t *testing.T) {
+	n := newTestNode()
+	n.Start(0)
+	drainTx(n, 0)
+	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25}).Append(nil)
+	stranger := netip.MustParseAddrPort("198.51.100.9:3478")
+	if err := n.HandleDatagram(1, testLocal, stranger, reg); !errors.Is(err, ErrNotFromServer) {
+		t.Fatalf("err %v, want ErrNotFromServer", err)
+	}
+	if n.registered || n.Stats().NotFromServer != 1 {
+		t.Fatalf("a stranger's registered changed state")
+	}
+	wrongTx := (&proto.Registered{TxID: n.regTxID + 1, Observed: testLocal, Keepalive: 25}).Append(nil)
+	if err := n.HandleDatagram(1, testLocal, testServer, wrongTx); !errors.Is(err, ErrUnexpected) {
+		t.Fatalf("err %v, want ErrUnexpected", err)
+	}
+	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
+		t.Fatal(err)
+	}
+	if !n.registered || n.Observed() != testLocal {
+		t.Fatal("not registered")
+	}
+	// Registration starts the NAT measurement: its probes go to the server.
+	txs := drainTx(n, 1)
+	if len(txs) == 0 {
+		t.Fatal("no NAT probes after registration")
+	}
+	for _, tx := range txs {
+		var m proto.NATProbe
+		if err := m.Parse(tx.Payload); err != nil {
+			t.Errorf("transmit after registered is not a nat-probe: %v", err)
+		}
+	}
+}
+
+func TestConnectWaitsForNATReport(t *testing.T) {
+	n := newTestNode()
+	n.Start(0)
+	drainTx(n, 0)
+	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25}).Append(nil)
+	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
+		t.Fatal(err)
+	}
+	drainTx(n, 1)
+	n.Connect(2, "bob")
+	for _, tx := range drainTx(n, 2) {
+		var m proto.IntroduceRequest
+		if m.Parse(tx.Payload) == nil {
+			t.Fatal("introduce-request sent before the NAT report")
+		}
+	}
+	// Let the measurement time out (the fake server never answers probes).
+	now := proto.Instant(2)
+	sawIntro := false
+	for i := 0; i < 200 && !sawIntro; i++ {
+		now = n.Deadline()
+		n.HandleTimeout(now)
+		for _, tx := range drainTx(n, now) {
+			var m proto.IntroduceRequest
+			if m.Parse(tx.Payload) == nil && string(m.PeerID) == "bob" {
+				sawIntro = true
+			}
+		}
+	}
+	if !sawIntro {
+		t.Fatal("Connect never sent its introduce-request")
+	}
+}

@@ -1,0 +1,620 @@
+package punch
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// AgentConfig describes one introduced pair from the local side.
+type AgentConfig struct {
+	// Key is the pair's probe key; both sides hold the same one.
+	Key Key
+	// Controlling: the local static key sorts lower (ICE's controlling role). It
+	// breaks ties and lets a node drop its own probes reflected back at it.
+	Controlling bool
+	// Local is the node's main socket.
+	Local netip.AddrPort
+	// LocalNAT and RemoteNAT are the measured behaviours; Remote are the peer's
+	// candidates from the introduction.
+	LocalNAT, RemoteNAT proto.NATBehavior
+	Remote              []proto.Candidate
+	// StartAt is when both sides begin (the server's start delay after receipt).
+	StartAt proto.Instant
+	// SameNAT: both sides share a public address, so host candidates may reach each
+	// other directly whatever the NAT does; simultaneous open is tried.
+	SameNAT bool
+	Seed    [32]byte
+}
+
+// Agent timing and bounds (DESIGN §6.5–6.6).
+const (
+	probeRoundInterval = 200 * time.Millisecond // one probe per target per round
+	punchTimeout       = 12 * time.Second       // give up on a direct path after this
+	birthdayTimeout    = 20 * time.Second
+	heartbeatInterval  = 2500 * time.Millisecond // on a confirmed path (DESIGN §6.6: 2–3 s)
+	pathDeadAfter      = 6500 * time.Millisecond // no reply for this long: the path is dead
+	maxTargets         = 64                      // remote addresses probed per round
+	predictWindow      = 8                       // predicted ports per side
+	birthdaySockets    = 256                     // extra sockets on the hard side
+	birthdayProbes     = 2048                    // probes from the easy side, at most
+	birthdayPace       = 2500 * time.Microsecond // 400 probes per second
+	birthdayRefresh    = 10 * time.Second        // re-open the hard side's mappings
+	primeTTL           = 2                       // opens our mapping, dies before the peer's NAT
+	maxOutstanding     = 512                     // probes awaiting a reply
+	switchRatio        = 0.75                    // a path must be this much faster to take over
+	switchHold         = 10 * time.Second        // and the active path must be this old
+)
+
+// Agent runs the probes of one pair: it finds direct paths with the strategy both
+// sides derive from their NAT behaviours, confirms them with authenticated
+// probe/reply exchanges, picks the best (LAN first, then lowest RTT, with hysteresis),
+// heartbeats the active one and reports when it dies.
+//
+// Call contract: HandleDatagram for probe and probe-reply packets that carry this
+// pair's ID (any socket, any source); HandleSockets after EventNeedSockets;
+// HandleTimeout at Deadline; Restart after a network change. Drain rule: after any
+// call, PollTransmit until false, then PollEvent until false, then read Deadline.
+// A probe that fails authentication, names another pair or carries our own role
+// changes nothing, gets no reply, and returns an error for the owner to count.
+type Agent struct {
+	cfg  AgentConfig
+	pair uint64
+	mac  *macer
+	rng  *rand.Rand
+	plan Plan
+
+	started   bool
+	searching bool          // probing candidates for a (better) path
+	deadlineP proto.Instant // stop searching at this instant
+	nextRound proto.Instant
+	primed    bool
+
+	targets        []target // remote addresses to probe from the main socket
+	sockets        []netip.AddrPort
+	waitingSockets bool
+
+	// birthday state
+	sprayed   int
+	nextSpray proto.Instant
+	refreshAt proto.Instant
+
+	outstanding []pending
+	paths       []Path
+	active      int // index into paths, -1 when none
+	activeSince proto.Instant
+	nextBeat    proto.Instant
+	failed      bool
+
+	out    []outPacket
+	events []AgentEvent
+	buf    [proto.ProbeLen + 32]byte
+}
+
+type target struct {
+	addr netip.AddrPort
+	lan  bool
+}
+
+type pending struct {
+	txid     uint64
+	from, to netip.AddrPort
+	sentAt   proto.Instant
+}
+
+type outPacket struct {
+	from, to netip.AddrPort
+	ttl      uint8
+	reply    bool
+	txid     uint64
+	observed netip.AddrPort
+	flags    uint8
+}
+
+// Path is a confirmed direct path.
+type Path struct {
+	Local, Remote netip.AddrPort
+	RTT           time.Duration
+	LAN           bool
+	lastReply     proto.Instant
+}
+
+// AgentEvent is one of the Event* types below.
+type AgentEvent interface{ agentEvent() }
+
+// EventPathUp: a direct path is confirmed and is now the active one.
+type EventPathUp struct{ Path Path }
+
+// EventPathDown: the active path stopped answering; Next is the replacement if
+// another confirmed path is alive.
+type EventPathDown struct {
+	Path Path
+	Next *Path
+}
+
+// EventNoPath: no direct path was found in time (or the strategy is none); the
+// node stays on the relay and may Restart later.
+type EventNoPath struct{ Strategy Strategy }
+
+func (EventPathUp) agentEvent()      {}
+func (EventPathDown) agentEvent()    {}
+func (EventNoPath) agentEvent()      {}
+func (EventNeedSockets) agentEvent() {}
+
+// Errors from Agent.HandleDatagram.
+var (
+	ErrBadMAC    = errors.New("punch: probe failed authentication")
+	ErrOtherPair = errors.New("punch: probe for another pair")
+	ErrReflected = errors.New("punch: our own probe reflected back")
+)
+
+// NewAgent prepares the probes of one pair; nothing is sent before StartAt.
+func NewAgent(cfg AgentConfig) *Agent {
+	a := &Agent{
+		cfg:    cfg,
+		pair:   PairID(&cfg.Key),
+		mac:    newMacer(&cfg.Key),
+		rng:    rand.New(rand.NewChaCha8(cfg.Seed)),
+		plan:   choosePlan(cfg),
+		active: -1,
+	}
+	a.sockets = []netip.AddrPort{cfg.Local}
+	a.buildTargets()
+	return a
+}
+
+func choosePlan(cfg AgentConfig) Plan {
+	if cfg.SameNAT {
+		return Plan{Strategy: StrategySimultaneousOpen}
+	}
+	return Choose(cfg.LocalNAT, cfg.RemoteNAT)
+}
+
+// Plan is the strategy in use.
+func (a *Agent) Plan() Plan { return a.plan }
+
+// Pair is the pair ID carried in this pair's probes.
+func (a *Agent) Pair() uint64 { return a.pair }
+
+// Active returns the active path, if any.
+func (a *Agent) Active() (Path, bool) {
+	if a.active < 0 {
+		return Path{}, false
+	}
+	return a.paths[a.active], true
+}
+
+func (a *Agent) addTarget(addr netip.AddrPort, lan bool) {
+	if !addr.IsValid() || len(a.targets) >= maxTargets {
+		return
+	}
+	for _, t := range a.targets {
+		if t.addr == addr {
+			return
+		}
+	}
+	a.targets = append(a.targets, target{addr: addr, lan: lan})
+}
+
+// buildTargets lists the remote addresses to probe, in the order their first probes
+// go out. Predicted ports come first: a symmetric NAT gives each new destination its
+// next port, so when both sides predict, the j-th target of each side must be the
+// j-th new mapping of the other for the two mappings to meet. The server-reflexive
+// address comes next (the first new mapping of a symmetric side toward an easy one),
+// host candidates last.
+func (a *Agent) buildTargets() {
+	var srflx, predicted netip.AddrPort
+	for _, c := range a.cfg.Remote {
+		switch c.Kind {
+		case proto.CandidateServerReflexive:
+			srflx = c.Addr
+		case proto.CandidatePredicted:
+			predicted = c.Addr
+		}
+	}
+	if a.plan.Strategy == StrategyPrediction && a.plan.RemoteHard {
+		d := int(a.cfg.RemoteNAT.PortDelta)
+		first := predicted
+		if !first.IsValid() && srflx.IsValid() {
+			// No prediction from the peer: guess from its registration mapping.
+			first = netip.AddrPortFrom(srflx.Addr(), uint16(int(srflx.Port())+d))
+		}
+		for k := 0; k < predictWindow && first.IsValid() && d != 0; k++ {
+			p := int(first.Port()) + k*d
+			if p > 0 && p <= 65535 {
+				a.addTarget(netip.AddrPortFrom(first.Addr(), uint16(p)), false)
+			}
+		}
+	} else if predicted.IsValid() {
+		a.addTarget(predicted, false)
+	}
+	a.addTarget(srflx, false)
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidateHost {
+			a.addTarget(c.Addr, true)
+		}
+	}
+}
+
+// Restart forgets every path and probes again, after a network change.
+func (a *Agent) Restart(now proto.Instant, local netip.AddrPort, localNAT proto.NATBehavior) {
+	a.cfg.Local = local
+	a.cfg.LocalNAT = localNAT
+	a.cfg.StartAt = now
+	a.plan = choosePlan(a.cfg)
+	a.sockets = []netip.AddrPort{local}
+	a.targets = a.targets[:0]
+	a.buildTargets()
+	a.started, a.searching, a.primed, a.failed = false, false, false, false
+	a.paths = a.paths[:0]
+	a.active = -1
+	a.outstanding = a.outstanding[:0]
+	a.sprayed = 0
+}
+
+func (a *Agent) start(now proto.Instant) {
+	a.started = true
+	a.searching = true
+	timeout := punchTimeout
+	if a.plan.Strategy == StrategyBirthday {
+		timeout = birthdayTimeout
+	}
+	a.deadlineP = now.Add(timeout)
+	a.nextRound = now
+	if a.plan.Strategy == StrategyNone {
+		a.failed, a.searching = true, false
+		a.events = append(a.events, EventNoPath{Strategy: StrategyNone})
+		return
+	}
+	if a.plan.Strategy == StrategyBirthday {
+		if a.plan.LocalHard {
+			a.waitingSockets = true
+			a.events = append(a.events, EventNeedSockets{N: birthdaySockets})
+		} else {
+			// Let the hard side's mappings open before spraying at them.
+			a.nextSpray = now.Add(300 * time.Millisecond)
+		}
+	}
+}
+
+// HandleSockets receives the extra sockets for the birthday strategy.
+func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	if !a.waitingSockets {
+		return
+	}
+	a.waitingSockets = false
+	a.sockets = append(a.sockets, addrs...)
+	a.refreshAt = now
+}
+
+// HandleTimeout runs every timer that is due.
+func (a *Agent) HandleTimeout(now proto.Instant) {
+	if !a.started {
+		if now < a.cfg.StartAt {
+			return
+		}
+		a.start(now)
+	}
+	if a.searching && now >= a.deadlineP {
+		a.searching = false
+		if a.active < 0 {
+			a.failed = true
+			a.events = append(a.events, EventNoPath{Strategy: a.plan.Strategy})
+		}
+	}
+	if a.searching {
+		a.searchRound(now)
+	}
+	a.heartbeat(now)
+	a.expireOutstanding(now)
+}
+
+// searchRound sends the probes that are due for the strategy.
+func (a *Agent) searchRound(now proto.Instant) {
+	if now >= a.nextRound {
+		a.nextRound = now.Add(probeRoundInterval)
+		if !a.primed {
+			// Linux's port clash (DESIGN §9): a peer probe that reaches our NAT
+			// before we sent anything poisons the port we are about to use. A
+			// TTL-limited probe opens our mapping and dies before the peer's NAT.
+			a.primed = true
+			for _, t := range a.targets {
+				if !t.lan {
+					a.queueProbe(now, a.cfg.Local, t.addr, primeTTL)
+				}
+			}
+			a.nextRound = now.Add(probeRoundInterval / 4)
+		} else {
+			for _, t := range a.targets {
+				a.queueProbe(now, a.cfg.Local, t.addr, 0)
+			}
+		}
+	}
+	if a.plan.Strategy != StrategyBirthday {
+		return
+	}
+	if a.plan.LocalHard && len(a.sockets) > 1 && now >= a.refreshAt {
+		// Each extra socket sends to the easy side's known address: 256 mappings
+		// at random ports, each admitting that address. The probes only need to
+		// open our mappings, so they are TTL-limited: arriving unsolicited at a
+		// Linux NAT they would leave [UNREPLIED] entries that push the easy side's
+		// matching probe onto another port (DESIGN §9).
+		a.refreshAt = now.Add(birthdayRefresh)
+		for _, s := range a.sockets[1:] {
+			for _, t := range a.targets {
+				if !t.lan {
+					a.queueProbe(now, s, t.addr, primeTTL)
+				}
+			}
+		}
+	}
+	if !a.plan.LocalHard && a.sprayed < birthdayProbes && now >= a.nextSpray && a.active < 0 {
+		ip := a.remoteIP()
+		if ip.IsValid() {
+			// Paced: one probe per birthdayPace, catching up if the caller was late
+			// but never more than a handful at once.
+			for n := 0; n < 4 && now >= a.nextSpray && a.sprayed < birthdayProbes; n++ {
+				port := uint16(1024 + a.rng.Uint64()%(65536-1024))
+				a.queueProbe(now, a.cfg.Local, netip.AddrPortFrom(ip, port), 0)
+				a.sprayed++
+				a.nextSpray = a.nextSpray.Add(birthdayPace)
+			}
+			if now >= a.nextSpray {
+				a.nextSpray = now.Add(birthdayPace)
+			}
+		}
+	}
+}
+
+func (a *Agent) remoteIP() netip.Addr {
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidateServerReflexive {
+			return c.Addr.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+func (a *Agent) queueProbe(now proto.Instant, from, to netip.AddrPort, ttl uint8) {
+	if len(a.outstanding) >= maxOutstanding {
+		// Oldest first out: a probe this old will not be answered.
+		a.outstanding = append(a.outstanding[:0], a.outstanding[1:]...)
+	}
+	txid := a.rng.Uint64()
+	a.outstanding = append(a.outstanding, pending{txid: txid, from: from, to: to, sentAt: now})
+	a.out = append(a.out, outPacket{from: from, to: to, ttl: ttl, txid: txid})
+}
+
+func (a *Agent) heartbeat(now proto.Instant) {
+	if a.active < 0 {
+		return
+	}
+	p := &a.paths[a.active]
+	if now.Sub(p.lastReply) >= pathDeadAfter {
+		dead := *p
+		a.paths = slices.Delete(a.paths, a.active, a.active+1)
+		a.active = -1
+		var next *Path
+		if i := a.best(now); i >= 0 {
+			a.active = i
+			a.activeSince = now
+			n := a.paths[i]
+			next = &n
+		}
+		a.events = append(a.events, EventPathDown{Path: dead, Next: next})
+		if a.active < 0 {
+			// Search again: the peer may have moved, or the NAT rebooted.
+			a.searching, a.failed = true, false
+			a.deadlineP = now.Add(punchTimeout)
+			a.nextRound = now
+			a.primed = false
+		}
+		return
+	}
+	if now >= a.nextBeat {
+		a.nextBeat = now.Add(heartbeatInterval)
+		a.queueProbe(now, p.Local, p.Remote, 0)
+	}
+}
+
+func (a *Agent) expireOutstanding(now proto.Instant) {
+	keep := a.outstanding[:0]
+	for _, o := range a.outstanding {
+		if now.Sub(o.sentAt) < pathDeadAfter {
+			keep = append(keep, o)
+		}
+	}
+	a.outstanding = keep
+}
+
+// HandleDatagram takes a probe or probe reply that arrived on socket local from from.
+func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	h, _, err := proto.ParseHeader(p)
+	if err != nil {
+		return err
+	}
+	switch h.Type {
+	case proto.TypeProbe:
+		var m proto.Probe
+		if err := m.Parse(p); err != nil {
+			return err
+		}
+		if err := a.check(m.Pair, m.Flags, p); err != nil {
+			return err
+		}
+		a.out = append(a.out, outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
+		if !a.started {
+			return nil
+		}
+		// Triggered check (RFC 8445 §7.3.1.4): the peer reached us from an address
+		// we may not know (a new mapping of a symmetric NAT); probe it back from
+		// the same socket so the path confirms from our side too.
+		if a.active < 0 || a.paths[a.active].Remote != from {
+			if !a.knownTarget(from) && len(a.targets) < maxTargets {
+				a.targets = append(a.targets, target{addr: from})
+			}
+			a.queueProbe(now, local, from, 0)
+		}
+		return nil
+	case proto.TypeProbeReply:
+		var m proto.ProbeReply
+		if err := m.Parse(p); err != nil {
+			return err
+		}
+		if err := a.check(m.Pair, m.Flags, p); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(a.outstanding, func(o pending) bool { return o.txid == m.TxID })
+		if i < 0 || a.outstanding[i].from != local {
+			return ErrUnexpected
+		}
+		o := a.outstanding[i]
+		a.outstanding = slices.Delete(a.outstanding, i, i+1)
+		a.confirm(now, local, from, now.Sub(o.sentAt))
+		return nil
+	}
+	return ErrNotProbe
+}
+
+func (a *Agent) knownTarget(addr netip.AddrPort) bool {
+	return slices.ContainsFunc(a.targets, func(t target) bool { return t.addr == addr })
+}
+
+// check authenticates a probe message: pair, role, then MAC. Nothing before it
+// changes state.
+func (a *Agent) check(pair uint64, flags uint8, p []byte) error {
+	if pair != a.pair {
+		return ErrOtherPair
+	}
+	if (flags&proto.ProbeControlling != 0) == a.cfg.Controlling {
+		return ErrReflected
+	}
+	if !a.mac.verify(p) {
+		return ErrBadMAC
+	}
+	return nil
+}
+
+func (a *Agent) isLAN(remote netip.AddrPort) bool {
+	return slices.ContainsFunc(a.cfg.Remote, func(c proto.Candidate) bool {
+		return c.Kind == proto.CandidateHost && c.Addr == remote
+	})
+}
+
+// confirm records a working path and makes it active if it is the best.
+func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt time.Duration) {
+	i := slices.IndexFunc(a.paths, func(p Path) bool { return p.Local == local && p.Remote == remote })
+	if i < 0 {
+		a.paths = append(a.paths, Path{Local: local, Remote: remote, RTT: rtt, LAN: a.isLAN(remote)})
+		i = len(a.paths) - 1
+	} else {
+		// RFC 6298-style smoothing keeps one slow reply from flipping the choice.
+		a.paths[i].RTT = (7*a.paths[i].RTT + rtt) / 8
+	}
+	a.paths[i].lastReply = now
+	if a.active == i {
+		return
+	}
+	if a.active < 0 {
+		a.activate(now, i)
+		return
+	}
+	cur, cand := a.paths[a.active], a.paths[i]
+	better := cand.LAN && !cur.LAN ||
+		cand.LAN == cur.LAN && float64(cand.RTT) < switchRatio*float64(cur.RTT) && now.Sub(a.activeSince) >= switchHold
+	if better {
+		a.activate(now, i)
+	}
+}
+
+func (a *Agent) activate(now proto.Instant, i int) {
+	a.active = i
+	a.activeSince = now
+	a.nextBeat = now.Add(heartbeatInterval)
+	a.failed = false
+	// Keep searching a little longer for a LAN path if this one is not; otherwise
+	// stop probing candidates.
+	if a.paths[i].LAN {
+		a.searching = false
+	} else {
+		a.deadlineP = proto.Min(a.deadlineP, now.Add(time.Second))
+	}
+	a.events = append(a.events, EventPathUp{Path: a.paths[i]})
+}
+
+// best returns the index of the best live path, or -1.
+func (a *Agent) best(now proto.Instant) int {
+	best := -1
+	for i, p := range a.paths {
+		if now.Sub(p.lastReply) >= pathDeadAfter {
+			continue
+		}
+		if best < 0 || p.LAN && !a.paths[best].LAN || p.LAN == a.paths[best].LAN && p.RTT < a.paths[best].RTT {
+			best = i
+		}
+	}
+	return best
+}
+
+// PollTransmit returns the next probe or reply.
+func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if len(a.out) == 0 {
+		return proto.Transmit{}, false
+	}
+	o := a.out[0]
+	a.out = a.out[1:]
+	if len(a.out) == 0 {
+		a.out = a.out[:0:cap(a.out)]
+	}
+	var flags uint8
+	if a.cfg.Controlling {
+		flags = proto.ProbeControlling
+	}
+	var p []byte
+	if o.reply {
+		m := proto.ProbeReply{Pair: a.pair, TxID: o.txid, Flags: flags, Observed: o.observed}
+		p = m.Append(buf[:0])
+	} else {
+		m := proto.Probe{Pair: a.pair, TxID: o.txid, Flags: flags}
+		p = m.Append(buf[:0])
+	}
+	a.mac.seal(p)
+	return proto.Transmit{From: o.from, To: o.to, TTL: o.ttl, Payload: p}, true
+}
+
+// PollEvent returns the next event.
+func (a *Agent) PollEvent() (AgentEvent, bool) {
+	if len(a.events) == 0 {
+		return nil, false
+	}
+	e := a.events[0]
+	a.events = a.events[1:]
+	return e, true
+}
+
+// Deadline is when HandleTimeout must next be called.
+func (a *Agent) Deadline() proto.Instant {
+	if !a.started {
+		return a.cfg.StartAt
+	}
+	d := proto.Never
+	if a.active >= 0 {
+		d = proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter))
+	}
+	if !a.searching {
+		return d
+	}
+	d = proto.Min(d, proto.Min(a.deadlineP, a.nextRound))
+	if a.plan.Strategy == StrategyBirthday {
+		if a.plan.LocalHard && len(a.sockets) > 1 {
+			d = proto.Min(d, a.refreshAt)
+		} else if !a.plan.LocalHard && a.sprayed < birthdayProbes && a.active < 0 {
+			d = proto.Min(d, a.nextSpray)
+		}
+	}
+	return d
+}

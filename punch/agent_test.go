@@ -1,0 +1,232 @@
+package punch
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+var (
+	addrA   = netip.MustParseAddrPort("192.0.2.1:4000")
+	addrB   = netip.MustParseAddrPort("198.51.100.2:5000")
+	lanB    = netip.MustParseAddrPort("10.0.0.2:5000")
+	testKey = Key{1, 2, 3}
+)
+
+func newPair(key Key, candsForA, candsForB []proto.Candidate) (*Agent, *Agent) {
+	a := NewAgent(AgentConfig{Key: key, Controlling: true, Local: addrA, LocalNAT: natOpen, RemoteNAT: natOpen,
+		Remote: candsForA, Seed: [32]byte{1}})
+	b := NewAgent(AgentConfig{Key: key, Local: addrB, LocalNAT: natOpen, RemoteNAT: natOpen,
+		Remote: candsForB, Seed: [32]byte{2}})
+	return a, b
+}
+
+// wire delivers packets between agents with a fixed one-way delay; drop decides which
+// packets vanish. It is a harness for unit tests; NAT behaviour is tested on sim.
+type wire struct {
+	now    proto.Instant
+	delay  time.Duration
+	agents map[netip.AddrPort]*Agent
+	inbox  []flight
+	drop   func(proto.Transmit) bool
+	events map[*Agent][]AgentEvent
+	sent   int
+}
+
+type flight struct {
+	at proto.Instant
+	tx proto.Transmit
+}
+
+func newWire(delay time.Duration, agents map[netip.AddrPort]*Agent) *wire {
+	return &wire{delay: delay, agents: agents, events: map[*Agent][]AgentEvent{}}
+}
+
+func (w *wire) drain(ag *Agent) {
+	var buf [256]byte
+	for {
+		tx, ok := ag.PollTransmit(w.now, buf[:])
+		if !ok {
+			break
+		}
+		w.sent++
+		if w.drop != nil && w.drop(tx) {
+			continue
+		}
+		tx.Payload = append([]byte(nil), tx.Payload...)
+		w.inbox = append(w.inbox, flight{w.now.Add(w.delay), tx})
+	}
+	for {
+		e, ok := ag.PollEvent()
+		if !ok {
+			break
+		}
+		w.events[ag] = append(w.events[ag], e)
+	}
+}
+
+// run advances virtual time to until, delivering packets and firing timers in order.
+func (w *wire) run(until proto.Instant) {
+	for steps := 0; steps < 1_000_000; steps++ {
+		next := until
+		for _, f := range w.inbox {
+			next = proto.Min(next, f.at)
+		}
+		for _, ag := range w.agents {
+			next = proto.Min(next, ag.Deadline())
+		}
+		if next > until {
+			w.now = until
+			return
+		}
+		w.now = max(w.now, next)
+		keep := w.inbox[:0]
+		var due []flight
+		for _, f := range w.inbox {
+			if f.at <= w.now {
+				due = append(due, f)
+			} else {
+				keep = append(keep, f)
+			}
+		}
+		w.inbox = keep
+		for _, f := range due {
+			if ag := w.agents[f.tx.To]; ag != nil {
+				_ = ag.HandleDatagram(w.now, f.tx.To, f.tx.From, f.tx.Payload)
+				w.drain(ag)
+			}
+		}
+		for _, ag := range w.agents {
+			if ag.Deadline() <= w.now {
+				ag.HandleTimeout(w.now)
+			}
+			w.drain(ag)
+		}
+		if w.now == until && len(due) == 0 {
+			return
+		}
+	}
+	panic("wire: step bound reached")
+}
+
+func TestAgentsConfirmDirectPath(t *testing.T) {
+	a, b := newPair(testKey,
+		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}},
+		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
+	w := newWire(20*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b})
+	w.run(proto.Instant(2 * time.Second))
+	for _, ag := range []*Agent{a, b} {
+		p, ok := ag.Active()
+		if !ok {
+			t.Fatalf("no active path; events %v", w.events[ag])
+		}
+		if p.RTT < 40*time.Millisecond || p.RTT > 60*time.Millisecond {
+			t.Errorf("RTT %v, want about 40ms", p.RTT)
+		}
+	}
+	if p, _ := a.Active(); p.Local != addrA || p.Remote != addrB {
+		t.Errorf("A's path %v → %v", p.Local, p.Remote)
+	}
+}
+
+func TestAgentPrefersLANPath(t *testing.T) {
+	a, b := newPair(testKey,
+		[]proto.Candidate{{Kind: proto.CandidateHost, Addr: lanB}, {Kind: proto.CandidateServerReflexive, Addr: addrB}},
+		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
+	// B answers on both its LAN and its public address (one agent, two addresses).
+	w := newWire(10*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b, lanB: b})
+	w.run(proto.Instant(3 * time.Second))
+	p, ok := a.Active()
+	if !ok || !p.LAN || p.Remote != lanB {
+		t.Fatalf("A's active path %+v (ok=%v), want the LAN path to %v", p, ok, lanB)
+	}
+}
+
+func TestAgentRejectsUnauthenticatedProbes(t *testing.T) {
+	a, _ := newPair(testKey, []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}}, nil)
+	a.HandleTimeout(0)
+	var buf [256]byte
+	for {
+		if _, ok := a.PollTransmit(0, buf[:]); !ok {
+			break
+		}
+	}
+	// A forger without the key, a probe of another pair, and A's own probe echoed.
+	forger := NewAgent(AgentConfig{Key: Key{9}, Local: addrB})
+	wrongPair := (&proto.Probe{Pair: a.Pair() + 1}).Append(nil)
+	forged := (&proto.Probe{Pair: a.Pair()}).Append(nil)
+	forger.mac.seal(forged)
+	echoed := (&proto.Probe{Pair: a.Pair(), Flags: proto.ProbeControlling}).Append(nil)
+	a.mac.seal(echoed)
+	tests := []struct {
+		name string
+		p    []byte
+		want error
+	}{
+		{"other pair", wrongPair, ErrOtherPair},
+		{"forged MAC", forged, ErrBadMAC},
+		{"reflected", echoed, ErrReflected},
+		{"truncated", forged[:10], proto.ErrShort},
+	}
+	for _, tt := range tests {
+		before := len(a.outstanding)
+		err := a.HandleDatagram(1, addrA, addrB, tt.p)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: err %v, want %v", tt.name, err, tt.want)
+		}
+		if _, ok := a.PollTransmit(1, buf[:]); ok {
+			t.Errorf("%s: agent replied", tt.name)
+		}
+		if len(a.outstanding) != before || len(a.targets) != 1 {
+			t.Errorf("%s: state changed", tt.name)
+		}
+	}
+}
+
+func TestAgentDetectsDeadPath(t *testing.T) {
+	a, b := newPair(testKey,
+		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}},
+		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
+	w := newWire(20*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b})
+	w.run(proto.Instant(2 * time.Second))
+	if _, ok := a.Active(); !ok {
+		t.Fatal("no path")
+	}
+	cut := w.now
+	w.drop = func(proto.Transmit) bool { return true } // blackhole
+	w.run(cut.Add(10 * time.Second))
+	var down proto.Instant
+	for _, e := range w.events[a] {
+		if _, ok := e.(EventPathDown); ok {
+			down = w.now
+		}
+	}
+	if down == 0 {
+		t.Fatalf("no EventPathDown after 10 s of silence; events %v", w.events[a])
+	}
+	if _, ok := a.Active(); ok {
+		t.Error("a dead path is still active")
+	}
+	// The path comes back: the agent searches again and finds it.
+	w.drop = nil
+	w.run(w.now.Add(3 * time.Second))
+	if _, ok := a.Active(); !ok {
+		t.Error("path not recovered after the blackhole ended")
+	}
+}
+
+func TestAgentStrategyNoneGivesUpAtOnce(t *testing.T) {
+	a := NewAgent(AgentConfig{Key: testKey, Local: addrA, LocalNAT: natSymRandom, RemoteNAT: natSymRandom,
+		Remote: []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}}})
+	a.HandleTimeout(0)
+	e, ok := a.PollEvent()
+	if nr, isNo := e.(EventNoPath); !ok || !isNo || nr.Strategy != StrategyNone {
+		t.Fatalf("got %v, want EventNoPath{none}", e)
+	}
+	if a.Deadline() != proto.Never {
+		t.Errorf("deadline %v after giving up, want Never", a.Deadline())
+	}
+}

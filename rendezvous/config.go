@@ -1,0 +1,181 @@
+package rendezvous
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Config is the server's configuration. The zero value of every optional field means
+// its default (see the Default* constants); NewServer validates the rest.
+type Config struct {
+	// Secret is the HMAC-SHA256 key tickets are minted with (at least MinSecretLen
+	// bytes). The relay-token key is derived from it (relayframe.DeriveTokenKey).
+	Secret []byte
+	// InsecureDev runs the server without a secret: tickets are still parsed and
+	// their version and expiry checked, but their MAC is not, so anyone may register
+	// under any peer ID and key, and the relay-token key is drawn from Seed. For
+	// development and tests only; it must be set when Secret is empty and must not be
+	// set with a Secret.
+	InsecureDev bool
+	// Seed seeds the server's ChaCha8 generator, which draws session cookies, the
+	// per-pair key (PSKs and pair IDs), and in InsecureDev mode the relay-token key.
+	// Cookies and PSKs are only as secret as the seed: a production driver fills it
+	// from crypto/rand; a simulator derives it from its run seed.
+	Seed [32]byte
+
+	// Primary is the socket nodes register on. Required.
+	Primary netip.AddrPort
+	// AltPort is a second socket on Primary's IP with another port, for nat-probe
+	// replies with ChangePort (PROTOCOL.md §5.5). Optional.
+	AltPort netip.AddrPort
+	// AltAddr is a socket on another IP, for nat-probe replies with ChangeAddress.
+	// Optional. With a port other than Primary's it also serves "change both".
+	AltAddr netip.AddrPort
+
+	// WallClock anchors wall time (for ticket and relay-token expiry) to the
+	// monotonic timeline: at instant At the Unix time was Unix seconds. The server
+	// reads no clock; SetWallClock re-anchors it when the driver sees the wall clock
+	// step.
+	WallClock WallClock
+
+	// MaxPeers bounds the presence table (registered sessions).
+	MaxPeers int
+	// MaxSources bounds the per-source rate-limit table; the least recently seen
+	// source is evicted when a new one arrives and the table is full.
+	MaxSources int
+	// KeepaliveInterval is what Registered asks nodes for (whole seconds, 1 s–1 h).
+	KeepaliveInterval time.Duration
+	// SessionTimeout is how long a session lives without a keepalive from its
+	// registered address.
+	SessionTimeout time.Duration
+	// StartDelay is the introduction's start delay: how long after receiving it both
+	// peers wait before punching, so that their first probes cross (≤ 65535 ms).
+	StartDelay time.Duration
+	// RelayTokenLifetime bounds a relay token's validity; a token also expires no
+	// later than either peer's ticket.
+	RelayTokenLifetime time.Duration
+	// DisableRelay makes the server issue no relay tokens and refuse relay-only
+	// introductions with error code 8.
+	DisableRelay bool
+
+	// SourceRate limits what each source address (an IPv4 address, or an IPv6 /64)
+	// may ask that costs the server work or a reply before it is authenticated:
+	// register, STUN Binding, and requests with an unknown cookie.
+	SourceRate Rate
+	// SessionRate limits each session's requests (keepalive, nat-probe, introduce).
+	SessionRate Rate
+	// UnauthRate is the server-wide budget of replies to senders without a session
+	// cookie (registered, errors, STUN responses), whatever their source.
+	UnauthRate Rate
+}
+
+// Rate is a token bucket in GCRA form: on average one request per Interval, at most
+// Burst in a row after a quiet period.
+type Rate struct {
+	Interval time.Duration
+	Burst    int
+}
+
+// WallClock pairs an Instant with the Unix time (seconds) at that instant.
+type WallClock struct {
+	At   proto.Instant
+	Unix int64
+}
+
+// unixAt is the wall time at now in whole seconds, never negative.
+func (w WallClock) unixAt(now proto.Instant) uint64 {
+	d := int64(now-w.At) / int64(time.Second)
+	if now < w.At && int64(now-w.At)%int64(time.Second) != 0 {
+		d-- // floor, not truncation toward zero
+	}
+	u := w.Unix + d
+	if u < 0 {
+		return 0
+	}
+	return uint64(u)
+}
+
+// Defaults for the optional Config fields.
+const (
+	DefaultMaxPeers           = 16384
+	DefaultMaxSources         = 4096
+	DefaultKeepaliveInterval  = 25 * time.Second // DESIGN §6.1
+	DefaultSessionTimeout     = 90 * time.Second // three missed keepalives and a margin
+	DefaultStartDelay         = 100 * time.Millisecond
+	DefaultRelayTokenLifetime = 10 * time.Minute
+)
+
+// Default rates. A node sends a register, a keepalive every 25 s, a burst of about a
+// dozen nat-probes while it measures its NAT, and an introduce per connection; the
+// session budget leaves room for that and for retransmissions.
+var (
+	DefaultSourceRate  = Rate{Interval: 100 * time.Millisecond, Burst: 20}
+	DefaultSessionRate = Rate{Interval: 50 * time.Millisecond, Burst: 40}
+	DefaultUnauthRate  = Rate{Interval: 50 * time.Microsecond, Burst: 2000}
+)
+
+// Errors of NewServer.
+var (
+	ErrNoSecret        = errors.New("rendezvous: no secret: set Config.Secret, or InsecureDev for development")
+	ErrShortSecret     = errors.New("rendezvous: secret shorter than MinSecretLen")
+	ErrSecretAndDev    = errors.New("rendezvous: InsecureDev set together with a Secret")
+	ErrNoPrimary       = errors.New("rendezvous: Config.Primary is not set")
+	ErrBadAltSocket    = errors.New("rendezvous: AltPort must share Primary's IP with another port; AltAddr must have another IP")
+	ErrBadConfigValues = errors.New("rendezvous: a Config duration, bound or rate is out of range")
+)
+
+// withDefaults returns c with defaults filled in, or the first problem found.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case len(c.Secret) == 0 && !c.InsecureDev:
+		return c, ErrNoSecret
+	case len(c.Secret) > 0 && c.InsecureDev:
+		return c, ErrSecretAndDev
+	case len(c.Secret) > 0 && len(c.Secret) < MinSecretLen:
+		return c, ErrShortSecret
+	case !c.Primary.IsValid():
+		return c, ErrNoPrimary
+	}
+	prim := c.Primary.Addr().Unmap()
+	if c.AltPort.IsValid() && (c.AltPort.Addr().Unmap() != prim || c.AltPort.Port() == c.Primary.Port()) ||
+		c.AltAddr.IsValid() && c.AltAddr.Addr().Unmap() == prim {
+		return c, ErrBadAltSocket
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defRate := func(r *Rate, v Rate) {
+		if *r == (Rate{}) {
+			*r = v
+		}
+	}
+	defInt(&c.MaxPeers, DefaultMaxPeers)
+	defInt(&c.MaxSources, DefaultMaxSources)
+	def(&c.KeepaliveInterval, DefaultKeepaliveInterval)
+	def(&c.SessionTimeout, DefaultSessionTimeout)
+	def(&c.StartDelay, DefaultStartDelay)
+	def(&c.RelayTokenLifetime, DefaultRelayTokenLifetime)
+	defRate(&c.SourceRate, DefaultSourceRate)
+	defRate(&c.SessionRate, DefaultSessionRate)
+	defRate(&c.UnauthRate, DefaultUnauthRate)
+	okRate := func(r Rate) bool { return r.Interval > 0 && r.Burst >= 1 }
+	if c.MaxPeers < 1 || c.MaxPeers > 1<<24 || c.MaxSources < 1 || c.MaxSources > 1<<24 ||
+		c.KeepaliveInterval < time.Second || c.KeepaliveInterval > proto.MaxKeepaliveS*time.Second ||
+		c.SessionTimeout <= c.KeepaliveInterval ||
+		c.StartDelay < 0 || c.StartDelay > 65535*time.Millisecond ||
+		c.RelayTokenLifetime < time.Second ||
+		!okRate(c.SourceRate) || !okRate(c.SessionRate) || !okRate(c.UnauthRate) {
+		return c, ErrBadConfigValues
+	}
+	return c, nil
+}

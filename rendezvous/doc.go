@@ -1,0 +1,33 @@
+// Package rendezvous is the natpass rendezvous server as one pure state machine
+// (DESIGN §2, §4, §6): it checks tickets, registers nodes at the address it observes,
+// keeps them through keepalives, answers NAT-behaviour probes from the socket the
+// node asks for, answers plain STUN Binding requests, and introduces two registered
+// peers to each other with keys, candidates, NAT behaviour, a start delay, a relay
+// token and a per-pair PSK.
+//
+//	node A                      server                      node B
+//	  |-- register(ticket) -------->|                           |
+//	  |<------- registered(cookie, observed) --|                |
+//	  |-- keepalive(cookie) every 25 s ------->|                |
+//	  |<------- keepalive-ack(observed) -------|                |
+//	  |-- nat-probe(change) ---> primary / alt-port / alt-address socket
+//	  |<------- nat-probe-reply(observed) from the socket asked for
+//	  |-- introduce-request(B) ------->|                           |
+//	  |<------- introduction(B) -------|------ introduction(A) --->|
+//
+// PROTOCOL.md §5 gives the messages and §5.10 and §10 the server's rules: what it
+// answers, its rate limits and bounds, and the STUN subset. The server reads no
+// clock: monotonic time is every call's `now`, wall time (for ticket expiry) is
+// Config.WallClock anchored to that timeline.
+//
+// # Amplification
+//
+// A sender is authenticated once it shows a live session cookie. Every reply to a
+// sender without one passes through a single check (commitReply) that refuses to
+// send more bytes than the request had; error texts are cut to fit, and STUN
+// requests smaller than their response are dropped (PROTOCOL.md §10).
+//
+// # Call contract
+//
+// See Server. Tickets are minted with MintTicket and checked with VerifyTicket.
+package rendezvous

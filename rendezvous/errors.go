@@ -1,0 +1,44 @@
+package rendezvous
+
+import "errors"
+
+// Sentinel errors HandleDatagram returns. Each one is also a counter in Stats; the
+// driver may log or count them and must not treat them as fatal: the server has
+// already dropped the datagram or answered it with an error message.
+var (
+	// ErrBadTicket: the ticket did not parse, has an unknown version or a bad MAC
+	// (answered with error code 2).
+	ErrBadTicket = errors.New("rendezvous: bad ticket")
+	// ErrTicketExpired: the ticket's expiry has passed (error code 3).
+	ErrTicketExpired = errors.New("rendezvous: ticket expired")
+	// ErrNoSession: the session cookie is unknown or expired (error code 5).
+	ErrNoSession = errors.New("rendezvous: no such session")
+	// ErrUnknownPeer: introduce names a peer that is not registered (error code 4).
+	ErrUnknownPeer = errors.New("rendezvous: unknown peer")
+	// ErrServerFull: the presence table is full (error code 7).
+	ErrServerFull = errors.New("rendezvous: presence table full")
+	// ErrRateLimited: the source address or session is over its rate (error code 6,
+	// at most once per second per source; otherwise silently dropped).
+	ErrRateLimited = errors.New("rendezvous: rate limited")
+	// ErrBusy: the server-wide budget for answering unauthenticated senders is spent.
+	ErrBusy = errors.New("rendezvous: unauthenticated reply budget spent")
+	// ErrNotForServer: a natpass message type the server does not accept (a reply
+	// type, a peer-to-peer type, or an unassigned one).
+	ErrNotForServer = errors.New("rendezvous: message type not accepted by the server")
+	// ErrUnknownSocket: the datagram arrived on a local address not in the config.
+	ErrUnknownSocket = errors.New("rendezvous: datagram on an unknown local socket")
+	// ErrNoAltSocket: a nat-probe asked for a change the server has no socket for
+	// (error code 1).
+	ErrNoAltSocket = errors.New("rendezvous: no socket for the requested change")
+	// ErrSelfIntroduction: introduce names the requester itself (error code 1).
+	ErrSelfIntroduction = errors.New("rendezvous: introduction to oneself")
+	// ErrRelayDenied: relay-only asked of a server whose relay is off (error code 8).
+	ErrRelayDenied = errors.New("rendezvous: relay denied")
+	// ErrAmplification: a reply would have been larger than the request of an
+	// unauthenticated sender; it was not sent.
+	ErrAmplification = errors.New("rendezvous: reply larger than request suppressed")
+	// ErrQueueFull: the transmit queue was full (the caller did not drain).
+	ErrQueueFull = errors.New("rendezvous: transmit queue full")
+	// ErrRelayUnsupported: a relay frame (types 0x20–0x2F); the relay is not built yet.
+	ErrRelayUnsupported = errors.New("rendezvous: relay frames not served yet")
+)

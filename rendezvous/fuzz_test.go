@@ -1,0 +1,118 @@
+package rendezvous
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Fuzz input format for FuzzServer: a sequence of records
+//
+//	ctrl u8 ‖ len u8 ‖ payload (len bytes, cut short at the end of the input)
+//
+// ctrl bits 0–1 pick the source, bits 2–3 the local socket (3 = an unknown one) and
+// bits 4–7 advance virtual time by that many 10-second steps, so sessions expire and
+// buckets refill under the fuzzer's control.
+var (
+	fuzzSources = [4]netip.AddrPort{aliceNAT, bobNAT, v6Node, netip.MustParseAddrPort("[::ffff:203.0.113.77]:9")}
+	fuzzLocals  = [4]netip.AddrPort{srvPrimary, srvAltPort, srvAltAddr, netip.MustParseAddrPort("192.0.2.1:1")}
+)
+
+func fuzzConfig() Config {
+	c := testConfig()
+	c.MaxPeers = 4
+	c.MaxSources = 3
+	return c
+}
+
+func fuzzRecord(ctrl byte, p []byte) []byte { return append([]byte{ctrl, byte(len(p))}, p...) }
+
+// fuzzSeeds are whole conversations: the server is deterministic, so the cookie a
+// fresh fuzzConfig server hands alice is known and later records can use it.
+func fuzzSeeds(f *testing.F) {
+	s, err := NewServer(fuzzConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	buf := make([]byte, MaxDatagramLen)
+	reg := registerBytes(1, ticketFor("alice", 1), aliceLAN)
+	_ = s.HandleDatagram(1, srvPrimary, aliceNAT, reg)
+	tx, _ := s.PollTransmit(1, buf)
+	var r proto.Registered
+	if err := r.Parse(tx.Payload); err != nil {
+		f.Fatal(err)
+	}
+	regBob := registerBytes(2, ticketFor("bob", 2), bobLAN)
+	var conv []byte
+	conv = append(conv, fuzzRecord(0x00, reg)...)
+	conv = append(conv, fuzzRecord(0x01, regBob)...)
+	conv = append(conv, fuzzRecord(0x10, keepaliveBytes(r.Session, 1))...)
+	conv = append(conv, fuzzRecord(0x04, probeBytes(r.Session, 2, proto.ChangePort))...)
+	conv = append(conv, fuzzRecord(0x00, probeBytes(r.Session, 3, proto.ChangeAddress|proto.ChangePort))...)
+	conv = append(conv, fuzzRecord(0x00, introduceBytes(r.Session, 4, "bob", 0))...)
+	conv = append(conv, fuzzRecord(0x02, paddedSTUN(5, 64, true))...)
+	conv = append(conv, fuzzRecord(0xF3, keepaliveBytes(r.Session, 5))...)
+	f.Add(conv)
+	f.Add(fuzzRecord(0x00, reg))
+	f.Add(fuzzRecord(0x02, unhex(f, rfc5769Request)))
+	f.Add(fuzzRecord(0x00, keepaliveBytes(proto.Session{}, 1)))
+}
+
+// FuzzServer feeds arbitrary datagram sequences to one server. Properties: nothing
+// panics; the tables stay within their bounds; and every datagram that does not
+// carry a live session cookie is answered with at most as many bytes as it had.
+func FuzzServer(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cfg := fuzzConfig()
+		s, err := NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, MaxDatagramLen)
+		now := proto.Instant(1)
+		for len(in) >= 2 {
+			ctrl, n := in[0], int(in[1])
+			in = in[2:]
+			n = min(n, len(in))
+			p := in[:n]
+			in = in[n:]
+			now = now.Add(time.Duration(ctrl>>4) * 10 * time.Second)
+			if s.Deadline() <= now {
+				s.HandleTimeout(now)
+			}
+			authenticated := false
+			if h, _, err := proto.ParseHeader(p); err == nil && len(p) >= proto.HeaderLen+proto.SessionLen {
+				switch h.Type {
+				case proto.TypeKeepalive, proto.TypeNATProbe, proto.TypeIntroduceRequest:
+					_, authenticated = s.peers.byCookie[proto.Session(p[2:18])]
+				}
+			}
+			_ = s.HandleDatagram(now, fuzzLocals[ctrl>>2&3], fuzzSources[ctrl&3], p)
+			out := 0
+			for {
+				tx, ok := s.PollTransmit(now, buf)
+				if !ok {
+					break
+				}
+				out += len(tx.Payload)
+			}
+			for {
+				if _, ok := s.PollEvent(); !ok {
+					break
+				}
+			}
+			if !authenticated && out > len(p) {
+				t.Fatalf("%d bytes sent for an unauthenticated %d-byte datagram %x", out, len(p), p)
+			}
+			if st := s.Stats(); st.Sessions > cfg.MaxPeers || st.Sources > cfg.MaxSources {
+				t.Fatalf("tables over bound: %+v", st)
+			}
+			if d := s.Deadline(); d != proto.Never && d <= now {
+				t.Fatalf("deadline %d not after now %d after handling everything due", d, now)
+			}
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package rendezvous
+
+import (
+	"net/netip"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// session is one registered node: everything an introduction needs about it, its
+// cookie, and its request budget.
+type session struct {
+	cookie proto.Session
+	peer   PeerID
+	key    [proto.KeyLen]byte // static public key, from the ticket
+	addr   netip.AddrPort     // observed (server-reflexive) address; replies go here
+	local  netip.AddrPort     // server socket it registered on
+	hosts  [proto.MaxHostCandidates]netip.AddrPort
+	nhosts uint8
+	nat    proto.NATBehavior // unknown until the node reports it (keepalive or ReportNAT)
+	// predicted is the node's own guess of its sequential NAT's next external
+	// address, passed to peers as a predicted candidate; zero when it has none.
+	predicted netip.AddrPort
+
+	ticketExpiryUnix uint64
+	regTxID          uint64        // txid of the register that created it, for retransmits
+	lastSeen         proto.Instant // last keepalive or register from addr on local
+	limiter
+}
+
+// presence is the bounded table of sessions: a slab of max slots allocated once,
+// two indexes (cookie, peer ID) and one list in refresh order. Since every session
+// has the same timeout, the head of the list is the next to expire, which makes the
+// expiry timer O(1) with no heap.
+type presence struct {
+	sessions []session
+	links    []link
+	free     []int32 // stack of unused slots
+	byCookie map[proto.Session]int32
+	byPeer   map[PeerID]int32
+	lru      lruList
+}
+
+func newPresence(max int) presence {
+	p := presence{
+		sessions: make([]session, max),
+		links:    make([]link, max),
+		free:     make([]int32, max),
+		byCookie: make(map[proto.Session]int32, max),
+		byPeer:   make(map[PeerID]int32, max),
+		lru:      newLRU(),
+	}
+	for i := range p.free {
+		p.free[i] = int32(max - 1 - i) // slot 0 is used first
+	}
+	return p
+}
+
+func (p *presence) len() int   { return len(p.sessions) - len(p.free) }
+func (p *presence) full() bool { return len(p.free) == 0 }
+
+// add takes a free slot for s and indexes it; the caller checked !full() and that
+// neither the cookie nor the peer ID is present.
+func (p *presence) add(s session) int32 {
+	i := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	p.sessions[i] = s
+	p.byCookie[s.cookie] = i
+	p.byPeer[s.peer] = i
+	p.lru.pushBack(p.links, i)
+	return i
+}
+
+func (p *presence) remove(i int32) {
+	s := &p.sessions[i]
+	delete(p.byCookie, s.cookie)
+	delete(p.byPeer, s.peer)
+	p.lru.remove(p.links, i)
+	*s = session{}
+	p.free = append(p.free, i)
+}
+
+// refresh marks i as seen at now, moving it to the back of the expiry order.
+func (p *presence) refresh(i int32, now proto.Instant) {
+	p.sessions[i].lastSeen = now
+	p.lru.touch(p.links, i)
+}
+
+// oldest returns the least recently refreshed session, or nilSlot.
+func (p *presence) oldest() int32 { return p.lru.head }

@@ -1,0 +1,489 @@
+package rendezvous
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"hash"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/relayframe"
+)
+
+// Server is the rendezvous server as one state machine: it registers nodes,
+// answers keepalives, nat-probes and STUN Binding requests, and introduces peers to
+// each other (PROTOCOL.md §5, §10). It owns no socket and reads no clock.
+//
+// Getters: Stats, Peer, Deadline.
+//
+// Inputs: HandleDatagram (one received datagram, with the local socket it arrived
+// on) and HandleTimeout (the deadline passed; spurious calls are no-ops).
+//
+// Commands: SetWallClock (re-anchor wall time), ReportNAT (store a node's measured
+// NAT behaviour, passed on in introductions).
+//
+// Outputs: PollTransmit (datagrams to send, each naming the local socket it must
+// leave from) and PollEvent (registrations, rebinds, expiries, introductions).
+//
+// Drain rule: after any Handle* or command call PollTransmit until it returns
+// false, then PollEvent until false, then read Deadline and call HandleTimeout when
+// it passes. `now` never decreases across calls (the server panics if it does).
+//
+// Every queue is bounded: at most 8 datagrams (one input makes at most two), 256
+// events, Config.MaxPeers sessions, Config.MaxSources rate-limit entries. Nothing is
+// allocated per datagram in steady state. Bad input returns a sentinel error (see
+// errors.go, and the STUN errors in stun.go), is counted in Stats, and leaves the
+// presence table unchanged; it may consume rate-limit budget.
+//
+// A Server is not safe for concurrent use; the driver serialises calls.
+type Server struct {
+	cfg     Config
+	rng     *rand.ChaCha8
+	now     proto.Instant
+	wall    WallClock
+	sockets [numSockets]netip.AddrPort // zero where the config has none
+
+	tickets *ticketVerifier
+	tokens  *relayframe.TokenSigner
+	pairMAC hash.Hash // keyed with a random per-server key: PSKs and pair IDs
+	pairSum [sha256.Size]byte
+
+	keepaliveS   uint16
+	startDelayMs uint16
+
+	peers   presence
+	sources sourceTable
+	unauth  gcra // server-wide budget of replies to unauthenticated senders
+	timers  [timerCount]proto.Instant
+
+	tx     txQueue
+	events eventQueue
+	stats  Stats
+
+	// Scratch values reused by every call, so parsing and encoding allocate nothing.
+	register  proto.Register
+	ticket    proto.Ticket
+	keepalive proto.Keepalive
+	probe     proto.NATProbe
+	introReq  proto.IntroduceRequest
+	intro     proto.Introduction
+	cands     [proto.MaxCandidates]proto.Candidate
+	token     [relayframe.TokenLen]byte
+}
+
+// Local sockets, by the role the config gives them.
+const (
+	sockPrimary = iota
+	sockAltPort
+	sockAltAddr
+	numSockets
+)
+
+// timer indexes the server's timer table; Deadline is the table's minimum.
+type timer uint8
+
+const (
+	// timerSessionExpiry: the least recently refreshed session times out. Relay
+	// allocations will add their own entry here.
+	timerSessionExpiry timer = iota
+	timerCount
+)
+
+// Labels of the per-pair derivations (see derivePair).
+var (
+	labelPairPSK = []byte("natpass pair psk v1")
+	labelPairID  = []byte("natpass pair id v1")
+)
+
+// Error texts, cut to fit by sendError. Package variables so that passing them to an
+// encoder does not allocate.
+var (
+	textBadTicket   = []byte("bad ticket")
+	textExpired     = []byte("ticket expired")
+	textUnknownPeer = []byte("unknown peer")
+	textNoSession   = []byte("no session: register again")
+	textRateLimited = []byte("rate limited")
+	textServerFull  = []byte("server full")
+	textRelayDenied = []byte("relay denied")
+	textNoAltSocket = []byte("no socket for that change")
+	textSelf        = []byte("cannot introduce a peer to itself")
+)
+
+// ErrBadSource: the datagram's source address is invalid or has port 0, so it could
+// not be answered.
+var ErrBadSource = errors.New("rendezvous: invalid source address")
+
+// NewServer returns a server for cfg, or the first configuration problem.
+func NewServer(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:          cfg,
+		rng:          rand.NewChaCha8(cfg.Seed),
+		wall:         cfg.WallClock,
+		keepaliveS:   uint16(cfg.KeepaliveInterval / time.Second),
+		startDelayMs: uint16(cfg.StartDelay / time.Millisecond),
+		peers:        newPresence(cfg.MaxPeers),
+		sources:      newSourceTable(cfg.MaxSources),
+		tickets:      newTicketVerifier(cfg.Secret),
+	}
+	s.sockets[sockPrimary] = cfg.Primary
+	s.sockets[sockAltPort] = cfg.AltPort
+	s.sockets[sockAltAddr] = cfg.AltAddr
+
+	var tokenKey, pairKey [sha256.Size]byte
+	if cfg.InsecureDev {
+		s.rng.Read(tokenKey[:])
+	} else {
+		tokenKey = relayframe.DeriveTokenKey(cfg.Secret)
+	}
+	s.tokens = relayframe.NewTokenSigner(tokenKey)
+	// The pair key never leaves the server and needs no stability across restarts:
+	// a restart loses every session, hence every pair, anyway.
+	s.rng.Read(pairKey[:])
+	s.pairMAC = hmac.New(sha256.New, pairKey[:])
+	s.rearm()
+	return s, nil
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	st := s.stats
+	st.Sessions = s.peers.len()
+	st.Sources = len(s.sources.entries)
+	return st
+}
+
+// PeerInfo is what the server holds about a registered peer.
+type PeerInfo struct {
+	Key      [proto.KeyLen]byte
+	Addr     netip.AddrPort // observed (server-reflexive) address
+	Local    netip.AddrPort // the server socket it registered on
+	NAT      proto.NATBehavior
+	LastSeen proto.Instant
+}
+
+// Peer returns the session of a registered peer ID.
+func (s *Server) Peer(id []byte) (PeerInfo, bool) {
+	if len(id) == 0 || len(id) > proto.MaxPeerIDLen {
+		return PeerInfo{}, false
+	}
+	i, ok := s.peers.byPeer[makePeerID(id)]
+	if !ok {
+		return PeerInfo{}, false
+	}
+	ss := &s.peers.sessions[i]
+	return PeerInfo{Key: ss.key, Addr: ss.addr, Local: ss.local, NAT: ss.nat, LastSeen: ss.lastSeen}, true
+}
+
+// Deadline is when HandleTimeout must next be called; proto.Never when no session
+// exists.
+func (s *Server) Deadline() proto.Instant {
+	d := proto.Never
+	for _, t := range s.timers {
+		d = proto.Min(d, t)
+	}
+	return d
+}
+
+// SetWallClock re-anchors wall time: at now the Unix time is unix seconds.
+func (s *Server) SetWallClock(now proto.Instant, unix int64) {
+	s.advance(now)
+	s.wall = WallClock{At: now, Unix: unix}
+}
+
+// ReportNAT stores the NAT behaviour the node holding cookie measured; later
+// introductions pass it to its peers. The wire has no message for this yet
+// (PROTOCOL.md §5.10); until it has, the driver or a test calls this.
+func (s *Server) ReportNAT(now proto.Instant, cookie proto.Session, nat proto.NATBehavior) error {
+	s.advance(now)
+	i, ok := s.peers.byCookie[cookie]
+	if !ok {
+		return ErrNoSession
+	}
+	if !validNAT(nat) {
+		return proto.ErrMalformed
+	}
+	s.peers.sessions[i].nat = nat
+	return nil
+}
+
+// validNAT mirrors PROTOCOL.md §4.2, so a stored value always encodes.
+func validNAT(n proto.NATBehavior) bool {
+	return n.Mapping <= proto.AddressAndPortDependent && n.Filtering <= proto.AddressAndPortDependent &&
+		n.Allocation <= proto.AllocationRandom && n.Hairpin <= proto.HairpinNo &&
+		(n.PortDelta == 0 || n.Allocation == proto.AllocationSequential)
+}
+
+// HandleTimeout expires the sessions whose time has come.
+func (s *Server) HandleTimeout(now proto.Instant) {
+	s.advance(now)
+	s.rearm()
+}
+
+// PollTransmit returns the next datagram to send. Its Payload is copied into buf,
+// which must hold MaxDatagramLen bytes (a shorter buf is caller misuse and panics).
+func (s *Server) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	slot := s.tx.pop()
+	if slot == nil {
+		return proto.Transmit{}, false
+	}
+	if len(buf) < slot.n {
+		panic("rendezvous: PollTransmit buffer shorter than MaxDatagramLen")
+	}
+	n := copy(buf, slot.buf[:slot.n])
+	s.stats.DatagramsOut++
+	s.stats.BytesOut += uint64(n)
+	return proto.Transmit{From: slot.from, To: slot.to, Payload: buf[:n]}, true
+}
+
+// PollEvent returns the next event.
+func (s *Server) PollEvent() (Event, bool) { return s.events.pop() }
+
+// HandleDatagram processes one datagram p that arrived on the local socket local
+// from the remote address from. p is only read during the call.
+func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	s.advance(now)
+	defer s.rearm()
+	s.stats.DatagramsIn++
+	s.stats.BytesIn += uint64(len(p))
+	sock := s.socketIndex(local)
+	if sock < 0 {
+		s.stats.DropUnknownSocket++
+		return ErrUnknownSocket
+	}
+	if !from.IsValid() || from.Port() == 0 {
+		s.stats.DropBadSource++
+		return ErrBadSource
+	}
+	switch proto.Classify(p) {
+	case proto.ClassSTUN:
+		return s.handleSTUN(now, sock, from, p)
+	case proto.ClassNatpass:
+	default:
+		s.stats.DropNotNatpass++
+		return proto.ErrNotNatpass
+	}
+	h, _, err := proto.ParseHeader(p)
+	if err != nil {
+		if errors.Is(err, proto.ErrUnknownVersion) {
+			s.stats.DropUnknownVersion++
+		} else {
+			s.stats.DropMalformed++
+		}
+		return err
+	}
+	switch h.Type {
+	case proto.TypeRegister:
+		return s.handleRegister(now, sock, from, p)
+	case proto.TypeKeepalive:
+		return s.handleKeepalive(now, sock, from, p)
+	case proto.TypeNATProbe:
+		return s.handleNATProbe(now, sock, from, p)
+	case proto.TypeIntroduceRequest:
+		return s.handleIntroduce(now, sock, from, p)
+	}
+	if h.Type >= proto.TypeRelayFirst && h.Type <= proto.TypeRelayLast {
+		// The relay forwarding table (relayframe) plugs in here as one more input.
+		s.stats.DropRelay++
+		return ErrRelayUnsupported
+	}
+	s.stats.DropNotForServer++
+	return ErrNotForServer
+}
+
+// advance moves the clock to now and ends the sessions whose timeout has passed, so
+// that every input sees a table with no expired session in it.
+func (s *Server) advance(now proto.Instant) {
+	if now < s.now {
+		panic("rendezvous: time went backwards")
+	}
+	s.now = now
+	// Bounded by the table size: each iteration removes one session.
+	for i := s.peers.oldest(); i != nilSlot; i = s.peers.oldest() {
+		if now < s.peers.sessions[i].lastSeen.Add(s.cfg.SessionTimeout) {
+			break
+		}
+		s.expire(i, ExpireTimeout)
+	}
+}
+
+func (s *Server) expire(i int32, why ExpireReason) {
+	s.stats.Expired++
+	s.pushEvent(EventExpired{Peer: s.peers.sessions[i].peer, Reason: why})
+	s.peers.remove(i)
+}
+
+// rearm recomputes the timer table.
+func (s *Server) rearm() {
+	s.timers[timerSessionExpiry] = proto.Never
+	if i := s.peers.oldest(); i != nilSlot {
+		s.timers[timerSessionExpiry] = s.peers.sessions[i].lastSeen.Add(s.cfg.SessionTimeout)
+	}
+}
+
+func (s *Server) pushEvent(e Event) {
+	if !s.events.push(e) {
+		s.stats.EventsDropped++
+	}
+}
+
+func sameAddrPort(a, b netip.AddrPort) bool {
+	return a.Port() == b.Port() && a.Addr().Unmap().WithZone("") == b.Addr().Unmap().WithZone("")
+}
+
+func (s *Server) socketIndex(local netip.AddrPort) int {
+	for i, a := range s.sockets {
+		if a.IsValid() && sameAddrPort(a, local) {
+			return i
+		}
+	}
+	return -1
+}
+
+// chooseSocket picks the socket a nat-probe reply leaves from (PROTOCOL.md §5.5 and
+// §5.10). ChangePort alone needs the same IP with another port, because that is
+// what tells address-dependent from address-and-port-dependent filtering (RFC 5780
+// §4.4). ChangeAddress needs another IP; whether the port also differs does not
+// change what the node learns (a filter that drops another IP drops it on every
+// port), so the exact match is preferred but not required.
+func (s *Server) chooseSocket(arrival int, change uint8) (int, bool) {
+	if change == 0 {
+		return arrival, true
+	}
+	a := s.sockets[arrival]
+	fallback := -1
+	for i, c := range s.sockets {
+		if !c.IsValid() || i == arrival {
+			continue
+		}
+		sameIP := c.Addr().Unmap() == a.Addr().Unmap()
+		samePort := c.Port() == a.Port()
+		switch {
+		case change&proto.ChangeAddress == 0:
+			if sameIP && !samePort {
+				return i, true
+			}
+		case !sameIP:
+			if samePort == (change&proto.ChangePort == 0) {
+				return i, true
+			}
+			if fallback < 0 {
+				fallback = i
+			}
+		}
+	}
+	return fallback, fallback >= 0
+}
+
+// --- replies -----------------------------------------------------------------------
+
+// unlimited is the reply limit for a sender that proved its session cookie.
+const unlimited = -1
+
+// commitReply queues b, the buffer from s.tx.begin grown by one message, from socket
+// sock to to. limit is the size of the request when the sender is unauthenticated:
+// this is the one place that enforces "no reply larger than the request", so no
+// handler can forget it.
+func (s *Server) commitReply(sock int, to netip.AddrPort, b []byte, limit int) error {
+	if limit != unlimited && len(b) > limit {
+		s.stats.DropAmplification++
+		return ErrAmplification
+	}
+	s.tx.commit(s.sockets[sock], to, b)
+	return nil
+}
+
+// sendError answers txid with code, its text cut so the reply fits in limit bytes.
+func (s *Server) sendError(sock int, to netip.AddrPort, txid uint64, code proto.ErrorCode, text []byte, limit int) error {
+	b := s.tx.begin()
+	if b == nil {
+		s.stats.DropQueueFull++
+		return ErrQueueFull
+	}
+	n := min(len(text), proto.MaxErrorTextLen)
+	if limit != unlimited {
+		n = max(0, min(n, limit-proto.ErrorLen(0)))
+	}
+	m := proto.Error{TxID: txid, Code: code, Text: text[:n]}
+	return s.commitReply(sock, to, m.Append(b), limit)
+}
+
+// refuseRate handles a request a bucket refused: an error-6 notice at most once per
+// noticeInterval, silence otherwise.
+func (s *Server) refuseRate(now proto.Instant, l *limiter, sock int, to netip.AddrPort, txid uint64, limit int) error {
+	s.stats.DropRateLimited++
+	if l.refuse(now) && (limit == unlimited || s.unauth.allow(now, s.cfg.UnauthRate)) {
+		s.stats.RateLimitNotices++
+		_ = s.sendError(sock, to, txid, proto.CodeRateLimited, textRateLimited, limit)
+	}
+	return ErrRateLimited
+}
+
+// admitUnauthenticated charges a request from a sender without a session to its
+// source bucket and to the server-wide budget. A nil error means: do the work and
+// reply (within the request's size).
+func (s *Server) admitUnauthenticated(now proto.Instant, sock int, from netip.AddrPort, txid uint64, reqLen int, notify bool) error {
+	l, evicted := s.sources.get(from)
+	if evicted {
+		s.stats.SourceEvictions++
+	}
+	if !l.bucket.allow(now, s.cfg.SourceRate) {
+		if !notify {
+			s.stats.DropRateLimited++
+			return ErrRateLimited
+		}
+		return s.refuseRate(now, l, sock, from, txid, reqLen)
+	}
+	if !s.unauth.allow(now, s.cfg.UnauthRate) {
+		s.stats.DropBusy++
+		return ErrBusy
+	}
+	if s.tx.free() == 0 {
+		s.stats.DropQueueFull++
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// --- STUN --------------------------------------------------------------------------
+
+func (s *Server) handleSTUN(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	req, err := parseSTUNBindingRequest(p)
+	switch err {
+	case nil:
+	case ErrSTUNNotBindingRequest:
+		s.stats.DropSTUNNotRequest++
+		return err
+	case ErrSTUNBadFingerprint:
+		s.stats.DropSTUNBadFingerprint++
+		return err
+	case ErrSTUNUnknownAttribute:
+		s.stats.DropSTUNUnknownAttr++
+		return err
+	default:
+		s.stats.DropSTUNMalformed++
+		return err
+	}
+	// PROTOCOL.md §10: never answer a request smaller than the response. FINGERPRINT
+	// is added only when the request carried one and is large enough for it too.
+	if len(p) < stunResponseLen(from, false) {
+		s.stats.DropSTUNTooSmall++
+		return ErrSTUNTooSmall
+	}
+	fingerprint := req.HasFingerprint && len(p) >= stunResponseLen(from, true)
+	if err := s.admitUnauthenticated(now, sock, from, 0, len(p), false); err != nil {
+		return err
+	}
+	b := appendSTUNBindingSuccess(s.tx.begin(), &req.TxID, from, fingerprint)
+	if err := s.commitReply(sock, from, b, len(p)); err != nil {
+		return err
+	}
+	s.stats.STUNBindings++
+	return nil
+}

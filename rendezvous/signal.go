@@ -1,0 +1,295 @@
+package rendezvous
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/relayframe"
+)
+
+// The handlers of the natpass signaling messages the server accepts (PROTOCOL.md
+// §5.1, §5.3, §5.5, §5.7); the rules they follow are PROTOCOL.md §5.10.
+
+func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	m := &s.register
+	if err := m.Parse(p); err != nil {
+		s.stats.DropMalformed++
+		return err
+	}
+	if err := s.admitUnauthenticated(now, sock, from, m.TxID, len(p), true); err != nil {
+		return err
+	}
+	t := &s.ticket
+	if err := s.tickets.verify(m.Ticket, s.wall.unixAt(now), t); err != nil {
+		code, text := proto.CodeBadTicket, textBadTicket
+		if err == ErrTicketExpired {
+			code, text = proto.CodeExpiredTicket, textExpired
+			s.stats.ExpiredTicket++
+		} else {
+			s.stats.BadTicket++
+		}
+		_ = s.sendError(sock, from, m.TxID, code, text, len(p))
+		return err
+	}
+
+	peer := makePeerID(t.PeerID)
+	nat := proto.NATBehavior{}
+	replaced := false
+	if i, ok := s.peers.byPeer[peer]; ok {
+		old := &s.peers.sessions[i]
+		if old.regTxID == m.TxID && old.key == t.PublicKey && old.addr == from &&
+			sameAddrPort(old.local, s.sockets[sock]) {
+			// The same register again (its reply was lost): the same answer, so a
+			// node that receives both replies holds one valid cookie, not two.
+			old.ticketExpiryUnix = t.ExpiryUnix
+			s.peers.refresh(i, now)
+			s.stats.Retransmits++
+			return s.sendRegistered(sock, old, len(p))
+		}
+		if old.key == t.PublicKey {
+			nat = old.nat // same node, perhaps moved: its last report is still the best guess
+		}
+		s.peers.remove(i)
+		replaced = true
+		s.stats.Replaced++
+	} else if s.peers.full() {
+		s.stats.ServerFull++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textServerFull, len(p))
+		return ErrServerFull
+	}
+
+	ns := session{
+		peer:             peer,
+		key:              t.PublicKey,
+		addr:             from,
+		local:            s.sockets[sock],
+		nat:              nat,
+		ticketExpiryUnix: t.ExpiryUnix,
+		regTxID:          m.TxID,
+		lastSeen:         now,
+	}
+	ns.nhosts = uint8(copy(ns.hosts[:], m.Hosts))
+	ns.cookie = s.newCookie()
+	i := s.peers.add(ns)
+	s.stats.Registered++
+	s.pushEvent(EventRegistered{Peer: peer, Addr: from, Replaced: replaced})
+	return s.sendRegistered(sock, &s.peers.sessions[i], len(p))
+}
+
+// newCookie draws a session cookie no live session holds. With 128 random bits a
+// collision is never expected; the loop is there so that one cannot hijack a session.
+func (s *Server) newCookie() proto.Session {
+	var c proto.Session
+	for {
+		s.rng.Read(c[:])
+		if _, taken := s.peers.byCookie[c]; !taken {
+			return c
+		}
+	}
+}
+
+func (s *Server) sendRegistered(sock int, ss *session, limit int) error {
+	m := proto.Registered{
+		TxID:      ss.regTxID,
+		Session:   ss.cookie,
+		Observed:  ss.addr,
+		Keepalive: s.keepaliveS,
+		AltPort:   s.cfg.AltPort,
+		AltAddr:   s.cfg.AltAddr,
+	}
+	return s.commitReply(sock, ss.addr, m.Append(s.tx.begin()), limit)
+}
+
+// session finds the live session of cookie and charges the request to it. A request
+// with an unknown cookie is unauthenticated: it is charged to its source and answered
+// with error 5 within its own size. A session whose ticket has expired ends here with
+// error 3.
+func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cookie *proto.Session, txid uint64, reqLen int) (int32, error) {
+	i, ok := s.peers.byCookie[*cookie]
+	if !ok {
+		if err := s.admitUnauthenticated(now, sock, from, txid, reqLen, true); err != nil {
+			return nilSlot, err
+		}
+		s.stats.NoSession++
+		_ = s.sendError(sock, from, txid, proto.CodeNoSession, textNoSession, reqLen)
+		return nilSlot, ErrNoSession
+	}
+	ss := &s.peers.sessions[i]
+	if s.wall.unixAt(now) >= ss.ticketExpiryUnix {
+		s.stats.ExpiredTicket++
+		s.expire(i, ExpireTicketExpired)
+		_ = s.sendError(sock, from, txid, proto.CodeExpiredTicket, textExpired, reqLen)
+		return nilSlot, ErrTicketExpired
+	}
+	if !ss.bucket.allow(now, s.cfg.SessionRate) {
+		return nilSlot, s.refuseRate(now, &ss.limiter, sock, from, txid, reqLen)
+	}
+	if s.tx.free() == 0 {
+		s.stats.DropQueueFull++
+		return nilSlot, ErrQueueFull
+	}
+	return i, nil
+}
+
+func (s *Server) handleKeepalive(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	m := &s.keepalive
+	if err := m.Parse(p); err != nil {
+		s.stats.DropMalformed++
+		return err
+	}
+	i, err := s.session(now, sock, from, &m.Session, 0, len(p))
+	if err != nil {
+		return err
+	}
+	ss := &s.peers.sessions[i]
+	// Only the session's own socket sees the address other peers will reach the node
+	// at; a keepalive that reached another socket proves liveness of another mapping.
+	if sameAddrPort(ss.local, s.sockets[sock]) {
+		if from != ss.addr {
+			s.stats.Rebinds++
+			s.pushEvent(EventRebound{Peer: ss.peer, Old: ss.addr, New: from})
+			ss.addr = from
+		}
+		s.peers.refresh(i, now)
+		ss.nat = m.NAT
+		// A prediction is only passed on for the node's own public address: peers
+		// aim probes at it, and the server must not let a node aim them elsewhere.
+		ss.predicted = netip.AddrPort{}
+		if m.Predicted.IsValid() && m.Predicted.Addr() == from.Addr() {
+			ss.predicted = m.Predicted
+		}
+	}
+	s.stats.Keepalives++
+	ack := proto.KeepaliveAck{Seq: m.Seq, Observed: from}
+	return s.commitReply(sock, from, ack.Append(s.tx.begin()), unlimited)
+}
+
+func (s *Server) handleNATProbe(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	m := &s.probe
+	if err := m.Parse(p); err != nil {
+		s.stats.DropMalformed++
+		return err
+	}
+	if _, err := s.session(now, sock, from, &m.Session, m.TxID, len(p)); err != nil {
+		return err
+	}
+	out, ok := s.chooseSocket(sock, m.Change)
+	if !ok {
+		s.stats.NoAltSocket++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeMalformed, textNoAltSocket, len(p))
+		return ErrNoAltSocket
+	}
+	s.stats.NATProbes++
+	// Observed is the probe's source as the socket it arrived on saw it; the socket
+	// that answers is the datagram's source (PROTOCOL.md §5.6).
+	reply := proto.NATProbeReply{TxID: m.TxID, Observed: from}
+	return s.commitReply(out, from, reply.Append(s.tx.begin()), unlimited)
+}
+
+func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	m := &s.introReq
+	if err := m.Parse(p); err != nil {
+		s.stats.DropMalformed++
+		return err
+	}
+	i, err := s.session(now, sock, from, &m.Session, m.TxID, len(p))
+	if err != nil {
+		return err
+	}
+	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
+	if ok && s.wall.unixAt(now) >= s.peers.sessions[j].ticketExpiryUnix {
+		s.stats.ExpiredTicket++
+		s.expire(j, ExpireTicketExpired)
+		ok = false
+	}
+	switch {
+	case !ok:
+		s.stats.UnknownPeer++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeUnknownPeer, textUnknownPeer, len(p))
+		return ErrUnknownPeer
+	case j == i:
+		s.stats.SelfIntroduction++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeMalformed, textSelf, len(p))
+		return ErrSelfIntroduction
+	case m.Flags&proto.IntroRelayOnly != 0 && s.cfg.DisableRelay:
+		s.stats.RelayDenied++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeRelayDenied, textRelayDenied, len(p))
+		return ErrRelayDenied
+	case s.tx.free() < 2:
+		s.stats.DropQueueFull++
+		return ErrQueueFull
+	}
+	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
+	pairID, psk := s.derivePair(&req.cookie, &tgt.cookie)
+	var token []byte
+	if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
+		unix := s.wall.unixAt(now)
+		expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
+		token = s.tokens.AppendToken(s.token[:0], relayframe.Token{
+			PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,
+		})
+	}
+	// Both introductions go to the sessions' registered addresses, never to the
+	// request's source: a cookie alone does not redirect 600-byte replies.
+	s.sendIntroduction(req, tgt, m.TxID, token, &psk, m.Flags)
+	s.sendIntroduction(tgt, req, 0, token, &psk, m.Flags)
+	s.stats.Introductions++
+	s.pushEvent(EventIntroduced{Requester: req.peer, Target: tgt.peer, PairID: pairID, Flags: m.Flags})
+	return nil
+}
+
+// sendIntroduction tells to about the peer about. Relay-only introductions carry no
+// candidates: the addresses stay hidden (PROTOCOL.md §5.7).
+func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte, psk *[proto.KeyLen]byte, flags uint8) {
+	m := &s.intro
+	m.TxID = txid
+	m.PeerID = about.peer.Bytes()
+	m.PeerKey = about.key
+	m.NAT = about.nat
+	m.StartDelayMs = s.startDelayMs
+	m.RelayToken = token
+	m.PSK = *psk
+	m.Flags = flags
+	m.Candidates = s.cands[:0]
+	if flags&proto.IntroRelayOnly == 0 {
+		srflxIsHost := false
+		for _, h := range about.hosts[:about.nhosts] {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateHost, Addr: h})
+			srflxIsHost = srflxIsHost || h == about.addr
+		}
+		if !srflxIsHost {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateServerReflexive, Addr: about.addr})
+		}
+		if about.predicted.IsValid() {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidatePredicted, Addr: about.predicted})
+		}
+	}
+	sock := s.socketIndex(to.local)
+	_ = s.commitReply(sock, to.addr, m.Append(s.tx.begin()), unlimited)
+}
+
+// derivePair returns the pair ID and PSK of the two sessions: HMAC-SHA256 under the
+// server's random pair key over a label and both cookies in sorted order. So both
+// peers asking for each other at once get the same PSK and pair ID, and a new
+// registration of either side gives the pair new ones.
+func (s *Server) derivePair(a, b *proto.Session) (uint64, [proto.KeyLen]byte) {
+	lo, hi := a, b
+	if bytes.Compare(lo[:], hi[:]) > 0 {
+		lo, hi = hi, lo
+	}
+	var psk [proto.KeyLen]byte
+	s.pairMAC.Reset()
+	s.pairMAC.Write(labelPairPSK)
+	s.pairMAC.Write(lo[:])
+	s.pairMAC.Write(hi[:])
+	copy(psk[:], s.pairMAC.Sum(s.pairSum[:0]))
+	s.pairMAC.Reset()
+	s.pairMAC.Write(labelPairID)
+	s.pairMAC.Write(lo[:])
+	s.pairMAC.Write(hi[:])
+	id := binary.BigEndian.Uint64(s.pairMAC.Sum(s.pairSum[:0]))
+	return id, psk
+}

@@ -1,0 +1,55 @@
+package rendezvous
+
+// Stats counts what the server did with every datagram. Each way a datagram can be
+// dropped or refused has its own counter, so an operator can tell a flood from a
+// misconfigured client. Counters only grow; Sessions and Sources are gauges.
+type Stats struct {
+	DatagramsIn, BytesIn   uint64
+	DatagramsOut, BytesOut uint64
+
+	// Answered requests.
+	Registered    uint64 // new sessions (including replacements)
+	Retransmits   uint64 // a register repeated verbatim, answered with the same session
+	Replaced      uint64 // registrations that replaced a session of the same peer ID
+	Keepalives    uint64
+	Rebinds       uint64 // keepalives from a new address on the session's socket
+	NATProbes     uint64
+	Introductions uint64 // pairs introduced (two datagrams each)
+	STUNBindings  uint64
+	Expired       uint64 // sessions ended by timeout or ticket expiry
+
+	// Refused with an error message (PROTOCOL.md §5.9 code in brackets).
+	BadTicket        uint64 // [2]
+	ExpiredTicket    uint64 // [3] at register, or a session whose ticket ran out
+	UnknownPeer      uint64 // [4]
+	NoSession        uint64 // [5]
+	RateLimitNotices uint64 // [6] at most one per second per source or session
+	ServerFull       uint64 // [7]
+	RelayDenied      uint64 // [8]
+	NoAltSocket      uint64 // [1] nat-probe change the server has no socket for
+	SelfIntroduction uint64 // [1]
+
+	// Dropped without a reply.
+	DropNotNatpass         uint64 // first byte neither STUN nor natpass
+	DropUnknownVersion     uint64 // natpass prefix, other version
+	DropMalformed          uint64 // natpass message that does not parse
+	DropNotForServer       uint64 // a reply type, a peer-to-peer type, or unassigned
+	DropRelay              uint64 // relay frames: not served yet
+	DropUnknownSocket      uint64 // arrived on a local address not in the config
+	DropBadSource          uint64 // source address invalid or port 0
+	DropRateLimited        uint64 // refused by a source or session bucket
+	DropBusy               uint64 // server-wide unauthenticated budget spent
+	DropAmplification      uint64 // reply would have exceeded an unauthenticated request
+	DropQueueFull          uint64 // transmit queue full: the caller did not drain
+	DropSTUNMalformed      uint64
+	DropSTUNNotRequest     uint64 // responses, indications, other methods
+	DropSTUNBadFingerprint uint64
+	DropSTUNUnknownAttr    uint64
+	DropSTUNTooSmall       uint64 // request smaller than its response (PROTOCOL.md §10)
+
+	SourceEvictions uint64 // per-source limiter entries reused for a new source
+	EventsDropped   uint64 // event queue full: the caller did not drain
+
+	Sessions int // registered sessions now
+	Sources  int // per-source limiter entries now
+}

@@ -1,0 +1,87 @@
+// Package sim is natpass's deterministic network: a single-threaded discrete-event
+// simulator of hosts, links, routers and RFC 4787 NAT boxes that runs the same state
+// machines the driver runs on real sockets. Any pair of NAT behaviours, any loss
+// pattern, reproduced exactly from one seed.
+//
+// # What it models
+//
+// The world NewPair builds for presets port-restricted-cone (a) and cgnat (b):
+//
+//	host a      a-nat                           b-nat2 (carrier)   b-nat (home)  host b
+//	10.1.0.2 ── 198.51.100.1 ──┐           ┌── 198.51.100.2 ───── 100.64.0.2 ── 10.3.0.2
+//	                           core (router)
+//	                                 │
+//	                      server 203.0.113.10, .11
+//
+// Its parts:
+//
+//   - Networks: the public core, which routes between everything attached to it and
+//     is one router hop, and the inside of each NAT box or firewall, a LAN that
+//     switches between its members and sends everything else to its box.
+//   - Hosts (Host) attach to a network through a Link, with one or more addresses and
+//     any number of UDP sockets (OpenSockets opens the extra ones a birthday attack
+//     needs), and run one Machine.
+//   - Links (LinkConfig): latency, jitter, loss, duplication, reordering, bandwidth
+//     with a bounded drop-tail queue, an MTU, routers that decrement the TTL, and
+//     outage windows (blackholes). Sim.Partition cuts two subtrees apart for a window.
+//   - NAT boxes (Box, NATConfig): mapping and filtering each endpoint-independent,
+//     address-dependent or address-and-port-dependent; port allocation preserving,
+//     sequential with a delta or random, within a port range; mapping timeout with
+//     outbound (always) and optional inbound refresh; hairpinning; Linux conntrack's
+//     port clash (DESIGN §9); or, with NoTranslation, a stateful firewall. Boxes nest:
+//     a home NAT on a carrier NAT's inside is CGNAT. Every box is a router: it
+//     decrements the TTL, and a packet that arrives with TTL 1 dies there before it
+//     makes any state, so a TTL-limited probe opens its own NAT and dies at the next
+//     hop.
+//   - Presets name the usual setups (Presets, PresetByName): open, firewall,
+//     full-cone, restricted-cone, port-restricted-cone, linux, cgnat,
+//     symmetric-sequential, symmetric-random. AddSite builds one in front of a host;
+//     NewPair builds the world most tests want: peers a and b behind presets and a
+//     server with two addresses on the core.
+//   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which Strategy gives two
+//     presets a direct path: simultaneous open, port prediction, birthday, or none.
+//     TestOracleAgreesWithSimulation checks it against punching runs for every pair.
+//
+// # Call contract
+//
+// The sim drives machines exactly as the driver does (DESIGN §2). After every call
+// into a machine (HandleDatagram, HandleTimeout) it drains PollTransmit until false,
+// then calls the host's AfterStep hook, where the owner drains the machine's events
+// and may issue commands (their transmits are drained too), then reads Deadline. A
+// command issued from outside a step is followed by Host.Drain. Datagrams to a
+// machine always go through the event queue, so no machine is ever called from inside
+// another's call. Transmit.From picks the socket (zero: the host's first) and
+// Transmit.TTL the IP TTL (zero: DefaultTTL).
+//
+// Time is virtual and moves only in Step: each step jumps to the earliest pending
+// packet arrival or machine deadline and handles that one thing; ties go to packets
+// (in the order they were queued), then deadlines (in the order hosts were added).
+// Run(until) steps until the next thing is later than until; RunUntil also stops when
+// a condition holds; both stop with ErrStepLimit after Config.MaxSteps, which turns a
+// livelock into a failure instead of a hang.
+//
+// # Determinism and replay
+//
+// One seed (Config.Seed) feeds a ChaCha8 stream from which every link and box draws
+// its own sub-stream at creation, and from which tests draw machine seeds
+// (NewSeed, NewSeed32) and key material (Reader). Nothing reads a clock, the OS or
+// global randomness, and no map order reaches an output, so the same seed and the
+// same calls give a byte-identical trace (SetTracer, TraceTo). Tests take their seed
+// from sim/simtest, which prints on failure
+//
+//	seed=N, replay: go test ./sim -run '^TestX$' -seed N
+//
+// (also NATPASS_SEED=N). The rapid property tests print rapid's own replay flag.
+//
+// # Bounds and cost
+//
+// Packets and their buffers come from a free list and NAT lookups hit one-entry
+// caches before their maps, so a steady flow allocates nothing and formats nothing
+// while no tracer is set (BenchmarkSimDeliver, TestDeliverAllocatesNothing). The
+// event queue holds one event per busy link direction plus reordered and duplicated
+// packets; in-flight packets are bounded by each link's queue (with Bandwidth) or by
+// what senders send within a latency. A machine that never stops transmitting, or an
+// AfterStep that always issues more, panics after a fixed bound. NAT tables are
+// bounded by the port range; a mapping's filter entries and the [UNREPLIED] table by
+// 65,536 entries each.
+package sim

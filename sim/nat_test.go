@@ -1,0 +1,40 @@
+package sim
+
+import (
+	"testing"
+	"time"
+)
+
+func newTestWorld(t *testing.T, p Preset) *natWorld {
+	t.Helper()
+	return newNATWorld(1, p)
+}
+
+// A port-restricted NAT keeps one mapping alive with traffic to the server while the
+// filter entry for a peer that went quiet expires: RFC 4787 §5 filtering is "has sent
+// to", and §4.3's timer applies to what is no longer sent to.
+func TestFilterEntryExpiresWhileMappingLives(t *testing.T) {
+	w := newTestWorld(t, MustPreset("port-restricted-cone"))
+	server, peer := w.dests[0], w.dests[2]
+	sendNow(t, w.s, w.site.Host, w.site.Host.Socket(), server, "register", 0)
+	e := w.rec(server).last().from
+	sendNow(t, w.s, w.site.Host, w.site.Host.Socket(), peer, "punch", 0)
+	for range 3 { // keepalives to the server every 90 s
+		if err := w.s.RunFor(90 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		sendNow(t, w.s, w.site.Host, w.site.Host.Socket(), server, "keepalive", 0)
+	}
+	before := len(w.host.got)
+	sendNow(t, w.s, w.remote[server], server, e, "from server", 0)
+	if len(w.host.got) != before+1 {
+		t.Fatal("the server's reply was refused although the mapping is refreshed")
+	}
+	sendNow(t, w.s, w.remote[peer], peer, e, "from peer", 0)
+	if len(w.host.got) != before+1 {
+		t.Fatal("the quiet peer's filter entry outlived the 2 min timeout")
+	}
+	if got := w.s.Stats().Dropped[DropFiltered]; got != 1 {
+		t.Errorf("DropFiltered = %d, want 1", got)
+	}
+}

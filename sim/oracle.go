@@ -1,0 +1,160 @@
+package sim
+
+import "github.com/natpass/natpass/proto"
+
+// Strategy is a way for two peers to get a direct path through their NATs (DESIGN
+// §6). punch uses the same names for the strategies it runs.
+type Strategy uint8
+
+const (
+	// StrategyNone: no practical direct path; the peers stay on the relay.
+	StrategyNone Strategy = iota
+	// StrategySimultaneousOpen: both send to each other's candidates (host,
+	// server-reflexive) and answer whatever address a probe came from
+	// (peer-reflexive). On linux NATs it needs the TTL-limited priming of DESIGN §9
+	// unless the starts are synchronised.
+	StrategySimultaneousOpen
+	// StrategyPortPrediction: a side with sequential allocation is reached at its
+	// next ports, predicted from the measured delta.
+	StrategyPortPrediction
+	// StrategyBirthday: the side with random, per-destination mappings opens 256
+	// sockets toward the other side, which sprays probes at random ports.
+	StrategyBirthday
+)
+
+var strategyNames = [...]string{"none", "simultaneous-open", "port-prediction", "birthday"}
+
+func (s Strategy) String() string {
+	if int(s) < len(strategyNames) {
+		return strategyNames[s]
+	}
+	return "invalid"
+}
+
+// Behavior returns what the chain of boxes looks like from the core, in the terms a
+// node measures (DESIGN §6 step 2) and punch decides by:
+//
+//   - Mapping: the finest of the translating boxes (a new external endpoint is made
+//     wherever any box makes a new one); endpoint-independent with no NAT.
+//   - Filtering: the finest of all boxes, firewalls included (a packet must pass each).
+//   - Allocation: what decides the port of a new external mapping as seen from the
+//     core. It starts at the first box whose mapping is not endpoint-independent,
+//     since that is where a new destination makes a new mapping; each box further
+//     out re-allocates (sequential, random) or keeps (preserving) that port. With
+//     endpoint-independent mapping throughout it is the outermost box's.
+//   - Hairpin: the outermost translating box's, since the peers' server-reflexive
+//     addresses are its.
+//   - NoTranslation: no box translates (open, firewall).
+//
+// This is exact for the presets and for chains whose finer filters sit outside
+// their finer mappings; a chain like an APDM box behind a port-restricted cone can
+// admit a little more than the finest filter says (TestPropertyFiltering has the
+// exact rule).
+func (p Preset) Behavior() proto.NATBehavior {
+	b := proto.NATBehavior{
+		Mapping:       proto.EndpointIndependent,
+		Filtering:     proto.EndpointIndependent,
+		Allocation:    proto.AllocationPreserving,
+		Hairpin:       proto.HairpinUnknown,
+		NoTranslation: true,
+	}
+	started := false // a box with per-destination mapping has been passed
+	for _, c := range p.Boxes {
+		b.Filtering = max(b.Filtering, c.Filtering)
+		if c.NoTranslation {
+			continue
+		}
+		b.NoTranslation = false
+		b.Mapping = max(b.Mapping, c.Mapping)
+		b.Hairpin = proto.HairpinNo
+		if c.Hairpin {
+			b.Hairpin = proto.HairpinYes
+		}
+		delta := int16(c.PortDelta)
+		if delta == 0 {
+			delta = 1
+		}
+		switch {
+		case !started && c.Mapping != proto.EndpointIndependent:
+			started = true
+			b.Allocation, b.PortDelta = c.Allocation, delta
+		case !started || c.Allocation != proto.AllocationPreserving:
+			b.Allocation, b.PortDelta = c.Allocation, delta
+		}
+	}
+	// A preserving box with per-destination mapping can preserve the port only for
+	// its first mapping; later ones fall back to random (nat.go's allocate), so to a
+	// peer it is random.
+	if b.Mapping != proto.EndpointIndependent && b.Allocation == proto.AllocationPreserving {
+		b.Allocation = proto.AllocationRandom
+	}
+	if b.Allocation != proto.AllocationSequential {
+		b.PortDelta = 0
+	}
+	return b
+}
+
+// reachable reports whether a side keeps one external endpoint for all remotes: the
+// endpoint the server saw is the one the peer will see (RFC 4787 §4.1 EIM, or no
+// translation at all).
+func reachable(b proto.NATBehavior) bool {
+	return b.NoTranslation || b.Mapping == proto.EndpointIndependent
+}
+
+// DirectStrategy says which strategy gives two peers with these behaviours a direct
+// path, or StrategyNone. The reasoning, from RFC 4787's definitions:
+//
+//   - Both keep one endpoint (EIM or no NAT): each sends to the other's
+//     server-reflexive address, which is also where the other's packets come from,
+//     so both filters open: simultaneous open.
+//   - One (E) keeps one endpoint, the other (H) maps per destination: H's probes come
+//     from a new port that E's filter has not seen. If E filters by address only or not
+//     at all (EIF/ADF), E admits them, answers the peer-reflexive address, and H's
+//     filter admits the answer, because H sent to exactly E's endpoint: simultaneous
+//     open. Otherwise E must aim at H's new port: predict it if H allocates
+//     sequentially, else birthday (H opens many mappings toward E, E sprays H's ports).
+//   - Both map per destination: each must aim at the other's unknown new port. Two
+//     sequential NATs can be predicted; if one admits anything on its server mapping
+//     (EIF) and the other filters by address only, the first answers the second's
+//     peer-reflexive port and gets in (simultaneous open); otherwise none.
+func DirectStrategy(a, b proto.NATBehavior) Strategy {
+	ra, rb := reachable(a), reachable(b)
+	switch {
+	case ra && rb:
+		return StrategySimultaneousOpen
+	case ra || rb:
+		easy, hard := a, b
+		if rb {
+			easy, hard = b, a
+		}
+		switch {
+		case easy.Filtering <= proto.AddressDependent:
+			return StrategySimultaneousOpen
+		case hard.Allocation == proto.AllocationSequential:
+			return StrategyPortPrediction
+		default:
+			return StrategyBirthday
+		}
+	default:
+		switch {
+		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential:
+			return StrategyPortPrediction
+		case a.Filtering == proto.EndpointIndependent && b.Filtering <= proto.AddressDependent,
+			b.Filtering == proto.EndpointIndependent && a.Filtering <= proto.AddressDependent:
+			return StrategySimultaneousOpen
+		default:
+			return StrategyNone
+		}
+	}
+}
+
+// Oracle says which strategy gives hosts behind presets a and b a direct path when
+// each has its own boxes (NewPair's layout). With sameLAN (B on A's inside network),
+// the peers reach each other on their host candidates without any NAT:
+// simultaneous open, whatever the presets.
+func Oracle(a, b Preset, sameLAN bool) Strategy {
+	if sameLAN {
+		return StrategySimultaneousOpen
+	}
+	return DirectStrategy(a.Behavior(), b.Behavior())
+}

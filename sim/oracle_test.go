@@ -1,0 +1,252 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/sim/simtest"
+)
+
+// puncher is a minimal hole-punching machine for checking the oracle against the
+// simulator: it probes targets from its sockets at an interval, sprays random ports of
+// one address if asked (the easy side of a birthday attack), and answers every probe.
+//
+// It starts by priming (DESIGN §9): one burst of TTL-limited copies of every probe it
+// will send, which open its own NAT's mappings but die before the peer's NAT, so that
+// a linux NAT's [UNREPLIED] entries cannot divert its flows to other ports. The real
+// probes start primeWait later.
+type puncher struct {
+	socks    []netip.AddrPort // probes leave from each
+	targets  []netip.AddrPort
+	interval time.Duration
+	until    proto.Instant
+	next     proto.Instant
+	primed   bool
+
+	sprayIP     netip.Addr
+	sprayPorts  []uint16 // drawn up front, so priming and spraying hit the same ports
+	sprayPerTic int
+
+	server netip.AddrPort
+	peers  map[netip.AddrPort]bool // endpoints, other than the server, that reached us
+	out    []proto.Transmit
+}
+
+func (m *puncher) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	if from == m.server {
+		return nil
+	}
+	m.peers[from] = true
+	if string(p) == "probe" {
+		m.out = append(m.out, proto.Transmit{From: local, To: from, Payload: []byte("ack")})
+	}
+	return nil
+}
+
+const (
+	primeTTL  = 2 // through the own NAT, dead at the core router
+	primeWait = 100 * time.Millisecond
+)
+
+func (m *puncher) HandleTimeout(now proto.Instant) {
+	if now < m.next || now >= m.until {
+		return
+	}
+	if !m.primed {
+		m.primed = true
+		m.next = now.Add(primeWait)
+		for _, s := range m.socks {
+			for _, t := range m.targets {
+				m.out = append(m.out, proto.Transmit{From: s, To: t, TTL: primeTTL, Payload: []byte("prime")})
+			}
+		}
+		for _, port := range m.sprayPorts {
+			m.out = append(m.out, proto.Transmit{From: m.socks[0], To: netip.AddrPortFrom(m.sprayIP, port), TTL: primeTTL, Payload: []byte("prime")})
+		}
+		return
+	}
+	m.next = now.Add(m.interval)
+	for _, s := range m.socks {
+		for _, t := range m.targets {
+			m.out = append(m.out, proto.Transmit{From: s, To: t, Payload: []byte("probe")})
+		}
+	}
+	for i := 0; i < m.sprayPerTic && len(m.sprayPorts) > 0; i++ {
+		port := m.sprayPorts[0]
+		m.sprayPorts = m.sprayPorts[1:]
+		m.out = append(m.out, proto.Transmit{From: m.socks[0], To: netip.AddrPortFrom(m.sprayIP, port), Payload: []byte("probe")})
+	}
+}
+
+func (m *puncher) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if len(m.out) == 0 {
+		return proto.Transmit{}, false
+	}
+	t := m.out[0]
+	m.out = m.out[1:]
+	t.Payload = buf[:copy(buf, t.Payload)]
+	return t, true
+}
+
+func (m *puncher) Deadline() proto.Instant {
+	if m.next >= m.until {
+		return proto.Never
+	}
+	return m.next
+}
+
+// punch runs one strategy between the peers of a fresh Pair and reports whether each
+// got a datagram from the other.
+func punch(t *testing.T, seed uint64, a, b Preset, sameLAN bool, st Strategy) bool {
+	t.Helper()
+	return punchWith(t, seed, a, b, sameLAN, st, true, 0)
+}
+
+// punchWith is punch with priming on or off and B starting late by lateB.
+func punchWith(t *testing.T, seed uint64, a, b Preset, sameLAN bool, st Strategy, prime bool, lateB time.Duration) bool {
+	t.Helper()
+	pr := NewPair(PairConfig{Seed: seed, A: a, B: b, SameLAN: sameLAN})
+	s := pr.Sim
+	// Register: each peer sends to the server, which sees its server-reflexive endpoint.
+	srv := attachRecorder(pr.Server)
+	reflexive := map[*Host]netip.AddrPort{}
+	for _, h := range []*Host{pr.A.Host, pr.B.Host} {
+		attachRecorder(h)
+		sendNow(t, s, h, h.Socket(), pr.ServerAddr(), "register", 0)
+		if err := s.RunFor(100 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		reflexive[h] = srv.last().from
+	}
+	start := s.Now()
+	side := func(h, peer *Host, me, other Preset, late time.Duration) *puncher {
+		m := &puncher{
+			socks: []netip.AddrPort{h.Socket()}, interval: 20 * time.Millisecond,
+			until: start.Add(3 * time.Second), next: start.Add(late), primed: !prime,
+			server: pr.ServerAddr(), peers: map[netip.AddrPort]bool{},
+		}
+		peerEP := reflexive[peer]
+		otherB, meB := other.Behavior(), me.Behavior()
+		m.targets = []netip.AddrPort{peerEP}
+		if sameLAN {
+			m.targets = append(m.targets, peer.Socket()) // the host candidate
+		}
+		switch st {
+		case StrategyPortPrediction:
+			if !reachable(otherB) && otherB.Allocation == proto.AllocationSequential {
+				m.targets = m.targets[:0]
+				for k := 1; k <= 8; k++ {
+					port := int(peerEP.Port()) + k*int(otherB.PortDelta)
+					m.targets = append(m.targets, netip.AddrPortFrom(peerEP.Addr(), uint16(port)))
+				}
+			}
+		case StrategyBirthday:
+			if !reachable(meB) { // the hard side: 256 mappings toward the easy side
+				m.socks = append(m.socks, h.OpenSockets(256)...)
+				m.interval = 200 * time.Millisecond
+			} else { // the easy side: 2048 probes at random ports of the hard side
+				rng := rand.New(rand.NewChaCha8(s.NewSeed32()))
+				m.sprayIP, m.sprayPerTic = peerEP.Addr(), 64
+				for range 2048 {
+					m.sprayPorts = append(m.sprayPorts, uint16(1024+rng.IntN(65536-1024)))
+				}
+				m.interval = 10 * time.Millisecond
+			}
+		}
+		h.Attach(m)
+		return m
+	}
+	ma := side(pr.A.Host, pr.B.Host, a, b, 0)
+	mb := side(pr.B.Host, pr.A.Host, b, a, lateB)
+	if err := s.RunFor(4 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return len(ma.peers) > 0 && len(mb.peers) > 0
+}
+
+// The oracle is checked against the simulator for every pair of presets: its strategy
+// gets through; when it asks for more than simultaneous open, simultaneous open alone
+// fails; when it says none, no strategy gets through.
+func TestOracleAgreesWithSimulation(t *testing.T) {
+	seed := simtest.Seed(t, 1)
+	strategies := []Strategy{StrategySimultaneousOpen, StrategyPortPrediction, StrategyBirthday}
+	for _, a := range Presets() {
+		for _, b := range Presets() {
+			st := Oracle(a, b, false)
+			switch st {
+			case StrategyNone:
+				for _, try := range strategies {
+					if punch(t, seed, a, b, false, try) {
+						t.Errorf("%s × %s: oracle says none, but %s got through", a.Name, b.Name, try)
+					}
+				}
+			default:
+				if !punch(t, seed, a, b, false, st) {
+					t.Errorf("%s × %s: oracle's %s did not get through", a.Name, b.Name, st)
+				}
+				if st != StrategySimultaneousOpen && punch(t, seed, a, b, false, StrategySimultaneousOpen) {
+					t.Errorf("%s × %s: oracle asks for %s, but simultaneous open got through", a.Name, b.Name, st)
+				}
+			}
+		}
+	}
+	// On one LAN, host candidates connect whatever the NAT.
+	for _, a := range Presets() {
+		if st := Oracle(a, a, true); st != StrategySimultaneousOpen || !punch(t, seed, a, a, true, st) {
+			t.Errorf("%s on one LAN: oracle %s, or it did not get through", a.Name, st)
+		}
+	}
+}
+
+// The oracle's table for the presets, as DESIGN §6 states it, so a change of rule
+// shows up as a readable diff.
+func TestOracleTable(t *testing.T) {
+	want := map[[2]string]Strategy{
+		{"port-restricted-cone", "port-restricted-cone"}: StrategySimultaneousOpen,
+		{"linux", "cgnat"}:                               StrategySimultaneousOpen,
+		{"firewall", "symmetric-random"}:                 StrategyBirthday,
+		{"cgnat", "symmetric-random"}:                    StrategyBirthday,
+		{"restricted-cone", "symmetric-random"}:          StrategySimultaneousOpen,
+		{"full-cone", "symmetric-sequential"}:            StrategySimultaneousOpen,
+		{"port-restricted-cone", "symmetric-sequential"}: StrategyPortPrediction,
+		{"symmetric-sequential", "symmetric-sequential"}: StrategyPortPrediction,
+		{"symmetric-sequential", "symmetric-random"}:     StrategyNone,
+		{"symmetric-random", "symmetric-random"}:         StrategyNone,
+		{"open", "symmetric-random"}:                     StrategySimultaneousOpen,
+	}
+	for k, w := range want {
+		a, b := MustPreset(k[0]), MustPreset(k[1])
+		if got := Oracle(a, b, false); got != w {
+			t.Errorf("Oracle(%s, %s) = %s, want %s", k[0], k[1], got, w)
+		}
+		if got := Oracle(b, a, false); got != w {
+			t.Errorf("Oracle(%s, %s) = %s, want %s (not symmetric)", k[1], k[0], got, w)
+		}
+	}
+}
+
+// DESIGN §9 on the simulator: between two linux NATs, naive simultaneous open fails
+// when one side's first probe reaches the other NAT before that side's first probe
+// left (B starts 30 ms late; A's probe needs 20 ms), and TTL-limited priming fixes it.
+// Started together, naive simultaneous open works.
+func TestLinuxPortClashNeedsPriming(t *testing.T) {
+	seed := simtest.Seed(t, 1)
+	linux := MustPreset("linux")
+	so := StrategySimultaneousOpen
+	if !punchWith(t, seed, linux, linux, false, so, false, 0) {
+		t.Error("naive simultaneous open, started together: failed")
+	}
+	if punchWith(t, seed, linux, linux, false, so, false, 30*time.Millisecond) {
+		t.Error("naive simultaneous open, B 30 ms late: got through despite the port clash")
+	}
+	if !punchWith(t, seed, linux, linux, false, so, true, 30*time.Millisecond) {
+		t.Error("primed simultaneous open, B 30 ms late: failed")
+	}
+	prc := MustPreset("port-restricted-cone")
+	if !punchWith(t, seed, prc, prc, false, so, false, 30*time.Millisecond) {
+		t.Error("naive simultaneous open between port-restricted cones without the clash, B late: failed")
+	}
+}

@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Site is a host behind a preset's chain of boxes.
+type Site struct {
+	Host *Host
+	// Boxes from the host outward (empty for "open").
+	Boxes []*Box
+}
+
+// Outer returns the box attached to the core, or nil for a host on the core.
+func (st Site) Outer() *Box {
+	if len(st.Boxes) == 0 {
+		return nil
+	}
+	return st.Boxes[len(st.Boxes)-1]
+}
+
+// Inner returns the host's own box, or nil for a host on the core.
+func (st Site) Inner() *Box {
+	if len(st.Boxes) == 0 {
+		return nil
+	}
+	return st.Boxes[0]
+}
+
+// DefaultHostPort is the port of the socket AddSite and NewPair open on each host.
+const DefaultHostPort = 4000
+
+// AddSite builds preset p toward the core: its boxes, outermost first, the outermost
+// attached to the core through access, each other box to the one outside it through
+// nested, then a host named name on the innermost network through an ideal link, with
+// one socket open on DefaultHostPort. Boxes are named name+"-nat", name+"-nat2", ...
+// from the host out.
+func (s *Sim) AddSite(name string, p Preset, access, nested LinkConfig) Site {
+	boxes := make([]*Box, len(p.Boxes))
+	n := s.core
+	link := access
+	for i := len(p.Boxes) - 1; i >= 0; i-- {
+		boxName := name + "-nat"
+		if i > 0 {
+			boxName += string(rune('1' + i))
+		}
+		if p.Boxes[i].NoTranslation {
+			boxName = name + "-fw"
+		}
+		boxes[i] = s.AddNAT(boxName, n, p.Boxes[i], link)
+		n = boxes[i].Inside()
+		link = nested
+	}
+	hostLink := LinkConfig{}
+	if len(p.Boxes) == 0 {
+		hostLink = access
+	}
+	h := s.AddHost(name, n, hostLink)
+	h.OpenPort(DefaultHostPort)
+	return Site{Host: h, Boxes: boxes}
+}
+
+// AddLANHost adds another host on the innermost network of st (behind the same boxes)
+// with a socket on DefaultHostPort.
+func (s *Sim) AddLANHost(name string, st Site) *Host {
+	n := s.core
+	if b := st.Inner(); b != nil {
+		n = b.Inside()
+	}
+	h := s.AddHost(name, n, LinkConfig{})
+	h.OpenPort(DefaultHostPort)
+	return h
+}
+
+// ServerPort and ServerAltPort are the ports the server of a Pair listens on.
+const (
+	ServerPort    = 3478
+	ServerAltPort = 3479
+)
+
+// PairConfig describes the usual test world: peers A and B behind presets, and a
+// server on the core.
+type PairConfig struct {
+	Seed uint64
+	A, B Preset
+	// SameLAN puts B on A's innermost network (behind A's boxes; B is ignored).
+	SameLAN bool
+	// Access is each side's link to the core (zero value: 10 ms latency), Nested the
+	// link between nested boxes (zero value: 1 ms). The server's link is ServerLink
+	// (zero value: 5 ms latency).
+	Access, Nested, ServerLink LinkConfig
+	MaxSteps                   uint64
+}
+
+// Pair is the world most protocol tests want: hosts A and B behind their presets and
+// a server on the public core with two addresses.
+type Pair struct {
+	Sim    *Sim
+	A, B   Site
+	Server *Host
+}
+
+// NewPair builds a Pair. The server has sockets on ServerPort and ServerAltPort of
+// its first address and ServerPort of its second (for NAT behaviour discovery); A and
+// B each have one socket on DefaultHostPort.
+func NewPair(cfg PairConfig) *Pair {
+	if cfg.Access.isZero() {
+		cfg.Access = LinkConfig{Latency: 10 * time.Millisecond}
+	}
+	if cfg.Nested.isZero() {
+		cfg.Nested = LinkConfig{Latency: time.Millisecond}
+	}
+	if cfg.ServerLink.isZero() {
+		cfg.ServerLink = LinkConfig{Latency: 5 * time.Millisecond}
+	}
+	s := New(Config{Seed: cfg.Seed, MaxSteps: cfg.MaxSteps})
+	srv := s.AddHost("server", s.Core(), cfg.ServerLink)
+	srv.AddAddr()
+	srv.Open(srv.Addrs()[0], ServerPort)
+	srv.Open(srv.Addrs()[0], ServerAltPort)
+	srv.Open(srv.Addrs()[1], ServerPort)
+	pr := &Pair{Sim: s, Server: srv}
+	pr.A = s.AddSite("a", cfg.A, cfg.Access, cfg.Nested)
+	if cfg.SameLAN {
+		pr.B = Site{Host: s.AddLANHost("b", pr.A), Boxes: pr.A.Boxes}
+	} else {
+		pr.B = s.AddSite("b", cfg.B, cfg.Access, cfg.Nested)
+	}
+	return pr
+}
+
+// ServerAddr returns the server's main socket.
+func (pr *Pair) ServerAddr() netip.AddrPort { return pr.Server.Sockets()[0] }
+
+func (c *LinkConfig) isZero() bool {
+	return c.Latency == 0 && c.Jitter == 0 && c.Loss == 0 && c.Duplicate == 0 && c.Reorder == 0 &&
+		c.ReorderDelay == 0 && c.Bandwidth == 0 && c.QueueBytes == 0 && c.MTU == 0 && c.Routers == 0 &&
+		len(c.Outages) == 0
+}
