@@ -24,8 +24,8 @@ type flow struct {
 func newFlow(n *network, shared *link, total int) *flow {
 	f := &flow{}
 	f.a, f.b = n.pair(Config{}, shared, &link{cfg: linkConfig{delay: 20 * time.Millisecond}})
-	f.o = newOracle(n)
-	f.bk = &bulk{e: f.a, o: f.o, total: total, msgSize: 16 << 10, buf: make([]byte, 16<<10)}
+	f.o = newOracle(n.failf)
+	f.bk = &bulk{c: f.a.c, o: f.o, total: total, msgSize: 16 << 10, buf: make([]byte, 16<<10)}
 	return f
 }
 

@@ -12,11 +12,11 @@ func TestOneMessageEachMode(t *testing.T) {
 	cfg := Config{Lanes: []LaneConfig{{Weight: 1}, {Weight: 1}}}
 	ab, ba := &link{cfg: linkConfig{delay: 10 * time.Millisecond}}, &link{cfg: linkConfig{delay: 10 * time.Millisecond}}
 	a, b := n.pair(cfg, ab, ba)
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 4096)
 	for mode := ReliableOrdered; mode <= Unreliable; mode++ {
-		if err := o.send(a, n.now, 1, mode, 100, buf); err != nil {
+		if err := o.send(a.c, n.now, 1, mode, 100, buf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,11 +37,11 @@ func TestLargeMessageFragments(t *testing.T) {
 	n := newNetwork(t, 2)
 	ab, ba := &link{cfg: linkConfig{delay: 5 * time.Millisecond}}, &link{cfg: linkConfig{delay: 5 * time.Millisecond}}
 	a, b := n.pair(Config{}, ab, ba)
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 1<<20)
 	for _, size := range []int{1000, 1200, 5000, 1 << 20} {
-		if err := o.send(a, n.now, 0, ReliableOrdered, size, buf); err != nil {
+		if err := o.send(a.c, n.now, 0, ReliableOrdered, size, buf); err != nil {
 			t.Fatal(err)
 		}
 	}

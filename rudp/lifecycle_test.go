@@ -100,10 +100,10 @@ func TestExpiry(t *testing.T) {
 func TestFlowControlBlocksAndResumes(t *testing.T) {
 	cfg := Config{MaxMessageSize: 64 << 10, RecvWindow: 256 << 10}
 	n, a, b := quietPair(t, 14, cfg, linkConfig{delay: 5 * time.Millisecond})
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	buf := make([]byte, 64<<10)
 	for range 40 { // 2.5 MB, ten windows
-		if err := o.send(a, n.now, 0, ReliableOrdered, 64<<10, buf); err != nil {
+		if err := o.send(a.c, n.now, 0, ReliableOrdered, 64<<10, buf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,10 +169,10 @@ func TestLaneWeights(t *testing.T) {
 	cfg := Config{Lanes: []LaneConfig{{Weight: 1}, {Weight: 3}}}
 	n, a, b := quietPair(t, 15, cfg, linkConfig{delay: 10 * time.Millisecond})
 	a.out.cfg.rateBps, a.out.cfg.queuePackets = 5_000_000, 50
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
-	bk0 := &bulk{e: a, o: o, lane: 0, total: 1 << 40, msgSize: 8 << 10, buf: make([]byte, 8<<10)}
-	bk1 := &bulk{e: a, o: o, lane: 1, total: 1 << 40, msgSize: 8 << 10, buf: make([]byte, 8<<10)}
+	bk0 := &bulk{c: a.c, o: o, lane: 0, total: 1 << 40, msgSize: 8 << 10, buf: make([]byte, 8<<10)}
+	bk1 := &bulk{c: a.c, o: o, lane: 1, total: 1 << 40, msgSize: 8 << 10, buf: make([]byte, 8<<10)}
 	n.every(n.now, time.Millisecond, func(now proto.Instant) bool {
 		// Keep each lane's own backlog short so both always have data queued.
 		if a.c.LaneStats(0).Queued < 4 {
@@ -196,9 +196,9 @@ func TestLaneWeights(t *testing.T) {
 // anything over 1400 bytes ends with a datagram size in (1400-16, 1400].
 func TestPMTUDiscovery(t *testing.T) {
 	n, a, b := quietPair(t, 16, Config{}, linkConfig{delay: 10 * time.Millisecond, mtu: 1400})
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
-	bk := &bulk{e: a, o: o, total: 2 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
+	bk := &bulk{c: a.c, o: o, total: 2 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
 	n.every(n.now, time.Millisecond, bk.feed)
 	n.run(n.now.Add(30*time.Second), func() bool { return bk.queued == bk.total && o.complete() })
 	if !o.complete() {

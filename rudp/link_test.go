@@ -10,9 +10,11 @@ import (
 	"github.com/natpass/natpass/proto"
 )
 
-// This file is a small deterministic network for rudp's tests: virtual time, seeded
-// impairments, and endpoints that follow the drain rule. It is enough to develop
-// against until the sim/ package is available; every run is replayed by its seed.
+// This file is a small deterministic network for rudp's own tests: virtual time,
+// seeded impairments set per direction, and endpoints that follow the drain rule. It
+// runs a scenario in microseconds, which the 10,000-seed soak needs. The acceptance
+// scenarios also run on the project's simulator (sim_test.go). Every run is replayed
+// by its seed.
 
 // linkConfig impairs one direction of a path.
 type linkConfig struct {

@@ -3,13 +3,10 @@ package rudp
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
 	"fmt"
 
 	"github.com/natpass/natpass/proto"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "replay one seeded run")
 
 // makeMsg builds a self-describing message: lane, mode, index, send time and a
 // pattern derived from them, so the receiver can check content and order.
@@ -51,7 +48,7 @@ func parseMsg(p []byte) (lane int, mode Mode, index uint32, sent proto.Instant, 
 
 // oracle tracks what was sent and checks what arrives, per lane and mode.
 type oracle struct {
-	net      *network
+	failf    func(format string, args ...any)
 	sent     map[[2]int]uint32          // messages sent per (lane, mode)
 	got      map[[2]int]map[uint32]bool // delivered indexes
 	lastSeq  map[[2]int]int64           // last delivered index (ordered and sequenced)
@@ -60,15 +57,15 @@ type oracle struct {
 	latency  []int64                    // delivery latency of reliable messages, ns
 }
 
-func newOracle(n *network) *oracle {
-	return &oracle{net: n, sent: map[[2]int]uint32{}, got: map[[2]int]map[uint32]bool{}, lastSeq: map[[2]int]int64{}}
+func newOracle(failf func(format string, args ...any)) *oracle {
+	return &oracle{failf: failf, sent: map[[2]int]uint32{}, got: map[[2]int]map[uint32]bool{}, lastSeq: map[[2]int]int64{}}
 }
 
 // send queues one message and records it.
-func (o *oracle) send(e *endpoint, now proto.Instant, lane int, mode Mode, size int, buf []byte) error {
+func (o *oracle) send(c *Conn, now proto.Instant, lane int, mode Mode, size int, buf []byte) error {
 	k := [2]int{lane, int(mode)}
 	idx := o.sent[k]
-	if err := e.c.Send(now, lane, mode, makeMsg(buf, lane, mode, idx, now, size)); err != nil {
+	if err := c.Send(now, lane, mode, makeMsg(buf, lane, mode, idx, now, size)); err != nil {
 		return err
 	}
 	o.sent[k] = idx + 1
@@ -82,14 +79,14 @@ func (o *oracle) send(e *endpoint, now proto.Instant, lane int, mode Mode, size 
 func (o *oracle) receive(now proto.Instant, ev *EventMessage) {
 	lane, mode, idx, sent, err := parseMsg(ev.Data)
 	if err != nil {
-		o.net.failf("%v", err)
+		o.failf("%v", err)
 	}
 	if lane != ev.Lane || mode != ev.Mode {
-		o.net.failf("message for lane %d mode %v delivered on lane %d mode %v", lane, mode, ev.Lane, ev.Mode)
+		o.failf("message for lane %d mode %v delivered on lane %d mode %v", lane, mode, ev.Lane, ev.Mode)
 	}
 	k := [2]int{lane, int(mode)}
 	if idx >= o.sent[k] {
-		o.net.failf("lane %d %v: index %d never sent", lane, mode, idx)
+		o.failf("lane %d %v: index %d never sent", lane, mode, idx)
 	}
 	g := o.got[k]
 	if g == nil {
@@ -97,18 +94,18 @@ func (o *oracle) receive(now proto.Instant, ev *EventMessage) {
 		o.got[k] = g
 	}
 	if g[idx] {
-		o.net.failf("lane %d %v: index %d delivered twice", lane, mode, idx)
+		o.failf("lane %d %v: index %d delivered twice", lane, mode, idx)
 	}
 	g[idx] = true
 	last, seen := o.lastSeq[k]
 	switch mode {
 	case ReliableOrdered:
 		if int64(idx) != last+1 && !(idx == 0 && !seen) {
-			o.net.failf("lane %d ordered: index %d after %d", lane, idx, last)
+			o.failf("lane %d ordered: index %d after %d", lane, idx, last)
 		}
 	case UnreliableSequenced:
 		if seen && int64(idx) <= last {
-			o.net.failf("lane %d sequenced: index %d after %d", lane, idx, last)
+			o.failf("lane %d sequenced: index %d after %d", lane, idx, last)
 		}
 	}
 	if mode == ReliableOrdered || mode == UnreliableSequenced {

@@ -17,9 +17,9 @@ func TestPriorityLaneNotDelayedByBulk(t *testing.T) {
 	n := newNetwork(t, 9)
 	cfg := Config{Lanes: []LaneConfig{{Priority: 0, Weight: 1}, {Priority: 1, Weight: 1}}}
 	a, b := n.pair(cfg, &link{cfg: bottleneck()}, &link{cfg: linkConfig{delay: 20 * time.Millisecond}})
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
-	bk := &bulk{e: a, o: o, lane: 0, total: 1 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
+	bk := &bulk{c: a.c, o: o, lane: 0, total: 1 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
 	start := n.now
 	n.every(start, time.Millisecond, bk.feed)
 
@@ -36,7 +36,7 @@ func TestPriorityLaneNotDelayedByBulk(t *testing.T) {
 		st := a.c.Stats()
 		packetBytes := st.DatagramSize - defaultHeadroom - defaultTailroom
 		limit := time.Duration(float64(packetBytes) / float64(st.PacingRate) * float64(time.Second))
-		if err := o.send(a, now, 1, ReliableOrdered, 200, buf); err != nil {
+		if err := o.send(a.c, now, 1, ReliableOrdered, 200, buf); err != nil {
 			n.failf("send: %v", err)
 		}
 		queue = append(queue, waiting{sent: now, limit: limit + time.Microsecond})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/sim/simtest"
 )
 
 // Scenarios in the spirit of quic-interop-runner's transfer tests, run on the seeded
@@ -15,7 +16,7 @@ import (
 // bulk keeps e's send buffer fed with messages of msgSize until total bytes are
 // queued, checking each against o.
 type bulk struct {
-	e       *endpoint
+	c       *Conn
 	o       *oracle
 	lane    int
 	total   int
@@ -27,10 +28,10 @@ type bulk struct {
 func (bk *bulk) feed(now proto.Instant) bool {
 	for bk.queued < bk.total {
 		size := min(bk.msgSize, bk.total-bk.queued)
-		if err := bk.o.send(bk.e, now, bk.lane, ReliableOrdered, size, bk.buf); err == ErrSendBufferFull {
+		if err := bk.o.send(bk.c, now, bk.lane, ReliableOrdered, size, bk.buf); err == ErrSendBufferFull {
 			return true
 		} else if err != nil {
-			bk.o.net.failf("send: %v", err)
+			bk.o.failf("send: %v", err)
 		}
 		bk.queued += size
 	}
@@ -41,9 +42,9 @@ func (bk *bulk) feed(now proto.Instant) bool {
 func transfer(t *testing.T, seed uint64, cfg Config, ab, ba linkConfig, total int, limit time.Duration) (time.Duration, *network, *endpoint, *endpoint) {
 	n := newNetwork(t, seed)
 	a, b := n.pair(cfg, &link{cfg: ab}, &link{cfg: ba})
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
-	bk := &bulk{e: a, o: o, total: total, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
+	bk := &bulk{c: a.c, o: o, total: total, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
 	start := n.now
 	n.every(start, time.Millisecond, bk.feed)
 	if !n.run(start.Add(limit), func() bool { return bk.queued == total && o.complete() }) {
@@ -100,19 +101,19 @@ func percentile(xs []int64, p float64) time.Duration {
 // after a second-long RTO.
 func TestGameLatency(t *testing.T) {
 	seed := uint64(6)
-	if *seedFlag != 0 {
-		seed = *seedFlag
+	if fixed, ok := simtest.Fixed(); ok {
+		seed = fixed
 	}
 	n := newNetwork(t, seed)
 	l := linkConfig{delay: 25 * time.Millisecond, loss: 0.05}
 	a, b := n.pair(Config{}, &link{cfg: l}, &link{cfg: l})
-	o := newOracle(n)
+	o := newOracle(n.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 256)
 	const count = 20 * 600 // ten minutes at 20 Hz
 	sent := 0
 	n.every(n.now, 50*time.Millisecond, func(now proto.Instant) bool {
-		if err := o.send(a, now, 0, ReliableOrdered, 200, buf); err != nil {
+		if err := o.send(a.c, now, 0, ReliableOrdered, 200, buf); err != nil {
 			n.failf("send: %v", err)
 		}
 		sent++

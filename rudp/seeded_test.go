@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/sim/simtest"
 )
 
 // seededRuns is how many seeds TestSeededImpairments runs: 200 by default, 10,000
@@ -22,8 +23,8 @@ func seededRuns() int {
 // in order), unreliable-sequenced ones never go backwards, and once the impairment
 // ends everything outstanding arrives within a bounded time (no stall).
 func TestSeededImpairments(t *testing.T) {
-	if *seedFlag != 0 {
-		runImpairedSeed(t, *seedFlag)
+	if seed, ok := simtest.Fixed(); ok {
+		runImpairedSeed(t, seed)
 		return
 	}
 	var total seedTotals
@@ -79,7 +80,7 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 	cfg := Config{Lanes: lanes}
 	ab, ba := mk(), mk()
 	a, b := n.pair(cfg, ab, ba)
-	oa, ob := newOracle(n), newOracle(n) // messages to a, to b
+	oa, ob := newOracle(n.failf), newOracle(n.failf) // messages to a, to b
 	a.onMsg, b.onMsg = oa.receive, ob.receive
 	buf := make([]byte, 8192)
 	count := 20 + r.IntN(60)
@@ -95,7 +96,7 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 			if r.IntN(8) == 0 {
 				size = 1000 + r.IntN(4000) // fragmented
 			}
-			if err := side.o.send(side.e, now, r.IntN(len(lanes)), mode, size, buf); err != nil {
+			if err := side.o.send(side.e.c, now, r.IntN(len(lanes)), mode, size, buf); err != nil {
 				n.failf("send: %v", err)
 			}
 		}
