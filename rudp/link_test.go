@@ -208,21 +208,7 @@ func (n *network) drain(e *endpoint) {
 		}
 		n.transmit(e, pkt)
 	}
-	for {
-		ev, ok := e.c.PollEvent()
-		if !ok {
-			break
-		}
-		switch ev := ev.(type) {
-		case *EventMessage:
-			if e.onMsg != nil {
-				e.onMsg(n.now, ev)
-			}
-		case *EventClosed:
-			r := ev.Reason
-			e.closed = &r
-		}
-	}
+	pollEvents(e.c, n.now, e.onMsg, &e.closed)
 }
 
 // run advances virtual time until stop returns true or until is reached; it reports

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -119,3 +120,33 @@ func (o *oracle) receive(now proto.Instant, ev *EventMessage) {
 
 // complete reports whether every reliable message arrived.
 func (o *oracle) complete() bool { return o.arrived == o.expected }
+
+// sendRandom sends one message of a random mode and lane; one in eight is large enough
+// to be fragmented.
+func (o *oracle) sendRandom(r *rand.Rand, c *Conn, now proto.Instant, lanes int, buf []byte) error {
+	mode := Mode(r.IntN(4))
+	size := 14 + r.IntN(300)
+	if r.IntN(8) == 0 {
+		size = 1000 + r.IntN(4000)
+	}
+	return o.send(c, now, r.IntN(lanes), mode, size, buf)
+}
+
+// pollEvents drains c's events: messages to onMsg, the close reason to *closed.
+func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMessage), closed **CloseReason) {
+	for {
+		ev, ok := c.PollEvent()
+		if !ok {
+			return
+		}
+		switch ev := ev.(type) {
+		case *EventMessage:
+			if onMsg != nil {
+				onMsg(now, ev)
+			}
+		case *EventClosed:
+			r := ev.Reason
+			*closed = &r
+		}
+	}
+}

@@ -91,12 +91,7 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 			e *endpoint
 			o *oracle
 		}{{a, ob}, {b, oa}} {
-			mode := Mode(r.IntN(4))
-			size := 14 + r.IntN(300)
-			if r.IntN(8) == 0 {
-				size = 1000 + r.IntN(4000) // fragmented
-			}
-			if err := side.o.send(side.e.c, now, r.IntN(len(lanes)), mode, size, buf); err != nil {
+			if err := side.o.sendRandom(r, side.e.c, now, len(lanes), buf); err != nil {
 				n.failf("send: %v", err)
 			}
 		}
