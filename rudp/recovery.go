@@ -189,6 +189,11 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 	if p.has(pktMaxData) {
 		c.sendMaxData = true
 	}
+	for i := p.chunkStart; i < p.chunkEnd; i++ {
+		if ref := *c.chunks.at(i); ref.live() {
+			c.lanes[ref.msg.lane].stats.FragmentsLost++
+		}
+	}
 	c.requeueChunks(p)
 }
 

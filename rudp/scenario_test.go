@@ -127,4 +127,7 @@ func TestGameLatency(t *testing.T) {
 	if p99 > 150*time.Millisecond {
 		n.failf("p99 latency %v over 150 ms (p50 %v, max %v)", p99, p50, worst)
 	}
+	if ls := a.c.LaneStats(0); ls.FragmentsLost == 0 || ls.Retransmits == 0 {
+		n.failf("5 %% loss but lane stats show no loss or retransmission: %+v", ls)
+	}
 }

@@ -25,6 +25,7 @@ type LaneStats struct {
 	MessagesDelivered                             uint64 // received messages handed to the event queue
 	BytesSent, BytesDelivered                     uint64 // message bytes (first transmissions) and delivered
 	Retransmits                                   uint64 // fragments of this lane sent again
+	FragmentsLost                                 uint64 // fragments in packets declared lost
 	// QueueDelay is the smoothed (1/8 gain) time from Send to the message's first
 	// byte leaving in a packet; QueueDelayMax its maximum.
 	QueueDelay, QueueDelayMax time.Duration
