@@ -95,21 +95,37 @@ func (m *inMsg) complete() bool { return m.nGot == max(m.count, 1) }
 // are bounded in number (PROTOCOL.md §7.5).
 func flowCost(dataLen int) int { return dataLen + 32 }
 
-// pool recycles message structs and their buffers. Buffers larger than
-// poolKeepBytes are dropped on release so one large message does not pin its memory
-// for the life of the connection.
+// pool recycles message structs and their buffers. It is bounded so that a burst
+// (a 16 MiB send buffer of 64 KiB messages) does not stay pinned for the life of the
+// connection: a buffer larger than poolKeepBytes is never kept, and at most
+// poolKeepTotal bytes of buffers (and poolKeepCount structs per side) are.
 type pool struct {
-	out []*outMsg
-	in  []*inMsg
+	out      []*outMsg
+	in       []*inMsg
+	retained int // bytes of buffer capacity held by the free lists
 }
 
-const poolKeepBytes = 64 << 10
+const (
+	poolKeepBytes = 64 << 10
+	poolKeepTotal = 1 << 20
+	poolKeepCount = 1024
+)
+
+// keep decides whether a released buffer of capacity n stays in the pool.
+func (p *pool) keep(n int) bool {
+	if n > poolKeepBytes || p.retained+n > poolKeepTotal {
+		return false
+	}
+	p.retained += n
+	return true
+}
 
 func (p *pool) getOut(n int) *outMsg {
 	var m *outMsg
 	if k := len(p.out); k > 0 {
 		m = p.out[k-1]
 		p.out = p.out[:k-1]
+		p.retained -= cap(m.data)
 	} else {
 		m = new(outMsg)
 	}
@@ -122,7 +138,10 @@ func (p *pool) getOut(n int) *outMsg {
 
 func (p *pool) putOut(m *outMsg) {
 	*m = outMsg{gen: m.gen + 1, data: m.data[:0], acked: m.acked[:0]}
-	if cap(m.data) > poolKeepBytes {
+	if len(p.out) >= poolKeepCount {
+		return
+	}
+	if !p.keep(cap(m.data)) {
 		m.data = nil
 	}
 	p.out = append(p.out, m)
@@ -133,6 +152,7 @@ func (p *pool) getIn(n int) *inMsg {
 	if k := len(p.in); k > 0 {
 		m = p.in[k-1]
 		p.in = p.in[:k-1]
+		p.retained -= cap(m.data)
 	} else {
 		m = new(inMsg)
 	}
@@ -145,7 +165,10 @@ func (p *pool) getIn(n int) *inMsg {
 
 func (p *pool) putIn(m *inMsg) {
 	*m = inMsg{data: m.data[:0], got: m.got[:0]}
-	if cap(m.data) > poolKeepBytes {
+	if len(p.in) >= poolKeepCount {
+		return
+	}
+	if !p.keep(cap(m.data)) {
 		m.data = nil
 	}
 	p.in = append(p.in, m)

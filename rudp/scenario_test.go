@@ -74,8 +74,14 @@ func TestTransfer10MBThroughBlackhole(t *testing.T) {
 		return (t-origin)%proto.Instant(7*time.Second) >= proto.Instant(5*time.Second)
 	}
 	l := linkConfig{delay: 15 * time.Millisecond, rateBps: 10_000_000, queuePackets: 100, blackhole: hole}
-	d, _, a, _ := transfer(t, 4, Config{}, l, l, 10<<20, 120*time.Second)
+	d, _, a, b := transfer(t, 4, Config{}, l, l, 10<<20, 120*time.Second)
 	t.Logf("10 MB through 5 s on / 2 s off: %v, %+v", d, a.c.Stats())
+	// The free lists keep at most poolKeepTotal bytes after the burst.
+	for _, e := range []*endpoint{a, b} {
+		if e.c.pool.retained > poolKeepTotal || len(e.c.pool.out) > poolKeepCount || len(e.c.pool.in) > poolKeepCount {
+			t.Errorf("%s pool holds %d bytes in %d+%d structs after the transfer", e.name, e.c.pool.retained, len(e.c.pool.out), len(e.c.pool.in))
+		}
+	}
 }
 
 func TestTransferAt750msRTT(t *testing.T) {
