@@ -12,7 +12,7 @@ import (
 //
 // # Methods
 //
-// Getters: Stats, LaneStats, Deadline, Closed.
+// Getters: Stats, LaneStats, Deadline (and DeadlineReason, for debugging), Closed.
 //
 // Inputs: HandleDatagram(now, p) takes one received rudp packet (p is borrowed for
 // the call only); HandleTimeout(now) fires the timers that are due (calling it early
@@ -22,10 +22,11 @@ import (
 // a message (copied; too large is ErrMessageTooLarge at once); Close(now, code, text)
 // starts a graceful close.
 //
-// Outputs: PollTransmit(now, buf) writes the next packet into buf at
-// buf[Headroom:] and returns it; the caller may prepend Headroom bytes and append
-// Tailroom bytes in place (keyx header and tag, relay framing). buf must hold at least
-// Headroom + DatagramSizeMax bytes. PollEvent returns the next *EventMessage or the
+// Outputs: PollTransmit(now, buf) writes the next packet p into buf at
+// buf[Headroom:] and returns it; the caller fills buf[:Headroom] and the Tailroom
+// bytes after p in place (keyx header and tag, relay framing), and the datagram
+// buf[:Headroom+len(p)+Tailroom] is never larger than the current PMTU. buf must hold
+// at least DatagramSizeMax bytes. PollEvent returns the next *EventMessage or the
 // final *EventClosed; both are owned by the Conn and valid until the next call on it.
 //
 // # Drain rule
@@ -190,6 +191,16 @@ func (c *Conn) advance(now proto.Instant) {
 func (c *Conn) Deadline() proto.Instant {
 	_, at := c.timers.next()
 	return at
+}
+
+// DeadlineReason names the timer behind Deadline ("loss", "ack", "pacing",
+// "keepalive", "idle", "pmtu", "close"), or "" when none is armed.
+func (c *Conn) DeadlineReason() string {
+	t, at := c.timers.next()
+	if at == proto.Never {
+		return ""
+	}
+	return t.String()
 }
 
 // Closed reports whether the connection has ended (EventClosed is queued or polled).

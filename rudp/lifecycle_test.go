@@ -18,6 +18,9 @@ func quietPair(t *testing.T, seed uint64, cfg Config, l linkConfig) (*network, *
 // ends from timing out.
 func TestKeepaliveKeepsIdleConnectionOpen(t *testing.T) {
 	n, a, b := quietPair(t, 10, Config{}, linkConfig{delay: 10 * time.Millisecond})
+	if r := a.c.DeadlineReason(); r != "keepalive" {
+		n.failf("a fresh connection waits for %q, want keepalive", r)
+	}
 	n.run(n.now.Add(5*time.Minute), nil)
 	if a.closed != nil || b.closed != nil {
 		n.failf("idle connection closed: %v %v", a.closed, b.closed)
@@ -47,8 +50,8 @@ func TestIdleTimeout(t *testing.T) {
 	if err := a.c.Send(n.now, 0, ReliableOrdered, nil); !errors.Is(err, ErrClosed) {
 		n.failf("Send after close: %v", err)
 	}
-	if a.c.Deadline() != proto.Never {
-		n.failf("closed connection has a deadline")
+	if a.c.Deadline() != proto.Never || a.c.DeadlineReason() != "" {
+		n.failf("closed connection has a deadline (%s)", a.c.DeadlineReason())
 	}
 }
 

@@ -81,8 +81,8 @@ func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte
 // starting at Headroom), or false if nothing may be sent now.
 func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	c.advance(now)
-	if len(buf) < c.cfg.Headroom+c.cfg.DatagramSizeMax {
-		panic("rudp: PollTransmit buffer smaller than Headroom + DatagramSizeMax")
+	if len(buf) < c.cfg.DatagramSizeMax {
+		panic("rudp: PollTransmit buffer smaller than DatagramSizeMax")
 	}
 	switch c.state {
 	case stateClosed:
