@@ -1,0 +1,431 @@
+package proto
+
+import "encoding/binary"
+
+// Reliable-UDP (rudp) packets travel inside the encrypted keyx transport payload, so
+// they carry no natpass common header. A packet is a packet number followed by one or
+// more frames (PROTOCOL.md §7):
+//
+//	+----------------------+---------+---------+-----+
+//	| packet number varint | frame 1 | frame 2 | ... |
+//	+----------------------+---------+---------+-----+
+//
+// Every frame starts with a one-byte type. Integers marked varint use the QUIC
+// variable-length encoding (RFC 9000 §16) and must be minimal, so a parsed frame
+// re-encodes to the same bytes.
+
+// RUDPFrameType is the first byte of an rudp frame.
+type RUDPFrameType uint8
+
+const (
+	// RUDPPadding fills the rest of a packet (PMTU probes); every byte after it is 0.
+	RUDPPadding RUDPFrameType = 0x00
+	// RUDPPing asks for an acknowledgement and carries nothing.
+	RUDPPing RUDPFrameType = 0x01
+	// RUDPAckType acknowledges packet-number ranges.
+	RUDPAckType RUDPFrameType = 0x02
+	// RUDPMaxDataType raises the sender's flow-control limit.
+	RUDPMaxDataType RUDPFrameType = 0x03
+	// RUDPCloseType ends the connection with a code and a reason.
+	RUDPCloseType RUDPFrameType = 0x04
+	// RUDPDataFirst..RUDPDataLast carry message data: 0x10 | mode<<1 | fragmented.
+	RUDPDataFirst RUDPFrameType = 0x10
+	RUDPDataLast  RUDPFrameType = 0x17
+)
+
+// Bounds of rudp fields (PROTOCOL.md §7).
+const (
+	MaxVarint         = 1<<62 - 1
+	RUDPMaxLanes      = 16      // lane numbers 0..15
+	RUDPMaxAckRanges  = 32      // ranges in one ACK frame
+	RUDPMaxMessageLen = 1 << 30 // total length of one (fragmented) message
+	RUDPMaxCloseText  = 128     // bytes of close reason text
+)
+
+// RUDPMode is the delivery mode of a message; it travels in bits 1–2 of a data frame's
+// type byte.
+type RUDPMode uint8
+
+const (
+	RUDPReliableOrdered     RUDPMode = 0 // every message once, in send order
+	RUDPReliableUnordered   RUDPMode = 1 // every message once, as it completes
+	RUDPUnreliableSequenced RUDPMode = 2 // some messages, never older after newer
+	RUDPUnreliable          RUDPMode = 3 // some messages, any order
+)
+
+var rudpModeNames = [...]string{"reliable-ordered", "reliable-unordered", "unreliable-sequenced", "unreliable"}
+
+func (m RUDPMode) String() string {
+	if int(m) < len(rudpModeNames) {
+		return rudpModeNames[m]
+	}
+	return "mode(?)"
+}
+
+// Reliable reports whether messages of this mode are retransmitted until acknowledged.
+func (m RUDPMode) Reliable() bool { return m <= RUDPReliableUnordered }
+
+// VarintLen is the encoded size of v (RFC 9000 §16): 1, 2, 4 or 8 bytes.
+func VarintLen(v uint64) int {
+	switch {
+	case v < 1<<6:
+		return 1
+	case v < 1<<14:
+		return 2
+	case v < 1<<30:
+		return 4
+	case v <= MaxVarint:
+		return 8
+	}
+	panic("proto: varint over 2^62-1")
+}
+
+// AppendVarint appends v in the minimal QUIC variable-length encoding.
+func AppendVarint(b []byte, v uint64) []byte {
+	switch VarintLen(v) {
+	case 1:
+		return append(b, byte(v))
+	case 2:
+		return binary.BigEndian.AppendUint16(b, uint16(v)|0x4000)
+	case 4:
+		return binary.BigEndian.AppendUint32(b, uint32(v)|0x8000_0000)
+	}
+	return binary.BigEndian.AppendUint64(b, v|0xC000_0000_0000_0000)
+}
+
+// varint reads a QUIC varint and rejects a longer-than-minimal encoding: a port that
+// encodes minimally and a fuzzer that demands byte-exact round trips both rely on it.
+func (r *reader) varint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.fail(ErrShort)
+		return 0
+	}
+	n := 1 << (r.b[0] >> 6)
+	raw := r.bytes(n)
+	if raw == nil {
+		return 0
+	}
+	v := uint64(raw[0] & 0x3f)
+	for _, c := range raw[1:] {
+		v = v<<8 | uint64(c)
+	}
+	if VarintLen(v) != n {
+		r.fail(ErrMalformed)
+		return 0
+	}
+	return v
+}
+
+// ConsumeVarint decodes a varint at the start of p and returns it with its length, or
+// an error for a short or non-minimal encoding.
+func ConsumeVarint(p []byte) (uint64, int, error) {
+	r := reader{b: p}
+	v := r.varint()
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	return v, len(p) - len(r.b), nil
+}
+
+// RUDPHeader is the start of every rudp packet: its packet number. Packet numbers
+// start at 0, grow by one per packet and are never reused, so a retransmission always
+// travels in a new packet (RFC 9002 §2 "monotonically increasing packet numbers").
+type RUDPHeader struct {
+	PacketNumber uint64
+}
+
+func (h *RUDPHeader) Append(b []byte) []byte { return AppendVarint(b, h.PacketNumber) }
+
+// Decode reads the header at the start of p and returns its length.
+func (h *RUDPHeader) Decode(p []byte) (int, error) {
+	v, n, err := ConsumeVarint(p)
+	if err != nil {
+		return 0, err
+	}
+	h.PacketNumber = v
+	return n, nil
+}
+
+// Parse accepts exactly one header and nothing after it (for vectors and fuzzing).
+func (h *RUDPHeader) Parse(p []byte) error { return parseWhole(h.Decode, p) }
+
+// parseWhole turns a Decode into a Parse that rejects trailing bytes.
+func parseWhole(decode func([]byte) (int, error), p []byte) error {
+	n, err := decode(p)
+	if err != nil {
+		return err
+	}
+	if n != len(p) {
+		return ErrTrailing
+	}
+	return nil
+}
+
+// frameReader starts a reader on a frame whose type byte must satisfy ok.
+func frameReader(p []byte, ok func(RUDPFrameType) bool) (reader, RUDPFrameType) {
+	if len(p) == 0 {
+		return reader{err: ErrShort}, 0
+	}
+	t := RUDPFrameType(p[0])
+	if !ok(t) {
+		return reader{err: ErrWrongType}, t
+	}
+	return reader{b: p[1:]}, t
+}
+
+// consumed is the number of bytes of p a reader has used, or the reader's error.
+func consumed(r *reader, p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	return len(p) - len(r.b), nil
+}
+
+// RUDPAckRange is an inclusive range of acknowledged packet numbers.
+type RUDPAckRange struct {
+	Smallest, Largest uint64
+}
+
+// RUDPAck acknowledges packets (RFC 9000 §19.3 layout, without ECN counts). Ranges are
+// in descending order, disjoint and non-adjacent: Ranges[0].Largest is the largest
+// acknowledged packet number. DelayMicros is how long the receiver held the ACK after
+// receiving that packet (RFC 9002 §5.3 ack_delay), in microseconds.
+type RUDPAck struct {
+	DelayMicros uint64
+	Ranges      []RUDPAckRange
+}
+
+// Append encodes the frame; it panics on ranges that are empty, too many, unordered,
+// overlapping or adjacent, because a peer would reject them.
+func (f *RUDPAck) Append(b []byte) []byte {
+	n := len(f.Ranges)
+	if n == 0 || n > RUDPMaxAckRanges {
+		panic("proto: rudp ack range count out of bounds")
+	}
+	first := f.Ranges[0]
+	if first.Smallest > first.Largest {
+		panic("proto: rudp ack range inverted")
+	}
+	b = append(b, byte(RUDPAckType))
+	b = AppendVarint(b, first.Largest)
+	b = AppendVarint(b, f.DelayMicros)
+	b = AppendVarint(b, uint64(n-1))
+	b = AppendVarint(b, first.Largest-first.Smallest)
+	prev := first.Smallest
+	for _, rg := range f.Ranges[1:] {
+		// gap: packets between this range and the previous one, minus one
+		// (RFC 9000 §19.3.1), which makes adjacent ranges unencodable.
+		if rg.Smallest > rg.Largest || rg.Largest+2 > prev {
+			panic("proto: rudp ack ranges not descending and disjoint")
+		}
+		b = AppendVarint(b, prev-rg.Largest-2)
+		b = AppendVarint(b, rg.Largest-rg.Smallest)
+		prev = rg.Smallest
+	}
+	return b
+}
+
+// Decode reads one ACK frame at the start of p into f (reusing f.Ranges) and returns
+// its length.
+func (f *RUDPAck) Decode(p []byte) (int, error) {
+	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPAckType })
+	largest := r.varint()
+	f.DelayMicros = r.varint()
+	extra := r.varint()
+	firstLen := r.varint()
+	f.Ranges = f.Ranges[:0]
+	if r.err == nil && extra >= RUDPMaxAckRanges {
+		r.fail(ErrTooLong)
+	}
+	if r.err == nil && firstLen > largest {
+		r.fail(ErrMalformed)
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	f.Ranges = append(f.Ranges, RUDPAckRange{Smallest: largest - firstLen, Largest: largest})
+	prev := largest - firstLen
+	for i := uint64(0); i < extra && r.err == nil; i++ {
+		gap, length := r.varint(), r.varint()
+		if r.err != nil {
+			break
+		}
+		if gap+2 > prev || length > prev-gap-2 {
+			r.fail(ErrMalformed)
+			break
+		}
+		hi := prev - gap - 2
+		f.Ranges = append(f.Ranges, RUDPAckRange{Smallest: hi - length, Largest: hi})
+		prev = hi - length
+	}
+	return consumed(&r, p)
+}
+
+func (f *RUDPAck) Parse(p []byte) error { return parseWhole(f.Decode, p) }
+
+// RUDPMaxData raises the flow-control limit: the sender may send reliable message
+// bytes up to Limit in total over the connection's life (QUIC MAX_DATA, RFC 9000
+// §19.9). Limits only grow; a smaller one is ignored.
+type RUDPMaxData struct {
+	Limit uint64
+}
+
+func (f *RUDPMaxData) Append(b []byte) []byte {
+	return AppendVarint(append(b, byte(RUDPMaxDataType)), f.Limit)
+}
+
+func (f *RUDPMaxData) Decode(p []byte) (int, error) {
+	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPMaxDataType })
+	f.Limit = r.varint()
+	return consumed(&r, p)
+}
+
+func (f *RUDPMaxData) Parse(p []byte) error { return parseWhole(f.Decode, p) }
+
+// RUDPClose ends the connection. Code is the application's (0 = normal close); Text is
+// for humans.
+type RUDPClose struct {
+	Code uint16
+	Text []byte
+}
+
+func (f *RUDPClose) Append(b []byte) []byte {
+	b = binary.BigEndian.AppendUint16(append(b, byte(RUDPCloseType)), f.Code)
+	return appendVec8(b, "rudp close text", f.Text, 0, RUDPMaxCloseText)
+}
+
+func (f *RUDPClose) Decode(p []byte) (int, error) {
+	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPCloseType })
+	f.Code = r.u16()
+	f.Text = r.vec8(0, RUDPMaxCloseText)
+	return consumed(&r, p)
+}
+
+func (f *RUDPClose) Parse(p []byte) error { return parseWhole(f.Decode, p) }
+
+// RUDPData carries a message or one fragment of it.
+//
+// Seq numbers the messages of one lane and one mode (each pair counts from 0). A
+// message longer than a packet travels as Count fragments of FragmentLen(Total, Count)
+// bytes each (the last one shorter); Index says which. Count == 0 means "not
+// fragmented": Data is the whole message and Total is len(Data).
+type RUDPData struct {
+	Mode  RUDPMode
+	Lane  uint8
+	Seq   uint64
+	Total uint64 // message length; only on the wire when Count > 0
+	Count uint64 // number of fragments, 0 or 2..
+	Index uint64 // fragment index, < Count
+	Data  []byte // aliases the parsed packet
+}
+
+// FragmentLen is the size of every fragment but the last of a message of total bytes
+// split in count pieces.
+func FragmentLen(total, count uint64) uint64 { return (total + count - 1) / count }
+
+// fragmentBounds returns the offset and length fragment index of (total, count) must
+// have, and whether (total, count, index) is a valid fragmentation at all: at least
+// two fragments, none of them empty.
+func fragmentBounds(total, count, index uint64) (off, n uint64, ok bool) {
+	if count < 2 || index >= count || total > RUDPMaxMessageLen || total < count {
+		return 0, 0, false
+	}
+	size := FragmentLen(total, count)
+	if (count-1)*size >= total {
+		return 0, 0, false // the last fragment would be empty
+	}
+	off = index * size
+	return off, min(size, total-off), true
+}
+
+// FragmentBounds is the exported form of the fragmentation rule for senders and
+// receivers: the byte offset and length of fragment index.
+func FragmentBounds(total, count, index uint64) (off, n uint64, ok bool) {
+	return fragmentBounds(total, count, index)
+}
+
+// Append encodes the frame; it panics on a mode, lane or fragmentation peers reject.
+func (f *RUDPData) Append(b []byte) []byte {
+	if f.Mode > RUDPUnreliable || f.Lane >= RUDPMaxLanes {
+		panic("proto: rudp data mode or lane out of range")
+	}
+	t := byte(RUDPDataFirst) | byte(f.Mode)<<1
+	if f.Count > 0 {
+		if _, n, ok := fragmentBounds(f.Total, f.Count, f.Index); !ok || n != uint64(len(f.Data)) {
+			panic("proto: rudp data fragment inconsistent")
+		}
+		t |= 1
+	}
+	b = append(b, t, f.Lane)
+	b = AppendVarint(b, f.Seq)
+	if f.Count > 0 {
+		b = AppendVarint(b, f.Total)
+		b = AppendVarint(b, f.Count)
+		b = AppendVarint(b, f.Index)
+	}
+	b = AppendVarint(b, uint64(len(f.Data)))
+	return append(b, f.Data...)
+}
+
+// RUDPDataHeaderLen is the encoded size of a data frame without its data bytes.
+func RUDPDataHeaderLen(seq, total, count, index, dataLen uint64) int {
+	n := 2 + VarintLen(seq) + VarintLen(dataLen)
+	if count > 0 {
+		n += VarintLen(total) + VarintLen(count) + VarintLen(index)
+	}
+	return n
+}
+
+// Decode reads one data frame at the start of p into f and returns its length.
+func (f *RUDPData) Decode(p []byte) (int, error) {
+	r, t := frameReader(p, func(t RUDPFrameType) bool { return t >= RUDPDataFirst && t <= RUDPDataLast })
+	f.Mode = RUDPMode(t>>1) & 3
+	fragmented := t&1 == 1
+	f.Lane = r.u8()
+	if r.err == nil && f.Lane >= RUDPMaxLanes {
+		r.fail(ErrMalformed)
+	}
+	f.Seq = r.varint()
+	f.Total, f.Count, f.Index = 0, 0, 0
+	if fragmented {
+		f.Total, f.Count, f.Index = r.varint(), r.varint(), r.varint()
+	}
+	n := r.varint()
+	if r.err != nil {
+		return 0, r.err
+	}
+	if fragmented {
+		if _, want, ok := fragmentBounds(f.Total, f.Count, f.Index); !ok || want != n {
+			r.fail(ErrMalformed)
+		}
+	} else {
+		if n > RUDPMaxMessageLen {
+			r.fail(ErrTooLong)
+		}
+		f.Total = n
+	}
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.fail(ErrShort)
+	}
+	f.Data = r.bytes(int(n))
+	if n == 0 {
+		f.Data = nil // empty and absent encode alike; nil keeps round trips exact
+	}
+	return consumed(&r, p)
+}
+
+func (f *RUDPData) Parse(p []byte) error { return parseWhole(f.Decode, p) }
+
+// RUDPPaddingLen checks that p (which starts with a PADDING frame) is all zero bytes
+// and returns its length: padding always runs to the end of the packet.
+func RUDPPaddingLen(p []byte) (int, error) {
+	for _, c := range p {
+		if c != 0 {
+			return 0, ErrMalformed
+		}
+	}
+	return len(p), nil
+}

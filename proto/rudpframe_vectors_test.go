@@ -1,0 +1,39 @@
+package proto
+
+// Golden vectors for the rudp frames (PROTOCOL.md §7). rudp frames travel inside the
+// encrypted transport payload and have no common header, so they live in their own
+// files, rudp-*.json. Each vector is one frame (or the packet-number header) alone.
+func init() {
+	add := func(file, name string, m message, fresh func() message) {
+		vectorCases = append(vectorCases, vectorCase{File: file, Name: name, Msg: m, New: fresh})
+	}
+	newHeader := func() message { return new(RUDPHeader) }
+	add("rudp-header", "pn-0-one-byte", &RUDPHeader{PacketNumber: 0}, newHeader)
+	add("rudp-header", "pn-300-two-bytes", &RUDPHeader{PacketNumber: 300}, newHeader)
+	add("rudp-header", "pn-70000-four-bytes", &RUDPHeader{PacketNumber: 70000}, newHeader)
+	add("rudp-header", "pn-2^40-eight-bytes", &RUDPHeader{PacketNumber: 1 << 40}, newHeader)
+
+	newAck := func() message { return new(RUDPAck) }
+	add("rudp-ack", "ack-one-range", &RUDPAck{DelayMicros: 1000,
+		Ranges: []RUDPAckRange{{Smallest: 0, Largest: 9}}}, newAck)
+	add("rudp-ack", "ack-three-ranges", &RUDPAck{DelayMicros: 0,
+		Ranges: []RUDPAckRange{{Smallest: 95, Largest: 100}, {Smallest: 90, Largest: 93}, {Smallest: 2, Largest: 2}}}, newAck)
+
+	add("rudp-max-data", "max-data", &RUDPMaxData{Limit: 4 << 20}, func() message { return new(RUDPMaxData) })
+
+	newClose := func() message { return new(RUDPClose) }
+	add("rudp-close", "close-normal", &RUDPClose{Code: 0}, newClose)
+	add("rudp-close", "close-with-text", &RUDPClose{Code: 0x0101, Text: []byte("idle timeout")}, newClose)
+
+	newData := func() message { return new(RUDPData) }
+	add("rudp-data", "reliable-ordered-whole", &RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 7,
+		Total: 5, Data: []byte("hello")}, newData)
+	add("rudp-data", "reliable-unordered-empty", &RUDPData{Mode: RUDPReliableUnordered, Lane: 15, Seq: 0}, newData)
+	add("rudp-data", "unreliable-sequenced-whole", &RUDPData{Mode: RUDPUnreliableSequenced, Lane: 2, Seq: 1000,
+		Total: 3, Data: []byte{1, 2, 3}}, newData)
+	// 10 bytes in 3 fragments of ceil(10/3) = 4 bytes: 4 + 4 + 2; this is the last.
+	add("rudp-data", "unreliable-fragment-last", &RUDPData{Mode: RUDPUnreliable, Lane: 1, Seq: 3,
+		Total: 10, Count: 3, Index: 2, Data: []byte{9, 10}}, newData)
+	add("rudp-data", "reliable-ordered-fragment-first", &RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 64,
+		Total: 10, Count: 3, Index: 0, Data: []byte{1, 2, 3, 4}}, newData)
+}

@@ -1,0 +1,158 @@
+package rudp
+
+import (
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Mode is a message's delivery mode.
+type Mode = proto.RUDPMode
+
+const (
+	// ReliableOrdered messages arrive exactly once, in the order they were sent on
+	// their lane.
+	ReliableOrdered = proto.RUDPReliableOrdered
+	// ReliableUnordered messages arrive exactly once, each as soon as it is complete.
+	ReliableUnordered = proto.RUDPReliableUnordered
+	// UnreliableSequenced messages may be lost, and one older than a message already
+	// delivered on its lane is dropped: the newest state wins.
+	UnreliableSequenced = proto.RUDPUnreliableSequenced
+	// Unreliable messages may be lost or arrive in any order.
+	Unreliable = proto.RUDPUnreliable
+)
+
+// LaneConfig describes one lane. A lane with a higher Priority always sends first;
+// lanes of equal priority share the path in proportion to Weight (1..1000).
+type LaneConfig struct {
+	Priority uint8
+	Weight   uint16
+}
+
+// Config is the fixed configuration of a Conn. Both ends should use the same
+// MaxAckDelay, because each computes its probe timeout with the other's (RFC 9002
+// §6.2.1); the rest is local. Zero fields take the defaults listed.
+type Config struct {
+	// Lanes, at most proto.RUDPMaxLanes. Default: one lane {Priority 0, Weight 1}.
+	Lanes []LaneConfig
+
+	// DatagramSizeBase is the UDP payload size every path is assumed to carry
+	// (default 1200, the IPv6 minimum MTU less headers, RFC 9000 §14).
+	DatagramSizeBase int
+	// DatagramSizeMax is where PMTU probing stops (default 1452: a 1500-byte Ethernet
+	// MTU less IPv4 and UDP headers... and a margin for IPv6); equal to the base turns
+	// probing off.
+	DatagramSizeMax int
+	// Headroom and Tailroom are the bytes the caller adds around each rudp packet:
+	// keyx's transport header (14) and relay framing (4) before it, the AEAD tag (16)
+	// after. PollTransmit writes the packet at buf[Headroom:] and leaves Tailroom
+	// bytes of the datagram budget free. Defaults 18 and 16.
+	Headroom, Tailroom int
+
+	// MaxMessageSize bounds one message (default 1 MiB). Send refuses larger ones.
+	MaxMessageSize int
+	// SendBufferBytes bounds the bytes of messages queued or unacknowledged (default
+	// 16 MiB). Send returns ErrSendBufferFull beyond it.
+	SendBufferBytes int
+	// RecvWindow is the flow-control window: reliable bytes the peer may have in
+	// flight beyond what this end has delivered (default 4 MiB; at least 2 ×
+	// MaxMessageSize, so that a whole message always fits).
+	RecvWindow int
+
+	InitialRTT        time.Duration // RFC 9002 §6.2.2 kInitialRtt; default 333 ms
+	MaxAckDelay       time.Duration // RFC 9000 §18.2 max_ack_delay; default 10 ms
+	PTOMax            time.Duration // cap on the backed-off probe timeout; default 2 s
+	KeepaliveInterval time.Duration // PING after this long without sending; default 10 s
+	IdleTimeout       time.Duration // close after this long without receiving; default 30 s
+}
+
+// Defaults.
+const (
+	defaultDatagramSizeBase  = 1200
+	defaultDatagramSizeMax   = 1452
+	defaultHeadroom          = 18
+	defaultTailroom          = 16
+	defaultMaxMessageSize    = 1 << 20
+	defaultSendBufferBytes   = 16 << 20
+	defaultRecvWindow        = 4 << 20
+	defaultInitialRTT        = 333 * time.Millisecond
+	defaultMaxAckDelay       = 10 * time.Millisecond
+	defaultPTOMax            = 2 * time.Second
+	defaultKeepaliveInterval = 10 * time.Second
+	defaultIdleTimeout       = 30 * time.Second
+
+	// initialMaxData is the flow-control limit each end assumes of the other before a
+	// MAX_DATA frame arrives (PROTOCOL.md §7.5). Every Conn sends its real window in
+	// its first packets.
+	initialMaxData = 64 << 10
+
+	// messageWindow bounds how far a reliable lane's sequence numbers may run ahead of
+	// the oldest unacknowledged message, which bounds the receiver's reorder buffer
+	// (PROTOCOL.md §7.6).
+	messageWindow = 4096
+
+	// minPacketPayload is the smallest packet budget that can carry a data frame.
+	minPacketPayload = 256
+)
+
+// withDefaults fills zero fields and panics on a configuration no Conn can run with:
+// that is a programming error, not a network condition.
+func (c Config) withDefaults() Config {
+	if len(c.Lanes) == 0 {
+		c.Lanes = []LaneConfig{{Priority: 0, Weight: 1}}
+	} else {
+		c.Lanes = append([]LaneConfig(nil), c.Lanes...)
+	}
+	for i := range c.Lanes {
+		if c.Lanes[i].Weight == 0 {
+			c.Lanes[i].Weight = 1
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt(&c.DatagramSizeBase, defaultDatagramSizeBase)
+	setInt(&c.DatagramSizeMax, max(defaultDatagramSizeMax, c.DatagramSizeBase))
+	setInt(&c.Headroom, defaultHeadroom)
+	setInt(&c.Tailroom, defaultTailroom)
+	setInt(&c.MaxMessageSize, defaultMaxMessageSize)
+	setInt(&c.SendBufferBytes, max(defaultSendBufferBytes, 2*c.MaxMessageSize))
+	setInt(&c.RecvWindow, max(defaultRecvWindow, 2*c.MaxMessageSize))
+	setDur(&c.InitialRTT, defaultInitialRTT)
+	setDur(&c.MaxAckDelay, defaultMaxAckDelay)
+	setDur(&c.PTOMax, defaultPTOMax)
+	setDur(&c.KeepaliveInterval, defaultKeepaliveInterval)
+	setDur(&c.IdleTimeout, defaultIdleTimeout)
+
+	switch {
+	case len(c.Lanes) > proto.RUDPMaxLanes:
+		panic("rudp: more than 16 lanes")
+	case c.DatagramSizeMax < c.DatagramSizeBase:
+		panic("rudp: DatagramSizeMax below DatagramSizeBase")
+	case c.Headroom < 0 || c.Tailroom < 0:
+		panic("rudp: negative headroom or tailroom")
+	case c.DatagramSizeBase-c.Headroom-c.Tailroom < minPacketPayload:
+		panic("rudp: datagram budget too small for a packet")
+	case c.MaxMessageSize > proto.RUDPMaxMessageLen:
+		panic("rudp: MaxMessageSize over 1 GiB")
+	case c.RecvWindow < 2*c.MaxMessageSize:
+		panic("rudp: RecvWindow below 2 × MaxMessageSize")
+	case c.SendBufferBytes < c.MaxMessageSize:
+		panic("rudp: SendBufferBytes below MaxMessageSize")
+	case c.IdleTimeout <= c.KeepaliveInterval:
+		panic("rudp: IdleTimeout must exceed KeepaliveInterval")
+	}
+	for _, l := range c.Lanes {
+		if l.Weight > 1000 {
+			panic("rudp: lane weight over 1000")
+		}
+	}
+	return c
+}

@@ -1,0 +1,340 @@
+package rudp
+
+import (
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Conn is one reliable-UDP connection to one peer, as a pure state machine. It knows
+// no addresses: the caller (node, sim, a test) moves its packets, which travel inside
+// an encrypted transport payload.
+//
+// # Methods
+//
+// Getters: Stats, LaneStats, Deadline (and DeadlineReason, for debugging), Closed.
+//
+// Inputs: HandleDatagram(now, p) takes one received rudp packet (p is borrowed for
+// the call only); HandleTimeout(now) fires the timers that are due (calling it early
+// is a no-op).
+//
+// Commands: Send(now, lane, mode, msg) and SendBy(now, expiry, lane, mode, msg) queue
+// a message (copied; too large is ErrMessageTooLarge at once); Close(now, code, text)
+// starts a graceful close.
+//
+// Outputs: PollTransmit(now, buf) writes the next packet p into buf at
+// buf[Headroom:] and returns it; the caller fills buf[:Headroom] and the Tailroom
+// bytes after p in place (keyx header and tag, relay framing), and the datagram
+// buf[:Headroom+len(p)+Tailroom] is never larger than the current PMTU. buf must hold
+// at least DatagramSizeMax bytes. PollEvent returns the next *EventMessage or the
+// final *EventClosed; both are owned by the Conn and valid until the next call on it.
+//
+// # Drain rule
+//
+// After any Handle* call or command, call PollTransmit until it returns false, then
+// PollEvent until it returns false, then read Deadline and call HandleTimeout when
+// that instant arrives. now never decreases across calls (a decrease panics). Every
+// timer lives in one fixed table indexed by an unexported enum; Deadline is its
+// minimum, proto.Never once closed.
+//
+// # Errors
+//
+// A datagram that is malformed, a duplicate, or breaks the protocol returns an error
+// (proto's sentinels wrapped, ErrDuplicate, ErrProtocol, ErrEmpty) and leaves the
+// connection exactly as it was: the caller counts and drops it. Terminal conditions
+// (Close, the peer's close, the idle timeout) end in one EventClosed.
+//
+// # Allocation
+//
+// In steady state nothing allocates: messages, packet records and fragment
+// references come from free lists and rings that only grow, and events reuse two
+// structs.
+type Conn struct {
+	cfg   Config
+	now   proto.Instant
+	state connState
+
+	timers timerTable
+
+	// Sending.
+	nextPN        uint64           // next packet number (RFC 9002 §2: never reused)
+	sent          ring[sentPacket] // index = packet number; head = oldest not retired
+	chunks        ring[chunkRef]   // fragments carried by the packets in sent
+	lanes         []lane
+	topPriority   uint8
+	pool          pool
+	sendBuffered  int    // bytes of messages from Send until acked or gone
+	reliableSent  uint64 // flow-control cost of first transmissions (§7.5)
+	peerMaxData   uint64 // the peer's flow-control limit
+	pingPending   bool
+	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
+
+	// Recovery (RFC 9002 §6) and congestion control (§7).
+	rtt                  rttEstimator
+	cc                   cubic
+	pacer                pacer
+	largestAcked         uint64 // RFC 9002 §6 largest_acked_packet
+	anyAcked             bool
+	lossTime             proto.Instant // RFC 9002 A.3 loss_time
+	ptoCount             int           // RFC 9002 §6.2.1 pto_count
+	ptoProbes            int           // probe packets still to send for a fired PTO
+	lastAckElicitingSent proto.Instant // RFC 9002 A.3 time_of_last_ack_eliciting_packet
+	ackElicitingInFlight int
+	bytesInFlight        int // RFC 9002 §7 bytes_in_flight
+	cwndLimited          bool
+	overCwndBytes        int           // bytes in flight sent by top-priority lanes beyond the window
+	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample
+	pmtu                 pmtuState
+
+	// Receiving.
+	recvd               recvRanges
+	largestRecvTime     proto.Instant // when the largest packet number arrived
+	ackPending          bool          // something new to acknowledge
+	ackImmediate        bool          // send the ACK now rather than at timerAck
+	ackElicitingUnacked int
+	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
+	recvReliable        uint64        // flow-control cost received (§7.5)
+	recvConsumed        uint64        // ... of it delivered to the application
+	advertisedMaxData   uint64
+	sendMaxData         bool
+	unreliableQueued    int // cost of unreliable messages in the event queue
+
+	events     ring[*inMsg]
+	held       *inMsg // the message of the last EventMessage, released on the next poll
+	evMessage  EventMessage
+	evClosed   EventClosed
+	closedSent bool // EventClosed returned
+
+	// Closing.
+	closeReason   CloseReason
+	closePending  bool // a CLOSE frame is to be sent
+	closeLastSent proto.Instant
+
+	stats Stats
+}
+
+type connState uint8
+
+const (
+	stateOpen    connState = iota
+	stateClosing           // Close called: send CLOSE, wait out the closing period
+	stateClosed            // EventClosed queued or returned; inert
+)
+
+// sentPacket is the record of one sent packet (RFC 9002 A.1.1).
+type sentPacket struct {
+	timeSent   proto.Instant
+	size       int32
+	flags      packetFlags
+	chunkStart uint64 // fragments in chunks[chunkStart:chunkEnd]
+	chunkEnd   uint64
+	ackLargest uint64 // largest packet number in the ACK frame it carried
+}
+
+type packetFlags uint8
+
+const (
+	pktAckEliciting packetFlags = 1 << iota
+	pktInFlight
+	pktHasAck
+	pktMaxData
+	pktPMTUProbe
+	pktOverCwnd // sent by a top-priority lane beyond the window
+	pktAcked
+	pktLost
+)
+
+func (p *sentPacket) has(f packetFlags) bool { return p.flags&f != 0 }
+func (p *sentPacket) retired() bool          { return p.flags&(pktAcked|pktLost) != 0 }
+
+// New returns an open connection at now.
+func New(cfg Config, now proto.Instant) *Conn {
+	cfg = cfg.withDefaults()
+	c := &Conn{
+		cfg:                  cfg,
+		now:                  now,
+		timers:               newTimerTable(),
+		lanes:                make([]lane, len(cfg.Lanes)),
+		peerMaxData:          initialMaxData,
+		rtt:                  newRTTEstimator(cfg.InitialRTT),
+		lossTime:             proto.Never,
+		lastAckElicitingSent: now,
+		largestRecvTime:      now,
+		advertisedMaxData:    initialMaxData,
+		// The real window goes out in the first packet (§7.5).
+		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
+	}
+	c.pmtu = newPMTU(cfg)
+	c.cc = newCubic(c.budget())
+	c.pacer = newPacer(c.cc.cwnd, now)
+	for i, l := range cfg.Lanes {
+		c.lanes[i].cfg = l
+		c.topPriority = max(c.topPriority, l.Priority)
+	}
+	c.timers[timerIdle] = now.Add(cfg.IdleTimeout)
+	c.timers[timerKeepalive] = now.Add(cfg.KeepaliveInterval)
+	return c
+}
+
+// budget is the largest rudp packet at the current PMTU.
+func (c *Conn) budget() int { return c.pmtu.current - c.cfg.Headroom - c.cfg.Tailroom }
+
+// advance moves the clock; a decrease is a caller bug.
+func (c *Conn) advance(now proto.Instant) {
+	if now < c.now {
+		panic("rudp: time went backwards")
+	}
+	c.now = now
+}
+
+// Deadline is the next instant HandleTimeout must be called at, proto.Never if none.
+func (c *Conn) Deadline() proto.Instant {
+	_, at := c.timers.next()
+	return at
+}
+
+// DeadlineReason names the timer behind Deadline ("loss", "ack", "pacing",
+// "keepalive", "idle", "pmtu", "close"), or "" when none is armed.
+func (c *Conn) DeadlineReason() string {
+	t, at := c.timers.next()
+	if at == proto.Never {
+		return ""
+	}
+	return t.String()
+}
+
+// Closed reports whether the connection has ended (EventClosed is queued or polled).
+func (c *Conn) Closed() bool { return c.state == stateClosed }
+
+// HandleTimeout fires every timer due at now.
+func (c *Conn) HandleTimeout(now proto.Instant) {
+	c.advance(now)
+	for t := timer(0); t < timerCount; t++ {
+		if c.timers[t] > now {
+			continue
+		}
+		c.timers[t] = proto.Never
+		switch t {
+		case timerLoss:
+			c.onLossTimeout(now)
+		case timerAck:
+			if c.ackPending {
+				c.ackImmediate = true
+			}
+		case timerPacing:
+			// PollTransmit asks the pacer again.
+		case timerKeepalive:
+			c.pingPending = true
+		case timerIdle:
+			c.finish(CloseReason{Code: CodeIdleTimeout, Local: true, Text: "idle timeout"})
+			return
+		case timerPMTU:
+			c.pmtu.hi = c.pmtu.cfgMax // RFC 8899 §5.1.1: look for a larger PMTU again
+			c.pmtu.due = c.pmtu.searching()
+		case timerClose:
+			c.finish(c.closeReason)
+			return
+		}
+	}
+}
+
+// Close starts a graceful close: queued messages are dropped, a CLOSE frame carrying
+// code and text (at most 128 bytes; longer is cut) goes to the peer, and after three
+// probe timeouts EventClosed reports the local reason.
+func (c *Conn) Close(now proto.Instant, code uint16, text string) error {
+	c.advance(now)
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	if len(text) > proto.RUDPMaxCloseText {
+		text = text[:proto.RUDPMaxCloseText]
+	}
+	c.closeReason = CloseReason{Code: code, Local: true, Text: text}
+	c.state = stateClosing
+	c.closePending = true
+	c.dropSendState()
+	c.timers = newTimerTable()
+	// RFC 9000 §10.2: the closing period lasts three PTOs.
+	c.timers[timerClose] = now.Add(3 * c.rtt.pto(c.cfg.MaxAckDelay))
+	return nil
+}
+
+// finish ends the connection and queues EventClosed.
+func (c *Conn) finish(r CloseReason) {
+	if c.state == stateClosed {
+		return
+	}
+	c.state = stateClosed
+	c.evClosed.Reason = r
+	c.dropSendState()
+	c.timers = newTimerTable()
+}
+
+// dropSendState forgets every queued message (their bytes are no longer wanted).
+func (c *Conn) dropSendState() {
+	for i := range c.lanes {
+		l := &c.lanes[i]
+		for l.pending.len() > 0 {
+			l.pending.pop()
+		}
+		for l.retx.len() > 0 {
+			l.retx.pop()
+		}
+		for k := range l.unacked {
+			for l.unacked[k].len() > 0 {
+				l.unacked[k].pop()
+			}
+		}
+	}
+	c.sent.reset(c.nextPN)
+	c.chunks.reset(c.chunks.tail)
+	c.sendBuffered, c.bytesInFlight, c.ackElicitingInFlight = 0, 0, 0
+	c.ptoProbes = 0
+}
+
+// PollEvent returns the next event. Messages come first, in delivery order; after
+// EventClosed nothing more.
+func (c *Conn) PollEvent() (Event, bool) {
+	if c.held != nil {
+		c.releaseDelivered(c.held)
+		c.held = nil
+	}
+	if c.events.len() > 0 {
+		m := c.events.pop()
+		c.held = m
+		c.evMessage = EventMessage{Lane: int(m.lane), Mode: m.mode, Data: m.data}
+		return &c.evMessage, true
+	}
+	if c.state == stateClosed && !c.closedSent {
+		c.closedSent = true
+		return &c.evClosed, true
+	}
+	return nil, false
+}
+
+// releaseDelivered returns a polled message's memory and, for reliable messages,
+// reopens the flow-control window.
+func (c *Conn) releaseDelivered(m *inMsg) {
+	if m.mode.Reliable() {
+		c.recvConsumed += uint64(m.cost)
+		// Announce more credit once a quarter of the window has been consumed, so the
+		// sender never waits a round trip on a window that is already free.
+		if c.recvConsumed+uint64(c.cfg.RecvWindow)-c.advertisedMaxData >= uint64(c.cfg.RecvWindow)/4 {
+			c.sendMaxData = true
+		}
+	} else {
+		c.unreliableQueued -= m.cost
+	}
+	c.pool.putIn(m)
+}
+
+// HandleDatagram is defined in recv.go, Send and PollTransmit in send.go, recovery in
+// recovery.go.
+
+// durationMicros converts a duration to the ACK frame's microseconds.
+func durationMicros(d time.Duration) uint64 {
+	if d < 0 {
+		return 0
+	}
+	return uint64(d / time.Microsecond)
+}

@@ -1,0 +1,48 @@
+// Package rudp is natpass's reliable-UDP connection: lanes with priority and weight,
+// four delivery modes, fragmentation, acknowledgement ranges, RACK-TLP loss detection,
+// probe timeouts, CUBIC with HyStart++ and pacing, flow control, PMTU probing,
+// keepalive, idle timeout and close. It is a pure state machine (DESIGN §2): it never
+// reads a clock, touches a socket or starts a goroutine, and the same Conn runs under
+// the driver and the simulator.
+//
+// # Wire
+//
+// One rudp packet rides in one keyx transport payload (PROTOCOL.md §7):
+//
+//	+-----------------------+---------+-----+---------+
+//	| packet number: varint | frame 1 | ... | frame n |
+//	+-----------------------+---------+-----+---------+
+//
+//	PADDING 0x00 | PING 0x01 | ACK 0x02 | MAX_DATA 0x03 | CLOSE 0x04
+//	DATA 0x10|mode<<1|fragmented: lane, seq, [total, count, index], length, data
+//
+// The encoders and parsers live in proto (RUDPHeader, RUDPAck, RUDPData, ...).
+//
+// # Call contract
+//
+// A Conn is one peer's connection and knows no addresses. Feed it received packets
+// with HandleDatagram, call HandleTimeout at Deadline, give it messages with Send, and
+// after each of these drain it: PollTransmit until false (each result is one packet to
+// encrypt and send), then PollEvent until false, then read Deadline. PollTransmit
+// writes at buf[Config.Headroom:], so the transport header and relay framing can be
+// prepended and the AEAD tag appended in place.
+//
+// # How it decides what to send
+//
+// Each PollTransmit builds at most one packet: an ACK if one is due, MAX_DATA if the
+// window moved, then data frames: lanes in strict priority order, lanes of equal
+// priority by weighted fair queueing, each lane's lost fragments before its new ones.
+// The congestion window and the pacer gate ack-eliciting packets (ACK-only packets are
+// never held back); lanes below the top priority leave one packet of the window free
+// and the top lanes may overshoot a shrunken window by a quarter, so urgent messages
+// wait for at most the pacer's next slot.
+//
+// # Recovery
+//
+// Packets are numbered once and never resent; lost fragments go out in new packets.
+// A packet is lost when three later packets are acknowledged or it is older than 9/8
+// RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). When
+// nothing is acknowledged for a probe timeout (RFC 9002 §6.2, floor 10 ms rather than
+// RFC 6298's 1 s, doubling per timeout up to Config.PTOMax) two probes carry the
+// oldest unacknowledged data again: the tail-loss probe of RFC 8985 §7.
+package rudp

@@ -1,0 +1,175 @@
+package rudp
+
+import "github.com/natpass/natpass/proto"
+
+// bitset is a reusable set of small integers (fragment indexes).
+type bitset []uint64
+
+func (b *bitset) reset(n int) {
+	words := (n + 63) / 64
+	if cap(*b) < words {
+		*b = make(bitset, words)
+	} else {
+		*b = (*b)[:words]
+		clear(*b)
+	}
+}
+func (b bitset) has(i uint32) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) set(i uint32)      { b[i/64] |= 1 << (i % 64) }
+
+// outMsg is a message on the sending side, from Send until it is acknowledged
+// (reliable) or has left (unreliable). Its bytes are copied at Send into data, whose
+// capacity is reused when the struct goes back to the free list.
+type outMsg struct {
+	gen     uint32 // bumped on release, so stale fragment references are ignored
+	lane    uint8
+	mode    Mode
+	started bool   // the first fragment has left: seq is assigned, expiry is void
+	seq     uint64 // per lane and mode, assigned at the first transmission
+	data    []byte
+	count   uint32 // fragments; 0 = not fragmented (one piece)
+	next    uint32 // the next fragment never sent
+	acked   bitset // fragments acknowledged (reliable modes)
+	nAcked  uint32
+	done    bool          // every fragment acknowledged
+	queued  proto.Instant // when Send took it, for the queue-delay statistic
+	expiry  proto.Instant // proto.Never: none
+}
+
+func (m *outMsg) pieces() uint32 { return max(m.count, 1) }
+
+// piece returns fragment i's bytes.
+func (m *outMsg) piece(i uint32) []byte {
+	if m.count == 0 {
+		return m.data
+	}
+	off, n, _ := proto.FragmentBounds(uint64(len(m.data)), uint64(m.count), uint64(i))
+	return m.data[off : off+n]
+}
+
+// frame builds the data frame for fragment i (Data aliases m.data).
+func (m *outMsg) frame(i uint32) proto.RUDPData {
+	f := proto.RUDPData{Mode: m.mode, Lane: m.lane, Seq: m.seq, Total: uint64(len(m.data)), Data: m.piece(i)}
+	if m.count > 0 {
+		f.Count, f.Index = uint64(m.count), uint64(i)
+	}
+	return f
+}
+
+// frameLen is the encoded size of fragment i's data frame.
+func (m *outMsg) frameLen(i uint32) int {
+	n := len(m.piece(i))
+	if m.count == 0 {
+		return proto.RUDPDataHeaderLen(m.seq, 0, 0, 0, uint64(n)) + n
+	}
+	return proto.RUDPDataHeaderLen(m.seq, uint64(len(m.data)), uint64(m.count), uint64(i), uint64(n)) + n
+}
+
+// chunkRef names one fragment of one message inside a sent packet. gen guards against
+// the message having been released (and its struct reused) since.
+type chunkRef struct {
+	msg  *outMsg
+	gen  uint32
+	frag uint32
+}
+
+func (r chunkRef) live() bool { return r.msg != nil && r.msg.gen == r.gen && !r.msg.acked.has(r.frag) }
+
+// inMsg is a message on the receiving side: being reassembled, buffered for ordered
+// delivery, or waiting in the event queue.
+type inMsg struct {
+	lane  uint8
+	mode  Mode
+	seq   uint64
+	data  []byte // len = message length
+	count uint32 // fragments; 0 = not fragmented
+	got   bitset
+	nGot  uint32
+	cost  int // flow-control cost charged for it (PROTOCOL.md §7.5)
+}
+
+func (m *inMsg) complete() bool { return m.nGot == max(m.count, 1) }
+
+// flowCost is what one data frame of a reliable message charges against the
+// flow-control window: its data plus a fixed 32 bytes, so that even empty messages
+// are bounded in number (PROTOCOL.md §7.5).
+func flowCost(dataLen int) int { return dataLen + 32 }
+
+// pool recycles message structs and their buffers. It is bounded so that a burst
+// (a 16 MiB send buffer of 64 KiB messages) does not stay pinned for the life of the
+// connection: a buffer larger than poolKeepBytes is never kept, and at most
+// poolKeepTotal bytes of buffers (and poolKeepCount structs per side) are.
+type pool struct {
+	out      []*outMsg
+	in       []*inMsg
+	retained int // bytes of buffer capacity held by the free lists
+}
+
+const (
+	poolKeepBytes = 64 << 10
+	poolKeepTotal = 1 << 20
+	poolKeepCount = 1024
+)
+
+// keep decides whether a released buffer of capacity n stays in the pool.
+func (p *pool) keep(n int) bool {
+	if n > poolKeepBytes || p.retained+n > poolKeepTotal {
+		return false
+	}
+	p.retained += n
+	return true
+}
+
+func (p *pool) getOut(n int) *outMsg {
+	var m *outMsg
+	if k := len(p.out); k > 0 {
+		m = p.out[k-1]
+		p.out = p.out[:k-1]
+		p.retained -= cap(m.data)
+	} else {
+		m = new(outMsg)
+	}
+	if cap(m.data) < n {
+		m.data = make([]byte, n)
+	}
+	m.data = m.data[:n]
+	return m
+}
+
+func (p *pool) putOut(m *outMsg) {
+	*m = outMsg{gen: m.gen + 1, data: m.data[:0], acked: m.acked[:0]}
+	if len(p.out) >= poolKeepCount {
+		return
+	}
+	if !p.keep(cap(m.data)) {
+		m.data = nil
+	}
+	p.out = append(p.out, m)
+}
+
+func (p *pool) getIn(n int) *inMsg {
+	var m *inMsg
+	if k := len(p.in); k > 0 {
+		m = p.in[k-1]
+		p.in = p.in[:k-1]
+		p.retained -= cap(m.data)
+	} else {
+		m = new(inMsg)
+	}
+	if cap(m.data) < n {
+		m.data = make([]byte, n)
+	}
+	m.data = m.data[:n]
+	return m
+}
+
+func (p *pool) putIn(m *inMsg) {
+	*m = inMsg{data: m.data[:0], got: m.got[:0]}
+	if len(p.in) >= poolKeepCount {
+		return
+	}
+	if !p.keep(cap(m.data)) {
+		m.data = nil
+	}
+	p.in = append(p.in, m)
+}

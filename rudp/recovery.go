@@ -1,0 +1,285 @@
+package rudp
+
+import (
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// packetThreshold is RFC 9002 §6.1.1 kPacketThreshold: a packet is lost once three
+// later ones are acknowledged.
+const packetThreshold = 3
+
+// persistentCongestionThreshold is RFC 9002 §7.6.1 kPersistentCongestionThreshold.
+const persistentCongestionThreshold = 3
+
+// onAckFrame processes an ACK frame (RFC 9002 A.7 OnAckReceived). The frame was
+// validated: its largest packet number was sent.
+func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
+	largest := ack.Ranges[0].Largest
+	if !c.anyAcked || largest > c.largestAcked {
+		c.largestAcked, c.anyAcked = largest, true
+	}
+	var sample time.Duration = -1
+	newlyEliciting := false
+	limited := c.cwndLimited
+	for _, rg := range ack.Ranges {
+		if rg.Largest < c.sent.head {
+			break // ranges descend; the rest is older than anything still tracked
+		}
+		for pn := max(rg.Smallest, c.sent.head); pn <= rg.Largest && pn < c.sent.tail; pn++ {
+			p := c.sent.at(pn)
+			if p.has(pktAcked) {
+				continue
+			}
+			if p.has(pktLost) {
+				// Declared lost too early (reordering): its data was queued again, but
+				// marking the fragments acknowledged now saves resending them.
+				p.flags |= pktAcked
+				c.ackChunks(p)
+				continue
+			}
+			p.flags |= pktAcked
+			c.stats.PacketsAcked++
+			if p.has(pktOverCwnd) {
+				c.overCwndBytes -= int(p.size)
+			}
+			if p.has(pktAckEliciting) {
+				newlyEliciting = true
+				c.ackElicitingInFlight--
+				if pn == largest {
+					sample = now.Sub(p.timeSent)
+				}
+			}
+			if p.has(pktInFlight) {
+				c.bytesInFlight -= int(p.size)
+				c.cc.onAck(int(p.size), p.timeSent, now, c.rtt.smooth, limited)
+			}
+			if p.has(pktHasAck) {
+				// The peer has our ACK up to ackLargest: stop repeating those ranges.
+				c.recvd.forgetBelow(p.ackLargest)
+			}
+			if p.has(pktPMTUProbe) {
+				c.pmtu.onAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+				c.cc.setMSS(c.budget())
+				c.armPMTUTimer(now)
+			}
+			c.ackChunks(p)
+		}
+	}
+	c.cwndLimited = c.bytesInFlight*2 >= c.cc.cwnd
+	if sample >= 0 {
+		// RFC 9002 §5.3: the peer's ack delay counts only up to its max_ack_delay.
+		ackDelay := min(time.Duration(min(ack.DelayMicros, uint64(time.Hour/time.Microsecond)))*time.Microsecond, c.cfg.MaxAckDelay)
+		if !c.rtt.sampled {
+			c.firstSampleSent = now - proto.Instant(sample)
+		}
+		c.rtt.update(sample, ackDelay)
+		c.cc.onRTTSample(c.rtt.latest)
+	}
+	if largest >= c.cc.roundEnd {
+		c.cc.onRoundStart(c.nextPN)
+	}
+	if newlyEliciting {
+		c.ptoCount = 0 // RFC 9002 §6.2.1: an acknowledgement resets the backoff
+		c.ptoProbes = 0
+	}
+	if !c.pmtu.started {
+		c.pmtu.started = true
+		c.pmtu.due = c.pmtu.searching()
+	}
+	c.detectLoss(now)
+	c.retireFront()
+	c.setLossTimer()
+}
+
+// ackChunks marks the fragments a packet carried as acknowledged.
+func (c *Conn) ackChunks(p *sentPacket) {
+	for i := p.chunkStart; i < p.chunkEnd; i++ {
+		ref := *c.chunks.at(i)
+		if !ref.live() {
+			continue
+		}
+		m := ref.msg
+		m.acked.set(ref.frag)
+		m.nAcked++
+		if m.nAcked == m.pieces() {
+			m.done = true
+			c.releaseAcked(&c.lanes[m.lane], m.mode)
+		}
+	}
+}
+
+// releaseAcked frees the fully acknowledged messages at the front of a lane's
+// unacked queue; their sequence numbers leave the window.
+func (c *Conn) releaseAcked(l *lane, mode Mode) {
+	u := &l.unacked[mode]
+	for u.len() > 0 && (*u.front()).done {
+		m := u.pop()
+		c.sendBuffered -= len(m.data)
+		c.pool.putOut(m)
+	}
+}
+
+// detectLoss declares packets lost by the RACK rules as RFC 9002 §6.1 states them
+// (RFC 8985 §6.2): a packet sent before the largest acknowledged one is lost when it
+// is kPacketThreshold packets older, or older by the reordering window 9/8 RTT.
+// Otherwise loss_time arms the timer for when it would be.
+func (c *Conn) detectLoss(now proto.Instant) {
+	c.lossTime = proto.Never
+	if !c.anyAcked {
+		return
+	}
+	lossDelay := c.rtt.lossDelay()
+	lostSendTime := now - proto.Instant(lossDelay)
+	// Persistent congestion (RFC 9002 §7.6): ack-eliciting losses spanning more than
+	// three PTOs with nothing acknowledged in between.
+	var firstLost, lastLost proto.Instant = proto.Never, proto.Never
+	ackedBetween := false
+	for pn := c.sent.head; pn <= c.largestAcked && pn < c.sent.tail; pn++ {
+		p := c.sent.at(pn)
+		if p.retired() {
+			if p.has(pktAcked) && firstLost != proto.Never {
+				ackedBetween = true
+			}
+			continue
+		}
+		if p.timeSent <= lostSendTime || c.largestAcked >= pn+packetThreshold {
+			if p.has(pktAckEliciting) && !ackedBetween {
+				if firstLost == proto.Never {
+					firstLost = p.timeSent
+				}
+				lastLost = p.timeSent
+			}
+			c.onPacketLost(p, now)
+			continue
+		}
+		c.lossTime = min(c.lossTime, p.timeSent.Add(lossDelay))
+	}
+	if firstLost != proto.Never && c.rtt.sampled && firstLost > c.firstSampleSent {
+		period := (c.rtt.smooth + max(4*c.rtt.vari, granularity) + c.cfg.MaxAckDelay) * persistentCongestionThreshold
+		if lastLost.Sub(firstLost) > period {
+			c.cc.onPersistentCongestion(now)
+			c.stats.PersistentCongestion++
+		}
+	}
+}
+
+// onPacketLost retires a lost packet and queues its reliable fragments again.
+func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
+	p.flags |= pktLost
+	c.stats.PacketsLost++
+	if p.has(pktOverCwnd) {
+		c.overCwndBytes -= int(p.size)
+	}
+	if p.has(pktAckEliciting) {
+		c.ackElicitingInFlight--
+	}
+	if p.has(pktInFlight) {
+		c.bytesInFlight -= int(p.size)
+		if p.has(pktPMTUProbe) {
+			// RFC 9000 §14.4: a lost probe says the size is too big, not that the path
+			// is congested.
+			c.pmtu.onLost(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+			c.armPMTUTimer(now)
+		} else if c.cc.onCongestion(p.timeSent, now) {
+			c.stats.CongestionEvents++
+		}
+	}
+	if p.has(pktMaxData) {
+		c.sendMaxData = true
+	}
+	for i := p.chunkStart; i < p.chunkEnd; i++ {
+		if ref := *c.chunks.at(i); ref.live() {
+			c.lanes[ref.msg.lane].stats.FragmentsLost++
+		}
+	}
+	c.requeueChunks(p)
+}
+
+// requeueChunks queues the packet's unacknowledged reliable fragments for
+// retransmission on their lanes.
+func (c *Conn) requeueChunks(p *sentPacket) {
+	for i := p.chunkStart; i < p.chunkEnd; i++ {
+		if ref := *c.chunks.at(i); ref.live() {
+			c.lanes[ref.msg.lane].retx.push(ref)
+		}
+	}
+}
+
+// retireFront drops the records of acknowledged or lost packets from the front of the
+// sent ring, and the fragment references they held.
+func (c *Conn) retireFront() {
+	for c.sent.len() > 0 && c.sent.front().retired() {
+		p := c.sent.pop()
+		for c.chunks.head < p.chunkEnd {
+			c.chunks.pop()
+		}
+	}
+}
+
+// setLossTimer arms timerLoss (RFC 9002 A.8 SetLossDetectionTimer): the RACK time if
+// a packet waits for it, else the PTO after the last ack-eliciting packet, doubled
+// per consecutive PTO and capped at PTOMax.
+func (c *Conn) setLossTimer() {
+	switch {
+	case c.lossTime != proto.Never:
+		c.timers[timerLoss] = c.lossTime
+	case c.ackElicitingInFlight == 0:
+		c.timers[timerLoss] = proto.Never
+	default:
+		c.timers[timerLoss] = c.lastAckElicitingSent.Add(c.ptoPeriod())
+	}
+}
+
+// ptoPeriod is the backed-off probe timeout (RFC 9002 §6.2.1), capped.
+func (c *Conn) ptoPeriod() time.Duration {
+	base := c.rtt.pto(c.cfg.MaxAckDelay)
+	limit := max(c.cfg.PTOMax, base)
+	d := base
+	for i := 0; i < c.ptoCount && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// onLossTimeout handles timerLoss (RFC 9002 A.9 OnLossDetectionTimeout).
+func (c *Conn) onLossTimeout(now proto.Instant) {
+	if c.lossTime != proto.Never {
+		c.detectLoss(now)
+		c.retireFront()
+		c.setLossTimer()
+		return
+	}
+	if c.ackElicitingInFlight == 0 {
+		return
+	}
+	// PTO: send probes. RFC 9002 §6.2.4 suggests they carry data that is still
+	// unacknowledged, which for a game is the input a tail loss swallowed: queue the
+	// fragments of the oldest outstanding packets again (without declaring them lost).
+	c.ptoCount++
+	c.stats.PTOs++
+	c.ptoProbes = maxPTOProbes
+	queued := 0
+	for pn := c.sent.head; pn < c.sent.tail && queued < maxPTOProbes; pn++ {
+		p := c.sent.at(pn)
+		if p.retired() || !p.has(pktAckEliciting) || p.chunkStart == p.chunkEnd {
+			continue
+		}
+		c.requeueChunks(p)
+		queued++
+	}
+	c.setLossTimer()
+}
+
+// armPMTUTimer schedules the next search step: at once while searching, after the
+// raise interval once done (RFC 8899 §5.1.1).
+func (c *Conn) armPMTUTimer(now proto.Instant) {
+	if c.pmtu.searching() {
+		c.timers[timerPMTU] = proto.Never
+		c.pmtu.due = true
+		return
+	}
+	c.pmtu.due = false
+	c.timers[timerPMTU] = now.Add(pmtuRaiseInterval)
+}

@@ -1,0 +1,369 @@
+package rudp
+
+import (
+	"github.com/natpass/natpass/proto"
+)
+
+const (
+	// pnReserve is the packet-number space a fragment's size leaves free: the longest
+	// varint, so a fragment sized at Send fits whatever number its packet gets.
+	pnReserve = 8
+	// ackReserve leaves room for a small ACK frame beside a full-size fragment, so a
+	// connection sending both ways does not need a separate packet for each ACK.
+	ackReserve = 16
+	// maxDataHeader is the longest data-frame header of a fragment: type, lane,
+	// seq(8), total(4), count(4), index(4), length(2).
+	maxDataHeader = 2 + 8 + 4 + 4 + 4 + 2
+	// wholeDataHeader is the longest header of an unfragmented data frame whose data
+	// fits a packet: type, lane, seq(8), length(2).
+	wholeDataHeader = 2 + 8 + 2
+	// ackOnlyStreakMax: after this many packets carrying only an ACK, the next one
+	// carries a PING, so the peer's ACK tells us which ranges it has seen and the
+	// ranges we report stay few (RFC 9000 §13.2.4).
+	ackOnlyStreakMax = 16
+	// maxPTOProbes is the number of probe packets a fired PTO sends (RFC 9002 §6.2.4).
+	maxPTOProbes = 2
+)
+
+// Send queues msg for delivery on lane with mode. The bytes are copied. It fails at
+// once if the message is larger than Config.MaxMessageSize or the send buffer is full.
+func (c *Conn) Send(now proto.Instant, lane int, mode Mode, msg []byte) error {
+	return c.SendBy(now, proto.Never, lane, mode, msg)
+}
+
+// SendBy is Send with an expiry: if no byte of the message has left by expiry it is
+// dropped (counted in LaneStats.MessagesExpired). Once its first fragment has left, a
+// reliable message is delivered whatever the expiry, so the receiver never waits for
+// a sequence number that will not come.
+func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte) error {
+	c.advance(now)
+	switch {
+	case c.state != stateOpen:
+		return ErrClosed
+	case lane < 0 || lane >= len(c.lanes):
+		return ErrBadLane
+	case mode > Unreliable:
+		return ErrBadMode
+	case len(msg) > c.cfg.MaxMessageSize:
+		return ErrMessageTooLarge
+	case c.sendBuffered+len(msg) > c.cfg.SendBufferBytes:
+		return ErrSendBufferFull
+	}
+	m := c.pool.getOut(len(msg))
+	copy(m.data, msg)
+	m.lane, m.mode, m.queued, m.expiry = uint8(lane), mode, now, expiry
+	fragBudget := c.budget() - pnReserve - ackReserve
+	if len(msg)+wholeDataHeader > fragBudget {
+		per := fragBudget - maxDataHeader
+		m.count = uint32((len(msg) + per - 1) / per)
+	}
+	if mode.Reliable() {
+		m.acked.reset(int(m.pieces()))
+	}
+	l := &c.lanes[lane]
+	if l.idle() {
+		// A lane waking up starts at the fair-queueing clock of its busy peers of the
+		// same priority, rather than spending credit saved while it was idle.
+		for i := range c.lanes {
+			o := &c.lanes[i]
+			if o != l && !o.idle() && o.cfg.Priority == l.cfg.Priority {
+				l.vtime = max(l.vtime, o.vtime)
+			}
+		}
+	}
+	l.pending.push(m)
+	l.stats.MessagesQueued++
+	c.sendBuffered += len(msg)
+	return nil
+}
+
+// PollTransmit writes the next packet into buf and returns it (a sub-slice of buf
+// starting at Headroom), or false if nothing may be sent now.
+func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
+	c.advance(now)
+	if len(buf) < c.cfg.DatagramSizeMax {
+		panic("rudp: PollTransmit buffer smaller than DatagramSizeMax")
+	}
+	switch c.state {
+	case stateClosed:
+		return nil, false
+	case stateClosing:
+		return c.pollClose(now, buf)
+	}
+	budget := c.budget()
+	out := buf[c.cfg.Headroom : c.cfg.Headroom : c.cfg.Headroom+budget]
+	rate := c.cc.pacingRate(c.rtt.smooth)
+	c.pacer.refill(now, rate, budget)
+	paced, readyAt := c.pacer.ready(now, budget, rate)
+	probe := c.ptoProbes > 0
+	// Lanes below the top priority leave one packet of the window free. When a loss
+	// has shrunk the window below the bytes already in flight, top-priority lanes may
+	// still send up to a quarter window (at least two packets) beyond it: a message on
+	// a top-priority lane never waits for an acknowledgement behind bulk data, and
+	// bytes in flight stay within 1.25 windows, so the window still governs.
+	overshoot := c.topPriority > 0 && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
+	allowTop := probe || (paced && (c.bytesInFlight < c.cc.cwnd || overshoot))
+	allowLow := probe || (paced && c.bytesInFlight < c.cc.cwnd-budget)
+
+	if c.pmtu.due && c.pmtu.probing == 0 && paced && c.bytesInFlight+c.pmtu.nextSize() <= c.cc.cwnd {
+		return c.sendPMTUProbe(now, buf), true
+	}
+
+	work := c.sendMaxData || c.pingPending || probe || c.hasData(now, true)
+	sendAck := c.ackPending && c.ackImmediate
+	if !sendAck && !(work && allowTop) {
+		c.timers[timerPacing] = proto.Never
+		if work && !paced && c.bytesInFlight < c.cc.cwnd {
+			c.timers[timerPacing] = readyAt
+		}
+		return nil, false
+	}
+	c.timers[timerPacing] = proto.Never
+
+	pn := c.nextPN
+	b := proto.AppendVarint(out, pn)
+	sp := sentPacket{timeSent: now, chunkStart: c.chunks.tail}
+	if c.ackPending {
+		b = c.appendAck(b, now, budget/2, &sp)
+	}
+	eliciting := false
+	if allowTop {
+		if c.sendMaxData && budget-len(b) >= 9 {
+			c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
+			f := proto.RUDPMaxData{Limit: c.advertisedMaxData}
+			b = f.Append(b)
+			c.sendMaxData = false
+			sp.flags |= pktMaxData
+			eliciting = true
+		}
+		if c.fillData(&b, budget, now, allowLow) {
+			eliciting = true
+		}
+		if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
+			b = append(b, byte(proto.RUDPPing))
+			c.pingPending = false
+			eliciting = true
+		}
+	}
+	if len(b) == proto.VarintLen(pn) {
+		return nil, false // nothing fitted after all; the packet number stays unused
+	}
+	sp.chunkEnd = c.chunks.tail
+	if eliciting && c.bytesInFlight >= c.cc.cwnd && !probe {
+		c.overCwndBytes += len(b)
+		sp.flags |= pktOverCwnd
+	}
+	c.recordSent(now, &sp, len(b), eliciting)
+	if !eliciting {
+		c.stats.AckOnlyPackets++
+		c.stats.AckOnlyBytes += uint64(len(b))
+	}
+	return b, true
+}
+
+// recordSent files a just-built packet in the sent ring and updates the in-flight
+// accounting (RFC 9002 A.5 OnPacketSent).
+func (c *Conn) recordSent(now proto.Instant, sp *sentPacket, size int, eliciting bool) {
+	sp.size = int32(size)
+	if eliciting {
+		sp.flags |= pktAckEliciting | pktInFlight
+		c.bytesInFlight += size
+		c.ackElicitingInFlight++
+		c.lastAckElicitingSent = now
+		c.pacer.spend(size)
+		c.ackOnlyStreak = 0
+		if c.ptoProbes > 0 {
+			c.ptoProbes--
+		}
+		c.timers[timerKeepalive] = now.Add(c.cfg.KeepaliveInterval)
+		if c.bytesInFlight*2 >= c.cc.cwnd {
+			c.cwndLimited = true
+		}
+	} else {
+		c.ackOnlyStreak++
+	}
+	c.sent.push(*sp)
+	c.nextPN++
+	c.stats.PacketsSent++
+	c.stats.BytesSent += uint64(size)
+	if eliciting {
+		c.setLossTimer()
+	}
+}
+
+// appendAck writes an ACK frame of at most limit bytes, dropping the oldest ranges if
+// needed (RFC 9000 §13.2.3 lets a receiver report fewer ranges).
+func (c *Conn) appendAck(b []byte, now proto.Instant, limit int, sp *sentPacket) []byte {
+	ranges := c.recvd.ranges()
+	c.ackOut.DelayMicros = durationMicros(now.Sub(c.largestRecvTime))
+	for n := len(ranges); n > 0; n-- {
+		c.ackOut.Ranges = ranges[:n]
+		start := len(b)
+		b = c.ackOut.Append(b)
+		if len(b)-start <= limit || n == 1 {
+			break
+		}
+		b = b[:start]
+	}
+	c.ackOut.Ranges = nil
+	sp.flags |= pktHasAck
+	sp.ackLargest = ranges[0].Largest
+	c.ackPending, c.ackImmediate, c.ackElicitingUnacked = false, false, 0
+	c.timers[timerAck] = proto.Never
+	return b
+}
+
+// hasData reports whether some lane may send a frame now. It drops expired messages
+// at the heads of the queues as it looks.
+func (c *Conn) hasData(now proto.Instant, allowLow bool) bool {
+	for i := range c.lanes {
+		if c.laneReady(&c.lanes[i], now, allowLow) {
+			return true
+		}
+	}
+	return false
+}
+
+// laneReady reports whether lane l has a frame that may go now.
+func (c *Conn) laneReady(l *lane, now proto.Instant, allowLow bool) bool {
+	if l.cfg.Priority < c.topPriority && !allowLow {
+		return false
+	}
+	for l.retx.len() > 0 {
+		if l.retx.front().live() {
+			return true
+		}
+		l.retx.pop()
+	}
+	for l.pending.len() > 0 {
+		m := *l.pending.front()
+		if !m.started && m.expiry <= now {
+			l.pending.pop()
+			l.stats.MessagesExpired++
+			c.sendBuffered -= len(m.data)
+			c.pool.putOut(m)
+			continue
+		}
+		if !m.mode.Reliable() {
+			return true
+		}
+		if !m.started {
+			if u := &l.unacked[m.mode]; u.len() > 0 && l.nextSeq[m.mode]-(*u.front()).seq >= messageWindow {
+				return false // §7.6: the receiver's window is full
+			}
+		}
+		return c.reliableSent+uint64(flowCost(len(m.piece(m.next)))) <= c.peerMaxData
+	}
+	return false
+}
+
+// fillData appends data frames to *b up to limit bytes: lanes by priority, equal
+// priorities by weighted fair queueing, each lane's retransmissions before its new
+// data. It reports whether it wrote any.
+func (c *Conn) fillData(b *[]byte, limit int, now proto.Instant, allowLow bool) bool {
+	wrote := false
+	for limit-len(*b) > wholeDataHeader {
+		var best *lane
+		for i := range c.lanes {
+			l := &c.lanes[i]
+			if (best == nil || l.cfg.Priority > best.cfg.Priority ||
+				(l.cfg.Priority == best.cfg.Priority && l.vtime < best.vtime)) && c.laneReady(l, now, allowLow) {
+				best = l
+			}
+		}
+		if best == nil || !c.writeFrame(best, b, limit, now) {
+			break
+		}
+		wrote = true
+	}
+	return wrote
+}
+
+// writeFrame writes lane l's next frame if it fits in limit.
+func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool {
+	space := limit - len(*b)
+	if l.retx.len() > 0 {
+		ref := *l.retx.front()
+		need := ref.msg.frameLen(ref.frag)
+		if need > space {
+			return false
+		}
+		l.retx.pop()
+		f := ref.msg.frame(ref.frag)
+		*b = f.Append(*b)
+		c.chunks.push(ref)
+		l.charge(need)
+		l.stats.Retransmits++
+		c.stats.Retransmits++
+		return true
+	}
+	m := *l.pending.front()
+	if !m.started {
+		m.seq = l.nextSeq[m.mode] // tentative until the frame fits
+	}
+	need := m.frameLen(m.next)
+	if need > space {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		l.nextSeq[m.mode]++
+		if m.mode.Reliable() {
+			l.unacked[m.mode].push(m)
+		}
+		d := now.Sub(m.queued)
+		l.stats.QueueDelay += (d - l.stats.QueueDelay) / 8
+		l.stats.QueueDelayMax = max(l.stats.QueueDelayMax, d)
+		l.stats.MessagesSent++
+	}
+	f := m.frame(m.next)
+	*b = f.Append(*b)
+	l.charge(need)
+	l.stats.BytesSent += uint64(len(f.Data))
+	if m.mode.Reliable() {
+		c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: m.next})
+		c.reliableSent += uint64(flowCost(len(f.Data)))
+	}
+	m.next++
+	if m.next == m.pieces() {
+		l.pending.pop()
+		if !m.mode.Reliable() {
+			c.sendBuffered -= len(m.data)
+			c.pool.putOut(m)
+		}
+	}
+	return true
+}
+
+// sendPMTUProbe builds a PING padded to the next probe size (RFC 8899 §4.1).
+func (c *Conn) sendPMTUProbe(now proto.Instant, buf []byte) []byte {
+	size := c.pmtu.nextSize()
+	payload := size - c.cfg.Headroom - c.cfg.Tailroom
+	out := buf[c.cfg.Headroom : c.cfg.Headroom : c.cfg.Headroom+payload]
+	b := proto.AppendVarint(out, c.nextPN)
+	b = append(b, byte(proto.RUDPPing))
+	for len(b) < payload {
+		b = append(b, byte(proto.RUDPPadding))
+	}
+	sp := sentPacket{timeSent: now, flags: pktPMTUProbe, chunkStart: c.chunks.tail, chunkEnd: c.chunks.tail}
+	c.pmtu.probing, c.pmtu.due = size, false
+	c.recordSent(now, &sp, len(b), true)
+	return b
+}
+
+// pollClose sends the CLOSE frame while closing (once per trigger).
+func (c *Conn) pollClose(now proto.Instant, buf []byte) ([]byte, bool) {
+	if !c.closePending {
+		return nil, false
+	}
+	c.closePending = false
+	c.closeLastSent = now
+	out := buf[c.cfg.Headroom : c.cfg.Headroom : c.cfg.Headroom+c.budget()]
+	b := proto.AppendVarint(out, c.nextPN)
+	f := proto.RUDPClose{Code: c.closeReason.Code, Text: []byte(c.closeReason.Text)}
+	b = f.Append(b)
+	c.nextPN++
+	c.stats.PacketsSent++
+	c.stats.BytesSent += uint64(len(b))
+	return b, true
+}

@@ -1,0 +1,55 @@
+package rudp
+
+import "time"
+
+// Stats are a connection's counters and estimates; Conn.Stats returns a copy.
+type Stats struct {
+	SRTT, RTTVar, MinRTT, LatestRTT time.Duration // RFC 9002 §5
+	Cwnd, Ssthresh, BytesInFlight   int           // bytes; Ssthresh 0 while unset
+	PacingRate                      uint64        // bytes per second
+	DatagramSize                    int           // confirmed PMTU (UDP payload bytes)
+
+	PacketsSent, PacketsReceived, PacketsAcked, PacketsLost uint64
+	BytesSent, BytesReceived                                uint64 // rudp packet bytes
+	AckOnlyPackets, AckOnlyBytes                            uint64 // packets carrying nothing but an ACK
+	Retransmits                                             uint64 // fragments sent again
+	PTOs, CongestionEvents, PersistentCongestion            uint64
+	DuplicatePackets, InvalidDatagrams                      uint64
+	UnreliableDropped                                       uint64 // received but over the queue bound
+	SendBuffered                                            int    // bytes from Send not yet acknowledged or gone
+}
+
+// LaneStats are one lane's counters.
+type LaneStats struct {
+	MessagesQueued, MessagesSent, MessagesExpired uint64 // Send calls; first fragments sent; dropped at expiry
+	MessagesDelivered                             uint64 // received messages handed to the event queue
+	BytesSent, BytesDelivered                     uint64 // message bytes (first transmissions) and delivered
+	Retransmits                                   uint64 // fragments of this lane sent again
+	FragmentsLost                                 uint64 // fragments in packets declared lost
+	// QueueDelay is the smoothed (1/8 gain) time from Send to the message's first
+	// byte leaving in a packet; QueueDelayMax its maximum.
+	QueueDelay, QueueDelayMax time.Duration
+	Queued                    int // messages not yet fully sent once
+}
+
+// Stats returns the connection's statistics.
+func (c *Conn) Stats() Stats {
+	s := c.stats
+	s.SRTT, s.RTTVar, s.MinRTT, s.LatestRTT = c.rtt.smooth, c.rtt.vari, c.rtt.min, c.rtt.latest
+	s.Cwnd, s.BytesInFlight = c.cc.cwnd, c.bytesInFlight
+	if c.cc.ssthresh != int(^uint(0)>>1) {
+		s.Ssthresh = c.cc.ssthresh
+	}
+	s.PacingRate = c.cc.pacingRate(c.rtt.smooth)
+	s.DatagramSize = c.pmtu.current
+	s.SendBuffered = c.sendBuffered
+	return s
+}
+
+// LaneStats returns lane i's statistics.
+func (c *Conn) LaneStats(i int) LaneStats {
+	l := &c.lanes[i]
+	s := l.stats
+	s.Queued = l.pending.len()
+	return s
+}
