@@ -39,6 +39,8 @@ type RunConfig struct {
 	// Messages is how many reliable messages each side sends once connected
 	// (0 = 100).
 	Messages int
+	// MappingTimeout overrides every NAT's mapping timeout (0: the preset's).
+	MappingTimeout time.Duration
 }
 
 // Result is what one run measured.
@@ -78,6 +80,21 @@ type side struct {
 	corrupt   int           // messages out of order or altered
 	firstMsg  proto.Instant // first message received
 	peer      string
+	sent      int // messages sent so far
+	// lastDirect and lastDown are the latest direct-path and path-lost events.
+	lastDirect, lastDown proto.Instant
+}
+
+// sendMore sends n more numbered messages to the peer.
+func (s *side) sendMore(now proto.Instant, n int) error {
+	for i := 0; i < n; i++ {
+		if err := s.node.Send(now, s.peer, 0, rudp.ReliableOrdered, message(s.name, s.sent)); err != nil {
+			return err
+		}
+		s.sent++
+	}
+	s.host.Drain()
+	return nil
 }
 
 // message is the i-th lab message from side name: recognisable, checkable bytes.
@@ -105,14 +122,19 @@ func (s *side) afterStep(now proto.Instant) {
 			if e.Kind == node.PathDirect && s.direct == 0 {
 				s.direct = now
 			}
+			if e.Kind == node.PathDirect {
+				s.lastDirect = now
+			} else {
+				s.lastDown = now
+			}
 		case node.EventClosed:
 			s.closed = e.Reason
 		case node.EventPeerClosed:
 			s.closed = "peer closed: " + e.Reason
 		case node.EventConnected:
 			s.connected = true
-			for i := 0; i < s.toSend; i++ {
-				if err := s.node.Send(now, e.Peer, 0, rudp.ReliableOrdered, message(s.name, i)); err != nil {
+			for ; s.sent < s.toSend; s.sent++ {
+				if err := s.node.Send(now, e.Peer, 0, rudp.ReliableOrdered, message(s.name, s.sent)); err != nil {
 					s.closed = "send: " + err.Error()
 				}
 			}
@@ -147,23 +169,41 @@ func cellPresets(a, b string) (pa, pb sim.Preset, sameLAN bool, err error) {
 	return pa, pb, false, nil
 }
 
-// Run performs one run: both nodes register and measure their NATs, A connects to
-// B, and the run ends when both confirm a direct path or the timeout passes.
-func Run(cfg RunConfig) Result {
-	res := Result{Seed: cfg.Seed}
+// world is one simulated setup: the server, the two nodes and their NATs.
+type world struct {
+	cfg   RunConfig
+	pr    *sim.Pair
+	s     *sim.Sim
+	a, b  *side
+	start proto.Instant // when A called Connect
+	res   Result
+}
+
+// newWorld builds the setup of cfg and runs it until both nodes measured their NATs.
+func newWorld(cfg RunConfig) (*world, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Messages == 0 {
+		cfg.Messages = 100
+	}
+	w := &world{cfg: cfg, res: Result{Seed: cfg.Seed}}
 	pa, pb, sameLAN, err := cellPresets(cfg.A, cfg.B)
 	if err != nil {
-		res.Err = err.Error()
-		return res
+		return nil, err
+	}
+	if cfg.MappingTimeout != 0 {
+		for _, p := range []*sim.Preset{&pa, &pb} {
+			for i := range p.Boxes {
+				p.Boxes[i].MappingTimeout = cfg.MappingTimeout
+			}
+		}
 	}
 	// RTTs drawn as the issue asks: node↔server and peer↔peer within 20–150 ms.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x1ab))
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.IntN(hi-lo+1)) * time.Millisecond }
 	latA, latB, latS := ms(8, 37), ms(8, 37), ms(2, 8)
-	res.PeerRTT = 2 * (latA + latB)
+	w.res.PeerRTT = 2 * (latA + latB)
 	pr := sim.NewPair(sim.PairConfig{
 		Seed: cfg.Seed, A: pa, B: pb, SameLAN: sameLAN,
 		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2},
@@ -177,6 +217,7 @@ func Run(cfg RunConfig) Result {
 		}
 		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2})
 	}
+	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
 	socks := pr.Server.Sockets()
 	srv, err := rendezvous.NewServer(rendezvous.Config{
@@ -185,8 +226,7 @@ func Run(cfg RunConfig) Result {
 		WallClock: rendezvous.WallClock{At: s.Now(), Unix: wallStart},
 	})
 	if err != nil {
-		res.Err = err.Error()
-		return res
+		return nil, err
 	}
 	pr.Server.Attach(srv)
 	pr.Server.AfterStep = func(proto.Instant) {
@@ -196,50 +236,61 @@ func Run(cfg RunConfig) Result {
 			}
 		}
 	}
-	if cfg.Messages == 0 {
-		cfg.Messages = 100
+	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log)
+	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log)
+	w.a.peer, w.b.peer = "b", "a"
+	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
+	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
+		return nil, err
 	}
-	a := newSide(s, "a", pr.A.Host, socks[0], cfg.Log)
-	b := newSide(s, "b", pr.B.Host, socks[0], cfg.Log)
-	a.peer, b.peer = "b", "a"
-	a.toSend, b.toSend = cfg.Messages, cfg.Messages
+	if !w.a.reported || !w.b.reported {
+		return nil, fmt.Errorf("NAT measurement unfinished (a=%v b=%v)", w.a.reported, w.b.reported)
+	}
+	return w, nil
+}
 
-	limit := s.Now().Add(20 * time.Second)
-	if err := s.RunUntil(limit, func() bool { return a.reported && b.reported }); err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	if !a.reported || !b.reported {
-		res.Err = fmt.Sprintf("NAT measurement unfinished (a=%v b=%v)", a.reported, b.reported)
-		return res
-	}
-	start := s.Now()
-	a.node.Connect(start, "b")
+// connect has A connect to B and runs until both have a direct path and every
+// message arrived, a side closed, or the timeout passed; it fills w.res.
+func (w *world) connect() {
+	a, b, s, n := w.a, w.b, w.s, w.cfg.Messages
+	w.start = s.Now()
+	a.node.Connect(w.start, "b")
 	a.host.Drain()
 	done := func() bool {
-		return a.direct != 0 && b.direct != 0 && a.received == cfg.Messages && b.received == cfg.Messages ||
-			a.closed != "" || b.closed != ""
+		return a.direct != 0 && b.direct != 0 && a.received == n && b.received == n || a.closed != "" || b.closed != ""
 	}
-	if err := s.RunUntil(start.Add(cfg.Timeout), done); err != nil {
-		res.Err = err.Error()
-		return res
+	if err := s.RunUntil(w.start.Add(w.cfg.Timeout), done); err != nil {
+		w.res.Err = err.Error()
+		return
 	}
+	res := &w.res
 	res.Strategy = a.strategy
 	switch {
 	case a.closed != "" || b.closed != "":
 		res.Err = "closed: " + a.closed + b.closed
 	case a.direct != 0 && b.direct != 0:
 		res.Direct = true
-		res.ToDirect = max(a.direct, b.direct).Sub(start)
+		res.ToDirect = max(a.direct, b.direct).Sub(w.start)
 	}
-	res.Delivered = a.received == cfg.Messages && b.received == cfg.Messages && a.corrupt+b.corrupt == 0
+	res.Delivered = a.received == n && b.received == n && a.corrupt+b.corrupt == 0
 	if first := min(nonZero(a.firstMsg), nonZero(b.firstMsg)); first != proto.Never {
-		res.FirstMessage = first.Sub(start)
+		res.FirstMessage = first.Sub(w.start)
 	}
 	if res.Err == "" && !res.Delivered && res.Direct {
-		res.Err = fmt.Sprintf("messages: a got %d, b got %d of %d (%d corrupt)", a.received, b.received, cfg.Messages, a.corrupt+b.corrupt)
+		res.Err = fmt.Sprintf("messages: a got %d, b got %d of %d (%d corrupt)", a.received, b.received, n, a.corrupt+b.corrupt)
 	}
-	return res
+}
+
+// Run performs one run: both nodes register and measure their NATs, A connects to
+// B, each side sends cfg.Messages reliable messages, and the run ends when both have
+// a direct path and every message arrived, or the timeout passes.
+func Run(cfg RunConfig) Result {
+	w, err := newWorld(cfg)
+	if err != nil {
+		return Result{Seed: cfg.Seed, Err: err.Error()}
+	}
+	w.connect()
+	return w.res
 }
 
 func nonZero(t proto.Instant) proto.Instant {

@@ -125,7 +125,8 @@ type introRequest struct {
 	txid     uint64
 	tries    int
 	next     proto.Instant
-	notReady int // code-9 answers so far
+	notReady int  // code-9 answers so far
+	refresh  bool // the pair is known: ask for a new introduction, not a repeat
 }
 
 // New returns a node that has sent nothing; call Start.
@@ -402,13 +403,46 @@ func (n *Node) sendKeepalive(now proto.Instant) {
 }
 
 // onNetworkChange: the server sees us at a new address (NAT rebinding, reboot, or a
-// move). Every pair probes again at once instead of waiting for its path to time out.
+// move). Peers know only our old candidates, so every pair is introduced afresh.
 func (n *Node) onNetworkChange(now proto.Instant, observed netip.AddrPort) {
 	n.observed = observed
 	for _, p := range n.peers {
-		p.agent.Restart(now, n.cfg.Local, n.nat)
-		n.afterAgent(now, p)
+		n.reintroduce(now, p)
 	}
+}
+
+// NetworkChanged tells the node that its network changed (an interface went up or
+// down, the device moved): it tells the server where it is now and has every peer
+// introduced afresh, without waiting for paths to time out. Sessions and messages
+// survive; only paths are searched again.
+func (n *Node) NetworkChanged(now proto.Instant) {
+	if !n.registered || n.closed {
+		return
+	}
+	// The keepalive moves our session to the address it arrives from before the
+	// introduce-requests that follow it on the same path ask for our candidates.
+	n.sendKeepalive(now)
+	for _, p := range n.peers {
+		// Old paths left with the old address; sending on them from the new one
+		// could poison the peer's NAT before the fresh search primes it.
+		p.agent.Forget()
+		p.lastLocal, p.lastFrom = netip.AddrPort{}, netip.AddrPort{}
+		if p.path == PathDirect {
+			p.path = PathNone
+			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "network changed"})
+		}
+		n.reintroduce(now, p)
+	}
+	n.HandleTimeout(now)
+}
+
+// reintroduce asks the server for a fresh introduction of p.
+func (n *Node) reintroduce(now proto.Instant, p *peer) {
+	if slices.ContainsFunc(n.intros, func(r introRequest) bool { return r.peer == p.id }) {
+		return
+	}
+	n.intros = append(n.intros, introRequest{peer: p.id, txid: n.rng.Uint64(), next: now, refresh: true})
+	n.timers[timerIntroduce] = proto.Min(n.timers[timerIntroduce], now)
 }
 
 func (n *Node) onError(now proto.Instant, m *proto.Error) {
@@ -475,12 +509,20 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.peer == id }); i >= 0 {
 		n.intros = slices.Delete(n.intros, i, i+1)
 	}
+	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
 	if p, ok := n.byID[id]; ok {
 		if p.key != m.PeerKey {
 			n.stats.Unexpected++
 			return ErrUnexpected
 		}
-		return nil // a duplicate (both sides connected at once, or a retransmit)
+		if m.Flags&proto.IntroRefresh != 0 && !p.sameIntro(startAt) {
+			// A new introduction of a known pair: search again with its candidates,
+			// keeping the session, the connection and any path that still answers.
+			p.introStart = startAt
+			p.agent.Refresh(startAt, n.nat, m.NAT, m.Candidates, n.sameNAT(m.Candidates))
+			n.afterAgent(now, p)
+		}
+		return nil // otherwise a repeated copy, or both sides connected at once
 	}
 	if len(n.peers) >= maxPeers {
 		n.stats.Unexpected++
@@ -510,6 +552,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		SameNAT:     n.sameNAT(m.Candidates),
 		Seed:        seed,
 	})
+	p.introStart = startAt
 	n.peers = append(n.peers, p)
 	n.byID[id] = p
 	n.byPair[p.agent.Pair()] = p
@@ -569,6 +612,9 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			}
 			p.path = PathNone
 			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "direct timed out"})
+			// The peer may have moved or its NAT rebooted: fresh candidates from the
+			// server, and a start instant both sides share.
+			n.reintroduce(now, p)
 		case punch.EventNoPath:
 			reason := "no direct path found"
 			if e.Strategy == punch.StrategyNone {
@@ -621,7 +667,11 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 				}
 				r.tries++
 				r.next = now.Add(introduceRTO)
-				n.queue(n.cfg.Server, &proto.IntroduceRequest{Session: n.session, TxID: r.txid, PeerID: []byte(r.peer)})
+				var flags uint8
+				if r.refresh {
+					flags = proto.IntroRefresh
+				}
+				n.queue(n.cfg.Server, &proto.IntroduceRequest{Session: n.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags})
 			}
 			n.timers[timerIntroduce] = proto.Min(n.timers[timerIntroduce], r.next)
 			keep = append(keep, r)

@@ -2,8 +2,10 @@ package node
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natpass/natpass/keyx"
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/punch"
 	"github.com/natpass/natpass/rudp"
 )
@@ -27,6 +29,9 @@ type peer struct {
 	// confirmPending: we initiated the current session and have not yet sent on it;
 	// the responder takes it into use at our first packet.
 	confirmPending bool
+	// introStart is the start instant of the latest introduction; repeated copies of
+	// it name the same instant (to the millisecond), a refresh names another.
+	introStart proto.Instant
 	// lastFrom is where the latest authenticated transport packet came from (and the
 	// socket it reached): the path to answer on while the agent has none, as
 	// WireGuard roams.
@@ -47,3 +52,11 @@ func (p *peer) route() (local, remote netip.AddrPort, ok bool) {
 
 // pub is the peer's key in keyx's type.
 func (p *peer) pub() keyx.PublicKey { return keyx.PublicKey(p.key) }
+
+// sameIntro reports whether an introduction starting at startAt is a repeated copy of
+// the latest one (the server's copies agree to the millisecond; transit jitter makes
+// them differ by a little more).
+func (p *peer) sameIntro(startAt proto.Instant) bool {
+	d := startAt.Sub(p.introStart)
+	return d > -50*time.Millisecond && d < 50*time.Millisecond
+}

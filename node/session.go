@@ -109,6 +109,7 @@ func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p 
 		return ErrUnexpected
 	}
 	pe.lastLocal, pe.lastFrom = local, from
+	pe.agent.NoteTraffic(now, local, from)
 	n.afterKeyx(now) // a responder's session becomes current at its first packet
 	if len(pt) > 0 && !pe.closed {
 		if err := pe.conn.HandleDatagram(now, pt); err != nil {

@@ -220,10 +220,14 @@ func (m *NATProbeReply) Parse(p []byte) error {
 const (
 	IntroNoRelay   = 0x01 // never relay: direct or nothing
 	IntroRelayOnly = 0x02 // relay only: addresses are not shared
+	// IntroRefresh: the pair is already introduced, but a path was lost or a side
+	// moved; the server makes a new introduction (fresh candidates, a new start
+	// instant) instead of repeating the last one, and both sides search again.
+	IntroRefresh = 0x04
 )
 
 func validIntroFlags(f uint8) bool {
-	return f&^(IntroNoRelay|IntroRelayOnly) == 0 && f != IntroNoRelay|IntroRelayOnly
+	return f&^(IntroNoRelay|IntroRelayOnly|IntroRefresh) == 0 && f&(IntroNoRelay|IntroRelayOnly) != IntroNoRelay|IntroRelayOnly
 }
 
 // IntroduceRequest (client → server) asks to be introduced to PeerID.

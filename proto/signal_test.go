@@ -78,6 +78,8 @@ func TestInvalidFieldsRejected(t *testing.T) {
 		{"port 0", new(Registered), set(set(registered, registeredObserved+5, 0), registeredObserved+6, 0), ErrMalformed},
 		{"unknown change flag", new(NATProbe), set(probe, len(probe)-1, 4), ErrMalformed},
 		{"intro both policies", new(IntroduceRequest), set(req, len(req)-1, 3), ErrMalformed},
+		{"intro both policies, refresh", new(IntroduceRequest), set(req, len(req)-1, 7), ErrMalformed},
+		{"intro unknown flag", new(IntroduceRequest), set(req, len(req)-1, 8), ErrMalformed},
 		{"peer ID empty", new(IntroduceRequest), set(req, HeaderLen+SessionLen+8, 0), ErrMalformed},
 		{"peer ID too long", new(IntroduceRequest), set(req, HeaderLen+SessionLen+8, 65), ErrTooLong},
 		{"mapping 4", new(Introduction), set(intro, introNAT, 4), ErrMalformed},

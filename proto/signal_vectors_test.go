@@ -59,6 +59,8 @@ func init() {
 
 	add("introduce-request", "introduce-request-relay-only", &IntroduceRequest{Session: vecSession, TxID: 11,
 		PeerID: []byte("bob"), Flags: IntroRelayOnly}, func() message { return new(IntroduceRequest) })
+	add("introduce-request", "introduce-request-refresh", &IntroduceRequest{Session: vecSession, TxID: 12,
+		PeerID: []byte("bob"), Flags: IntroRefresh}, func() message { return new(IntroduceRequest) })
 
 	newIntro := func() message { return new(Introduction) }
 	add("introduction", "introduction-full", &Introduction{

@@ -37,6 +37,7 @@ const (
 	punchTimeout       = 12 * time.Second       // give up on a direct path after this
 	birthdayTimeout    = 20 * time.Second
 	heartbeatInterval  = 2500 * time.Millisecond // on a confirmed path (DESIGN §6.6: 2–3 s)
+	heartbeatRetry     = 500 * time.Millisecond  // once a reply is late, until the path is dead
 	pathDeadAfter      = 6500 * time.Millisecond // no reply for this long: the path is dead
 	maxTargets         = 64                      // remote addresses probed per round
 	predictWindow      = 8                       // predicted ports per side
@@ -69,7 +70,10 @@ type Agent struct {
 	plan Plan
 
 	started   bool
-	searching bool          // probing candidates for a (better) path
+	searching bool // probing candidates for a (better) path
+	// refreshed: a new introduction says a path was lost or a side moved, so the
+	// first path the new search confirms takes over at once, without hysteresis.
+	refreshed bool
 	deadlineP proto.Instant // stop searching at this instant
 	nextRound proto.Instant
 	primed    bool
@@ -252,20 +256,33 @@ func isLocal(a netip.Addr) bool {
 	return a.IsPrivate() || a.IsLinkLocalUnicast() || sharedSpace.Contains(a)
 }
 
-// Restart forgets every path and probes again, after a network change.
-func (a *Agent) Restart(now proto.Instant, local netip.AddrPort, localNAT proto.NATBehavior) {
-	a.cfg.Local = local
-	a.cfg.LocalNAT = localNAT
-	a.cfg.StartAt = now
+// Refresh takes a new introduction of the same pair (a path was lost, or a side
+// moved): new candidates and NAT behaviours, a new start instant. Confirmed paths
+// are kept while they answer; the search starts again at startAt with the new
+// targets, primed as the first time.
+func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBehavior, remote []proto.Candidate, sameNAT bool) {
+	a.cfg.LocalNAT, a.cfg.RemoteNAT = localNAT, remoteNAT
+	a.cfg.Remote = slices.Clone(remote)
+	a.cfg.SameNAT = sameNAT
+	a.cfg.StartAt = startAt
 	a.plan = choosePlan(a.cfg)
-	a.sockets = []netip.AddrPort{local}
 	a.targets = a.targets[:0]
 	a.buildTargets()
 	a.started, a.searching, a.primed, a.failed = false, false, false, false
+	a.sprayed = 0
+	a.refreshed = true
+}
+
+// Forget drops every path and stays silent until the next Refresh. After our own
+// network changed the old paths are gone, and probing the peer from the new address
+// before it is ready would poison a Linux NAT in front of it (DESIGN §9): its
+// [UNREPLIED] entry would move the peer's own probes to another port.
+func (a *Agent) Forget() {
 	a.paths = a.paths[:0]
 	a.active = -1
+	a.searching, a.failed = false, false
 	a.outstanding = a.outstanding[:0]
-	a.sprayed = 0
+	a.out = a.out[:0]
 }
 
 func (a *Agent) start(now proto.Instant) {
@@ -283,7 +300,9 @@ func (a *Agent) start(now proto.Instant) {
 		return
 	}
 	if a.plan.Strategy == StrategyBirthday {
-		if a.plan.LocalHard {
+		if a.plan.LocalHard && len(a.sockets) > 1 {
+			a.refreshAt = now // a refresh: the sockets of the last search are still open
+		} else if a.plan.LocalHard {
 			a.waitingSockets = true
 			a.events = append(a.events, EventNeedSockets{N: birthdaySockets})
 		} else {
@@ -435,7 +454,14 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		return
 	}
 	if now >= a.nextBeat {
-		a.nextBeat = now.Add(heartbeatInterval)
+		// A late reply makes the heartbeats come faster: the dead-path window then
+		// holds a dozen chances instead of two, so a couple of lost packets cannot
+		// kill a live path.
+		next := heartbeatInterval
+		if now.Sub(p.lastReply) > heartbeatInterval+heartbeatRetry {
+			next = heartbeatRetry
+		}
+		a.nextBeat = now.Add(next)
 		a.queueProbe(now, p.Local, p.Remote, 0)
 	}
 }
@@ -466,6 +492,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 			return err
 		}
 		a.out = append(a.out, outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
+		a.NoteTraffic(now, local, from)
 		if !a.started {
 			return nil
 		}
@@ -497,6 +524,15 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 		return nil
 	}
 	return ErrNotProbe
+}
+
+// NoteTraffic records that an authenticated packet from the peer arrived on socket
+// local from from: if that is the active path, it is alive. The node calls it for
+// transport data too, so a busy path never needs a heartbeat reply to stay up.
+func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
+	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
+		a.paths[a.active].lastReply = now
+	}
 }
 
 func (a *Agent) knownTarget(addr netip.AddrPort) bool {
@@ -534,9 +570,11 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 	}
 	a.paths[i].lastReply = now
 	if a.active == i {
+		a.refreshed = false // the active path still answers: keep it
 		return
 	}
-	if a.active < 0 {
+	if a.active < 0 || a.refreshed && a.started {
+		a.refreshed = false
 		a.activate(now, i)
 		return
 	}

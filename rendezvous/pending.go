@@ -77,6 +77,13 @@ func (t *pendingTable) add(now proto.Instant, pairID uint64) *pendingIntro {
 	return oldest
 }
 
+// repeatOf reports whether a request with txid from cookie is a retransmission of
+// one this entry already answered.
+func (e *pendingIntro) repeatOf(cookie proto.Session, txid uint64) bool {
+	sd := e.side(cookie)
+	return sd != nil && sd.txid == txid
+}
+
 // side returns the side of e held by cookie, or nil.
 func (e *pendingIntro) side(cookie proto.Session) *pendingSide {
 	for i := range e.sides {

@@ -240,8 +240,10 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
 	pairID, _ := s.derivePair(&req.cookie, &tgt.cookie)
 	e := s.pending.find(now, pairID)
-	if e != nil && e.flags != m.Flags {
-		e.live = false // another relay policy: a new introduction, not a repeat
+	if e != nil && (e.flags != m.Flags || m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID)) {
+		// Another relay policy, or a refresh: a new introduction with a new start
+		// instant, not a repeat of the last one.
+		e.live = false
 		e = nil
 	}
 	first := e == nil
