@@ -615,6 +615,10 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			// The peer may have moved or its NAT rebooted: fresh candidates from the
 			// server, and a start instant both sides share.
 			n.reintroduce(now, p)
+		case punch.EventPathSuspect:
+			// Ask the server for fresh candidates now; if the path comes back, the
+			// refreshed search finds it again (or keeps it) at no cost.
+			n.reintroduce(now, p)
 		case punch.EventNoPath:
 			reason := "no direct path found"
 			if e.Strategy == punch.StrategyNone {

@@ -148,7 +148,10 @@ func (n *Node) afterKeyx(now proto.Instant) {
 			}
 		case keyx.EventHandshakeTimeout:
 			if p, ok := n.byKey[[32]byte(e.Peer)]; ok {
-				n.initiate(now, p, false) // WireGuard retries while there is a path; so do we
+				// WireGuard retries while there is a path; so do we, for a first
+				// handshake and for a rekey alike (a lost rekey initiation must not
+				// leave the old session to expire).
+				n.initiate(now, p, true)
 			}
 		}
 	}

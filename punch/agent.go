@@ -36,19 +36,20 @@ const (
 	probeRoundInterval = 200 * time.Millisecond // one probe per target per round
 	punchTimeout       = 12 * time.Second       // give up on a direct path after this
 	birthdayTimeout    = 20 * time.Second
-	heartbeatInterval  = 2500 * time.Millisecond // on a confirmed path (DESIGN §6.6: 2–3 s)
-	heartbeatRetry     = 500 * time.Millisecond  // once a reply is late, until the path is dead
-	pathDeadAfter      = 6500 * time.Millisecond // no reply for this long: the path is dead
-	maxTargets         = 64                      // remote addresses probed per round
-	predictWindow      = 8                       // predicted ports per side
-	birthdaySockets    = 256                     // extra sockets on the hard side
-	birthdayProbes     = 2048                    // probes from the easy side, at most
-	birthdayPace       = 2500 * time.Microsecond // 400 probes per second
-	birthdayRefresh    = 10 * time.Second        // re-open the hard side's mappings
-	primeTTL           = 2                       // opens our mapping, dies before the peer's NAT
-	maxOutstanding     = 512                     // probes awaiting a reply
-	switchRatio        = 0.75                    // a path must be this much faster to take over
-	switchHold         = 10 * time.Second        // and the active path must be this old
+	heartbeatInterval  = 2500 * time.Millisecond         // on a confirmed path (DESIGN §6.6: 2–3 s)
+	heartbeatRetry     = 500 * time.Millisecond          // once a reply is late, until the path is dead
+	suspectAfter       = heartbeatInterval + time.Second // no reply this long: EventPathSuspect
+	pathDeadAfter      = 6500 * time.Millisecond         // no reply for this long: the path is dead
+	maxTargets         = 64                              // remote addresses probed per round
+	predictWindow      = 8                               // predicted ports per side
+	birthdaySockets    = 256                             // extra sockets on the hard side
+	birthdayProbes     = 2048                            // probes from the easy side, at most
+	birthdayPace       = 2500 * time.Microsecond         // 400 probes per second
+	birthdayRefresh    = 10 * time.Second                // re-open the hard side's mappings
+	primeTTL           = 2                               // opens our mapping, dies before the peer's NAT
+	maxOutstanding     = 512                             // probes awaiting a reply
+	switchRatio        = 0.75                            // a path must be this much faster to take over
+	switchHold         = 10 * time.Second                // and the active path must be this old
 )
 
 // Agent runs the probes of one pair: it finds direct paths with the strategy both
@@ -74,6 +75,10 @@ type Agent struct {
 	// refreshed: a new introduction says a path was lost or a side moved, so the
 	// first path the new search confirms takes over at once, without hysteresis.
 	refreshed bool
+	suspected bool // EventPathSuspect sent for the active path's current silence
+	// beatSent is when the oldest heartbeat still unanswered on the active path left
+	// (0 when every heartbeat was answered).
+	beatSent  proto.Instant
 	deadlineP proto.Instant // stop searching at this instant
 	nextRound proto.Instant
 	primed    bool
@@ -141,12 +146,19 @@ type EventPathDown struct {
 }
 
 // EventNoPath: no direct path was found in time (or the strategy is none); the
-// node stays on the relay and may Restart later.
+// node stays on the relay and may Refresh later.
 type EventNoPath struct{ Strategy Strategy }
+
+// EventPathSuspect: the active path missed a heartbeat reply by a margin. It is still
+// active (it may come back), but the node should ask for a refreshed introduction
+// now: if a NAT rebooted or a side moved, the new search is already under way when
+// the path is declared dead.
+type EventPathSuspect struct{ Path Path }
 
 func (EventPathUp) agentEvent()      {}
 func (EventPathDown) agentEvent()    {}
 func (EventNoPath) agentEvent()      {}
+func (EventPathSuspect) agentEvent() {}
 func (EventNeedSockets) agentEvent() {}
 
 // Errors from Agent.HandleDatagram.
@@ -453,6 +465,10 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		}
 		return
 	}
+	if !a.suspected && now.Sub(p.lastReply) >= suspectAfter {
+		a.suspected = true
+		a.events = append(a.events, EventPathSuspect{Path: *p})
+	}
 	if now >= a.nextBeat {
 		// A late reply makes the heartbeats come faster: the dead-path window then
 		// holds a dozen chances instead of two, so a couple of lost packets cannot
@@ -462,6 +478,9 @@ func (a *Agent) heartbeat(now proto.Instant) {
 			next = heartbeatRetry
 		}
 		a.nextBeat = now.Add(next)
+		if a.beatSent == 0 {
+			a.beatSent = now
+		}
 		a.queueProbe(now, p.Local, p.Remote, 0)
 	}
 }
@@ -532,6 +551,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
 	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
 		a.paths[a.active].lastReply = now
+		a.suspected, a.beatSent = false, 0
 	}
 }
 
@@ -570,10 +590,13 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 	}
 	a.paths[i].lastReply = now
 	if a.active == i {
-		a.refreshed = false // the active path still answers: keep it
+		a.refreshed, a.suspected, a.beatSent = false, false, 0 // the active path still answers: keep it
 		return
 	}
-	if a.active < 0 || a.refreshed && a.started {
+	// The active path is failing when it has not answered for several of its RTTs:
+	// then any path that just proved itself is better, hysteresis or not.
+	failing := a.active >= 0 && a.beatSent != 0 && now.Sub(a.beatSent) > max(4*a.paths[a.active].RTT, time.Second)
+	if a.active < 0 || a.refreshed && a.started || failing {
 		a.refreshed = false
 		a.activate(now, i)
 		return
@@ -588,6 +611,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 
 func (a *Agent) activate(now proto.Instant, i int) {
 	a.active = i
+	a.suspected, a.beatSent = false, 0
 	a.activeSince = now
 	a.nextBeat = now.Add(heartbeatInterval)
 	a.failed = false
@@ -659,6 +683,9 @@ func (a *Agent) Deadline() proto.Instant {
 	d := proto.Never
 	if a.active >= 0 {
 		d = proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter))
+		if !a.suspected {
+			d = proto.Min(d, a.paths[a.active].lastReply.Add(suspectAfter))
+		}
 	}
 	if !a.searching {
 		return d
