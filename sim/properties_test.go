@@ -382,3 +382,62 @@ func TestPropertyHairpin(t *testing.T) {
 		}
 	})
 }
+
+// RFC 4787 §4.2.1: every external port lies in the configured range and belongs to one
+// mapping; preserving keeps the internal port when it is free, sequential steps by
+// the delta, and a full range refuses new mappings (DropPortsExhausted).
+func TestPropertyAllocation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		alloc := rapid.SampledFrom([]proto.Allocation{proto.AllocationPreserving, proto.AllocationSequential, proto.AllocationRandom}).Draw(t, "allocation")
+		lo := rapid.IntRange(1024, 60000).Draw(t, "port min")
+		size := rapid.IntRange(2, 3000).Draw(t, "range size")
+		delta := rapid.IntRange(1, 5).Draw(t, "delta")
+		cfg := NATConfig{Mapping: proto.AddressAndPortDependent, Filtering: proto.AddressAndPortDependent,
+			Allocation: alloc, PortDelta: delta, PortMin: uint16(lo), PortMax: uint16(lo + size - 1)}
+		s := New(Config{Seed: rapid.Uint64().Draw(t, "seed")})
+		site := s.AddSite("h", Preset{Name: "test", Boxes: []NATConfig{cfg}}, LinkConfig{}, LinkConfig{})
+		attachRecorder(site.Host)
+		r := s.AddHost("r", s.Core(), LinkConfig{})
+		rr := attachRecorder(r)
+		n := rapid.IntRange(1, 40).Draw(t, "mappings")
+		var ports []int
+		for i := range n {
+			dst := r.OpenPort(uint16(1000 + i))
+			before := len(rr.got)
+			sendNow(t, s, site.Host, site.Host.Socket(), dst, "x", 0)
+			if len(rr.got) == before {
+				if i < size {
+					t.Fatalf("mapping %d of a %d-port range refused", i, size)
+				}
+				continue
+			}
+			if i >= size {
+				t.Fatalf("mapping %d made in a %d-port range", i, size)
+			}
+			ports = append(ports, int(rr.last().from.Port()))
+		}
+		if got, want := s.Stats().Dropped[DropPortsExhausted], uint64(max(0, n-size)); got != want {
+			t.Fatalf("%d exhausted drops, want %d", got, want)
+		}
+		seen := map[int]bool{}
+		for i, p := range ports {
+			if p < lo || p > lo+size-1 {
+				t.Fatalf("port %d outside [%d, %d]", p, lo, lo+size-1)
+			}
+			if seen[p] {
+				t.Fatalf("port %d given to two live mappings", p)
+			}
+			seen[p] = true
+			switch {
+			case alloc == proto.AllocationPreserving && i == 0 && DefaultHostPort >= lo && DefaultHostPort < lo+size:
+				if p != DefaultHostPort {
+					t.Fatalf("preserving NAT mapped port %d to %d", DefaultHostPort, p)
+				}
+			case alloc == proto.AllocationSequential && i > 0 && len(ports)*delta < size:
+				if want := lo + (ports[i-1]-lo+delta)%size; p != want {
+					t.Fatalf("sequential NAT (delta %d) allocated %d after %d, want %d", delta, p, ports[i-1], want)
+				}
+			}
+		}
+	})
+}
