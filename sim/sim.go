@@ -52,11 +52,12 @@ type Sim struct {
 	queue eventQueue
 	free  []*packet // packet free list: steady state allocates nothing
 
-	core     *Network
-	networks []*Network
-	hosts    []*Host
-	boxes    []*Box
-	links    []*Link
+	core      *Network
+	spareNext netip.Addr // next address to try in the large public spare range
+	networks  []*Network
+	hosts     []*Host
+	boxes     []*Box
+	links     []*Link
 
 	partitions []partition
 	tracer     func(*TraceRecord)

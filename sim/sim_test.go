@@ -187,3 +187,19 @@ func TestPresetNames(t *testing.T) {
 		t.Error("changing a returned preset changed the table")
 	}
 }
+
+// Thousands of public hosts get distinct automatic addresses.
+func TestManyPublicHosts(t *testing.T) {
+	s := New(Config{Seed: 1})
+	seen := map[netip.Addr]bool{}
+	for range 3000 {
+		a := s.AddHost("h", s.Core(), LinkConfig{}).Addr()
+		if seen[a] {
+			t.Fatalf("address %v handed out twice", a)
+		}
+		seen[a] = true
+	}
+	for range 300 {
+		s.AddNAT("n", s.Core(), NATConfig{}, LinkConfig{})
+	}
+}
