@@ -363,7 +363,11 @@ func (b *Box) outboundMapping(internal, remote netip.AddrPort) *mapping {
 			// (remote → external) is free; an [UNREPLIED] entry holds it, so the flow
 			// gets a port of its own (DESIGN §9).
 			m = b.newMapping(mapKey{internal: internal, remote: remote, flow: true}, internal, remote)
-		case m == nil && b.cfg.PortClash && b.clashes(internal.Port(), remote):
+		case m == nil && b.cfg.PortClash && b.cfg.Allocation == proto.AllocationPreserving &&
+			b.clashes(internal.Port(), remote):
+			// The same clash on a first flow: this flow gets another port, and the
+			// next flow to anyone else still gets the preserved one, as on Linux.
+			// (Other allocations just avoid clashing ports in allocate.)
 			m = b.newMapping(mapKey{internal: internal, remote: remote, flow: true}, internal, remote)
 		case m == nil:
 			m = b.newMapping(k, internal, remote)
