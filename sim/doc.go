@@ -79,8 +79,9 @@
 // caches before their maps, so a steady flow allocates nothing and formats nothing
 // while no tracer is set (BenchmarkSimDeliver, TestDeliverAllocatesNothing). The
 // event queue holds one event per busy link direction plus reordered and duplicated
-// packets; in-flight packets are bounded by each link's queue (with Bandwidth) or by
-// what senders send within a latency. A machine that never stops transmitting, or an
+// packets; in-flight packets are bounded by each link's queue (with Bandwidth), by
+// what senders send within a latency, and in any case by Config.MaxInFlight, past
+// which Run fails with ErrInFlightLimit. A machine that never stops transmitting, or an
 // AfterStep that always issues more, panics after a fixed bound. NAT tables are
 // bounded by the port range; a mapping's filter entries and the [UNREPLIED] table by
 // 65,536 entries each.

@@ -18,11 +18,13 @@ type datagram struct {
 // recorder is the test machine: it sends what it is told (now or at a time), records
 // every datagram, and optionally echoes datagrams back from the socket they hit.
 type recorder struct {
-	echo     bool
-	out      []proto.Transmit
-	later    []scheduled
-	got      []datagram
-	timeouts int
+	echo      bool
+	maxEchoes int // 0 = no limit
+	echoes    int
+	out       []proto.Transmit
+	later     []scheduled
+	got       []datagram
+	timeouts  int
 }
 
 type scheduled struct {
@@ -32,7 +34,8 @@ type scheduled struct {
 
 func (r *recorder) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	r.got = append(r.got, datagram{now, local, from, string(p)})
-	if r.echo {
+	if r.echo && (r.maxEchoes == 0 || r.echoes < r.maxEchoes) {
+		r.echoes++
 		r.out = append(r.out, proto.Transmit{From: local, To: from, Payload: append([]byte(nil), p...)})
 	}
 	return nil

@@ -441,3 +441,85 @@ func TestPropertyAllocation(t *testing.T) {
 		}
 	})
 }
+
+// drawLink draws an impaired link.
+func drawLink(t *rapid.T, label string) LinkConfig {
+	pct := func(name string) float64 { return float64(rapid.IntRange(0, 30).Draw(t, label+name)) / 100 }
+	c := LinkConfig{
+		Latency:   time.Duration(rapid.IntRange(0, 50).Draw(t, label+"-latency-ms")) * time.Millisecond,
+		Jitter:    time.Duration(rapid.IntRange(0, 10).Draw(t, label+"-jitter-ms")) * time.Millisecond,
+		Loss:      pct("-loss"),
+		Duplicate: pct("-dup"),
+		Reorder:   pct("-reorder"),
+		Routers:   rapid.IntRange(0, 2).Draw(t, label+"-routers"),
+	}
+	if rapid.Bool().Draw(t, label+"-limited") {
+		c.Bandwidth = int64(rapid.IntRange(1_000, 1_000_000).Draw(t, label+"-bandwidth"))
+		c.QueueBytes = rapid.IntRange(100, 20_000).Draw(t, label+"-queue")
+	}
+	return c
+}
+
+// Every datagram taken from a machine, and every copy a link made, is either handed
+// to a machine or dropped with a reason, whatever the NATs, links and traffic.
+func TestPropertyPacketConservation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pr := NewPair(PairConfig{
+			Seed: rapid.Uint64().Draw(t, "seed"),
+			A:    drawSetup(t, 3), B: drawSetup(t, 3),
+			SameLAN: rapid.IntRange(0, 4).Draw(t, "same LAN") == 0,
+			Access:  drawLink(t, "access"), Nested: drawLink(t, "nested"), ServerLink: drawLink(t, "server"),
+		})
+		s := pr.Sim
+		hosts := []*Host{pr.A.Host, pr.B.Host, pr.Server}
+		recs := make([]*recorder, len(hosts))
+		for i, h := range hosts {
+			recs[i] = attachRecorder(h)
+			// A bounded echo: two echoing hosts with duplicating links would
+			// otherwise multiply packets without end.
+			recs[i].echo, recs[i].maxEchoes = rapid.Bool().Draw(t, "echo"), 50
+		}
+		// Everyone sends to everyone's sockets and to the others' external addresses.
+		var targets []netip.AddrPort
+		for _, h := range hosts {
+			targets = append(targets, h.Sockets()...)
+		}
+		for _, st := range []Site{pr.A, pr.B} {
+			if b := st.Outer(); b != nil {
+				targets = append(targets, netip.AddrPortFrom(b.Addr(), DefaultHostPort))
+			}
+		}
+		for range rapid.IntRange(1, 60).Draw(t, "datagrams") {
+			i := rapid.IntRange(0, len(hosts)-1).Draw(t, "sender")
+			recs[i].later = append(recs[i].later, scheduled{
+				at: proto.Instant(rapid.IntRange(0, 2000).Draw(t, "at-ms")) * proto.Instant(time.Millisecond),
+				tx: proto.Transmit{
+					To:      rapid.SampledFrom(targets).Draw(t, "to"),
+					TTL:     uint8(rapid.IntRange(0, 5).Draw(t, "ttl")),
+					Payload: make([]byte, rapid.IntRange(0, 1500).Draw(t, "size")),
+				},
+			})
+		}
+		for _, h := range hosts {
+			h.Drain()
+		}
+		if err := s.Run(proto.Never); err != nil {
+			t.Fatal(err)
+		}
+		st := s.Stats()
+		if st.Sent+st.Duplicated != st.Delivered+st.TotalDropped() {
+			t.Fatalf("sent %d + duplicated %d != delivered %d + dropped %d (%v)",
+				st.Sent, st.Duplicated, st.Delivered, st.TotalDropped(), st.Dropped)
+		}
+		got := uint64(0)
+		for _, r := range recs {
+			got += uint64(len(r.got))
+		}
+		if got != st.Delivered {
+			t.Fatalf("machines got %d datagrams, Stats.Delivered = %d", got, st.Delivered)
+		}
+		if s.queue.len() != 0 {
+			t.Fatalf("%d events left after the network went idle", s.queue.len())
+		}
+	})
+}

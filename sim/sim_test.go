@@ -203,3 +203,19 @@ func TestManyPublicHosts(t *testing.T) {
 		s.AddNAT("n", s.Core(), NATConfig{}, LinkConfig{})
 	}
 }
+
+// Two hosts echoing each other over a duplicating link multiply packets without end;
+// the in-flight bound stops the run cleanly.
+func TestInFlightLimit(t *testing.T) {
+	s := New(Config{Seed: 1, MaxInFlight: 10_000})
+	a := s.AddHost("a", s.Core(), LinkConfig{Latency: time.Millisecond, Duplicate: 0.5})
+	b := s.AddHost("b", s.Core(), LinkConfig{})
+	ra, rb := attachRecorder(a), attachRecorder(b)
+	ra.echo, rb.echo = true, true
+	aAddr, bAddr := a.OpenPort(1), b.OpenPort(2)
+	ra.out = append(ra.out, proto.Transmit{From: aAddr, To: bAddr, Payload: []byte("storm")})
+	a.Drain()
+	if err := s.Run(proto.Never); !errors.Is(err, ErrInFlightLimit) {
+		t.Fatalf("Run = %v, want ErrInFlightLimit", err)
+	}
+}
