@@ -219,3 +219,18 @@ func TestInFlightLimit(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrInFlightLimit", err)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	pr := NewPair(PairConfig{Seed: 1, A: MustPreset("linux"), B: MustPreset("cgnat")})
+	got := pr.Sim.Describe()
+	want := `box  a-nat     198.51.100.1 in core: a-nat mapping=endpoint-independent filtering=address-and-port-dependent allocation=preserving port-clash
+box  b-nat2    198.51.100.2 in core: b-nat2 mapping=endpoint-independent filtering=endpoint-independent allocation=random hairpin
+box  b-nat     100.64.0.2 in b-nat2: b-nat mapping=endpoint-independent filtering=address-and-port-dependent allocation=preserving hairpin
+host server    203.0.113.10,203.0.113.11 in core, sockets 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
+host a         10.1.0.2 in a-nat, sockets 10.1.0.2:4000
+host b         10.3.0.2 in b-nat, sockets 10.3.0.2:4000
+`
+	if got != want {
+		t.Errorf("Describe:\n%s\nwant:\n%s", got, want)
+	}
+}

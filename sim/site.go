@@ -138,3 +138,45 @@ func (c *LinkConfig) isZero() bool {
 		c.ReorderDelay == 0 && c.Bandwidth == 0 && c.QueueBytes == 0 && c.MTU == 0 && c.Routers == 0 &&
 		len(c.Outages) == 0
 }
+
+// Describe returns the topology, one line per box and host in the order they were
+// added, for logs and natpass lab:
+//
+//	box  a-nat      198.51.100.1 in core: a-nat mapping=endpoint-independent ...
+//	host a          10.1.0.2 in a-nat, sockets 10.1.0.2:4000
+func (s *Sim) Describe() string {
+	var b []byte
+	for _, x := range s.boxes {
+		b = append(b, "box  "...)
+		b = padRight(b, x.name, 10)
+		b = x.Addr().AppendTo(b)
+		b = append(b, " in "...)
+		b = append(b, x.net.name...)
+		b = append(b, ": "...)
+		b = append(b, x.String()...)
+		b = append(b, '\n')
+	}
+	for _, h := range s.hosts {
+		b = append(b, "host "...)
+		b = padRight(b, h.name, 10)
+		for i, a := range h.addrs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = a.AppendTo(b)
+		}
+		b = append(b, " in "...)
+		b = append(b, h.net.name...)
+		b = append(b, ", sockets"...)
+		for i, ap := range h.order {
+			if i == 8 {
+				b = append(b, " ..."...)
+				break
+			}
+			b = append(b, ' ')
+			b = ap.AppendTo(b)
+		}
+		b = append(b, '\n')
+	}
+	return string(b)
+}
