@@ -209,6 +209,9 @@ func (h *Host) deliver(p *packet) {
 	if s.tracer != nil {
 		s.trace(TraceDeliver, h.name, p, netip.AddrPort{}, netip.AddrPort{}, 0)
 	}
+	// p.data is lent for the call only (DESIGN §2): the buffer goes back to the free
+	// list right after, so a machine that keeps it would see it overwritten, as it
+	// would with the driver's receive buffer.
 	if err := h.machine.HandleDatagram(s.now, p.dst, p.src, p.data); err != nil {
 		s.stats.MachineErrors++
 		h.Errors++
@@ -269,6 +272,8 @@ func (h *Host) drainTransmits() bool {
 func (h *Host) send(t proto.Transmit) {
 	s := h.sim
 	s.stats.Sent++
+	// The payload is copied: t.Payload aliases the sim's transmit buffer, which the
+	// next PollTransmit reuses.
 	p := s.newPacket()
 	p.src, p.dst, p.ttl, p.origin = t.From, t.To, t.TTL, h
 	if !p.src.IsValid() {
@@ -286,6 +291,8 @@ func (h *Host) send(t proto.Transmit) {
 	if s.tracer != nil {
 		s.trace(TraceSend, h.name, p, netip.AddrPort{}, netip.AddrPort{}, 0)
 	}
+	// A machine sending from a socket its host does not have is a bug in the
+	// machine or its test; the drop has its own reason so the trace shows it.
 	if !h.hasSocket(p.src) {
 		s.drop(p, h.name, DropBadSource)
 		return

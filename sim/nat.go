@@ -464,7 +464,8 @@ func (b *Box) sweepUnreplied() {
 }
 
 // newMapping allocates an external port and registers a mapping, or returns nil when
-// the port range is exhausted.
+// the port range is exhausted. Mappings are reused from a pool and each gets a fresh
+// id, so filter entries and caches that still name an old life of it never match.
 func (b *Box) newMapping(k mapKey, internal, remote netip.AddrPort) *mapping {
 	ext := internal
 	if !b.cfg.NoTranslation {
@@ -545,7 +546,9 @@ func (b *Box) allocate(internalPort uint16, remote netip.AddrPort) (uint16, bool
 	return 0, false
 }
 
-// inbound handles p arriving from outside the box.
+// inbound handles p arriving from outside the box. The TTL check comes first: a
+// packet that dies here makes no state, neither a mapping refresh nor an [UNREPLIED]
+// entry (Linux drops the unconfirmed conntrack entry with the packet).
 func (b *Box) inbound(p *packet) {
 	if !b.sim.hop(p, b.name) {
 		return
@@ -571,6 +574,8 @@ func (b *Box) admit(p *packet) {
 		s.drop(p, b.name, DropNoMapping)
 		return
 	}
+	// RFC 4787 §5: the filter judges the source against what the inside endpoint has
+	// sent to through this mapping, masked by the Filtering behaviour.
 	if !b.permitted(m, p.src) {
 		b.noteUnreplied(p)
 		s.drop(p, b.name, DropFiltered)
