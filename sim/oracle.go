@@ -113,10 +113,12 @@ func reachable(b proto.NATBehavior) bool {
 //     filter admits the answer, because H sent to exactly E's endpoint: simultaneous
 //     open. Otherwise E must aim at H's new port: predict it if H allocates
 //     sequentially, else birthday (H opens many mappings toward E, E sprays H's ports).
-//   - Both map per destination: each must aim at the other's unknown new port. Two
-//     sequential NATs can be predicted; if one admits anything on its server mapping
-//     (EIF) and the other filters by address only, the first answers the second's
-//     peer-reflexive port and gets in (simultaneous open); otherwise none.
+//   - Both map per destination: each must aim at the other's unknown new port. If one
+//     admits anything on its server mapping (EIF) and the other filters by address
+//     only, the first answers the second's peer-reflexive port and gets in
+//     (simultaneous open). Two sequential NATs can both be predicted; one sequential
+//     NAT can be predicted by a random one when its filter and mapping let the
+//     prediction in and the answer out (see predictable); otherwise none.
 func DirectStrategy(a, b proto.NATBehavior) Strategy {
 	ra, rb := reachable(a), reachable(b)
 	switch {
@@ -137,15 +139,33 @@ func DirectStrategy(a, b proto.NATBehavior) Strategy {
 		}
 	default:
 		switch {
-		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential:
-			return StrategyPortPrediction
 		case a.Filtering == proto.EndpointIndependent && b.Filtering <= proto.AddressDependent,
 			b.Filtering == proto.EndpointIndependent && a.Filtering <= proto.AddressDependent:
 			return StrategySimultaneousOpen
+		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential,
+			predictable(a, b), predictable(b, a):
+			return StrategyPortPrediction
 		default:
 			return StrategyNone
 		}
 	}
+}
+
+// predictable reports whether x, mapping per destination with unpredictable ports,
+// can still reach y, which allocates sequentially, by probing a window of y's next
+// ports:
+//
+//   - y's new mapping toward x (made by y's probes to x's server-reflexive endpoint)
+//     must admit x's probes, which come from x's own new ports: y filters by address
+//     only, or not at all;
+//   - y's answer must get back into the x mapping it answers: it leaves from the same
+//     y mapping when y maps by address only; otherwise from y's next port, which x's
+//     window opened only if the window went out through one x mapping (x maps by
+//     address only) or x filters by address only.
+func predictable(x, y proto.NATBehavior) bool {
+	return y.Allocation == proto.AllocationSequential && y.Filtering <= proto.AddressDependent &&
+		(y.Mapping <= proto.AddressDependent || x.Mapping <= proto.AddressDependent ||
+			x.Filtering <= proto.AddressDependent)
 }
 
 // Oracle says which strategy gives hosts behind presets a and b a direct path when

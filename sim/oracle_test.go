@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim/simtest"
+	"pgregory.net/rapid"
 )
 
 // puncher is a minimal hole-punching machine for checking the oracle against the
@@ -249,4 +251,40 @@ func TestLinuxPortClashNeedsPriming(t *testing.T) {
 	if !punchWith(t, seed, prc, prc, false, so, false, 30*time.Millisecond) {
 		t.Error("naive simultaneous open between port-restricted cones without the clash, B late: failed")
 	}
+}
+
+// The same check over random single NATs (and firewalls and open hosts), so the
+// oracle's rules are tested on behaviours no preset has: address-dependent mapping,
+// symmetric NATs with lenient filters, sequential NATs with other deltas.
+func TestPropertyOracleAgreesWithSimulation(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		side := func(label string) Preset {
+			switch rapid.IntRange(0, 5).Draw(rt, label+"-kind") {
+			case 0:
+				return MustPreset("open")
+			case 1:
+				return Preset{Name: label, Boxes: []NATConfig{{NoTranslation: true, Filtering: rapid.SampledFrom(dependences).Draw(rt, label+"-fw")}}}
+			}
+			return Preset{Name: label, Boxes: []NATConfig{drawBox(rt, label, false)}}
+		}
+		a, b := side("a"), side("b")
+		seed := rapid.Uint64().Draw(rt, "seed")
+		st := Oracle(a, b, false)
+		desc := func() string { return fmt.Sprintf("%+v × %+v (seed %d)", a.Boxes, b.Boxes, seed) }
+		switch st {
+		case StrategyNone:
+			for _, try := range []Strategy{StrategySimultaneousOpen, StrategyPortPrediction, StrategyBirthday} {
+				if punch(t, seed, a, b, false, try) {
+					rt.Fatalf("%s: oracle says none, but %s got through", desc(), try)
+				}
+			}
+		default:
+			if !punch(t, seed, a, b, false, st) {
+				rt.Fatalf("%s: oracle's %s did not get through", desc(), st)
+			}
+			if st != StrategySimultaneousOpen && punch(t, seed, a, b, false, StrategySimultaneousOpen) {
+				rt.Fatalf("%s: oracle asks for %s, but simultaneous open got through", desc(), st)
+			}
+		}
+	})
 }
