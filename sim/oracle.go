@@ -46,10 +46,11 @@ func (s Strategy) String() string {
 //     addresses are its.
 //   - NoTranslation: no box translates (open, firewall).
 //
-// This is exact for the presets and for chains whose finer filters sit outside
-// their finer mappings; a chain like an APDM box behind a port-restricted cone can
-// admit a little more than the finest filter says (TestPropertyFiltering has the
-// exact rule).
+// For the oracle this is exact for single boxes and for any box behind carrier NATs
+// with endpoint-independent mapping (TestPropertyOracleAgreesWithSimulation checks
+// thousands of such pairs). Other chains can admit more than the finest filter says:
+// behind a per-destination NAT, an inner endpoint-independent mapping opens its
+// filter to every destination at once (TestPropertyFiltering has the exact rule).
 func (p Preset) Behavior() proto.NATBehavior {
 	b := proto.NATBehavior{
 		Mapping:       proto.EndpointIndependent,
