@@ -169,13 +169,38 @@ func predictable(x, y proto.NATBehavior) bool {
 			x.Filtering <= proto.AddressDependent)
 }
 
-// Oracle says which strategy gives hosts behind presets a and b a direct path when
-// each has its own boxes (NewPair's layout). With sameLAN (B on A's inside network),
-// the peers reach each other on their host candidates without any NAT:
-// simultaneous open, whatever the presets.
-func Oracle(a, b Preset, sameLAN bool) Strategy {
-	if sameLAN {
+// Oracle says which strategy gives hosts behind presets a and b a direct path in the
+// layout NewPair builds for placement:
+//
+//   - Apart: DirectStrategy of the presets' behaviours.
+//   - SameLAN: the peers reach each other on their host candidates without any NAT:
+//     simultaneous open, whatever the presets.
+//   - SameCarrier: the peers' server-reflexive endpoints are both the carrier's, so
+//     every path turns around inside it: none unless the carrier hairpins (RFC 4787
+//     §6), and then, since a hairpinned packet is translated and filtered as if it
+//     had crossed the core (REQ-9), the same as Apart with b behind a's carrier.
+//     One caveat: a sequential carrier is one counter for both sides, so when both
+//     make new mappings while predicting each other, whether the predictions hold
+//     depends on timing and window size; the oracle does not model that (real
+//     carriers allocate randomly or in port blocks, RFC 6888, RFC 7422).
+func Oracle(a, b Preset, placement Placement) Strategy {
+	switch placement {
+	case SameLAN:
 		return StrategySimultaneousOpen
+	case SameCarrier:
+		carrier := a.Boxes[len(a.Boxes)-1]
+		if len(a.Boxes) < 2 || !carrier.Hairpin {
+			return StrategyNone
+		}
+		return DirectStrategy(a.Behavior(), sharingCarrier(a, b).Behavior())
 	}
 	return DirectStrategy(a.Behavior(), b.Behavior())
+}
+
+// sharingCarrier returns b as NewPair builds it for SameCarrier: b's home setup
+// behind a's carrier.
+func sharingCarrier(a, b Preset) Preset {
+	home := homeOf(b)
+	b.Boxes = append(append([]NATConfig(nil), home.Boxes...), a.Boxes[len(a.Boxes)-1])
+	return b
 }

@@ -467,8 +467,8 @@ func TestPropertyPacketConservation(t *testing.T) {
 		pr := NewPair(PairConfig{
 			Seed: rapid.Uint64().Draw(t, "seed"),
 			A:    drawSetup(t, 3), B: drawSetup(t, 3),
-			SameLAN: rapid.IntRange(0, 4).Draw(t, "same LAN") == 0,
-			Access:  drawLink(t, "access"), Nested: drawLink(t, "nested"), ServerLink: drawLink(t, "server"),
+			Placement: rapid.SampledFrom([]Placement{Apart, Apart, Apart, SameLAN}).Draw(t, "placement"),
+			Access:    drawLink(t, "access"), Nested: drawLink(t, "nested"), ServerLink: drawLink(t, "server"),
 		})
 		s := pr.Sim
 		hosts := []*Host{pr.A.Host, pr.B.Host, pr.Server}
