@@ -36,11 +36,14 @@
 //   - Presets name the usual setups (Presets, PresetByName): open, firewall,
 //     full-cone, restricted-cone, port-restricted-cone, linux, cgnat,
 //     symmetric-sequential, symmetric-random. AddSite builds one in front of a host;
-//     NewPair builds the world most tests want: peers a and b behind presets and a
-//     server with two addresses on the core.
+//     NewPair builds the world most tests want: peers a and b behind presets, apart,
+//     on one LAN or as two subscribers of one carrier NAT (Placement), and a server
+//     with two addresses on the core.
 //   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which Strategy gives two
 //     presets a direct path: simultaneous open, port prediction, birthday, or none.
-//     TestOracleAgreesWithSimulation checks it against punching runs for every pair.
+//     TestOracleAgreesWithSimulation checks it against punching runs for every pair
+//     and placement of presets, and TestPropertyOracleAgreesWithSimulation for
+//     thousands of random NATs.
 //
 // # Call contract
 //
