@@ -297,5 +297,9 @@ func (h *Host) send(t proto.Transmit) {
 		s.drop(p, h.name, DropBadSource)
 		return
 	}
+	if !p.dst.IsValid() || p.dst.Port() == 0 {
+		s.drop(p, h.name, DropNoRoute) // before any NAT makes a mapping for it
+		return
+	}
 	s.sendUp(&h.attachment, p)
 }

@@ -117,12 +117,14 @@ func TestSockets(t *testing.T) {
 		ra.out = append(ra.out, proto.Transmit{To: to, Payload: []byte("x")})
 	}
 	ra.out = append(ra.out, proto.Transmit{From: netip.MustParseAddrPort("192.0.2.99:1"), To: extra[0], Payload: []byte("spoof")})
+	ra.out = append(ra.out, proto.Transmit{Payload: []byte("nowhere")})
 	a.Drain()
 	if err := s.Run(proto.Never); err != nil {
 		t.Fatal(err)
 	}
 	st := s.Stats()
-	if len(rb.got) != 1 || rb.got[0].local != extra[100] || st.Dropped[DropNoSocket] != 1 || st.Dropped[DropBadSource] != 1 {
+	if len(rb.got) != 1 || rb.got[0].local != extra[100] || st.Dropped[DropNoSocket] != 1 ||
+		st.Dropped[DropBadSource] != 1 || st.Dropped[DropNoRoute] != 1 {
 		t.Fatalf("b got %+v; drops %v", rb.got, st.Dropped)
 	}
 	b.Close(extra[100])
