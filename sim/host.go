@@ -35,6 +35,14 @@ const (
 
 // Host is an endpoint with one or more addresses and any number of UDP sockets, and at
 // most one Machine that owns all of its sockets.
+//
+//   - Getters: Name, Addr, Addrs, Network, Link, Machine, Socket, Sockets, and the
+//     Errors/LastError fields (datagrams the machine rejected).
+//   - Setup and commands, at any time between steps or from AfterStep: Open, OpenPort,
+//     OpenSockets (the extra sockets a node asks for), Close, AddAddr, Attach.
+//   - Drain after issuing a command to the machine from outside a step.
+//   - AfterStep, the owner's hook, runs after every call the sim makes into the
+//     machine, once its transmits are drained.
 type Host struct {
 	attachment
 	sim     *Sim

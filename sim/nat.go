@@ -69,7 +69,9 @@ const (
 )
 
 // Box is a NAT or a stateful firewall between an inside network and the network it is
-// attached to.
+// attached to. It has no inputs of its own: the Sim routes packets through it. Its
+// getters (Name, Addr, Inside, Link, Config, Mappings, Lookup, String) are for tests
+// and traces and change nothing, not even expiry.
 type Box struct {
 	attachment
 	sim    *Sim
