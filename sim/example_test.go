@@ -55,3 +55,68 @@ func ExampleNewPair() {
 	//       32.000000 nat  a-nat     203.0.113.10:3478 > 100.64.0.2:4000 => 203.0.113.10:3478 > 10.2.0.2:4000 len=4 ttl=61
 	//       32.000000 recv a         203.0.113.10:3478 > 10.2.0.2:4000 len=4 ttl=61
 }
+
+// counterpart is a stand-in for a node: it records "events" for its owner to drain and
+// sends what its owner's commands ask for.
+type counterpart struct {
+	events []string
+	peer   netip.AddrPort // where the last datagram came from
+	out    []proto.Transmit
+}
+
+func (c *counterpart) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	c.events = append(c.events, fmt.Sprintf("%v: %q from %v", time.Duration(now), p, from))
+	c.peer = from
+	return nil
+}
+func (c *counterpart) HandleTimeout(now proto.Instant) {}
+func (c *counterpart) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if len(c.out) == 0 {
+		return proto.Transmit{}, false
+	}
+	t := c.out[0]
+	c.out = c.out[1:]
+	t.Payload = buf[:copy(buf, t.Payload)]
+	return t, true
+}
+func (c *counterpart) Deadline() proto.Instant { return proto.Never }
+
+// Send is a command: it queues a datagram for the next PollTransmit.
+func (c *counterpart) Send(from, to netip.AddrPort, p string) {
+	c.out = append(c.out, proto.Transmit{From: from, To: to, Payload: []byte(p)})
+}
+
+// The owner of a machine drains its events in AfterStep and may answer with commands;
+// the sim drains what those commands transmit. A command from outside a step is
+// followed by Drain. Extra sockets (for a birthday attack) are opened on the host.
+func Example_afterStep() {
+	pr := sim.NewPair(sim.PairConfig{Seed: 1, A: sim.MustPreset("full-cone"), B: sim.MustPreset("open")})
+	srv, a := &counterpart{}, &counterpart{}
+	pr.Server.Attach(srv)
+	pr.A.Host.Attach(a)
+	pr.Server.AfterStep = func(now proto.Instant) {
+		for _, ev := range srv.events {
+			fmt.Println("server:", ev)
+		}
+		if len(srv.events) > 0 {
+			// From the other port: only a full cone lets this in.
+			srv.Send(pr.Server.Sockets()[1], srv.peer, "welcome")
+		}
+		srv.events = srv.events[:0]
+	}
+	pr.A.Host.AfterStep = func(now proto.Instant) {
+		for _, ev := range a.events {
+			fmt.Println("a:", ev)
+		}
+		a.events = a.events[:0]
+	}
+	extra := pr.A.Host.OpenSockets(2)
+	a.Send(extra[1], pr.ServerAddr(), "hello")
+	pr.A.Host.Drain()
+	if err := pr.Sim.Run(proto.Never); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// server: 15ms: "hello" from 198.51.100.1:49153
+	// a: 30ms: "welcome" from 203.0.113.10:3479
+}
