@@ -24,11 +24,17 @@ func (e *echo) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p [
 }
 func (e *echo) HandleTimeout(now proto.Instant) {}
 func (e *echo) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(e.out) == 0 {
+	return poll(&e.out, buf)
+}
+
+// poll hands out the first queued datagram with its payload copied into buf, as a
+// PollTransmit must (the payload aliases buf).
+func poll(out *[]proto.Transmit, buf []byte) (proto.Transmit, bool) {
+	if len(*out) == 0 {
 		return proto.Transmit{}, false
 	}
-	t := e.out[0]
-	e.out = e.out[1:]
+	t := (*out)[0]
+	*out = (*out)[1:]
 	t.Payload = buf[:copy(buf, t.Payload)]
 	return t, true
 }
@@ -71,13 +77,7 @@ func (c *counterpart) HandleDatagram(now proto.Instant, local, from netip.AddrPo
 }
 func (c *counterpart) HandleTimeout(now proto.Instant) {}
 func (c *counterpart) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(c.out) == 0 {
-		return proto.Transmit{}, false
-	}
-	t := c.out[0]
-	c.out = c.out[1:]
-	t.Payload = buf[:copy(buf, t.Payload)]
-	return t, true
+	return poll(&c.out, buf)
 }
 func (c *counterpart) Deadline() proto.Instant { return proto.Never }
 

@@ -55,11 +55,17 @@ func (r *recorder) HandleTimeout(now proto.Instant) {
 }
 
 func (r *recorder) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(r.out) == 0 {
+	return pollQueue(&r.out, buf)
+}
+
+// pollQueue is the PollTransmit of the test machines: the first queued datagram,
+// its payload copied into buf.
+func pollQueue(out *[]proto.Transmit, buf []byte) (proto.Transmit, bool) {
+	if len(*out) == 0 {
 		return proto.Transmit{}, false
 	}
-	t := r.out[0]
-	r.out = r.out[1:]
+	t := (*out)[0]
+	*out = (*out)[1:]
 	t.Payload = buf[:copy(buf, t.Payload)]
 	return t, true
 }

@@ -84,13 +84,7 @@ func (m *puncher) HandleTimeout(now proto.Instant) {
 }
 
 func (m *puncher) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(m.out) == 0 {
-		return proto.Transmit{}, false
-	}
-	t := m.out[0]
-	m.out = m.out[1:]
-	t.Payload = buf[:copy(buf, t.Payload)]
-	return t, true
+	return pollQueue(&m.out, buf)
 }
 
 func (m *puncher) Deadline() proto.Instant {
