@@ -36,11 +36,14 @@
 //   - Presets name the usual setups (Presets, PresetByName): open, firewall,
 //     full-cone, restricted-cone, port-restricted-cone, linux, cgnat,
 //     symmetric-sequential, symmetric-random. AddSite builds one in front of a host;
-//     NewPair builds the world most tests want: peers a and b behind presets and a
-//     server with two addresses on the core.
+//     NewPair builds the world most tests want: peers a and b behind presets, apart,
+//     on one LAN or as two subscribers of one carrier NAT (Placement), and a server
+//     with two addresses on the core.
 //   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which Strategy gives two
 //     presets a direct path: simultaneous open, port prediction, birthday, or none.
-//     TestOracleAgreesWithSimulation checks it against punching runs for every pair.
+//     TestOracleAgreesWithSimulation checks it against punching runs for every pair
+//     and placement of presets, and TestPropertyOracleAgreesWithSimulation for
+//     thousands of random NATs.
 //
 // # Call contract
 //
@@ -79,8 +82,9 @@
 // caches before their maps, so a steady flow allocates nothing and formats nothing
 // while no tracer is set (BenchmarkSimDeliver, TestDeliverAllocatesNothing). The
 // event queue holds one event per busy link direction plus reordered and duplicated
-// packets; in-flight packets are bounded by each link's queue (with Bandwidth) or by
-// what senders send within a latency. A machine that never stops transmitting, or an
+// packets; in-flight packets are bounded by each link's queue (with Bandwidth), by
+// what senders send within a latency, and in any case by Config.MaxInFlight, past
+// which Run fails with ErrInFlightLimit. A machine that never stops transmitting, or an
 // AfterStep that always issues more, panics after a fixed bound. NAT tables are
 // bounded by the port range; a mapping's filter entries and the [UNREPLIED] table by
 // 65,536 entries each.

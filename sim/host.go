@@ -35,6 +35,14 @@ const (
 
 // Host is an endpoint with one or more addresses and any number of UDP sockets, and at
 // most one Machine that owns all of its sockets.
+//
+//   - Getters: Name, Addr, Addrs, Network, Link, Machine, Socket, Sockets, and the
+//     Errors/LastError fields (datagrams the machine rejected).
+//   - Setup and commands, at any time between steps or from AfterStep: Open, OpenPort,
+//     OpenSockets (the extra sockets a node asks for), Close, AddAddr, Attach.
+//   - Drain after issuing a command to the machine from outside a step.
+//   - AfterStep, the owner's hook, runs after every call the sim makes into the
+//     machine, once its transmits are drained.
 type Host struct {
 	attachment
 	sim     *Sim
@@ -209,6 +217,9 @@ func (h *Host) deliver(p *packet) {
 	if s.tracer != nil {
 		s.trace(TraceDeliver, h.name, p, netip.AddrPort{}, netip.AddrPort{}, 0)
 	}
+	// p.data is lent for the call only (DESIGN §2): the buffer goes back to the free
+	// list right after, so a machine that keeps it would see it overwritten, as it
+	// would with the driver's receive buffer.
 	if err := h.machine.HandleDatagram(s.now, p.dst, p.src, p.data); err != nil {
 		s.stats.MachineErrors++
 		h.Errors++
@@ -269,6 +280,8 @@ func (h *Host) drainTransmits() bool {
 func (h *Host) send(t proto.Transmit) {
 	s := h.sim
 	s.stats.Sent++
+	// The payload is copied: t.Payload aliases the sim's transmit buffer, which the
+	// next PollTransmit reuses.
 	p := s.newPacket()
 	p.src, p.dst, p.ttl, p.origin = t.From, t.To, t.TTL, h
 	if !p.src.IsValid() {
@@ -286,8 +299,14 @@ func (h *Host) send(t proto.Transmit) {
 	if s.tracer != nil {
 		s.trace(TraceSend, h.name, p, netip.AddrPort{}, netip.AddrPort{}, 0)
 	}
+	// A machine sending from a socket its host does not have is a bug in the
+	// machine or its test; the drop has its own reason so the trace shows it.
 	if !h.hasSocket(p.src) {
 		s.drop(p, h.name, DropBadSource)
+		return
+	}
+	if !p.dst.IsValid() || p.dst.Port() == 0 {
+		s.drop(p, h.name, DropNoRoute) // before any NAT makes a mapping for it
 		return
 	}
 	s.sendUp(&h.attachment, p)

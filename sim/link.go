@@ -119,7 +119,13 @@ func (s *Sim) newLink(cfg LinkConfig) *Link {
 
 // crossLink decides the fate of p on att's link and returns its arrival time at the
 // far end and whether it keeps its place in line (not reordered). On false, p has been
-// dropped (and freed). A duplicate, if any, is queued here with its own arrival time.
+// dropped (and freed).
+//
+// The checks follow a packet's life: a link in an outage takes nothing; an oversized
+// packet never leaves; the routers on the link see the TTL before anything is queued
+// (a probe that dies at the first router costs the link nothing); the bandwidth queue
+// is at the sending end; loss happens on the wire after the queue, so a lost packet
+// still used its share of the rate.
 func (s *Sim) crossLink(att *attachment, down bool, p *packet) (at proto.Instant, inOrder, ok bool) {
 	l := att.link
 	c := &l.cfg
@@ -149,6 +155,8 @@ func (s *Sim) crossLink(att *attachment, down bool, p *packet) (at proto.Instant
 		if d.busyUntil < s.now {
 			d.busyUntil = s.now
 		}
+		// The queue is not a list: what is still waiting is the time until the link
+		// drains times the rate, which is all a drop-tail decision needs.
 		backlog := int64(d.busyUntil-s.now) * c.Bandwidth / int64(time.Second)
 		if backlog+int64(len(p.data)) > int64(limit) {
 			s.drop(p, where, DropQueue)
@@ -167,7 +175,8 @@ func (s *Sim) crossLink(att *attachment, down bool, p *packet) (at proto.Instant
 
 // duplicate decides whether the link delivers p twice and returns the copy's arrival.
 // The caller queues the copy after the original, so that an in-order copy keeps its
-// place in line.
+// place in line. The copy takes no queue space or rate: duplication in real networks
+// happens past the bottleneck (a retransmitting wireless hop, a routing flap).
 func (s *Sim) duplicate(l *Link, down bool, p *packet) (dup *packet, at proto.Instant, inOrder bool) {
 	if l.cfg.Duplicate == 0 || l.rng.Float64() >= l.cfg.Duplicate {
 		return nil, 0, false

@@ -235,3 +235,18 @@ func TestTTLLimitedProbe(t *testing.T) {
 		t.Fatalf("ttl 4 across an extra router: ttl drops %d, no-mapping %d", st.Dropped[DropTTL], st.Dropped[DropNoMapping])
 	}
 }
+
+// A datagram longer than a link's MTU is dropped there (DropMTU); one that fits passes.
+func TestLinkMTU(t *testing.T) {
+	s := New(Config{Seed: 1})
+	a := s.AddHost("a", s.Core(), LinkConfig{MTU: 1200})
+	b := s.AddHost("b", s.Core(), LinkConfig{})
+	attachRecorder(a)
+	rb := attachRecorder(b)
+	from, to := a.OpenPort(1), b.OpenPort(2)
+	sendNow(t, s, a, from, to, string(make([]byte, 1200)), 0)
+	sendNow(t, s, a, from, to, string(make([]byte, 1201)), 0)
+	if len(rb.got) != 1 || len(rb.got[0].data) != 1200 || s.Stats().Dropped[DropMTU] != 1 {
+		t.Fatalf("delivered %d, MTU drops %d", len(rb.got), s.Stats().Dropped[DropMTU])
+	}
+}

@@ -18,11 +18,13 @@ type datagram struct {
 // recorder is the test machine: it sends what it is told (now or at a time), records
 // every datagram, and optionally echoes datagrams back from the socket they hit.
 type recorder struct {
-	echo     bool
-	out      []proto.Transmit
-	later    []scheduled
-	got      []datagram
-	timeouts int
+	echo      bool
+	maxEchoes int // 0 = no limit
+	echoes    int
+	out       []proto.Transmit
+	later     []scheduled
+	got       []datagram
+	timeouts  int
 }
 
 type scheduled struct {
@@ -32,7 +34,8 @@ type scheduled struct {
 
 func (r *recorder) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	r.got = append(r.got, datagram{now, local, from, string(p)})
-	if r.echo {
+	if r.echo && (r.maxEchoes == 0 || r.echoes < r.maxEchoes) {
+		r.echoes++
 		r.out = append(r.out, proto.Transmit{From: local, To: from, Payload: append([]byte(nil), p...)})
 	}
 	return nil
@@ -52,11 +55,17 @@ func (r *recorder) HandleTimeout(now proto.Instant) {
 }
 
 func (r *recorder) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(r.out) == 0 {
+	return pollQueue(&r.out, buf)
+}
+
+// pollQueue is the PollTransmit of the test machines: the first queued datagram,
+// its payload copied into buf.
+func pollQueue(out *[]proto.Transmit, buf []byte) (proto.Transmit, bool) {
+	if len(*out) == 0 {
 		return proto.Transmit{}, false
 	}
-	t := r.out[0]
-	r.out = r.out[1:]
+	t := (*out)[0]
+	*out = (*out)[1:]
 	t.Payload = buf[:copy(buf, t.Payload)]
 	return t, true
 }

@@ -69,7 +69,9 @@ const (
 )
 
 // Box is a NAT or a stateful firewall between an inside network and the network it is
-// attached to.
+// attached to. It has no inputs of its own: the Sim routes packets through it. Its
+// getters (Name, Addr, Inside, Link, Config, Mappings, Lookup, String) are for tests
+// and traces and change nothing, not even expiry.
 type Box struct {
 	attachment
 	sim    *Sim
@@ -78,7 +80,7 @@ type Box struct {
 	rng    *rand.Rand // port allocation
 
 	mappings  map[mapKey]*mapping
-	byPort    []*mapping // external port → mapping (translating boxes only)
+	byPort    portTable // external port → mapping (translating boxes only)
 	permits   map[permitKey]*permit
 	unreplied map[permitKey]proto.Instant // PortClash: (external port, remote) → expiry
 	lastPort  int                         // sequential allocation
@@ -88,6 +90,32 @@ type Box struct {
 	// mapping without hashing.
 	hotKey mapKey
 	hot    *mapping
+}
+
+// portTable maps external ports to mappings in 256-port pages made on first use: a
+// box costs 2 KiB until it has mappings, not 512 KiB, and a lookup is two indexings.
+type portTable struct {
+	pages [256]*[256]*mapping
+}
+
+func (t *portTable) get(port uint16) *mapping {
+	pg := t.pages[port>>8]
+	if pg == nil {
+		return nil
+	}
+	return pg[port&0xff]
+}
+
+func (t *portTable) set(port uint16, m *mapping) {
+	pg := t.pages[port>>8]
+	if pg == nil {
+		if m == nil {
+			return
+		}
+		pg = new([256]*mapping)
+		t.pages[port>>8] = pg
+	}
+	pg[port&0xff] = m
 }
 
 // mapKey finds a mapping from the inside. remote is the destination masked by the
@@ -161,7 +189,6 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 	s.addRoute(n, ext, &b.attachment)
 	b.inside = s.newNetwork(name, b)
 	if !cfg.NoTranslation {
-		b.byPort = make([]*mapping, 65536)
 		nats := 0
 		for _, x := range s.boxes {
 			if !x.cfg.NoTranslation {
@@ -170,7 +197,9 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 		}
 		p := cfg.Inside
 		if !p.IsValid() {
-			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(nats + 1), 0, 0}), 16)
+			// 10.1/16, 10.2/16, ...: unique for the first 255 NATs, which keeps traces
+			// readable; beyond that they repeat, which is legal in separate networks.
+			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(nats%255 + 1), 0, 0}), 16)
 		}
 		b.inside.prefix = p.Masked()
 		b.inside.next = b.inside.prefix.Addr().Next().Next() // .1 is the gateway
@@ -274,8 +303,8 @@ func (b *Box) live(k mapKey) *mapping {
 
 func (b *Box) remove(m *mapping) {
 	delete(b.mappings, m.key)
-	if b.byPort != nil && b.byPort[m.external.Port()] == m {
-		b.byPort[m.external.Port()] = nil
+	if !b.cfg.NoTranslation && b.byPort.get(m.external.Port()) == m {
+		b.byPort.set(m.external.Port(), nil)
 	}
 	for _, k := range m.permits {
 		if pm, ok := b.permits[k]; ok && pm.id == m.id {
@@ -336,7 +365,11 @@ func (b *Box) outboundMapping(internal, remote netip.AddrPort) *mapping {
 			// (remote → external) is free; an [UNREPLIED] entry holds it, so the flow
 			// gets a port of its own (DESIGN §9).
 			m = b.newMapping(mapKey{internal: internal, remote: remote, flow: true}, internal, remote)
-		case m == nil && b.cfg.PortClash && b.clashes(internal.Port(), remote):
+		case m == nil && b.cfg.PortClash && b.cfg.Allocation == proto.AllocationPreserving &&
+			b.clashes(internal.Port(), remote):
+			// The same clash on a first flow: this flow gets another port, and the
+			// next flow to anyone else still gets the preserved one, as on Linux.
+			// (Other allocations just avoid clashing ports in allocate.)
 			m = b.newMapping(mapKey{internal: internal, remote: remote, flow: true}, internal, remote)
 		case m == nil:
 			m = b.newMapping(k, internal, remote)
@@ -433,7 +466,8 @@ func (b *Box) sweepUnreplied() {
 }
 
 // newMapping allocates an external port and registers a mapping, or returns nil when
-// the port range is exhausted.
+// the port range is exhausted. Mappings are reused from a pool and each gets a fresh
+// id, so filter entries and caches that still name an old life of it never match.
 func (b *Box) newMapping(k mapKey, internal, remote netip.AddrPort) *mapping {
 	ext := internal
 	if !b.cfg.NoTranslation {
@@ -453,8 +487,8 @@ func (b *Box) newMapping(k mapKey, internal, remote netip.AddrPort) *mapping {
 	b.nextID++
 	m.id, m.key, m.internal, m.external = b.nextID, k, internal, ext
 	b.mappings[k] = m
-	if b.byPort != nil {
-		b.byPort[ext.Port()] = m
+	if !b.cfg.NoTranslation {
+		b.byPort.set(ext.Port(), m)
 	}
 	return m
 }
@@ -462,7 +496,7 @@ func (b *Box) newMapping(k mapKey, internal, remote netip.AddrPort) *mapping {
 // free reports whether port can take a new mapping toward remote, reclaiming an
 // expired mapping that still holds it.
 func (b *Box) free(port int, remote netip.AddrPort) bool {
-	if m := b.byPort[port]; m != nil {
+	if m := b.byPort.get(uint16(port)); m != nil {
 		if m.expires > b.sim.now {
 			return false
 		}
@@ -514,7 +548,9 @@ func (b *Box) allocate(internalPort uint16, remote netip.AddrPort) (uint16, bool
 	return 0, false
 }
 
-// inbound handles p arriving from outside the box.
+// inbound handles p arriving from outside the box. The TTL check comes first: a
+// packet that dies here makes no state, neither a mapping refresh nor an [UNREPLIED]
+// entry (Linux drops the unconfirmed conntrack entry with the packet).
 func (b *Box) inbound(p *packet) {
 	if !b.sim.hop(p, b.name) {
 		return
@@ -530,7 +566,7 @@ func (b *Box) admit(p *packet) {
 	if b.cfg.NoTranslation {
 		m = b.live(mapKey{internal: p.dst})
 	} else if p.dst.Addr() == b.Addr() {
-		if m = b.byPort[p.dst.Port()]; m != nil && m.expires <= s.now {
+		if m = b.byPort.get(p.dst.Port()); m != nil && m.expires <= s.now {
 			b.remove(m)
 			m = nil
 		}
@@ -540,6 +576,8 @@ func (b *Box) admit(p *packet) {
 		s.drop(p, b.name, DropNoMapping)
 		return
 	}
+	// RFC 4787 §5: the filter judges the source against what the inside endpoint has
+	// sent to through this mapping, masked by the Filtering behaviour.
 	if !b.permitted(m, p.src) {
 		b.noteUnreplied(p)
 		s.drop(p, b.name, DropFiltered)

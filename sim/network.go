@@ -115,12 +115,13 @@ func (n *Network) autoAddr() netip.Addr {
 }
 
 // Public automatic addresses come from the documentation ranges (RFC 5737): servers
-// and public hosts from 203.0.113.0/24, NAT boxes from 198.51.100.0/24, and 192.0.2.0/24
-// once either runs out.
+// and public hosts from 203.0.113.0/24, NAT boxes from 198.51.100.0/24, then
+// 192.0.2.0/24, and for worlds of thousands of hosts the reserved 240.0.0.0/4
+// (RFC 1112 §4), which no real network routes either.
 var (
 	publicHostPrefix = netip.MustParsePrefix("203.0.113.0/24")
 	publicBoxPrefix  = netip.MustParsePrefix("198.51.100.0/24")
-	publicSpare      = netip.MustParsePrefix("192.0.2.0/24")
+	publicSpares     = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("240.0.0.0/4")}
 )
 
 func (s *Sim) corePublicAddr(forBox bool) netip.Addr {
@@ -135,12 +136,21 @@ func (s *Sim) corePublicAddr(forBox bool) netip.Addr {
 			a = a.Next()
 		}
 	}
-	for _, q := range []netip.Prefix{p, publicSpare} {
-		if q == publicSpare {
+	for i, q := range append([]netip.Prefix{p}, publicSpares...) {
+		if i > 0 {
 			a = q.Addr().Next()
 		}
+		// Scanning from the start each time is quadratic in the hosts of one range,
+		// which is at most 254 until the large spare, where the scan starts at the
+		// first free address remembered below.
+		if q == publicSpares[1] && s.spareNext.IsValid() {
+			a = s.spareNext
+		}
 		for ; q.Contains(a); a = a.Next() {
-			if _, used := s.core.routes[a]; !used && a != q.Masked().Addr() {
+			if _, used := s.core.routes[a]; !used {
+				if q == publicSpares[1] {
+					s.spareNext = a.Next()
+				}
 				return a
 			}
 		}

@@ -46,10 +46,11 @@ func (s Strategy) String() string {
 //     addresses are its.
 //   - NoTranslation: no box translates (open, firewall).
 //
-// This is exact for the presets and for chains whose finer filters sit outside
-// their finer mappings; a chain like an APDM box behind a port-restricted cone can
-// admit a little more than the finest filter says (TestPropertyFiltering has the
-// exact rule).
+// For the oracle this is exact for single boxes and for any box behind carrier NATs
+// with endpoint-independent mapping (TestPropertyOracleAgreesWithSimulation checks
+// thousands of such pairs). Other chains can admit more than the finest filter says:
+// behind a per-destination NAT, an inner endpoint-independent mapping opens its
+// filter to every destination at once (TestPropertyFiltering has the exact rule).
 func (p Preset) Behavior() proto.NATBehavior {
 	b := proto.NATBehavior{
 		Mapping:       proto.EndpointIndependent,
@@ -113,10 +114,12 @@ func reachable(b proto.NATBehavior) bool {
 //     filter admits the answer, because H sent to exactly E's endpoint: simultaneous
 //     open. Otherwise E must aim at H's new port: predict it if H allocates
 //     sequentially, else birthday (H opens many mappings toward E, E sprays H's ports).
-//   - Both map per destination: each must aim at the other's unknown new port. Two
-//     sequential NATs can be predicted; if one admits anything on its server mapping
-//     (EIF) and the other filters by address only, the first answers the second's
-//     peer-reflexive port and gets in (simultaneous open); otherwise none.
+//   - Both map per destination: each must aim at the other's unknown new port. If one
+//     admits anything on its server mapping (EIF) and the other filters by address
+//     only, the first answers the second's peer-reflexive port and gets in
+//     (simultaneous open). Two sequential NATs can both be predicted; one sequential
+//     NAT can be predicted by a random one when its filter and mapping let the
+//     prediction in and the answer out (see predictable); otherwise none.
 func DirectStrategy(a, b proto.NATBehavior) Strategy {
 	ra, rb := reachable(a), reachable(b)
 	switch {
@@ -137,24 +140,67 @@ func DirectStrategy(a, b proto.NATBehavior) Strategy {
 		}
 	default:
 		switch {
-		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential:
-			return StrategyPortPrediction
 		case a.Filtering == proto.EndpointIndependent && b.Filtering <= proto.AddressDependent,
 			b.Filtering == proto.EndpointIndependent && a.Filtering <= proto.AddressDependent:
 			return StrategySimultaneousOpen
+		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential,
+			predictable(a, b), predictable(b, a):
+			return StrategyPortPrediction
 		default:
 			return StrategyNone
 		}
 	}
 }
 
-// Oracle says which strategy gives hosts behind presets a and b a direct path when
-// each has its own boxes (NewPair's layout). With sameLAN (B on A's inside network),
-// the peers reach each other on their host candidates without any NAT:
-// simultaneous open, whatever the presets.
-func Oracle(a, b Preset, sameLAN bool) Strategy {
-	if sameLAN {
+// predictable reports whether x, mapping per destination with unpredictable ports,
+// can still reach y, which allocates sequentially, by probing a window of y's next
+// ports:
+//
+//   - y's new mapping toward x (made by y's probes to x's server-reflexive endpoint)
+//     must admit x's probes, which come from x's own new ports: y filters by address
+//     only, or not at all;
+//   - y's answer must get back into the x mapping it answers: it leaves from the same
+//     y mapping when y maps by address only; otherwise from y's next port, which x's
+//     window opened only if the window went out through one x mapping (x maps by
+//     address only) or x filters by address only.
+func predictable(x, y proto.NATBehavior) bool {
+	return y.Allocation == proto.AllocationSequential && y.Filtering <= proto.AddressDependent &&
+		(y.Mapping <= proto.AddressDependent || x.Mapping <= proto.AddressDependent ||
+			x.Filtering <= proto.AddressDependent)
+}
+
+// Oracle says which strategy gives hosts behind presets a and b a direct path in the
+// layout NewPair builds for placement:
+//
+//   - Apart: DirectStrategy of the presets' behaviours.
+//   - SameLAN: the peers reach each other on their host candidates without any NAT:
+//     simultaneous open, whatever the presets.
+//   - SameCarrier: the peers' server-reflexive endpoints are both the carrier's, so
+//     every path turns around inside it: none unless the carrier hairpins (RFC 4787
+//     §6), and then, since a hairpinned packet is translated and filtered as if it
+//     had crossed the core (REQ-9), the same as Apart with b behind a's carrier.
+//     One caveat: a sequential carrier is one counter for both sides, so when both
+//     make new mappings while predicting each other, whether the predictions hold
+//     depends on timing and window size; the oracle does not model that (real
+//     carriers allocate randomly or in port blocks, RFC 6888, RFC 7422).
+func Oracle(a, b Preset, placement Placement) Strategy {
+	switch placement {
+	case SameLAN:
 		return StrategySimultaneousOpen
+	case SameCarrier:
+		carrier := a.Boxes[len(a.Boxes)-1]
+		if len(a.Boxes) < 2 || !carrier.Hairpin {
+			return StrategyNone
+		}
+		return DirectStrategy(a.Behavior(), sharingCarrier(a, b).Behavior())
 	}
 	return DirectStrategy(a.Behavior(), b.Behavior())
+}
+
+// sharingCarrier returns b as NewPair builds it for SameCarrier: b's home setup
+// behind a's carrier.
+func sharingCarrier(a, b Preset) Preset {
+	home := homeOf(b)
+	b.Boxes = append(append([]NATConfig(nil), home.Boxes...), a.Boxes[len(a.Boxes)-1])
+	return b
 }

@@ -382,3 +382,144 @@ func TestPropertyHairpin(t *testing.T) {
 		}
 	})
 }
+
+// RFC 4787 §4.2.1: every external port lies in the configured range and belongs to one
+// mapping; preserving keeps the internal port when it is free, sequential steps by
+// the delta, and a full range refuses new mappings (DropPortsExhausted).
+func TestPropertyAllocation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		alloc := rapid.SampledFrom([]proto.Allocation{proto.AllocationPreserving, proto.AllocationSequential, proto.AllocationRandom}).Draw(t, "allocation")
+		lo := rapid.IntRange(1024, 60000).Draw(t, "port min")
+		size := rapid.IntRange(2, 3000).Draw(t, "range size")
+		delta := rapid.IntRange(1, 5).Draw(t, "delta")
+		cfg := NATConfig{Mapping: proto.AddressAndPortDependent, Filtering: proto.AddressAndPortDependent,
+			Allocation: alloc, PortDelta: delta, PortMin: uint16(lo), PortMax: uint16(lo + size - 1)}
+		s := New(Config{Seed: rapid.Uint64().Draw(t, "seed")})
+		site := s.AddSite("h", Preset{Name: "test", Boxes: []NATConfig{cfg}}, LinkConfig{}, LinkConfig{})
+		attachRecorder(site.Host)
+		r := s.AddHost("r", s.Core(), LinkConfig{})
+		rr := attachRecorder(r)
+		n := rapid.IntRange(1, 40).Draw(t, "mappings")
+		var ports []int
+		for i := range n {
+			dst := r.OpenPort(uint16(1000 + i))
+			before := len(rr.got)
+			sendNow(t, s, site.Host, site.Host.Socket(), dst, "x", 0)
+			if len(rr.got) == before {
+				if i < size {
+					t.Fatalf("mapping %d of a %d-port range refused", i, size)
+				}
+				continue
+			}
+			if i >= size {
+				t.Fatalf("mapping %d made in a %d-port range", i, size)
+			}
+			ports = append(ports, int(rr.last().from.Port()))
+		}
+		if got, want := s.Stats().Dropped[DropPortsExhausted], uint64(max(0, n-size)); got != want {
+			t.Fatalf("%d exhausted drops, want %d", got, want)
+		}
+		seen := map[int]bool{}
+		for i, p := range ports {
+			if p < lo || p > lo+size-1 {
+				t.Fatalf("port %d outside [%d, %d]", p, lo, lo+size-1)
+			}
+			if seen[p] {
+				t.Fatalf("port %d given to two live mappings", p)
+			}
+			seen[p] = true
+			switch {
+			case alloc == proto.AllocationPreserving && i == 0 && DefaultHostPort >= lo && DefaultHostPort < lo+size:
+				if p != DefaultHostPort {
+					t.Fatalf("preserving NAT mapped port %d to %d", DefaultHostPort, p)
+				}
+			case alloc == proto.AllocationSequential && i > 0 && len(ports)*delta < size:
+				if want := lo + (ports[i-1]-lo+delta)%size; p != want {
+					t.Fatalf("sequential NAT (delta %d) allocated %d after %d, want %d", delta, p, ports[i-1], want)
+				}
+			}
+		}
+	})
+}
+
+// drawLink draws an impaired link.
+func drawLink(t *rapid.T, label string) LinkConfig {
+	pct := func(name string) float64 { return float64(rapid.IntRange(0, 30).Draw(t, label+name)) / 100 }
+	c := LinkConfig{
+		Latency:   time.Duration(rapid.IntRange(0, 50).Draw(t, label+"-latency-ms")) * time.Millisecond,
+		Jitter:    time.Duration(rapid.IntRange(0, 10).Draw(t, label+"-jitter-ms")) * time.Millisecond,
+		Loss:      pct("-loss"),
+		Duplicate: pct("-dup"),
+		Reorder:   pct("-reorder"),
+		Routers:   rapid.IntRange(0, 2).Draw(t, label+"-routers"),
+	}
+	if rapid.Bool().Draw(t, label+"-limited") {
+		c.Bandwidth = int64(rapid.IntRange(1_000, 1_000_000).Draw(t, label+"-bandwidth"))
+		c.QueueBytes = rapid.IntRange(100, 20_000).Draw(t, label+"-queue")
+	}
+	return c
+}
+
+// Every datagram taken from a machine, and every copy a link made, is either handed
+// to a machine or dropped with a reason, whatever the NATs, links and traffic.
+func TestPropertyPacketConservation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pr := NewPair(PairConfig{
+			Seed: rapid.Uint64().Draw(t, "seed"),
+			A:    drawSetup(t, 3), B: drawSetup(t, 3),
+			Placement: rapid.SampledFrom([]Placement{Apart, Apart, Apart, SameLAN}).Draw(t, "placement"),
+			Access:    drawLink(t, "access"), Nested: drawLink(t, "nested"), ServerLink: drawLink(t, "server"),
+		})
+		s := pr.Sim
+		hosts := []*Host{pr.A.Host, pr.B.Host, pr.Server}
+		recs := make([]*recorder, len(hosts))
+		for i, h := range hosts {
+			recs[i] = attachRecorder(h)
+			// A bounded echo: two echoing hosts with duplicating links would
+			// otherwise multiply packets without end.
+			recs[i].echo, recs[i].maxEchoes = rapid.Bool().Draw(t, "echo"), 50
+		}
+		// Everyone sends to everyone's sockets and to the others' external addresses.
+		var targets []netip.AddrPort
+		for _, h := range hosts {
+			targets = append(targets, h.Sockets()...)
+		}
+		for _, st := range []Site{pr.A, pr.B} {
+			if b := st.Outer(); b != nil {
+				targets = append(targets, netip.AddrPortFrom(b.Addr(), DefaultHostPort))
+			}
+		}
+		for range rapid.IntRange(1, 60).Draw(t, "datagrams") {
+			i := rapid.IntRange(0, len(hosts)-1).Draw(t, "sender")
+			recs[i].later = append(recs[i].later, scheduled{
+				at: proto.Instant(rapid.IntRange(0, 2000).Draw(t, "at-ms")) * proto.Instant(time.Millisecond),
+				tx: proto.Transmit{
+					To:      rapid.SampledFrom(targets).Draw(t, "to"),
+					TTL:     uint8(rapid.IntRange(0, 5).Draw(t, "ttl")),
+					Payload: make([]byte, rapid.IntRange(0, 1500).Draw(t, "size")),
+				},
+			})
+		}
+		for _, h := range hosts {
+			h.Drain()
+		}
+		if err := s.Run(proto.Never); err != nil {
+			t.Fatal(err)
+		}
+		st := s.Stats()
+		if st.Sent+st.Duplicated != st.Delivered+st.TotalDropped() {
+			t.Fatalf("sent %d + duplicated %d != delivered %d + dropped %d (%v)",
+				st.Sent, st.Duplicated, st.Delivered, st.TotalDropped(), st.Dropped)
+		}
+		got := uint64(0)
+		for _, r := range recs {
+			got += uint64(len(r.got))
+		}
+		if got != st.Delivered {
+			t.Fatalf("machines got %d datagrams, Stats.Delivered = %d", got, st.Delivered)
+		}
+		if s.queue.len() != 0 {
+			t.Fatalf("%d events left after the network went idle", s.queue.len())
+		}
+	})
+}

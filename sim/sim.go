@@ -15,6 +15,11 @@ import (
 // same instant forever, a machine whose deadline never moves) rather than a slow test.
 var ErrStepLimit = errors.New("sim: step limit reached")
 
+// ErrInFlightLimit is returned by Run and RunUntil when more packets are in flight than
+// Config.MaxInFlight allows: a packet storm (machines echoing each other over
+// duplicating links) fails cleanly instead of eating the machine's memory.
+var ErrInFlightLimit = errors.New("sim: in-flight packet limit reached")
+
 // Config configures a Sim.
 type Config struct {
 	// Seed derives every random choice of the run: link impairments, NAT port
@@ -27,9 +32,15 @@ type Config struct {
 	// MaxSteps bounds Step calls made by Run and RunUntil over the whole life of the
 	// Sim (0 = 50 million). A run that hits it returns ErrStepLimit.
 	MaxSteps uint64
+	// MaxInFlight bounds the packets in flight at once (0 = 1 million, about 1.5 GB of
+	// buffers). A run that exceeds it returns ErrInFlightLimit.
+	MaxInFlight int
 }
 
-const defaultMaxSteps = 50_000_000
+const (
+	defaultMaxSteps    = 50_000_000
+	defaultMaxInFlight = 1_000_000
+)
 
 // Sim is a deterministic, single-threaded discrete-event network. It owns virtual
 // time, a queue of pending packet arrivals, the networks, links, NAT boxes and hosts,
@@ -43,20 +54,23 @@ const defaultMaxSteps = 50_000_000
 //
 // A Sim is not safe for concurrent use; nothing in it needs to be.
 type Sim struct {
-	now      proto.Instant
-	seed     uint64
-	rng      *rand.Rand // derives sub-seeds only; links and boxes own their own streams
-	steps    uint64
-	maxSteps uint64
+	now         proto.Instant
+	seed        uint64
+	rng         *rand.Rand // derives sub-seeds only; links and boxes own their own streams
+	steps       uint64
+	maxSteps    uint64
+	inFlight    int // packets taken from the free list and not yet returned
+	maxInFlight int
 
 	queue eventQueue
 	free  []*packet // packet free list: steady state allocates nothing
 
-	core     *Network
-	networks []*Network
-	hosts    []*Host
-	boxes    []*Box
-	links    []*Link
+	core      *Network
+	spareNext netip.Addr // next address to try in the large public spare range
+	networks  []*Network
+	hosts     []*Host
+	boxes     []*Box
+	links     []*Link
 
 	partitions []partition
 	tracer     func(*TraceRecord)
@@ -85,6 +99,10 @@ func New(cfg Config) *Sim {
 	}
 	if s.maxSteps == 0 {
 		s.maxSteps = defaultMaxSteps
+	}
+	s.maxInFlight = cfg.MaxInFlight
+	if s.maxInFlight == 0 {
+		s.maxInFlight = defaultMaxInFlight
 	}
 	s.core = s.newNetwork("core", nil)
 	return s
@@ -224,6 +242,9 @@ func (s *Sim) RunUntil(until proto.Instant, done func() bool) error {
 		if s.steps >= s.maxSteps {
 			return ErrStepLimit
 		}
+		if s.inFlight > s.maxInFlight {
+			return ErrInFlightLimit
+		}
 		if !s.Step() {
 			break
 		}
@@ -312,6 +333,7 @@ type packet struct {
 }
 
 func (s *Sim) newPacket() *packet {
+	s.inFlight++
 	if n := len(s.free); n > 0 {
 		p := s.free[n-1]
 		s.free = s.free[:n-1]
@@ -321,6 +343,7 @@ func (s *Sim) newPacket() *packet {
 }
 
 func (s *Sim) release(p *packet) {
+	s.inFlight--
 	p.origin = nil
 	p.data = p.data[:0]
 	s.free = append(s.free, p)

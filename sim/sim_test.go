@@ -117,12 +117,14 @@ func TestSockets(t *testing.T) {
 		ra.out = append(ra.out, proto.Transmit{To: to, Payload: []byte("x")})
 	}
 	ra.out = append(ra.out, proto.Transmit{From: netip.MustParseAddrPort("192.0.2.99:1"), To: extra[0], Payload: []byte("spoof")})
+	ra.out = append(ra.out, proto.Transmit{Payload: []byte("nowhere")})
 	a.Drain()
 	if err := s.Run(proto.Never); err != nil {
 		t.Fatal(err)
 	}
 	st := s.Stats()
-	if len(rb.got) != 1 || rb.got[0].local != extra[100] || st.Dropped[DropNoSocket] != 1 || st.Dropped[DropBadSource] != 1 {
+	if len(rb.got) != 1 || rb.got[0].local != extra[100] || st.Dropped[DropNoSocket] != 1 ||
+		st.Dropped[DropBadSource] != 1 || st.Dropped[DropNoRoute] != 1 {
 		t.Fatalf("b got %+v; drops %v", rb.got, st.Dropped)
 	}
 	b.Close(extra[100])
@@ -185,5 +187,52 @@ func TestPresetNames(t *testing.T) {
 	p[4].Boxes[0].Hairpin = false
 	if !MustPreset("port-restricted-cone").Boxes[0].Hairpin {
 		t.Error("changing a returned preset changed the table")
+	}
+}
+
+// Thousands of public hosts get distinct automatic addresses.
+func TestManyPublicHosts(t *testing.T) {
+	s := New(Config{Seed: 1})
+	seen := map[netip.Addr]bool{}
+	for range 3000 {
+		a := s.AddHost("h", s.Core(), LinkConfig{}).Addr()
+		if seen[a] {
+			t.Fatalf("address %v handed out twice", a)
+		}
+		seen[a] = true
+	}
+	for range 300 {
+		s.AddNAT("n", s.Core(), NATConfig{}, LinkConfig{})
+	}
+}
+
+// Two hosts echoing each other over a duplicating link multiply packets without end;
+// the in-flight bound stops the run cleanly.
+func TestInFlightLimit(t *testing.T) {
+	s := New(Config{Seed: 1, MaxInFlight: 10_000})
+	a := s.AddHost("a", s.Core(), LinkConfig{Latency: time.Millisecond, Duplicate: 0.5})
+	b := s.AddHost("b", s.Core(), LinkConfig{})
+	ra, rb := attachRecorder(a), attachRecorder(b)
+	ra.echo, rb.echo = true, true
+	aAddr, bAddr := a.OpenPort(1), b.OpenPort(2)
+	ra.out = append(ra.out, proto.Transmit{From: aAddr, To: bAddr, Payload: []byte("storm")})
+	a.Drain()
+	if err := s.Run(proto.Never); !errors.Is(err, ErrInFlightLimit) {
+		t.Fatalf("Run = %v, want ErrInFlightLimit", err)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	pr := NewPair(PairConfig{Seed: 1, A: MustPreset("linux"), B: MustPreset("cgnat")})
+	got := pr.Sim.Describe()
+	want := `box  a-nat     198.51.100.1 in core: a-nat mapping=endpoint-independent filtering=address-and-port-dependent allocation=preserving port-clash
+box  b-nat2    198.51.100.2 in core: b-nat2 mapping=endpoint-independent filtering=endpoint-independent allocation=random hairpin
+box  b-nat     100.64.0.2 in b-nat2: b-nat mapping=endpoint-independent filtering=address-and-port-dependent allocation=preserving hairpin
+host server    203.0.113.10,203.0.113.11 in core, sockets 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
+host a         10.1.0.2 in a-nat, sockets 10.1.0.2:4000
+host b         10.3.0.2 in b-nat, sockets 10.3.0.2:4000
+`
+	if got != want {
+		t.Errorf("Describe:\n%s\nwant:\n%s", got, want)
 	}
 }
