@@ -205,7 +205,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 	latA, latB, latS := ms(8, 37), ms(8, 37), ms(2, 8)
 	w.res.PeerRTT = 2 * (latA + latB)
 	pr := sim.NewPair(sim.PairConfig{
-		Seed: cfg.Seed, A: pa, B: pb, SameLAN: sameLAN,
+		Seed: cfg.Seed, A: pa, B: pb, Placement: placement(sameLAN),
 		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2},
 		ServerLink: sim.LinkConfig{Latency: latS},
 	})
@@ -316,4 +316,11 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 	sd.node.Start(s.Now())
 	host.Drain()
 	return sd
+}
+
+func placement(sameLAN bool) sim.Placement {
+	if sameLAN {
+		return sim.SameLAN
+	}
+	return sim.Apart
 }

@@ -108,5 +108,5 @@ func OracleStrategy(a, b string) string {
 	if err != nil {
 		return "unknown"
 	}
-	return sim.Oracle(pa, pb, sameLAN).String()
+	return sim.Oracle(pa, pb, placement(sameLAN)).String()
 }

@@ -117,7 +117,7 @@ type punchResult struct {
 func punchPair(t *testing.T, seed uint64, a, b string, sameLAN bool, loss float64) punchResult {
 	t.Helper()
 	access := sim.LinkConfig{Latency: 25 * time.Millisecond, Loss: loss, Routers: 2}
-	pr := sim.NewPair(sim.PairConfig{Seed: seed, A: sim.MustPreset(a), B: sim.MustPreset(b), SameLAN: sameLAN, Access: access})
+	pr := sim.NewPair(sim.PairConfig{Seed: seed, A: sim.MustPreset(a), B: sim.MustPreset(b), Placement: placement(sameLAN), Access: access})
 	socks := pr.Server.Sockets()
 	pr.Server.Attach(&probeServer{primary: socks[0], altPort: socks[1], altAddr: socks[2]})
 	var peers [2]*peerHost
@@ -226,4 +226,11 @@ func expectDirect(a, b string) float64 {
 		return 0.9
 	}
 	return 0
+}
+
+func placement(sameLAN bool) sim.Placement {
+	if sameLAN {
+		return sim.SameLAN
+	}
+	return sim.Apart
 }
