@@ -85,6 +85,7 @@ type Conn struct {
 	overCwndBytes        int           // bytes in flight sent by top-priority lanes beyond the window
 	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample
 	pmtu                 pmtuState
+	lossRate             float64 // moving average of lost (1) and acknowledged (0) packets
 
 	// Receiving.
 	recvd               recvRanges

@@ -39,6 +39,12 @@
 //
 // # Recovery
 //
+// CUBIC (RFC 9438) with HyStart++ (RFC 9406) sets the window and a token-bucket pacer
+// spreads it over the RTT. A loss reduces the window only when it looks like
+// congestion: the path shows a queue (latest RTT a quarter above the minimum) or the
+// recent loss rate is above 5 %; random loss on an empty path (wireless, tunnels)
+// leaves it alone, where plain CUBIC would fall to the Mathis rate.
+//
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8
 // RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). When

@@ -54,6 +54,7 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 			if p.has(pktInFlight) {
 				c.bytesInFlight -= int(p.size)
 				c.cc.onAck(int(p.size), p.timeSent, now, c.rtt.smooth, limited)
+				c.lossRate -= c.lossRate / lossRateWindow
 			}
 			if p.has(pktHasAck) {
 				// The peer has our ACK up to ackLargest: stop repeating those ranges.
@@ -165,6 +166,27 @@ func (c *Conn) detectLoss(now proto.Instant) {
 	}
 }
 
+// Loss that is not congestion. A wireless hop or a lossy tunnel drops packets without
+// a queue behind them, and CUBIC, which takes every loss for a full buffer, then runs
+// at the Mathis rate (≈ 2.4 Mbit/s at 2 % loss and 40 ms). A loss is taken as a
+// congestion signal only when the path shows a queue (the latest RTT above the
+// minimum by a quarter, at least lossQueueDelayMin) or the recent loss rate is above
+// lossRateCongestive: with a queue building or heavy loss the window backs off as
+// CUBIC says; random loss at a few percent on an empty path does not shrink it.
+const (
+	lossRateWindow     = 64   // packets in the loss-rate moving average
+	lossRateCongestive = 0.05 // above this loss rate every loss is congestion
+	lossQueueDelayMin  = 4 * time.Millisecond
+)
+
+// congestive reports whether a loss now should reduce the window.
+func (c *Conn) congestive() bool {
+	if !c.rtt.sampled || c.lossRate > lossRateCongestive {
+		return true
+	}
+	return c.rtt.latest > c.rtt.min+max(c.rtt.min/4, lossQueueDelayMin)
+}
+
 // onPacketLost retires a lost packet and queues its reliable fragments again.
 func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 	p.flags |= pktLost
@@ -182,9 +204,12 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 			// is congested.
 			c.pmtu.onLost(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
 			c.armPMTUTimer(now)
+		} else if !c.congestive() {
+			c.stats.LossesTolerated++
 		} else if c.cc.onCongestion(p.timeSent, now) {
 			c.stats.CongestionEvents++
 		}
+		c.lossRate += (1 - c.lossRate) / lossRateWindow
 	}
 	if p.has(pktMaxData) {
 		c.sendMaxData = true

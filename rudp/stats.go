@@ -14,6 +14,7 @@ type Stats struct {
 	AckOnlyPackets, AckOnlyBytes                            uint64 // packets carrying nothing but an ACK
 	Retransmits                                             uint64 // fragments sent again
 	PTOs, CongestionEvents, PersistentCongestion            uint64
+	LossesTolerated                                         uint64 // losses on a path without a queue, not taken as congestion
 	DuplicatePackets, InvalidDatagrams                      uint64
 	UnreliableDropped                                       uint64 // received but over the queue bound
 	SendBuffered                                            int    // bytes from Send not yet acknowledged or gone
