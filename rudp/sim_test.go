@@ -205,8 +205,19 @@ func runSimImpairedSeed(t *testing.T, seed uint64) (sim.Stats, uint64) {
 	r := newNetwork(t, seed).rng // the same parameter stream as the in-memory soak
 	impairFor := time.Duration(2+r.IntN(6)) * time.Second
 	end := w.s.Now().Add(impairFor)
+	mtu := 0
+	if r.IntN(3) == 0 {
+		mtu = defaultDatagramSizeBase + r.IntN(300)
+	}
+	var outages []sim.Window
+	if r.IntN(4) == 0 {
+		from := w.s.Now().Add(time.Duration(r.Int64N(int64(impairFor))))
+		outages = []sim.Window{{From: from, Until: from.Add(time.Duration(500+r.IntN(1500)) * time.Millisecond)}}
+	}
 	mk := func() sim.LinkConfig {
 		return sim.LinkConfig{
+			MTU:          mtu,
+			Outages:      outages,
 			Latency:      time.Duration(1+r.IntN(50)) * time.Millisecond,
 			Jitter:       time.Duration(r.IntN(20)) * time.Millisecond,
 			Loss:         pathLoss(r.Float64() * 0.30),
@@ -226,8 +237,8 @@ func runSimImpairedSeed(t *testing.T, seed uint64) (sim.Stats, uint64) {
 	a.onMsg, b.onMsg = oa.receive, ob.receive
 	// The impairment ends: links keep their latency only.
 	w.every(end, time.Hour, func(proto.Instant) bool {
-		ha.Link().Set(sim.LinkConfig{Latency: la.Latency})
-		hb.Link().Set(sim.LinkConfig{Latency: lb.Latency})
+		ha.Link().Set(sim.LinkConfig{Latency: la.Latency, MTU: mtu, Outages: outages})
+		hb.Link().Set(sim.LinkConfig{Latency: lb.Latency, MTU: mtu, Outages: outages})
 		return false
 	})
 	buf := make([]byte, 8192)
