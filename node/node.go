@@ -18,10 +18,17 @@ import (
 
 // Node timing.
 const (
-	registerRTO       = 500 * time.Millisecond
-	registerRTOMax    = 8 * time.Second
-	introduceRTO      = time.Second
-	introduceTries    = 6
+	registerRTO    = 500 * time.Millisecond
+	registerRTOMax = 8 * time.Second
+	introduceRTO   = time.Second
+	introduceTries = 6
+	// A peer that has not reported its NAT yet (error code 9) is asked for again
+	// this much later, at most notReadyRetries times.
+	notReadyRetry   = 300 * time.Millisecond
+	notReadyRetries = 50
+	// The keepalive carrying a new NAT report is repeated until acknowledged.
+	reportRTO         = time.Second
+	reportTries       = 5
 	serverLostAfter   = 3 // keepalive intervals without an ack
 	defaultRegisterTO = 30 * time.Second
 	maxPeers          = 1024
@@ -38,6 +45,7 @@ const (
 	timerKeepalive               // next keepalive
 	timerServerLost              // no keepalive ack for too long
 	timerIntroduce               // retransmit introduce requests
+	timerReport                  // repeat the NAT-report keepalive until acked
 	timerCount
 )
 
@@ -75,6 +83,8 @@ type Node struct {
 	altAddr    netip.AddrPort
 	keepalive  time.Duration
 	kaSeq      uint32
+	reportSeq  uint32 // seq of the keepalive that first carried the current report
+	reportLeft int    // repeats left for it
 	nat        proto.NATBehavior
 	predicted  netip.AddrPort // our sequential NAT's next external address
 	classifier *punch.Classifier
@@ -104,10 +114,11 @@ type outMsg struct {
 }
 
 type introRequest struct {
-	peer  string
-	txid  uint64
-	tries int
-	next  proto.Instant
+	peer     string
+	txid     uint64
+	tries    int
+	next     proto.Instant
+	notReady int // code-9 answers so far
 }
 
 // New returns a node that has sent nothing; call Start.
@@ -245,6 +256,10 @@ func (n *Node) handleSignal(now proto.Instant, local, from netip.AddrPort, t pro
 			return ErrUnexpected
 		}
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+		if n.reportLeft > 0 && m.Seq >= n.reportSeq {
+			n.reportLeft = 0
+			n.timers[timerReport] = proto.Never
+		}
 		if m.Observed != n.observed {
 			n.onNetworkChange(now, m.Observed)
 		}
@@ -330,6 +345,9 @@ func (n *Node) afterClassifier(now proto.Instant) {
 			n.classified = true
 			n.emit(EventNATReport{Behavior: e.Behavior, Observed: e.Observed})
 			n.sendKeepalive(now)
+			// Peers learn our NAT only through the server: make sure it has it.
+			n.reportSeq, n.reportLeft = n.kaSeq, reportTries
+			n.timers[timerReport] = now.Add(reportRTO)
 			for _, id := range n.waiting {
 				n.Connect(now, id)
 			}
@@ -379,6 +397,15 @@ func (n *Node) onNetworkChange(now proto.Instant, observed netip.AddrPort) {
 
 func (n *Node) onError(now proto.Instant, m *proto.Error) {
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
+		if r := &n.intros[i]; m.Code == proto.CodePeerNotReady && r.notReady < notReadyRetries {
+			// The server holds the introduction until the peer's NAT report is in,
+			// so both sides start punching together with the same facts.
+			r.notReady++
+			r.tries = 0
+			r.next = now.Add(notReadyRetry)
+			n.timers[timerIntroduce] = proto.Min(n.timers[timerIntroduce], r.next)
+			return
+		}
 		n.emit(EventPeerError{Peer: n.intros[i].peer, Code: m.Code, Text: string(m.Text)})
 		n.intros = slices.Delete(n.intros, i, i+1)
 		return
@@ -427,6 +454,8 @@ func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {
 
 func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	id := string(m.PeerID)
+	// Every copy is acknowledged, the repeats too: the server repeats until it hears.
+	n.queue(n.cfg.Server, &proto.IntroductionAck{Session: n.session, PeerID: bytes.Clone(m.PeerID)})
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.peer == id }); i >= 0 {
 		n.intros = slices.Delete(n.intros, i, i+1)
 	}
@@ -457,6 +486,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		RemoteNAT:   m.NAT,
 		Remote:      slices.Clone(m.Candidates),
 		StartAt:     now.Add(time.Duration(m.StartDelayMs) * time.Millisecond),
+		SameNAT:     n.sameNAT(m.Candidates),
 		Seed:        seed,
 	})
 	n.peers = append(n.peers, p)
@@ -465,6 +495,14 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy.String()})
 	n.afterAgent(now, p)
 	return nil
+}
+
+// sameNAT reports whether the peer's server-reflexive address shares our public IP:
+// then its host candidates may be reachable whatever the NAT does.
+func (n *Node) sameNAT(cands []proto.Candidate) bool {
+	return slices.ContainsFunc(cands, func(c proto.Candidate) bool {
+		return c.Kind == proto.CandidateServerReflexive && c.Addr.Addr() == n.observed.Addr()
+	})
 }
 
 func (n *Node) handleProbe(now proto.Instant, local, from netip.AddrPort, p []byte) error {
@@ -539,6 +577,16 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		// Register again; live direct paths are unaffected.
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
 		n.onError(now, &proto.Error{Code: proto.CodeNoSession})
+	}
+	if now >= n.timers[timerReport] {
+		n.timers[timerReport] = proto.Never
+		if n.reportLeft > 0 {
+			n.reportLeft--
+			n.sendKeepalive(now)
+			if n.reportLeft > 0 {
+				n.timers[timerReport] = now.Add(reportRTO)
+			}
+		}
 	}
 	if now >= n.timers[timerIntroduce] {
 		n.timers[timerIntroduce] = proto.Never

@@ -62,3 +62,6 @@ func FuzzIntroduceRequest(f *testing.F) {
 }
 func FuzzIntroduction(f *testing.F) { fuzzMessage(f, func() message { return new(Introduction) }) }
 func FuzzError(f *testing.F)        { fuzzMessage(f, func() message { return new(Error) }) }
+func FuzzIntroductionAck(f *testing.F) {
+	fuzzMessage(f, func() message { return new(IntroductionAck) })
+}

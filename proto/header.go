@@ -53,6 +53,15 @@ const (
 	TypeIntroduceRequest MsgType = 0x07
 	TypeIntroduction     MsgType = 0x08
 	TypeError            MsgType = 0x09
+	TypeIntroductionAck  MsgType = 0x0A
+)
+
+// Handshake and transport data (keyx), 0x10–0x1F; layouts in proto/handshake.go.
+const (
+	TypeInitiation    MsgType = 0x10
+	TypeResponse      MsgType = 0x11
+	TypeCookieReply   MsgType = 0x12
+	TypeTransportData MsgType = 0x13
 )
 
 // Ranges reserved for other layers; their messages are defined beside the layer's
@@ -76,6 +85,13 @@ var typeNames = [...]string{
 	TypeIntroduceRequest: "introduce-request",
 	TypeIntroduction:     "introduction",
 	TypeError:            "error",
+	TypeIntroductionAck:  "introduction-ack",
+	TypeInitiation:       "initiation",
+	TypeResponse:         "response",
+	TypeCookieReply:      "cookie-reply",
+	TypeTransportData:    "transport-data",
+	TypeProbe:            "probe",
+	TypeProbeReply:       "probe-reply",
 }
 
 func (t MsgType) String() string {

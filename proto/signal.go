@@ -341,6 +341,31 @@ func (m *Introduction) Parse(p []byte) error {
 	return r.done()
 }
 
+// IntroductionAck (client → server) confirms an introduction about PeerID arrived.
+// Until both sides confirm, the server repeats their copies (PROTOCOL.md §5.8): a
+// lost copy would leave one side punching alone.
+type IntroductionAck struct {
+	Session Session
+	PeerID  []byte
+}
+
+func (m *IntroductionAck) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeIntroductionAck)
+	b = append(b, m.Session[:]...)
+	return appendVec8(b, "introduction-ack peer ID", m.PeerID, 1, MaxPeerIDLen)
+}
+
+func (m *IntroductionAck) Parse(p []byte) error {
+	rest, err := body(p, TypeIntroductionAck)
+	if err != nil {
+		return err
+	}
+	r := reader{b: rest}
+	r.array(m.Session[:])
+	m.PeerID = r.vec8(1, MaxPeerIDLen)
+	return r.done()
+}
+
 // ErrorCode says why the server refused a request.
 type ErrorCode uint16
 
@@ -353,6 +378,7 @@ const (
 	CodeRateLimited   ErrorCode = 6 // too many requests from this address
 	CodeServerFull    ErrorCode = 7 // presence table is full
 	CodeRelayDenied   ErrorCode = 8 // relay not allowed for this pair
+	CodePeerNotReady  ErrorCode = 9 // the peer has not reported its NAT yet: ask again shortly
 )
 
 // Error (server → client) refuses the request with TxID. The server cuts Text so the

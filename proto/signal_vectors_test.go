@@ -84,6 +84,9 @@ func init() {
 		Flags:      IntroRelayOnly,
 	}, newIntro)
 
+	add("introduction-ack", "introduction-ack", &IntroductionAck{Session: vecSession, PeerID: []byte("bob")},
+		func() message { return new(IntroductionAck) })
+
 	newError := func() message { return new(Error) }
 	add("error", "error-unknown-peer", &Error{TxID: 11, Code: CodeUnknownPeer, Text: []byte("no peer bob")}, newError)
 	add("error", "error-empty-text", &Error{TxID: 1, Code: CodeRateLimited}, newError)

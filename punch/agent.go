@@ -235,9 +235,21 @@ func (a *Agent) buildTargets() {
 	a.addTarget(srflx, false)
 	for _, c := range a.cfg.Remote {
 		if c.Kind == proto.CandidateHost {
-			a.addTarget(c.Addr, true)
+			a.addTarget(c.Addr, isLocal(c.Addr.Addr()))
 		}
 	}
+}
+
+// sharedSpace is RFC 6598's carrier-grade NAT range.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// isLocal reports whether an address is only reachable inside a site: RFC 1918 /
+// RFC 4193 private, RFC 6598 shared, or link-local. A host candidate with a public
+// address (a host with no NAT, whose server-reflexive address is the same one) is
+// not a LAN path.
+func isLocal(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsPrivate() || a.IsLinkLocalUnicast() || sharedSpace.Contains(a)
 }
 
 // Restart forgets every path and probes again, after a network change.
@@ -370,10 +382,17 @@ func (a *Agent) searchRound(now proto.Instant) {
 	}
 }
 
+// remoteIP is the peer's public address: its server-reflexive one, or a public host
+// address when it has no NAT (the server then sends no server-reflexive candidate).
 func (a *Agent) remoteIP() netip.Addr {
 	for _, c := range a.cfg.Remote {
 		if c.Kind == proto.CandidateServerReflexive {
 			return c.Addr.Addr()
+		}
+	}
+	for _, t := range a.targets {
+		if !t.lan {
+			return t.addr.Addr()
 		}
 	}
 	return netip.Addr{}
@@ -500,9 +519,7 @@ func (a *Agent) check(pair uint64, flags uint8, p []byte) error {
 }
 
 func (a *Agent) isLAN(remote netip.AddrPort) bool {
-	return slices.ContainsFunc(a.cfg.Remote, func(c proto.Candidate) bool {
-		return c.Kind == proto.CandidateHost && c.Addr == remote
-	})
+	return slices.ContainsFunc(a.targets, func(t target) bool { return t.lan && t.addr == remote })
 }
 
 // confirm records a working path and makes it active if it is the best.

@@ -21,7 +21,7 @@ const (
 	StrategyBirthday
 )
 
-var strategyNames = [...]string{"none", "simultaneous-open", "prediction", "birthday"}
+var strategyNames = [...]string{"none", "simultaneous-open", "port-prediction", "birthday"}
 
 func (s Strategy) String() string {
 	if int(s) < len(strategyNames) {

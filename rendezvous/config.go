@@ -100,11 +100,13 @@ func (w WallClock) unixAt(now proto.Instant) uint64 {
 
 // Defaults for the optional Config fields.
 const (
-	DefaultMaxPeers           = 16384
-	DefaultMaxSources         = 4096
-	DefaultKeepaliveInterval  = 25 * time.Second // DESIGN §6.1
-	DefaultSessionTimeout     = 90 * time.Second // three missed keepalives and a margin
-	DefaultStartDelay         = 100 * time.Millisecond
+	DefaultMaxPeers          = 16384
+	DefaultMaxSources        = 4096
+	DefaultKeepaliveInterval = 25 * time.Second // DESIGN §6.1
+	DefaultSessionTimeout    = 90 * time.Second // three missed keepalives and a margin
+	// DefaultStartDelay leaves room for a lost introduction copy to be repeated
+	// (every 200 ms) and still name the same start instant.
+	DefaultStartDelay         = 500 * time.Millisecond
 	DefaultRelayTokenLifetime = 10 * time.Minute
 )
 

@@ -15,6 +15,9 @@ var (
 	ErrNoSession = errors.New("rendezvous: no such session")
 	// ErrUnknownPeer: introduce names a peer that is not registered (error code 4).
 	ErrUnknownPeer = errors.New("rendezvous: unknown peer")
+	// ErrPeerNotReady: introduce names a peer that has not reported its NAT yet
+	// (error code 9; the requester asks again).
+	ErrPeerNotReady = errors.New("rendezvous: peer not ready")
 	// ErrServerFull: the presence table is full (error code 7).
 	ErrServerFull = errors.New("rendezvous: presence table full")
 	// ErrRateLimited: the source address or session is over its rate (error code 6,

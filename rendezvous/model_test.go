@@ -18,6 +18,9 @@ type modelSession struct {
 	addr     netip.AddrPort
 	lastSeen proto.Instant
 	lastReg  []byte // the register that created it, for retransmissions
+	// registeredAt: the model never reports a NAT, so introductions to this peer
+	// wait (error code 9) until notReadyWindow after it.
+	registeredAt proto.Instant
 }
 
 // presenceModel is a deliberately naive oracle for the presence table: a map, a
@@ -91,7 +94,11 @@ func (m *presenceModel) deliverRegister(t *rapid.T, k int, from netip.AddrPort, 
 	if r.Observed != from {
 		t.Fatalf("observed %v, sent from %v", r.Observed, from)
 	}
-	m.peers[id] = &modelSession{cookie: r.Session, addr: from, lastSeen: m.h.now, lastReg: req}
+	regAt := m.h.now
+	if old, ok := m.peers[id]; ok && old.cookie == r.Session {
+		regAt = old.registeredAt // a retransmit: the same session
+	}
+	m.peers[id] = &modelSession{cookie: r.Session, addr: from, lastSeen: m.h.now, lastReg: req, registeredAt: regAt}
 	return r
 }
 
@@ -144,6 +151,10 @@ func (m *presenceModel) introduce(t *rapid.T) {
 		if !errors.Is(err, ErrSelfIntroduction) {
 			t.Fatalf("self introduction: %v", err)
 		}
+	case m.h.now < tgt.registeredAt.Add(notReadyWindow):
+		if !errors.Is(err, ErrPeerNotReady) || errorCode(t, out) != proto.CodePeerNotReady {
+			t.Fatalf("introduce %d→%d before its NAT report: %v", a, b, err)
+		}
 	default:
 		if err != nil || len(out) != 2 || out[0].To != req.addr || out[1].To != tgt.addr {
 			t.Fatalf("introduce %d→%d: %v, %d datagrams", a, b, err, len(out))
@@ -188,7 +199,12 @@ func (m *presenceModel) check(t *rapid.T) {
 			want = proto.Min(want, s.lastSeen.Add(DefaultSessionTimeout))
 		}
 	}
-	if got := m.h.s.Deadline(); got != want {
+	// The session-expiry timer must match the model exactly; the server's Deadline
+	// may be earlier only for repeating introduction copies.
+	if got := m.h.s.timers[timerSessionExpiry]; got != want {
+		t.Fatalf("session expiry %v, model %v", got, want)
+	}
+	if got := m.h.s.Deadline(); got != proto.Min(want, m.h.s.pending.deadline()) {
 		t.Fatalf("deadline %v, model %v", got, want)
 	}
 }

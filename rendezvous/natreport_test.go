@@ -1,8 +1,10 @@
 package rendezvous
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -46,5 +48,95 @@ func TestKeepaliveNATReportReachesPeers(t *testing.T) {
 				t.Errorf("predicted candidate %v (passed=%v), sent %v", got, tt.passed, tt.predicted)
 			}
 		})
+	}
+}
+
+// PROTOCOL.md §5.9 code 9: an introduction waits for the target's NAT report, so
+// both peers choose their strategy from both reports and start together; a target
+// that never reports is introduced anyway once notReadyWindow has passed.
+func TestIntroduceWaitsForTargetNAT(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	err, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
+	if !errors.Is(err, ErrPeerNotReady) || len(out) != 1 || out[0].To != aliceNAT || errorCode(t, out) != proto.CodePeerNotReady {
+		t.Fatalf("before bob's report: err %v, %d datagrams", err, len(out))
+	}
+	if h.s.Stats().PeerNotReady != 1 {
+		t.Errorf("PeerNotReady = %d", h.s.Stats().PeerNotReady)
+	}
+	ka := (&proto.Keepalive{Session: bob.Session, Seq: 1, NAT: bobBehavior}).Append(nil)
+	if err, _, _ := h.deliver(srvPrimary, bobNAT, ka); err != nil {
+		t.Fatal(err)
+	}
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 6, "bob", 0)); err != nil || len(out) != 2 {
+		t.Fatalf("after bob's report: err %v, %d datagrams, want both introductions", err, len(out))
+	}
+
+	// A target that never reports: introduced as unknown after the window.
+	h2 := newHarness(t, nil)
+	alice2 := h2.register("alice", 1, aliceNAT, aliceLAN)
+	h2.register("carol", 3, bobNAT, bobLAN)
+	h2.wait(notReadyWindow)
+	ka2 := (&proto.Keepalive{Session: alice2.Session, Seq: 1}).Append(nil)
+	h2.deliver(srvPrimary, aliceNAT, ka2) // keep alice's own session fresh
+	err, out, _ = h2.deliver(srvPrimary, aliceNAT, introduceBytes(alice2.Session, 7, "carol", 0))
+	var intro proto.Introduction
+	if err != nil || len(out) != 2 || intro.Parse(out[0].Payload) != nil || intro.NAT != (proto.NATBehavior{}) {
+		t.Fatalf("after the window: err %v, %d datagrams", err, len(out))
+	}
+}
+
+// PROTOCOL.md §5.8: a copy that is not acknowledged is repeated, naming the same
+// start instant; an acknowledged side gets no more copies.
+func TestIntroductionRepeatedUntilAcked(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	if err := h.s.ReportNAT(h.now, bob.Session, bobBehavior); err != nil {
+		t.Fatal(err)
+	}
+	start := h.now
+	_, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
+	if len(out) != 2 {
+		t.Fatalf("%d copies", len(out))
+	}
+	// Alice acknowledges; bob's copy is "lost" and never acknowledged.
+	ack := (&proto.IntroductionAck{Session: alice.Session, PeerID: []byte("bob")}).Append(nil)
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, ack); err != nil || len(out) != 0 {
+		t.Fatalf("ack: err %v, %d replies", err, len(out))
+	}
+	var toBob []proto.Introduction
+	var at []proto.Instant
+	for h.s.Deadline() < start.Add(5*time.Second) {
+		h.now = h.s.Deadline()
+		h.s.HandleTimeout(h.now)
+		sent, _ := h.drain()
+		for _, d := range sent {
+			var m proto.Introduction
+			if d.To == aliceNAT {
+				t.Fatal("acknowledged side got another copy")
+			}
+			if d.To == bobNAT && m.Parse(d.Payload) == nil {
+				toBob = append(toBob, m)
+				at = append(at, h.now)
+			}
+		}
+	}
+	if len(toBob) != introRepeats-1 {
+		t.Fatalf("bob got %d repeats, want %d", len(toBob), introRepeats-1)
+	}
+	for i, m := range toBob {
+		// Every copy names one start instant: firstSent + the start delay (to the ms).
+		// A copy sent after that instant says "now" (0).
+		startAt := at[i].Add(time.Duration(m.StartDelayMs) * time.Millisecond)
+		want := start.Add(DefaultStartDelay)
+		late := at[i] >= want
+		if late && m.StartDelayMs != 0 || !late && (startAt > want || want.Sub(startAt) > time.Millisecond) {
+			t.Errorf("copy %d at %v names start %v, want %v", i, at[i], startAt, want)
+		}
+	}
+	if h.s.Stats().IntroRepeats != uint64(len(toBob)) || h.s.Stats().IntroAcks != 1 {
+		t.Errorf("stats %+v", h.s.Stats())
 	}
 }

@@ -24,6 +24,7 @@ type session struct {
 	ticketExpiryUnix uint64
 	regTxID          uint64        // txid of the register that created it, for retransmits
 	lastSeen         proto.Instant // last keepalive or register from addr on local
+	registeredAt     proto.Instant // when the session was created
 	limiter
 }
 

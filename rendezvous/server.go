@@ -59,9 +59,10 @@ type Server struct {
 	unauth  gcra // server-wide budget of replies to unauthenticated senders
 	timers  [timerCount]proto.Instant
 
-	tx     txQueue
-	events eventQueue
-	stats  Stats
+	tx      txQueue
+	events  eventQueue
+	stats   Stats
+	pending pendingTable // introductions not yet acknowledged by both sides
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
 	register  proto.Register
@@ -69,6 +70,7 @@ type Server struct {
 	keepalive proto.Keepalive
 	probe     proto.NATProbe
 	introReq  proto.IntroduceRequest
+	introAck  proto.IntroductionAck
 	intro     proto.Introduction
 	cands     [proto.MaxCandidates]proto.Candidate
 	token     [relayframe.TokenLen]byte
@@ -89,6 +91,8 @@ const (
 	// timerSessionExpiry: the least recently refreshed session times out. Relay
 	// allocations will add their own entry here.
 	timerSessionExpiry timer = iota
+	// timerIntroRepeat: an introduction copy was not acknowledged in time.
+	timerIntroRepeat
 	timerCount
 )
 
@@ -108,6 +112,7 @@ var (
 	textRateLimited = []byte("rate limited")
 	textServerFull  = []byte("server full")
 	textRelayDenied = []byte("relay denied")
+	textNotReady    = []byte("peer not ready: ask again")
 	textNoAltSocket = []byte("no socket for that change")
 	textSelf        = []byte("cannot introduce a peer to itself")
 )
@@ -223,6 +228,7 @@ func validNAT(n proto.NATBehavior) bool {
 // HandleTimeout expires the sessions whose time has come.
 func (s *Server) HandleTimeout(now proto.Instant) {
 	s.advance(now)
+	s.repeatIntroductions(now)
 	s.rearm()
 }
 
@@ -287,6 +293,8 @@ func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p
 		return s.handleNATProbe(now, sock, from, p)
 	case proto.TypeIntroduceRequest:
 		return s.handleIntroduce(now, sock, from, p)
+	case proto.TypeIntroductionAck:
+		return s.handleIntroductionAck(now, sock, from, p)
 	}
 	if h.Type >= proto.TypeRelayFirst && h.Type <= proto.TypeRelayLast {
 		// The relay forwarding table (relayframe) plugs in here as one more input.
@@ -325,6 +333,7 @@ func (s *Server) rearm() {
 	if i := s.peers.oldest(); i != nilSlot {
 		s.timers[timerSessionExpiry] = s.peers.sessions[i].lastSeen.Add(s.cfg.SessionTimeout)
 	}
+	s.timers[timerIntroRepeat] = s.pending.deadline()
 }
 
 func (s *Server) pushEvent(e Event) {

@@ -313,7 +313,7 @@ func TestIntroduceSendsBothSides(t *testing.T) {
 	if !equalCands(toAlice.Candidates, wantBob) || !equalCands(toBob.Candidates, wantAlice) {
 		t.Fatalf("candidates: alice gets %+v, bob gets %+v", toAlice.Candidates, toBob.Candidates)
 	}
-	if toAlice.StartDelayMs != 100 || toBob.StartDelayMs != 100 {
+	if want := uint16(DefaultStartDelay / time.Millisecond); toAlice.StartDelayMs != want || toBob.StartDelayMs != want {
 		t.Fatalf("start delay %d/%d ms", toAlice.StartDelayMs, toBob.StartDelayMs)
 	}
 	if toAlice.PSK != toBob.PSK || toAlice.PSK == ([proto.KeyLen]byte{}) {
@@ -332,6 +332,9 @@ func TestIntroduceSendsBothSides(t *testing.T) {
 	}
 
 	// Bob asking for alice (as when both connect at once) yields the same pair.
+	if err := h.s.ReportNAT(h.now, alice.Session, bobBehavior); err != nil {
+		t.Fatal(err)
+	}
 	_, out2, _ := h.deliver(srvPrimary, bobNAT, introduceBytes(bob.Session, 8, "alice", 0))
 	var again proto.Introduction
 	if err := again.Parse(out2[0].Payload); err != nil || again.PSK != toBob.PSK {

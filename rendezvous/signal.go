@@ -70,6 +70,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		ticketExpiryUnix: t.ExpiryUnix,
 		regTxID:          m.TxID,
 		lastSeen:         now,
+		registeredAt:     now,
 	}
 	ns.nhosts = uint8(copy(ns.hosts[:], m.Hosts))
 	ns.cookie = s.newCookie()
@@ -189,6 +190,10 @@ func (s *Server) handleNATProbe(now proto.Instant, sock int, from netip.AddrPort
 	return s.commitReply(out, from, reply.Append(s.tx.begin()), unlimited)
 }
 
+// notReadyWindow is how long after registering a target may keep introductions
+// waiting for its NAT report (it measures in about a second).
+const notReadyWindow = 10 * time.Second
+
 func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
 	m := &s.introReq
 	if err := m.Parse(p); err != nil {
@@ -218,38 +223,66 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		s.stats.RelayDenied++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeRelayDenied, textRelayDenied, len(p))
 		return ErrRelayDenied
+	case m.Flags&proto.IntroRelayOnly == 0 && s.peers.sessions[j].nat.Mapping == proto.DependenceUnknown &&
+		now < s.peers.sessions[j].registeredAt.Add(notReadyWindow):
+		// Both peers must choose their strategy from both NAT reports and start
+		// punching at the same moment (a Linux NAT punished for an early probe
+		// moves the late side's port, DESIGN §9). So the introduction waits for the
+		// target's report; a target that has not reported after notReadyWindow is
+		// introduced anyway, as unknown.
+		s.stats.PeerNotReady++
+		_ = s.sendError(sock, from, m.TxID, proto.CodePeerNotReady, textNotReady, len(p))
+		return ErrPeerNotReady
 	case s.tx.free() < 2:
 		s.stats.DropQueueFull++
 		return ErrQueueFull
 	}
 	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
-	pairID, psk := s.derivePair(&req.cookie, &tgt.cookie)
-	var token []byte
-	if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
-		unix := s.wall.unixAt(now)
-		expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-		token = s.tokens.AppendToken(s.token[:0], relayframe.Token{
-			PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,
-		})
+	pairID, _ := s.derivePair(&req.cookie, &tgt.cookie)
+	e := s.pending.find(now, pairID)
+	if e != nil && e.flags != m.Flags {
+		e.live = false // another relay policy: a new introduction, not a repeat
+		e = nil
 	}
+	first := e == nil
+	if first {
+		e = s.pending.add(now, pairID)
+		e.sides[0].cookie, e.sides[1].cookie = req.cookie, tgt.cookie
+		e.flags = m.Flags
+		if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
+			unix := s.wall.unixAt(now)
+			expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
+			e.tokenLen = len(s.tokens.AppendToken(e.token[:0], relayframe.Token{
+				PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,
+			}))
+		}
+	}
+	rs, ts := e.side(req.cookie), e.side(tgt.cookie)
 	// Both introductions go to the sessions' registered addresses, never to the
-	// request's source: a cookie alone does not redirect 600-byte replies.
-	s.sendIntroduction(req, tgt, m.TxID, token, &psk, m.Flags)
-	s.sendIntroduction(tgt, req, 0, token, &psk, m.Flags)
-	s.stats.Introductions++
-	s.pushEvent(EventIntroduced{Requester: req.peer, Target: tgt.peer, PairID: pairID, Flags: m.Flags})
+	// request's source: a cookie alone does not redirect 600-byte replies. A repeated
+	// request means the requester lacks its copy; the target gets one only while it
+	// has not acknowledged.
+	rs.txid, rs.acked = m.TxID, false
+	s.sendIntroCopy(now, e, rs, req, tgt)
+	if !ts.acked {
+		s.sendIntroCopy(now, e, ts, tgt, req)
+	}
+	if first {
+		s.stats.Introductions++
+		s.pushEvent(EventIntroduced{Requester: req.peer, Target: tgt.peer, PairID: pairID, Flags: m.Flags})
+	}
 	return nil
 }
 
 // sendIntroduction tells to about the peer about. Relay-only introductions carry no
 // candidates: the addresses stay hidden (PROTOCOL.md §5.7).
-func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte, psk *[proto.KeyLen]byte, flags uint8) {
+func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte, psk *[proto.KeyLen]byte, flags uint8, startDelayMs uint16) {
 	m := &s.intro
 	m.TxID = txid
 	m.PeerID = about.peer.Bytes()
 	m.PeerKey = about.key
 	m.NAT = about.nat
-	m.StartDelayMs = s.startDelayMs
+	m.StartDelayMs = startDelayMs
 	m.RelayToken = token
 	m.PSK = *psk
 	m.Flags = flags

@@ -26,6 +26,9 @@ type Stats struct {
 	RateLimitNotices uint64 // [6] at most one per second per source or session
 	ServerFull       uint64 // [7]
 	RelayDenied      uint64 // [8]
+	PeerNotReady     uint64 // [9] target has not reported its NAT yet
+	IntroAcks        uint64 // introduction copies acknowledged
+	IntroRepeats     uint64 // introduction copies sent again for want of an ack
 	NoAltSocket      uint64 // [1] nat-probe change the server has no socket for
 	SelfIntroduction uint64 // [1]
 

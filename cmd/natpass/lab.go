@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/natpass/natpass/lab"
+	"github.com/natpass/natpass/sim"
+)
+
+// labCell is one line of `natpass lab --json`; the field names are an interface other
+// tools read.
+type labCell struct {
+	A           string   `json:"a"`
+	B           string   `json:"b"`
+	Runs        int      `json:"runs"`
+	Direct      int      `json:"direct"`
+	Relay       int      `json:"relay"`
+	Failed      int      `json:"failed"`
+	Strategy    string   `json:"strategy"`
+	Expected    string   `json:"expected"`
+	Target      float64  `json:"target_direct_pct"`
+	DirectMsP50 float64  `json:"direct_ms_p50"`
+	DirectMsP95 float64  `json:"direct_ms_p95"`
+	Met         bool     `json:"met"`
+	Misses      []uint64 `json:"miss_seeds,omitempty"`
+}
+
+func runLab(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runs := fs.Int("runs", 20, "runs per cell")
+	seed := fs.Uint64("seed", 1, "seed every run derives from")
+	asJSON := fs.Bool("json", false, "print one JSON object per cell instead of the table")
+	a := fs.String("a", "", "only the cell with this preset (or same-nat-hairpin / same-nat-no-hairpin) as A")
+	b := fs.String("b", "", "only the cell with this preset as B")
+	loss := fs.Float64("loss", 0.01, "packet loss on every access link")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *runs < 1 {
+		fmt.Fprintln(stderr, "natpass lab: --runs must be at least 1")
+		return 2
+	}
+	cells := lab.Cells()
+	if *a != "" || *b != "" {
+		cells = nil
+		for _, c := range lab.Cells() {
+			if (*a == "" || c[0] == *a || c[1] == *a) && (*b == "" || c[0] == *b || c[1] == *b) {
+				cells = append(cells, c)
+			}
+		}
+		if len(cells) == 0 {
+			fmt.Fprintf(stderr, "natpass lab: no cell matches --a %q --b %q (presets: %v, %s, %s)\n",
+				*a, *b, sim.PresetNames(), lab.SameNATHairpin, lab.SameNATNoHairpin)
+			return 2
+		}
+	}
+	started := time.Now()
+	if !*asJSON {
+		fmt.Fprintf(stdout, "natpass lab: %d runs per cell, seed %d, %.0f%% loss, RTTs 20–150 ms (simulated)\n\n",
+			*runs, *seed, 100**loss)
+		fmt.Fprintf(stdout, "%-22s %-22s %7s %9s %9s  %-18s %-18s %s\n",
+			"A", "B", "direct", "p50", "p95", "strategy", "oracle", "target")
+	}
+	missed := 0
+	for _, pair := range cells {
+		c := lab.RunCell(pair[0], pair[1], *runs, *seed, *loss)
+		out := labCell{
+			A: c.A, B: c.B, Runs: c.Runs, Direct: c.Direct, Relay: 0, Failed: c.Runs - c.Direct,
+			Strategy: c.Strategy, Expected: lab.OracleStrategy(c.A, c.B), Target: 100 * c.Expected,
+			DirectMsP50: ms(c.DirectP50), DirectMsP95: ms(c.DirectP95), Met: c.MetTarget(), Misses: c.Misses,
+		}
+		if !out.Met {
+			missed++
+		}
+		if *asJSON {
+			line, _ := json.Marshal(out)
+			fmt.Fprintln(stdout, string(line))
+			continue
+		}
+		b := c.B
+		if b == "" {
+			b = "(same NAT)"
+		}
+		target := "reported"
+		if c.Expected > 0 {
+			target = fmt.Sprintf("≥ %.0f%%", 100*c.Expected)
+		}
+		mark := ""
+		if !out.Met {
+			mark = fmt.Sprintf("  MISSED (replay: natpass lab --runs 1 --seed S --a %s --b %s; seeds %v)", c.A, c.B, c.Misses)
+		}
+		fmt.Fprintf(stdout, "%-22s %-22s %6.0f%% %9s %9s  %-18s %-18s %s%s\n", c.A, b,
+			100*float64(c.Direct)/float64(c.Runs), dur(c.DirectP50), dur(c.DirectP95), c.Strategy,
+			out.Expected, target, mark)
+	}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "\n%d cells, %d missed their target, %.1fs\n", len(cells), missed, time.Since(started).Seconds())
+	}
+	if missed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func dur(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String()
+}

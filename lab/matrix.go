@@ -1,0 +1,112 @@
+package lab
+
+import (
+	"slices"
+	"time"
+
+	"github.com/natpass/natpass/sim"
+)
+
+// Cell is one pair of the matrix, with its runs and its target.
+type Cell struct {
+	A, B     string
+	Runs     int
+	Direct   int
+	Failed   int // runs that ended in an error (no path at all, or a crash)
+	Strategy string
+	// Expected is the target share of direct runs (0: reported only).
+	Expected             float64
+	DirectP50, DirectP95 time.Duration
+	// Seeds of the runs that were not direct, to replay them.
+	Misses []uint64
+	times  []time.Duration
+}
+
+// MetTarget reports whether the cell reached its target share of direct runs.
+func (c *Cell) MetTarget() bool {
+	return c.Expected == 0 || float64(c.Direct) >= c.Expected*float64(c.Runs)
+}
+
+// Cells lists every unordered pair of presets (in preset order) plus the two same-NAT
+// cells.
+func Cells() [][2]string {
+	names := sim.PresetNames()
+	var out [][2]string
+	for i := range names {
+		for j := i; j < len(names); j++ {
+			out = append(out, [2]string{names[i], names[j]})
+		}
+	}
+	return append(out, [2]string{SameNATHairpin, ""}, [2]string{SameNATNoHairpin, ""})
+}
+
+// Expected is issue 6's target share of direct runs for a cell (0: reported only).
+func Expected(a, b string) float64 {
+	if a == SameNATHairpin || a == SameNATNoHairpin {
+		return 1
+	}
+	sym := func(n string) bool { return n == "symmetric-sequential" || n == "symmetric-random" }
+	switch {
+	case !sym(a) && !sym(b):
+		return 1
+	case sym(a) && sym(b):
+		if a == "symmetric-sequential" && b == "symmetric-sequential" {
+			return 0.9
+		}
+		return 0
+	}
+	hard, easy := a, b
+	if sym(b) {
+		hard, easy = b, a
+	}
+	if hard == "symmetric-sequential" {
+		return 1
+	}
+	switch easy {
+	case "open", "full-cone", "restricted-cone":
+		return 1
+	}
+	return 0.99 // birthday
+}
+
+// RunCell runs one cell n times with seeds derived from seed.
+func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
+	c := Cell{A: a, B: b, Runs: runs, Expected: Expected(a, b)}
+	for i := 0; i < runs; i++ {
+		s := seed*1_000_003 + uint64(i)
+		r := Run(RunConfig{A: a, B: b, Seed: s, Loss: loss})
+		if c.Strategy == "" {
+			c.Strategy = r.Strategy
+		}
+		switch {
+		case r.Direct:
+			c.Direct++
+			c.times = append(c.times, r.ToDirect)
+		case r.Err != "":
+			c.Failed++
+			c.Misses = append(c.Misses, s)
+		default:
+			c.Misses = append(c.Misses, s)
+		}
+	}
+	slices.Sort(c.times)
+	c.DirectP50, c.DirectP95 = quantile(c.times, 0.5), quantile(c.times, 0.95)
+	return c
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// OracleStrategy is what the simulator's oracle says can give the cell a direct path.
+func OracleStrategy(a, b string) string {
+	pa, pb, sameLAN, err := cellPresets(a, b)
+	if err != nil {
+		return "unknown"
+	}
+	return sim.Oracle(pa, pb, sameLAN).String()
+}

@@ -1,0 +1,170 @@
+package rendezvous
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/relayframe"
+)
+
+// Introductions are delivered reliably and in step. Each side acknowledges its copy
+// (introduction-ack); the server repeats unacknowledged copies. Every copy of one
+// pair's introduction names the same start instant, firstSent plus the configured
+// start delay, by shrinking the start delay by the time since the first copy: a side
+// that got a repeated copy still starts punching together with the other, which a
+// Linux NAT demands (DESIGN §9, PROTOCOL.md §5.8).
+const (
+	maxPendingIntros = 256                    // pairs being introduced at once
+	introRepeatRTO   = 200 * time.Millisecond // repeat an unacknowledged copy after this
+	introRepeats     = 6                      // copies per side at most
+	introMemory      = 5 * time.Second        // a pair's start instant is kept this long
+)
+
+// pendingIntro is one pair being introduced.
+type pendingIntro struct {
+	live      bool
+	pairID    uint64
+	firstSent proto.Instant
+	sides     [2]pendingSide // [0] the first requester, [1] its target
+	flags     uint8
+	token     [relayframe.TokenLen]byte
+	tokenLen  int
+}
+
+type pendingSide struct {
+	cookie proto.Session
+	txid   uint64 // this side's introduce-request txid; 0 if it never asked
+	acked  bool
+	sent   int
+	next   proto.Instant
+}
+
+// pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
+// entries of which a handful are live).
+type pendingTable struct {
+	entries [maxPendingIntros]pendingIntro
+}
+
+// find returns the live entry of pairID, forgetting entries past introMemory.
+func (t *pendingTable) find(now proto.Instant, pairID uint64) *pendingIntro {
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.live && now >= e.firstSent.Add(introMemory) {
+			e.live = false
+		}
+		if e.live && e.pairID == pairID {
+			return e
+		}
+	}
+	return nil
+}
+
+// add makes an entry for a new introduction, reusing the oldest when all are live.
+func (t *pendingTable) add(now proto.Instant, pairID uint64) *pendingIntro {
+	oldest := &t.entries[0]
+	for i := range t.entries {
+		e := &t.entries[i]
+		if !e.live {
+			oldest = e
+			break
+		}
+		if e.firstSent < oldest.firstSent {
+			oldest = e
+		}
+	}
+	*oldest = pendingIntro{live: true, pairID: pairID, firstSent: now}
+	return oldest
+}
+
+// side returns the side of e held by cookie, or nil.
+func (e *pendingIntro) side(cookie proto.Session) *pendingSide {
+	for i := range e.sides {
+		if e.sides[i].cookie == cookie {
+			return &e.sides[i]
+		}
+	}
+	return nil
+}
+
+// deadline is the earliest repeat due.
+func (t *pendingTable) deadline() proto.Instant {
+	d := proto.Never
+	for i := range t.entries {
+		e := &t.entries[i]
+		if !e.live {
+			continue
+		}
+		for _, s := range e.sides {
+			if !s.acked && s.sent > 0 && s.sent < introRepeats {
+				d = proto.Min(d, s.next)
+			}
+		}
+	}
+	return d
+}
+
+// startDelayMs is the start delay a copy sent now must carry so that it names the
+// pair's one start instant.
+func (s *Server) startDelayFor(now proto.Instant, e *pendingIntro) uint16 {
+	left := e.firstSent.Add(time.Duration(s.startDelayMs)*time.Millisecond).Sub(now) / time.Millisecond
+	return uint16(max(left, 0))
+}
+
+// handleIntroductionAck marks one side's copy as delivered.
+func (s *Server) handleIntroductionAck(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
+	m := &s.introAck
+	if err := m.Parse(p); err != nil {
+		s.stats.DropMalformed++
+		return err
+	}
+	i, err := s.session(now, sock, from, &m.Session, 0, len(p))
+	if err != nil {
+		return err
+	}
+	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
+	if !ok {
+		return nil // the peer left meanwhile: nothing to repeat anyway
+	}
+	pairID, _ := s.derivePair(&s.peers.sessions[i].cookie, &s.peers.sessions[j].cookie)
+	if e := s.pending.find(now, pairID); e != nil {
+		if sd := e.side(s.peers.sessions[i].cookie); sd != nil {
+			sd.acked = true
+		}
+	}
+	s.stats.IntroAcks++
+	return nil
+}
+
+// repeatIntroductions sends the copies whose acknowledgement is late.
+func (s *Server) repeatIntroductions(now proto.Instant) {
+	for k := range s.pending.entries {
+		e := &s.pending.entries[k]
+		if !e.live {
+			continue
+		}
+		for x := range e.sides {
+			sd := &e.sides[x]
+			if sd.acked || sd.sent == 0 || sd.sent >= introRepeats || now < sd.next {
+				continue
+			}
+			to, ok := s.peers.byCookie[sd.cookie]
+			other, ok2 := s.peers.byCookie[e.sides[1-x].cookie]
+			if !ok || !ok2 || s.tx.free() == 0 {
+				sd.sent = introRepeats // a side left, or no room: stop repeating
+				continue
+			}
+			s.sendIntroCopy(now, e, sd, &s.peers.sessions[to], &s.peers.sessions[other])
+			s.stats.IntroRepeats++
+		}
+	}
+}
+
+// sendIntroCopy sends side sd (the session to) its copy of e, about the session
+// about, with the start delay that names the pair's start instant.
+func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSide, to, about *session) {
+	_, psk := s.derivePair(&to.cookie, &about.cookie)
+	s.sendIntroduction(to, about, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
+	sd.sent++
+	sd.next = now.Add(introRepeatRTO)
+}
