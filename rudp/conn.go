@@ -62,6 +62,7 @@ type Conn struct {
 	chunks        ring[chunkRef]   // fragments carried by the packets in sent
 	lanes         []lane
 	topPriority   uint8
+	mixedPriority bool // lanes have more than one priority: the reserve and overshoot apply
 	pool          pool
 	sendBuffered  int    // bytes of messages from Send until acked or gone
 	reliableSent  uint64 // flow-control cost of first transmissions (§7.5)
@@ -171,6 +172,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 	for i, l := range cfg.Lanes {
 		c.lanes[i].cfg = l
 		c.topPriority = max(c.topPriority, l.Priority)
+		c.mixedPriority = c.mixedPriority || l.Priority != cfg.Lanes[0].Priority
 	}
 	c.timers[timerIdle] = now.Add(cfg.IdleTimeout)
 	c.timers[timerKeepalive] = now.Add(cfg.KeepaliveInterval)

@@ -249,3 +249,26 @@ func TestMisuse(t *testing.T) {
 		t.Errorf("over the send buffer: %v", err)
 	}
 }
+
+// Lanes that all share one priority get no window overshoot: the reserve and the
+// quarter-window overshoot exist only to let a higher lane past a lower one.
+func TestNoOvershootWithOnePriority(t *testing.T) {
+	cfg := Config{Lanes: []LaneConfig{{Priority: 3, Weight: 1}, {Priority: 3, Weight: 1}}}
+	n, a, b := quietPair(t, 19, cfg, linkConfig{delay: 20 * time.Millisecond, rateBps: 10_000_000, queuePackets: 100})
+	o := newOracle(n.failf)
+	b.onMsg = o.receive
+	bk := &bulk{c: a.c, o: o, lane: 1, total: 4 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
+	n.every(n.now, time.Millisecond, bk.feed)
+	worst := 0
+	n.afterStep = func() { worst = max(worst, a.c.overCwndBytes) }
+	n.run(n.now.Add(30*time.Second), func() bool { return bk.queued == bk.total && o.complete() })
+	if !o.complete() {
+		n.failf("transfer incomplete")
+	}
+	if worst != 0 {
+		n.failf("%d bytes were sent beyond the window with a single priority", worst)
+	}
+	if a.c.Stats().CongestionEvents == 0 {
+		n.failf("the window never shrank, so the overshoot path was never tempted")
+	}
+}

@@ -101,7 +101,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	// still send up to a quarter window (at least two packets) beyond it: a message on
 	// a top-priority lane never waits for an acknowledgement behind bulk data, and
 	// bytes in flight stay within 1.25 windows, so the window still governs.
-	overshoot := c.topPriority > 0 && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
+	overshoot := c.mixedPriority && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
 	allowTop := probe || (paced && (c.bytesInFlight < c.cc.cwnd || overshoot))
 	allowLow := probe || (paced && c.bytesInFlight < c.cc.cwnd-budget)
 
