@@ -62,8 +62,8 @@ func TestTransfer2MBAt2PercentLoss(t *testing.T) {
 
 func TestTransferAt30PercentLoss(t *testing.T) {
 	l := linkConfig{delay: 20 * time.Millisecond, loss: 0.30, rateBps: 10_000_000, queuePackets: 100}
-	d, _, a, _ := transfer(t, 3, Config{}, l, l, 256<<10, 120*time.Second)
-	t.Logf("256 KiB at 30%% loss each way: %v, %+v", d, a.c.Stats())
+	d, _, a, _ := transfer(t, 3, Config{}, l, l, 1<<20, 300*time.Second)
+	t.Logf("1 MiB at 30%% loss each way: %v, %+v", d, a.c.Stats())
 }
 
 // quic-network-simulator's blackhole scenario: the link works for 5 s, then drops

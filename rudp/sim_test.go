@@ -299,8 +299,8 @@ func TestSimTransfer2MBAt2PercentLoss(t *testing.T) {
 func TestSimTransferAt30PercentLoss(t *testing.T) {
 	seed := simtest.Seed(t, 3)
 	d, a := simTransfer(t, seed, sim.LinkConfig{Latency: 20 * time.Millisecond, Loss: 0.30,
-		Bandwidth: bottleneckBytesPerSecond, QueueBytes: bottleneckQueueBytes}, 256<<10, 120*time.Second)
-	t.Logf("sim: 256 KiB at 30%% loss each way: %v; %+v", d, a.c.Stats())
+		Bandwidth: bottleneckBytesPerSecond, QueueBytes: bottleneckQueueBytes}, 1<<20, 300*time.Second)
+	t.Logf("sim: 1 MiB at 30%% loss each way: %v; %+v", d, a.c.Stats())
 }
 
 // The link works for 5 s, then drops everything for 2 s, for as long as it takes.
