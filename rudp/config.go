@@ -29,7 +29,9 @@ type LaneConfig struct {
 	Weight   uint16
 }
 
-// Config is the fixed configuration of a Conn. Both ends should use the same
+// Config is the fixed configuration of a Conn. Both ends must configure the same
+// lanes and MaxMessageSize (a receiver drops data for a lane it lacks or a message
+// larger than its maximum, as a protocol violation) and should use the same
 // MaxAckDelay, because each computes its probe timeout with the other's (RFC 9002
 // §6.2.1); the rest is local. Zero fields take the defaults listed.
 type Config struct {
