@@ -182,6 +182,9 @@ func New(cfg Config, now proto.Instant) *Conn {
 // budget is the largest rudp packet at the current PMTU.
 func (c *Conn) budget() int { return c.pmtu.current - c.cfg.Headroom - c.cfg.Tailroom }
 
+// baseBudget is the largest rudp packet every path carries.
+func (c *Conn) baseBudget() int { return c.cfg.DatagramSizeBase - c.cfg.Headroom - c.cfg.Tailroom }
+
 // advance moves the clock; a decrease is a caller bug.
 func (c *Conn) advance(now proto.Instant) {
 	if now < c.now {

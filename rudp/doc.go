@@ -45,6 +45,11 @@
 // recent loss rate is above 5 %; random loss on an empty path (wireless, tunnels)
 // leaves it alone, where plain CUBIC would fall to the Mathis rate.
 //
+// Message fragments are sized for the base datagram (1200 bytes), which every path
+// carries; a probed larger PMTU packs more small messages per packet, and a path
+// change that lowers it is detected as a black hole (RFC 8899 §4.3) without stranding
+// a fragment.
+//
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8
 // RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). When

@@ -60,7 +60,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 				// The peer has our ACK up to ackLargest: stop repeating those ranges.
 				c.recvd.forgetBelow(p.ackLargest)
 			}
-			if p.has(pktPMTUProbe) {
+			if !p.has(pktPMTUProbe) {
+				c.pmtu.onBigAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+			} else {
 				c.pmtu.onAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
 				c.cc.setMSS(c.budget())
 				c.armPMTUTimer(now)
@@ -204,6 +206,10 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 			// is congested.
 			c.pmtu.onLost(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
 			c.armPMTUTimer(now)
+		} else if c.pmtu.onBigLost(int(p.size)+c.cfg.Headroom+c.cfg.Tailroom, p.timeSent, now) {
+			// The path stopped carrying this size: not congestion.
+			c.stats.PMTUBlackholes++
+			c.cc.setMSS(c.budget())
 		} else if !c.congestive() {
 			c.stats.LossesTolerated++
 		} else if c.cc.onCongestion(p.timeSent, now) {

@@ -15,6 +15,7 @@ type Stats struct {
 	Retransmits                                             uint64 // fragments sent again
 	PTOs, CongestionEvents, PersistentCongestion            uint64
 	LossesTolerated                                         uint64 // losses on a path without a queue, not taken as congestion
+	PMTUBlackholes                                          uint64 // falls back to the base datagram size
 	DuplicatePackets, InvalidDatagrams                      uint64
 	UnreliableDropped                                       uint64 // received but over the queue bound
 	SendBuffered                                            int    // bytes from Send not yet acknowledged or gone
