@@ -24,9 +24,16 @@ const (
 
 // LaneConfig describes one lane. A lane with a higher Priority always sends first;
 // lanes of equal priority share the path in proportion to Weight (1..1000).
+//
+// Redundant is for game inputs: every packet that carries new data also repeats up to
+// four of the lane's reliable messages that fit in one fragment and are still
+// unacknowledged, while less than half the window is in use. A lost input then
+// arrives with the next packet instead of after a loss-detection round trip, for the
+// price of sending small messages about twice.
 type LaneConfig struct {
-	Priority uint8
-	Weight   uint16
+	Priority  uint8
+	Weight    uint16
+	Redundant bool
 }
 
 // Config is the fixed configuration of a Conn. Both ends must configure the same

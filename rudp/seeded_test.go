@@ -89,7 +89,7 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 	}
 	lanes := make([]LaneConfig, 1+r.IntN(3))
 	for i := range lanes {
-		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4))}
+		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4)), Redundant: r.IntN(3) == 0}
 	}
 	cfg := Config{Lanes: lanes}
 	ab, ba := mk(), mk()

@@ -23,6 +23,8 @@ const (
 	ackOnlyStreakMax = 16
 	// maxPTOProbes is the number of probe packets a fired PTO sends (RFC 9002 §6.2.4).
 	maxPTOProbes = 2
+	// redundantMax bounds the repeated messages in one packet (LaneConfig.Redundant).
+	redundantMax = 4
 )
 
 // Send queues msg for delivery on lane with mode. The bytes are copied. It fails at
@@ -143,6 +145,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 		}
 		if c.fillData(&b, budget, now, allowLow) {
 			eliciting = true
+			c.fillRedundant(&b, budget, sp.chunkStart)
 		}
 		if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
 			b = append(b, byte(proto.RUDPPing))
@@ -371,4 +374,48 @@ func (c *Conn) pollClose(now proto.Instant, buf []byte) ([]byte, bool) {
 	c.stats.PacketsSent++
 	c.stats.BytesSent += uint64(len(b))
 	return b, true
+}
+
+// fillRedundant repeats unacknowledged single-fragment reliable messages of Redundant
+// lanes in the packet being built, oldest first, as long as the packet still fits in
+// the congestion window with them (an application-limited game flow has room; a bulk
+// flow, which fills the window, never repeats). Messages already in this packet
+// (references from chunkStart on) are skipped.
+func (c *Conn) fillRedundant(b *[]byte, limit int, chunkStart uint64) {
+	added := 0
+	for i := range c.lanes {
+		l := &c.lanes[i]
+		if !l.cfg.Redundant {
+			continue
+		}
+		for mode := range l.unacked {
+			u := &l.unacked[mode]
+			for k := u.head; k < u.tail && added < redundantMax; k++ {
+				m := *u.at(k)
+				if m.count != 0 || m.done || m.next == 0 || c.inPacket(m, chunkStart) {
+					continue
+				}
+				need := m.frameLen(0)
+				if need > limit-len(*b) || c.bytesInFlight+len(*b)+need > c.cc.cwnd {
+					return
+				}
+				f := m.frame(0)
+				*b = f.Append(*b)
+				c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: 0})
+				l.charge(need)
+				c.stats.RedundantFrames++
+				added++
+			}
+		}
+	}
+}
+
+// inPacket reports whether the packet being built already carries m.
+func (c *Conn) inPacket(m *outMsg, chunkStart uint64) bool {
+	for i := chunkStart; i < c.chunks.tail; i++ {
+		if c.chunks.at(i).msg == m {
+			return true
+		}
+	}
+	return false
 }

@@ -230,7 +230,7 @@ func runSimImpairedSeed(t *testing.T, seed uint64) (sim.Stats, uint64) {
 	ha, hb := w.host("a", la, 1), w.host("b", lb, 1)
 	lanes := make([]LaneConfig, 1+r.IntN(3))
 	for i := range lanes {
-		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4))}
+		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4)), Redundant: r.IntN(3) == 0}
 	}
 	a, b := w.connect(Config{Lanes: lanes}, ha, 0, hb, 0)
 	oa, ob := newOracle(w.failf), newOracle(w.failf)
@@ -330,10 +330,15 @@ func TestSimTransferAt750msRTT(t *testing.T) {
 // The game case on sim: 50 ms RTT, 5 % loss each way, 20 Hz × 200-byte reliable
 // messages for ten minutes: p99 delivery latency at most 150 ms.
 func TestSimGameLatency(t *testing.T) {
+	t.Run("default", func(t *testing.T) { simGame(t, false, 150*time.Millisecond) })
+	t.Run("redundant", func(t *testing.T) { simGame(t, true, 100*time.Millisecond) })
+}
+
+func simGame(t *testing.T, redundant bool, p99Max time.Duration) {
 	seed := simtest.Seed(t, 6)
 	w := newSimWorld(t, seed)
 	ha, hb := w.host("a", sim.LinkConfig{Latency: 25 * time.Millisecond, Loss: 0.05}, 1), w.host("b", sim.LinkConfig{}, 1)
-	a, b := w.connect(Config{}, ha, 0, hb, 0)
+	a, b := w.connect(Config{Lanes: []LaneConfig{{Weight: 1, Redundant: redundant}}}, ha, 0, hb, 0)
 	o := newOracle(w.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 256)
@@ -350,9 +355,9 @@ func TestSimGameLatency(t *testing.T) {
 		w.failf("game: %d of %d delivered", o.arrived, o.expected)
 	}
 	p50, p99, worst := percentile(o.latency, 50), percentile(o.latency, 99), percentile(o.latency, 100)
-	t.Logf("sim game: %d messages, p50 %v p99 %v max %v", count, p50, p99, worst)
-	if p99 > 150*time.Millisecond {
-		w.failf("p99 latency %v over 150 ms", p99)
+	t.Logf("sim game (redundant %v): %d messages, p50 %v p99 %v max %v", redundant, count, p50, p99, worst)
+	if p99 > p99Max {
+		w.failf("p99 latency %v over %v", p99, p99Max)
 	}
 }
 

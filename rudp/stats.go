@@ -13,6 +13,7 @@ type Stats struct {
 	BytesSent, BytesReceived                                uint64 // rudp packet bytes
 	AckOnlyPackets, AckOnlyBytes                            uint64 // packets carrying nothing but an ACK
 	Retransmits                                             uint64 // fragments sent again
+	RedundantFrames                                         uint64 // unacknowledged messages repeated by Redundant lanes
 	PTOs, CongestionEvents, PersistentCongestion            uint64
 	LossesTolerated                                         uint64 // losses on a path without a queue, not taken as congestion
 	PMTUBlackholes                                          uint64 // falls back to the base datagram size
