@@ -25,11 +25,13 @@ const (
 // LaneConfig describes one lane. A lane with a higher Priority always sends first;
 // lanes of equal priority share the path in proportion to Weight (1..1000).
 //
-// Redundant is for game inputs: every packet that carries new data also repeats up to
-// four of the lane's reliable messages that fit in one fragment and are still
-// unacknowledged, while less than half the window is in use. A lost input then
-// arrives with the next packet instead of after a loss-detection round trip, for the
-// price of sending small messages about twice.
+// Redundant is for game inputs: every packet that carries new data also repeats the
+// four oldest of the lane's reliable messages that fit in one fragment and are still
+// unacknowledged, as long as the window has room for them. A lost input then arrives
+// with the next packet instead of after a loss-detection round trip. The price is
+// bandwidth: each small message goes out once per packet sent until it is
+// acknowledged (twice at 20 Hz and 50 ms RTT), never more than four extra messages
+// per packet, and never in a flow that fills its window.
 type LaneConfig struct {
 	Priority  uint8
 	Weight    uint16

@@ -35,7 +35,9 @@
 // The congestion window and the pacer gate ack-eliciting packets (ACK-only packets are
 // never held back); lanes below the top priority leave one packet of the window free
 // and the top lanes may overshoot a shrunken window by a quarter, so urgent messages
-// wait for at most the pacer's next slot.
+// wait for at most the pacer's next slot. A Redundant lane also repeats its oldest
+// unacknowledged small messages in each new packet while the window has room, so a
+// lost game input is repaired by the next packet.
 //
 // # Recovery
 //
