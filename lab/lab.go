@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/curve25519"
@@ -14,6 +15,7 @@ import (
 	"github.com/natpass/natpass/node"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rendezvous"
+	"github.com/natpass/natpass/rudp"
 	"github.com/natpass/natpass/sim"
 )
 
@@ -34,6 +36,9 @@ type RunConfig struct {
 	// Log, when set, receives every node event with its virtual time, for replaying
 	// a failed run (natpass lab --verbose).
 	Log func(line string)
+	// Messages is how many reliable messages each side sends once connected
+	// (0 = 100).
+	Messages int
 }
 
 // Result is what one run measured.
@@ -42,8 +47,12 @@ type Result struct {
 	Direct   bool          // both sides confirmed a direct path
 	Strategy string        // the punching strategy A chose
 	ToDirect time.Duration // Connect to the later side's confirmation
-	Err      string        // why the run failed, if it did
-	PeerRTT  time.Duration // the drawn peer-to-peer round trip
+	// Delivered is true when every message of both sides arrived, in order, intact.
+	Delivered bool
+	// FirstMessage is Connect to the first message delivered (either side).
+	FirstMessage time.Duration
+	Err          string        // why the run failed, if it did
+	PeerRTT      time.Duration // the drawn peer-to-peer round trip
 }
 
 // testSecret is the lab server's ticket secret; nothing leaves the simulator.
@@ -62,6 +71,18 @@ type side struct {
 	closed   string
 	strategy string
 	log      func(string)
+
+	connected bool
+	toSend    int           // messages to send once connected
+	received  int           // messages received in order and intact
+	corrupt   int           // messages out of order or altered
+	firstMsg  proto.Instant // first message received
+	peer      string
+}
+
+// message is the i-th lab message from side name: recognisable, checkable bytes.
+func message(name string, i int) []byte {
+	return fmt.Appendf(nil, "%s message %04d %s", name, i, strings.Repeat("*", i%97))
 }
 
 func (s *side) afterStep(now proto.Instant) {
@@ -86,6 +107,24 @@ func (s *side) afterStep(now proto.Instant) {
 			}
 		case node.EventClosed:
 			s.closed = e.Reason
+		case node.EventPeerClosed:
+			s.closed = "peer closed: " + e.Reason
+		case node.EventConnected:
+			s.connected = true
+			for i := 0; i < s.toSend; i++ {
+				if err := s.node.Send(now, e.Peer, 0, rudp.ReliableOrdered, message(s.name, i)); err != nil {
+					s.closed = "send: " + err.Error()
+				}
+			}
+		case node.EventMessage:
+			if s.firstMsg == 0 {
+				s.firstMsg = now
+			}
+			if string(e.Data) == string(message(s.peer, s.received)) {
+				s.received++
+			} else {
+				s.corrupt++
+			}
 		}
 	}
 }
@@ -157,8 +196,13 @@ func Run(cfg RunConfig) Result {
 			}
 		}
 	}
+	if cfg.Messages == 0 {
+		cfg.Messages = 100
+	}
 	a := newSide(s, "a", pr.A.Host, socks[0], cfg.Log)
 	b := newSide(s, "b", pr.B.Host, socks[0], cfg.Log)
+	a.peer, b.peer = "b", "a"
+	a.toSend, b.toSend = cfg.Messages, cfg.Messages
 
 	limit := s.Now().Add(20 * time.Second)
 	if err := s.RunUntil(limit, func() bool { return a.reported && b.reported }); err != nil {
@@ -172,7 +216,10 @@ func Run(cfg RunConfig) Result {
 	start := s.Now()
 	a.node.Connect(start, "b")
 	a.host.Drain()
-	done := func() bool { return a.direct != 0 && b.direct != 0 || a.closed != "" || b.closed != "" }
+	done := func() bool {
+		return a.direct != 0 && b.direct != 0 && a.received == cfg.Messages && b.received == cfg.Messages ||
+			a.closed != "" || b.closed != ""
+	}
 	if err := s.RunUntil(start.Add(cfg.Timeout), done); err != nil {
 		res.Err = err.Error()
 		return res
@@ -185,7 +232,21 @@ func Run(cfg RunConfig) Result {
 		res.Direct = true
 		res.ToDirect = max(a.direct, b.direct).Sub(start)
 	}
+	res.Delivered = a.received == cfg.Messages && b.received == cfg.Messages && a.corrupt+b.corrupt == 0
+	if first := min(nonZero(a.firstMsg), nonZero(b.firstMsg)); first != proto.Never {
+		res.FirstMessage = first.Sub(start)
+	}
+	if res.Err == "" && !res.Delivered && res.Direct {
+		res.Err = fmt.Sprintf("messages: a got %d, b got %d of %d (%d corrupt)", a.received, b.received, cfg.Messages, a.corrupt+b.corrupt)
+	}
 	return res
+}
+
+func nonZero(t proto.Instant) proto.Instant {
+	if t == 0 {
+		return proto.Never
+	}
+	return t
 }
 
 func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string)) *side {
@@ -197,6 +258,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 	sd.node = node.New(node.Config{
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
 		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
+		Rand: s.Reader(), Wall: node.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
 	})
 	host.Attach(sd.node)
 	host.AfterStep = sd.afterStep

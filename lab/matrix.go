@@ -79,7 +79,7 @@ func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
 			c.Strategy = r.Strategy
 		}
 		switch {
-		case r.Direct:
+		case r.Direct && r.Delivered:
 			c.Direct++
 			c.times = append(c.times, r.ToDirect)
 		case r.Err != "":

@@ -1,8 +1,12 @@
 package node
 
 import (
+	"io"
 	"net/netip"
 	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
 )
 
 // Config is what a node needs to start.
@@ -22,7 +26,23 @@ type Config struct {
 	Seed [32]byte
 	// RegisterTimeout: give up registering (EventClosed) after this long. 0 = 30 s.
 	RegisterTimeout time.Duration
+	// Rand supplies handshake key material (ephemeral keys, session indexes):
+	// crypto/rand in a driver, a seeded stream in the simulator. Required.
+	Rand io.Reader
+	// Wall anchors wall-clock time, which handshake timestamps carry: at instant
+	// Wall.At the time was Wall.Time. The node reads no clock.
+	Wall WallClock
+	// RUDP configures every peer connection (lanes, sizes, timeouts).
+	RUDP rudp.Config
 }
+
+// WallClock pairs an instant of the node's timeline with the wall time then.
+type WallClock struct {
+	At   proto.Instant
+	Time time.Time
+}
+
+func (w WallClock) at(now proto.Instant) time.Time { return w.Time.Add(now.Sub(w.At)) }
 
 func (c *Config) hosts() []netip.AddrPort {
 	if len(c.Hosts) == 0 {

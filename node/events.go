@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
 )
 
 // Event is one of the Event* types below.
@@ -63,6 +64,27 @@ type EventPeerError struct {
 // EventClosed: the node stopped; Reason says why.
 type EventClosed struct{ Reason string }
 
+// EventConnected: the encrypted session with a peer is up; Send now delivers.
+type EventConnected struct{ Peer string }
+
+// EventMessage is a message from a peer. Data is the node's copy and stays valid.
+type EventMessage struct {
+	Peer string
+	Lane int
+	Mode rudp.Mode
+	Data []byte
+}
+
+// EventPeerClosed: the connection with a peer ended (Reason from rudp: idle timeout,
+// close by either side, protocol violation).
+type EventPeerClosed struct {
+	Peer   string
+	Reason string
+}
+
+func (EventConnected) nodeEvent()   {}
+func (EventMessage) nodeEvent()     {}
+func (EventPeerClosed) nodeEvent()  {}
 func (EventRegistered) nodeEvent()  {}
 func (EventNATReport) nodeEvent()   {}
 func (EventOpenSockets) nodeEvent() {}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 
+	"github.com/natpass/natpass/keyx"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/punch"
 )
@@ -60,6 +61,8 @@ var (
 // Stats counts what the node dropped, by reason.
 type Stats struct {
 	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
+	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
+	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
 }
 
 // Node is one device's client state machine; see the package doc for the contract.
@@ -102,6 +105,10 @@ type Node struct {
 	sockTags map[uint64]any // tag → *punch.Classifier or *peer
 	nextTag  uint64
 
+	keyx  *keyx.Endpoint
+	byKey map[[32]byte]*peer
+	open  [maxDatagram]byte // decrypted payloads land here
+
 	out    []outMsg
 	events []Event
 	stats  Stats
@@ -126,6 +133,9 @@ func New(cfg Config) *Node {
 	if cfg.RegisterTimeout == 0 {
 		cfg.RegisterTimeout = defaultRegisterTO
 	}
+	if cfg.Rand == nil {
+		panic("node: Config.Rand is nil")
+	}
 	n := &Node{
 		cfg:      cfg,
 		rng:      rand.New(rand.NewChaCha8(cfg.Seed)),
@@ -133,7 +143,9 @@ func New(cfg Config) *Node {
 		byID:     map[string]*peer{},
 		byPair:   map[uint64]*peer{},
 		sockTags: map[uint64]any{},
+		byKey:    map[[32]byte]*peer{},
 	}
+	n.keyx = keyx.New(keyx.Config{PrivateKey: keyx.PrivateKey(cfg.PrivateKey), Rand: cfg.Rand}, 0)
 	pub, err := curve25519.X25519(n.priv[:], curve25519.Basepoint)
 	if err != nil {
 		panic("node: invalid private key: " + err.Error())
@@ -214,6 +226,10 @@ func (n *Node) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p [
 		return n.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
 		return n.handleProbe(now, local, from, p)
+	case h.Type == proto.TypeTransportData:
+		return n.handleTransport(now, local, from, p)
+	case h.Type >= proto.TypeKeyxFirst && h.Type <= proto.TypeKeyxLast:
+		return n.handleKeyx(now, local, from, p)
 	}
 	n.stats.Unhandled++
 	return ErrUnhandled
@@ -477,7 +493,12 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	}
 	var seed [32]byte
 	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
-	p := &peer{id: id, key: m.PeerKey, psk: m.PSK, relayToken: bytes.Clone(m.RelayToken), flags: m.Flags}
+	p := &peer{id: id, key: m.PeerKey, psk: m.PSK, relayToken: bytes.Clone(m.RelayToken), flags: m.Flags,
+		initiator: bytes.Compare(n.pub[:], m.PeerKey[:]) < 0}
+	if err := n.newConn(now, p); err != nil {
+		n.stats.Malformed++ // a low-order key from the server
+		return err
+	}
 	p.agent = punch.NewAgent(punch.AgentConfig{
 		Key:         key,
 		Controlling: bytes.Compare(n.pub[:], m.PeerKey[:]) < 0,
@@ -539,6 +560,7 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			p.path = PathDirect
 			n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
+			n.initiate(now, p, false)
 		case punch.EventPathDown:
 			if e.Next != nil {
 				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
@@ -616,6 +638,16 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 			n.afterAgent(now, p)
 		}
 	}
+	if now >= n.keyx.Deadline() {
+		n.keyx.HandleTimeout(now)
+		n.afterKeyx(now)
+	}
+	for _, p := range n.peers {
+		if now >= n.connDeadline(p) {
+			p.conn.HandleTimeout(now)
+			n.afterConn(now, p)
+		}
+	}
 }
 
 // PollTransmit returns the next datagram to send: the node's own signaling first,
@@ -633,6 +665,14 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool
 	}
 	for _, p := range n.peers {
 		if t, ok := p.agent.PollTransmit(now, buf); ok {
+			return t, true
+		}
+	}
+	if t, ok := n.keyx.PollTransmit(now, buf); ok {
+		return t, true
+	}
+	for _, p := range n.peers {
+		if t, ok := n.pollConn(now, p, buf); ok {
 			return t, true
 		}
 	}
@@ -663,8 +703,9 @@ func (n *Node) Deadline() proto.Instant {
 	}
 	for _, p := range n.peers {
 		d = proto.Min(d, p.agent.Deadline())
+		d = proto.Min(d, n.connDeadline(p))
 	}
-	return d
+	return proto.Min(d, n.keyx.Deadline())
 }
 
 // Peer reports a peer's current path.

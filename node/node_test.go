@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,7 +17,8 @@ var (
 
 func newTestNode() *Node {
 	return New(Config{ID: []byte("alice"), Ticket: []byte("ticket"), PrivateKey: [32]byte{1},
-		Local: testLocal, Server: testServer, Seed: [32]byte{7}, RegisterTimeout: 10 * time.Second})
+		Local: testLocal, Server: testServer, Seed: [32]byte{7}, RegisterTimeout: 10 * time.Second,
+		Rand: rand.NewChaCha8([32]byte{8})})
 }
 
 func drainTx(n *Node, now proto.Instant) []proto.Transmit {

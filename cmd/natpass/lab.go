@@ -49,7 +49,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	if *a != "" || *b != "" {
 		cells = nil
 		for _, c := range lab.Cells() {
-			if (*a == "" || c[0] == *a || c[1] == *a) && (*b == "" || c[0] == *b || c[1] == *b) {
+			if cellMatches(c, *a, *b) {
 				cells = append(cells, c)
 			}
 		}
@@ -114,4 +114,17 @@ func dur(d time.Duration) string {
 		return "-"
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// cellMatches: with both presets given, the cell of exactly that pair (either
+// order); with one, every cell that has it on either side.
+func cellMatches(c [2]string, a, b string) bool {
+	switch {
+	case a != "" && b != "":
+		return c[0] == a && c[1] == b || c[0] == b && c[1] == a
+	case a != "":
+		return c[0] == a || c[1] == a
+	default:
+		return c[0] == b || c[1] == b
+	}
 }

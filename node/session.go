@@ -1,0 +1,217 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+
+	"github.com/natpass/natpass/keyx"
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
+)
+
+// relayHeadroom is what rudp's headroom leaves in front of the keyx transport header:
+// room for relay framing to be prepended without a copy.
+const relayHeadroom = 4
+
+// maxDatagram bounds what the node decrypts into its scratch buffer.
+const maxDatagram = 65535
+
+// ErrUnknownPeer: Send named a peer that was never introduced.
+var ErrUnknownPeer = errors.New("node: unknown peer")
+
+// ErrPeerClosed: Send named a peer whose connection has ended.
+var ErrPeerClosed = errors.New("node: peer connection closed")
+
+// Send queues msg for peer on lane with mode. Before the session is up the message
+// waits in the connection's send buffer (bounded by rudp.Config.SendBufferBytes).
+func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	if p.closed {
+		return ErrPeerClosed
+	}
+	return p.conn.Send(now, lane, mode, msg)
+}
+
+// Close ends the connection with peer, telling it why.
+func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text string) error {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	err := p.conn.Close(now, code, text)
+	n.afterConn(now, p)
+	return err
+}
+
+// ConnStats returns a peer's connection statistics.
+func (n *Node) ConnStats(peerID string) (rudp.Stats, bool) {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return rudp.Stats{}, false
+	}
+	return p.conn.Stats(), true
+}
+
+// newConn prepares a peer's encrypted, reliable connection.
+func (n *Node) newConn(now proto.Instant, p *peer) error {
+	if err := n.keyx.AddPeer(p.pub(), keyx.PresharedKey(p.psk)); err != nil {
+		return err
+	}
+	cfg := n.cfg.RUDP
+	cfg.Headroom = relayHeadroom + proto.TransportHeaderLen
+	cfg.Tailroom = proto.TagLen
+	p.conn = rudp.New(cfg, now)
+	n.byKey[p.key] = p
+	return nil
+}
+
+// initiate starts a handshake on the peer's route if this side initiates and no
+// session is up (or, with rekey, to replace the current one).
+func (n *Node) initiate(now proto.Instant, p *peer, rekey bool) {
+	if !p.initiator || p.closed || p.established && !rekey {
+		return
+	}
+	local, remote, ok := p.route()
+	if !ok {
+		return
+	}
+	if err := n.keyx.Initiate(now, n.cfg.Wall.at(now), p.pub(), local, remote); err != nil && !errors.Is(err, keyx.ErrRateLimited) {
+		n.stats.HandshakeErrors++
+	}
+	n.afterKeyx(now)
+}
+
+// handleKeyx takes a handshake message (initiation, response, cookie reply).
+func (n *Node) handleKeyx(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	err := n.keyx.HandleDatagram(now, local, from, p)
+	if err != nil {
+		n.stats.BadHandshake++
+	}
+	n.afterKeyx(now)
+	return err
+}
+
+// handleTransport opens transport data and hands the plaintext to the peer's
+// connection.
+func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	sess, pt, err := n.keyx.Open(now, n.open[:0], p)
+	if err != nil {
+		n.stats.BadTransport++
+		return err
+	}
+	pe, ok := n.byKey[[32]byte(sess.Peer())]
+	if !ok {
+		n.stats.BadTransport++
+		return ErrUnexpected
+	}
+	pe.lastLocal, pe.lastFrom = local, from
+	n.afterKeyx(now) // a responder's session becomes current at its first packet
+	if len(pt) > 0 && !pe.closed {
+		if err := pe.conn.HandleDatagram(now, pt); err != nil {
+			n.stats.BadTransport++
+		}
+		n.afterConn(now, pe)
+	}
+	return nil
+}
+
+// afterKeyx drains the handshake machinery's events.
+func (n *Node) afterKeyx(now proto.Instant) {
+	for {
+		e, ok := n.keyx.PollEvent()
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case keyx.EventEstablished:
+			p, ok := n.byKey[[32]byte(e.Peer)]
+			if !ok {
+				continue
+			}
+			if e.Session.Initiator() {
+				// The responder takes the session only at our first transport packet
+				// (key confirmation): send one at once, empty if rudp has nothing.
+				p.confirmPending = true
+			}
+			if !p.established {
+				p.established = true
+				n.emit(EventConnected{Peer: p.id})
+			}
+		case keyx.EventRekey:
+			if p, ok := n.byKey[[32]byte(e.Peer)]; ok {
+				n.initiate(now, p, true) // the old session works until the new one is up
+			}
+		case keyx.EventHandshakeTimeout:
+			if p, ok := n.byKey[[32]byte(e.Peer)]; ok {
+				n.initiate(now, p, false) // WireGuard retries while there is a path; so do we
+			}
+		}
+	}
+}
+
+// afterConn drains a peer connection's events into node events.
+func (n *Node) afterConn(now proto.Instant, p *peer) {
+	for {
+		e, ok := p.conn.PollEvent()
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case *rudp.EventMessage:
+			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: bytes.Clone(e.Data)})
+		case *rudp.EventClosed:
+			p.closed = true
+			n.emit(EventPeerClosed{Peer: p.id, Reason: e.Reason.String()})
+		}
+	}
+}
+
+// pollConn seals the next rudp packet of p in place and returns it as a transmit.
+func (n *Node) pollConn(now proto.Instant, p *peer, buf []byte) (proto.Transmit, bool) {
+	if !p.established {
+		return proto.Transmit{}, false
+	}
+	local, remote, ok := p.route()
+	if !ok {
+		return proto.Transmit{}, false
+	}
+	sess := n.keyx.Current(p.pub())
+	if sess == nil || !sess.Confirmed() {
+		return proto.Transmit{}, false
+	}
+	pt, ok := p.conn.PollTransmit(now, buf)
+	if !ok {
+		if !p.confirmPending {
+			return proto.Transmit{}, false
+		}
+		pt = buf[relayHeadroom+proto.TransportHeaderLen : relayHeadroom+proto.TransportHeaderLen]
+	}
+	p.confirmPending = false
+	// pt sits at buf[relayHeadroom+TransportHeaderLen:]: Seal writes the header in
+	// front of it and encrypts it where it is.
+	out, err := sess.Seal(now, buf[relayHeadroom:relayHeadroom], pt)
+	if err != nil {
+		n.stats.SealErrors++
+		return proto.Transmit{}, false
+	}
+	return proto.Transmit{From: local, To: remote, Payload: out}, true
+}
+
+// connDeadline is when a peer's connection needs a timer call; connections that
+// cannot send yet are left alone, or their wish to send now would spin the caller.
+func (n *Node) connDeadline(p *peer) proto.Instant {
+	if !p.established || p.closed {
+		return proto.Never
+	}
+	if _, _, ok := p.route(); !ok {
+		return proto.Never
+	}
+	if p.confirmPending {
+		return 0
+	}
+	return p.conn.Deadline()
+}
