@@ -87,6 +87,7 @@ type Conn struct {
 	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample
 	pmtu                 pmtuState
 	lossRate             float64 // moving average of lost (1) and acknowledged (0) packets
+	reorder              reorderState
 
 	// Receiving.
 	recvd               recvRanges

@@ -54,7 +54,10 @@
 //
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8
-// RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). When
+// RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). Once
+// a packet declared lost is acknowledged after all, the path reorders: the
+// packet-count rule is dropped and the time window grows by a quarter of the minimum
+// RTT per spurious loss, up to one RTT (RFC 8985's adaptive reo_wnd). When
 // nothing is acknowledged for a probe timeout (RFC 9002 §6.2, floor 10 ms rather than
 // RFC 6298's 1 s, doubling per timeout up to Config.PTOMax) two probes carry the
 // oldest unacknowledged data again: the tail-loss probe of RFC 8985 §7.

@@ -20,6 +20,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 	if !c.anyAcked || largest > c.largestAcked {
 		c.largestAcked, c.anyAcked = largest, true
 	}
+	if c.reorder.n > 0 {
+		c.stats.SpuriousLosses += uint64(c.reorder.onAckRanges(ack.Ranges))
+	}
 	var sample time.Duration = -1
 	newlyEliciting := false
 	limited := c.cwndLimited
@@ -133,7 +136,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 	if !c.anyAcked {
 		return
 	}
-	lossDelay := c.rtt.lossDelay()
+	lossDelay := c.reorder.window(&c.rtt)
 	lostSendTime := now - proto.Instant(lossDelay)
 	// Persistent congestion (RFC 9002 §7.6): ack-eliciting losses spanning more than
 	// three PTOs with nothing acknowledged in between.
@@ -147,7 +150,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 			}
 			continue
 		}
-		if p.timeSent <= lostSendTime || c.largestAcked >= pn+packetThreshold {
+		if p.timeSent <= lostSendTime || (c.reorder.usePacketThreshold() && c.largestAcked >= pn+packetThreshold) {
 			if p.has(pktAckEliciting) && !ackedBetween {
 				if firstLost == proto.Never {
 					firstLost = p.timeSent
@@ -155,6 +158,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 				lastLost = p.timeSent
 			}
 			c.onPacketLost(p, now)
+			c.reorder.onLost(pn)
 			continue
 		}
 		c.lossTime = min(c.lossTime, p.timeSent.Add(lossDelay))
@@ -214,6 +218,7 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 			c.stats.LossesTolerated++
 		} else if c.cc.onCongestion(p.timeSent, now) {
 			c.stats.CongestionEvents++
+			c.reorder.onRecovery()
 		}
 		c.lossRate += (1 - c.lossRate) / lossRateWindow
 	}

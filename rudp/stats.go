@@ -16,6 +16,7 @@ type Stats struct {
 	RedundantFrames                                         uint64 // unacknowledged messages repeated by Redundant lanes
 	PTOs, CongestionEvents, PersistentCongestion            uint64
 	LossesTolerated                                         uint64 // losses on a path without a queue, not taken as congestion
+	SpuriousLosses                                          uint64 // packets declared lost that were acknowledged after all (reordering)
 	PMTUBlackholes                                          uint64 // falls back to the base datagram size
 	DuplicatePackets, InvalidDatagrams                      uint64
 	UnreliableDropped                                       uint64 // received but over the queue bound
