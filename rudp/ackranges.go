@@ -36,8 +36,7 @@ func (s *recvRanges) largest() (uint64, bool) {
 	return s.r[0].Largest, true
 }
 
-// add inserts pn (not contained). It returns true if pn extended or merged into the
-// newest range without leaving a gap below it, i.e. it arrived in order.
+// add inserts pn, which must not be contained, merging it with the ranges it touches.
 func (s *recvRanges) add(pn uint64) {
 	i := 0
 	for i < s.n && s.r[i].Largest > pn {

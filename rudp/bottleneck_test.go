@@ -90,3 +90,36 @@ func TestBottleneckTwoFlowsFair(t *testing.T) {
 		n.failf("Jain fairness %.3f < 0.9 (%.0f vs %.0f bytes)", jain, x1, x2)
 	}
 }
+
+// Loss tolerance stays controlled: on a shallow buffer (5 packets, less queueing delay
+// than the RTT-inflation test can see) the window still backs off once the loss rate
+// passes lossRateCongestive, so overflow losses stay near that rate instead of
+// growing, and with 1 % random loss on top the flow still fills the link.
+func TestShallowBufferLossStaysBounded(t *testing.T) {
+	for _, random := range []float64{0, 0.01} {
+		n := newNetwork(t, 18)
+		l := linkConfig{delay: 20 * time.Millisecond, rateBps: 10_000_000, queuePackets: 5, loss: random}
+		shared := &link{cfg: l}
+		f := newFlow(n, shared, 1<<40)
+		const from, to = 5 * time.Second, 35 * time.Second
+		start := n.now
+		f.b.onMsg = func(now proto.Instant, ev *EventMessage) {
+			f.o.receive(now, ev)
+			if now.Sub(start) >= from {
+				f.window += int64(len(ev.Data))
+			}
+		}
+		n.every(start, time.Millisecond, f.bk.feed)
+		n.run(start.Add(to), nil)
+		goodput := float64(f.window) * 8 / (to - from).Seconds()
+		lossRate := float64(shared.dropped) / float64(shared.sent)
+		t.Logf("5-packet buffer, %.0f %% random loss: goodput %.2f Mbit/s, link loss %.2f %%, %+v",
+			100*random, goodput/1e6, 100*lossRate, f.a.c.Stats())
+		if lossRate > random+0.06 {
+			n.failf("loss rate %.2f %% on a shallow buffer: the window does not back off", 100*lossRate)
+		}
+		if goodput < 0.7*10e6 {
+			n.failf("goodput %.2f Mbit/s on a shallow buffer", goodput/1e6)
+		}
+	}
+}

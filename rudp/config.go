@@ -24,12 +24,23 @@ const (
 
 // LaneConfig describes one lane. A lane with a higher Priority always sends first;
 // lanes of equal priority share the path in proportion to Weight (1..1000).
+//
+// Redundant is for game inputs: every packet that carries new data also repeats the
+// four oldest of the lane's reliable messages that fit in one fragment and are still
+// unacknowledged, as long as the window has room for them. A lost input then arrives
+// with the next packet instead of after a loss-detection round trip. The price is
+// bandwidth: each small message goes out once per packet sent until it is
+// acknowledged (twice at 20 Hz and 50 ms RTT), never more than four extra messages
+// per packet, and never in a flow that fills its window.
 type LaneConfig struct {
-	Priority uint8
-	Weight   uint16
+	Priority  uint8
+	Weight    uint16
+	Redundant bool
 }
 
-// Config is the fixed configuration of a Conn. Both ends should use the same
+// Config is the fixed configuration of a Conn. Both ends must configure the same
+// lanes and MaxMessageSize (a receiver drops data for a lane it lacks or a message
+// larger than its maximum, as a protocol violation) and should use the same
 // MaxAckDelay, because each computes its probe timeout with the other's (RFC 9002
 // §6.2.1); the rest is local. Zero fields take the defaults listed.
 type Config struct {

@@ -62,6 +62,7 @@ type Conn struct {
 	chunks        ring[chunkRef]   // fragments carried by the packets in sent
 	lanes         []lane
 	topPriority   uint8
+	mixedPriority bool // lanes have more than one priority: the reserve and overshoot apply
 	pool          pool
 	sendBuffered  int    // bytes of messages from Send until acked or gone
 	reliableSent  uint64 // flow-control cost of first transmissions (§7.5)
@@ -85,6 +86,8 @@ type Conn struct {
 	overCwndBytes        int           // bytes in flight sent by top-priority lanes beyond the window
 	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample
 	pmtu                 pmtuState
+	lossRate             float64 // moving average of lost (1) and acknowledged (0) packets
+	reorder              reorderState
 
 	// Receiving.
 	recvd               recvRanges
@@ -170,6 +173,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 	for i, l := range cfg.Lanes {
 		c.lanes[i].cfg = l
 		c.topPriority = max(c.topPriority, l.Priority)
+		c.mixedPriority = c.mixedPriority || l.Priority != cfg.Lanes[0].Priority
 	}
 	c.timers[timerIdle] = now.Add(cfg.IdleTimeout)
 	c.timers[timerKeepalive] = now.Add(cfg.KeepaliveInterval)
@@ -178,6 +182,9 @@ func New(cfg Config, now proto.Instant) *Conn {
 
 // budget is the largest rudp packet at the current PMTU.
 func (c *Conn) budget() int { return c.pmtu.current - c.cfg.Headroom - c.cfg.Tailroom }
+
+// baseBudget is the largest rudp packet every path carries.
+func (c *Conn) baseBudget() int { return c.cfg.DatagramSizeBase - c.cfg.Headroom - c.cfg.Tailroom }
 
 // advance moves the clock; a decrease is a caller bug.
 func (c *Conn) advance(now proto.Instant) {

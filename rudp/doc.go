@@ -35,13 +35,29 @@
 // The congestion window and the pacer gate ack-eliciting packets (ACK-only packets are
 // never held back); lanes below the top priority leave one packet of the window free
 // and the top lanes may overshoot a shrunken window by a quarter, so urgent messages
-// wait for at most the pacer's next slot.
+// wait for at most the pacer's next slot. A Redundant lane also repeats its oldest
+// unacknowledged small messages in each new packet while the window has room, so a
+// lost game input is repaired by the next packet.
 //
 // # Recovery
 //
+// CUBIC (RFC 9438) with HyStart++ (RFC 9406) sets the window and a token-bucket pacer
+// spreads it over the RTT. A loss reduces the window only when it looks like
+// congestion: the path shows a queue (latest RTT a quarter above the minimum) or the
+// recent loss rate is above 5 %; random loss on an empty path (wireless, tunnels)
+// leaves it alone, where plain CUBIC would fall to the Mathis rate.
+//
+// Message fragments are sized for the base datagram (1200 bytes), which every path
+// carries; a probed larger PMTU packs more small messages per packet, and a path
+// change that lowers it is detected as a black hole (RFC 8899 §4.3) without stranding
+// a fragment.
+//
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8
-// RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). When
+// RTT than an acknowledged one (RFC 9002 §6.1, the RACK rule of RFC 8985 §6.2). Once
+// a packet declared lost is acknowledged after all, the path reorders: the
+// packet-count rule is dropped and the time window grows by a quarter of the minimum
+// RTT per spurious loss, up to one RTT (RFC 8985's adaptive reo_wnd). When
 // nothing is acknowledged for a probe timeout (RFC 9002 §6.2, floor 10 ms rather than
 // RFC 6298's 1 s, doubling per timeout up to Config.PTOMax) two probes carry the
 // oldest unacknowledged data again: the tail-loss probe of RFC 8985 §7.

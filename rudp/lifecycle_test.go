@@ -249,3 +249,66 @@ func TestMisuse(t *testing.T) {
 		t.Errorf("over the send buffer: %v", err)
 	}
 }
+
+// Lanes that all share one priority get no window overshoot: the reserve and the
+// quarter-window overshoot exist only to let a higher lane past a lower one.
+func TestNoOvershootWithOnePriority(t *testing.T) {
+	cfg := Config{Lanes: []LaneConfig{{Priority: 3, Weight: 1}, {Priority: 3, Weight: 1}}}
+	n, a, b := quietPair(t, 19, cfg, linkConfig{delay: 20 * time.Millisecond, rateBps: 10_000_000, queuePackets: 100})
+	o := newOracle(n.failf)
+	b.onMsg = o.receive
+	bk := &bulk{c: a.c, o: o, lane: 1, total: 4 << 20, msgSize: 64 << 10, buf: make([]byte, 64<<10)}
+	n.every(n.now, time.Millisecond, bk.feed)
+	worst := 0
+	n.afterStep = func() { worst = max(worst, a.c.overCwndBytes) }
+	n.run(n.now.Add(30*time.Second), func() bool { return bk.queued == bk.total && o.complete() })
+	if !o.complete() {
+		n.failf("transfer incomplete")
+	}
+	if worst != 0 {
+		n.failf("%d bytes were sent beyond the window with a single priority", worst)
+	}
+	if a.c.Stats().CongestionEvents == 0 {
+		n.failf("the window never shrank, so the overshoot path was never tempted")
+	}
+}
+
+// When the path's MTU drops under a live connection (a move from a direct path to a
+// relay, or to another network), every message still arrives: fragments are sized
+// for the base datagram, and losing packets above it three times in a row sends the
+// connection back to the base size and a new search (RFC 8899 §4.3).
+func TestPMTUDropMidTransfer(t *testing.T) {
+	n, a, b := quietPair(t, 20, Config{}, linkConfig{delay: 10 * time.Millisecond})
+	o := newOracle(n.failf)
+	b.onMsg = o.receive
+	small := make([]byte, 8<<10)
+	start := n.now
+	n.every(start, time.Millisecond, func(now proto.Instant) bool {
+		// Small reliable messages pack four to a full-PMTU packet; every tenth is
+		// large enough to be fragmented.
+		for i := range 10 {
+			size := 300
+			if i == 0 {
+				size = 5000
+			}
+			if err := o.send(a.c, now, 0, ReliableUnordered, size, small); err != nil {
+				n.failf("send: %v", err)
+			}
+		}
+		return now.Sub(start) < 4*time.Second
+	})
+	var before int
+	n.every(start.Add(2*time.Second), time.Hour, func(proto.Instant) bool {
+		before = a.c.Stats().DatagramSize
+		a.out.cfg.mtu, b.out.cfg.mtu = 1250, 1250
+		return false
+	})
+	if !n.run(start.Add(60*time.Second), func() bool { return n.now.Sub(start) > 4*time.Second && o.complete() }) {
+		n.failf("stalled after the MTU drop: %d/%d delivered; %+v", o.arrived, o.expected, a.c.Stats())
+	}
+	s := a.c.Stats()
+	t.Logf("PMTU %d before the drop, %d after; %d black holes detected", before, s.DatagramSize, s.PMTUBlackholes)
+	if before <= 1250 || s.DatagramSize > 1250 || s.PMTUBlackholes == 0 {
+		n.failf("PMTU %d before, %d after, %d black holes: the drop was not exercised or not handled", before, s.DatagramSize, s.PMTUBlackholes)
+	}
+}

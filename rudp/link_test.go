@@ -84,15 +84,14 @@ type endpoint struct {
 
 // network runs endpoints over links in virtual time.
 type network struct {
-	t       testing.TB
-	seed    uint64
-	rng     *rand.Rand
-	now     proto.Instant
-	events  eventHeap
-	seq     uint64
-	eps     []*endpoint
-	ticks   []*ticker
-	maxStep int
+	t      testing.TB
+	seed   uint64
+	rng    *rand.Rand
+	now    proto.Instant
+	events eventHeap
+	seq    uint64
+	eps    []*endpoint
+	ticks  []*ticker
 	// afterStep, when set, runs after every step of virtual time (all inputs at that
 	// instant handled and drained).
 	afterStep func()
@@ -110,7 +109,7 @@ func newNetwork(t testing.TB, seed uint64) *network {
 	for i := range 8 {
 		key[i] = byte(seed >> (8 * i))
 	}
-	return &network{t: t, seed: seed, rng: rand.New(rand.NewChaCha8(key)), now: 1_000_000_000, maxStep: 50_000_000}
+	return &network{t: t, seed: seed, rng: rand.New(rand.NewChaCha8(key)), now: 1_000_000_000}
 }
 
 // pair makes two connected endpoints with links ab (a→b) and ba.

@@ -88,9 +88,11 @@ func TestSteadyStateAllocs(t *testing.T) {
 		{"reliable-with-loss-and-retransmit", ReliableOrdered, 1000, func(n uint64) bool { return n%7 == 0 }},
 		{"unreliable-sequenced", UnreliableSequenced, 300, nil},
 		{"reliable-unordered-with-loss", ReliableUnordered, 200, func(n uint64) bool { return n%5 == 0 }},
+		{"redundant-lane-with-loss", ReliableOrdered, 200, func(n uint64) bool { return n%5 == 0 }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := newDirectPair(Config{}, c.size)
+			cfg := Config{Lanes: []LaneConfig{{Weight: 1, Redundant: c.name == "redundant-lane-with-loss"}}}
+			p := newDirectPair(cfg, c.size)
 			p.drop = c.drop
 			for range 20000 {
 				p.step(c.mode, 100*time.Microsecond)
@@ -104,7 +106,9 @@ func TestSteadyStateAllocs(t *testing.T) {
 			if after.PacketsAcked == before.PacketsAcked {
 				t.Errorf("nothing was acknowledged during the measurement")
 			}
-			if c.drop != nil && after.Retransmits == before.Retransmits {
+			// Losses are repaired by retransmission, or on a Redundant lane by the copies.
+			repaired := after.Retransmits + after.RedundantFrames - before.Retransmits - before.RedundantFrames
+			if c.drop != nil && repaired == 0 {
 				t.Errorf("no retransmission during the measurement")
 			}
 			if p.received < 20000 && c.mode.Reliable() {

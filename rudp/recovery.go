@@ -20,6 +20,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 	if !c.anyAcked || largest > c.largestAcked {
 		c.largestAcked, c.anyAcked = largest, true
 	}
+	if c.reorder.n > 0 {
+		c.stats.SpuriousLosses += uint64(c.reorder.onAckRanges(ack.Ranges))
+	}
 	var sample time.Duration = -1
 	newlyEliciting := false
 	limited := c.cwndLimited
@@ -54,12 +57,15 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 			if p.has(pktInFlight) {
 				c.bytesInFlight -= int(p.size)
 				c.cc.onAck(int(p.size), p.timeSent, now, c.rtt.smooth, limited)
+				c.lossRate -= c.lossRate / lossRateWindow
 			}
 			if p.has(pktHasAck) {
 				// The peer has our ACK up to ackLargest: stop repeating those ranges.
 				c.recvd.forgetBelow(p.ackLargest)
 			}
-			if p.has(pktPMTUProbe) {
+			if !p.has(pktPMTUProbe) {
+				c.pmtu.onBigAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+			} else {
 				c.pmtu.onAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
 				c.cc.setMSS(c.budget())
 				c.armPMTUTimer(now)
@@ -130,7 +136,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 	if !c.anyAcked {
 		return
 	}
-	lossDelay := c.rtt.lossDelay()
+	lossDelay := c.reorder.window(&c.rtt)
 	lostSendTime := now - proto.Instant(lossDelay)
 	// Persistent congestion (RFC 9002 §7.6): ack-eliciting losses spanning more than
 	// three PTOs with nothing acknowledged in between.
@@ -144,7 +150,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 			}
 			continue
 		}
-		if p.timeSent <= lostSendTime || c.largestAcked >= pn+packetThreshold {
+		if p.timeSent <= lostSendTime || (c.reorder.usePacketThreshold() && c.largestAcked >= pn+packetThreshold) {
 			if p.has(pktAckEliciting) && !ackedBetween {
 				if firstLost == proto.Never {
 					firstLost = p.timeSent
@@ -152,6 +158,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 				lastLost = p.timeSent
 			}
 			c.onPacketLost(p, now)
+			c.reorder.onLost(pn)
 			continue
 		}
 		c.lossTime = min(c.lossTime, p.timeSent.Add(lossDelay))
@@ -163,6 +170,27 @@ func (c *Conn) detectLoss(now proto.Instant) {
 			c.stats.PersistentCongestion++
 		}
 	}
+}
+
+// Loss that is not congestion. A wireless hop or a lossy tunnel drops packets without
+// a queue behind them, and CUBIC, which takes every loss for a full buffer, then runs
+// at the Mathis rate (≈ 2.4 Mbit/s at 2 % loss and 40 ms). A loss is taken as a
+// congestion signal only when the path shows a queue (the latest RTT above the
+// minimum by a quarter, at least lossQueueDelayMin) or the recent loss rate is above
+// lossRateCongestive: with a queue building or heavy loss the window backs off as
+// CUBIC says; random loss at a few percent on an empty path does not shrink it.
+const (
+	lossRateWindow     = 64   // packets in the loss-rate moving average
+	lossRateCongestive = 0.05 // above this loss rate every loss is congestion
+	lossQueueDelayMin  = 4 * time.Millisecond
+)
+
+// congestive reports whether a loss now should reduce the window.
+func (c *Conn) congestive() bool {
+	if !c.rtt.sampled || c.lossRate > lossRateCongestive {
+		return true
+	}
+	return c.rtt.latest > c.rtt.min+max(c.rtt.min/4, lossQueueDelayMin)
 }
 
 // onPacketLost retires a lost packet and queues its reliable fragments again.
@@ -182,9 +210,17 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 			// is congested.
 			c.pmtu.onLost(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
 			c.armPMTUTimer(now)
+		} else if c.pmtu.onBigLost(int(p.size)+c.cfg.Headroom+c.cfg.Tailroom, p.timeSent, now) {
+			// The path stopped carrying this size: not congestion.
+			c.stats.PMTUBlackholes++
+			c.cc.setMSS(c.budget())
+		} else if !c.congestive() {
+			c.stats.LossesTolerated++
 		} else if c.cc.onCongestion(p.timeSent, now) {
 			c.stats.CongestionEvents++
+			c.reorder.onRecovery()
 		}
+		c.lossRate += (1 - c.lossRate) / lossRateWindow
 	}
 	if p.has(pktMaxData) {
 		c.sendMaxData = true

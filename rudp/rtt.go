@@ -55,9 +55,3 @@ func (r *rttEstimator) update(latest, ackDelay time.Duration) {
 func (r *rttEstimator) pto(maxAckDelay time.Duration) time.Duration {
 	return max(r.smooth+max(4*r.vari, granularity)+maxAckDelay, ptoMin)
 }
-
-// lossDelay is the RACK reordering window of RFC 9002 §6.1.2 (RFC 8985 §6.2 with a
-// fixed 1/8 RTT reo_wnd): 9/8 * max(smoothed_rtt, latest_rtt), at least kGranularity.
-func (r *rttEstimator) lossDelay() time.Duration {
-	return max(9*max(r.smooth, r.latest)/8, granularity)
-}

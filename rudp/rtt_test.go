@@ -39,8 +39,9 @@ func TestRTTEstimator(t *testing.T) {
 		t.Errorf("pto %v, want %v", r.pto(10*time.Millisecond), want)
 	}
 	// RFC 9002 §6.1.2: the time threshold is 9/8 max(smoothed_rtt, latest_rtt).
-	if want := 9 * max(r.smooth, r.latest) / 8; r.lossDelay() != want {
-		t.Errorf("loss delay %v, want %v", r.lossDelay(), want)
+	ro := reorderState{mult: 1}
+	if base := max(r.smooth, r.latest); ro.window(&r) != base+base/8 {
+		t.Errorf("loss delay %v, want %v", ro.window(&r), base+base/8)
 	}
 	// The game-sized floor: a LAN with 100 µs RTT still waits ptoMin.
 	lan := newRTTEstimator(time.Millisecond)

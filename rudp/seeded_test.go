@@ -62,8 +62,22 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 	r := n.rng
 	impairFor := time.Duration(2+r.IntN(6)) * time.Second
 	end := n.now.Add(impairFor)
+	// Some runs add a path MTU below the probing maximum (PMTU discovery under loss)
+	// and a blackhole of up to two seconds inside the impaired period.
+	mtu := 0
+	if r.IntN(3) == 0 {
+		mtu = defaultDatagramSizeBase + r.IntN(300)
+	}
+	var hole func(proto.Instant) bool
+	if r.IntN(4) == 0 {
+		from := n.now.Add(time.Duration(r.Int64N(int64(impairFor))))
+		until := from.Add(time.Duration(500+r.IntN(1500)) * time.Millisecond)
+		hole = func(t proto.Instant) bool { return t >= from && t < until }
+	}
 	mk := func() *link {
 		return &link{cfg: linkConfig{
+			mtu:          mtu,
+			blackhole:    hole,
 			delay:        time.Duration(1+r.IntN(100)) * time.Millisecond,
 			jitter:       time.Duration(r.IntN(20)) * time.Millisecond,
 			loss:         r.Float64() * 0.30,
@@ -75,7 +89,7 @@ func runImpairedSeed(t *testing.T, seed uint64) seedTotals {
 	}
 	lanes := make([]LaneConfig, 1+r.IntN(3))
 	for i := range lanes {
-		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4))}
+		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4)), Redundant: r.IntN(3) == 0}
 	}
 	cfg := Config{Lanes: lanes}
 	ab, ba := mk(), mk()

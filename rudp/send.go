@@ -23,6 +23,8 @@ const (
 	ackOnlyStreakMax = 16
 	// maxPTOProbes is the number of probe packets a fired PTO sends (RFC 9002 §6.2.4).
 	maxPTOProbes = 2
+	// redundantMax bounds the repeated messages in one packet (LaneConfig.Redundant).
+	redundantMax = 4
 )
 
 // Send queues msg for delivery on lane with mode. The bytes are copied. It fails at
@@ -52,7 +54,12 @@ func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte
 	m := c.pool.getOut(len(msg))
 	copy(m.data, msg)
 	m.lane, m.mode, m.queued, m.expiry = uint8(lane), mode, now, expiry
-	fragBudget := c.budget() - pnReserve - ackReserve
+	// Fragments are sized for the base datagram, which every path carries, not for the
+	// current PMTU: a lost fragment must still fit when a path change (direct to relay,
+	// another network) has lowered the PMTU. A larger PMTU still packs more small
+	// messages per packet; for bulk data it would save only the ~40 bytes of headers
+	// per packet (about 0.6 % of goodput).
+	fragBudget := c.baseBudget() - pnReserve - ackReserve
 	if len(msg)+wholeDataHeader > fragBudget {
 		per := fragBudget - maxDataHeader
 		m.count = uint32((len(msg) + per - 1) / per)
@@ -101,7 +108,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	// still send up to a quarter window (at least two packets) beyond it: a message on
 	// a top-priority lane never waits for an acknowledgement behind bulk data, and
 	// bytes in flight stay within 1.25 windows, so the window still governs.
-	overshoot := c.topPriority > 0 && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
+	overshoot := c.mixedPriority && c.overCwndBytes < max(c.cc.cwnd/4, 2*budget)
 	allowTop := probe || (paced && (c.bytesInFlight < c.cc.cwnd || overshoot))
 	allowLow := probe || (paced && c.bytesInFlight < c.cc.cwnd-budget)
 
@@ -138,6 +145,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 		}
 		if c.fillData(&b, budget, now, allowLow) {
 			eliciting = true
+			c.fillRedundant(&b, budget, sp.chunkStart)
 		}
 		if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
 			b = append(b, byte(proto.RUDPPing))
@@ -366,4 +374,48 @@ func (c *Conn) pollClose(now proto.Instant, buf []byte) ([]byte, bool) {
 	c.stats.PacketsSent++
 	c.stats.BytesSent += uint64(len(b))
 	return b, true
+}
+
+// fillRedundant repeats unacknowledged single-fragment reliable messages of Redundant
+// lanes in the packet being built, oldest first, as long as the packet still fits in
+// the congestion window with them (an application-limited game flow has room; a bulk
+// flow, which fills the window, never repeats). Messages already in this packet
+// (references from chunkStart on) are skipped.
+func (c *Conn) fillRedundant(b *[]byte, limit int, chunkStart uint64) {
+	added := 0
+	for i := range c.lanes {
+		l := &c.lanes[i]
+		if !l.cfg.Redundant {
+			continue
+		}
+		for mode := range l.unacked {
+			u := &l.unacked[mode]
+			for k := u.head; k < u.tail && added < redundantMax; k++ {
+				m := *u.at(k)
+				if m.count != 0 || m.done || m.next == 0 || c.inPacket(m, chunkStart) {
+					continue
+				}
+				need := m.frameLen(0)
+				if need > limit-len(*b) || c.bytesInFlight+len(*b)+need > c.cc.cwnd {
+					return
+				}
+				f := m.frame(0)
+				*b = f.Append(*b)
+				c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: 0})
+				l.charge(need)
+				c.stats.RedundantFrames++
+				added++
+			}
+		}
+	}
+}
+
+// inPacket reports whether the packet being built already carries m.
+func (c *Conn) inPacket(m *outMsg, chunkStart uint64) bool {
+	for i := chunkStart; i < c.chunks.tail; i++ {
+		if c.chunks.at(i).msg == m {
+			return true
+		}
+	}
+	return false
 }

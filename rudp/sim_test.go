@@ -205,8 +205,19 @@ func runSimImpairedSeed(t *testing.T, seed uint64) (sim.Stats, uint64) {
 	r := newNetwork(t, seed).rng // the same parameter stream as the in-memory soak
 	impairFor := time.Duration(2+r.IntN(6)) * time.Second
 	end := w.s.Now().Add(impairFor)
+	mtu := 0
+	if r.IntN(3) == 0 {
+		mtu = defaultDatagramSizeBase + r.IntN(300)
+	}
+	var outages []sim.Window
+	if r.IntN(4) == 0 {
+		from := w.s.Now().Add(time.Duration(r.Int64N(int64(impairFor))))
+		outages = []sim.Window{{From: from, Until: from.Add(time.Duration(500+r.IntN(1500)) * time.Millisecond)}}
+	}
 	mk := func() sim.LinkConfig {
 		return sim.LinkConfig{
+			MTU:          mtu,
+			Outages:      outages,
 			Latency:      time.Duration(1+r.IntN(50)) * time.Millisecond,
 			Jitter:       time.Duration(r.IntN(20)) * time.Millisecond,
 			Loss:         pathLoss(r.Float64() * 0.30),
@@ -219,15 +230,15 @@ func runSimImpairedSeed(t *testing.T, seed uint64) (sim.Stats, uint64) {
 	ha, hb := w.host("a", la, 1), w.host("b", lb, 1)
 	lanes := make([]LaneConfig, 1+r.IntN(3))
 	for i := range lanes {
-		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4))}
+		lanes[i] = LaneConfig{Priority: uint8(r.IntN(2)), Weight: uint16(1 + r.IntN(4)), Redundant: r.IntN(3) == 0}
 	}
 	a, b := w.connect(Config{Lanes: lanes}, ha, 0, hb, 0)
 	oa, ob := newOracle(w.failf), newOracle(w.failf)
 	a.onMsg, b.onMsg = oa.receive, ob.receive
 	// The impairment ends: links keep their latency only.
 	w.every(end, time.Hour, func(proto.Instant) bool {
-		ha.Link().Set(sim.LinkConfig{Latency: la.Latency})
-		hb.Link().Set(sim.LinkConfig{Latency: lb.Latency})
+		ha.Link().Set(sim.LinkConfig{Latency: la.Latency, MTU: mtu, Outages: outages})
+		hb.Link().Set(sim.LinkConfig{Latency: lb.Latency, MTU: mtu, Outages: outages})
 		return false
 	})
 	buf := make([]byte, 8192)
@@ -288,8 +299,8 @@ func TestSimTransfer2MBAt2PercentLoss(t *testing.T) {
 func TestSimTransferAt30PercentLoss(t *testing.T) {
 	seed := simtest.Seed(t, 3)
 	d, a := simTransfer(t, seed, sim.LinkConfig{Latency: 20 * time.Millisecond, Loss: 0.30,
-		Bandwidth: bottleneckBytesPerSecond, QueueBytes: bottleneckQueueBytes}, 256<<10, 120*time.Second)
-	t.Logf("sim: 256 KiB at 30%% loss each way: %v; %+v", d, a.c.Stats())
+		Bandwidth: bottleneckBytesPerSecond, QueueBytes: bottleneckQueueBytes}, 1<<20, 300*time.Second)
+	t.Logf("sim: 1 MiB at 30%% loss each way: %v; %+v", d, a.c.Stats())
 }
 
 // The link works for 5 s, then drops everything for 2 s, for as long as it takes.
@@ -319,10 +330,15 @@ func TestSimTransferAt750msRTT(t *testing.T) {
 // The game case on sim: 50 ms RTT, 5 % loss each way, 20 Hz × 200-byte reliable
 // messages for ten minutes: p99 delivery latency at most 150 ms.
 func TestSimGameLatency(t *testing.T) {
+	t.Run("default", func(t *testing.T) { simGame(t, false, 150*time.Millisecond) })
+	t.Run("redundant", func(t *testing.T) { simGame(t, true, 100*time.Millisecond) })
+}
+
+func simGame(t *testing.T, redundant bool, p99Max time.Duration) {
 	seed := simtest.Seed(t, 6)
 	w := newSimWorld(t, seed)
 	ha, hb := w.host("a", sim.LinkConfig{Latency: 25 * time.Millisecond, Loss: 0.05}, 1), w.host("b", sim.LinkConfig{}, 1)
-	a, b := w.connect(Config{}, ha, 0, hb, 0)
+	a, b := w.connect(Config{Lanes: []LaneConfig{{Weight: 1, Redundant: redundant}}}, ha, 0, hb, 0)
 	o := newOracle(w.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 256)
@@ -339,9 +355,9 @@ func TestSimGameLatency(t *testing.T) {
 		w.failf("game: %d of %d delivered", o.arrived, o.expected)
 	}
 	p50, p99, worst := percentile(o.latency, 50), percentile(o.latency, 99), percentile(o.latency, 100)
-	t.Logf("sim game: %d messages, p50 %v p99 %v max %v", count, p50, p99, worst)
-	if p99 > 150*time.Millisecond {
-		w.failf("p99 latency %v over 150 ms", p99)
+	t.Logf("sim game (redundant %v): %d messages, p50 %v p99 %v max %v", redundant, count, p50, p99, worst)
+	if p99 > p99Max {
+		w.failf("p99 latency %v over %v", p99, p99Max)
 	}
 }
 

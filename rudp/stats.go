@@ -13,7 +13,11 @@ type Stats struct {
 	BytesSent, BytesReceived                                uint64 // rudp packet bytes
 	AckOnlyPackets, AckOnlyBytes                            uint64 // packets carrying nothing but an ACK
 	Retransmits                                             uint64 // fragments sent again
+	RedundantFrames                                         uint64 // unacknowledged messages repeated by Redundant lanes
 	PTOs, CongestionEvents, PersistentCongestion            uint64
+	LossesTolerated                                         uint64 // losses on a path without a queue, not taken as congestion
+	SpuriousLosses                                          uint64 // packets declared lost that were acknowledged after all (reordering)
+	PMTUBlackholes                                          uint64 // falls back to the base datagram size
 	DuplicatePackets, InvalidDatagrams                      uint64
 	UnreliableDropped                                       uint64 // received but over the queue bound
 	SendBuffered                                            int    // bytes from Send not yet acknowledged or gone
