@@ -603,11 +603,13 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			p.path = PathDirect
 			n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
+			p.conn.PathChanged(now)
 			n.initiate(now, p, false)
 		case punch.EventPathDown:
 			if e.Next != nil {
 				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
 					RTT: e.Next.RTT, Reason: "direct timed out; another direct path"})
+				p.conn.PathChanged(now)
 				continue
 			}
 			p.path = PathNone

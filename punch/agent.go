@@ -78,10 +78,13 @@ type Agent struct {
 	suspected bool // EventPathSuspect sent for the active path's current silence
 	// beatSent is when the oldest heartbeat still unanswered on the active path left
 	// (0 when every heartbeat was answered).
-	beatSent  proto.Instant
-	deadlineP proto.Instant // stop searching at this instant
-	nextRound proto.Instant
-	primed    bool
+	beatSent proto.Instant
+	// seenLocal/seenFrom: the latest path an authenticated packet of the peer came in
+	// on that is not the active one: where the peer is now, if its NAT rebooted.
+	seenLocal, seenFrom netip.AddrPort
+	deadlineP           proto.Instant // stop searching at this instant
+	nextRound           proto.Instant
+	primed              bool
 
 	targets        []target // remote addresses to probe from the main socket
 	sockets        []netip.AddrPort
@@ -482,6 +485,10 @@ func (a *Agent) heartbeat(now proto.Instant) {
 			a.beatSent = now
 		}
 		a.queueProbe(now, p.Local, p.Remote, 0)
+		if next == heartbeatRetry && a.seenFrom.IsValid() {
+			// The peer reached us from elsewhere lately: try that way back too.
+			a.queueProbe(now, a.seenLocal, a.seenFrom, 0)
+		}
 	}
 }
 
@@ -552,7 +559,9 @@ func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
 	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
 		a.paths[a.active].lastReply = now
 		a.suspected, a.beatSent = false, 0
+		return
 	}
+	a.seenLocal, a.seenFrom = local, from
 }
 
 func (a *Agent) knownTarget(addr netip.AddrPort) bool {
@@ -612,6 +621,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 func (a *Agent) activate(now proto.Instant, i int) {
 	a.active = i
 	a.suspected, a.beatSent = false, 0
+	a.seenLocal, a.seenFrom = netip.AddrPort{}, netip.AddrPort{}
 	a.activeSince = now
 	a.nextBeat = now.Add(heartbeatInterval)
 	a.failed = false
