@@ -90,6 +90,10 @@ var typeNames = [...]string{
 	TypeResponse:         "response",
 	TypeCookieReply:      "cookie-reply",
 	TypeTransportData:    "transport-data",
+	TypeRelayAllocate:    "relay-allocate",
+	TypeRelayAllocated:   "relay-allocated",
+	TypeRelaySend:        "relay-send",
+	TypeRelayDeliver:     "relay-deliver",
 	TypeProbe:            "probe",
 	TypeProbeReply:       "probe-reply",
 }
