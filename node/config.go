@@ -34,6 +34,9 @@ type Config struct {
 	Wall WallClock
 	// RUDP configures every peer connection (lanes, sizes, timeouts).
 	RUDP rudp.Config
+	// Relay is the relay policy for connections this node starts (the peer that
+	// accepts follows the introduction's flags).
+	Relay RelayPolicy
 }
 
 // WallClock pairs an instant of the node's timeline with the wall time then.

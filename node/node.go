@@ -63,6 +63,7 @@ type Stats struct {
 	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
 	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
 	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
+	RelayDrops                                                             int // packets for a relay not ready, or too large for it
 }
 
 // Node is one device's client state machine; see the package doc for the contract.
@@ -105,9 +106,11 @@ type Node struct {
 	sockTags map[uint64]any // tag → *punch.Classifier or *peer
 	nextTag  uint64
 
-	keyx  *keyx.Endpoint
-	byKey map[[32]byte]*peer
-	open  [maxDatagram]byte // decrypted payloads land here
+	keyx        *keyx.Endpoint
+	byKey       map[[32]byte]*peer
+	byRelayAddr map[netip.AddrPort]*peer // synthetic relay path address → peer
+	byChannel   map[uint16]*peer         // our relay channel → peer
+	open        [maxDatagram]byte        // decrypted payloads land here
 
 	out    []outMsg
 	events []Event
@@ -145,6 +148,9 @@ func New(cfg Config) *Node {
 		byPair:   map[uint64]*peer{},
 		sockTags: map[uint64]any{},
 		byKey:    map[[32]byte]*peer{},
+
+		byRelayAddr: map[netip.AddrPort]*peer{},
+		byChannel:   map[uint16]*peer{},
 	}
 	n.keyx = keyx.New(keyx.Config{PrivateKey: keyx.PrivateKey(cfg.PrivateKey), Rand: cfg.Rand}, 0)
 	pub, err := curve25519.X25519(n.priv[:], curve25519.Basepoint)
@@ -227,6 +233,18 @@ func (n *Node) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p [
 		return n.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
 		return n.handleProbe(now, local, from, p)
+	case h.Type == proto.TypeRelayDeliver:
+		return n.handleRelayDeliver(now, local, from, p)
+	case h.Type == proto.TypeRelayAllocated:
+		if !n.isServer(from) {
+			n.stats.NotFromServer++
+			return ErrNotFromServer
+		}
+		var m proto.RelayAllocated
+		if err := m.Parse(p); err != nil {
+			return n.count(err)
+		}
+		return n.onRelayAllocated(now, &m)
 	case h.Type == proto.TypeTransportData:
 		return n.handleTransport(now, local, from, p)
 	case h.Type >= proto.TypeKeyxFirst && h.Type <= proto.TypeKeyxLast:
@@ -446,6 +464,9 @@ func (n *Node) reintroduce(now proto.Instant, p *peer) {
 }
 
 func (n *Node) onError(now proto.Instant, m *proto.Error) {
+	if n.onRelayError(m) {
+		return
+	}
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
 		if r := &n.intros[i]; m.Code == proto.CodePeerNotReady && r.notReady < notReadyRetries {
 			// The server holds the introduction until the peer's NAT report is in,
@@ -535,7 +556,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	}
 	var seed [32]byte
 	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
-	p := &peer{id: id, key: m.PeerKey, psk: m.PSK, relayToken: bytes.Clone(m.RelayToken), flags: m.Flags,
+	p := &peer{id: id, key: m.PeerKey, psk: m.PSK, flags: m.Flags, remoteNAT: m.NAT,
 		initiator: bytes.Compare(n.pub[:], m.PeerKey[:]) < 0}
 	if err := n.newConn(now, p); err != nil {
 		n.stats.Malformed++ // a low-order key from the server
@@ -557,7 +578,9 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	n.byID[id] = p
 	n.byPair[p.agent.Pair()] = p
 	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy.String()})
+	n.startRelay(now, p, m.RelayToken, m.Flags)
 	n.afterAgent(now, p)
+	n.HandleTimeout(now) // the first relay-allocate goes out with the ack
 	return nil
 }
 
@@ -612,8 +635,7 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 				p.conn.PathChanged(now)
 				continue
 			}
-			p.path = PathNone
-			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "direct timed out"})
+			n.fallBack(now, p, "direct timed out")
 			// The peer may have moved or its NAT rebooted: fresh candidates from the
 			// server, and a start instant both sides share.
 			n.reintroduce(now, p)
@@ -624,11 +646,25 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 		case punch.EventNoPath:
 			reason := "no direct path found"
 			if e.Strategy == punch.StrategyNone {
-				reason = "no direct path possible for this NAT pair"
+				reason = "no direct path possible: " + n.nat.Allocation.String() + "×" + p.remoteNAT.Allocation.String() +
+					" symmetric NATs"
 			}
-			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: reason})
+			n.fallBack(now, p, reason)
 		}
 	}
+}
+
+// fallBack moves a peer's traffic to the relay (or to nothing) when no direct path
+// is left, and says why.
+func (n *Node) fallBack(now proto.Instant, p *peer, reason string) {
+	if p.relay.ready {
+		p.path = PathRelay
+		n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: reason})
+		p.conn.PathChanged(now)
+		return
+	}
+	p.path = PathNone
+	n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: reason})
 }
 
 // HandleTimeout runs every timer that is due, the children's included.
@@ -673,9 +709,9 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 				}
 				r.tries++
 				r.next = now.Add(introduceRTO)
-				var flags uint8
+				flags := n.policyFlags()
 				if r.refresh {
-					flags = proto.IntroRefresh
+					flags |= proto.IntroRefresh
 				}
 				n.queue(n.cfg.Server, &proto.IntroduceRequest{Session: n.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags})
 			}
@@ -692,6 +728,11 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		if now >= p.agent.Deadline() {
 			p.agent.HandleTimeout(now)
 			n.afterAgent(now, p)
+		}
+	}
+	for _, p := range n.peers {
+		if now >= p.relay.next && n.registered {
+			n.sendAllocate(now, p)
 		}
 	}
 	if now >= n.keyx.Deadline() {
@@ -724,12 +765,24 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool
 			return t, true
 		}
 	}
-	if t, ok := n.keyx.PollTransmit(now, buf); ok {
-		return t, true
+	for {
+		t, ok := n.keyx.PollTransmit(now, buf)
+		if !ok {
+			break
+		}
+		if t, ok := n.wrapRelay(t, buf, 0); ok {
+			return t, true
+		}
 	}
 	for _, p := range n.peers {
-		if t, ok := n.pollConn(now, p, buf); ok {
-			return t, true
+		for {
+			t, ok := n.pollConn(now, p, buf)
+			if !ok {
+				break
+			}
+			if t, ok := n.wrapRelay(t, buf, relayHeadroom); ok {
+				return t, true
+			}
 		}
 	}
 	return proto.Transmit{}, false
@@ -760,6 +813,9 @@ func (n *Node) Deadline() proto.Instant {
 	for _, p := range n.peers {
 		d = proto.Min(d, p.agent.Deadline())
 		d = proto.Min(d, n.connDeadline(p))
+		if n.registered {
+			d = proto.Min(d, p.relay.next)
+		}
 	}
 	return proto.Min(d, n.keyx.Deadline())
 }
@@ -778,4 +834,15 @@ func binaryPut(dst []byte, a, b uint64) {
 		dst[i] = byte(a >> (56 - 8*i))
 		dst[8+i] = byte(b >> (56 - 8*i))
 	}
+}
+
+// policyFlags are the introduce-request flags of the node's relay policy.
+func (n *Node) policyFlags() uint8 {
+	switch n.cfg.Relay {
+	case RelayForce:
+		return proto.IntroRelayOnly
+	case RelayNever:
+		return proto.IntroNoRelay
+	}
+	return 0
 }

@@ -12,13 +12,13 @@ import (
 
 // peer is everything the node keeps about one introduced peer.
 type peer struct {
-	id         string
-	key        [32]byte // the peer's static public key, from the server's introduction
-	psk        [32]byte
-	relayToken []byte
-	flags      uint8
-	agent      *punch.Agent
-	path       PathKind
+	id        string
+	key       [32]byte // the peer's static public key, from the server's introduction
+	psk       [32]byte
+	flags     uint8
+	remoteNAT proto.NATBehavior
+	agent     *punch.Agent
+	path      PathKind
 
 	// initiator: our static key sorts lower, so we start the handshakes (both
 	// sides starting at once would race; one rule picks one).
@@ -32,6 +32,7 @@ type peer struct {
 	// introStart is the start instant of the latest introduction; repeated copies of
 	// it name the same instant (to the millisecond), a refresh names another.
 	introStart proto.Instant
+	relay      relayState
 	// lastFrom is where the latest authenticated transport packet came from (and the
 	// socket it reached): the path to answer on while the agent has none, as
 	// WireGuard roams.
@@ -39,12 +40,17 @@ type peer struct {
 }
 
 // route returns the path data to the peer takes now: the agent's active direct path,
-// else the source of the peer's latest authenticated packet.
-func (p *peer) route() (local, remote netip.AddrPort, ok bool) {
+// else the relay once the peer holds its channel, else the source of the peer's
+// latest authenticated packet (it reached us; answering there is what WireGuard does).
+// The relay is named by its synthetic address; PollTransmit wraps what goes there.
+func (p *peer) route(local netip.AddrPort) (netip.AddrPort, netip.AddrPort, bool) {
 	if ap, ok := p.agent.Active(); ok {
 		return ap.Local, ap.Remote, true
 	}
-	if p.lastFrom.IsValid() {
+	if p.relay.ready {
+		return local, p.relay.addr, true
+	}
+	if p.lastFrom.IsValid() && p.lastFrom != p.relay.addr {
 		return p.lastLocal, p.lastFrom, true
 	}
 	return netip.AddrPort{}, netip.AddrPort{}, false

@@ -75,7 +75,7 @@ func (n *Node) initiate(now proto.Instant, p *peer, rekey bool) {
 	if !p.initiator || p.closed || p.established && !rekey {
 		return
 	}
-	local, remote, ok := p.route()
+	local, remote, ok := p.route(n.cfg.Local)
 	if !ok {
 		return
 	}
@@ -179,7 +179,7 @@ func (n *Node) pollConn(now proto.Instant, p *peer, buf []byte) (proto.Transmit,
 	if !p.established {
 		return proto.Transmit{}, false
 	}
-	local, remote, ok := p.route()
+	local, remote, ok := p.route(n.cfg.Local)
 	if !ok {
 		return proto.Transmit{}, false
 	}
@@ -211,7 +211,7 @@ func (n *Node) connDeadline(p *peer) proto.Instant {
 	if !p.established || p.closed {
 		return proto.Never
 	}
-	if _, _, ok := p.route(); !ok {
+	if _, _, ok := p.route(n.cfg.Local); !ok {
 		return proto.Never
 	}
 	if p.confirmPending {

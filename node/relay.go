@@ -1,0 +1,196 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// RelayPolicy is the application's choice about relaying through the server (DESIGN
+// §6.7).
+type RelayPolicy uint8
+
+const (
+	// RelayAuto: relay from the first message, move to a direct path when one is
+	// confirmed, back to the relay when it dies.
+	RelayAuto RelayPolicy = iota
+	// RelayForce: relay only; the server shares no addresses with the peer.
+	RelayForce
+	// RelayNever: direct or nothing.
+	RelayNever
+)
+
+// Relay timing (PROTOCOL.md §8).
+const (
+	relayRTO        = time.Second            // repeat an unanswered relay-allocate
+	relayTries      = 8                      // then give up on the relay
+	relayReadyPoll  = 250 * time.Millisecond // ask again until the peer holds its channel
+	relayReadyPolls = 40
+)
+
+// relayState is one peer's end of the relay (PROTOCOL.md §8).
+type relayState struct {
+	// addr is a synthetic address that names "through the relay to this peer" to
+	// keyx and the routing code: the relay is one more path. It comes from the
+	// RFC 6666 discard prefix 100::/64, which no real packet uses.
+	addr    netip.AddrPort
+	token   []byte
+	channel uint16
+	ready   bool // the peer holds a channel of the pair too
+	off     bool // policy forbids, or the server refused
+	txid    uint64
+	tries   int
+	polls   int
+	next    proto.Instant
+}
+
+func relayAddrFor(i int) netip.AddrPort {
+	var a [16]byte
+	a[0], a[1] = 0x01, 0x00
+	binary.BigEndian.PutUint32(a[12:], uint32(i)+1)
+	return netip.AddrPortFrom(netip.AddrFrom16(a), 1)
+}
+
+// startRelay begins allocating the relay for a newly introduced peer.
+func (n *Node) startRelay(now proto.Instant, p *peer, token []byte, flags uint8) {
+	p.relay.addr = relayAddrFor(len(n.peers))
+	n.byRelayAddr[p.relay.addr] = p
+	p.relay.token = bytes.Clone(token)
+	p.relay.off = len(token) == 0 || flags&proto.IntroNoRelay != 0 || n.cfg.Relay == RelayNever
+	p.relay.next = proto.Never
+	if !p.relay.off {
+		p.relay.next = now
+	}
+}
+
+// sendAllocate asks the server for (or refreshes) our channel of the pair.
+func (n *Node) sendAllocate(now proto.Instant, p *peer) {
+	r := &p.relay
+	if r.tries >= relayTries {
+		r.off, r.next = true, proto.Never
+		n.emit(EventPeerError{Peer: p.id, Text: "relay: no answer from the server"})
+		return
+	}
+	r.tries++
+	r.txid = n.rng.Uint64()
+	n.queue(n.cfg.Server, &proto.RelayAllocate{Session: n.session, TxID: r.txid, PeerID: []byte(p.id), Token: bytes.Clone(r.token)})
+	r.next = now.Add(relayRTO)
+}
+
+// onRelayAllocated takes the server's answer to a relay-allocate.
+func (n *Node) onRelayAllocated(now proto.Instant, m *proto.RelayAllocated) error {
+	var p *peer
+	for _, q := range n.peers {
+		if q.relay.txid == m.TxID && !q.relay.off {
+			p = q
+		}
+	}
+	if p == nil {
+		n.stats.Unexpected++
+		return ErrUnexpected
+	}
+	r := &p.relay
+	if r.channel != 0 && r.channel != m.Channel {
+		delete(n.byChannel, r.channel)
+	}
+	r.channel = m.Channel
+	n.byChannel[m.Channel] = p
+	r.token = bytes.Clone(m.Token)
+	r.tries = 0
+	wasReady := r.ready
+	r.ready = m.Flags&proto.RelayPeerReady != 0
+	switch {
+	case r.ready:
+		// Refresh before half the lifetime has passed (PROTOCOL.md §8.4).
+		r.next = now.Add(time.Duration(m.LifetimeS) * time.Second / 2)
+	case r.polls < relayReadyPolls:
+		r.polls++
+		r.next = now.Add(relayReadyPoll)
+	default:
+		r.next = now.Add(time.Duration(m.LifetimeS) * time.Second / 2)
+	}
+	if r.ready && !wasReady {
+		if _, direct := p.agent.Active(); !direct {
+			p.path = PathRelay
+			n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: "relay ready"})
+			p.conn.PathChanged(now)
+		}
+		n.initiate(now, p, false)
+	}
+	return nil
+}
+
+// onRelayError handles an error answering one of our relay-allocates; it reports
+// whether the error was one.
+func (n *Node) onRelayError(m *proto.Error) bool {
+	for _, p := range n.peers {
+		if p.relay.txid == m.TxID && !p.relay.off {
+			if m.Code == proto.CodeRateLimited {
+				return true // the repeat timer asks again
+			}
+			p.relay.off, p.relay.next = true, proto.Never
+			n.emit(EventPeerError{Peer: p.id, Code: m.Code, Text: "relay: " + string(m.Text)})
+			return true
+		}
+	}
+	return false
+}
+
+// handleRelayDeliver unwraps a relayed packet and handles it as if it came from the
+// peer on the relay path.
+func (n *Node) handleRelayDeliver(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	if !n.isServer(from) {
+		n.stats.NotFromServer++
+		return ErrNotFromServer
+	}
+	_, rest, err := proto.ParseHeader(p)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	ch, inner, err := proto.ParseRelayDataBody(rest)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	pe, ok := n.byChannel[ch]
+	if !ok {
+		n.stats.Unexpected++
+		return ErrUnexpected
+	}
+	h, _, err := proto.ParseHeader(inner)
+	if err != nil || h.Type < proto.TypeKeyxFirst || h.Type > proto.TypeKeyxLast {
+		// Only keyx packets travel the relay (PROTOCOL.md §8.3).
+		n.stats.Malformed++
+		return proto.ErrMalformed
+	}
+	if h.Type == proto.TypeTransportData {
+		return n.handleTransport(now, local, pe.relay.addr, inner)
+	}
+	return n.handleKeyx(now, local, pe.relay.addr, inner)
+}
+
+// wrapRelay turns a transmit addressed to a peer's synthetic relay address into a
+// relay-send to the server. The packet sits at buf[off:]; with off ≥ 4 the header
+// goes in front without a copy.
+func (n *Node) wrapRelay(t proto.Transmit, buf []byte, off int) (proto.Transmit, bool) {
+	p, ok := n.byRelayAddr[t.To]
+	if !ok {
+		return t, true
+	}
+	if !p.relay.ready || len(t.Payload) > proto.MaxRelayPacketLen {
+		n.stats.RelayDrops++
+		return proto.Transmit{}, false
+	}
+	size := len(t.Payload)
+	if off < proto.RelayDataHeaderLen {
+		copy(buf[proto.RelayDataHeaderLen:], t.Payload)
+		off = proto.RelayDataHeaderLen
+	}
+	start := off - proto.RelayDataHeaderLen
+	proto.AppendRelayDataHeader(buf[start:start], false, p.relay.channel)
+	return proto.Transmit{From: n.cfg.Local, To: n.cfg.Server, Payload: buf[start : off+size]}, true
+}
