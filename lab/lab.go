@@ -51,6 +51,8 @@ type Result struct {
 	ToDirect time.Duration // Connect to the later side's confirmation
 	// Delivered is true when every message of both sides arrived, in order, intact.
 	Delivered bool
+	// Relay: every message arrived, but not both sides reached a direct path.
+	Relay bool
 	// FirstMessage is Connect to the first message delivered (either side).
 	FirstMessage time.Duration
 	Err          string        // why the run failed, if it did
@@ -83,6 +85,8 @@ type side struct {
 	sent      int // messages sent so far
 	// lastDirect and lastDown are the latest direct-path and path-lost events.
 	lastDirect, lastDown proto.Instant
+	// gaveUp: punching ended without a direct path (the node says why).
+	gaveUp bool
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -126,6 +130,7 @@ func (s *side) afterStep(now proto.Instant) {
 				s.lastDirect = now
 			} else {
 				s.lastDown = now
+				s.gaveUp = s.gaveUp || strings.HasPrefix(e.Reason, "no direct path")
 			}
 		case node.EventClosed:
 			s.closed = e.Reason
@@ -257,7 +262,8 @@ func (w *world) connect() {
 	a.node.Connect(w.start, "b")
 	a.host.Drain()
 	done := func() bool {
-		return a.direct != 0 && b.direct != 0 && a.received == n && b.received == n || a.closed != "" || b.closed != ""
+		delivered := a.received == n && b.received == n
+		return delivered && (a.direct != 0 && b.direct != 0 || a.gaveUp && b.gaveUp) || a.closed != "" || b.closed != ""
 	}
 	if err := s.RunUntil(w.start.Add(w.cfg.Timeout), done); err != nil {
 		w.res.Err = err.Error()
@@ -273,6 +279,7 @@ func (w *world) connect() {
 		res.ToDirect = max(a.direct, b.direct).Sub(w.start)
 	}
 	res.Delivered = a.received == n && b.received == n && a.corrupt+b.corrupt == 0
+	res.Relay = res.Delivered && !res.Direct
 	if first := min(nonZero(a.firstMsg), nonZero(b.firstMsg)); first != proto.Never {
 		res.FirstMessage = first.Sub(w.start)
 	}

@@ -12,14 +12,18 @@ type Cell struct {
 	A, B     string
 	Runs     int
 	Direct   int
+	Relay    int // runs whose messages all arrived through the relay
 	Failed   int // runs that ended in an error (no path at all, or a crash)
 	Strategy string
 	// Expected is the target share of direct runs (0: reported only).
 	Expected             float64
 	DirectP50, DirectP95 time.Duration
+	// FirstMsgP95 is the 95th percentile of Connect to the first delivered message.
+	FirstMsgP95 time.Duration
 	// Seeds of the runs that were not direct, to replay them.
 	Misses []uint64
 	times  []time.Duration
+	first  []time.Duration
 }
 
 // MetTarget reports whether the cell reached its target share of direct runs.
@@ -78,10 +82,16 @@ func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
 		if c.Strategy == "" {
 			c.Strategy = r.Strategy
 		}
+		if r.FirstMessage > 0 {
+			c.first = append(c.first, r.FirstMessage)
+		}
 		switch {
 		case r.Direct && r.Delivered:
 			c.Direct++
 			c.times = append(c.times, r.ToDirect)
+		case r.Relay:
+			c.Relay++
+			c.Misses = append(c.Misses, s)
 		case r.Err != "":
 			c.Failed++
 			c.Misses = append(c.Misses, s)
@@ -91,6 +101,8 @@ func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
 	}
 	slices.Sort(c.times)
 	c.DirectP50, c.DirectP95 = quantile(c.times, 0.5), quantile(c.times, 0.95)
+	slices.Sort(c.first)
+	c.FirstMsgP95 = quantile(c.first, 0.95)
 	return c
 }
 

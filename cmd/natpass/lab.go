@@ -25,6 +25,7 @@ type labCell struct {
 	Target      float64  `json:"target_direct_pct"`
 	DirectMsP50 float64  `json:"direct_ms_p50"`
 	DirectMsP95 float64  `json:"direct_ms_p95"`
+	FirstMsgP95 float64  `json:"first_msg_ms_p95"`
 	Met         bool     `json:"met"`
 	Misses      []uint64 `json:"miss_seeds,omitempty"`
 }
@@ -70,8 +71,9 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	for _, pair := range cells {
 		c := lab.RunCell(pair[0], pair[1], *runs, *seed, *loss)
 		out := labCell{
-			A: c.A, B: c.B, Runs: c.Runs, Direct: c.Direct, Relay: 0, Failed: c.Runs - c.Direct,
-			Strategy: c.Strategy, Expected: lab.OracleStrategy(c.A, c.B), Target: 100 * c.Expected,
+			A: c.A, B: c.B, Runs: c.Runs, Direct: c.Direct, Relay: c.Relay, Failed: c.Runs - c.Direct - c.Relay,
+			FirstMsgP95: ms(c.FirstMsgP95),
+			Strategy:    c.Strategy, Expected: lab.OracleStrategy(c.A, c.B), Target: 100 * c.Expected,
 			DirectMsP50: ms(c.DirectP50), DirectMsP95: ms(c.DirectP95), Met: c.MetTarget(), Misses: c.Misses,
 		}
 		if !out.Met {
