@@ -104,7 +104,6 @@ type Agent struct {
 
 	out    []outPacket
 	events []AgentEvent
-	buf    [proto.ProbeLen + 32]byte
 }
 
 type target struct {
@@ -124,7 +123,6 @@ type outPacket struct {
 	reply    bool
 	txid     uint64
 	observed netip.AddrPort
-	flags    uint8
 }
 
 // Path is a confirmed direct path.

@@ -72,6 +72,8 @@ type sent struct {
 
 // deliver hands p to the server on socket local from from, drains it by the rule,
 // and returns the error, the datagrams and the events.
+//
+//lint:ignore ST1008 the error leads because most tests check it first and ignore the rest
 func (h *harness) deliver(local, from netip.AddrPort, p []byte) (error, []sent, []Event) {
 	h.t.Helper()
 	err := h.s.HandleDatagram(h.now, local, from, p)

@@ -73,7 +73,6 @@ type Server struct {
 	introAck  proto.IntroductionAck
 	intro     proto.Introduction
 	cands     [proto.MaxCandidates]proto.Candidate
-	token     [relayframe.TokenLen]byte
 }
 
 // Local sockets, by the role the config gives them.

@@ -14,11 +14,10 @@ func bottleneck() linkConfig {
 
 // flow is one bulk transfer a→b whose delivered bytes are counted.
 type flow struct {
-	a, b      *endpoint
-	o         *oracle
-	bk        *bulk
-	delivered int64
-	window    int64 // bytes delivered inside the measuring window
+	a, b   *endpoint
+	o      *oracle
+	bk     *bulk
+	window int64 // bytes delivered inside the measuring window
 }
 
 func newFlow(n *network, shared *link, total int) *flow {

@@ -78,8 +78,6 @@ type endpoint struct {
 	onMsg func(now proto.Instant, ev *EventMessage)
 	// closed holds the EventClosed reason once seen.
 	closed *CloseReason
-	// wireBytes counts datagram bytes this endpoint sent, split by kind.
-	ackOnlyWire, wire int64
 }
 
 // network runs endpoints over links in virtual time.
