@@ -741,7 +741,14 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 	}
 	for _, p := range n.peers {
 		if now >= n.connDeadline(p) {
+			ptos := p.conn.Stats().PTOs
 			p.conn.HandleTimeout(now)
+			if p.conn.Stats().PTOs > ptos {
+				// Data went unacknowledged: check the path now rather than at the next
+				// heartbeat (a NAT may have rebooted under us).
+				p.agent.CheckPath(now)
+				n.afterAgent(now, p)
+			}
 			n.afterConn(now, p)
 		}
 	}

@@ -466,7 +466,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		}
 		return
 	}
-	if !a.suspected && now.Sub(p.lastReply) >= suspectAfter {
+	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter || a.beatSent != 0 && now.Sub(a.beatSent) > a.overdue()) {
 		a.suspected = true
 		a.events = append(a.events, EventPathSuspect{Path: *p})
 	}
@@ -475,7 +475,9 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		// holds a dozen chances instead of two, so a couple of lost packets cannot
 		// kill a live path.
 		next := heartbeatInterval
-		if now.Sub(p.lastReply) > heartbeatInterval+heartbeatRetry {
+		late := now.Sub(p.lastReply) > heartbeatInterval+heartbeatRetry ||
+			a.beatSent != 0 && now.Sub(a.beatSent) >= heartbeatRetry
+		if late {
 			next = heartbeatRetry
 		}
 		a.nextBeat = now.Add(next)
@@ -550,6 +552,22 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 	return ErrNotProbe
 }
 
+// CheckPath asks for a heartbeat on the active path now: the owner saw a sign of
+// trouble (its reliable transport's probe timeout fired). If the reply does not come
+// within max(4 RTT, 500 ms) the path is suspect, well before an idle path would be.
+func (a *Agent) CheckPath(now proto.Instant) {
+	if a.active < 0 || a.beatSent != 0 {
+		return
+	}
+	p := &a.paths[a.active]
+	a.beatSent = now
+	a.nextBeat = now.Add(heartbeatRetry)
+	a.queueProbe(now, p.Local, p.Remote, 0)
+}
+
+// overdue is how long an unanswered heartbeat may wait before the path is failing.
+func (a *Agent) overdue() time.Duration { return max(4*a.paths[a.active].RTT, 500*time.Millisecond) }
+
 // NoteTraffic records that an authenticated packet from the peer arrived on socket
 // local from from: if that is the active path, it is alive. The node calls it for
 // transport data too, so a busy path never needs a heartbeat reply to stay up.
@@ -602,7 +620,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 	}
 	// The active path is failing when it has not answered for several of its RTTs:
 	// then any path that just proved itself is better, hysteresis or not.
-	failing := a.active >= 0 && a.beatSent != 0 && now.Sub(a.beatSent) > max(4*a.paths[a.active].RTT, time.Second)
+	failing := a.active >= 0 && a.beatSent != 0 && now.Sub(a.beatSent) > a.overdue()
 	if a.active < 0 || a.refreshed && a.started || failing {
 		a.refreshed = false
 		a.activate(now, i)
@@ -693,6 +711,9 @@ func (a *Agent) Deadline() proto.Instant {
 		d = proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter))
 		if !a.suspected {
 			d = proto.Min(d, a.paths[a.active].lastReply.Add(suspectAfter))
+			if a.beatSent != 0 {
+				d = proto.Min(d, a.beatSent.Add(a.overdue()+1))
+			}
 		}
 	}
 	if !a.searching {
