@@ -525,7 +525,13 @@ func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {
 
 func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	id := string(m.PeerID)
-	// Every copy is acknowledged, the repeats too: the server repeats until it hears.
+	// Every copy of a valid introduction is acknowledged, the repeats too: the server
+	// repeats until it hears. A low-order key makes the introduction invalid.
+	key, err := probeKey(&n.priv, &m.PeerKey, &m.PSK)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
 	n.queue(n.cfg.Server, &proto.IntroductionAck{Session: n.session, PeerID: bytes.Clone(m.PeerID)})
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.peer == id }); i >= 0 {
 		n.intros = slices.Delete(n.intros, i, i+1)
@@ -548,11 +554,6 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	if len(n.peers) >= maxPeers {
 		n.stats.Unexpected++
 		return ErrUnexpected
-	}
-	key, err := probeKey(&n.priv, &m.PeerKey, &m.PSK)
-	if err != nil {
-		n.stats.Malformed++
-		return err
 	}
 	var seed [32]byte
 	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
