@@ -81,4 +81,3 @@ func FuzzNodeDatagram(f *testing.F) {
 		_ = n.Deadline()
 	})
 }
-
