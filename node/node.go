@@ -575,6 +575,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		Seed:        seed,
 	})
 	p.introStart = startAt
+	p.retryAt = proto.Never
 	n.peers = append(n.peers, p)
 	n.byID[id] = p
 	n.byPair[p.agent.Pair()] = p
@@ -625,6 +626,7 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			n.requestSockets(p, e.N)
 		case punch.EventPathUp:
 			p.path = PathDirect
+			p.retryAt = proto.Never
 			n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
 			p.conn.PathChanged(now)
@@ -642,8 +644,22 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			n.reintroduce(now, p)
 		case punch.EventPathSuspect:
 			// Ask the server for fresh candidates now; if the path comes back, the
-			// refreshed search finds it again (or keeps it) at no cost.
+			// refreshed search finds it again (or keeps it) at no cost. Traffic goes
+			// through the relay meanwhile (route), so a blackholed path costs a
+			// second, not the 6.5 s it takes to declare it dead.
 			n.reintroduce(now, p)
+			if p.relay.ready && p.path == PathDirect {
+				p.path = PathRelay
+				n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: "direct not answering"})
+				p.conn.PathChanged(now)
+			}
+		case punch.EventPathRestored:
+			if p.path != PathDirect {
+				p.path = PathDirect
+				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+					RTT: e.Path.RTT, Reason: "direct answering again"})
+				p.conn.PathChanged(now)
+			}
 		case punch.EventNoPath:
 			reason := "no direct path found"
 			if e.Strategy == punch.StrategyNone {
@@ -659,6 +675,10 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 // is left, and says why.
 func (n *Node) fallBack(now proto.Instant, p *peer, reason string) {
 	if p.relay.ready {
+		if p.agent.Plan().Strategy != punch.StrategyNone {
+			// Try for a direct path again later: the network may change.
+			p.retryAt = now.Add(30*time.Second + time.Duration(n.rng.Uint64()%uint64(30*time.Second)))
+		}
 		p.path = PathRelay
 		n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: reason})
 		p.conn.PathChanged(now)
@@ -734,6 +754,10 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 	for _, p := range n.peers {
 		if now >= p.relay.next && n.registered {
 			n.sendAllocate(now, p)
+		}
+		if now >= p.retryAt {
+			p.retryAt = proto.Never
+			n.reintroduce(now, p)
 		}
 	}
 	if now >= n.keyx.Deadline() {
@@ -824,6 +848,7 @@ func (n *Node) Deadline() proto.Instant {
 		if n.registered {
 			d = proto.Min(d, p.relay.next)
 		}
+		d = proto.Min(d, p.retryAt)
 	}
 	return proto.Min(d, n.keyx.Deadline())
 }

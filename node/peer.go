@@ -33,6 +33,9 @@ type peer struct {
 	// it name the same instant (to the millisecond), a refresh names another.
 	introStart proto.Instant
 	relay      relayState
+	// retryAt: after punching gave up with the relay carrying the traffic, try for a
+	// direct path again at this instant (DESIGN §6.6: every 30–60 s).
+	retryAt proto.Instant
 	// lastFrom is where the latest authenticated transport packet came from (and the
 	// socket it reached): the path to answer on while the agent has none, as
 	// WireGuard roams.
@@ -44,7 +47,7 @@ type peer struct {
 // latest authenticated packet (it reached us; answering there is what WireGuard does).
 // The relay is named by its synthetic address; PollTransmit wraps what goes there.
 func (p *peer) route(local netip.AddrPort) (netip.AddrPort, netip.AddrPort, bool) {
-	if ap, ok := p.agent.Active(); ok {
+	if ap, ok := p.agent.Active(); ok && !(p.agent.Suspected() && p.relay.ready) {
 		return ap.Local, ap.Remote, true
 	}
 	if p.relay.ready {

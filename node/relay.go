@@ -75,16 +75,23 @@ func (n *Node) sendAllocate(now proto.Instant, p *peer) {
 		return
 	}
 	r.tries++
-	r.txid = n.rng.Uint64()
+	r.txid = n.rng.Uint64() | 1 // 0 marks the server's ready notice
 	n.queue(n.cfg.Server, &proto.RelayAllocate{Session: n.session, TxID: r.txid, PeerID: []byte(p.id), Token: bytes.Clone(r.token)})
 	r.next = now.Add(relayRTO)
 }
 
-// onRelayAllocated takes the server's answer to a relay-allocate.
+// onRelayAllocated takes the server's answer to a relay-allocate, or its ready
+// notice (txid 0: the peer just allocated its end of a channel we hold).
 func (n *Node) onRelayAllocated(now proto.Instant, m *proto.RelayAllocated) error {
 	var p *peer
+	if m.TxID == 0 {
+		p = n.byChannel[m.Channel]
+		if p == nil {
+			return nil // our own request is in flight; its answer will say "peer ready"
+		}
+	}
 	for _, q := range n.peers {
-		if q.relay.txid == m.TxID && !q.relay.off {
+		if m.TxID != 0 && q.relay.txid == m.TxID && !q.relay.off {
 			p = q
 		}
 	}

@@ -79,6 +79,7 @@ type Agent struct {
 	// beatSent is when the oldest heartbeat still unanswered on the active path left
 	// (0 when every heartbeat was answered).
 	beatSent proto.Instant
+	beatsOut int // heartbeats sent since the last answer
 	// seenLocal/seenFrom: the latest path an authenticated packet of the peer came in
 	// on that is not the active one: where the peer is now, if its NAT rebooted.
 	seenLocal, seenFrom netip.AddrPort
@@ -156,11 +157,15 @@ type EventNoPath struct{ Strategy Strategy }
 // the path is declared dead.
 type EventPathSuspect struct{ Path Path }
 
-func (EventPathUp) agentEvent()      {}
-func (EventPathDown) agentEvent()    {}
-func (EventNoPath) agentEvent()      {}
-func (EventPathSuspect) agentEvent() {}
-func (EventNeedSockets) agentEvent() {}
+// EventPathRestored: the suspect active path answered again.
+type EventPathRestored struct{ Path Path }
+
+func (EventPathUp) agentEvent()       {}
+func (EventPathDown) agentEvent()     {}
+func (EventNoPath) agentEvent()       {}
+func (EventPathSuspect) agentEvent()  {}
+func (EventPathRestored) agentEvent() {}
+func (EventNeedSockets) agentEvent()  {}
 
 // Errors from Agent.HandleDatagram.
 var (
@@ -466,7 +471,9 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		}
 		return
 	}
-	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter || a.beatSent != 0 && now.Sub(a.beatSent) > a.overdue()) {
+	// Two unanswered heartbeats past the overdue time, not one: a single lost
+	// packet must not move traffic off a good path (a flap).
+	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter || a.beatSent != 0 && a.beatsOut >= 2 && now.Sub(a.beatSent) > a.overdue()) {
 		a.suspected = true
 		a.events = append(a.events, EventPathSuspect{Path: *p})
 	}
@@ -484,6 +491,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		if a.beatSent == 0 {
 			a.beatSent = now
 		}
+		a.beatsOut++
 		a.queueProbe(now, p.Local, p.Remote, 0)
 		if next == heartbeatRetry && a.seenFrom.IsValid() {
 			// The peer reached us from elsewhere lately: try that way back too.
@@ -561,8 +569,23 @@ func (a *Agent) CheckPath(now proto.Instant) {
 	}
 	p := &a.paths[a.active]
 	a.beatSent = now
+	a.beatsOut = 1
 	a.nextBeat = now.Add(heartbeatRetry)
 	a.queueProbe(now, p.Local, p.Remote, 0)
+}
+
+// Suspected reports whether the active path is suspect: the owner sends through the
+// relay meanwhile, if it has one.
+func (a *Agent) Suspected() bool { return a.active >= 0 && a.suspected }
+
+// answered records that the active path answered: any suspicion ends.
+func (a *Agent) answered(now proto.Instant) {
+	p := &a.paths[a.active]
+	p.lastReply = now
+	if a.suspected {
+		a.events = append(a.events, EventPathRestored{Path: *p})
+	}
+	a.suspected, a.beatSent, a.beatsOut = false, 0, 0
 }
 
 // overdue is how long an unanswered heartbeat may wait before the path is failing.
@@ -573,8 +596,7 @@ func (a *Agent) overdue() time.Duration { return max(4*a.paths[a.active].RTT, 50
 // transport data too, so a busy path never needs a heartbeat reply to stay up.
 func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
 	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
-		a.paths[a.active].lastReply = now
-		a.suspected, a.beatSent = false, 0
+		a.answered(now)
 		return
 	}
 	a.seenLocal, a.seenFrom = local, from
@@ -615,7 +637,8 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 	}
 	a.paths[i].lastReply = now
 	if a.active == i {
-		a.refreshed, a.suspected, a.beatSent = false, false, 0 // the active path still answers: keep it
+		a.refreshed = false
+		a.answered(now) // the active path still answers: keep it
 		return
 	}
 	// The active path is failing when it has not answered for several of its RTTs:
@@ -636,7 +659,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 
 func (a *Agent) activate(now proto.Instant, i int) {
 	a.active = i
-	a.suspected, a.beatSent = false, 0
+	a.suspected, a.beatSent, a.beatsOut = false, 0, 0
 	a.seenLocal, a.seenFrom = netip.AddrPort{}, netip.AddrPort{}
 	a.activeSince = now
 	a.nextBeat = now.Add(heartbeatInterval)
@@ -711,7 +734,7 @@ func (a *Agent) Deadline() proto.Instant {
 		d = proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter))
 		if !a.suspected {
 			d = proto.Min(d, a.paths[a.active].lastReply.Add(suspectAfter))
-			if a.beatSent != 0 {
+			if a.beatSent != 0 && a.beatsOut >= 2 {
 				d = proto.Min(d, a.beatSent.Add(a.overdue()+1))
 			}
 		}
