@@ -62,7 +62,8 @@ type Server struct {
 	tx      txQueue
 	events  eventQueue
 	stats   Stats
-	pending pendingTable // introductions not yet acknowledged by both sides
+	pending pendingTable      // introductions not yet acknowledged by both sides
+	relay   *relayframe.Table // nil with Config.DisableRelay
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
 	register  proto.Register
@@ -74,6 +75,7 @@ type Server struct {
 	intro     proto.Introduction
 	cands     [proto.MaxCandidates]proto.Candidate
 	token     [relayframe.TokenLen]byte
+	relayReq  proto.RelayAllocate
 }
 
 // Local sockets, by the role the config gives them.
@@ -88,11 +90,12 @@ const (
 type timer uint8
 
 const (
-	// timerSessionExpiry: the least recently refreshed session times out. Relay
-	// allocations will add their own entry here.
+	// timerSessionExpiry: the least recently refreshed session times out.
 	timerSessionExpiry timer = iota
 	// timerIntroRepeat: an introduction copy was not acknowledged in time.
 	timerIntroRepeat
+	// timerRelayExpiry: the relay channel whose token expires first ends.
+	timerRelayExpiry
 	timerCount
 )
 
@@ -152,6 +155,18 @@ func NewServer(cfg Config) (*Server, error) {
 	// a restart loses every session, hence every pair, anyway.
 	s.rng.Read(pairKey[:])
 	s.pairMAC = hmac.New(sha256.New, pairKey[:])
+	if !cfg.DisableRelay {
+		s.relay, err = relayframe.NewTable(relayframe.TableConfig{
+			MaxChannels: cfg.MaxRelayChannels,
+			MaxPerOwner: cfg.MaxRelayChannelsPerSession,
+			MaxOwners:   cfg.MaxPeers,
+			OwnerRate:   cfg.RelaySessionRate,
+			ServerRate:  cfg.RelayServerRate,
+		}, s.rng)
+		if err != nil {
+			return nil, ErrBadConfigValues
+		}
+	}
 	s.rearm()
 	return s, nil
 }
@@ -161,6 +176,9 @@ func (s *Server) Stats() Stats {
 	st := s.stats
 	st.Sessions = s.peers.len()
 	st.Sources = len(s.sources.entries)
+	if s.relay != nil {
+		st.Relay.Channels = s.relay.Len()
+	}
 	return st
 }
 
@@ -200,6 +218,11 @@ func (s *Server) Deadline() proto.Instant {
 func (s *Server) SetWallClock(now proto.Instant, unix int64) {
 	s.advance(now)
 	s.wall = WallClock{At: now, Unix: unix}
+	if s.relay != nil {
+		s.relay.Reanchor(s.wall.instantAt)
+		s.expireChannels(now)
+	}
+	s.rearm()
 }
 
 // ReportNAT stores the NAT behaviour the node holding cookie measured; later
@@ -295,11 +318,14 @@ func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p
 		return s.handleIntroduce(now, sock, from, p)
 	case proto.TypeIntroductionAck:
 		return s.handleIntroductionAck(now, sock, from, p)
+	case proto.TypeRelaySend:
+		return s.handleRelaySend(now, sock, from, p)
+	case proto.TypeRelayAllocate:
+		return s.handleRelayAllocate(now, sock, from, p)
 	}
 	if h.Type >= proto.TypeRelayFirst && h.Type <= proto.TypeRelayLast {
-		// The relay forwarding table (relayframe) plugs in here as one more input.
 		s.stats.DropRelay++
-		return ErrRelayUnsupported
+		return ErrNotForServer
 	}
 	s.stats.DropNotForServer++
 	return ErrNotForServer
@@ -319,11 +345,21 @@ func (s *Server) advance(now proto.Instant) {
 		}
 		s.expire(i, ExpireTimeout)
 	}
+	s.expireChannels(now)
 }
 
 func (s *Server) expire(i int32, why ExpireReason) {
 	s.stats.Expired++
 	s.pushEvent(EventExpired{Peer: s.peers.sessions[i].peer, Reason: why})
+	s.endSession(i)
+}
+
+// endSession removes session i and the relay channels it holds: channels die with
+// their sessions (PROTOCOL.md §8.4).
+func (s *Server) endSession(i int32) {
+	if s.relay != nil {
+		s.stats.Relay.ChannelsClosed += uint64(s.relay.DropOwner(i))
+	}
 	s.peers.remove(i)
 }
 
@@ -334,6 +370,10 @@ func (s *Server) rearm() {
 		s.timers[timerSessionExpiry] = s.peers.sessions[i].lastSeen.Add(s.cfg.SessionTimeout)
 	}
 	s.timers[timerIntroRepeat] = s.pending.deadline()
+	s.timers[timerRelayExpiry] = proto.Never
+	if s.relay != nil {
+		s.timers[timerRelayExpiry] = s.relay.Deadline()
+	}
 }
 
 func (s *Server) pushEvent(e Event) {

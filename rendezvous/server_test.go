@@ -447,11 +447,20 @@ func TestNATProbeWithoutAltSocket(t *testing.T) {
 	}
 }
 
-func TestRelayFramesNotServedYet(t *testing.T) {
+// Relay types the server does not accept (its own relay-allocated and
+// relay-deliver, reserved ones) are dropped and counted; relay-send on no channel
+// too, without a reply.
+func TestRelayFramesNotForServer(t *testing.T) {
 	h := newHarness(t, nil)
-	err, out, _ := h.deliver(srvPrimary, aliceNAT, []byte{0xE1, 0x20, 1, 2, 3})
-	if !errors.Is(err, ErrRelayUnsupported) || len(out) != 0 || h.s.Stats().DropRelay != 1 {
-		t.Fatalf("relay frame: %v, %d replies", err, len(out))
+	for k, p := range [][]byte{{0xE1, 0x21, 1, 2, 3}, {0xE1, 0x23, 0, 1, 3}, {0xE1, 0x2F, 1}} {
+		err, out, _ := h.deliver(srvPrimary, aliceNAT, p)
+		if !errors.Is(err, ErrNotForServer) || len(out) != 0 || h.s.Stats().DropRelay != uint64(k+1) {
+			t.Fatalf("%x: %v, %d replies", p, err, len(out))
+		}
+	}
+	err, out, _ := h.deliver(srvPrimary, aliceNAT, []byte{0xE1, 0x22, 0, 1, 3})
+	if !errors.Is(err, ErrRelayNoChannel) || len(out) != 0 || h.s.Stats().Relay.DropNoChannel != 1 {
+		t.Fatalf("relay-send on no channel: %v, %d replies", err, len(out))
 	}
 }
 

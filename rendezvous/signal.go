@@ -52,7 +52,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		if old.key == t.PublicKey {
 			nat = old.nat // same node, perhaps moved: its last report is still the best guess
 		}
-		s.peers.remove(i)
+		s.endSession(i)
 		replaced = true
 		s.stats.Replaced++
 	} else if s.peers.full() {
