@@ -14,8 +14,10 @@ import (
 )
 
 // Server is the rendezvous server as one state machine: it registers nodes,
-// answers keepalives, nat-probes and STUN Binding requests, and introduces peers to
-// each other (PROTOCOL.md §5, §10). It owns no socket and reads no clock.
+// answers keepalives, nat-probes and STUN Binding requests, introduces peers to
+// each other, and relays keyx packets between introduced peers over channels they
+// allocate with their relay token (PROTOCOL.md §5, §8, §10). It owns no socket and
+// reads no clock.
 //
 // Getters: Stats, Peer, Deadline.
 //
@@ -32,8 +34,9 @@ import (
 // false, then PollEvent until false, then read Deadline and call HandleTimeout when
 // it passes. `now` never decreases across calls (the server panics if it does).
 //
-// Every queue is bounded: at most 8 datagrams (one input makes at most two), 256
-// events, Config.MaxPeers sessions, Config.MaxSources rate-limit entries. Nothing is
+// Every queue is bounded: at most 8 datagrams (one input makes at most two; a
+// relay-send at most one, of its own size), 256 events, Config.MaxPeers sessions,
+// Config.MaxSources rate-limit entries, Config.MaxRelayChannels relay channels. Nothing is
 // allocated per datagram in steady state. Bad input returns a sentinel error (see
 // errors.go, and the STUN errors in stun.go), is counted in Stats, and leaves the
 // presence table unchanged; it may consume rate-limit budget.
