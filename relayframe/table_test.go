@@ -66,8 +66,18 @@ func TestTableAgainstModel(t *testing.T) {
 		tb := newTestTable(t, maxChannels, perOwner, owners)
 		m := tableModel{chans: map[pairKey]*modelChan{}}
 		now := proto.Instant(0)
+		// Wall time is the instant plus offset (as uint64); Reanchor changes offset.
+		offset := int64(1000 * time.Second)
 		for step := 0; step < 60; step++ {
-			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			switch rapid.IntRange(0, 10).Draw(rt, "op") {
+			case 10:
+				shift := int64(rapid.IntRange(-10, 10).Draw(rt, "wall step s")) * int64(time.Second)
+				offset += shift
+				off := offset
+				tb.Reanchor(func(u uint64) proto.Instant { return proto.Instant(int64(u) - off) })
+				for _, c := range m.chans {
+					c.deadline -= proto.Instant(shift)
+				}
 			case 0:
 				o := rapid.Int32Range(0, owners-1).Draw(rt, "drop")
 				n := tb.DropOwner(o)
@@ -100,7 +110,7 @@ func TestTableAgainstModel(t *testing.T) {
 				pair := uint64(rapid.IntRange(1, 4).Draw(rt, "pair"))
 				dl := now.Add(time.Duration(rapid.IntRange(1, 30).Draw(rt, "life")) * time.Second)
 				k := pairKey{pair, o}
-				num, ready, err := tb.Allocate(o, p, pair, dl, uint64(dl))
+				num, ready, err := tb.Allocate(o, p, pair, dl, uint64(int64(dl)+offset))
 				c, existed := m.chans[k]
 				switch {
 				case !existed && m.perOwner(o) >= perOwner:
