@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -432,25 +433,75 @@ func TestRelayForwardDoesNotAllocate(t *testing.T) {
 }
 
 // BenchmarkRelayForward: one 1200-byte relay-send in, one relay-deliver out (the
-// server state machine only: HandleDatagram, PollTransmit), alternating directions.
+// server state machine only: HandleDatagram, PollTransmit). pairs=1 alternates the
+// directions of one pair; pairs=4096 goes round-robin over 4096 relayed pairs (8192
+// sessions and channels), so the tables do not sit in the cache.
 func BenchmarkRelayForward(b *testing.B) {
 	unlimited := relayframe.ByteRate{BytesPerSecond: 1 << 40, Burst: 1 << 30}
-	rp := newRelayPair(b, func(c *Config) { c.RelaySessionRate, c.RelayServerRate = unlimited, unlimited })
-	chA, chB := rp.both(b)
-	frames := [2][]byte{sendFrame(chA, make([]byte, 1196)), sendFrame(chB, make([]byte, 1196))}
-	from := [2]netip.AddrPort{aliceNAT, bobNAT}
-	h := rp.h
+	open := func(c *Config) {
+		c.RelaySessionRate, c.RelayServerRate = unlimited, unlimited
+		c.SourceRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
+		c.UnauthRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
+	}
+	b.Run("pairs=1", func(b *testing.B) {
+		rp := newRelayPair(b, open)
+		chA, chB := rp.both(b)
+		frames := [2][]byte{sendFrame(chA, make([]byte, 1196)), sendFrame(chB, make([]byte, 1196))}
+		from := [2]netip.AddrPort{aliceNAT, bobNAT}
+		benchForward(b, rp.h, frames[:], from[:])
+	})
+	b.Run("pairs=4096", func(b *testing.B) {
+		const pairs = 4096
+		h := newHarness(b, func(c *Config) { open(c); c.MaxRelayChannelsPerSession = 1 })
+		var frames [][]byte
+		var from []netip.AddrPort
+		unix := h.s.wall.unixAt(h.now)
+		for k := range pairs {
+			var regs [2]proto.Registered
+			var addrs [2]netip.AddrPort
+			var keys [2][proto.KeyLen]byte
+			for side := range 2 {
+				n := 2*k + side
+				addrs[side] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 40000)
+				tk := testTicket(fmt.Sprintf("p%d", n), 0)
+				tk.PublicKey[1], tk.PublicKey[2] = byte(n>>8), byte(n)
+				keys[side] = tk.PublicKey
+				err, out, _ := h.deliver(srvPrimary, addrs[side], registerBytes(uint64(n), MintTicket(testSecret, tk)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				only(b, out, &regs[side])
+			}
+			tok := h.s.tokens.AppendToken(nil, relayframe.Token{PairID: uint64(k), ExpiryUnix: unix + 3600, KeyA: keys[0], KeyB: keys[1]})
+			for side := range 2 {
+				err, out, _ := h.deliver(srvPrimary, addrs[side], allocateBytes(regs[side].Session, 1, fmt.Sprintf("p%d", 2*k+1-side), tok))
+				var m proto.RelayAllocated
+				if err != nil {
+					b.Fatal(err)
+				}
+				only(b, out, &m)
+				frames = append(frames, sendFrame(m.Channel, make([]byte, 1196)))
+				from = append(from, addrs[side])
+			}
+		}
+		benchForward(b, h, frames, from)
+	})
+}
+
+func benchForward(b *testing.B, h *harness, frames [][]byte, from []netip.AddrPort) {
 	b.ReportAllocs()
 	b.SetBytes(1200)
 	i := 0
 	for b.Loop() {
 		h.now++
-		if err := h.s.HandleDatagram(h.now, srvPrimary, from[i&1], frames[i&1]); err != nil {
+		if err := h.s.HandleDatagram(h.now, srvPrimary, from[i], frames[i]); err != nil {
 			b.Fatal(err)
 		}
 		if _, ok := h.s.PollTransmit(h.now, h.buf); !ok {
 			b.Fatal("nothing forwarded")
 		}
-		i++
+		if i++; i == len(frames) {
+			i = 0
+		}
 	}
 }
