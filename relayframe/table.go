@@ -131,12 +131,25 @@ func NewTable(cfg TableConfig, rng interface{ Uint64() uint64 }) (*Table, error)
 // Len is the number of channels.
 func (t *Table) Len() int { return len(t.chans) - len(t.free) }
 
+// Allocation is what Allocate did.
+type Allocation struct {
+	Number    uint16 // the owner's channel
+	Refreshed bool   // the owner held it already
+	PeerReady bool   // it is linked with the peer's channel of the pair
+	// NewLink: this call linked the two channels, so the peer (which allocated first)
+	// has just become ready too. PeerNumber and PeerExpiryUnix then describe the
+	// peer's channel, for the server's notice to it.
+	NewLink        bool
+	PeerNumber     uint16
+	PeerExpiryUnix uint64
+}
+
 // Allocate gives owner its channel of pair pairID, whose other end is held (or will
 // be) by peer, expiring at deadline (expiryUnix in wall time, kept for Reanchor). If
 // owner already holds that pair's channel this is a refresh: the same number, the
 // new expiry. The channel is linked with peer's channel of the same pair when that
-// exists; peerReady reports it. The caller has verified the token behind the request.
-func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instant, expiryUnix uint64) (number uint16, peerReady bool, err error) {
+// exists. The caller has verified the token behind the request.
+func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instant, expiryUnix uint64) (Allocation, error) {
 	if owner < 0 || int(owner) >= len(t.owners) || peer < 0 || int(peer) >= len(t.owners) || owner == peer {
 		panic("relayframe: Allocate with an owner out of range")
 	}
@@ -144,9 +157,9 @@ func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instan
 	if !ok {
 		switch {
 		case t.owners[owner].count >= int32(t.cfg.MaxPerOwner):
-			return 0, false, ErrOwnerFull
+			return Allocation{}, ErrOwnerFull
 		case len(t.free) == 0:
-			return 0, false, ErrTableFull
+			return Allocation{}, ErrTableFull
 		}
 		i = t.free[len(t.free)-1]
 		t.free = t.free[:len(t.free)-1]
@@ -169,12 +182,15 @@ func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instan
 	} else {
 		t.heapFix(int(c.heapIdx))
 	}
+	a := Allocation{Number: c.number, Refreshed: ok}
 	if j, ok := t.byPair[pairKey{pairID, peer}]; ok && c.peer != j {
 		t.unlink(i)
 		t.unlink(j)
 		c.peer, t.chans[j].peer = j, i
+		a.NewLink, a.PeerNumber, a.PeerExpiryUnix = true, t.chans[j].number, t.chans[j].expiryUnix
 	}
-	return c.number, c.peer != nilSlot, nil
+	a.PeerReady = c.peer != nilSlot
+	return a, nil
 }
 
 // freeNumber draws a channel number nobody holds, at random in 1–65535. The table is

@@ -110,7 +110,8 @@ func TestTableAgainstModel(t *testing.T) {
 				pair := uint64(rapid.IntRange(1, 4).Draw(rt, "pair"))
 				dl := now.Add(time.Duration(rapid.IntRange(1, 30).Draw(rt, "life")) * time.Second)
 				k := pairKey{pair, o}
-				num, ready, err := tb.Allocate(o, p, pair, dl, uint64(int64(dl)+offset))
+				a, err := tb.Allocate(o, p, pair, dl, uint64(int64(dl)+offset))
+				num, ready := a.Number, a.PeerReady
 				c, existed := m.chans[k]
 				switch {
 				case !existed && m.perOwner(o) >= perOwner:
@@ -127,6 +128,8 @@ func TestTableAgainstModel(t *testing.T) {
 					rt.Fatalf("Allocate: %v", err)
 				case existed && c.number != num:
 					rt.Fatalf("refresh changed channel %d to %d", c.number, num)
+				case a.Refreshed != existed:
+					rt.Fatalf("Refreshed %v, model existed %v", a.Refreshed, existed)
 				}
 				if !existed {
 					c = &modelChan{number: num}
@@ -134,10 +137,15 @@ func TestTableAgainstModel(t *testing.T) {
 				}
 				c.deadline = dl
 				pk := pairKey{pair, p}
+				newLink := false
 				if pc := m.chans[pk]; pc != nil && (c.peer == nil || *c.peer != pk) {
 					m.unlink(k)
 					m.unlink(pk)
 					c.peer, pc.peer = &pk, &k
+					newLink = true
+				}
+				if a.NewLink != newLink || newLink && a.PeerNumber != m.chans[pk].number {
+					rt.Fatalf("NewLink %v (peer %d), model %v", a.NewLink, a.PeerNumber, newLink)
 				}
 				if ready != (c.peer != nil) {
 					rt.Fatalf("peerReady %v, model linked %v", ready, c.peer != nil)
@@ -259,20 +267,22 @@ func TestFullTableNumbers(t *testing.T) {
 	tb := newTestTable(t, MaxTableChannels, MaxTableChannels+1, 2)
 	seen := make(map[uint16]bool, MaxTableChannels)
 	for i := 0; i < MaxTableChannels; i++ {
-		n, _, err := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
+		a, err := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
+		n := a.Number
 		if err != nil || n == 0 || seen[n] {
 			t.Fatalf("channel %d: number %d, %v", i, n, err)
 		}
 		seen[n] = true
 	}
-	if _, _, err := tb.Allocate(0, 1, 1<<40, proto.Never, 0); !errors.Is(err, ErrTableFull) {
+	if _, err := tb.Allocate(0, 1, 1<<40, proto.Never, 0); !errors.Is(err, ErrTableFull) {
 		t.Fatalf("beyond the bound: %v", err)
 	}
 }
 
 func TestTableHotPathDoesNotAllocate(t *testing.T) {
 	tb := newTestTable(t, 4, 2, 2)
-	a, _, _ := tb.Allocate(0, 1, 1, proto.Never, 0)
+	al, _ := tb.Allocate(0, 1, 1, proto.Never, 0)
+	a := al.Number
 	tb.Allocate(1, 0, 1, proto.Never, 0)
 	now := proto.Instant(0)
 	n := testing.AllocsPerRun(1000, func() {
@@ -291,9 +301,9 @@ func BenchmarkTableLookupCharge(b *testing.B) {
 	tb := newTestTable(b, 1024, 1024, 2)
 	var nums []uint16
 	for i := range 512 {
-		n, _, _ := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
+		a, _ := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
 		tb.Allocate(1, 0, uint64(i), proto.Never, 0)
-		nums = append(nums, n)
+		nums = append(nums, a.Number)
 	}
 	b.ReportAllocs()
 	now, i := proto.Instant(0), 0

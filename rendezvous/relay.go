@@ -23,6 +23,7 @@ type RelayStats struct {
 	Refreshes       uint64 // relay-allocates that renewed a channel the session held
 	ChannelsExpired uint64 // ended at their token's expiry
 	ChannelsClosed  uint64 // ended with their session
+	ReadyNotices    uint64 // unsolicited relay-allocated (txid 0) telling a peer its channel is linked
 	Forwarded       uint64 // relay-deliver frames queued
 	BytesForwarded  uint64 // their bytes (equal to the relay-send bytes they came from)
 
@@ -120,29 +121,42 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	// The channel expires with a token renewed now: the lifetime from now, never
 	// after either ticket. Both tickets are valid (checked above), so expiry > unix.
 	expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-	before := s.relay.Len()
-	ch, ready, err := s.relay.Allocate(i, j, tok.PairID, s.wall.instantAt(expiry), expiry)
+	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.instantAt(expiry), expiry)
 	if err != nil {
 		st.TableFull++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textRelayFull, len(p))
 		return ErrRelayTableFull
 	}
-	if s.relay.Len() > before {
-		st.Allocations++
-	} else {
+	if a.Refreshed {
 		st.Refreshes++
+	} else {
+		st.Allocations++
 	}
+	s.sendAllocated(sock, from, m.TxID, a.Number, a.PeerReady, unix, expiry, tok, len(p))
+	if a.NewLink && s.tx.free() > 0 {
+		// The peer allocated first and was told "not ready": tell it now, at its
+		// registered address, so it need not poll (PROTOCOL.md §8.2, txid 0). Its
+		// channel keeps its expiry; the token given matches it.
+		st.ReadyNotices++
+		s.sendAllocated(s.socketIndex(tgt.local), tgt.addr, 0, a.PeerNumber, true, unix, a.PeerExpiryUnix, tok, unlimited)
+	}
+	return nil
+}
+
+// sendAllocated sends a relay-allocated for channel ch expiring at expiry, with a
+// token for tok's pair renewed to that expiry.
+func (s *Server) sendAllocated(sock int, to netip.AddrPort, txid uint64, ch uint16, ready bool, unix, expiry uint64, tok relayframe.Token, limit int) {
 	tok.ExpiryUnix = expiry
-	reply := proto.RelayAllocated{
-		TxID:      m.TxID,
+	m := proto.RelayAllocated{
+		TxID:      txid,
 		Channel:   ch,
-		LifetimeS: uint32(min(expiry-unix, 1<<32-1)),
+		LifetimeS: uint32(min(max(expiry, unix+1)-unix, 1<<32-1)),
 		Token:     s.tokens.AppendToken(s.token[:0], tok),
 	}
 	if ready {
-		reply.Flags = proto.RelayPeerReady
+		m.Flags = proto.RelayPeerReady
 	}
-	return s.commitReply(sock, from, reply.Append(s.tx.begin()), len(p))
+	_ = s.commitReply(sock, to, m.Append(s.tx.begin()), limit)
 }
 
 // handleRelaySend forwards one relay-send (PROTOCOL.md §8.4). It never answers: a

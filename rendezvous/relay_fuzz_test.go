@@ -108,8 +108,19 @@ func FuzzRelay(f *testing.F) {
 					}
 				}
 			}
-			if hd, _, err := proto.ParseHeader(p); err == nil && hd.Type == proto.TypeRelayAllocate && (len(out) > 1 || total > len(p)) {
-				t.Fatalf("relay-allocate of %d bytes answered with %d datagrams, %d bytes", len(p), len(out), total)
+			if hd, _, err := proto.ParseHeader(p); err == nil && hd.Type == proto.TypeRelayAllocate {
+				// One reply to the sender; at most one ready notice to the other
+				// registered peer; neither larger than the request.
+				for k, o := range out {
+					var m proto.RelayAllocated
+					bob, _ := h.s.Peer([]byte("bob"))
+					alice, _ := h.s.Peer([]byte("alice"))
+					notice := k == 1 && m.Parse(o.Payload) == nil && m.TxID == 0 && o.To != from &&
+						(o.To == bob.Addr || o.To == alice.Addr)
+					if k > 1 || len(o.Payload) > len(p) || k == 1 && !notice {
+						t.Fatalf("relay-allocate of %d bytes: datagram %d of %d bytes to %v", len(p), k, len(o.Payload), o.To)
+					}
+				}
 			}
 		}
 		if st := h.s.Stats().Relay; st.BytesForwarded > relayIn {

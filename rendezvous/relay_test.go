@@ -53,18 +53,26 @@ func allocateBytes(c proto.Session, txid uint64, peer string, token []byte) []by
 // allocate sends a relay-allocate and returns the parsed relay-allocated.
 func (rp *relayPair) allocate(t testing.TB, from netip.AddrPort, c proto.Session, peer string, token []byte) proto.RelayAllocated {
 	t.Helper()
+	m, _ := rp.allocateNotice(t, from, c, peer, token)
+	return m
+}
+
+// allocateNotice is allocate that also returns the datagrams sent to others (the
+// ready notice to the peer, if this request linked the pair).
+func (rp *relayPair) allocateNotice(t testing.TB, from netip.AddrPort, c proto.Session, peer string, token []byte) (proto.RelayAllocated, []sent) {
+	t.Helper()
 	req := allocateBytes(c, 99, peer, token)
 	err, out, _ := rp.h.deliver(srvPrimary, from, req)
 	var m proto.RelayAllocated
-	if err != nil {
-		t.Fatalf("allocate: %v", err)
+	if err != nil || len(out) == 0 {
+		t.Fatalf("allocate: %v, %d datagrams", err, len(out))
 	}
-	tx := only(t, out, &m)
+	tx := only(t, out[:1], &m)
 	if tx.To != from || tx.From != srvPrimary || m.TxID != 99 || len(tx.Payload) > len(req) {
 		t.Fatalf("relay-allocated %+v to %v from %v, %d bytes for %d", m, tx.To, tx.From, len(tx.Payload), len(req))
 	}
 	m.Token = bytes.Clone(m.Token)
-	return m
+	return m, out[1:]
 }
 
 // both allocates for alice then bob and returns their channels.
@@ -74,12 +82,19 @@ func (rp *relayPair) both(t testing.TB) (chA, chB uint16) {
 	if a.Flags&proto.RelayPeerReady != 0 {
 		t.Fatal("alice's channel reports a ready peer before bob allocated")
 	}
-	b := rp.allocate(t, bobNAT, rp.bob.Session, "alice", rp.token)
+	b, notices := rp.allocateNotice(t, bobNAT, rp.bob.Session, "alice", rp.token)
 	if b.Flags&proto.RelayPeerReady == 0 {
 		t.Fatal("bob's channel does not report alice's")
 	}
 	if a.Channel == b.Channel {
 		t.Fatalf("both ends hold channel %d", a.Channel)
+	}
+	// Alice, told "not ready", learns at once that her channel is linked now.
+	var n proto.RelayAllocated
+	tx := only(t, notices, &n)
+	if tx.To != aliceNAT || tx.From != srvPrimary || n.TxID != 0 || n.Channel != a.Channel ||
+		n.Flags != proto.RelayPeerReady || n.LifetimeS > a.LifetimeS || n.LifetimeS+1 < a.LifetimeS {
+		t.Fatalf("ready notice %+v to %v from %v; alice's channel %+v", n, tx.To, tx.From, a)
 	}
 	return a.Channel, b.Channel
 }
@@ -120,7 +135,7 @@ func TestRelayForwardsBothWays(t *testing.T) {
 		t.Fatalf("refresh gave %+v, want channel %d with the peer ready", again, chA)
 	}
 	st := rp.h.s.Stats().Relay
-	if st.Allocations != 2 || st.Refreshes != 1 || st.Forwarded != 2 || st.Channels != 2 {
+	if st.Allocations != 2 || st.Refreshes != 1 || st.Forwarded != 2 || st.Channels != 2 || st.ReadyNotices != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
