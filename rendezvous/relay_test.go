@@ -348,9 +348,13 @@ func TestRelayChannelsEndWithSessions(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	rp.bob = h.register("bob", 2, bobNAT)
-	b := rp.allocate(t, bobNAT, rp.bob.Session, "alice", rp.token)
+	b, notices := rp.allocateNotice(t, bobNAT, rp.bob.Session, "alice", rp.token)
 	if b.Flags != proto.RelayPeerReady {
 		t.Fatal("bob's new channel is not linked with alice's")
+	}
+	var n proto.RelayAllocated
+	if tx := only(t, notices, &n); tx.To != aliceNAT || n.TxID != 0 || n.Channel != chA {
+		t.Fatalf("alice's ready notice: %+v to %v", n, tx.To)
 	}
 	err, out, _ := h.deliver(srvPrimary, aliceNAT, sendFrame(chA, []byte{1}))
 	if err != nil || len(out) != 1 {
