@@ -524,3 +524,29 @@ func benchForward(b *testing.B, h *harness, frames [][]byte, from []netip.AddrPo
 		}
 	}
 }
+
+// An IPv4 peer and an IPv6 peer relay to each other; frames keep their size (the
+// relay adds nothing when families differ) and reach the registered addresses.
+func TestRelayAcrossAddressFamilies(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT)
+	bob := h.register("bob", 2, v6Node)
+	rp := &relayPair{h: h, alice: alice, bob: bob}
+	rp.token = h.s.tokens.AppendToken(nil, relayframe.Token{PairID: 3, ExpiryUnix: h.s.wall.unixAt(h.now) + 60,
+		KeyA: [proto.KeyLen]byte{0: 1, 31: 1}, KeyB: [proto.KeyLen]byte{0: 2, 31: 2}})
+	a := rp.allocate(t, aliceNAT, alice.Session, "bob", rp.token)
+	b, _ := rp.allocateNotice(t, v6Node, bob.Session, "alice", rp.token)
+	for _, c := range []struct {
+		from, to netip.AddrPort
+		ch, want uint16
+	}{{aliceNAT, v6Node, a.Channel, b.Channel}, {v6Node, aliceNAT, b.Channel, a.Channel}} {
+		in := sendFrame(c.ch, []byte("ciphertext"))
+		err, out, _ := h.deliver(srvPrimary, c.from, in)
+		if err != nil || len(out) != 1 || out[0].To != c.to || len(out[0].Payload) != len(in) {
+			t.Fatalf("from %v: %v, %v", c.from, err, out)
+		}
+		if ch, _, _ := relayframe.ParseDeliver(out[0].Payload); ch != c.want {
+			t.Fatalf("from %v: delivered on channel %d, want %d", c.from, ch, c.want)
+		}
+	}
+}
