@@ -30,6 +30,12 @@
 // the packet, aliasing p, ready for keyx. Frames are at most MaxFrameLen (1472)
 // bytes; the server drops larger ones, which rudp's PMTU search sees as loss.
 //
+// Client keeps one peer's channel for a node: it says when a relay-allocate is due
+// (at once, repeated with backoff, refreshed at half the lifetime with the renewed
+// token), takes the answers (by txid, and the server's txid-0 ready notice) and
+// errors, and reports Ready and Channel. A node sends on the relay only when Ready:
+// frames sent before the peer's end exists are dropped by the server.
+//
 // # Forwarding table (what the server uses)
 //
 // Table maps channel numbers to their holder and to the pair's other channel,

@@ -15,9 +15,10 @@ import (
 
 // relayClient is the smallest client of the relay, as a sim machine: it registers,
 // (the introducer) asks for a relay-only introduction, allocates its channel with the
-// introduction's token, and once the channel is ready sends its packets through the
-// relay; the other side echoes every packet back. It stands in for node/ so that the
-// server's relay can be tested through the simulator's NAT models on its own.
+// introduction's token through a relayframe.Client, and once the channel is ready
+// sends its packets through the relay; the other side echoes every packet back. It
+// stands in for node/ so that the server's relay (and relayframe.Client against it)
+// can be tested through the simulator's NAT models on their own.
 type relayClient struct {
 	t             *testing.T
 	name, peer    string
@@ -25,12 +26,11 @@ type relayClient struct {
 	local, server netip.AddrPort
 	introducer    bool
 
-	cookie  proto.Session
-	token   []byte
-	channel uint16
-	ready   bool
-	next    proto.Instant
-	out     [][]byte
+	cookie proto.Session
+	token  []byte
+	rc     relayframe.Client
+	next   proto.Instant
+	out    [][]byte
 
 	toSend   [][]byte // packets still to send (the introducer)
 	sent     [][]byte
@@ -44,6 +44,10 @@ func (c *relayClient) queue(m interface{ Append([]byte) []byte }) {
 }
 
 func (c *relayClient) HandleTimeout(now proto.Instant) {
+	c.rc.HandleTimeout(now)
+	if b := c.rc.AppendAllocate(now, nil, c.cookie, []byte(c.peer)); len(b) > 0 {
+		c.out = append(c.out, b)
+	}
 	if now < c.next {
 		return
 	}
@@ -53,9 +57,7 @@ func (c *relayClient) HandleTimeout(now proto.Instant) {
 		c.queue(&proto.Register{TxID: 1, Ticket: ticketFor(c.name, c.key)})
 	case c.token == nil && c.introducer:
 		c.queue(&proto.IntroduceRequest{Session: c.cookie, TxID: 2, PeerID: []byte(c.peer), Flags: proto.IntroRelayOnly})
-	case c.token != nil && c.channel == 0:
-		c.queue(&proto.RelayAllocate{Session: c.cookie, TxID: simAllocTx, PeerID: []byte(c.peer), Token: c.token})
-	case c.ready && len(c.toSend) > 0:
+	case c.rc.Ready() && len(c.toSend) > 0:
 		p := c.toSend[0]
 		c.toSend = c.toSend[1:]
 		c.sendRelay(p)
@@ -69,7 +71,7 @@ func (c *relayClient) HandleTimeout(now proto.Instant) {
 func (c *relayClient) sendRelay(p []byte) {
 	buf := make([]byte, relayframe.DataHeaderLen+len(p))
 	copy(buf[relayframe.DataHeaderLen:], p)
-	relayframe.PutSendHeader(buf, c.channel)
+	relayframe.PutSendHeader(buf, c.rc.Channel())
 	c.out = append(c.out, buf)
 	if c.introducer {
 		c.sent = append(c.sent, p)
@@ -96,7 +98,8 @@ func (c *relayClient) HandleDatagram(now proto.Instant, local, from netip.AddrPo
 		if m.Parse(p) == nil {
 			c.queue(&proto.IntroductionAck{Session: c.cookie, PeerID: m.PeerID})
 			if c.token == nil {
-				c.token, c.next = bytes.Clone(m.RelayToken), now
+				c.token = bytes.Clone(m.RelayToken)
+				c.rc.Start(now, c.token, simAllocTx)
 			}
 		}
 	case proto.TypeRelayAllocated:
@@ -104,16 +107,16 @@ func (c *relayClient) HandleDatagram(now proto.Instant, local, from netip.AddrPo
 		if m.Parse(p) != nil {
 			return nil
 		}
-		if m.TxID == simAllocTx {
-			c.channel = m.Channel
+		if !c.rc.HandleAllocated(now, &m) {
+			c.t.Errorf("%s: relay-allocated %+v is not mine", c.name, m)
 		}
-		if m.Channel == c.channel && m.Flags&proto.RelayPeerReady != 0 && !c.ready {
-			c.ready, c.next = true, now
+		if c.rc.Ready() {
+			c.next = now
 		}
 	case proto.TypeRelayDeliver:
 		ch, pkt, err := relayframe.ParseDeliver(p)
-		if err != nil || ch != c.channel {
-			c.t.Errorf("%s: relay-deliver on channel %d (mine %d): %v", c.name, ch, c.channel, err)
+		if err != nil || ch != c.rc.Channel() {
+			c.t.Errorf("%s: relay-deliver on channel %d (mine %d): %v", c.name, ch, c.rc.Channel(), err)
 			return nil
 		}
 		c.received = append(c.received, bytes.Clone(pkt))
@@ -133,7 +136,7 @@ func (c *relayClient) PollTransmit(now proto.Instant, buf []byte) (proto.Transmi
 	return proto.Transmit{From: c.local, To: c.server, Payload: buf[:n]}, true
 }
 
-func (c *relayClient) Deadline() proto.Instant { return c.next }
+func (c *relayClient) Deadline() proto.Instant { return proto.Min(c.next, c.rc.Deadline()) }
 
 // TestRelayThroughSimulatedNATs: two clients behind random-symmetric NATs (where no
 // direct path is practical, DESIGN §6.5) exchange packets only through the relay.
@@ -190,7 +193,7 @@ func TestRelayThroughSimulatedNATs(t *testing.T) {
 			for _, p := range a.sent {
 				in += 2 * (len(p) + relayframe.DataHeaderLen) // there and back
 			}
-			if st.Forwarded != 80 || st.BytesForwarded != uint64(in) {
+			if st.Forwarded != 80 || st.BytesForwarded != uint64(in) || st.ReadyNotices != 1 || st.DropPeerNotReady != 0 {
 				t.Fatalf("seed %d: relay stats %+v, want 80 frames, %d bytes", seed, st, in)
 			}
 		})
