@@ -121,3 +121,20 @@ func TestClientDeniedAndRestart(t *testing.T) {
 		t.Fatalf("after Restart: %+v, %v", m, ok)
 	}
 }
+
+func TestClientDoesNotAllocate(t *testing.T) {
+	var c Client
+	c.Start(0, []byte("tok"), 5)
+	buf := make([]byte, 0, 256)
+	reply := &proto.RelayAllocated{TxID: 5, Channel: 3, Flags: proto.RelayPeerReady, LifetimeS: 60, Token: []byte("renewed")}
+	now := proto.Instant(0)
+	n := testing.AllocsPerRun(100, func() {
+		now = now.Add(time.Hour)
+		c.HandleTimeout(now)
+		_ = c.AppendAllocate(now, buf[:0], clientCookie, []byte("bob"))
+		c.HandleAllocated(now, reply)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
