@@ -28,7 +28,7 @@ const RelayPeerReady = 0x01
 
 // RelayAllocate (client → server, 0x20) asks for the sender's channel of the pair
 // its relay token names; repeated, it refreshes the channel (PROTOCOL.md §8.1).
-// TxID is never 0. PeerID and Token alias the parsed packet.
+// PeerID and Token alias the parsed packet.
 type RelayAllocate struct {
 	Session Session
 	TxID    uint64
@@ -37,9 +37,6 @@ type RelayAllocate struct {
 }
 
 func (m *RelayAllocate) Append(b []byte) []byte {
-	if m.TxID == 0 {
-		panic("proto: RelayAllocate with txid 0 (reserved for the server's ready notice)")
-	}
 	b = AppendHeader(b, TypeRelayAllocate)
 	b = append(b, m.Session[:]...)
 	b = binary.BigEndian.AppendUint64(b, m.TxID)
@@ -55,16 +52,13 @@ func (m *RelayAllocate) Parse(p []byte) error {
 	r := reader{b: rest}
 	r.array(m.Session[:])
 	m.TxID = r.u64()
-	if r.err == nil && m.TxID == 0 {
-		r.fail(ErrMalformed) // 0 marks the server's unsolicited ready notice
-	}
 	m.PeerID = r.vec8(1, MaxPeerIDLen)
 	m.Token = r.vec16(1, MaxRelayTokenLen)
 	return r.done()
 }
 
-// RelayAllocated (server → client, 0x21) answers a relay-allocate, or with TxID 0
-// tells a node that its channel is now linked with the peer's (PROTOCOL.md §8.2).
+// RelayAllocated (server → client, 0x21) answers a relay-allocate; the server
+// repeats the answer with RelayPeerReady when the peer links (PROTOCOL.md §8.2).
 // Token is the renewed token to refresh with; it aliases the parsed packet.
 type RelayAllocated struct {
 	TxID      uint64

@@ -37,11 +37,11 @@ const (
 )
 
 // Start begins (or begins again, with a fresh token from a new introduction) the
-// allocation: a relay-allocate is due at once. txid must not be 0; the node picks it
-// and recognises the answer by it.
+// allocation: a relay-allocate is due at once. The node picks txid; the answers
+// carry it.
 func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
-	if txid == 0 || len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
-		panic("relayframe: Client.Start with txid 0 or a token of bad length")
+	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
+		panic("relayframe: Client.Start with a token of bad length")
 	}
 	*c = Client{txid: txid, due: now, expires: proto.Never}
 	c.tokenLen = copy(c.token[:], token)
@@ -100,8 +100,8 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 }
 
 // HandleAllocated takes a relay-allocated and reports whether it was for this
-// Client: the answer to its request (by txid), or the server's ready notice (txid 0)
-// for its channel.
+// Client: the answer to its request, or the server's repeat of it when the peer
+// linked (both carry the request's txid).
 func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
 	switch {
 	case c.tokenLen == 0 || c.denied != 0:
@@ -114,9 +114,6 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 		c.expires = now.Add(life)
 		c.due = now.Add(life / 2) // refresh at half the lifetime (PROTOCOL.md §8.4)
 		c.backoff = 0
-		return true
-	case m.TxID == 0 && c.channel != 0 && m.Channel == c.channel:
-		c.ready = m.Flags&proto.RelayPeerReady != 0 || c.ready
 		return true
 	}
 	return false

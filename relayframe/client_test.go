@@ -61,13 +61,13 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 	if c.Ready() || c.Channel() != 9 || c.Deadline() != now.Add(300*time.Second) {
 		t.Fatalf("after the answer: ready %v, channel %d, deadline %v", c.Ready(), c.Channel(), c.Deadline())
 	}
-	// Notices for other channels or other txids are not this client's.
-	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: 0, Channel: 10, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) ||
-		c.HandleAllocated(now, &proto.RelayAllocated{TxID: 78, Channel: 9, LifetimeS: 1, Token: []byte{1}}) {
+	// Answers to other requests are not this client's.
+	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: 78, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) {
 		t.Fatal("took a message that is not its own")
 	}
-	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 0, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 599, Token: []byte{1}}) || !c.Ready() {
-		t.Fatal("the ready notice did not make the channel ready")
+	// The server repeats its answer when the peer links: now ready.
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("token-2")}) || !c.Ready() {
+		t.Fatal("the repeated answer did not make the channel ready")
 	}
 	// The refresh carries the renewed token.
 	now = c.Deadline()

@@ -32,8 +32,8 @@
 //
 // Client keeps one peer's channel for a node: it says when a relay-allocate is due
 // (at once, repeated with backoff, refreshed at half the lifetime with the renewed
-// token), takes the answers (by txid, and the server's txid-0 ready notice) and
-// errors, and reports Ready and Channel. A node sends on the relay only when Ready:
+// token), takes the answers (by txid; the server repeats its answer with "peer
+// ready" when the peer links) and errors, and reports Ready and Channel. A node sends on the relay only when Ready:
 // frames sent before the peer's end exists are dropped by the server.
 //
 // # Forwarding table (what the server uses)

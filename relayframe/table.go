@@ -78,6 +78,7 @@ type channel struct {
 	pairID     uint64
 	deadline   proto.Instant // expiry on the monotonic timeline
 	expiryUnix uint64        // the same expiry in wall time (its token's)
+	tag        uint64        // the caller's, from the last Allocate (the request's txid)
 	heapIdx    int32
 	next, prev int32 // the owner's list of channels
 }
@@ -137,19 +138,22 @@ type Allocation struct {
 	Refreshed bool   // the owner held it already
 	PeerReady bool   // it is linked with the peer's channel of the pair
 	// NewLink: this call linked the two channels, so the peer (which allocated first)
-	// has just become ready too. PeerNumber and PeerExpiryUnix then describe the
-	// peer's channel, for the server's notice to it.
+	// has just become ready too. PeerNumber, PeerExpiryUnix and PeerTag then describe
+	// the peer's channel, for the server's notice to it.
 	NewLink        bool
 	PeerNumber     uint16
 	PeerExpiryUnix uint64
+	PeerTag        uint64
 }
 
 // Allocate gives owner its channel of pair pairID, whose other end is held (or will
 // be) by peer, expiring at deadline (expiryUnix in wall time, kept for Reanchor). If
 // owner already holds that pair's channel this is a refresh: the same number, the
 // new expiry. The channel is linked with peer's channel of the same pair when that
-// exists. The caller has verified the token behind the request.
-func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instant, expiryUnix uint64) (Allocation, error) {
+// exists. tag is kept with the channel and handed back as PeerTag when the peer
+// links to it (the server keeps the txid of the request there). The caller has
+// verified the token behind the request.
+func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instant, expiryUnix, tag uint64) (Allocation, error) {
 	if owner < 0 || int(owner) >= len(t.owners) || peer < 0 || int(peer) >= len(t.owners) || owner == peer {
 		panic("relayframe: Allocate with an owner out of range")
 	}
@@ -176,7 +180,7 @@ func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instan
 		o.count++
 	}
 	c := &t.chans[i]
-	c.deadline, c.expiryUnix = deadline, expiryUnix
+	c.deadline, c.expiryUnix, c.tag = deadline, expiryUnix, tag
 	if c.heapIdx < 0 {
 		t.heapPush(i)
 	} else {
@@ -187,7 +191,7 @@ func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instan
 		t.unlink(i)
 		t.unlink(j)
 		c.peer, t.chans[j].peer = j, i
-		a.NewLink, a.PeerNumber, a.PeerExpiryUnix = true, t.chans[j].number, t.chans[j].expiryUnix
+		a.NewLink, a.PeerNumber, a.PeerExpiryUnix, a.PeerTag = true, t.chans[j].number, t.chans[j].expiryUnix, t.chans[j].tag
 	}
 	a.PeerReady = c.peer != nilSlot
 	return a, nil

@@ -30,6 +30,7 @@ type tableModel struct {
 
 type modelChan struct {
 	number   uint16
+	tag      uint64
 	deadline proto.Instant
 	peer     *pairKey // linked channel
 }
@@ -110,7 +111,7 @@ func TestTableAgainstModel(t *testing.T) {
 				pair := uint64(rapid.IntRange(1, 4).Draw(rt, "pair"))
 				dl := now.Add(time.Duration(rapid.IntRange(1, 30).Draw(rt, "life")) * time.Second)
 				k := pairKey{pair, o}
-				a, err := tb.Allocate(o, p, pair, dl, uint64(int64(dl)+offset))
+				a, err := tb.Allocate(o, p, pair, dl, uint64(int64(dl)+offset), uint64(step))
 				num, ready := a.Number, a.PeerReady
 				c, existed := m.chans[k]
 				switch {
@@ -135,7 +136,7 @@ func TestTableAgainstModel(t *testing.T) {
 					c = &modelChan{number: num}
 					m.chans[k] = c
 				}
-				c.deadline = dl
+				c.deadline, c.tag = dl, uint64(step)
 				pk := pairKey{pair, p}
 				newLink := false
 				if pc := m.chans[pk]; pc != nil && (c.peer == nil || *c.peer != pk) {
@@ -144,7 +145,7 @@ func TestTableAgainstModel(t *testing.T) {
 					c.peer, pc.peer = &pk, &k
 					newLink = true
 				}
-				if a.NewLink != newLink || newLink && a.PeerNumber != m.chans[pk].number {
+				if a.NewLink != newLink || newLink && (a.PeerNumber != m.chans[pk].number || a.PeerTag != m.chans[pk].tag) {
 					rt.Fatalf("NewLink %v (peer %d), model %v", a.NewLink, a.PeerNumber, newLink)
 				}
 				if ready != (c.peer != nil) {
@@ -267,23 +268,23 @@ func TestFullTableNumbers(t *testing.T) {
 	tb := newTestTable(t, MaxTableChannels, MaxTableChannels+1, 2)
 	seen := make(map[uint16]bool, MaxTableChannels)
 	for i := 0; i < MaxTableChannels; i++ {
-		a, err := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
+		a, err := tb.Allocate(0, 1, uint64(i), proto.Never, 0, 0)
 		n := a.Number
 		if err != nil || n == 0 || seen[n] {
 			t.Fatalf("channel %d: number %d, %v", i, n, err)
 		}
 		seen[n] = true
 	}
-	if _, err := tb.Allocate(0, 1, 1<<40, proto.Never, 0); !errors.Is(err, ErrTableFull) {
+	if _, err := tb.Allocate(0, 1, 1<<40, proto.Never, 0, 0); !errors.Is(err, ErrTableFull) {
 		t.Fatalf("beyond the bound: %v", err)
 	}
 }
 
 func TestTableHotPathDoesNotAllocate(t *testing.T) {
 	tb := newTestTable(t, 4, 2, 2)
-	al, _ := tb.Allocate(0, 1, 1, proto.Never, 0)
+	al, _ := tb.Allocate(0, 1, 1, proto.Never, 0, 0)
 	a := al.Number
-	tb.Allocate(1, 0, 1, proto.Never, 0)
+	tb.Allocate(1, 0, 1, proto.Never, 0, 0)
 	now := proto.Instant(0)
 	n := testing.AllocsPerRun(1000, func() {
 		now = now.Add(time.Millisecond)
@@ -301,8 +302,8 @@ func BenchmarkTableLookupCharge(b *testing.B) {
 	tb := newTestTable(b, 1024, 1024, 2)
 	var nums []uint16
 	for i := range 512 {
-		a, _ := tb.Allocate(0, 1, uint64(i), proto.Never, 0)
-		tb.Allocate(1, 0, uint64(i), proto.Never, 0)
+		a, _ := tb.Allocate(0, 1, uint64(i), proto.Never, 0, 0)
+		tb.Allocate(1, 0, uint64(i), proto.Never, 0, 0)
 		nums = append(nums, a.Number)
 	}
 	b.ReportAllocs()

@@ -23,7 +23,7 @@ type RelayStats struct {
 	Refreshes       uint64 // relay-allocates that renewed a channel the session held
 	ChannelsExpired uint64 // ended at their token's expiry
 	ChannelsClosed  uint64 // ended with their session
-	ReadyNotices    uint64 // unsolicited relay-allocated (txid 0) telling a peer its channel is linked
+	ReadyNotices    uint64 // repeated relay-allocated telling a peer its channel is now linked
 	Forwarded       uint64 // relay-deliver frames queued
 	BytesForwarded  uint64 // their bytes (equal to the relay-send bytes they came from)
 
@@ -121,7 +121,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	// The channel expires with a token renewed now: the lifetime from now, never
 	// after either ticket. Both tickets are valid (checked above), so expiry > unix.
 	expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.instantAt(expiry), expiry)
+	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.instantAt(expiry), expiry, m.TxID)
 	if err != nil {
 		st.TableFull++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textRelayFull, len(p))
@@ -133,12 +133,13 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 		st.Allocations++
 	}
 	s.sendAllocated(sock, from, m.TxID, a.Number, a.PeerReady, unix, expiry, tok, len(p))
-	if a.NewLink && s.tx.free() > 0 {
-		// The peer allocated first and was told "not ready": tell it now, at its
-		// registered address, so it need not poll (PROTOCOL.md §8.2, txid 0). Its
-		// channel keeps its expiry; the token given matches it.
+	if a.NewLink && s.cfg.RelayReadyNotice && s.tx.free() > 0 {
+		// The peer allocated first and was told "not ready": answer its latest
+		// request again, now with "peer ready", at its registered address, so that
+		// it need not poll and learns its channel even if our first answer was lost
+		// (PROTOCOL.md §8.2). Its channel keeps its expiry; the token matches it.
 		st.ReadyNotices++
-		s.sendAllocated(s.socketIndex(tgt.local), tgt.addr, 0, a.PeerNumber, true, unix, a.PeerExpiryUnix, tok, unlimited)
+		s.sendAllocated(s.socketIndex(tgt.local), tgt.addr, a.PeerTag, a.PeerNumber, true, unix, a.PeerExpiryUnix, tok, unlimited)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func FuzzRelay(f *testing.F) {
 					var m proto.RelayAllocated
 					bob, _ := h.s.Peer([]byte("bob"))
 					alice, _ := h.s.Peer([]byte("alice"))
-					notice := k == 1 && m.Parse(o.Payload) == nil && m.TxID == 0 && o.To != from &&
+					notice := k == 1 && m.Parse(o.Payload) == nil && m.Flags == proto.RelayPeerReady && o.To != from &&
 						(o.To == bob.Addr || o.To == alice.Addr)
 					if k > 1 || len(o.Payload) > len(p) || k == 1 && !notice {
 						t.Fatalf("relay-allocate of %d bytes: datagram %d of %d bytes to %v", len(p), k, len(o.Payload), o.To)

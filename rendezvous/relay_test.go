@@ -23,7 +23,12 @@ type relayPair struct {
 
 func newRelayPair(t testing.TB, mutate func(*Config)) *relayPair {
 	t.Helper()
-	h := newHarness(t, mutate)
+	h := newHarness(t, func(c *Config) {
+		c.RelayReadyNotice = true
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 	rp := &relayPair{h: h}
 	rp.alice = h.register("alice", 1, aliceNAT, aliceLAN)
 	rp.bob = h.register("bob", 2, bobNAT, bobLAN)
@@ -89,10 +94,10 @@ func (rp *relayPair) both(t testing.TB) (chA, chB uint16) {
 	if a.Channel == b.Channel {
 		t.Fatalf("both ends hold channel %d", a.Channel)
 	}
-	// Alice, told "not ready", learns at once that her channel is linked now.
+	// Alice, told "not ready", gets her answer again, now "ready", at once.
 	var n proto.RelayAllocated
 	tx := only(t, notices, &n)
-	if tx.To != aliceNAT || tx.From != srvPrimary || n.TxID != 0 || n.Channel != a.Channel ||
+	if tx.To != aliceNAT || tx.From != srvPrimary || n.TxID != a.TxID || n.Channel != a.Channel ||
 		n.Flags != proto.RelayPeerReady || n.LifetimeS > a.LifetimeS || n.LifetimeS+1 < a.LifetimeS {
 		t.Fatalf("ready notice %+v to %v from %v; alice's channel %+v", n, tx.To, tx.From, a)
 	}
@@ -353,7 +358,7 @@ func TestRelayChannelsEndWithSessions(t *testing.T) {
 		t.Fatal("bob's new channel is not linked with alice's")
 	}
 	var n proto.RelayAllocated
-	if tx := only(t, notices, &n); tx.To != aliceNAT || n.TxID != 0 || n.Channel != chA {
+	if tx := only(t, notices, &n); tx.To != aliceNAT || n.TxID != 99 || n.Channel != chA || n.Flags != proto.RelayPeerReady {
 		t.Fatalf("alice's ready notice: %+v to %v", n, tx.To)
 	}
 	err, out, _ := h.deliver(srvPrimary, aliceNAT, sendFrame(chA, []byte{1}))
@@ -458,6 +463,7 @@ func TestRelayForwardDoesNotAllocate(t *testing.T) {
 func BenchmarkRelayForward(b *testing.B) {
 	unlimited := relayframe.ByteRate{BytesPerSecond: 1 << 40, Burst: 1 << 30}
 	open := func(c *Config) {
+		c.RelayReadyNotice = true
 		c.RelaySessionRate, c.RelayServerRate = unlimited, unlimited
 		c.SourceRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
 		c.UnauthRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
@@ -548,5 +554,19 @@ func TestRelayAcrossAddressFamilies(t *testing.T) {
 		if ch, _, _ := relayframe.ParseDeliver(out[0].Payload); ch != c.want {
 			t.Fatalf("from %v: delivered on channel %d, want %d", c.from, ch, c.want)
 		}
+	}
+}
+
+// Without Config.RelayReadyNotice the peer that allocated first hears nothing more:
+// it learns that the pair is linked from its next relay-allocate.
+func TestRelayReadyNoticeOff(t *testing.T) {
+	rp := newRelayPair(t, func(c *Config) { c.RelayReadyNotice = false })
+	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", rp.token)
+	_, notices := rp.allocateNotice(t, bobNAT, rp.bob.Session, "alice", rp.token)
+	if len(notices) != 0 || rp.h.s.Stats().Relay.ReadyNotices != 0 {
+		t.Fatalf("%d notices sent with the notice off", len(notices))
+	}
+	if a := rp.allocate(t, aliceNAT, rp.alice.Session, "bob", rp.token); a.Flags != proto.RelayPeerReady {
+		t.Fatal("alice's refresh does not report bob")
 	}
 }
