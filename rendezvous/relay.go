@@ -133,7 +133,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 		st.Allocations++
 	}
 	s.sendAllocated(sock, from, m.TxID, a.Number, a.PeerReady, unix, expiry, tok, len(p))
-	if a.NewLink && s.cfg.RelayReadyNotice && s.tx.free() > 0 {
+	if a.NewLink && !s.cfg.DisableRelayReadyNotice && s.tx.free() > 0 {
 		// The peer allocated first and was told "not ready": answer its latest
 		// request again, now with "peer ready", at its registered address, so that
 		// it need not poll and learns its channel even if our first answer was lost

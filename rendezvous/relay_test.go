@@ -23,12 +23,7 @@ type relayPair struct {
 
 func newRelayPair(t testing.TB, mutate func(*Config)) *relayPair {
 	t.Helper()
-	h := newHarness(t, func(c *Config) {
-		c.RelayReadyNotice = true
-		if mutate != nil {
-			mutate(c)
-		}
-	})
+	h := newHarness(t, mutate)
 	rp := &relayPair{h: h}
 	rp.alice = h.register("alice", 1, aliceNAT, aliceLAN)
 	rp.bob = h.register("bob", 2, bobNAT, bobLAN)
@@ -463,7 +458,6 @@ func TestRelayForwardDoesNotAllocate(t *testing.T) {
 func BenchmarkRelayForward(b *testing.B) {
 	unlimited := relayframe.ByteRate{BytesPerSecond: 1 << 40, Burst: 1 << 30}
 	open := func(c *Config) {
-		c.RelayReadyNotice = true
 		c.RelaySessionRate, c.RelayServerRate = unlimited, unlimited
 		c.SourceRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
 		c.UnauthRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
@@ -557,10 +551,10 @@ func TestRelayAcrossAddressFamilies(t *testing.T) {
 	}
 }
 
-// Without Config.RelayReadyNotice the peer that allocated first hears nothing more:
-// it learns that the pair is linked from its next relay-allocate.
+// With Config.DisableRelayReadyNotice the peer that allocated first hears nothing
+// more: it learns that the pair is linked from its next relay-allocate.
 func TestRelayReadyNoticeOff(t *testing.T) {
-	rp := newRelayPair(t, func(c *Config) { c.RelayReadyNotice = false })
+	rp := newRelayPair(t, func(c *Config) { c.DisableRelayReadyNotice = true })
 	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", rp.token)
 	_, notices := rp.allocateNotice(t, bobNAT, rp.bob.Session, "alice", rp.token)
 	if len(notices) != 0 || rp.h.s.Stats().Relay.ReadyNotices != 0 {
