@@ -87,6 +87,9 @@ type side struct {
 	lastDirect, lastDown proto.Instant
 	// gaveUp: punching ended without a direct path (the node says why).
 	gaveUp bool
+	// flaps counts moves away from a direct path; deaths counts the ones where the
+	// path was declared dead (not merely suspect).
+	flaps, deaths int
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -129,6 +132,12 @@ func (s *side) afterStep(now proto.Instant) {
 			if e.Kind == node.PathDirect {
 				s.lastDirect = now
 			} else {
+				if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
+					s.flaps++
+				}
+				if strings.HasPrefix(e.Reason, "direct timed out") {
+					s.deaths++
+				}
 				s.lastDown = now
 				s.gaveUp = s.gaveUp || strings.HasPrefix(e.Reason, "no direct path")
 			}

@@ -57,8 +57,9 @@ func (m *RelayAllocate) Parse(p []byte) error {
 	return r.done()
 }
 
-// RelayAllocated (server → client, 0x21) answers a relay-allocate (PROTOCOL.md
-// §8.2). Token is the renewed token to refresh with; it aliases the parsed packet.
+// RelayAllocated (server → client, 0x21) answers a relay-allocate; the server
+// repeats the answer with RelayPeerReady when the peer links (PROTOCOL.md §8.2).
+// Token is the renewed token to refresh with; it aliases the parsed packet.
 type RelayAllocated struct {
 	TxID      uint64
 	Channel   uint16 // 1–65535

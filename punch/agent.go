@@ -36,20 +36,21 @@ const (
 	probeRoundInterval = 200 * time.Millisecond // one probe per target per round
 	punchTimeout       = 12 * time.Second       // give up on a direct path after this
 	birthdayTimeout    = 20 * time.Second
-	heartbeatInterval  = 2500 * time.Millisecond         // on a confirmed path (DESIGN §6.6: 2–3 s)
-	heartbeatRetry     = 500 * time.Millisecond          // once a reply is late, until the path is dead
-	suspectAfter       = heartbeatInterval + time.Second // no reply this long: EventPathSuspect
-	pathDeadAfter      = 6500 * time.Millisecond         // no reply for this long: the path is dead
-	maxTargets         = 64                              // remote addresses probed per round
-	predictWindow      = 8                               // predicted ports per side
-	birthdaySockets    = 256                             // extra sockets on the hard side
-	birthdayProbes     = 2048                            // probes from the easy side, at most
-	birthdayPace       = 2500 * time.Microsecond         // 400 probes per second
-	birthdayRefresh    = 10 * time.Second                // re-open the hard side's mappings
-	primeTTL           = 2                               // opens our mapping, dies before the peer's NAT
-	maxOutstanding     = 512                             // probes awaiting a reply
-	switchRatio        = 0.75                            // a path must be this much faster to take over
-	switchHold         = 10 * time.Second                // and the active path must be this old
+	heartbeatInterval  = 2500 * time.Millisecond           // on a confirmed path (DESIGN §6.6: 2–3 s)
+	heartbeatRetry     = 500 * time.Millisecond            // once a reply is late, until the path is dead
+	suspectAfter       = heartbeatInterval + 2*time.Second // no reply this long: EventPathSuspect
+	suspectBeats       = 3                                 // or this many heartbeats unanswered
+	pathDeadAfter      = 6500 * time.Millisecond           // no reply for this long: the path is dead
+	maxTargets         = 64                                // remote addresses probed per round
+	predictWindow      = 8                                 // predicted ports per side
+	birthdaySockets    = 256                               // extra sockets on the hard side
+	birthdayProbes     = 2048                              // probes from the easy side, at most
+	birthdayPace       = 2500 * time.Microsecond           // 400 probes per second
+	birthdayRefresh    = 10 * time.Second                  // re-open the hard side's mappings
+	primeTTL           = 2                                 // opens our mapping, dies before the peer's NAT
+	maxOutstanding     = 512                               // probes awaiting a reply
+	switchRatio        = 0.75                              // a path must be this much faster to take over
+	switchHold         = 10 * time.Second                  // and the active path must be this old
 )
 
 // Agent runs the probes of one pair: it finds direct paths with the strategy both
@@ -79,7 +80,8 @@ type Agent struct {
 	// beatSent is when the oldest heartbeat still unanswered on the active path left
 	// (0 when every heartbeat was answered).
 	beatSent proto.Instant
-	beatsOut int // heartbeats sent since the last answer
+	beatsOut int           // heartbeats sent since the last answer
+	lastBeat proto.Instant // when the latest heartbeat left
 	// seenLocal/seenFrom: the latest path an authenticated packet of the peer came in
 	// on that is not the active one: where the peer is now, if its NAT rebooted.
 	seenLocal, seenFrom netip.AddrPort
@@ -342,11 +344,15 @@ func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 
 // HandleTimeout runs every timer that is due.
 func (a *Agent) HandleTimeout(now proto.Instant) {
-	if !a.started {
-		if now < a.cfg.StartAt {
-			return
-		}
+	if !a.started && now >= a.cfg.StartAt {
 		a.start(now)
+	}
+	// A path kept across a Refresh is heartbeated while the new search waits for
+	// its start instant: recovery must not freeze for the start delay.
+	a.heartbeat(now)
+	a.expireOutstanding(now)
+	if !a.started {
+		return
 	}
 	if a.searching && now >= a.deadlineP {
 		a.searching = false
@@ -358,8 +364,6 @@ func (a *Agent) HandleTimeout(now proto.Instant) {
 	if a.searching {
 		a.searchRound(now)
 	}
-	a.heartbeat(now)
-	a.expireOutstanding(now)
 }
 
 // searchRound sends the probes that are due for the strategy.
@@ -471,29 +475,28 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		}
 		return
 	}
-	// Two unanswered heartbeats past the overdue time, not one: a single lost
-	// packet must not move traffic off a good path (a flap).
-	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter || a.beatSent != 0 && a.beatsOut >= 2 && now.Sub(a.beatSent) > a.overdue()) {
+	// Three heartbeats unanswered, the last of them given its full retry time, not
+	// one: lost packets (1 % on each of four links) must not move traffic off a good
+	// path (a flap).
+	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter ||
+		a.beatSent != 0 && a.beatsOut >= suspectBeats && now.Sub(a.lastBeat) >= heartbeatRetry) {
 		a.suspected = true
 		a.events = append(a.events, EventPathSuspect{Path: *p})
 	}
 	if now >= a.nextBeat {
-		// A late reply makes the heartbeats come faster: the dead-path window then
-		// holds a dozen chances instead of two, so a couple of lost packets cannot
-		// kill a live path.
-		next := heartbeatInterval
-		late := now.Sub(p.lastReply) > heartbeatInterval+heartbeatRetry ||
-			a.beatSent != 0 && now.Sub(a.beatSent) >= heartbeatRetry
-		if late {
-			next = heartbeatRetry
-		}
-		a.nextBeat = now.Add(next)
+		// Every heartbeat is checked heartbeatRetry later: answered, the next one is
+		// due a heartbeatInterval after it (answered sets nextBeat); unanswered, it is
+		// sent again at once. The dead-path window thus holds a dozen chances, and a
+		// couple of lost packets cannot kill, or even suspect, a live path.
+		retry := a.beatSent != 0
 		if a.beatSent == 0 {
 			a.beatSent = now
 		}
 		a.beatsOut++
+		a.lastBeat = now
+		a.nextBeat = now.Add(heartbeatRetry)
 		a.queueProbe(now, p.Local, p.Remote, 0)
-		if next == heartbeatRetry && a.seenFrom.IsValid() {
+		if retry && a.seenFrom.IsValid() {
 			// The peer reached us from elsewhere lately: try that way back too.
 			a.queueProbe(now, a.seenLocal, a.seenFrom, 0)
 		}
@@ -568,7 +571,7 @@ func (a *Agent) CheckPath(now proto.Instant) {
 		return
 	}
 	p := &a.paths[a.active]
-	a.beatSent = now
+	a.beatSent, a.lastBeat = now, now
 	a.beatsOut = 1
 	a.nextBeat = now.Add(heartbeatRetry)
 	a.queueProbe(now, p.Local, p.Remote, 0)
@@ -584,6 +587,9 @@ func (a *Agent) answered(now proto.Instant) {
 	p.lastReply = now
 	if a.suspected {
 		a.events = append(a.events, EventPathRestored{Path: *p})
+	}
+	if a.beatSent != 0 {
+		a.nextBeat = a.lastBeat.Add(heartbeatInterval) // back to the normal cadence
 	}
 	a.suspected, a.beatSent, a.beatsOut = false, 0, 0
 }
@@ -726,20 +732,20 @@ func (a *Agent) PollEvent() (AgentEvent, bool) {
 
 // Deadline is when HandleTimeout must next be called.
 func (a *Agent) Deadline() proto.Instant {
-	if !a.started {
-		return a.cfg.StartAt
-	}
 	d := proto.Never
+	if !a.started {
+		d = a.cfg.StartAt
+	}
 	if a.active >= 0 {
-		d = proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter))
+		d = proto.Min(d, proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter)))
 		if !a.suspected {
 			d = proto.Min(d, a.paths[a.active].lastReply.Add(suspectAfter))
-			if a.beatSent != 0 && a.beatsOut >= 2 {
-				d = proto.Min(d, a.beatSent.Add(a.overdue()+1))
+			if a.beatSent != 0 && a.beatsOut >= suspectBeats {
+				d = proto.Min(d, a.lastBeat.Add(heartbeatRetry))
 			}
 		}
 	}
-	if !a.searching {
+	if !a.started || !a.searching {
 		return d
 	}
 	d = proto.Min(d, proto.Min(a.deadlineP, a.nextRound))

@@ -104,7 +104,9 @@ func dropCount(st Stats) uint64 {
 	return st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer + st.DropRelay +
 		st.DropUnknownSocket + st.DropBadSource + st.DropRateLimited + st.DropBusy + st.DropAmplification +
 		st.DropQueueFull + st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint +
-		st.DropSTUNUnknownAttr + st.DropSTUNTooSmall
+		st.DropSTUNUnknownAttr + st.DropSTUNTooSmall +
+		st.Relay.DropMalformed + st.Relay.DropNoChannel + st.Relay.DropWrongSource + st.Relay.DropPeerNotReady +
+		st.Relay.DropSessionRate + st.Relay.DropServerRate + st.Relay.DropQueueFull
 }
 
 // Garbage gets no reply and is counted exactly once.
@@ -120,6 +122,12 @@ func TestGarbageIsCountedAndUnanswered(t *testing.T) {
 		"registered type":    (&proto.Registered{TxID: 1, Observed: aliceNAT, Keepalive: 25}).Append(nil),
 		"unassigned type":    {0xE1, 0x0F, 1, 2, 3},
 		"keyx type":          {0xE1, 0x10, 1, 2, 3},
+		"relay-send short":   {0xE1, 0x22, 0, 1},
+		"relay-send ch 0":    {0xE1, 0x22, 0, 0, 1},
+		"relay-send no chan": {0xE1, 0x22, 0x12, 0x34, 1},
+		"relay-deliver":      {0xE1, 0x23, 0x12, 0x34, 1},
+		"relay reserved":     {0xE1, 0x2A, 0x12, 0x34, 1},
+		"relay-alloc short":  allocateBytes(alice.Session, 1, "bob", []byte{1})[:30],
 		"truncated register": reg[:len(reg)-1],
 		"register + 1":       append(append([]byte(nil), reg...), 0),
 		"keepalive short":    keepaliveBytes(alice.Session, 1)[:21],

@@ -42,6 +42,4 @@ var (
 	ErrAmplification = errors.New("rendezvous: reply larger than request suppressed")
 	// ErrQueueFull: the transmit queue was full (the caller did not drain).
 	ErrQueueFull = errors.New("rendezvous: transmit queue full")
-	// ErrRelayUnsupported: a relay frame (types 0x20–0x2F); the relay is not built yet.
-	ErrRelayUnsupported = errors.New("rendezvous: relay frames not served yet")
 )

@@ -151,7 +151,7 @@ func (m *presenceModel) introduce(t *rapid.T) {
 		if !errors.Is(err, ErrSelfIntroduction) {
 			t.Fatalf("self introduction: %v", err)
 		}
-	case m.h.now < tgt.registeredAt.Add(notReadyWindow):
+	case m.h.now < tgt.registeredAt.Add(notReadyWindow) || m.h.now < req.registeredAt.Add(notReadyWindow):
 		if !errors.Is(err, ErrPeerNotReady) || errorCode(t, out) != proto.CodePeerNotReady {
 			t.Fatalf("introduce %d→%d before its NAT report: %v", a, b, err)
 		}

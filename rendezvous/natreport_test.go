@@ -26,6 +26,7 @@ func TestKeepaliveNATReportReachesPeers(t *testing.T) {
 			h := newHarness(t, nil)
 			alice := h.register("alice", 1, aliceNAT, aliceLAN)
 			bob := h.register("bob", 2, bobNAT, bobLAN)
+			reportNAT(t, h, alice.Session, aliceBehavior)
 			ka := (&proto.Keepalive{Session: bob.Session, Seq: 1, NAT: bobBehavior, Predicted: tt.predicted}).Append(nil)
 			if err, _, _ := h.deliver(srvPrimary, bobNAT, ka); err != nil {
 				t.Fatal(err)
@@ -58,6 +59,7 @@ func TestIntroduceWaitsForTargetNAT(t *testing.T) {
 	h := newHarness(t, nil)
 	alice := h.register("alice", 1, aliceNAT, aliceLAN)
 	bob := h.register("bob", 2, bobNAT, bobLAN)
+	reportNAT(t, h, alice.Session, aliceBehavior)
 	err, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
 	if !errors.Is(err, ErrPeerNotReady) || len(out) != 1 || out[0].To != aliceNAT || errorCode(t, out) != proto.CodePeerNotReady {
 		t.Fatalf("before bob's report: err %v, %d datagrams", err, len(out))
@@ -93,9 +95,8 @@ func TestIntroductionRepeatedUntilAcked(t *testing.T) {
 	h := newHarness(t, nil)
 	alice := h.register("alice", 1, aliceNAT, aliceLAN)
 	bob := h.register("bob", 2, bobNAT, bobLAN)
-	if err := h.s.ReportNAT(h.now, bob.Session, bobBehavior); err != nil {
-		t.Fatal(err)
-	}
+	reportNAT(t, h, bob.Session, bobBehavior)
+	reportNAT(t, h, alice.Session, aliceBehavior)
 	start := h.now
 	_, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
 	if len(out) != 2 {
@@ -138,5 +139,29 @@ func TestIntroductionRepeatedUntilAcked(t *testing.T) {
 	}
 	if h.s.Stats().IntroRepeats != uint64(len(toBob)) || h.s.Stats().IntroAcks != 1 {
 		t.Errorf("stats %+v", h.s.Stats())
+	}
+}
+
+func reportNAT(t *testing.T, h *harness, cookie proto.Session, nat proto.NATBehavior) {
+	t.Helper()
+	if err := h.s.ReportNAT(h.now, cookie, nat); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The requester's own report is waited for too: if its report was lost, the target
+// would learn "unknown" and choose another strategy than the requester.
+func TestIntroduceWaitsForRequesterNAT(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	reportNAT(t, h, bob.Session, bobBehavior)
+	err, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
+	if !errors.Is(err, ErrPeerNotReady) || len(out) != 1 || errorCode(t, out) != proto.CodePeerNotReady {
+		t.Fatalf("before alice's own report: err %v, %d datagrams", err, len(out))
+	}
+	reportNAT(t, h, alice.Session, aliceBehavior)
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 6, "bob", 0)); err != nil || len(out) != 2 {
+		t.Fatalf("after both reports: err %v, %d datagrams", err, len(out))
 	}
 }

@@ -1,10 +1,15 @@
 package rendezvous
 
-import "net/netip"
+import (
+	"net/netip"
 
-// MaxDatagramLen is the largest datagram the server sends (a full introduction is
-// 600 bytes); PollTransmit's buf must hold at least this many bytes.
-const MaxDatagramLen = 640
+	"github.com/natpass/natpass/relayframe"
+)
+
+// MaxDatagramLen is the largest datagram the server sends: a relayed frame (1472
+// bytes; a full introduction is 600). PollTransmit's buf must hold at least this many
+// bytes.
+const MaxDatagramLen = relayframe.MaxFrameLen
 
 // txQueueLen bounds the transmit queue. One input produces at most two datagrams
 // (an introduction goes to both peers) and the caller drains after every input, so

@@ -14,8 +14,10 @@ import (
 )
 
 // Server is the rendezvous server as one state machine: it registers nodes,
-// answers keepalives, nat-probes and STUN Binding requests, and introduces peers to
-// each other (PROTOCOL.md §5, §10). It owns no socket and reads no clock.
+// answers keepalives, nat-probes and STUN Binding requests, introduces peers to
+// each other, and relays keyx packets between introduced peers over channels they
+// allocate with their relay token (PROTOCOL.md §5, §8, §10). It owns no socket and
+// reads no clock.
 //
 // Getters: Stats, Peer, Deadline.
 //
@@ -32,8 +34,9 @@ import (
 // false, then PollEvent until false, then read Deadline and call HandleTimeout when
 // it passes. `now` never decreases across calls (the server panics if it does).
 //
-// Every queue is bounded: at most 8 datagrams (one input makes at most two), 256
-// events, Config.MaxPeers sessions, Config.MaxSources rate-limit entries. Nothing is
+// Every queue is bounded: at most 8 datagrams (one input makes at most two; a
+// relay-send at most one, of its own size), 256 events, Config.MaxPeers sessions,
+// Config.MaxSources rate-limit entries, Config.MaxRelayChannels relay channels. Nothing is
 // allocated per datagram in steady state. Bad input returns a sentinel error (see
 // errors.go, and the STUN errors in stun.go), is counted in Stats, and leaves the
 // presence table unchanged; it may consume rate-limit budget.
@@ -62,7 +65,8 @@ type Server struct {
 	tx      txQueue
 	events  eventQueue
 	stats   Stats
-	pending pendingTable // introductions not yet acknowledged by both sides
+	pending pendingTable      // introductions not yet acknowledged by both sides
+	relay   *relayframe.Table // nil with Config.DisableRelay
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
 	register  proto.Register
@@ -73,6 +77,8 @@ type Server struct {
 	introAck  proto.IntroductionAck
 	intro     proto.Introduction
 	cands     [proto.MaxCandidates]proto.Candidate
+	token     [relayframe.TokenLen]byte // the renewed token of a relay-allocated
+	relayReq  proto.RelayAllocate
 }
 
 // Local sockets, by the role the config gives them.
@@ -87,11 +93,12 @@ const (
 type timer uint8
 
 const (
-	// timerSessionExpiry: the least recently refreshed session times out. Relay
-	// allocations will add their own entry here.
+	// timerSessionExpiry: the least recently refreshed session times out.
 	timerSessionExpiry timer = iota
 	// timerIntroRepeat: an introduction copy was not acknowledged in time.
 	timerIntroRepeat
+	// timerRelayExpiry: the relay channel whose token expires first ends.
+	timerRelayExpiry
 	timerCount
 )
 
@@ -151,6 +158,18 @@ func NewServer(cfg Config) (*Server, error) {
 	// a restart loses every session, hence every pair, anyway.
 	s.rng.Read(pairKey[:])
 	s.pairMAC = hmac.New(sha256.New, pairKey[:])
+	if !cfg.DisableRelay {
+		s.relay, err = relayframe.NewTable(relayframe.TableConfig{
+			MaxChannels: cfg.MaxRelayChannels,
+			MaxPerOwner: cfg.MaxRelayChannelsPerSession,
+			MaxOwners:   cfg.MaxPeers,
+			OwnerRate:   cfg.RelaySessionRate,
+			ServerRate:  cfg.RelayServerRate,
+		}, s.rng)
+		if err != nil {
+			return nil, ErrBadConfigValues
+		}
+	}
 	s.rearm()
 	return s, nil
 }
@@ -160,6 +179,9 @@ func (s *Server) Stats() Stats {
 	st := s.stats
 	st.Sessions = s.peers.len()
 	st.Sources = len(s.sources.entries)
+	if s.relay != nil {
+		st.Relay.Channels = s.relay.Len()
+	}
 	return st
 }
 
@@ -199,6 +221,11 @@ func (s *Server) Deadline() proto.Instant {
 func (s *Server) SetWallClock(now proto.Instant, unix int64) {
 	s.advance(now)
 	s.wall = WallClock{At: now, Unix: unix}
+	if s.relay != nil {
+		s.relay.Reanchor(s.wall.instantAt)
+		s.expireChannels(now)
+	}
+	s.rearm()
 }
 
 // ReportNAT stores the NAT behaviour the node holding cookie measured; later
@@ -294,11 +321,14 @@ func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p
 		return s.handleIntroduce(now, sock, from, p)
 	case proto.TypeIntroductionAck:
 		return s.handleIntroductionAck(now, sock, from, p)
+	case proto.TypeRelaySend:
+		return s.handleRelaySend(now, sock, from, p)
+	case proto.TypeRelayAllocate:
+		return s.handleRelayAllocate(now, sock, from, p)
 	}
 	if h.Type >= proto.TypeRelayFirst && h.Type <= proto.TypeRelayLast {
-		// The relay forwarding table (relayframe) plugs in here as one more input.
 		s.stats.DropRelay++
-		return ErrRelayUnsupported
+		return ErrNotForServer
 	}
 	s.stats.DropNotForServer++
 	return ErrNotForServer
@@ -318,11 +348,21 @@ func (s *Server) advance(now proto.Instant) {
 		}
 		s.expire(i, ExpireTimeout)
 	}
+	s.expireChannels(now)
 }
 
 func (s *Server) expire(i int32, why ExpireReason) {
 	s.stats.Expired++
 	s.pushEvent(EventExpired{Peer: s.peers.sessions[i].peer, Reason: why})
+	s.endSession(i)
+}
+
+// endSession removes session i and the relay channels it holds: channels die with
+// their sessions (PROTOCOL.md §8.4).
+func (s *Server) endSession(i int32) {
+	if s.relay != nil {
+		s.stats.Relay.ChannelsClosed += uint64(s.relay.DropOwner(i))
+	}
 	s.peers.remove(i)
 }
 
@@ -333,6 +373,10 @@ func (s *Server) rearm() {
 		s.timers[timerSessionExpiry] = s.peers.sessions[i].lastSeen.Add(s.cfg.SessionTimeout)
 	}
 	s.timers[timerIntroRepeat] = s.pending.deadline()
+	s.timers[timerRelayExpiry] = proto.Never
+	if s.relay != nil {
+		s.timers[timerRelayExpiry] = s.relay.Deadline()
+	}
 }
 
 func (s *Server) pushEvent(e Event) {

@@ -271,8 +271,14 @@ func introducedPair(t *testing.T, h *harness) (alice, bob proto.Registered) {
 	if err := h.s.ReportNAT(h.now, bob.Session, bobBehavior); err != nil {
 		t.Fatal(err)
 	}
+	if err := h.s.ReportNAT(h.now, alice.Session, aliceBehavior); err != nil {
+		t.Fatal(err)
+	}
 	return alice, bob
 }
+
+var aliceBehavior = proto.NATBehavior{Mapping: proto.EndpointIndependent, Filtering: proto.AddressAndPortDependent,
+	Allocation: proto.AllocationPreserving, Hairpin: proto.HairpinYes}
 
 var bobBehavior = proto.NATBehavior{Mapping: proto.AddressAndPortDependent, Filtering: proto.AddressAndPortDependent,
 	Allocation: proto.AllocationSequential, PortDelta: 2, Hairpin: proto.HairpinNo}
@@ -305,7 +311,7 @@ func TestIntroduceSendsBothSides(t *testing.T) {
 		string(toBob.PeerID) != "alice" || toBob.PeerKey != testTicket("alice", 1).PublicKey {
 		t.Fatal("introductions name the wrong peer or key")
 	}
-	if toAlice.NAT != bobBehavior || toBob.NAT != (proto.NATBehavior{}) {
+	if toAlice.NAT != bobBehavior || toBob.NAT != aliceBehavior {
 		t.Fatalf("NAT: alice learns %+v, bob learns %+v", toAlice.NAT, toBob.NAT)
 	}
 	wantBob := []proto.Candidate{{Kind: proto.CandidateHost, Addr: bobLAN}, {Kind: proto.CandidateServerReflexive, Addr: bobNAT}}
@@ -447,11 +453,20 @@ func TestNATProbeWithoutAltSocket(t *testing.T) {
 	}
 }
 
-func TestRelayFramesNotServedYet(t *testing.T) {
+// Relay types the server does not accept (its own relay-allocated and
+// relay-deliver, reserved ones) are dropped and counted; relay-send on no channel
+// too, without a reply.
+func TestRelayFramesNotForServer(t *testing.T) {
 	h := newHarness(t, nil)
-	err, out, _ := h.deliver(srvPrimary, aliceNAT, []byte{0xE1, 0x20, 1, 2, 3})
-	if !errors.Is(err, ErrRelayUnsupported) || len(out) != 0 || h.s.Stats().DropRelay != 1 {
-		t.Fatalf("relay frame: %v, %d replies", err, len(out))
+	for k, p := range [][]byte{{0xE1, 0x21, 1, 2, 3}, {0xE1, 0x23, 0, 1, 3}, {0xE1, 0x2F, 1}} {
+		err, out, _ := h.deliver(srvPrimary, aliceNAT, p)
+		if !errors.Is(err, ErrNotForServer) || len(out) != 0 || h.s.Stats().DropRelay != uint64(k+1) {
+			t.Fatalf("%x: %v, %d replies", p, err, len(out))
+		}
+	}
+	err, out, _ := h.deliver(srvPrimary, aliceNAT, []byte{0xE1, 0x22, 0, 1, 3})
+	if !errors.Is(err, ErrRelayNoChannel) || len(out) != 0 || h.s.Stats().Relay.DropNoChannel != 1 {
+		t.Fatalf("relay-send on no channel: %v, %d replies", err, len(out))
 	}
 }
 

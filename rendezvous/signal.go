@@ -52,7 +52,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		if old.key == t.PublicKey {
 			nat = old.nat // same node, perhaps moved: its last report is still the best guess
 		}
-		s.peers.remove(i)
+		s.endSession(i)
 		replaced = true
 		s.stats.Replaced++
 	} else if s.peers.full() {
@@ -194,6 +194,13 @@ func (s *Server) handleNATProbe(now proto.Instant, sock int, from netip.AddrPort
 // waiting for its NAT report (it measures in about a second).
 const notReadyWindow = 10 * time.Second
 
+// unmeasured reports whether session i has not reported its NAT yet and is still
+// young enough to be waited for.
+func (s *Server) unmeasured(now proto.Instant, i int32) bool {
+	ss := &s.peers.sessions[i]
+	return ss.nat.Mapping == proto.DependenceUnknown && now < ss.registeredAt.Add(notReadyWindow)
+}
+
 func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
 	m := &s.introReq
 	if err := m.Parse(p); err != nil {
@@ -223,13 +230,12 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		s.stats.RelayDenied++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeRelayDenied, textRelayDenied, len(p))
 		return ErrRelayDenied
-	case m.Flags&proto.IntroRelayOnly == 0 && s.peers.sessions[j].nat.Mapping == proto.DependenceUnknown &&
-		now < s.peers.sessions[j].registeredAt.Add(notReadyWindow):
+	case m.Flags&proto.IntroRelayOnly == 0 && (s.unmeasured(now, j) || s.unmeasured(now, i)):
 		// Both peers must choose their strategy from both NAT reports and start
 		// punching at the same moment (a Linux NAT punished for an early probe
-		// moves the late side's port, DESIGN §9). So the introduction waits for the
-		// target's report; a target that has not reported after notReadyWindow is
-		// introduced anyway, as unknown.
+		// moves the late side's port, DESIGN §9). So the introduction waits for both
+		// reports (the requester's too: its report may have been lost); a side that
+		// has not reported after notReadyWindow is introduced anyway, as unknown.
 		s.stats.PeerNotReady++
 		_ = s.sendError(sock, from, m.TxID, proto.CodePeerNotReady, textNotReady, len(p))
 		return ErrPeerNotReady

@@ -37,7 +37,7 @@ type Stats struct {
 	DropUnknownVersion     uint64 // natpass prefix, other version
 	DropMalformed          uint64 // natpass message that does not parse
 	DropNotForServer       uint64 // a reply type, a peer-to-peer type, or unassigned
-	DropRelay              uint64 // relay frames: not served yet
+	DropRelay              uint64 // relay types the server does not accept (0x21, 0x23–0x2F)
 	DropUnknownSocket      uint64 // arrived on a local address not in the config
 	DropBadSource          uint64 // source address invalid or port 0
 	DropRateLimited        uint64 // refused by a source or session bucket
@@ -55,4 +55,6 @@ type Stats struct {
 
 	Sessions int // registered sessions now
 	Sources  int // per-source limiter entries now
+
+	Relay RelayStats // relay-allocate and relay-send (PROTOCOL.md §8)
 }

@@ -1,0 +1,135 @@
+package relayframe
+
+import (
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// Client is a node's end of one relay channel (PROTOCOL.md §8), one per peer: it
+// says when a relay-allocate is due (at once, repeated with backoff until answered,
+// then again at half the channel's lifetime with the renewed token), remembers the
+// channel the server gave and whether the peer's end is linked, and reads the
+// server's answers. It sends nothing itself: the node asks AppendAllocate for the
+// bytes when Deadline passes, and frames its packets with PutSendHeader(buf,
+// Channel()) once Ready.
+//
+// Inputs: Start, Restart (commands), HandleAllocated, HandleError, HandleTimeout.
+// Getters: Ready, Channel, Denied, Deadline. The zero Client is idle (Deadline is
+// proto.Never). Like every natpass machine it reads no clock.
+type Client struct {
+	token    [proto.MaxRelayTokenLen]byte
+	tokenLen int
+	txid     uint64
+	channel  uint16
+	ready    bool
+	denied   proto.ErrorCode // non-zero: the server refused; only Start clears it
+	due      proto.Instant   // next relay-allocate; proto.Never when none
+	expires  proto.Instant   // the channel's end, from the lifetime; Never without one
+	backoff  time.Duration
+}
+
+// Allocation retry timing: the first repeat after allocRetryFirst, doubling up to
+// allocRetryMax, for as long as the node keeps the Client (it stops by not asking).
+const (
+	allocRetryFirst = 250 * time.Millisecond
+	allocRetryMax   = 4 * time.Second
+)
+
+// Start begins (or begins again, with a fresh token from a new introduction) the
+// allocation: a relay-allocate is due at once. The node picks txid; the answers
+// carry it.
+func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
+	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
+		panic("relayframe: Client.Start with a token of bad length")
+	}
+	*c = Client{txid: txid, due: now, expires: proto.Never}
+	c.tokenLen = copy(c.token[:], token)
+}
+
+// Restart allocates again with the token held, after the node registered again:
+// channels die with sessions (PROTOCOL.md §8.4). A denied Client stays denied.
+func (c *Client) Restart(now proto.Instant) {
+	if c.tokenLen == 0 || c.denied != 0 {
+		return
+	}
+	c.channel, c.ready, c.expires, c.due, c.backoff = 0, false, proto.Never, now, 0
+}
+
+// Ready reports whether frames sent now are delivered: the channel exists and the
+// peer's end is linked.
+func (c *Client) Ready() bool { return c.ready }
+
+// Channel is the channel number the server gave (0 before the first answer).
+func (c *Client) Channel() uint16 { return c.channel }
+
+// Denied is the error code of the server's refusal (PROTOCOL.md §8.2: 8 relay denied,
+// e.g. an expired token), or 0. A denied Client sends nothing more until Start.
+func (c *Client) Denied() proto.ErrorCode { return c.denied }
+
+// Deadline is when HandleTimeout (and, if a request is due, AppendAllocate) must be
+// called next.
+func (c *Client) Deadline() proto.Instant {
+	if c.tokenLen == 0 {
+		return proto.Never
+	}
+	return proto.Min(c.due, c.expires)
+}
+
+// HandleTimeout ends the channel when its lifetime has passed without a refresh
+// answered (the server has dropped it too) and allocates anew.
+func (c *Client) HandleTimeout(now proto.Instant) {
+	if c.tokenLen != 0 && now >= c.expires {
+		c.channel, c.ready, c.expires = 0, false, proto.Never
+		if c.denied == 0 {
+			c.due = min(c.due, now)
+		}
+	}
+}
+
+// AppendAllocate appends the relay-allocate that is due at now and schedules its
+// repetition; it returns b unchanged when none is due.
+func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Session, peerID []byte) []byte {
+	if c.tokenLen == 0 || c.denied != 0 || now < c.due {
+		return b
+	}
+	c.backoff = min(max(2*c.backoff, allocRetryFirst), allocRetryMax)
+	c.due = now.Add(c.backoff)
+	m := proto.RelayAllocate{Session: cookie, TxID: c.txid, PeerID: peerID, Token: c.token[:c.tokenLen]}
+	return m.Append(b)
+}
+
+// HandleAllocated takes a relay-allocated and reports whether it was for this
+// Client: the answer to its request, or the server's repeat of it when the peer
+// linked (both carry the request's txid).
+func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
+	switch {
+	case c.tokenLen == 0 || c.denied != 0:
+		return false
+	case m.TxID == c.txid:
+		c.channel = m.Channel
+		c.ready = m.Flags&proto.RelayPeerReady != 0
+		c.tokenLen = copy(c.token[:], m.Token)
+		life := time.Duration(m.LifetimeS) * time.Second
+		c.expires = now.Add(life)
+		c.due = now.Add(life / 2) // refresh at half the lifetime (PROTOCOL.md §8.4)
+		c.backoff = 0
+		return true
+	}
+	return false
+}
+
+// HandleError takes an error message and reports whether it answered this Client's
+// request. Code 8 (relay denied) stops the Client (Denied); any other code leaves the
+// repetition already scheduled to try again, backing off (the node handles code 5 by
+// registering again and then calling Restart).
+func (c *Client) HandleError(now proto.Instant, m *proto.Error) bool {
+	if c.tokenLen == 0 || m.TxID != c.txid {
+		return false
+	}
+	if m.Code == proto.CodeRelayDenied {
+		c.denied = m.Code
+		c.channel, c.ready, c.due, c.expires = 0, false, proto.Never, proto.Never
+	}
+	return true
+}

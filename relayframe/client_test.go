@@ -1,0 +1,140 @@
+package relayframe
+
+import (
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+var clientCookie = proto.Session{1, 2, 3}
+
+// allocateAt returns the relay-allocate the client sends at now, parsed, or false.
+func allocateAt(t *testing.T, c *Client, now proto.Instant) (proto.RelayAllocate, bool) {
+	t.Helper()
+	b := c.AppendAllocate(now, nil, clientCookie, []byte("bob"))
+	if len(b) == 0 {
+		return proto.RelayAllocate{}, false
+	}
+	var m proto.RelayAllocate
+	if err := m.Parse(b); err != nil {
+		t.Fatal(err)
+	}
+	return m, true
+}
+
+func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
+	var c Client
+	if c.Deadline() != proto.Never {
+		t.Fatal("the zero Client has a deadline")
+	}
+	now := proto.Instant(time.Second)
+	c.Start(now, []byte("token-1"), 77)
+	m, ok := allocateAt(t, &c, now)
+	if !ok || m.TxID != 77 || string(m.Token) != "token-1" || string(m.PeerID) != "bob" || m.Session != clientCookie {
+		t.Fatalf("first request %+v, %v", m, ok)
+	}
+	if _, ok := allocateAt(t, &c, now); ok {
+		t.Fatal("a second request at the same instant")
+	}
+	// Unanswered: repeated after 250 ms, 500 ms, 1 s, ... capped at 4 s.
+	var gaps []time.Duration
+	last := now
+	for len(gaps) < 7 {
+		now = c.Deadline()
+		if _, ok := allocateAt(t, &c, now); !ok {
+			t.Fatalf("nothing due at the deadline %v", now)
+		}
+		gaps = append(gaps, now.Sub(last))
+		last = now
+	}
+	want := []time.Duration{250, 500, 1000, 2000, 4000, 4000, 4000}
+	for i := range want {
+		if gaps[i] != want[i]*time.Millisecond {
+			t.Fatalf("retry gaps %v", gaps)
+		}
+	}
+	// Answered, peer not ready: channel known, refresh due at half the lifetime.
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, LifetimeS: 600, Token: []byte("token-2")}) {
+		t.Fatal("answer not taken")
+	}
+	if c.Ready() || c.Channel() != 9 || c.Deadline() != now.Add(300*time.Second) {
+		t.Fatalf("after the answer: ready %v, channel %d, deadline %v", c.Ready(), c.Channel(), c.Deadline())
+	}
+	// Answers to other requests are not this client's.
+	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: 78, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) {
+		t.Fatal("took a message that is not its own")
+	}
+	// The server repeats its answer when the peer links: now ready.
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("token-2")}) || !c.Ready() {
+		t.Fatal("the repeated answer did not make the channel ready")
+	}
+	// The refresh carries the renewed token.
+	now = c.Deadline()
+	if m, ok := allocateAt(t, &c, now); !ok || string(m.Token) != "token-2" {
+		t.Fatalf("refresh %+v, %v", m, ok)
+	}
+	// No answer to any refresh: the channel ends at its lifetime, allocation starts over.
+	end := now.Add(300 * time.Second)
+	for now = c.Deadline(); now < end; now = c.Deadline() {
+		c.HandleTimeout(now)
+		allocateAt(t, &c, now)
+	}
+	c.HandleTimeout(end)
+	if c.Ready() || c.Channel() != 0 || c.Deadline() > end.Add(allocRetryMax) {
+		t.Fatalf("after the lifetime: ready %v, channel %d, deadline %v", c.Ready(), c.Channel(), c.Deadline())
+	}
+}
+
+func TestClientDeniedAndRestart(t *testing.T) {
+	var c Client
+	now := proto.Instant(0)
+	c.Start(now, []byte("tok"), 5)
+	allocateAt(t, &c, now)
+	if c.HandleError(now, &proto.Error{TxID: 6, Code: proto.CodeRelayDenied}) {
+		t.Fatal("took another request's error")
+	}
+	if !c.HandleError(now, &proto.Error{TxID: 5, Code: proto.CodeServerFull}) || c.Denied() != 0 || c.Deadline() == proto.Never {
+		t.Fatal("code 7 should leave the retry scheduled")
+	}
+	if !c.HandleError(now, &proto.Error{TxID: 5, Code: proto.CodeRelayDenied}) || c.Denied() != proto.CodeRelayDenied ||
+		c.Deadline() != proto.Never {
+		t.Fatal("code 8 should stop the client")
+	}
+	if _, ok := allocateAt(t, &c, now.Add(time.Hour)); ok {
+		t.Fatal("a denied client asked again")
+	}
+	c.Restart(now)
+	if c.Deadline() != proto.Never {
+		t.Fatal("Restart revived a denied client")
+	}
+	c.Start(now, []byte("fresh"), 9) // a new introduction's token
+	c.HandleAllocated(now, &proto.RelayAllocated{TxID: 9, Channel: 3, Flags: proto.RelayPeerReady, LifetimeS: 60, Token: []byte("r")})
+	if !c.Ready() {
+		t.Fatal("not ready")
+	}
+	c.Restart(now.Add(time.Second)) // registered again: the channel is gone
+	if c.Ready() || c.Channel() != 0 || c.Deadline() != now.Add(time.Second) {
+		t.Fatal("Restart kept the old channel")
+	}
+	if m, ok := allocateAt(t, &c, now.Add(time.Second)); !ok || string(m.Token) != "r" {
+		t.Fatalf("after Restart: %+v, %v", m, ok)
+	}
+}
+
+func TestClientDoesNotAllocate(t *testing.T) {
+	var c Client
+	c.Start(0, []byte("tok"), 5)
+	buf := make([]byte, 0, 256)
+	reply := &proto.RelayAllocated{TxID: 5, Channel: 3, Flags: proto.RelayPeerReady, LifetimeS: 60, Token: []byte("renewed")}
+	now := proto.Instant(0)
+	n := testing.AllocsPerRun(100, func() {
+		now = now.Add(time.Hour)
+		c.HandleTimeout(now)
+		_ = c.AppendAllocate(now, buf[:0], clientCookie, []byte("bob"))
+		c.HandleAllocated(now, reply)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
