@@ -26,9 +26,15 @@ type Cell struct {
 	first  []time.Duration
 }
 
-// MetTarget reports whether the cell reached its target share of direct runs.
+// FirstMsgTarget is issue 7's bound on the first message: p95 ≤ 1 s after Connect.
+const FirstMsgTarget = time.Second
+
+// MetTarget reports whether the cell reached its targets: its share of direct runs
+// (issue 6), every run connected, direct or through the relay, and the first message
+// delivered within FirstMsgTarget at p95 (issue 7).
 func (c *Cell) MetTarget() bool {
-	return c.Expected == 0 || float64(c.Direct) >= c.Expected*float64(c.Runs)
+	direct := c.Expected == 0 || float64(c.Direct) >= c.Expected*float64(c.Runs)
+	return direct && c.Direct+c.Relay == c.Runs && c.FirstMsgP95 <= FirstMsgTarget
 }
 
 // Cells lists every unordered pair of presets (in preset order) plus the two same-NAT

@@ -19,16 +19,18 @@ import (
 
 // Node timing.
 const (
-	registerRTO    = 500 * time.Millisecond
-	registerRTOMax = 8 * time.Second
-	introduceRTO   = time.Second
-	introduceTries = 6
+	registerRTO     = 500 * time.Millisecond
+	registerRTOMax  = 8 * time.Second
+	introduceRTO    = 300 * time.Millisecond // doubling to introduceRTOMax: the first message waits on it
+	introduceRTOMax = 2 * time.Second
+	introduceTries  = 8
 	// A peer that has not reported its NAT yet (error code 9) is asked for again
-	// this much later, at most notReadyRetries times.
-	notReadyRetry   = 300 * time.Millisecond
-	notReadyRetries = 50
+	// this much later, doubling to notReadyRetryMax, at most notReadyRetries times.
+	notReadyRetry    = 100 * time.Millisecond
+	notReadyRetryMax = time.Second
+	notReadyRetries  = 30
 	// The keepalive carrying a new NAT report is repeated until acknowledged.
-	reportRTO         = time.Second
+	reportRTO         = 300 * time.Millisecond // doubling: introductions wait for the report
 	reportTries       = 5
 	serverLostAfter   = 3 // keepalive intervals without an ack
 	defaultRegisterTO = 30 * time.Second
@@ -473,7 +475,7 @@ func (n *Node) onError(now proto.Instant, m *proto.Error) {
 			// so both sides start punching together with the same facts.
 			r.notReady++
 			r.tries = 0
-			r.next = now.Add(notReadyRetry)
+			r.next = now.Add(min(notReadyRetry<<min(r.notReady-1, 4), notReadyRetryMax))
 			n.timers[timerIntroduce] = proto.Min(n.timers[timerIntroduce], r.next)
 			return
 		}
@@ -715,7 +717,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 			n.reportLeft--
 			n.sendKeepalive(now)
 			if n.reportLeft > 0 {
-				n.timers[timerReport] = now.Add(reportRTO)
+				n.timers[timerReport] = now.Add(reportRTO << (reportTries - n.reportLeft))
 			}
 		}
 	}
@@ -729,7 +731,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 					continue
 				}
 				r.tries++
-				r.next = now.Add(introduceRTO)
+				r.next = now.Add(min(introduceRTO<<(r.tries-1), introduceRTOMax))
 				flags := n.policyFlags()
 				if r.refresh {
 					flags |= proto.IntroRefresh

@@ -25,7 +25,8 @@ const (
 
 // Relay timing (PROTOCOL.md §8).
 const (
-	relayRTO        = time.Second            // repeat an unanswered relay-allocate
+	relayRTO        = 300 * time.Millisecond // repeat an unanswered relay-allocate, doubling
+	relayRTOMax     = 2 * time.Second
 	relayTries      = 8                      // then give up on the relay
 	relayReadyPoll  = 250 * time.Millisecond // ask again until the peer holds its channel
 	relayReadyPolls = 40
@@ -77,7 +78,8 @@ func (n *Node) sendAllocate(now proto.Instant, p *peer) {
 	r.tries++
 	r.txid = n.rng.Uint64() | 1 // 0 marks the server's ready notice
 	n.queue(n.cfg.Server, &proto.RelayAllocate{Session: n.session, TxID: r.txid, PeerID: []byte(p.id), Token: bytes.Clone(r.token)})
-	r.next = now.Add(relayRTO)
+	// The first message waits for the relay: a lost allocate must not cost a second.
+	r.next = now.Add(min(relayRTO<<(r.tries-1), relayRTOMax))
 }
 
 // onRelayAllocated takes the server's answer to a relay-allocate, or its ready
