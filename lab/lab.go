@@ -41,6 +41,8 @@ type RunConfig struct {
 	Messages int
 	// MappingTimeout overrides every NAT's mapping timeout (0: the preset's).
 	MappingTimeout time.Duration
+	// Jitter on every access link (0: none).
+	Jitter time.Duration
 }
 
 // Result is what one run measured.
@@ -220,7 +222,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 	w.res.PeerRTT = 2 * (latA + latB)
 	pr := sim.NewPair(sim.PairConfig{
 		Seed: cfg.Seed, A: pa, B: pb, Placement: placement(sameLAN),
-		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2},
+		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter},
 		ServerLink: sim.LinkConfig{Latency: latS},
 	})
 	if !sameLAN {
@@ -229,7 +231,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 		if outer := pr.B.Outer(); outer != nil {
 			link = outer.Link()
 		}
-		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2})
+		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter})
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim

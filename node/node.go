@@ -66,6 +66,7 @@ type Stats struct {
 	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
 	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
 	RelayDrops                                                             int // packets for a relay not ready, or too large for it
+	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
 }
 
 // Node is one device's client state machine; see the package doc for the contract.
@@ -761,6 +762,10 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 			p.retryAt = proto.Never
 			n.reintroduce(now, p)
 		}
+		if now >= n.quietCheckDue(p) {
+			p.agent.CheckPath(now)
+			n.afterAgent(now, p)
+		}
 	}
 	if now >= n.keyx.Deadline() {
 		n.keyx.HandleTimeout(now)
@@ -851,6 +856,7 @@ func (n *Node) Deadline() proto.Instant {
 			d = proto.Min(d, p.relay.next)
 		}
 		d = proto.Min(d, p.retryAt)
+		d = proto.Min(d, n.quietCheckDue(p))
 	}
 	return proto.Min(d, n.keyx.Deadline())
 }

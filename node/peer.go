@@ -33,6 +33,8 @@ type peer struct {
 	// it name the same instant (to the millisecond), a refresh names another.
 	introStart proto.Instant
 	relay      relayState
+	// lastRecv is when the latest authenticated transport packet of the peer came.
+	lastRecv proto.Instant
 	// retryAt: after punching gave up with the relay carrying the traffic, try for a
 	// direct path again at this instant (DESIGN §6.6: every 30–60 s).
 	retryAt proto.Instant

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/natpass/natpass/keyx"
 	"github.com/natpass/natpass/proto"
@@ -109,6 +110,7 @@ func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p 
 		return ErrUnexpected
 	}
 	pe.lastLocal, pe.lastFrom = local, from
+	pe.lastRecv = now
 	pe.agent.NoteTraffic(now, local, from)
 	n.afterKeyx(now) // a responder's session becomes current at its first packet
 	if len(pt) > 0 && !pe.closed {
@@ -133,6 +135,7 @@ func (n *Node) afterKeyx(now proto.Instant) {
 			if !ok {
 				continue
 			}
+			n.stats.Handshakes++
 			if e.Session.Initiator() {
 				// The responder takes the session only at our first transport packet
 				// (key confirmation): send one at once, empty if rudp has nothing.
@@ -218,4 +221,26 @@ func (n *Node) connDeadline(p *peer) proto.Instant {
 		return 0
 	}
 	return p.conn.Deadline()
+}
+
+// quietCheckAfter bounds how long data may be in flight on a direct path with nothing
+// heard from the peer before the path is checked: a steady stream keeps rudp's probe
+// timeout from ever firing (RFC 9002 arms it from the latest packet sent), so silence
+// is the signal.
+const quietCheckMin = 300 * time.Millisecond
+
+// quietCheckDue is when the peer's direct path should be checked because data is in
+// flight and the peer has gone quiet; Never when no check is due.
+func (n *Node) quietCheckDue(p *peer) proto.Instant {
+	if !p.established || p.closed || p.agent.Checking() || p.agent.Suspected() {
+		return proto.Never
+	}
+	if _, ok := p.agent.Active(); !ok {
+		return proto.Never
+	}
+	st := p.conn.Stats()
+	if st.BytesInFlight == 0 {
+		return proto.Never
+	}
+	return p.lastRecv.Add(max(4*st.SRTT, quietCheckMin))
 }

@@ -36,8 +36,9 @@ const (
 	probeRoundInterval = 200 * time.Millisecond // one probe per target per round
 	punchTimeout       = 12 * time.Second       // give up on a direct path after this
 	birthdayTimeout    = 20 * time.Second
-	heartbeatInterval  = 2500 * time.Millisecond           // on a confirmed path (DESIGN §6.6: 2–3 s)
-	heartbeatRetry     = 500 * time.Millisecond            // once a reply is late, until the path is dead
+	heartbeatInterval  = 2500 * time.Millisecond // on a confirmed path (DESIGN §6.6: 2–3 s)
+	heartbeatRetry     = 500 * time.Millisecond  // once a reply is late, until the path is dead
+	heartbeatRetryMin  = 200 * time.Millisecond
 	suspectAfter       = heartbeatInterval + 2*time.Second // no reply this long: EventPathSuspect
 	suspectBeats       = 3                                 // or this many heartbeats unanswered
 	pathDeadAfter      = 6500 * time.Millisecond           // no reply for this long: the path is dead
@@ -80,8 +81,11 @@ type Agent struct {
 	// beatSent is when the oldest heartbeat still unanswered on the active path left
 	// (0 when every heartbeat was answered).
 	beatSent proto.Instant
-	beatsOut int           // heartbeats sent since the last answer
-	lastBeat proto.Instant // when the latest heartbeat left
+	beatsOut int // heartbeats sent since the last answer
+	// dataCheck: the unanswered heartbeats began with CheckPath (the owner's data
+	// went unacknowledged): two unanswered are then evidence enough.
+	dataCheck bool
+	lastBeat  proto.Instant // when the latest heartbeat left
 	// seenLocal/seenFrom: the latest path an authenticated packet of the peer came in
 	// on that is not the active one: where the peer is now, if its NAT rebooted.
 	seenLocal, seenFrom netip.AddrPort
@@ -478,8 +482,12 @@ func (a *Agent) heartbeat(now proto.Instant) {
 	// Three heartbeats unanswered, the last of them given its full retry time, not
 	// one: lost packets (1 % on each of four links) must not move traffic off a good
 	// path (a flap).
+	need := suspectBeats
+	if a.dataCheck {
+		need = 2
+	}
 	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter ||
-		a.beatSent != 0 && a.beatsOut >= suspectBeats && now.Sub(a.lastBeat) >= heartbeatRetry) {
+		a.beatSent != 0 && a.beatsOut >= need && now.Sub(a.lastBeat) >= a.retry()) {
 		a.suspected = true
 		a.events = append(a.events, EventPathSuspect{Path: *p})
 	}
@@ -494,7 +502,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 		}
 		a.beatsOut++
 		a.lastBeat = now
-		a.nextBeat = now.Add(heartbeatRetry)
+		a.nextBeat = now.Add(a.retry())
 		a.queueProbe(now, p.Local, p.Remote, 0)
 		if retry && a.seenFrom.IsValid() {
 			// The peer reached us from elsewhere lately: try that way back too.
@@ -572,10 +580,19 @@ func (a *Agent) CheckPath(now proto.Instant) {
 	}
 	p := &a.paths[a.active]
 	a.beatSent, a.lastBeat = now, now
-	a.beatsOut = 1
-	a.nextBeat = now.Add(heartbeatRetry)
+	a.beatsOut, a.dataCheck = 1, true
+	a.nextBeat = now.Add(a.retry())
 	a.queueProbe(now, p.Local, p.Remote, 0)
 }
+
+// retry is how long a heartbeat waits for its answer before it is sent again:
+// 3 RTT of the active path, within [heartbeatRetryMin, heartbeatRetry].
+func (a *Agent) retry() time.Duration {
+	return min(max(3*a.paths[a.active].RTT, heartbeatRetryMin), heartbeatRetry)
+}
+
+// Checking reports whether a heartbeat of the active path awaits its answer.
+func (a *Agent) Checking() bool { return a.active >= 0 && a.beatSent != 0 }
 
 // Suspected reports whether the active path is suspect: the owner sends through the
 // relay meanwhile, if it has one.
@@ -591,7 +608,7 @@ func (a *Agent) answered(now proto.Instant) {
 	if a.beatSent != 0 {
 		a.nextBeat = a.lastBeat.Add(heartbeatInterval) // back to the normal cadence
 	}
-	a.suspected, a.beatSent, a.beatsOut = false, 0, 0
+	a.suspected, a.beatSent, a.beatsOut, a.dataCheck = false, 0, 0, false
 }
 
 // overdue is how long an unanswered heartbeat may wait before the path is failing.
@@ -665,7 +682,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 
 func (a *Agent) activate(now proto.Instant, i int) {
 	a.active = i
-	a.suspected, a.beatSent, a.beatsOut = false, 0, 0
+	a.suspected, a.beatSent, a.beatsOut, a.dataCheck = false, 0, 0, false
 	a.seenLocal, a.seenFrom = netip.AddrPort{}, netip.AddrPort{}
 	a.activeSince = now
 	a.nextBeat = now.Add(heartbeatInterval)
@@ -740,8 +757,8 @@ func (a *Agent) Deadline() proto.Instant {
 		d = proto.Min(d, proto.Min(a.nextBeat, a.paths[a.active].lastReply.Add(pathDeadAfter)))
 		if !a.suspected {
 			d = proto.Min(d, a.paths[a.active].lastReply.Add(suspectAfter))
-			if a.beatSent != 0 && a.beatsOut >= suspectBeats {
-				d = proto.Min(d, a.lastBeat.Add(heartbeatRetry))
+			if a.beatSent != 0 && a.beatsOut >= 2 {
+				d = proto.Min(d, a.lastBeat.Add(a.retry()))
 			}
 		}
 	}

@@ -19,6 +19,7 @@ const (
 	introRepeatRTO   = 200 * time.Millisecond // repeat an unacknowledged copy after this
 	introRepeats     = 6                      // copies per side at most
 	introMemory      = 5 * time.Second        // a pair's start instant is kept this long
+	refreshMerge     = 2 * time.Second        // refreshes this close are one introduction
 )
 
 // pendingIntro is one pair being introduced.

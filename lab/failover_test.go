@@ -1,0 +1,95 @@
+package lab
+
+import (
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/sim"
+	"github.com/natpass/natpass/sim/simtest"
+)
+
+// stream has both sides send one message every interval for d.
+func (w *world) stream(t *testing.T, d, interval time.Duration) {
+	t.Helper()
+	for end := w.s.Now().Add(d); w.s.Now() < end; {
+		if err := w.a.sendMore(w.s.Now(), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.b.sendMore(w.s.Now(), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.s.RunFor(interval); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Issue 7: a direct path blackholed mid-transfer: traffic resumes through the relay
+// within 3 s, no reliable message is lost or duplicated, no new handshake; when the
+// path returns, traffic is back on it within 60 s.
+func TestBlackholeFailsOverToRelay(t *testing.T) {
+	for _, c := range [][2]string{{"port-restricted-cone", "linux"}, {"cgnat", "full-cone"}} {
+		t.Run(c[0]+"×"+c[1], func(t *testing.T) {
+			simtest.Seeds(t, 1, 3, 7, func(t *testing.T, seed uint64) {
+				w := connected(t, c[0], c[1], seed, 0)
+				w.stream(t, 3*time.Second, 50*time.Millisecond)
+				handshakes := w.a.node.Stats().Handshakes + w.b.node.Stats().Handshakes
+				t0 := w.s.Now()
+				outage := sim.Window{From: t0, Until: t0.Add(20 * time.Second)}
+				w.s.Partition(w.pr.A.Host, w.pr.B.Host, outage)
+				// Resumed: a message sent after the blackhole began is delivered (the
+				// stream is ordered, so everything before it arrived too).
+				wantA, wantB := w.b.sent+1, w.a.sent+1
+				var resumed proto.Instant
+				for w.s.Now() < outage.Until {
+					w.stream(t, 100*time.Millisecond, 50*time.Millisecond)
+					if resumed == 0 && w.a.received >= wantA && w.b.received >= wantB {
+						resumed = w.s.Now()
+					}
+				}
+				t.Logf("traffic resumed through the relay %v after the blackhole began", resumed.Sub(t0))
+				if resumed == 0 || resumed.Sub(t0) > 3*time.Second {
+					t.Errorf("traffic resumed %v after the blackhole began (0: never), want ≤ 3 s", resumed.Sub(t0))
+				}
+				if h := w.a.node.Stats().Handshakes + w.b.node.Stats().Handshakes; h != handshakes {
+					t.Errorf("%d new handshakes during the outage", h-handshakes)
+				}
+				w.stream(t, 65*time.Second, 50*time.Millisecond)
+				if err := w.s.RunFor(5 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+				for _, sd := range []*side{w.a, w.b} {
+					if sd.lastDirect < outage.Until || sd.lastDirect.Sub(outage.Until) > 60*time.Second {
+						t.Errorf("%s back on a direct path %v after the outage (want ≤ 60 s)", sd.name, sd.lastDirect.Sub(outage.Until))
+					}
+				}
+				if w.a.received != w.b.sent || w.b.received != w.a.sent || w.a.corrupt+w.b.corrupt != 0 {
+					t.Errorf("a got %d of %d, b got %d of %d, %d out of order or altered",
+						w.a.received, w.b.sent, w.b.received, w.a.sent, w.a.corrupt+w.b.corrupt)
+				}
+			})
+		})
+	}
+}
+
+// Issue 7: at most one path flap per 10 minutes under jitter (30 ms on every access
+// link), with a message each way every second.
+func TestJitterDoesNotFlap(t *testing.T) {
+	simtest.Seeds(t, 1, 2, 10, func(t *testing.T, seed uint64) {
+		w, err := newWorld(RunConfig{A: "port-restricted-cone", B: "cgnat", Seed: seed, Loss: 0.01, Messages: 20,
+			Jitter: 30 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.connect()
+		if !w.res.Direct || !w.res.Delivered {
+			t.Fatalf("not connected: %+v", w.res)
+		}
+		flaps := w.a.flaps + w.b.flaps
+		w.stream(t, 10*time.Minute, time.Second)
+		if f := w.a.flaps + w.b.flaps - flaps; f > 1 {
+			t.Errorf("%d path flaps in 10 minutes, at most 1", f)
+		}
+	})
+}
