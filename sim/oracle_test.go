@@ -318,7 +318,9 @@ func TestPropertyOracleAgreesWithSimulation(t *testing.T) {
 				}
 			}
 		default:
-			if !punch(t, seed, a, b, placement, st) {
+			// Birthday is probabilistic (256 sockets × 2048 probes miss about 3 times
+			// in 10,000): it gets a second run with another seed before it fails.
+			if !punch(t, seed, a, b, placement, st) && (st != StrategyBirthday || !punch(t, seed^0x9e3779b97f4a7c15, a, b, placement, st)) {
 				rt.Fatalf("%s: oracle's %s did not get through", desc(), st)
 			}
 			if st != StrategySimultaneousOpen && punch(t, seed, a, b, placement, StrategySimultaneousOpen) {
