@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natpass/natpass/node"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim"
 	"github.com/natpass/natpass/sim/simtest"
@@ -92,4 +93,22 @@ func TestJitterDoesNotFlap(t *testing.T) {
 			t.Errorf("%d path flaps in 10 minutes, at most 1", f)
 		}
 	})
+}
+
+// Issue 7: relay policy. force relays everything and shares no addresses with the
+// peer (so no direct path can form even between two open hosts); never forbids the
+// relay (two random-symmetric NATs then cannot talk at all, and say why).
+func TestRelayPolicy(t *testing.T) {
+	r := Run(RunConfig{A: "open", B: "open", Seed: 1, Loss: 0.01, Messages: 20, Relay: node.RelayForce})
+	if !r.Delivered || r.Direct || !r.Relay {
+		t.Errorf("force between open hosts: %+v, want every message through the relay and no direct path", r)
+	}
+	r = Run(RunConfig{A: "open", B: "open", Seed: 1, Loss: 0.01, Messages: 20, Relay: node.RelayNever})
+	if !r.Delivered || !r.Direct {
+		t.Errorf("never between open hosts: %+v, want a direct path", r)
+	}
+	r = Run(RunConfig{A: "symmetric-random", B: "symmetric-random", Seed: 1, Loss: 0.01, Messages: 20, Relay: node.RelayNever})
+	if r.Delivered || r.Relay {
+		t.Errorf("never between random-symmetric NATs: %+v, want nothing delivered", r)
+	}
 }

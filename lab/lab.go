@@ -43,6 +43,9 @@ type RunConfig struct {
 	MappingTimeout time.Duration
 	// Jitter on every access link (0: none).
 	Jitter time.Duration
+	// Relay is the connecting side's relay policy (the other follows the
+	// introduction).
+	Relay node.RelayPolicy
 }
 
 // Result is what one run measured.
@@ -252,8 +255,8 @@ func newWorld(cfg RunConfig) (*world, error) {
 			}
 		}
 	}
-	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log)
-	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log)
+	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay)
+	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto)
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
@@ -318,7 +321,7 @@ func nonZero(t proto.Instant) proto.Instant {
 	return t
 }
 
-func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string)) *side {
+func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string), relay node.RelayPolicy) *side {
 	priv := s.NewSeed32()
 	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
 	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
@@ -328,6 +331,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
 		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
 		Rand: s.Reader(), Wall: node.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
+		Relay: relay,
 	})
 	host.Attach(sd.node)
 	host.AfterStep = sd.afterStep
