@@ -242,5 +242,8 @@ func (n *Node) quietCheckDue(p *peer) proto.Instant {
 	if st.BytesInFlight == 0 {
 		return proto.Never
 	}
-	return p.lastRecv.Add(max(4*st.SRTT, quietCheckMin))
+	// An answered check counts as hearing from the peer: otherwise a path with no
+	// delay would answer each check at once and be checked again at the same instant.
+	heard := max(p.lastRecv, p.agent.LastReply())
+	return heard.Add(max(4*st.SRTT, quietCheckMin))
 }

@@ -591,6 +591,14 @@ func (a *Agent) retry() time.Duration {
 	return min(max(3*a.paths[a.active].RTT, heartbeatRetryMin), heartbeatRetry)
 }
 
+// LastReply is when the active path last answered (zero without one).
+func (a *Agent) LastReply() proto.Instant {
+	if a.active < 0 {
+		return 0
+	}
+	return a.paths[a.active].lastReply
+}
+
 // Checking reports whether a heartbeat of the active path awaits its answer.
 func (a *Agent) Checking() bool { return a.active >= 0 && a.beatSent != 0 }
 

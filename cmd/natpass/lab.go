@@ -39,6 +39,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	a := fs.String("a", "", "only the cell with this preset (or same-nat-hairpin / same-nat-no-hairpin) as A")
 	b := fs.String("b", "", "only the cell with this preset as B")
 	loss := fs.Float64("loss", 0.01, "packet loss on every access link")
+	replay := fs.Uint64("replay", 0, "run only the run with this seed (from a MISSED line) for --a/--b, printing its events")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -59,6 +60,19 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 				*a, *b, sim.PresetNames(), lab.SameNATHairpin, lab.SameNATNoHairpin)
 			return 2
 		}
+	}
+	if *replay != 0 {
+		if len(cells) != 1 {
+			fmt.Fprintln(stderr, "natpass lab: --replay needs --a and --b naming one cell")
+			return 2
+		}
+		r := lab.Run(lab.RunConfig{A: cells[0][0], B: cells[0][1], Seed: *replay, Loss: *loss,
+			Log: func(line string) { fmt.Fprintln(stdout, line) }})
+		fmt.Fprintf(stdout, "%+v\n", r)
+		if !r.Delivered {
+			return 1
+		}
+		return 0
 	}
 	started := time.Now()
 	if !*asJSON {
@@ -94,7 +108,11 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		}
 		mark := ""
 		if !out.Met {
-			mark = fmt.Sprintf("  MISSED (replay: natpass lab --runs 1 --seed S --a %s --b %s; seeds %v)", c.A, c.B, c.Misses)
+			cell := "--a " + c.A
+			if c.B != "" {
+				cell += " --b " + c.B
+			}
+			mark = fmt.Sprintf("  MISSED (replay: natpass lab %s --replay SEED; seeds %v)", cell, c.Misses)
 		}
 		fmt.Fprintf(stdout, "%-22s %-22s %6.0f%% %5.0f%% %9s %9s %9s  %-18s %-18s %s%s\n", c.A, b,
 			100*float64(c.Direct)/float64(c.Runs), 100*float64(c.Relay)/float64(c.Runs), dur(c.DirectP50),
