@@ -112,3 +112,49 @@ func TestRelayPolicy(t *testing.T) {
 		t.Errorf("never between random-symmetric NATs: %+v, want nothing delivered", r)
 	}
 }
+
+// Issue 8 (the state machines' part): a server restart does not end a relayed session.
+// The server is unreachable for 10 s and comes back with no memory; the nodes say the
+// relay was lost, register again, allocate their relay channels again, and every
+// message sent meanwhile arrives, in order, on the same session.
+func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
+	simtest.Seeds(t, 1, 3, 5, func(t *testing.T, seed uint64) {
+		w, err := newWorld(RunConfig{A: "symmetric-random", B: "symmetric-random", Seed: seed, Loss: 0.01, Messages: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.connect()
+		if !w.res.Relay {
+			t.Fatalf("want a relayed session: %+v", w.res)
+		}
+		w.stream(t, 2*time.Second, 100*time.Millisecond)
+		t0 := w.s.Now()
+		down := sim.Window{From: t0, Until: t0.Add(10 * time.Second)}
+		w.s.Partition(w.pr.Server, w.pr.A.Host, down)
+		w.s.Partition(w.pr.Server, w.pr.B.Host, down)
+		handshakes := w.a.node.Stats().Handshakes + w.b.node.Stats().Handshakes
+		w.stream(t, 10*time.Second, 100*time.Millisecond)
+		if err := w.startServer(); err != nil { // back, with no sessions
+			t.Fatal(err)
+		}
+		if w.a.lastDown < t0 || w.b.lastDown < t0 {
+			t.Errorf("the relay loss was not reported (a %v, b %v)", w.a.lastDown > t0, w.b.lastDown > t0)
+		}
+		w.stream(t, 15*time.Second, 100*time.Millisecond)
+		if err := w.s.RunFor(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for _, sd := range []*side{w.a, w.b} {
+			if k, _ := sd.node.Peer(sd.peer); k != node.PathRelay {
+				t.Errorf("%s on %v after the server came back, want relay", sd.name, k)
+			}
+		}
+		if w.a.received != w.b.sent || w.b.received != w.a.sent || w.a.corrupt+w.b.corrupt != 0 || w.a.closed+w.b.closed != "" {
+			t.Errorf("a got %d of %d, b got %d of %d, %d out of order; closed %q %q",
+				w.a.received, w.b.sent, w.b.received, w.a.sent, w.a.corrupt+w.b.corrupt, w.a.closed, w.b.closed)
+		}
+		if h := w.a.node.Stats().Handshakes + w.b.node.Stats().Handshakes; h != handshakes {
+			t.Errorf("%d new handshakes: the session should have survived", h-handshakes)
+		}
+	})
+}

@@ -239,21 +239,8 @@ func newWorld(cfg RunConfig) (*world, error) {
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
 	socks := pr.Server.Sockets()
-	srv, err := rendezvous.NewServer(rendezvous.Config{
-		Secret: testSecret, Seed: s.NewSeed32(),
-		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
-		WallClock: rendezvous.WallClock{At: s.Now(), Unix: wallStart},
-	})
-	if err != nil {
+	if err := w.startServer(); err != nil {
 		return nil, err
-	}
-	pr.Server.Attach(srv)
-	pr.Server.AfterStep = func(proto.Instant) {
-		for {
-			if _, ok := srv.PollEvent(); !ok {
-				return
-			}
-		}
 	}
 	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay)
 	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto)
@@ -266,6 +253,29 @@ func newWorld(cfg RunConfig) (*world, error) {
 		return nil, fmt.Errorf("NAT measurement unfinished (a=%v b=%v)", w.a.reported, w.b.reported)
 	}
 	return w, nil
+}
+
+// startServer attaches a fresh rendezvous server to the server host: at the start,
+// and again to model a restart that lost every session.
+func (w *world) startServer() error {
+	s, socks := w.s, w.pr.Server.Sockets()
+	srv, err := rendezvous.NewServer(rendezvous.Config{
+		Secret: testSecret, Seed: s.NewSeed32(),
+		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
+		WallClock: rendezvous.WallClock{At: s.Now(), Unix: wallStart + int64(s.Now()/proto.Instant(time.Second))},
+	})
+	if err != nil {
+		return err
+	}
+	w.pr.Server.Attach(srv)
+	w.pr.Server.AfterStep = func(proto.Instant) {
+		for {
+			if _, ok := srv.PollEvent(); !ok {
+				return
+			}
+		}
+	}
+	return nil
 }
 
 // connect has A connect to B and runs until both have a direct path and every

@@ -20,7 +20,7 @@ import (
 // Node timing.
 const (
 	registerRTO     = 500 * time.Millisecond
-	registerRTOMax  = 8 * time.Second
+	registerRTOMax  = 3 * time.Second        // a restarted server finds its nodes again within seconds
 	introduceRTO    = 300 * time.Millisecond // doubling to introduceRTOMax: the first message waits on it
 	introduceRTOMax = 2 * time.Second
 	introduceTries  = 8
@@ -80,22 +80,25 @@ type Node struct {
 
 	// Server session.
 	registered bool
-	closed     bool
-	regTxID    uint64
-	regRTO     time.Duration
-	regGiveUp  proto.Instant
-	session    proto.Session
-	observed   netip.AddrPort
-	altPort    netip.AddrPort
-	altAddr    netip.AddrPort
-	keepalive  time.Duration
-	kaSeq      uint32
-	reportSeq  uint32 // seq of the keepalive that first carried the current report
-	reportLeft int    // repeats left for it
-	nat        proto.NATBehavior
-	predicted  netip.AddrPort // our sequential NAT's next external address
-	classifier *punch.Classifier
-	classified bool
+	// everRegistered: a registration succeeded once; later ones are re-registrations,
+	// retried for as long as it takes (only the first is bounded by RegisterTimeout).
+	everRegistered bool
+	closed         bool
+	regTxID        uint64
+	regRTO         time.Duration
+	regGiveUp      proto.Instant
+	session        proto.Session
+	observed       netip.AddrPort
+	altPort        netip.AddrPort
+	altAddr        netip.AddrPort
+	keepalive      time.Duration
+	kaSeq          uint32
+	reportSeq      uint32 // seq of the keepalive that first carried the current report
+	reportLeft     int    // repeats left for it
+	nat            proto.NATBehavior
+	predicted      netip.AddrPort // our sequential NAT's next external address
+	classifier     *punch.Classifier
+	classified     bool
 
 	// Peers, in introduction order (iteration order reaches the wire).
 	peers  []*peer
@@ -294,6 +297,9 @@ func (n *Node) handleSignal(now proto.Instant, local, from netip.AddrPort, t pro
 			return ErrUnexpected
 		}
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+		for _, p := range n.peers {
+			p.relay.checkOut = false // the server answers
+		}
 		if n.reportLeft > 0 && m.Seq >= n.reportSeq {
 			n.reportLeft = 0
 			n.timers[timerReport] = proto.Never
@@ -343,6 +349,8 @@ func (n *Node) count(err error) error {
 }
 
 func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Registered) {
+	again := n.everRegistered
+	n.everRegistered = true
 	n.registered = true
 	n.timers[timerRegister] = proto.Never
 	n.session = m.Session
@@ -353,6 +361,13 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 	n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
 	n.emit(EventRegistered{Observed: m.Observed})
 	n.startClassifier(now)
+	if again {
+		// The server lost our session (a restart, or it expired): relay channels died
+		// with it. Allocate them again with the tokens we hold.
+		for _, p := range n.peers {
+			n.restartRelay(now, p)
+		}
+	}
 }
 
 func (n *Node) startClassifier(now proto.Instant) {
@@ -467,7 +482,7 @@ func (n *Node) reintroduce(now proto.Instant, p *peer) {
 }
 
 func (n *Node) onError(now proto.Instant, m *proto.Error) {
-	if n.onRelayError(m) {
+	if n.onRelayError(now, m) {
 		return
 	}
 	if i := slices.IndexFunc(n.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
@@ -578,7 +593,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		Seed:        seed,
 	})
 	p.introStart = startAt
-	p.retryAt = proto.Never
+	p.retryAt, p.hsRetryAt = proto.Never, proto.Never
 	n.peers = append(n.peers, p)
 	n.byID[id] = p
 	n.byPair[p.agent.Pair()] = p
@@ -697,7 +712,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		return
 	}
 	if now >= n.timers[timerRegister] {
-		if now >= n.regGiveUp {
+		if now >= n.regGiveUp && !n.everRegistered {
 			n.close("no answer from the server")
 			return
 		}
@@ -707,9 +722,16 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		n.sendKeepalive(now)
 	}
 	if now >= n.timers[timerServerLost] {
-		// Three keepalives unanswered: the server restarted or our mapping died.
-		// Register again; live direct paths are unaffected.
+		// Keepalives unanswered: the server restarted or our mapping died. Register
+		// again; live direct paths are unaffected, relayed ones are told.
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
+		for _, p := range n.peers {
+			if p.path == PathRelay {
+				p.path = PathNone
+				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server not answering"})
+			}
+			p.relay.ready = false
+		}
 		n.onError(now, &proto.Error{Code: proto.CodeNoSession})
 	}
 	if now >= n.timers[timerReport] {
@@ -765,6 +787,17 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		if now >= n.quietCheckDue(p) {
 			p.agent.CheckPath(now)
 			n.afterAgent(now, p)
+		}
+		if now >= p.hsRetryAt {
+			p.hsRetryAt = proto.Never
+			n.initiate(now, p, false)
+		}
+		if now >= n.quietRelayDue(p) {
+			// Relayed data goes unanswered: ask the server whether it is there. A
+			// keepalive not acknowledged within relayCheckWait means it is not.
+			p.relay.checkOut, p.relay.lastCheck = true, now
+			n.sendKeepalive(now)
+			n.timers[timerServerLost] = proto.Min(n.timers[timerServerLost], now.Add(relayCheckWait))
 		}
 	}
 	if now >= n.keyx.Deadline() {
@@ -857,6 +890,8 @@ func (n *Node) Deadline() proto.Instant {
 		}
 		d = proto.Min(d, p.retryAt)
 		d = proto.Min(d, n.quietCheckDue(p))
+		d = proto.Min(d, n.quietRelayDue(p))
+		d = proto.Min(d, p.hsRetryAt)
 	}
 	return proto.Min(d, n.keyx.Deadline())
 }

@@ -33,6 +33,9 @@ type peer struct {
 	// it name the same instant (to the millisecond), a refresh names another.
 	introStart proto.Instant
 	relay      relayState
+	// hsRetryAt: our first handshake is unanswered; start it again at this instant.
+	hsRetryAt proto.Instant
+	hsTries   int
 	// lastRecv is when the latest authenticated transport packet of the peer came.
 	lastRecv proto.Instant
 	// retryAt: after punching gave up with the relay carrying the traffic, try for a

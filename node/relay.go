@@ -46,6 +46,51 @@ type relayState struct {
 	tries   int
 	polls   int
 	next    proto.Instant
+	// checkOut: a stalled relay made us ask the server whether it is there, and the
+	// answer has not come; lastCheck is when we last asked.
+	checkOut  bool
+	lastCheck proto.Instant
+	unknown   int // "unknown peer" answers in a row
+}
+
+// relayCheckWait is how long a keepalive sent because relayed data stalled may go
+// unacknowledged before the server counts as lost; relayCheckEvery spaces such
+// checks while the server answers but the peer stays silent.
+const (
+	relayCheckWait    = 2 * time.Second
+	relayCheckEvery   = 5 * time.Second
+	relayUnknownRetry = time.Second
+	relayUnknownTries = 60
+)
+
+// restartRelay allocates a peer's relay again after a re-registration.
+func (n *Node) restartRelay(now proto.Instant, p *peer) {
+	r := &p.relay
+	if r.channel != 0 {
+		delete(n.byChannel, r.channel)
+	}
+	r.channel, r.ready, r.tries, r.polls, r.checkOut = 0, false, 0, 0, false
+	r.off = len(r.token) == 0 || p.flags&proto.IntroNoRelay != 0 || n.cfg.Relay == RelayNever
+	r.next = proto.Never
+	if !r.off {
+		r.next = now
+	}
+}
+
+// quietRelayDue is when relayed data in flight with the peer silent makes the node
+// check on the server; Never when no check is due.
+func (n *Node) quietRelayDue(p *peer) proto.Instant {
+	if !n.registered || !p.established || p.closed || !p.relay.ready || p.relay.checkOut {
+		return proto.Never
+	}
+	if _, remote, ok := p.route(n.cfg.Local); !ok || remote != p.relay.addr {
+		return proto.Never
+	}
+	st := p.conn.Stats()
+	if st.BytesInFlight == 0 {
+		return proto.Never
+	}
+	return max(p.lastRecv.Add(max(4*st.SRTT, time.Second)), p.relay.lastCheck.Add(relayCheckEvery))
 }
 
 func relayAddrFor(i int) netip.AddrPort {
@@ -108,7 +153,7 @@ func (n *Node) onRelayAllocated(now proto.Instant, m *proto.RelayAllocated) erro
 	r.channel = m.Channel
 	n.byChannel[m.Channel] = p
 	r.token = bytes.Clone(m.Token)
-	r.tries = 0
+	r.tries, r.unknown = 0, 0
 	wasReady := r.ready
 	r.ready = m.Flags&proto.RelayPeerReady != 0
 	switch {
@@ -134,11 +179,21 @@ func (n *Node) onRelayAllocated(now proto.Instant, m *proto.RelayAllocated) erro
 
 // onRelayError handles an error answering one of our relay-allocates; it reports
 // whether the error was one.
-func (n *Node) onRelayError(m *proto.Error) bool {
+func (n *Node) onRelayError(now proto.Instant, m *proto.Error) bool {
 	for _, p := range n.peers {
 		if p.relay.txid == m.TxID && !p.relay.off {
-			if m.Code == proto.CodeRateLimited {
+			switch m.Code {
+			case proto.CodeRateLimited:
 				return true // the repeat timer asks again
+			case proto.CodeUnknownPeer, proto.CodeNoSession:
+				// The peer (or we) is registering again after a server restart: ask
+				// again in a while rather than give the relay up.
+				if p.relay.unknown < relayUnknownTries {
+					p.relay.unknown++
+					p.relay.tries = 0
+					p.relay.next = now.Add(relayUnknownRetry)
+					return true
+				}
 			}
 			p.relay.off, p.relay.next = true, proto.Never
 			n.emit(EventPeerError{Peer: p.id, Code: m.Code, Text: "relay: " + string(m.Text)})

@@ -83,8 +83,17 @@ func (n *Node) initiate(now proto.Instant, p *peer, rekey bool) {
 	if err := n.keyx.Initiate(now, n.cfg.Wall.at(now), p.pub(), local, remote); err != nil && !errors.Is(err, keyx.ErrRateLimited) {
 		n.stats.HandshakeErrors++
 	}
+	if !p.established {
+		// keyx repeats a lost initiation only after 5 s (WireGuard's REKEY_TIMEOUT);
+		// a first message should not wait that long, so the node asks sooner.
+		p.hsTries++
+		p.hsRetryAt = now.Add(min(handshakeRetry<<min(p.hsTries-1, 3), 5*time.Second))
+	}
 	n.afterKeyx(now)
 }
+
+// handshakeRetry is when an unanswered first handshake is started again (doubling).
+const handshakeRetry = 600 * time.Millisecond
 
 // handleKeyx takes a handshake message (initiation, response, cookie reply).
 func (n *Node) handleKeyx(now proto.Instant, local, from netip.AddrPort, p []byte) error {
@@ -141,6 +150,7 @@ func (n *Node) afterKeyx(now proto.Instant) {
 				// (key confirmation): send one at once, empty if rudp has nothing.
 				p.confirmPending = true
 			}
+			p.hsRetryAt, p.hsTries = proto.Never, 0
 			if !p.established {
 				p.established = true
 				n.emit(EventConnected{Peer: p.id})
