@@ -69,6 +69,10 @@ const (
 	// closeCodeOverflow is the rudp close code sent when our receive queue
 	// overflowed (application codes are below rudp's 0xff00).
 	closeCodeOverflow uint16 = 0xfe01
+	// closeCodeNodeClosing: Node.Close ended the connection, which is not the
+	// graceful end of a stream (Conn.Close sends code 0): the peer reads
+	// ErrConnClosed, not io.EOF.
+	closeCodeNodeClosing uint16 = 0xfe02
 )
 
 // devSecret mints tickets for an --insecure-dev server, which checks their layout
@@ -382,7 +386,7 @@ func (n *Node) Close() error {
 		}
 		n.closing = true
 		for _, c := range n.connList() {
-			_ = n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "node closing")
+			_ = n.nm.ClosePeer(now, c.peer, closeCodeNodeClosing, "node closing")
 		}
 	})
 	n.stop(ErrClosed)
