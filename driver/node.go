@@ -52,6 +52,10 @@ type Config struct {
 	// AcceptQueue bounds incoming connections not yet taken by Accept (default
 	// 16); further ones are closed at once.
 	AcceptQueue int
+	// OnPath, when set, hears every path change of every peer, before the
+	// connection is up too (Conn.PathEvents starts only with the Conn). It runs on
+	// the node's goroutine: it must be quick and must not call the Node.
+	OnPath func(peer string, e PathEvent)
 	// MaxExtraSockets bounds the extra sockets the node may ask for, NAT
 	// measurement and birthday punching together (default 600).
 	MaxExtraSockets int
@@ -511,8 +515,12 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		}
 		n.conns[e.Peer].setStrategy(e.Strategy)
 	case node.EventPathChanged:
+		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}
 		if c := n.conns[e.Peer]; c != nil {
-			c.setPath(PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason})
+			c.setPath(pe)
+		}
+		if n.cfg.OnPath != nil {
+			n.cfg.OnPath(e.Peer, pe)
 		}
 	case node.EventConnected:
 		c := n.conns[e.Peer]

@@ -71,6 +71,14 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen}
+	// Path lines come from the node, so that a connection that never comes up
+	// still says why.
+	var errMu sync.Mutex
+	cfg.OnPath = func(peer string, e driver.PathEvent) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		fmt.Fprintln(stderr, pathLine(e))
+	}
 	if err := adm.apply(&cfg, false); err != nil {
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 2
@@ -132,22 +140,8 @@ func pathLine(e driver.PathEvent) string {
 // stream runs the two directions until both ended.
 func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	c := s.conn
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel, below: deferred calls run last-in first-out
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case e := <-c.PathEvents():
-				fmt.Fprintln(stderr, pathLine(e))
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	// Sending: stdin, then the end marker, then wait for every acknowledgement.
 	// Not in wg: a read of a terminal's stdin cannot be interrupted, and an error
 	// on the receiving side must not wait for it.
