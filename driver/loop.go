@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,9 @@ type loop struct {
 	txBuf []byte
 	stats counters
 
+	// dropInbound is Config.DropInbound, applied to every socket added.
+	dropInbound float64
+
 	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
 	// polls the machine's events there.
 	drained func(now proto.Instant)
@@ -100,6 +104,10 @@ func (l *loop) addSocket(s *socket) {
 	}
 	l.sockets[s.addr] = s
 	l.all = append(l.all, s)
+	if l.dropInbound > 0 {
+		s.dropRate = l.dropInbound
+		s.dropRNG = rand.New(rand.NewPCG(uint64(s.addr.Port()), uint64(len(l.all))))
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()

@@ -56,6 +56,10 @@ type Config struct {
 	// connection is up too (Conn.PathEvents starts only with the Conn). It runs on
 	// the node's goroutine: it must be quick and must not call the Node.
 	OnPath func(peer string, e PathEvent)
+	// DropInbound is a testing aid, 0 in real use: the node discards this share of
+	// the datagrams it receives, chosen at random, before the machine sees them
+	// (a loss model for benchmarks and tests on loopback).
+	DropInbound float64
 	// MaxExtraSockets bounds the extra sockets the node may ask for, NAT
 	// measurement and birthday punching together (default 600).
 	MaxExtraSockets int
@@ -255,6 +259,7 @@ func newNode(cfg Config) (*Node, error) {
 	}
 	n.loop = newLoop(nm, start, txBufLen)
 	n.loop.drained = n.events
+	n.loop.dropInbound = cfg.DropInbound
 	n.loop.addSocket(main)
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -33,6 +34,11 @@ type socket struct {
 	v4   *ipv4.PacketConn
 	v6   *ipv6.PacketConn
 	ttl  int // the socket's default TTL / hop limit, restored after a TTL-limited write
+
+	// dropRate and dropRNG impair the socket on purpose (Config.DropInbound): the
+	// reader discards that share of received datagrams. Only the reader uses them.
+	dropRate float64
+	dropRNG  *rand.Rand
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still
@@ -114,6 +120,9 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 			}
 			if n > maxDatagram {
 				tooLong.Add(1)
+				continue
+			}
+			if s.dropRate > 0 && s.dropRNG.Float64() < s.dropRate {
 				continue
 			}
 			p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
