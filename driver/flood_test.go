@@ -206,6 +206,16 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if write != 0 {
 		t.Errorf("writing a datagram allocates %.1f times", write)
 	}
+	batch := testing.AllocsPerRun(1000, func() {
+		for range 4 {
+			buf := l.batch.next()
+			l.batch.add(sock, buf[:copy(buf, p.buf[:p.n])], to)
+		}
+		l.flush()
+	})
+	if batch != 0 {
+		t.Errorf("a batch of 4 datagrams (sendmmsg) allocates %.1f times", batch)
+	}
 	ttl := testing.AllocsPerRun(100, func() { _ = sock.write(p.buf[:p.n], to, 2) })
 	t.Logf("a TTL-limited write allocates %.1f times (rare: punching primers only)", ttl)
 }
