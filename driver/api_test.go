@@ -48,6 +48,17 @@ func TestConfigErrors(t *testing.T) {
 		"two admissions": {Server: "127.0.0.1:1", ID: "a", InsecureDev: true, Secret: testSecret},
 		"ticket no key":  {Server: "127.0.0.1:1", ID: "a", Ticket: []byte{1}},
 		"bad server":     {Server: "nowhere", ID: "a", InsecureDev: true},
+		"ticket for another ID": func() Config {
+			priv, pub, _ := NewKey()
+			tk, _ := MintTicket(testSecret, "b", pub, time.Hour)
+			return Config{Server: "127.0.0.1:1", ID: "a", Ticket: tk, PrivateKey: priv}
+		}(),
+		"ticket for another key": func() Config {
+			priv, _, _ := NewKey()
+			_, pub, _ := NewKey()
+			tk, _ := MintTicket(testSecret, "a", pub, time.Hour)
+			return Config{Server: "127.0.0.1:1", ID: "a", Ticket: tk, PrivateKey: priv}
+		}(),
 	} {
 		if _, err := Listen(context.Background(), cfg); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", name, err)

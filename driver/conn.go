@@ -113,12 +113,12 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Send queues msg for the peer on lane with mode; the bytes are copied before Send
 // returns. It does not wait: a full send buffer is ErrSendBufferFull.
 func (c *Conn) Send(lane int, mode rudp.Mode, msg []byte) error {
-	return c.send(nil, lane, mode, msg)
+	return c.send(context.Background(), false, lane, mode, msg)
 }
 
 // SendContext is Send that waits for room in the send buffer.
 func (c *Conn) SendContext(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
-	return c.send(ctx, lane, mode, msg)
+	return c.send(ctx, true, lane, mode, msg)
 }
 
 // Flush waits until everything sent so far has been acknowledged by the peer.
@@ -128,15 +128,14 @@ func (c *Conn) Flush(ctx context.Context) error {
 	return c.n.wait(ctx, cmd)
 }
 
-func (c *Conn) send(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
+func (c *Conn) send(ctx context.Context, wait bool, lane int, mode rudp.Mode, msg []byte) error {
 	if err := c.closeErr(); err != nil {
 		return err
 	}
 	cmd := getCommand()
-	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSend, c, lane, mode, msg
-	if ctx == nil {
-		cmd.kind = cmdSendNow
-		ctx = context.Background()
+	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSendNow, c, lane, mode, msg
+	if wait {
+		cmd.kind = cmdSend
 	}
 	return c.n.wait(ctx, cmd)
 }

@@ -222,6 +222,15 @@ func newNode(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	// The server admits the ticket's ID and key; catch a mix-up here, where it can
+	// be named, rather than as a refusal or a peer nobody finds.
+	var tk proto.Ticket
+	if err := tk.Parse(ticket); err != nil {
+		return nil, fmt.Errorf("%w: ticket: %v", ErrBadConfig, err)
+	}
+	if string(tk.PeerID) != cfg.ID || tk.PublicKey != pub {
+		return nil, fmt.Errorf("%w: the ticket is for ID %q and another key than this node's (ID %q)", ErrBadConfig, tk.PeerID, cfg.ID)
+	}
 	server, err := resolve(cfg.Server)
 	if err != nil {
 		return nil, fmt.Errorf("%w: server: %v", ErrBadConfig, err)
