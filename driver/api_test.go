@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -150,9 +151,8 @@ func TestServerLossKeepsDirectSession(t *testing.T) {
 			t.Fatalf("message %d after the server died: %v %v", i, m.Data, err)
 		}
 	}
-	if ca.Path().Kind != PathDirect || cb.Path().Kind != PathDirect {
-		t.Fatalf("paths after server loss: %+v / %+v", ca.Path(), cb.Path())
-	}
+	waitDirect(t, ctx, ca)
+	waitDirect(t, ctx, cb)
 }
 
 func TestNATReportOnLoopback(t *testing.T) {
@@ -206,5 +206,64 @@ func TestSocketPerPacketTTL(t *testing.T) {
 		if cm == nil || cm.TTL != want {
 			t.Fatalf("sent with TTL %d: received control message %v, want TTL %d", ttl, cm, want)
 		}
+	}
+}
+
+// With the server gone past the node's server-lost timeout, a direct session goes
+// on; the node keeps trying to register and is back once a server answers again.
+func TestDirectSessionOutlivesServerAndReregisters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	fast := rendezvous.Config{KeepaliveInterval: time.Second, SessionTimeout: 3 * time.Second}
+	cfg := ServerConfig{Listen: "127.0.0.1:0", AltAddr: "127.0.0.2:0", Secret: testSecret, Tune: fast}
+	s, err := ListenServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short first-registration bound: were it the machine's too, the nodes would
+	// give up (and close their sessions) one second after they start registering
+	// again.
+	nodes := [2]*Node{}
+	for i, id := range []string{"outlive-a", "outlive-b"} {
+		n, err := Listen(ctx, Config{Server: s.Addr().String(), ID: id, Secret: testSecret, Listen: "127.0.0.1:0", RegisterTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes[i] = n
+	}
+	ca, cb := connectPair(t, ctx, nodes[0], nodes[1])
+	addrs := s.Addrs()
+	s.Close()
+	// Three missed keepalives (3 s) make the nodes register again; 6 s is well
+	// past their 1 s first-registration bound.
+	for i := range 60 {
+		if err := ca.Send(0, rudp.ReliableOrdered, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := cb.Recv(ctx); err != nil || m.Data[0] != byte(i) {
+			t.Fatalf("message %d without the server: %v %v", i, m.Data, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitDirect(t, ctx, ca)
+	cfg.Listen, cfg.AltPort, cfg.AltAddr = addrs[0].String(), addrs[1].String(), addrs[2].String()
+	s2, err := ListenServer(cfg)
+	if err != nil {
+		t.Fatalf("restarting the server on %v: %v", addrs, err)
+	}
+	defer s2.Close()
+	for s2.Stats().Sessions < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the nodes did not register with the restarted server: %+v", s2.Stats().Stats)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := cb.Send(0, rudp.ReliableOrdered, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ca.Recv(ctx); err != nil || string(m.Data) != "after" {
+		t.Fatalf("after the server came back: %q %v", m.Data, err)
 	}
 }

@@ -43,8 +43,10 @@ type Config struct {
 	Listen string
 	// RUDP configures every peer connection; the zero value is rudp's defaults.
 	RUDP rudp.Config
-	// RegisterTimeout bounds registering with the server (default 30 s): Listen
-	// returns, and the node closes, when no answer came by then.
+	// RegisterTimeout bounds the first registration (default 30 s): Listen fails
+	// when no answer came by then. Later, when the server is lost, the node keeps
+	// trying to register again for as long as it lives, and its direct sessions
+	// go on meanwhile.
 	RegisterTimeout time.Duration
 	// RecvQueueBytes bounds each connection's received messages not yet read with
 	// Recv (default 16 MiB); past it the connection closes with ErrRecvOverflow.
@@ -77,6 +79,13 @@ const (
 	// closeCodeOverflow is the rudp close code sent when our receive queue
 	// overflowed (application codes are below rudp's 0xff00).
 	closeCodeOverflow uint16 = 0xfe01
+	defaultRegisterTimeout   = 30 * time.Second
+	// nodeRegisterForever is the node machine's RegisterTimeout. The machine gives
+	// up re-registering after its RegisterTimeout and then closes, direct sessions
+	// and all; a server that is down for a while must not end sessions that do not
+	// need it (issue 8). So the driver bounds only the first registration, in
+	// Listen, and lets the machine retry for as long as the Node lives.
+	nodeRegisterForever = 100 * 365 * 24 * time.Hour
 	// closeCodeNodeClosing: Node.Close ended the connection, which is not the
 	// graceful end of a stream (Conn.Close sends code 0): the peer reads
 	// ErrConnClosed, not io.EOF.
@@ -161,9 +170,14 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	timeout := time.NewTimer(n.cfg.RegisterTimeout)
+	defer timeout.Stop()
 	select {
 	case <-n.registered:
 		return n, nil
+	case <-timeout.C:
+		n.Close()
+		return nil, fmt.Errorf("%w: no answer from the server %s within %v", ErrClosed, cfg.Server, n.cfg.RegisterTimeout)
 	case <-n.dead:
 		err := n.stopErr()
 		n.Close()
@@ -186,6 +200,9 @@ func newNode(cfg Config) (*Node, error) {
 	}
 	if ways != 1 {
 		return nil, fmt.Errorf("%w: set exactly one of Ticket, Secret, InsecureDev", ErrBadConfig)
+	}
+	if cfg.RegisterTimeout == 0 {
+		cfg.RegisterTimeout = defaultRegisterTimeout
 	}
 	if cfg.TicketTTL == 0 {
 		cfg.TicketTTL = defaultTicketTTL
@@ -252,7 +269,7 @@ func newNode(cfg Config) (*Node, error) {
 	nm := node.New(node.Config{
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
 		Local: main.addr, Server: server, Seed: seed,
-		RegisterTimeout: cfg.RegisterTimeout, Rand: rand.Reader,
+		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
 		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP,
 	})
 	n := &Node{
