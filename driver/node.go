@@ -78,8 +78,8 @@ const (
 	txBufLen = 65536
 	// closeCodeOverflow is the rudp close code sent when our receive queue
 	// overflowed (application codes are below rudp's 0xff00).
-	closeCodeOverflow uint16 = 0xfe01
-	defaultRegisterTimeout   = 30 * time.Second
+	closeCodeOverflow      uint16 = 0xfe01
+	defaultRegisterTimeout        = 30 * time.Second
 	// nodeRegisterForever is the node machine's RegisterTimeout. The machine gives
 	// up re-registering after its RegisterTimeout and then closes, direct sessions
 	// and all; a server that is down for a while must not end sessions that do not
