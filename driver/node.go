@@ -73,9 +73,10 @@ const (
 	defaultRecvQueueBytes  = 16 << 20
 	defaultAcceptQueue     = 16
 	defaultMaxExtraSockets = 600
-	// txBufLen holds any datagram the node may emit: rudp's largest packet with
-	// keyx's header, relay headroom and tag.
-	txBufLen = 65536
+	// txBufLen holds any datagram the node may emit: rudp writes whole datagrams of
+	// at most RUDP.DatagramSizeMax bytes (headroom and tag included), which
+	// newNode keeps within it.
+	txBufLen = maxDatagram
 	// closeCodeOverflow is the rudp close code sent when our receive queue
 	// overflowed (application codes are below rudp's 0xff00).
 	closeCodeOverflow      uint16 = 0xfe01
@@ -203,6 +204,9 @@ func newNode(cfg Config) (*Node, error) {
 	}
 	if cfg.RegisterTimeout == 0 {
 		cfg.RegisterTimeout = defaultRegisterTimeout
+	}
+	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
+		return nil, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
 	}
 	if cfg.TicketTTL == 0 {
 		cfg.TicketTTL = defaultTicketTTL
