@@ -21,7 +21,13 @@ type sendBatch struct {
 	ips   [sendBatchLen][16]byte
 	msgs  [sendBatchLen]ipv4.Message
 	fail  [sendBatchLen]bool
-	iov   [sendBatchLen][1][]byte
+	to    [sendBatchLen]netip.AddrPort
+
+	// gso holds a run of datagrams laid end to end for one GSO send; oob its
+	// control message.
+	gso [sendBatchLen * maxDatagram]byte
+	oob [64]byte
+	iov [sendBatchLen][1][]byte
 }
 
 func newSendBatch(bufLen int) sendBatch {
@@ -58,6 +64,7 @@ func (b *sendBatch) add(s *socket, p []byte, to netip.AddrPort) {
 	}
 	a.Port, a.Zone = int(to.Port()), ip.Zone()
 	b.iov[i][0] = p
+	b.to[i] = to
 	b.msgs[i] = ipv4.Message{Buffers: b.iov[i][:], Addr: a}
 	b.n++
 }
@@ -67,10 +74,10 @@ func (b *sendBatch) reset() {
 	b.fail = [sendBatchLen]bool{}
 }
 
-// writeBatch sends ms; failed[i] reports the datagrams the kernel refused (an
+// writeBatch sends ms; failed[i] (len(ms) of them) reports the datagrams the kernel refused (an
 // unreachable destination must not cost the others in the batch). Without batch
 // support (IPv6 sockets here; other platforms inside x/net) it writes one at a time.
-func (s *socket) writeBatch(ms []ipv4.Message, failed *[sendBatchLen]bool) {
+func (s *socket) writeBatch(ms []ipv4.Message, failed []bool) {
 	for i := 0; i < len(ms); {
 		if s.v4 != nil {
 			n, err := s.v4.WriteBatch(ms[i:], 0)

@@ -48,6 +48,8 @@ func BenchmarkBulk(b *testing.B) {
 	if err := ca.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
+	st := &ca.n.loop.stats
+	b.ReportMetric(float64(st.datagramsOut.Load())/float64(max(st.gsoSends.Load(), 1)), "datagrams/gso-send")
 }
 
 // BenchmarkPingPong: 64-byte round trips a -> b -> a (b.N of them).

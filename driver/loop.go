@@ -35,6 +35,7 @@ type counters struct {
 	tooLong                atomic.Uint64 // longer than maxDatagram, dropped before the machine
 	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
 	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
+	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
 }
 
 // loop owns one machine and runs it: one goroutine per socket reads, one goroutine
@@ -181,21 +182,65 @@ func (l *loop) drainTransmits(now proto.Instant) {
 	l.flush()
 }
 
-// flush sends the batched datagrams.
+// flush sends the batched datagrams: runs of equal-size datagrams to one
+// destination in one GSO send where the kernel can, the rest with sendmmsg.
 func (l *loop) flush() {
 	b := &l.batch
 	if b.n == 0 {
 		return
 	}
-	b.sock.writeBatch(b.msgs[:b.n], &b.fail)
-	for i := range b.n {
-		if b.fail[i] {
-			l.stats.writeErrors.Add(1)
-		} else {
-			l.count(nil, len(b.iov[i][0]))
+	if !gsoSupported || b.sock.noGSO || b.n < 2 {
+		l.sendmmsg(0, b.n)
+		b.reset()
+		return
+	}
+	for i := 0; i < b.n; {
+		seg, to := len(b.iov[i][0]), b.to[i]
+		j := i + 1
+		// Every segment but the last is seg bytes; the last may be shorter.
+		for j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg && len(b.iov[j][0]) <= seg {
+			j++
 		}
+		if j-i < 2 || !l.sendGSO(i, j, seg, to) {
+			l.sendmmsg(i, j)
+		}
+		i = j
 	}
 	b.reset()
+}
+
+// sendmmsg sends batch slots [i, j) with sendmmsg.
+func (l *loop) sendmmsg(i, j int) {
+	b := &l.batch
+	b.sock.writeBatch(b.msgs[i:j], b.fail[i:j])
+	for k := i; k < j; k++ {
+		if b.fail[k] {
+			l.stats.writeErrors.Add(1)
+		} else {
+			l.count(nil, len(b.iov[k][0]))
+		}
+	}
+}
+
+// sendGSO sends slots [i, j) as one GSO send; false when it failed (the caller
+// sends them one by one, and a failure that means "no GSO here" turns it off).
+func (l *loop) sendGSO(i, j, seg int, to netip.AddrPort) bool {
+	b := &l.batch
+	n := 0
+	for k := i; k < j; k++ {
+		n += copy(b.gso[n:], b.iov[k][0])
+	}
+	if err := b.sock.writeGSO(b.gso[:n], seg, to, b.oob[:]); err != nil {
+		if gsoUnsupported(err) {
+			b.sock.noGSO = true
+		}
+		return false
+	}
+	for k := i; k < j; k++ {
+		l.count(nil, len(b.iov[k][0]))
+	}
+	l.stats.gsoSends.Add(1)
+	return true
 }
 
 func (l *loop) count(err error, n int) {

@@ -39,6 +39,10 @@ type socket struct {
 	// reader discards that share of received datagrams. Only the reader uses them.
 	dropRate float64
 	dropRNG  *rand.Rand
+
+	// noGSO: a GSO send failed in a way that says the kernel or device cannot do
+	// it; this socket sends with sendmmsg from then on.
+	noGSO bool
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still
