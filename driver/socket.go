@@ -116,11 +116,15 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 		for {
 			n, from, err := s.conn.ReadFromUDPAddrPort(p.buf[:])
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					free <- p
-					return
+				select {
+				case <-done:
+				default:
+					if !errors.Is(err, net.ErrClosed) {
+						continue // ICMP-induced errors (connection refused) and the like
+					}
 				}
-				continue // ICMP-induced errors (connection refused) and the like
+				free <- p
+				return
 			}
 			if n > maxDatagram {
 				tooLong.Add(1)
