@@ -16,12 +16,15 @@
 //	socket readers ──packets──▶ ┐
 //	API calls ─────commands───▶ ├─ loop: Handle*/command, then the drain rule:
 //	timer (machine Deadline) ─▶ ┘        PollTransmit until false (sent in
-//	                                     sendmmsg batches), PollEvent until false,
-//	                                     re-arm the one timer at Deadline
+//	                                     GSO runs or sendmmsg batches), PollEvent
+//	                                     until false, re-arm the one timer
+//	                                     at Deadline
 //
 // One goroutine per socket reads datagrams into buffers from a fixed pool (512
-// buffers, 256 queued to the loop at most): when the loop falls behind the readers
-// wait and the kernel drops, so a flood costs bounded memory. Datagrams longer than
+// buffers plus what each socket brings, 256 queued to the loop at most; the main
+// and server sockets read up to 8 at a time with recvmmsg on Linux): when the loop
+// falls behind the readers wait and the kernel drops, so a flood costs bounded
+// memory. Datagrams longer than
 // any natpass datagram are dropped unread; everything the machine refuses is
 // counted (Stats.Rejected, and by reason in Stats.Node). The machine's clock is
 // time.Since of the node's start (monotonic); wall time enters once, as the

@@ -191,7 +191,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 	p.n = copy(p.buf[:], garbage(rand.New(rand.NewPCG(3, 4)))[:100])
 	p.buf[0] = 0xE1
 	l := newLoop(srv, time.Now(), 1500)
-	l.addSocket(sock)
+	l.addSocket(sock, false)
 	defer func() { close(l.done); sock.conn.Close(); l.wg.Wait() }()
 	<-l.free // the test holds one buffer, as a reader would
 	handle := testing.AllocsPerRun(1000, func() {

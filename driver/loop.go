@@ -19,12 +19,15 @@ type machine interface {
 	Deadline() proto.Instant
 }
 
-// Bounds of the receive path: readers fill at most poolSize buffers, and the loop
-// holds at most inQueue of them waiting. Together with the kernel's socket buffers
-// this is all the memory a flood can take.
+// Bounds of the receive path: the loop holds at most inQueue buffers waiting, and
+// the readers fill buffers from a pool of poolSize plus what each socket brings
+// (one, or recvBatchLen for a batch reader), so that every reader always finds
+// one however many sockets there are. With maxSockets that is all the memory a
+// flood can take, besides the kernel's socket buffers.
 const (
-	poolSize = 512
-	inQueue  = 256
+	poolSize   = 512
+	inQueue    = 256
+	maxSockets = 1024
 )
 
 // counters are the loop's own statistics, readable from any goroutine.
@@ -61,6 +64,7 @@ type loop struct {
 	batch sendBatch
 	stats counters
 
+	batchSockets int
 	// dropInbound is Config.DropInbound, applied to every socket added.
 	dropInbound float64
 
@@ -74,7 +78,7 @@ func newLoop(m machine, start time.Time, txBufLen int) *loop {
 		m:       m,
 		start:   start,
 		sockets: map[netip.AddrPort]*socket{},
-		free:    make(chan *packet, poolSize),
+		free:    make(chan *packet, poolSize+maxSockets+8*recvBatchLen),
 		in:      make(chan *packet, inQueue),
 		done:    make(chan struct{}),
 		timer:   time.NewTimer(time.Hour),
@@ -98,8 +102,18 @@ func (l *loop) now() proto.Instant {
 	return t
 }
 
-// addSocket registers s under its address and starts its reader.
-func (l *loop) addSocket(s *socket) {
+// addSocket registers s under its address and starts its reader; batch readers
+// (recvmmsg) are for the few busy sockets: main sockets, the server's.
+func (l *loop) addSocket(s *socket, batch bool) {
+	s.batch = batch && l.batchSockets < 8
+	bring := 1
+	if s.batch {
+		l.batchSockets++
+		bring = recvBatchLen
+	}
+	for range bring {
+		l.free <- new(packet)
+	}
 	if l.main == nil {
 		l.main = s
 	}

@@ -220,6 +220,9 @@ func newNode(cfg Config) (*Node, error) {
 	if cfg.MaxExtraSockets == 0 {
 		cfg.MaxExtraSockets = defaultMaxExtraSockets
 	}
+	if cfg.MaxExtraSockets < 0 || cfg.MaxExtraSockets >= maxSockets {
+		return nil, fmt.Errorf("%w: MaxExtraSockets must be below %d", ErrBadConfig, maxSockets)
+	}
 	if cfg.PrivateKey == ([32]byte{}) {
 		if len(cfg.Ticket) > 0 {
 			return nil, fmt.Errorf("%w: a Ticket needs the PrivateKey it was minted for", ErrBadConfig)
@@ -290,7 +293,7 @@ func newNode(cfg Config) (*Node, error) {
 	n.loop = newLoop(nm, start, txBufLen)
 	n.loop.drained = n.events
 	n.loop.dropInbound = cfg.DropInbound
-	n.loop.addSocket(main)
+	n.loop.addSocket(main, true)
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
 	return n, nil
@@ -603,7 +606,7 @@ func (n *Node) openSockets(count int) []netip.AddrPort {
 			break // out of descriptors or ports: the node works with fewer
 		}
 		n.extras++
-		n.loop.addSocket(s)
+		n.loop.addSocket(s, false)
 		addrs = append(addrs, s.addr)
 	}
 	return addrs

@@ -140,7 +140,7 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.loop.drained = s.events
 	for _, so := range socks {
-		s.loop.addSocket(so)
+		s.loop.addSocket(so, true)
 		s.addrs = append(s.addrs, so.addr)
 	}
 	go s.run()

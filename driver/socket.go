@@ -43,6 +43,8 @@ type socket struct {
 	// noGSO: a GSO send failed in a way that says the kernel or device cannot do
 	// it; this socket sends with sendmmsg from then on.
 	noGSO bool
+	// batch: the reader uses recvmmsg and may hold recvBatchLen buffers.
+	batch bool
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still
@@ -106,6 +108,9 @@ func (s *socket) setTTL(ttl int) error {
 // the kernel's socket buffer then overflows and drops, so memory stays bounded by the
 // pool whatever arrives.
 func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) {
+	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
+		return
+	}
 	for {
 		var p *packet
 		select {
