@@ -7,4 +7,5 @@ import "sync/atomic"
 func (s *socket) readLoopBatch(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
 	return false
 }
+
 const recvBatchLen = 8
