@@ -153,6 +153,14 @@ func TestNatcheckRefusedWithoutTicket(t *testing.T) {
 	if code := runNatcheck([]string{"--server", addr, "--secret-file", secretFile}, &bytes.Buffer{}, &errb); code != 0 {
 		t.Fatalf("natcheck with the secret: exit %d: %s", code, errb.String())
 	}
+	// With the flags `natpass ticket` prints, the ID comes from the ticket.
+	var flags bytes.Buffer
+	if code := runTicket([]string{"--secret-file", secretFile, "--id", "probe"}, &flags, &errb); code != 0 {
+		t.Fatalf("ticket: exit %d", code)
+	}
+	if code := runNatcheck(append([]string{"--server", addr}, strings.Fields(flags.String())...), &bytes.Buffer{}, &errb); code != 0 {
+		t.Fatalf("natcheck with ticket flags: exit %d: %s", code, errb.String())
+	}
 }
 
 // catPair runs two `natpass cat` in-process, one accepting and one connecting,

@@ -31,7 +31,9 @@ type natReport struct {
 //	natpass natcheck --server HOST:PORT [--ticket T --key K | --secret-file F | --insecure-dev] [--json]
 //
 // Without admission flags it registers as an --insecure-dev server expects; a
-// server with a secret then refuses, and natcheck says which flag to add.
+// server with a secret then refuses, and natcheck says which flag to add. With a
+// ticket it registers under the ticket's ID, which replaces a session of that ID
+// (a running `natpass cat`): mint natcheck a ticket of its own.
 func runNatcheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("natcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,17 +51,22 @@ func runNatcheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := driver.Config{Server: *server, ID: *id}
-	if cfg.ID == "" {
+	if err := adm.apply(&cfg, true); err != nil {
+		fmt.Fprintln(stderr, "natpass natcheck:", err)
+		return 2
+	}
+	var tk proto.Ticket
+	switch {
+	case cfg.ID != "":
+	case len(cfg.Ticket) > 0 && tk.Parse(cfg.Ticket) == nil:
+		cfg.ID = string(tk.PeerID) // a ticket admits only its own ID
+	default:
 		_, pub, err := driver.NewKey()
 		if err != nil {
 			fmt.Fprintln(stderr, "natpass natcheck:", err)
 			return 1
 		}
 		cfg.ID = fmt.Sprintf("natcheck-%x", pub[:6])
-	}
-	if err := adm.apply(&cfg, true); err != nil {
-		fmt.Fprintln(stderr, "natpass natcheck:", err)
-		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
