@@ -18,6 +18,11 @@ type command struct {
 
 var commands = []command{
 	{"lab", "run every NAT-preset pair on the simulator and print the direct-path matrix", runLab},
+	{"server", "run a rendezvous server", runServer},
+	{"ticket", "mint a ticket (and a key pair) for a peer ID", runTicket},
+	{"cat", "netcat between two peers: stdin to the peer, the peer to stdout", runCat},
+	{"natcheck", "measure the NAT in front of this host", runNatcheck},
+	{"demo", "a server and two nodes on loopback exchanging messages", runDemo},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -1,0 +1,225 @@
+// Command bench compares natpass with the transports its users would otherwise
+// pick, in one process and one run on loopback: kcp-go (AES, no FEC, fast mode) and
+// quic-go (TLS 1.3). It lives in its own module so that the core never depends on
+// them.
+//
+//	cd bench && go run . [-bulk 64] [-pingpong 3s] [-game 10s] [-loss 0.05]
+//
+// Three measurements per transport: one-way bulk throughput (64 KiB messages,
+// timed until the last byte arrives); 64-byte ping-pong round trips per second;
+// 20 Hz × 200-byte messages with each end dropping -loss of the datagrams it
+// receives, one-way latency p50/p99.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+func main() {
+	bulkMiB := flag.Int("bulk", 64, "MiB sent one way in the bulk test")
+	ppDur := flag.Duration("pingpong", 3*time.Second, "duration of the ping-pong test")
+	gameDur := flag.Duration("game", 10*time.Second, "duration of the 20 Hz test")
+	loss := flag.Float64("loss", 0.05, "share of datagrams each end drops in the 20 Hz test")
+	only := flag.String("only", "", "run only this transport")
+	flag.Parse()
+	results, err := runAll(*bulkMiB<<20, *ppDur, *gameDur, *loss, *only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	printResults(results, *bulkMiB, *loss)
+}
+
+type result struct {
+	name          string
+	bulkMiBps     float64
+	pingsPerSec   float64
+	p50, p99      time.Duration
+	gameDelivered int
+	gameSent      int
+}
+
+func runAll(bulk int, ppDur, gameDur time.Duration, loss float64, only string) ([]result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var out []result
+	for _, tr := range transports {
+		if only != "" && tr.name != only {
+			continue
+		}
+		r := result{name: tr.name}
+		p, err := tr.dial(ctx, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tr.name, err)
+		}
+		mibps, err := bulkOneWay(p, bulk)
+		if err != nil {
+			return nil, fmt.Errorf("%s bulk: %w", tr.name, err)
+		}
+		r.bulkMiBps = mibps
+		if r.pingsPerSec, err = pingPong(p, ppDur); err != nil {
+			return nil, fmt.Errorf("%s ping-pong: %w", tr.name, err)
+		}
+		p.close()
+		if gameDur > 0 {
+			lp, err := tr.dial(ctx, loss)
+			if err != nil {
+				return nil, fmt.Errorf("%s lossy: %w", tr.name, err)
+			}
+			if r.p50, r.p99, r.gameSent, r.gameDelivered, err = game(lp, gameDur); err != nil {
+				return nil, fmt.Errorf("%s 20 Hz: %w", tr.name, err)
+			}
+			lp.close()
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// bulkOneWay sends size bytes client → server and returns MiB/s until the last
+// byte was received.
+func bulkOneWay(p *pair, size int) (float64, error) {
+	msg := make([]byte, 64<<10)
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		for left := size; left > 0; left -= len(msg) {
+			if err := p.client.Send(msg[:min(left, len(msg))]); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for got := 0; got < size; {
+		m, err := p.server.Recv()
+		if err != nil {
+			return 0, err
+		}
+		got += len(m)
+	}
+	el := time.Since(start)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return float64(size) / (1 << 20) / el.Seconds(), nil
+}
+
+// pingPong counts 64-byte round trips in dur.
+func pingPong(p *pair, dur time.Duration) (float64, error) {
+	stop := make(chan struct{})
+	echoErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := p.server.Recv()
+			if err == nil {
+				err = p.server.Send(m)
+			}
+			select {
+			case <-stop:
+				echoErr <- nil
+				return
+			default:
+			}
+			if err != nil {
+				echoErr <- err
+				return
+			}
+		}
+	}()
+	ping := make([]byte, 64)
+	n := 0
+	start := time.Now()
+	for time.Since(start) < dur {
+		if err := p.client.Send(ping); err != nil {
+			return 0, err
+		}
+		m, err := p.client.Recv()
+		if err != nil {
+			return 0, err
+		}
+		if len(m) != 64 {
+			return 0, errShort
+		}
+		n++
+	}
+	el := time.Since(start)
+	close(stop)
+	// One more round trip lets the echo loop see stop.
+	_ = p.client.Send(ping)
+	_, _ = p.client.Recv()
+	if err := <-echoErr; err != nil {
+		return 0, err
+	}
+	return float64(n) / el.Seconds(), nil
+}
+
+// game sends 200-byte messages at 20 Hz for dur and returns the one-way latency
+// quantiles of those that arrived within dur + 2 s.
+func game(p *pair, dur time.Duration) (p50, p99 time.Duration, sent, delivered int, err error) {
+	base := time.Now()
+	lat := make(chan time.Duration, 4096)
+	go func() {
+		for {
+			m, err := p.server.Recv()
+			if err != nil || len(m) < 8 {
+				close(lat)
+				return
+			}
+			sentAt := time.Duration(binary.BigEndian.Uint64(m))
+			lat <- time.Since(base) - sentAt
+		}
+	}()
+	msg := make([]byte, 200)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for end := base.Add(dur); time.Now().Before(end); <-tick.C {
+		binary.BigEndian.PutUint64(msg, uint64(time.Since(base)))
+		if err := p.client.Send(msg); err != nil {
+			return 0, 0, 0, 0, err
+		}
+		sent++
+	}
+	var all []time.Duration
+	deadline := time.After(2 * time.Second)
+collect:
+	for len(all) < sent {
+		select {
+		case d, ok := <-lat:
+			if !ok {
+				break collect
+			}
+			all = append(all, d)
+		case <-deadline:
+			break collect
+		}
+	}
+	if len(all) == 0 {
+		return 0, 0, sent, 0, fmt.Errorf("nothing arrived")
+	}
+	slices.Sort(all)
+	return all[len(all)/2], all[len(all)*99/100], sent, len(all), nil
+}
+
+func printResults(rs []result, bulkMiB int, loss float64) {
+	fmt.Printf("loopback, one process; bulk %d MiB one way; ping-pong 64 B; 20 Hz × 200 B at %.0f%% receive loss per end\n\n", bulkMiB, 100*loss)
+	fmt.Printf("%-8s %12s %14s %10s %10s %10s\n", "", "bulk MiB/s", "round trips/s", "20Hz p50", "20Hz p99", "delivered")
+	for _, r := range rs {
+		fmt.Printf("%-8s %12.1f %14.0f %10v %10v %5d/%d\n", r.name, r.bulkMiBps, r.pingsPerSec,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.gameDelivered, r.gameSent)
+	}
+	if len(rs) < 2 || rs[0].name != "natpass" {
+		return
+	}
+	fmt.Println()
+	for _, o := range rs[1:] {
+		fmt.Printf("natpass / %-8s bulk %.2f×, round trips %.2f×, p99 %.2f× (lower is better)\n", o.name,
+			rs[0].bulkMiBps/o.bulkMiBps, rs[0].pingsPerSec/o.pingsPerSec, float64(rs[0].p99)/float64(max(o.p99, 1)))
+	}
+}

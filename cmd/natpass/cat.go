@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/rudp"
+)
+
+// catChunk is how much of stdin one message carries.
+const catChunk = 32 << 10
+
+// catLinger is how long cat keeps its node up after it finished, so that its last
+// acknowledgements and close reach the peer.
+const catLinger = 300 * time.Millisecond
+
+// runCat is netcat over natpass:
+//
+//	natpass cat --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
+//	            [--connect PEER] [--relay auto|force|never]
+//
+// stdin goes to the peer reliable-ordered on lane 0, the peer's bytes go to stdout.
+// Without --connect it accepts one incoming peer. Each path change prints a
+// `path=direct ...` (or `path=none`, later `path=relay`) line on stderr.
+//
+// The stream protocol: data messages carry stdin's bytes; an empty message says
+// "no more data" (a half-close). cat exits 0 once it sent its own end marker and
+// the peer acknowledged everything, and it received the peer's end marker; or when
+// the peer closed normally after both end markers, since a peer closes only after it
+// received ours.
+func runCat(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return catMain(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", "", "rendezvous server HOST:PORT (required)")
+	id := fs.String("id", "", "this node's peer ID (required)")
+	connect := fs.String("connect", "", "peer ID to connect to (default: accept one incoming peer)")
+	relay := fs.String("relay", "auto", "relay policy: auto, force or never (the relay is not built yet: auto and never both mean direct only)")
+	listen := fs.String("listen", "", "local IP:PORT for the main socket (default: the route to the server, any port)")
+	timeout := fs.Duration("timeout", 0, "give up connecting after this long (0: wait)")
+	var adm admission
+	adm.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *server == "" || *id == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: natpass cat --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev) [--connect PEER] [--relay auto|force|never]")
+		return 2
+	}
+	switch *relay {
+	case "auto", "never":
+	case "force":
+		fmt.Fprintln(stderr, "natpass cat: --relay force: the relay is not built into node yet")
+		return 2
+	default:
+		fmt.Fprintf(stderr, "natpass cat: --relay %q: want auto, force or never\n", *relay)
+		return 2
+	}
+	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen}
+	// Path lines come from the node, so that a connection that never comes up
+	// still says why.
+	var errMu sync.Mutex
+	cfg.OnPath = func(peer string, e driver.PathEvent) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		fmt.Fprintln(stderr, pathLine(e))
+	}
+	if err := adm.apply(&cfg, false); err != nil {
+		fmt.Fprintln(stderr, "natpass cat:", err)
+		return 2
+	}
+	c, err := catConnect(ctx, cfg, *connect, *timeout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "natpass cat:", err)
+		return 1
+	}
+	defer c.node.Close()
+	if err := c.stream(ctx, stdin, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "natpass cat:", err)
+		return 1
+	}
+	return 0
+}
+
+type catSession struct {
+	node *driver.Node
+	conn *driver.Conn
+}
+
+func catConnect(ctx context.Context, cfg driver.Config, peer string, timeout time.Duration, stderr io.Writer) (*catSession, error) {
+	n, err := driver.Listen(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "natpass cat: registered as %q at %v (observed %v)\n", cfg.ID, n.LocalAddr(), n.Observed())
+	cctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var c *driver.Conn
+	if peer != "" {
+		c, err = n.Connect(cctx, peer)
+	} else {
+		fmt.Fprintln(stderr, "natpass cat: waiting for a peer")
+		c, err = n.Accept(cctx)
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "natpass cat: connected to %q (strategy %s)\n", c.Peer(), c.Strategy())
+	return &catSession{node: n, conn: c}, nil
+}
+
+// pathLine is the stderr line for a path change.
+func pathLine(e driver.PathEvent) string {
+	if e.Kind == driver.PathNone {
+		return fmt.Sprintf("path=none reason=%q", e.Reason)
+	}
+	return fmt.Sprintf("path=%s local=%v remote=%v rtt=%v reason=%q", e.Kind, e.Local, e.Remote,
+		e.RTT.Round(100*time.Microsecond), e.Reason)
+}
+
+// stream runs the two directions until both ended.
+func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := s.conn
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Sending: stdin, then the end marker, then wait for every acknowledgement.
+	// Not in wg: a read of a terminal's stdin cannot be interrupted, and an error
+	// on the receiving side must not wait for it.
+	sent := make(chan error, 1)
+	go func() { sent <- sendAll(ctx, c, stdin) }()
+	// Receiving, here: the peer's bytes until its end marker.
+	gotEnd := false
+	for !gotEnd {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			return fmt.Errorf("receiving: %w", err)
+		}
+		if len(m.Data) == 0 {
+			gotEnd = true
+			break
+		}
+		if _, err := stdout.Write(m.Data); err != nil {
+			return fmt.Errorf("writing stdout: %w", err)
+		}
+	}
+	// The peer finished; wait for our side. A peer's normal close while our flush
+	// waited ends it with io.EOF: a peer closes only after it received our end
+	// marker, so everything arrived.
+	err := <-sent
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	c.Close()
+	time.Sleep(catLinger)
+	return nil
+}
+
+// sendAll sends stdin in chunks, then the end marker, and waits until the peer
+// acknowledged all of it. A peer's normal close after our end marker left returns
+// io.EOF.
+func sendAll(ctx context.Context, c *driver.Conn, stdin io.Reader) error {
+	buf := make([]byte, catChunk)
+	for {
+		n, rerr := stdin.Read(buf)
+		if n > 0 {
+			if err := c.SendContext(ctx, 0, rudp.ReliableOrdered, buf[:n]); err != nil {
+				// %v, not %w: a close before our end marker is never success.
+				return fmt.Errorf("before the end of input: %v", err)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("reading stdin: %w", rerr)
+		}
+	}
+	if err := c.SendContext(ctx, 0, rudp.ReliableOrdered, nil); err != nil {
+		return fmt.Errorf("sending the end marker: %v", err)
+	}
+	return c.Flush(ctx)
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/rendezvous"
+)
+
+// syncBuffer is a bytes.Buffer safe for the goroutines of one command.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func writeSecret(t *testing.T) (path string, secret []byte) {
+	t.Helper()
+	secret = []byte("cmd test secret, 32 bytes long..")
+	path = filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, secret
+}
+
+func TestTicketCommand(t *testing.T) {
+	secretFile, secret := writeSecret(t)
+	keyFile := filepath.Join(t.TempDir(), "alice.key")
+	for _, withKeyFile := range []bool{false, true} {
+		args := []string{"--secret-file", secretFile, "--id", "alice", "--ttl", "1h"}
+		if withKeyFile {
+			args = append(args, "--key-file", keyFile)
+		}
+		var out, errb bytes.Buffer
+		if code := runTicket(args, &out, &errb); code != 0 {
+			t.Fatalf("ticket %v: exit %d: %s", args, code, errb.String())
+		}
+		fields := strings.Fields(out.String())
+		if len(fields) != 4 || fields[0] != "--ticket" {
+			t.Fatalf("ticket printed %q; want --ticket T --key K", out.String())
+		}
+		var adm admission
+		adm.ticket = fields[1]
+		if withKeyFile {
+			adm.keyFile = fields[3]
+		} else {
+			adm.key = fields[3]
+		}
+		var cfg driver.Config
+		if err := adm.apply(&cfg, false); err != nil {
+			t.Fatalf("the printed flags do not parse: %v", err)
+		}
+		tk, err := rendezvous.VerifyTicket(secret, cfg.Ticket, uint64(time.Now().Unix()))
+		if err != nil {
+			t.Fatalf("minted ticket does not verify: %v", err)
+		}
+		pub, _ := driver.PublicKey(cfg.PrivateKey)
+		if string(tk.PeerID) != "alice" || tk.PublicKey != pub {
+			t.Fatalf("ticket binds %q/%x, want alice and the printed key's public key", tk.PeerID, tk.PublicKey)
+		}
+		if exp := time.Unix(int64(tk.ExpiryUnix), 0); time.Until(exp) > time.Hour || time.Until(exp) < 59*time.Minute {
+			t.Fatalf("expiry %v is not an hour from now", exp)
+		}
+	}
+	if code := runTicket([]string{"--id", "x"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Fatalf("ticket without --secret-file: exit %d, want 2", code)
+	}
+}
+
+// startServerCmd runs `natpass server` in-process and returns its primary address.
+func startServerCmd(t *testing.T, args ...string) (addr string, stdout *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *driver.Server, 1)
+	exited := make(chan int, 1)
+	stdout = &syncBuffer{}
+	go func() {
+		exited <- serverMain(ctx, args, stdout, &syncBuffer{}, func(s *driver.Server) { started <- s })
+	}()
+	var s *driver.Server
+	select {
+	case s = <-started:
+	case code := <-exited:
+		t.Fatalf("server %v exited %d", args, code)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if code := <-exited; code != 0 {
+			t.Errorf("server exit %d", code)
+		}
+		if !strings.Contains(stdout.String(), "stats: ") {
+			t.Errorf("server printed no stats at exit: %q", stdout.String())
+		}
+	})
+	return s.Addr().String(), stdout
+}
+
+func TestNatcheckCommand(t *testing.T) {
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--insecure-dev", "--quiet")
+	var out, errb bytes.Buffer
+	if code := runNatcheck([]string{"--server", addr, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("natcheck exit %d: %s", code, errb.String())
+	}
+	var r natReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("natcheck --json printed %q: %v", out.String(), err)
+	}
+	if r.Translation || r.Local != r.External || !strings.HasPrefix(r.Local, "127.0.0.1:") {
+		t.Fatalf("loopback natcheck: %+v; want no translation, external = local on 127.0.0.1", r)
+	}
+	if r.Mapping != "endpoint-independent" || r.Filtering != "endpoint-independent" {
+		t.Fatalf("loopback natcheck: %+v; want endpoint-independent mapping and filtering", r)
+	}
+}
+
+func TestNatcheckRefusedWithoutTicket(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--secret-file", secretFile, "--quiet")
+	var errb bytes.Buffer
+	if code := runNatcheck([]string{"--server", addr, "--timeout", "5s"}, &bytes.Buffer{}, &errb); code != 1 {
+		t.Fatalf("natcheck without a ticket against a secret server: exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), "--secret-file") {
+		t.Fatalf("natcheck did not say which flag to add: %q", errb.String())
+	}
+	if code := runNatcheck([]string{"--server", addr, "--secret-file", secretFile}, &bytes.Buffer{}, &errb); code != 0 {
+		t.Fatalf("natcheck with the secret: exit %d: %s", code, errb.String())
+	}
+	// With the flags `natpass ticket` prints, the ID comes from the ticket.
+	var flags bytes.Buffer
+	if code := runTicket([]string{"--secret-file", secretFile, "--id", "probe"}, &flags, &errb); code != 0 {
+		t.Fatalf("ticket: exit %d", code)
+	}
+	if code := runNatcheck(append([]string{"--server", addr}, strings.Fields(flags.String())...), &bytes.Buffer{}, &errb); code != 0 {
+		t.Fatalf("natcheck with ticket flags: exit %d: %s", code, errb.String())
+	}
+}
+
+// catPair runs two `natpass cat` in-process, one accepting and one connecting,
+// with the given stdins; it returns their exit codes, stdouts and stderrs.
+func catPair(t *testing.T, addr string, admit []string, inA, inB []byte) (codes [2]int, outs, errs [2]*syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := [2][]string{
+		append([]string{"--server", addr, "--id", "cat-a", "--connect", "cat-b"}, admit...),
+		append([]string{"--server", addr, "--id", "cat-b"}, admit...),
+	}
+	ins := [2][]byte{inA, inB}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		outs[i], errs[i] = &syncBuffer{}, &syncBuffer{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 0 {
+				time.Sleep(100 * time.Millisecond) // let b register first
+			}
+			codes[i] = catMain(ctx, args[i], bytes.NewReader(ins[i]), outs[i], errs[i])
+		}()
+	}
+	wg.Wait()
+	return codes, outs, errs
+}
+
+func TestCatMovesBytesBothWays(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile, "--quiet")
+	rng := rand.New(rand.NewPCG(8, 8))
+	inA, inB := make([]byte, 1<<20), make([]byte, 1<<20+12345)
+	for i := range inA {
+		inA[i] = byte(rng.Uint32())
+	}
+	for i := range inB {
+		inB[i] = byte(rng.Uint32())
+	}
+	codes, outs, errs := catPair(t, addr, []string{"--secret-file", secretFile}, inA, inB)
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Errorf("cat %d exit %d; stderr:\n%s", i, codes[i], errs[i].String())
+		}
+		if !strings.Contains(errs[i].String(), "path=direct") {
+			t.Errorf("cat %d printed no path=direct line; stderr:\n%s", i, errs[i].String())
+		}
+	}
+	if !bytes.Equal(outs[1].Bytes(), inA) {
+		t.Errorf("b received %d bytes, a sent %d (equal: false)", len(outs[1].Bytes()), len(inA))
+	}
+	if !bytes.Equal(outs[0].Bytes(), inB) {
+		t.Errorf("a received %d bytes, b sent %d (equal: false)", len(outs[0].Bytes()), len(inB))
+	}
+}
+
+func TestCatOneWayAndEmpty(t *testing.T) {
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--insecure-dev", "--quiet")
+	codes, outs, errs := catPair(t, addr, []string{"--insecure-dev"}, []byte("hello over natpass\n"), nil)
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Fatalf("cat %d exit %d; stderr:\n%s", i, codes[i], errs[i].String())
+		}
+	}
+	if got := outs[1].String(); got != "hello over natpass\n" {
+		t.Fatalf("b got %q", got)
+	}
+	if got := outs[0].String(); got != "" {
+		t.Fatalf("a got %q from an empty stdin", got)
+	}
+}
+
+func TestCatUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--id", "a", "--insecure-dev"},
+		{"--server", "127.0.0.1:1", "--id", "a"},
+		{"--server", "127.0.0.1:1", "--id", "a", "--insecure-dev", "--relay", "sometimes"},
+		{"--server", "127.0.0.1:1", "--id", "a", "--insecure-dev", "--relay", "force"},
+	} {
+		if code := catMain(context.Background(), args, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+			t.Errorf("cat %v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestDemoCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := runDemo([]string{"--messages", "100", "--bulk", "1048576", "--pings", "20"}, &out, &errb); code != 0 {
+		t.Fatalf("demo exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	for _, want := range []string{"path=direct", "100 each way", "natpass demo: ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

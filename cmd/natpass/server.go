@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/natpass/natpass/driver"
+)
+
+// runServer runs a rendezvous server until SIGINT or SIGTERM:
+//
+//	natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+func runServer(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serverMain(ctx, args, stdout, stderr, nil)
+}
+
+// serverMain is runServer with the context and, for tests, a hook that learns the
+// server once it listens.
+func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, started func(*driver.Server)) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
+	listen2 := fs.String("listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
+	altPort := fs.String("alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
+	secretFile := fs.String("secret-file", "", "file holding the ticket secret")
+	insecure := fs.Bool("insecure-dev", false, "run without a secret: anyone may register under any ID (development only)")
+	quiet := fs.Bool("quiet", false, "do not log registrations and introductions")
+	statsEvery := fs.Duration("stats", 0, "print the counters this often (0: only at exit)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *listen == "" || (*secretFile == "") == !*insecure || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)")
+		return 2
+	}
+	cfg := driver.ServerConfig{Listen: *listen, AltAddr: *listen2, AltPort: *altPort, InsecureDev: *insecure}
+	if *secretFile != "" {
+		secret, err := readSecret(*secretFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "natpass server:", err)
+			return 1
+		}
+		cfg.Secret = secret
+	}
+	var logMu sync.Mutex
+	logf := func(format string, a ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, a...)...)
+	}
+	if !*quiet {
+		cfg.Log = func(line string) { logf("%s", line) }
+	}
+	s, err := driver.ListenServer(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "natpass server:", err)
+		return 1
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "natpass server listening on %v\n", s.Addrs())
+	if *insecure {
+		fmt.Fprintln(stderr, "natpass server: --insecure-dev: tickets are not checked; do not expose this server")
+	}
+	if started != nil {
+		started(s)
+	}
+	var tick <-chan time.Time
+	if *statsEvery > 0 {
+		t := time.NewTicker(*statsEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			printServerStats(stdout, s.Stats())
+		case <-ctx.Done():
+			s.Close()
+			printServerStats(stdout, s.Stats())
+			return 0
+		}
+	}
+}
+
+func printServerStats(w io.Writer, st driver.ServerStats) {
+	garbage := st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer +
+		st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint + st.DropSTUNUnknownAttr +
+		st.DropSTUNTooSmall + st.TooLong
+	fmt.Fprintf(w, "stats: in %d dgrams / %d B, out %d / %d B, sessions %d, registered %d, introductions %d, "+
+		"stun %d, bad tickets %d, rate-limited %d, garbage dropped %d\n",
+		st.DatagramsIn, st.BytesIn, st.DatagramsOut, st.BytesOut, st.Sessions, st.Registered, st.Introductions,
+		st.STUNBindings, st.BadTicket, st.DropRateLimited, garbage)
+}

@@ -1,0 +1,97 @@
+package driver
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+)
+
+// sendBatchLen is how many datagrams one sendmmsg carries at most.
+const sendBatchLen = 16
+
+// sendBatch collects datagrams for one socket. Each slot owns a buffer the
+// machine's PollTransmit writes into, and a *net.UDPAddr reused for its
+// destination, so batching allocates nothing.
+type sendBatch struct {
+	sock  *socket
+	n     int
+	bufs  [sendBatchLen][]byte
+	addrs [sendBatchLen]net.UDPAddr
+	ips   [sendBatchLen][16]byte
+	msgs  [sendBatchLen]ipv4.Message
+	fail  [sendBatchLen]bool
+	to    [sendBatchLen]netip.AddrPort
+
+	// gso holds a run of datagrams laid end to end for one GSO send; oob its
+	// control message.
+	gso [sendBatchLen * maxDatagram]byte
+	oob [64]byte
+	iov [sendBatchLen][1][]byte
+}
+
+func newSendBatch(bufLen int) sendBatch {
+	var b sendBatch
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, bufLen)
+	}
+	return b
+}
+
+// next is the buffer for the next datagram.
+func (b *sendBatch) next() []byte { return b.bufs[b.n] }
+
+func (b *sendBatch) full() bool { return b.n == sendBatchLen }
+
+// adopt copies p (which aliases slot n's buffer before a flush) into the fresh
+// slot 0 and returns the copy.
+func (b *sendBatch) adopt(p []byte) []byte {
+	return b.bufs[0][:copy(b.bufs[0], p)]
+}
+
+// add queues p (in slot n's buffer) for to from s.
+func (b *sendBatch) add(s *socket, p []byte, to netip.AddrPort) {
+	i := b.n
+	b.sock = s
+	a := &b.addrs[i]
+	ip := to.Addr()
+	if ip.Is4() {
+		b.ips[i] = ip.As16()
+		a.IP = b.ips[i][12:16]
+	} else {
+		b.ips[i] = ip.As16()
+		a.IP = b.ips[i][:]
+	}
+	a.Port, a.Zone = int(to.Port()), ip.Zone()
+	b.iov[i][0] = p
+	b.to[i] = to
+	b.msgs[i] = ipv4.Message{Buffers: b.iov[i][:], Addr: a}
+	b.n++
+}
+
+func (b *sendBatch) reset() {
+	b.n, b.sock = 0, nil
+	b.fail = [sendBatchLen]bool{}
+}
+
+// writeBatch sends ms; failed[i] (len(ms) of them) reports the datagrams the kernel refused (an
+// unreachable destination must not cost the others in the batch). Without batch
+// support (IPv6 sockets here; other platforms inside x/net) it writes one at a time.
+func (s *socket) writeBatch(ms []ipv4.Message, failed []bool) {
+	for i := 0; i < len(ms); {
+		if s.v4 != nil {
+			n, err := s.v4.WriteBatch(ms[i:], 0)
+			if err == nil && n > 0 {
+				i += n
+				continue
+			}
+		} else if _, err := s.conn.WriteToUDP(ms[i].Buffers[0], ms[i].Addr.(*net.UDPAddr)); err == nil {
+			ms[i].N = len(ms[i].Buffers[0])
+			i++
+			continue
+		}
+		// sendmmsg stops at the first datagram that fails: skip it, go on.
+		failed[i] = true
+		i++
+	}
+}

@@ -1,0 +1,427 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
+)
+
+// PathKind says which way a peer's traffic goes (node's type).
+type PathKind = node.PathKind
+
+// Path kinds.
+const (
+	PathNone   = node.PathNone
+	PathDirect = node.PathDirect
+	PathRelay  = node.PathRelay
+)
+
+// PathEvent reports that a connection's traffic moved: Kind is where it goes now,
+// Reason why ("direct confirmed", "direct timed out", ...).
+type PathEvent struct {
+	Kind          PathKind
+	Local, Remote netip.AddrPort
+	RTT           time.Duration
+	Reason        string
+}
+
+// Message is one message from the peer. Data belongs to the caller.
+type Message struct {
+	Lane int
+	Mode rudp.Mode
+	Data []byte
+}
+
+// pathQueue bounds a Conn's undelivered path events; when full the oldest is
+// dropped (Path always has the latest).
+const pathQueue = 16
+
+// msgOverhead is what a queued message counts against RecvQueueBytes beyond its
+// data, so that empty messages are bounded too.
+const msgOverhead = 64
+
+// Conn is an encrypted, reliable connection with one peer. Its methods are safe for
+// concurrent use.
+type Conn struct {
+	n        *Node
+	peer     string
+	incoming bool // the peer connected to us: Accept hands it out
+
+	up     chan struct{} // closed when the session is up
+	done   chan struct{} // closed when the connection ended
+	ready  chan struct{} // a message was queued (capacity 1)
+	paths  chan PathEvent
+	upOnce sync.Once
+
+	mu       sync.Mutex
+	q        []Message
+	head     int
+	qBytes   int
+	err      error // why the connection ended; nil while open
+	path     PathEvent
+	strategy string
+}
+
+func newConn(n *Node, peer string, incoming bool) *Conn {
+	return &Conn{
+		n: n, peer: peer, incoming: incoming,
+		up:    make(chan struct{}),
+		done:  make(chan struct{}),
+		ready: make(chan struct{}, 1),
+		paths: make(chan PathEvent, pathQueue),
+	}
+}
+
+// sortConns orders connections by peer ID.
+func sortConns(cs []*Conn) {
+	slices.SortFunc(cs, func(a, b *Conn) int { return strings.Compare(a.peer, b.peer) })
+}
+
+// Peer is the peer's ID.
+func (c *Conn) Peer() string { return c.peer }
+
+// Strategy is the punching strategy the node chose for this peer.
+func (c *Conn) Strategy() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.strategy
+}
+
+// Path is the connection's current path.
+func (c *Conn) Path() PathEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.path
+}
+
+// PathEvents delivers every path change (the oldest is dropped if 16 are unread).
+func (c *Conn) PathEvents() <-chan PathEvent { return c.paths }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Send queues msg for the peer on lane with mode; the bytes are copied before Send
+// returns. It does not wait: a full send buffer is ErrSendBufferFull.
+func (c *Conn) Send(lane int, mode rudp.Mode, msg []byte) error {
+	return c.send(context.Background(), false, lane, mode, msg)
+}
+
+// SendContext is Send that waits for room in the send buffer.
+func (c *Conn) SendContext(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
+	return c.send(ctx, true, lane, mode, msg)
+}
+
+// Flush waits until everything sent so far has been acknowledged by the peer.
+func (c *Conn) Flush(ctx context.Context) error {
+	cmd := getCommand()
+	cmd.kind, cmd.conn = cmdFlush, c
+	return c.n.wait(ctx, cmd)
+}
+
+func (c *Conn) send(ctx context.Context, wait bool, lane int, mode rudp.Mode, msg []byte) error {
+	if err := c.closeErr(); err != nil {
+		return err
+	}
+	cmd := getCommand()
+	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSendNow, c, lane, mode, msg
+	if wait {
+		cmd.kind = cmdSend
+	}
+	return c.n.wait(ctx, cmd)
+}
+
+// Recv returns the next message. After the peer's normal close it returns io.EOF
+// once every message before the close was read.
+func (c *Conn) Recv(ctx context.Context) (Message, error) {
+	for {
+		c.mu.Lock()
+		if c.head < len(c.q) {
+			m := c.q[c.head]
+			c.q[c.head] = Message{}
+			c.head++
+			c.qBytes -= len(m.Data) + msgOverhead
+			if c.head == len(c.q) {
+				c.q, c.head = c.q[:0], 0
+			}
+			c.mu.Unlock()
+			return m, nil
+		}
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return Message{}, err
+		}
+		select {
+		case <-c.ready:
+		case <-c.done:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// Stats returns the connection's rudp statistics.
+func (c *Conn) Stats() (rudp.Stats, error) {
+	var st rudp.Stats
+	err := c.n.do(func(proto.Instant) { st, _ = c.n.nm.ConnStats(c.peer) })
+	return st, err
+}
+
+// Close ends the connection: queued and unacknowledged messages are dropped (Flush
+// first to deliver them) and the peer is told. Recv then returns ErrConnClosed.
+func (c *Conn) Close() error {
+	return c.n.do(func(now proto.Instant) {
+		c.fail(fmt.Errorf("%w: closed locally", ErrConnClosed))
+		_ = c.n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "closed")
+	})
+}
+
+// closeErr is why the connection ended, or nil.
+func (c *Conn) closeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *Conn) isUp() bool {
+	select {
+	case <-c.up:
+		return true
+	default:
+		return false
+	}
+}
+
+// The methods below run on the loop goroutine.
+
+func (c *Conn) markUp() { c.upOnce.Do(func() { close(c.up) }) }
+
+func (c *Conn) setStrategy(s string) {
+	c.mu.Lock()
+	c.strategy = s
+	c.mu.Unlock()
+}
+
+func (c *Conn) setPath(e PathEvent) {
+	c.mu.Lock()
+	c.path = e
+	c.mu.Unlock()
+	for range 2 {
+		select {
+		case c.paths <- e:
+			return
+		default:
+			select {
+			case <-c.paths: // drop the oldest
+			default:
+			}
+		}
+	}
+}
+
+// push queues m; false when the queue is over its bound (the caller closes).
+func (c *Conn) push(m Message, limit int) bool {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return true // closed locally: drop quietly
+	}
+	if c.qBytes+len(m.Data)+msgOverhead > limit {
+		c.mu.Unlock()
+		c.fail(ErrRecvOverflow)
+		return false
+	}
+	if c.head > 0 && c.head >= len(c.q)/2 {
+		// Slide the unread part down so the slice does not creep forward forever.
+		n := copy(c.q, c.q[c.head:])
+		clear(c.q[n:])
+		c.q, c.head = c.q[:n], 0
+	}
+	c.q = append(c.q, m)
+	c.qBytes += len(m.Data) + msgOverhead
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// peerClosed: the peer connection ended with reason (rudp's CloseReason text).
+func (c *Conn) peerClosed(reason string) {
+	// rudp formats a peer's normal close as `peer close, code 0x0: "..."`; node
+	// passes only that text on, so the prefix is the one way to tell it apart.
+	if strings.HasPrefix(reason, "peer close, code 0x0:") {
+		c.fail(io.EOF)
+		return
+	}
+	c.fail(fmt.Errorf("%w: %s", ErrConnClosed, reason))
+}
+
+// fail ends the connection with err (the first reason wins).
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	c.mu.Unlock()
+	close(c.done)
+}
+
+// Commands: how API goroutines reach the loop without allocating.
+
+type cmdKind uint8
+
+const (
+	cmdFunc    cmdKind = iota // run fn
+	cmdSendNow                // node.Send; a full buffer is an error
+	cmdSend                   // node.Send; a full buffer parks the command
+	cmdFlush                  // wait until nothing sent is unacknowledged
+)
+
+// command is one request to the loop. Parked commands (a send waiting for buffer
+// room, a flush) stay in Node.waiters; mu guards finished and cancelled, so that a
+// caller whose context ended and the loop agree on who owns the command.
+type command struct {
+	kind cmdKind
+	fn   func(now proto.Instant)
+	conn *Conn
+	lane int
+	mode rudp.Mode
+	msg  []byte
+
+	mu        sync.Mutex
+	finished  bool
+	cancelled bool
+	err       error
+	done      chan struct{} // capacity 1: signalled once by finish
+}
+
+var commandPool = sync.Pool{New: func() any { return &command{done: make(chan struct{}, 1)} }}
+
+func getCommand() *command { return commandPool.Get().(*command) }
+
+func putCommand(c *command) {
+	c.kind, c.fn, c.conn, c.msg, c.err = cmdFunc, nil, nil, nil, nil
+	c.finished, c.cancelled = false, false
+	select {
+	case <-c.done:
+	default:
+	}
+	commandPool.Put(c)
+}
+
+// finish completes c with err, unless its caller gave up on it.
+func (c *command) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finishLocked(err)
+}
+
+func (c *command) finishLocked(err error) {
+	if c.finished || c.cancelled {
+		return
+	}
+	c.finished = true
+	c.err = err
+	c.done <- struct{}{}
+}
+
+// run executes c on the loop; a command that cannot complete yet parks.
+func (c *command) run(n *Node, now proto.Instant) {
+	if c.kind == cmdFunc {
+		c.fn(now)
+		c.finish(nil)
+		return
+	}
+	if !c.attempt(n, now) {
+		n.waiters = append(n.waiters, c)
+	}
+}
+
+// attempt tries a send or flush; true when c is finished (or cancelled). It holds
+// c.mu throughout, so a caller cannot give up (and reuse msg) while its bytes are
+// being copied.
+func (c *command) attempt(n *Node, now proto.Instant) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancelled {
+		return true
+	}
+	if err := c.conn.closeErr(); err != nil {
+		c.finishLocked(err)
+		return true
+	}
+	switch c.kind {
+	case cmdFlush:
+		st, ok := n.nm.ConnStats(c.conn.peer)
+		if ok && st.SendBuffered > 0 {
+			return false
+		}
+		c.finishLocked(nil)
+	default:
+		err := n.nm.Send(now, c.conn.peer, c.lane, c.mode, c.msg)
+		if c.kind == cmdSend && errors.Is(err, rudp.ErrSendBufferFull) {
+			return false
+		}
+		c.finishLocked(err)
+	}
+	return true
+}
+
+// checkWaiters retries parked commands after the machine moved.
+func (n *Node) checkWaiters(now proto.Instant) {
+	keep := n.waiters[:0]
+	for _, c := range n.waiters {
+		if !c.attempt(n, now) {
+			keep = append(keep, c)
+		}
+	}
+	clear(n.waiters[len(keep):])
+	n.waiters = keep
+}
+
+// wait sends cmd to the loop and waits for it, for ctx, or for the node to stop.
+func (n *Node) wait(ctx context.Context, cmd *command) error {
+	if err := n.send(cmd); err != nil {
+		return err
+	}
+	select {
+	case <-cmd.done:
+	case <-ctx.Done():
+		cmd.mu.Lock()
+		if !cmd.finished {
+			// The loop may still hold cmd among its waiters: it sees cancelled and
+			// drops it. cmd goes to the garbage collector, not back to the pool.
+			cmd.cancelled = true
+			cmd.mu.Unlock()
+			return ctx.Err()
+		}
+		cmd.mu.Unlock()
+		<-cmd.done
+	case <-n.exited:
+		cmd.mu.Lock()
+		if !cmd.finished {
+			cmd.cancelled = true
+			cmd.mu.Unlock()
+			return n.stopErr()
+		}
+		cmd.mu.Unlock()
+		<-cmd.done
+	}
+	err := cmd.err
+	putCommand(cmd)
+	return err
+}

@@ -1,0 +1,54 @@
+// Package driver runs natpass on real UDP sockets: it binds the node and rendezvous
+// state machines to net.UDPConn and gives Go programs a blocking API in the style
+// of the standard library.
+//
+//	srv, _ := driver.ListenServer(driver.ServerConfig{Listen: "203.0.113.1:3478", Secret: secret})
+//	n, _ := driver.Listen(ctx, driver.Config{Server: "203.0.113.1:3478", ID: "alice", Ticket: t, PrivateKey: k})
+//	c, _ := n.Connect(ctx, "bob")              // or n.Accept(ctx) on bob's side
+//	c.Send(0, rudp.ReliableOrdered, []byte("hi"))
+//	m, _ := c.Recv(ctx)                         // io.EOF after the peer's Close
+//
+// # How a machine runs
+//
+// Each Node and Server owns one machine (node.Node, rendezvous.Server), which is
+// not safe for concurrent use, and one goroutine, the loop, that alone calls it:
+//
+//	socket readers ──packets──▶ ┐
+//	API calls ─────commands───▶ ├─ loop: Handle*/command, then the drain rule:
+//	timer (machine Deadline) ─▶ ┘        PollTransmit until false (sent in
+//	                                     GSO runs or sendmmsg batches), PollEvent
+//	                                     until false, re-arm the one timer
+//	                                     at Deadline
+//
+// One goroutine per socket reads datagrams into buffers from a fixed pool (512
+// buffers plus what each socket brings, 256 queued to the loop at most; the main
+// and server sockets read up to 8 at a time with recvmmsg on Linux): when the loop
+// falls behind the readers wait and the kernel drops, so a flood costs bounded
+// memory. Datagrams longer than
+// any natpass datagram are dropped unread; everything the machine refuses is
+// counted (Stats.Rejected, and by reason in Stats.Node). The machine's clock is
+// time.Since of the node's start (monotonic); wall time enters once, as the
+// WallClock anchor.
+//
+// Extra sockets (EventOpenSockets: NAT measurement, birthday punching) are bound
+// on the main socket's IP, each with its reader, up to Config.MaxExtraSockets. A
+// Transmit with TTL set leaves with that IP TTL (hop limit on IPv6): the socket
+// option is set around that one write, which only the loop makes.
+//
+// # The API
+//
+// Listen returns once the server admitted the node; NAT waits for the NAT
+// measurement. Connect asks for an introduction and returns when the encrypted
+// session is up; Accept returns the connections peers opened. A Conn's Send
+// copies the message and never blocks (ErrSendBufferFull when rudp's send buffer
+// is full); SendContext waits for room; Flush waits until the peer acknowledged
+// everything; Recv returns messages in delivery order, then io.EOF after the
+// peer's Close, or ErrConnClosed, ErrClosed. Received messages wait in a bounded
+// queue per Conn (Config.RecvQueueBytes); an application that never reads gets
+// its connection closed with ErrRecvOverflow rather than unbounded memory. Path
+// changes arrive on Conn.PathEvents and Config.OnPath. Contexts bound every wait;
+// Close ends everything and returns when every goroutine has.
+//
+// Commands reach the loop through a channel of pooled command values and the
+// loop answers on the command's own channel, so Send allocates nothing.
+package driver

@@ -1,0 +1,46 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
+)
+
+// Errors of the Go API. Compare with errors.Is: most are returned wrapped, with
+// the reason the machine gave.
+var (
+	// ErrClosed: the Node (or Server) was closed, or stopped on its own (the server
+	// refused the ticket, or never answered).
+	ErrClosed = errors.New("driver: node closed")
+	// ErrConnClosed: the connection with the peer ended (Conn.Close, the peer's
+	// close with an error code, idle timeout, protocol violation). A peer's normal
+	// close (code 0) reads as io.EOF instead, once every message before it was read.
+	ErrConnClosed = errors.New("driver: connection closed")
+	// ErrPeerRefused: the server would not introduce the peer (unknown, not ready in
+	// time, rate limited); the wrapped *PeerError has the code.
+	ErrPeerRefused = errors.New("driver: server refused the introduction")
+	// ErrRecvOverflow: the application did not Recv fast enough and the connection's
+	// receive queue (Config.RecvQueueBytes) overflowed; the connection was closed
+	// rather than deliver a reliable stream with a hole in it.
+	ErrRecvOverflow = errors.New("driver: receive queue overflow")
+	// ErrSendBufferFull is rudp's: Send found the send buffer full (SendContext
+	// waits instead).
+	ErrSendBufferFull = rudp.ErrSendBufferFull
+	// ErrBadConfig: Listen or ListenServer got an unusable configuration.
+	ErrBadConfig = errors.New("driver: bad configuration")
+)
+
+// PeerError is the server's refusal to introduce a peer.
+type PeerError struct {
+	Peer string
+	Code proto.ErrorCode
+	Text string
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("driver: introduction to %q refused (code %d): %s", e.Peer, e.Code, e.Text)
+}
+
+func (e *PeerError) Unwrap() error { return ErrPeerRefused }

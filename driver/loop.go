@@ -1,0 +1,292 @@
+package driver
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
+
+// machine is the state-machine contract every natpass machine keeps (DESIGN §2);
+// node.Node and rendezvous.Server both satisfy it.
+type machine interface {
+	HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error
+	HandleTimeout(now proto.Instant)
+	PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool)
+	Deadline() proto.Instant
+}
+
+// Bounds of the receive path: the loop holds at most inQueue buffers waiting, and
+// the readers fill buffers from a pool of poolSize plus what each socket brings
+// (one, or recvBatchLen for a batch reader), so that every reader always finds
+// one however many sockets there are. With maxSockets that is all the memory a
+// flood can take, besides the kernel's socket buffers.
+const (
+	poolSize   = 512
+	inQueue    = 256
+	maxSockets = 1024
+)
+
+// counters are the loop's own statistics, readable from any goroutine.
+type counters struct {
+	datagramsIn, bytesIn   atomic.Uint64
+	datagramsOut, bytesOut atomic.Uint64
+	rejected               atomic.Uint64 // HandleDatagram returned an error: garbage, replays, strays
+	tooLong                atomic.Uint64 // longer than maxDatagram, dropped before the machine
+	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
+	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
+	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
+}
+
+// loop owns one machine and runs it: one goroutine per socket reads, one goroutine
+// (run) calls the machine, which is not safe for concurrent use. It follows the
+// drain rule after every call and keeps one timer at the machine's Deadline.
+type loop struct {
+	m     machine
+	start time.Time
+	last  proto.Instant
+
+	main    *socket
+	sockets map[netip.AddrPort]*socket
+	all     []*socket
+
+	free chan *packet
+	in   chan *packet
+	done chan struct{} // closed when the loop stops: readers exit
+	wg   sync.WaitGroup
+
+	timer *time.Timer
+	armed proto.Instant
+
+	batch sendBatch
+	stats counters
+
+	batchSockets int
+	// dropInbound is Config.DropInbound, applied to every socket added.
+	dropInbound float64
+
+	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
+	// polls the machine's events there.
+	drained func(now proto.Instant)
+}
+
+func newLoop(m machine, start time.Time, txBufLen int) *loop {
+	l := &loop{
+		m:       m,
+		start:   start,
+		sockets: map[netip.AddrPort]*socket{},
+		free:    make(chan *packet, poolSize+maxSockets+8*recvBatchLen),
+		in:      make(chan *packet, inQueue),
+		done:    make(chan struct{}),
+		timer:   time.NewTimer(time.Hour),
+		armed:   proto.Never,
+		batch:   newSendBatch(txBufLen),
+	}
+	l.timer.Stop()
+	for range poolSize {
+		l.free <- new(packet)
+	}
+	return l
+}
+
+// now is the machine's clock: monotonic nanoseconds since start, never decreasing.
+func (l *loop) now() proto.Instant {
+	t := proto.Instant(time.Since(l.start))
+	if t < l.last {
+		t = l.last
+	}
+	l.last = t
+	return t
+}
+
+// addSocket registers s under its address and starts its reader; batch readers
+// (recvmmsg) are for the few busy sockets: main sockets, the server's.
+func (l *loop) addSocket(s *socket, batch bool) {
+	s.batch = batch && l.batchSockets < 8
+	bring := 1
+	if s.batch {
+		l.batchSockets++
+		bring = recvBatchLen
+	}
+	for range bring {
+		l.free <- new(packet)
+	}
+	if l.main == nil {
+		l.main = s
+	}
+	l.sockets[s.addr] = s
+	l.all = append(l.all, s)
+	if l.dropInbound > 0 {
+		s.dropRate = l.dropInbound
+		s.dropRNG = rand.New(rand.NewPCG(uint64(s.addr.Port()), uint64(len(l.all))))
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		s.readLoop(l.free, l.in, l.done, &l.stats.tooLong)
+	}()
+}
+
+// handlePacket gives one datagram to the machine and drains.
+func (l *loop) handlePacket(p *packet) {
+	now := l.now()
+	l.stats.datagramsIn.Add(1)
+	l.stats.bytesIn.Add(uint64(p.n))
+	if err := l.m.HandleDatagram(now, p.sock.addr, p.from, p.buf[:p.n]); err != nil {
+		l.stats.rejected.Add(1)
+	}
+	l.free <- p
+	l.drain(now)
+}
+
+// handleTimer runs the machine's timers if they are due and drains.
+func (l *loop) handleTimer() {
+	l.armed = proto.Never
+	now := l.now()
+	if now >= l.m.Deadline() {
+		l.m.HandleTimeout(now)
+	}
+	l.drain(now)
+}
+
+// drain is the drain rule: every transmit, then the owner's events.
+func (l *loop) drain(now proto.Instant) {
+	l.drainTransmits(now)
+	if l.drained != nil {
+		l.drained(now)
+	}
+}
+
+// drainTransmits sends every datagram the machine has queued. Consecutive
+// datagrams from one socket go out together in one sendmmsg where the platform has
+// it (x/net's WriteBatch; one write per datagram elsewhere).
+func (l *loop) drainTransmits(now proto.Instant) {
+	for {
+		slot := l.batch.next()
+		t, ok := l.m.PollTransmit(now, slot)
+		if !ok {
+			break
+		}
+		s := l.sockets[t.From]
+		if s == nil {
+			l.stats.unknownFrom.Add(1)
+			s = l.main
+		}
+		if t.TTL != 0 {
+			// TTL-limited primers are rare and set a socket option: alone.
+			l.flush()
+			l.count(s.write(t.Payload, t.To, t.TTL), len(t.Payload))
+			continue
+		}
+		if l.batch.n > 0 && l.batch.sock != s {
+			// Flush what queued for another socket; this datagram's bytes sit in
+			// the slot that the batch hands out again first.
+			pending := t.Payload
+			l.flush()
+			t.Payload = l.batch.adopt(pending)
+		}
+		l.batch.add(s, t.Payload, t.To)
+		if l.batch.full() {
+			l.flush()
+		}
+	}
+	l.flush()
+}
+
+// flush sends the batched datagrams: runs of equal-size datagrams to one
+// destination in one GSO send where the kernel can, the rest with sendmmsg.
+func (l *loop) flush() {
+	b := &l.batch
+	if b.n == 0 {
+		return
+	}
+	if !gsoSupported || b.sock.noGSO || b.n < 2 {
+		l.sendmmsg(0, b.n)
+		b.reset()
+		return
+	}
+	for i := 0; i < b.n; {
+		seg, to := len(b.iov[i][0]), b.to[i]
+		j := i + 1
+		// Every segment but the last is seg bytes; the last may be shorter.
+		for j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg && len(b.iov[j][0]) <= seg {
+			j++
+		}
+		if j-i < 2 || !l.sendGSO(i, j, seg, to) {
+			l.sendmmsg(i, j)
+		}
+		i = j
+	}
+	b.reset()
+}
+
+// sendmmsg sends batch slots [i, j) with sendmmsg.
+func (l *loop) sendmmsg(i, j int) {
+	b := &l.batch
+	b.sock.writeBatch(b.msgs[i:j], b.fail[i:j])
+	for k := i; k < j; k++ {
+		if b.fail[k] {
+			l.stats.writeErrors.Add(1)
+		} else {
+			l.count(nil, len(b.iov[k][0]))
+		}
+	}
+}
+
+// sendGSO sends slots [i, j) as one GSO send; false when it failed (the caller
+// sends them one by one, and a failure that means "no GSO here" turns it off).
+func (l *loop) sendGSO(i, j, seg int, to netip.AddrPort) bool {
+	b := &l.batch
+	n := 0
+	for k := i; k < j; k++ {
+		n += copy(b.gso[n:], b.iov[k][0])
+	}
+	if err := b.sock.writeGSO(b.gso[:n], seg, to, b.oob[:]); err != nil {
+		if gsoUnsupported(err) {
+			b.sock.noGSO = true
+		}
+		return false
+	}
+	for k := i; k < j; k++ {
+		l.count(nil, len(b.iov[k][0]))
+	}
+	l.stats.gsoSends.Add(1)
+	return true
+}
+
+func (l *loop) count(err error, n int) {
+	if err != nil {
+		l.stats.writeErrors.Add(1)
+		return
+	}
+	l.stats.datagramsOut.Add(1)
+	l.stats.bytesOut.Add(uint64(n))
+}
+
+// arm sets the timer to the machine's deadline if it moved.
+func (l *loop) arm() {
+	d := l.m.Deadline()
+	if d == l.armed {
+		return
+	}
+	l.armed = d
+	if d == proto.Never {
+		l.timer.Stop()
+		return
+	}
+	l.timer.Reset(time.Duration(d - proto.Instant(time.Since(l.start))))
+}
+
+// shutdown closes every socket and waits for the readers. Only the loop goroutine
+// calls it, once, after its last machine call.
+func (l *loop) shutdown() {
+	l.timer.Stop()
+	close(l.done)
+	for _, s := range l.all {
+		s.conn.Close()
+	}
+	l.wg.Wait()
+}

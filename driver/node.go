@@ -1,0 +1,673 @@
+package driver
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rendezvous"
+	"github.com/natpass/natpass/rudp"
+)
+
+// Config configures a Node.
+type Config struct {
+	// Server is the rendezvous server's primary address, "host:port". Required.
+	Server string
+	// ID is this node's peer ID (1–64 bytes). Required.
+	ID string
+	// PrivateKey is the node's static X25519 key. The zero key means: draw one
+	// (only useful with Secret or InsecureDev, which mint a ticket for it).
+	PrivateKey [32]byte
+	// Exactly one way to get admitted: Ticket, an encoded ticket the app backend
+	// minted for ID and PrivateKey's public key; Secret, the server secret, from
+	// which the driver mints a ticket itself; or InsecureDev, for a server run with
+	// --insecure-dev, which checks no ticket MAC.
+	Ticket      []byte
+	Secret      []byte
+	InsecureDev bool
+	// TicketTTL is the lifetime of a ticket minted from Secret or InsecureDev
+	// (default 24 h).
+	TicketTTL time.Duration
+
+	// Listen is the local address of the main socket (default ":0"). With an
+	// unspecified IP the driver binds the IP it would use to reach the server, so
+	// the address the node announces is one peers on its network can reach.
+	Listen string
+	// RUDP configures every peer connection; the zero value is rudp's defaults.
+	RUDP rudp.Config
+	// RegisterTimeout bounds the first registration (default 30 s): Listen fails
+	// when no answer came by then. Later, when the server is lost, the node keeps
+	// trying to register again for as long as it lives, and its direct sessions
+	// go on meanwhile.
+	RegisterTimeout time.Duration
+	// RecvQueueBytes bounds each connection's received messages not yet read with
+	// Recv (default 16 MiB); past it the connection closes with ErrRecvOverflow.
+	RecvQueueBytes int
+	// AcceptQueue bounds incoming connections not yet taken by Accept (default
+	// 16); further ones are closed at once.
+	AcceptQueue int
+	// OnPath, when set, hears every path change of every peer, before the
+	// connection is up too (Conn.PathEvents starts only with the Conn). It runs on
+	// the node's goroutine: it must be quick and must not call the Node.
+	OnPath func(peer string, e PathEvent)
+	// DropInbound is a testing aid, 0 in real use: the node discards this share of
+	// the datagrams it receives, chosen at random, before the machine sees them
+	// (a loss model for benchmarks and tests on loopback).
+	DropInbound float64
+	// MaxExtraSockets bounds the extra sockets the node may ask for, NAT
+	// measurement and birthday punching together (default 600).
+	MaxExtraSockets int
+}
+
+// Defaults of Config.
+const (
+	defaultTicketTTL       = 24 * time.Hour
+	defaultRecvQueueBytes  = 16 << 20
+	defaultAcceptQueue     = 16
+	defaultMaxExtraSockets = 600
+	// txBufLen holds any datagram the node may emit: rudp writes whole datagrams of
+	// at most RUDP.DatagramSizeMax bytes (headroom and tag included), which
+	// newNode keeps within it.
+	txBufLen = maxDatagram
+	// closeCodeOverflow is the rudp close code sent when our receive queue
+	// overflowed (application codes are below rudp's 0xff00).
+	closeCodeOverflow      uint16 = 0xfe01
+	defaultRegisterTimeout        = 30 * time.Second
+	// nodeRegisterForever is the node machine's RegisterTimeout. The machine gives
+	// up re-registering after its RegisterTimeout and then closes, direct sessions
+	// and all; a server that is down for a while must not end sessions that do not
+	// need it (issue 8). So the driver bounds only the first registration, in
+	// Listen, and lets the machine retry for as long as the Node lives.
+	nodeRegisterForever = 100 * 365 * 24 * time.Hour
+	// closeCodeNodeClosing: Node.Close ended the connection, which is not the
+	// graceful end of a stream (Conn.Close sends code 0): the peer reads
+	// ErrConnClosed, not io.EOF.
+	closeCodeNodeClosing uint16 = 0xfe02
+)
+
+// devSecret mints tickets for an --insecure-dev server, which checks their layout
+// and expiry but not their MAC.
+var devSecret = []byte("natpass insecure development ticket")
+
+// NewKey draws a static X25519 key pair from crypto/rand.
+func NewKey() (priv, pub [32]byte, err error) {
+	if _, err = rand.Read(priv[:]); err != nil {
+		return priv, pub, err
+	}
+	p, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	copy(pub[:], p)
+	return priv, pub, err
+}
+
+// PublicKey returns the public key of priv.
+func PublicKey(priv [32]byte) ([32]byte, error) {
+	var pub [32]byte
+	p, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	copy(pub[:], p)
+	return pub, err
+}
+
+// MintTicket mints a ticket for id and pub, valid for ttl from now, under secret
+// (at least rendezvous.MinSecretLen bytes).
+func MintTicket(secret []byte, id string, pub [32]byte, ttl time.Duration) ([]byte, error) {
+	if len(secret) < rendezvous.MinSecretLen {
+		return nil, fmt.Errorf("%w: secret shorter than %d bytes", ErrBadConfig, rendezvous.MinSecretLen)
+	}
+	if len(id) == 0 || len(id) > proto.MaxPeerIDLen {
+		return nil, fmt.Errorf("%w: peer ID must be 1–%d bytes", ErrBadConfig, proto.MaxPeerIDLen)
+	}
+	t := proto.Ticket{PeerID: []byte(id), PublicKey: pub, ExpiryUnix: uint64(time.Now().Add(ttl).Unix())}
+	return rendezvous.MintTicket(secret, t), nil
+}
+
+// Node is one device on natpass: a node.Node bound to real UDP sockets. Its methods
+// are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	id   string
+	loop *loop
+	nm   *node.Node
+	cmds chan *command
+	// exited is closed when the loop goroutine has stopped and every socket is
+	// closed.
+	exited chan struct{}
+	// dead is closed when the node stopped for good (Close or EventClosed).
+	dead     chan struct{}
+	deadOnce sync.Once
+
+	registered chan struct{}
+	natReady   chan struct{}
+	accept     chan *Conn
+
+	mu       sync.Mutex
+	err      error // why the node stopped
+	observed netip.AddrPort
+	nat      proto.NATBehavior
+	local    netip.AddrPort
+
+	// Loop-owned.
+	conns    map[string]*Conn
+	waiters  []*command // Flush and SendContext calls waiting on the send buffer
+	extras   int
+	closing  bool
+	natSeen  bool
+	regSeen  bool
+	lastStat node.Stats
+}
+
+// Listen opens the node's socket, registers with the server and returns once the
+// server admitted the node. ctx bounds only the registration; the Node lives until
+// Close.
+func Listen(ctx context.Context, cfg Config) (*Node, error) {
+	n, err := newNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	timeout := time.NewTimer(n.cfg.RegisterTimeout)
+	defer timeout.Stop()
+	select {
+	case <-n.registered:
+		return n, nil
+	case <-timeout.C:
+		n.Close()
+		return nil, fmt.Errorf("%w: no answer from the server %s within %v", ErrClosed, cfg.Server, n.cfg.RegisterTimeout)
+	case <-n.dead:
+		err := n.stopErr()
+		n.Close()
+		return nil, err
+	case <-ctx.Done():
+		n.Close()
+		return nil, ctx.Err()
+	}
+}
+
+func newNode(cfg Config) (*Node, error) {
+	if cfg.ID == "" || len(cfg.ID) > proto.MaxPeerIDLen {
+		return nil, fmt.Errorf("%w: ID must be 1–%d bytes", ErrBadConfig, proto.MaxPeerIDLen)
+	}
+	ways := 0
+	for _, b := range []bool{len(cfg.Ticket) > 0, len(cfg.Secret) > 0, cfg.InsecureDev} {
+		if b {
+			ways++
+		}
+	}
+	if ways != 1 {
+		return nil, fmt.Errorf("%w: set exactly one of Ticket, Secret, InsecureDev", ErrBadConfig)
+	}
+	if cfg.RegisterTimeout == 0 {
+		cfg.RegisterTimeout = defaultRegisterTimeout
+	}
+	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
+		return nil, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
+	}
+	if cfg.TicketTTL == 0 {
+		cfg.TicketTTL = defaultTicketTTL
+	}
+	if cfg.RecvQueueBytes == 0 {
+		cfg.RecvQueueBytes = defaultRecvQueueBytes
+	}
+	if cfg.AcceptQueue == 0 {
+		cfg.AcceptQueue = defaultAcceptQueue
+	}
+	if cfg.MaxExtraSockets == 0 {
+		cfg.MaxExtraSockets = defaultMaxExtraSockets
+	}
+	if cfg.MaxExtraSockets < 0 || cfg.MaxExtraSockets >= maxSockets {
+		return nil, fmt.Errorf("%w: MaxExtraSockets must be below %d", ErrBadConfig, maxSockets)
+	}
+	if cfg.PrivateKey == ([32]byte{}) {
+		if len(cfg.Ticket) > 0 {
+			return nil, fmt.Errorf("%w: a Ticket needs the PrivateKey it was minted for", ErrBadConfig)
+		}
+		var err error
+		if cfg.PrivateKey, _, err = NewKey(); err != nil {
+			return nil, err
+		}
+	}
+	pub, err := PublicKey(cfg.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	ticket := cfg.Ticket
+	if len(ticket) == 0 {
+		secret := cfg.Secret
+		if cfg.InsecureDev {
+			secret = devSecret
+		}
+		if ticket, err = MintTicket(secret, cfg.ID, pub, cfg.TicketTTL); err != nil {
+			return nil, err
+		}
+	}
+	// The server admits the ticket's ID and key; catch a mix-up here, where it can
+	// be named, rather than as a refusal or a peer nobody finds.
+	var tk proto.Ticket
+	if err := tk.Parse(ticket); err != nil {
+		return nil, fmt.Errorf("%w: ticket: %v", ErrBadConfig, err)
+	}
+	if string(tk.PeerID) != cfg.ID || tk.PublicKey != pub {
+		return nil, fmt.Errorf("%w: the ticket is for ID %q and another key than this node's (ID %q)", ErrBadConfig, tk.PeerID, cfg.ID)
+	}
+	server, err := resolve(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: server: %v", ErrBadConfig, err)
+	}
+	bind, name, err := localFor(cfg.Listen, server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
+	}
+	main, err := listenUDP(bind, name)
+	if err != nil {
+		return nil, err
+	}
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		main.conn.Close()
+		return nil, err
+	}
+	start := time.Now()
+	nm := node.New(node.Config{
+		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
+		Local: main.addr, Server: server, Seed: seed,
+		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
+		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP,
+	})
+	n := &Node{
+		cfg: cfg, id: cfg.ID, nm: nm,
+		cmds:       make(chan *command, 64),
+		exited:     make(chan struct{}),
+		dead:       make(chan struct{}),
+		registered: make(chan struct{}),
+		natReady:   make(chan struct{}),
+		accept:     make(chan *Conn, cfg.AcceptQueue),
+		conns:      map[string]*Conn{},
+		local:      main.addr,
+	}
+	n.loop = newLoop(nm, start, txBufLen)
+	n.loop.drained = n.events
+	n.loop.dropInbound = cfg.DropInbound
+	n.loop.addSocket(main, true)
+	go n.run()
+	n.do(func(now proto.Instant) { nm.Start(now) })
+	return n, nil
+}
+
+// resolve turns "host:port" into one address, IPv4 preferred.
+func resolve(hostport string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	a, err := net.ResolveUDPAddr("udp", hostport)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// localFor picks the address to bind and the name the node gives its main socket.
+// An unspecified listen IP becomes the source IP the kernel would route to the
+// server from (a connected UDP socket sends nothing), so that Local and the host
+// candidate are addresses peers on the same network can reach.
+func localFor(listen string, server netip.AddrPort) (bind, name netip.AddrPort, err error) {
+	if listen == "" {
+		listen = ":0"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return bind, name, err
+	}
+	var p uint16
+	if port != "" {
+		ap, err := netip.ParseAddrPort("0.0.0.0:" + port)
+		if err != nil {
+			return bind, name, err
+		}
+		p = ap.Port()
+	}
+	if host != "" {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return bind, name, err
+		}
+		if !ip.IsUnspecified() {
+			bind = netip.AddrPortFrom(ip.Unmap(), p)
+			return bind, bind, nil
+		}
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		return bind, name, err
+	}
+	ip := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	c.Close()
+	bind = netip.AddrPortFrom(ip, p)
+	return bind, bind, nil
+}
+
+// LocalAddr is the node's main socket.
+func (n *Node) LocalAddr() netip.AddrPort { return n.local }
+
+// ID is the node's peer ID.
+func (n *Node) ID() string { return n.id }
+
+// Observed is the node's address as the server sees it.
+func (n *Node) Observed() netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.observed
+}
+
+// NATReport is what the node measured about the NAT in front of it.
+type NATReport struct {
+	Behavior proto.NATBehavior
+	Observed netip.AddrPort // the external (server-reflexive) address
+	Local    netip.AddrPort // the node's own socket
+}
+
+// NAT waits for the node's NAT measurement (a few round trips to the server, and
+// the timeouts of answers a filtering NAT never lets through: up to ~10 s).
+func (n *Node) NAT(ctx context.Context) (NATReport, error) {
+	select {
+	case <-n.natReady:
+	case <-n.dead:
+		return NATReport{}, n.stopErr()
+	case <-ctx.Done():
+		return NATReport{}, ctx.Err()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NATReport{Behavior: n.nat, Observed: n.observed, Local: n.local}, nil
+}
+
+// Stats are a node's counters.
+type Stats struct {
+	DatagramsIn, BytesIn   uint64
+	DatagramsOut, BytesOut uint64
+	// Rejected counts datagrams the node machine refused (garbage, forged or
+	// replayed packets, strays); Node breaks them down by reason.
+	Rejected    uint64
+	TooLong     uint64 // longer than any natpass datagram; dropped unread
+	WriteErrors uint64 // sends the kernel refused
+	Sockets     int    // open UDP sockets
+	Node        node.Stats
+}
+
+// Stats returns the counters. After Close they are the last ones seen.
+func (n *Node) Stats() Stats {
+	st := Stats{
+		DatagramsIn: n.loop.stats.datagramsIn.Load(), BytesIn: n.loop.stats.bytesIn.Load(),
+		DatagramsOut: n.loop.stats.datagramsOut.Load(), BytesOut: n.loop.stats.bytesOut.Load(),
+		Rejected: n.loop.stats.rejected.Load(), TooLong: n.loop.stats.tooLong.Load(),
+		WriteErrors: n.loop.stats.writeErrors.Load(),
+	}
+	var ns node.Stats
+	var socks int
+	if n.do(func(proto.Instant) { ns, socks = n.nm.Stats(), len(n.loop.all) }) != nil {
+		n.mu.Lock()
+		ns = n.lastStat
+		n.mu.Unlock()
+	}
+	st.Node, st.Sockets = ns, socks
+	return st
+}
+
+// Close closes every connection (telling each peer), stops the node and closes its
+// sockets. It returns once every goroutine of the node has ended.
+func (n *Node) Close() error {
+	n.do(func(now proto.Instant) {
+		if n.closing {
+			return
+		}
+		n.closing = true
+		for _, c := range n.connList() {
+			_ = n.nm.ClosePeer(now, c.peer, closeCodeNodeClosing, "node closing")
+		}
+	})
+	n.stop(ErrClosed)
+	<-n.exited
+	return nil
+}
+
+// stop marks the node dead with err (the first reason wins) and wakes everyone.
+func (n *Node) stop(err error) {
+	n.deadOnce.Do(func() {
+		n.mu.Lock()
+		n.err = err
+		n.mu.Unlock()
+		close(n.dead)
+	})
+}
+
+func (n *Node) stopErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// run is the loop goroutine.
+func (n *Node) run() {
+	l := n.loop
+	defer close(n.exited)
+	defer func() {
+		// Everything waiting on the node learns it stopped.
+		n.mu.Lock()
+		n.lastStat = n.nm.Stats()
+		err := n.err
+		n.mu.Unlock()
+		for _, c := range n.connList() {
+			c.fail(err)
+		}
+		for _, w := range n.waiters {
+			w.finish(err)
+		}
+		l.shutdown()
+		// Commands sent after the loop stopped: answer them.
+		for {
+			select {
+			case c := <-n.cmds:
+				c.finish(err)
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		l.arm()
+		select {
+		case p := <-l.in:
+			l.handlePacket(p)
+		case <-l.timer.C:
+			l.handleTimer()
+		case c := <-n.cmds:
+			now := l.now()
+			c.run(n, now)
+			l.drain(now)
+		case <-n.dead:
+			// Send what Close queued (the peers' close frames) before the sockets go.
+			l.drain(l.now())
+			return
+		}
+	}
+}
+
+// connList returns the connections in a stable order (peer ID), so that nothing
+// depends on map order.
+func (n *Node) connList() []*Conn {
+	out := make([]*Conn, 0, len(n.conns))
+	for _, c := range n.conns {
+		out = append(out, c)
+	}
+	sortConns(out)
+	return out
+}
+
+// events polls the node's events after a drain and turns them into API effects.
+func (n *Node) events(now proto.Instant) {
+	for {
+		e, ok := n.nm.PollEvent()
+		if !ok {
+			break
+		}
+		n.event(now, e)
+		// An event may have led to a command (HandleSockets, ClosePeer): its
+		// datagrams go out before the next event is polled.
+		n.loop.drainTransmits(now)
+	}
+	if len(n.waiters) > 0 {
+		n.checkWaiters(now)
+	}
+}
+
+func (n *Node) event(now proto.Instant, e node.Event) {
+	switch e := e.(type) {
+	case node.EventRegistered:
+		n.mu.Lock()
+		n.observed = e.Observed
+		n.mu.Unlock()
+		if !n.regSeen {
+			n.regSeen = true
+			close(n.registered)
+		}
+	case node.EventNATReport:
+		n.mu.Lock()
+		n.nat, n.observed = e.Behavior, e.Observed
+		n.mu.Unlock()
+		if !n.natSeen {
+			n.natSeen = true
+			close(n.natReady)
+		}
+	case node.EventOpenSockets:
+		n.nm.HandleSockets(now, e.Tag, n.openSockets(e.N))
+	case node.EventIntroduced:
+		if _, ok := n.conns[e.Peer]; !ok {
+			c := newConn(n, e.Peer, true)
+			n.conns[e.Peer] = c
+		}
+		n.conns[e.Peer].setStrategy(e.Strategy)
+	case node.EventPathChanged:
+		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}
+		if c := n.conns[e.Peer]; c != nil {
+			c.setPath(pe)
+		}
+		if n.cfg.OnPath != nil {
+			n.cfg.OnPath(e.Peer, pe)
+		}
+	case node.EventConnected:
+		c := n.conns[e.Peer]
+		if c == nil {
+			return
+		}
+		c.markUp()
+		if c.incoming {
+			select {
+			case n.accept <- c:
+			default:
+				// Nobody is accepting: refuse rather than hold the peer's state.
+				_ = n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "not accepting connections")
+			}
+		}
+	case node.EventMessage:
+		c := n.conns[e.Peer]
+		if c == nil {
+			return
+		}
+		if !c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, n.cfg.RecvQueueBytes) {
+			_ = n.nm.ClosePeer(now, c.peer, closeCodeOverflow, "receive queue overflow")
+		}
+	case node.EventPeerClosed:
+		if c := n.conns[e.Peer]; c != nil {
+			c.peerClosed(e.Reason)
+		}
+	case node.EventPeerError:
+		if c := n.conns[e.Peer]; c != nil && !c.isUp() {
+			c.fail(&PeerError{Peer: e.Peer, Code: e.Code, Text: e.Text})
+			delete(n.conns, e.Peer) // a later Connect starts afresh
+		}
+	case node.EventClosed:
+		n.stop(fmt.Errorf("%w: %s", ErrClosed, e.Reason))
+	}
+}
+
+// openSockets opens up to count extra sockets on the main socket's IP.
+func (n *Node) openSockets(count int) []netip.AddrPort {
+	count = min(count, n.cfg.MaxExtraSockets-n.extras)
+	addrs := make([]netip.AddrPort, 0, max(count, 0))
+	for range count {
+		s, err := listenUDP(netip.AddrPortFrom(n.local.Addr(), 0), netip.AddrPort{})
+		if err != nil {
+			break // out of descriptors or ports: the node works with fewer
+		}
+		n.extras++
+		n.loop.addSocket(s, false)
+		addrs = append(addrs, s.addr)
+	}
+	return addrs
+}
+
+// Connect asks the server to introduce peerID and returns the connection once the
+// encrypted session is up. Calling it again for the same peer returns the same Conn.
+func (n *Node) Connect(ctx context.Context, peerID string) (*Conn, error) {
+	if peerID == "" || len(peerID) > proto.MaxPeerIDLen {
+		return nil, fmt.Errorf("%w: peer ID must be 1–%d bytes", ErrBadConfig, proto.MaxPeerIDLen)
+	}
+	var c *Conn
+	err := n.do(func(now proto.Instant) {
+		c = n.conns[peerID]
+		if c == nil {
+			c = newConn(n, peerID, false)
+			n.conns[peerID] = c
+		}
+		n.nm.Connect(now, peerID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.up:
+		return c, nil
+	case <-c.done:
+		return nil, c.closeErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Accept returns the next connection a peer opened to this node.
+func (n *Node) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-n.accept:
+		return c, nil
+	case <-n.dead:
+		return nil, n.stopErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// do runs f on the loop goroutine and waits for it; ErrClosed (wrapped) if the node
+// stopped first.
+func (n *Node) do(f func(now proto.Instant)) error {
+	c := getCommand()
+	c.fn = f
+	return n.wait(context.Background(), c)
+}
+
+// send hands c to the loop, or fails when the node is gone.
+func (n *Node) send(c *command) error {
+	select {
+	case n.cmds <- c:
+		return nil
+	case <-n.dead:
+		err := n.stopErr()
+		putCommand(c)
+		return err
+	}
+}

@@ -1,0 +1,233 @@
+package driver
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rendezvous"
+)
+
+// ServerConfig configures a rendezvous server.
+type ServerConfig struct {
+	// Listen is the primary socket, "host:port". Required. Give a specific IP on a
+	// host with several: replies must leave from the address they were sent to,
+	// and the server tells nodes its other sockets' addresses.
+	Listen string
+	// AltPort is the second socket on Listen's IP, for "answer from another port"
+	// (NAT filtering and mapping tests). "" means an ephemeral port when Listen has
+	// a specific IP, and none when it does not (nodes could not address it).
+	// "off" disables it.
+	AltPort string
+	// AltAddr is a socket on another IP (natpass server --listen2), for "answer
+	// from another address". Optional.
+	AltAddr string
+	// Secret, or InsecureDev: see rendezvous.Config.
+	Secret      []byte
+	InsecureDev bool
+	// Tune carries every other rendezvous.Config field (rates, bounds, timeouts);
+	// its Secret, InsecureDev, Seed, sockets and WallClock are set by the driver.
+	Tune rendezvous.Config
+	// Log, when set, receives one line per server event (registrations,
+	// introductions, expiries). It runs on the server's goroutine: keep it quick.
+	Log func(line string)
+}
+
+// Server is a rendezvous server on real UDP sockets.
+type Server struct {
+	loop    *loop
+	srv     *rendezvous.Server
+	cmds    chan func(now proto.Instant)
+	stopped chan struct{}
+	exited  chan struct{}
+	once    sync.Once
+	addrs   []netip.AddrPort
+	log     func(string)
+
+	mu   sync.Mutex
+	last rendezvous.Stats
+}
+
+// Serve runs a server until ctx is done; it returns ctx's error, or the error that
+// kept the server from starting.
+func Serve(ctx context.Context, cfg ServerConfig) error {
+	s, err := ListenServer(cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.Close()
+	return ctx.Err()
+}
+
+// ListenServer opens the server's sockets and starts serving.
+func ListenServer(cfg ServerConfig) (*Server, error) {
+	primary, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %q: want IP:port (%v)", ErrBadConfig, cfg.Listen, err)
+	}
+	primary = netip.AddrPortFrom(primary.Addr().Unmap(), primary.Port())
+	var socks []*socket
+	closeAll := func() {
+		for _, s := range socks {
+			s.conn.Close()
+		}
+	}
+	open := func(a netip.AddrPort) (netip.AddrPort, error) {
+		s, err := listenUDP(a, netip.AddrPort{})
+		if err != nil {
+			closeAll()
+			return netip.AddrPort{}, err
+		}
+		if a.Addr().IsUnspecified() {
+			s.addr = netip.AddrPortFrom(a.Addr(), s.addr.Port())
+		}
+		socks = append(socks, s)
+		return s.addr, nil
+	}
+	rc := cfg.Tune
+	if rc.Primary, err = open(primary); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.AltPort == "off":
+	case cfg.AltPort != "":
+		a, err := netip.ParseAddrPort(cfg.AltPort)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%w: alt port %q: %v", ErrBadConfig, cfg.AltPort, err)
+		}
+		if rc.AltPort, err = open(a); err != nil {
+			return nil, err
+		}
+	case !primary.Addr().IsUnspecified():
+		if rc.AltPort, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.AltAddr != "" {
+		a, err := netip.ParseAddrPort(cfg.AltAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%w: listen2 %q: %v", ErrBadConfig, cfg.AltAddr, err)
+		}
+		if rc.AltAddr, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port())); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	rc.Secret, rc.InsecureDev = cfg.Secret, cfg.InsecureDev
+	rc.WallClock = rendezvous.WallClock{At: 0, Unix: start.Unix()}
+	if _, err := rand.Read(rc.Seed[:]); err != nil {
+		closeAll()
+		return nil, err
+	}
+	srv, err := rendezvous.NewServer(rc)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	s := &Server{
+		srv: srv, loop: newLoop(srv, start, rendezvous.MaxDatagramLen),
+		cmds:    make(chan func(proto.Instant)),
+		stopped: make(chan struct{}),
+		exited:  make(chan struct{}),
+		log:     cfg.Log,
+	}
+	s.loop.drained = s.events
+	for _, so := range socks {
+		s.loop.addSocket(so, true)
+		s.addrs = append(s.addrs, so.addr)
+	}
+	go s.run()
+	return s, nil
+}
+
+// Addr is the primary socket's address (with the port the OS chose for ":0").
+func (s *Server) Addr() netip.AddrPort { return s.addrs[0] }
+
+// Addrs are every socket: primary, then the alternate port and address if open.
+func (s *Server) Addrs() []netip.AddrPort { return append([]netip.AddrPort(nil), s.addrs...) }
+
+// ServerStats are the server machine's counters and the driver's.
+type ServerStats struct {
+	rendezvous.Stats
+	TooLong     uint64 // datagrams longer than the driver's buffers, dropped unread
+	WriteErrors uint64
+}
+
+// Stats returns the counters (the last ones seen, after Close).
+func (s *Server) Stats() ServerStats {
+	var st rendezvous.Stats
+	done := make(chan struct{})
+	select {
+	case s.cmds <- func(proto.Instant) { st = s.srv.Stats(); close(done) }:
+		<-done
+	case <-s.exited:
+		s.mu.Lock()
+		st = s.last
+		s.mu.Unlock()
+	}
+	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load()}
+}
+
+// Close stops the server and closes its sockets; it returns once its goroutines
+// have ended.
+func (s *Server) Close() error {
+	s.once.Do(func() { close(s.stopped) })
+	<-s.exited
+	return nil
+}
+
+func (s *Server) run() {
+	l := s.loop
+	defer close(s.exited)
+	defer func() {
+		s.mu.Lock()
+		s.last = s.srv.Stats()
+		s.mu.Unlock()
+		l.shutdown()
+	}()
+	for {
+		l.arm()
+		select {
+		case p := <-l.in:
+			l.handlePacket(p)
+		case <-l.timer.C:
+			l.handleTimer()
+		case f := <-s.cmds:
+			now := l.now()
+			f(now)
+			l.drain(now)
+		case <-s.stopped:
+			return
+		}
+	}
+}
+
+// events drains the server's events into the log.
+func (s *Server) events(proto.Instant) {
+	for {
+		e, ok := s.srv.PollEvent()
+		if !ok {
+			return
+		}
+		if s.log == nil {
+			continue
+		}
+		switch e := e.(type) {
+		case rendezvous.EventRegistered:
+			s.log(fmt.Sprintf("registered %q from %v (replaced %v)", e.Peer.String(), e.Addr, e.Replaced))
+		case rendezvous.EventRebound:
+			s.log(fmt.Sprintf("rebound %q %v -> %v", e.Peer.String(), e.Old, e.New))
+		case rendezvous.EventExpired:
+			s.log(fmt.Sprintf("expired %q (%v)", e.Peer.String(), e.Reason))
+		case rendezvous.EventIntroduced:
+			s.log(fmt.Sprintf("introduced %q to %q", e.Requester.String(), e.Target.String()))
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package driver
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// maxDatagram is the largest datagram the driver accepts. natpass datagrams are at
+// most rudp's DatagramSizeMax plus framing (well under 1500 bytes); STUN requests the
+// server answers are small. Receive buffers hold one byte more, so a longer datagram
+// is seen as too long and dropped rather than silently truncated.
+const maxDatagram = 2048
+
+// packet is one received datagram in a pooled buffer. The reader goroutine fills it,
+// the event loop hands it to the machine and returns it to the pool.
+type packet struct {
+	sock *socket
+	from netip.AddrPort
+	n    int
+	buf  [maxDatagram + 1]byte
+}
+
+// socket is one bound UDP socket: the machine names it by addr (Transmit.From, the
+// local argument of HandleDatagram).
+type socket struct {
+	conn *net.UDPConn
+	addr netip.AddrPort // the address the machine knows the socket by
+	v4   *ipv4.PacketConn
+	v6   *ipv6.PacketConn
+	ttl  int // the socket's default TTL / hop limit, restored after a TTL-limited write
+
+	// dropRate and dropRNG impair the socket on purpose (Config.DropInbound): the
+	// reader discards that share of received datagrams. Only the reader uses them.
+	dropRate float64
+	dropRNG  *rand.Rand
+
+	// noGSO: a GSO send failed in a way that says the kernel or device cannot do
+	// it; this socket sends with sendmmsg from then on.
+	noGSO bool
+	// batch: the reader uses recvmmsg and may hold recvBatchLen buffers.
+	batch bool
+}
+
+// listenUDP binds addr. An unspecified IP binds every interface; the machine still
+// knows the socket by name (which may be the unspecified address).
+func listenUDP(addr netip.AddrPort, name netip.AddrPort) (*socket, error) {
+	network := "udp4"
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		network = "udp6"
+	}
+	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{conn: c, addr: name}
+	bound := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	if !s.addr.IsValid() {
+		s.addr = netip.AddrPortFrom(addr.Addr().Unmap(), bound.Port())
+	} else if s.addr.Port() == 0 {
+		s.addr = netip.AddrPortFrom(s.addr.Addr(), bound.Port())
+	}
+	if network == "udp4" {
+		s.v4 = ipv4.NewPacketConn(c)
+		s.ttl, err = s.v4.TTL()
+	} else {
+		s.v6 = ipv6.NewPacketConn(c)
+		s.ttl, err = s.v6.HopLimit()
+	}
+	if err != nil || s.ttl <= 0 {
+		s.ttl = 64
+	}
+	// Bigger kernel buffers absorb bursts (a window of rudp packets, a punching
+	// burst) while the loop is busy. Errors only mean the OS kept its default.
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(4 << 20)
+	return s, nil
+}
+
+// write sends p to to, with IP TTL ttl when it is non-zero (TTL-limited priming
+// probes, DESIGN §9). Only the event loop writes, so setting the socket's TTL around
+// one write races with nothing.
+func (s *socket) write(p []byte, to netip.AddrPort, ttl uint8) error {
+	if ttl != 0 {
+		if err := s.setTTL(int(ttl)); err != nil {
+			return err
+		}
+		defer s.setTTL(s.ttl)
+	}
+	_, err := s.conn.WriteToUDPAddrPort(p, to)
+	return err
+}
+
+func (s *socket) setTTL(ttl int) error {
+	if s.v4 != nil {
+		return s.v4.SetTTL(ttl)
+	}
+	return s.v6.SetHopLimit(ttl)
+}
+
+// readLoop reads datagrams into buffers from free and passes them to in until the
+// socket is closed. When the loop falls behind, free runs dry and the reader waits:
+// the kernel's socket buffer then overflows and drops, so memory stays bounded by the
+// pool whatever arrives.
+func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) {
+	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
+		return
+	}
+	for {
+		var p *packet
+		select {
+		case p = <-free:
+		case <-done:
+			return
+		}
+		for {
+			n, from, err := s.conn.ReadFromUDPAddrPort(p.buf[:])
+			if err != nil {
+				select {
+				case <-done:
+				default:
+					if !errors.Is(err, net.ErrClosed) {
+						continue // ICMP-induced errors (connection refused) and the like
+					}
+				}
+				free <- p
+				return
+			}
+			if n > maxDatagram {
+				tooLong.Add(1)
+				continue
+			}
+			if s.dropRate > 0 && s.dropRNG.Float64() < s.dropRate {
+				continue
+			}
+			p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
+			break
+		}
+		select {
+		case in <- p:
+		case <-done:
+			free <- p
+			return
+		}
+	}
+}
