@@ -43,6 +43,9 @@ type Config struct {
 	Listen string
 	// RUDP configures every peer connection; the zero value is rudp's defaults.
 	RUDP rudp.Config
+	// Relay is the relay policy for connections this node starts: node.RelayAuto
+	// (default), RelayForce (the server shares no addresses), RelayNever.
+	Relay node.RelayPolicy
 	// RegisterTimeout bounds the first registration (default 30 s): Listen fails
 	// when no answer came by then. Later, when the server is lost, the node keeps
 	// trying to register again for as long as it lives, and its direct sessions
@@ -277,7 +280,7 @@ func newNode(cfg Config) (*Node, error) {
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
 		Local: main.addr, Server: server, Seed: seed,
 		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
-		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP,
+		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
 	})
 	n := &Node{
 		cfg: cfg, id: cfg.ID, nm: nm,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/node"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -30,7 +31,7 @@ const catLinger = 300 * time.Millisecond
 //
 // stdin goes to the peer reliable-ordered on lane 0, the peer's bytes go to stdout.
 // Without --connect it accepts one incoming peer. Each path change prints a
-// `path=direct ...` (or `path=none`, later `path=relay`) line on stderr.
+// `path=direct ...`, `path=relay ...` or `path=none ...` line on stderr.
 //
 // The stream protocol: data messages carry stdin's bytes; an empty message says
 // "no more data" (a half-close). cat exits 0 once it sent its own end marker and
@@ -49,7 +50,7 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	server := fs.String("server", "", "rendezvous server HOST:PORT (required)")
 	id := fs.String("id", "", "this node's peer ID (required)")
 	connect := fs.String("connect", "", "peer ID to connect to (default: accept one incoming peer)")
-	relay := fs.String("relay", "auto", "relay policy: auto, force or never (the relay is not built yet: auto and never both mean direct only)")
+	relay := fs.String("relay", "auto", "relay policy: auto (relay first, then direct), force (relay only, addresses stay hidden) or never (direct only)")
 	listen := fs.String("listen", "", "local IP:PORT for the main socket (default: the route to the server, any port)")
 	timeout := fs.Duration("timeout", 0, "give up connecting after this long (0: wait)")
 	var adm admission
@@ -61,16 +62,12 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "usage: natpass cat --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev) [--connect PEER] [--relay auto|force|never]")
 		return 2
 	}
-	switch *relay {
-	case "auto", "never":
-	case "force":
-		fmt.Fprintln(stderr, "natpass cat: --relay force: the relay is not built into node yet")
-		return 2
-	default:
+	policy, ok := map[string]node.RelayPolicy{"auto": node.RelayAuto, "force": node.RelayForce, "never": node.RelayNever}[*relay]
+	if !ok {
 		fmt.Fprintf(stderr, "natpass cat: --relay %q: want auto, force or never\n", *relay)
 		return 2
 	}
-	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen}
+	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen, Relay: policy}
 	// Path lines come from the node, so that a connection that never comes up
 	// still says why.
 	var errMu sync.Mutex

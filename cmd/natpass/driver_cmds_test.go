@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -183,11 +184,29 @@ func catPair(t *testing.T, addr string, admit []string, inA, inB []byte) (codes 
 			if i == 0 {
 				time.Sleep(100 * time.Millisecond) // let b register first
 			}
-			codes[i] = catMain(ctx, args[i], bytes.NewReader(ins[i]), outs[i], errs[i])
+			codes[i] = catMain(ctx, args[i], holdOpen(ctx, ins[i], errs[i], "path=direct"), outs[i], errs[i])
 		}()
 	}
 	wg.Wait()
 	return codes, outs, errs
+}
+
+// holdOpen is an input that gives data, then stays open until stderr shows want (at
+// most 20 s): traffic starts on the relay, so a test that asserts the direct path lets
+// punching finish before cat ends.
+func holdOpen(ctx context.Context, data []byte, stderr *syncBuffer, want string) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(data)
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+			if strings.Contains(stderr.String(), want) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	return pr
 }
 
 func TestCatMovesBytesBothWays(t *testing.T) {
@@ -239,11 +258,47 @@ func TestCatUsage(t *testing.T) {
 		{"--id", "a", "--insecure-dev"},
 		{"--server", "127.0.0.1:1", "--id", "a"},
 		{"--server", "127.0.0.1:1", "--id", "a", "--insecure-dev", "--relay", "sometimes"},
-		{"--server", "127.0.0.1:1", "--id", "a", "--insecure-dev", "--relay", "force"},
 	} {
 		if code := catMain(context.Background(), args, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 			t.Errorf("cat %v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// --relay force: every byte goes through the server's relay, and no direct path is
+// ever reported (the server shares no addresses).
+func TestCatRelayForce(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile, "--quiet")
+	inA, inB := bytes.Repeat([]byte("natpass relay "), 20000), bytes.Repeat([]byte("relayed back "), 10000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
+	var codes [2]int
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		codes[1] = catMain(ctx, []string{"--server", addr, "--id", "cat-b", "--secret-file", secretFile},
+			bytes.NewReader(inB), outs[1], errs[1])
+	}()
+	go func() {
+		defer wg.Done()
+		time.Sleep(100 * time.Millisecond)
+		codes[0] = catMain(ctx, []string{"--server", addr, "--id", "cat-a", "--connect", "cat-b", "--relay", "force",
+			"--secret-file", secretFile}, bytes.NewReader(inA), outs[0], errs[0])
+	}()
+	wg.Wait()
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Errorf("cat %d exit %d; stderr:\n%s", i, codes[i], errs[i].String())
+		}
+		if !strings.Contains(errs[i].String(), "path=relay") || strings.Contains(errs[i].String(), "path=direct") {
+			t.Errorf("cat %d: want path=relay and never path=direct; stderr:\n%s", i, errs[i].String())
+		}
+	}
+	if !bytes.Equal(outs[1].Bytes(), inA) || !bytes.Equal(outs[0].Bytes(), inB) {
+		t.Errorf("bytes differ: b got %d of %d, a got %d of %d", len(outs[1].Bytes()), len(inA), len(outs[0].Bytes()), len(inB))
 	}
 }
 

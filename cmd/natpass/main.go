@@ -1,8 +1,14 @@
 // Command natpass is the command-line face of natpass.
 //
-//	natpass lab [--runs N] [--seed S] [--json] [--a PRESET --b PRESET]
+//	natpass lab      [--runs N] [--seed S] [--json] [--a PRESET --b PRESET] [--replay SEED]
+//	natpass server   --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+//	natpass ticket   --secret-file FILE --id NAME [--ttl DURATION]
+//	natpass cat      --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
+//	                 [--connect PEER] [--relay auto|force|never]
+//	natpass natcheck --server HOST:PORT
+//	natpass demo
 //
-// More subcommands (server, ticket, cat, natcheck, demo) arrive with the driver.
+// Run a command with -h for all its flags.
 package main
 
 import (

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -204,24 +205,68 @@ type catResult struct {
 	stdout, stderr []byte
 }
 
-func (tp *topo) cat(ctx context.Context, host, id, connect, secretFile string, stdin []byte, timeout time.Duration) catResult {
+// cat runs `natpass cat` on host with stdin as its input. With holdFor set, the input
+// stays open after stdin until cat's stderr shows that text (at most 20 s): traffic
+// starts on the relay, and a test that asserts the direct path must give punching the
+// time to finish before cat ends.
+func (tp *topo) cat(ctx context.Context, host, id, connect, secretFile string, stdin []byte, timeout time.Duration, holdFor string) catResult {
 	args := []string{"netns", "exec", host, natpassBin, "cat", "--server", serverAt, "--id", id,
 		"--secret-file", secretFile, "--timeout", timeout.String()}
 	if connect != "" {
 		args = append(args, "--connect", connect)
 	}
 	cmd := exec.CommandContext(ctx, "ip", args...)
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errb
+	var out bytes.Buffer
+	errb := &watchBuffer{want: []byte(holdFor), seen: make(chan struct{})}
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(stdin)
+		if holdFor != "" {
+			select {
+			case <-errb.seen:
+			case <-time.After(20 * time.Second):
+			case <-ctx.Done():
+			}
+		}
+		pw.Close()
+	}()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, errb
 	err := cmd.Run()
-	return catResult{err: err, stdout: out.Bytes(), stderr: errb.Bytes()}
+	pr.Close()
+	return catResult{err: err, stdout: out.Bytes(), stderr: errb.bytes()}
+}
+
+// watchBuffer collects a process's stderr and closes seen once want appears in it.
+type watchBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want []byte
+	seen chan struct{}
+	done bool
+}
+
+func (w *watchBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.done && len(w.want) > 0 && bytes.Contains(w.buf.Bytes(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return n, err
+}
+
+func (w *watchBuffer) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.buf.Bytes())
 }
 
 var pathRE = regexp.MustCompile(`(?m)^path=(\w+)(?: local=(\S+) remote=(\S+))?`)
 
 // runCell moves 1 MiB each way between the two hosts with natpass cat and returns
 // both results.
-func runCell(t *testing.T, cell string, kinds [2]sideKind, sameNAT bool, timeout time.Duration) (res [2]catResult, in [2][]byte) {
+func runCell(t *testing.T, cell string, kinds [2]sideKind, sameNAT bool, timeout time.Duration, holdFor string) (res [2]catResult, in [2][]byte) {
 	need(t)
 	tp := newTopo(t, cell)
 	core, hosts := tp.build(kinds, sameNAT)
@@ -241,11 +286,11 @@ func runCell(t *testing.T, cell string, kinds [2]sideKind, sameNAT bool, timeout
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); res[1] = tp.cat(ctx, hosts[1], "b", "", secretFile, in[1], timeout) }()
+	go func() { defer wg.Done(); res[1] = tp.cat(ctx, hosts[1], "b", "", secretFile, in[1], timeout, holdFor) }()
 	go func() {
 		defer wg.Done()
 		time.Sleep(300 * time.Millisecond) // b registers first, so a's introduction finds it
-		res[0] = tp.cat(ctx, hosts[0], "a", "b", secretFile, in[0], timeout)
+		res[0] = tp.cat(ctx, hosts[0], "a", "b", secretFile, in[0], timeout, holdFor)
 	}()
 	wg.Wait()
 	return res, in
@@ -278,42 +323,45 @@ func checkDirect(t *testing.T, res [2]catResult, in [2][]byte, remotePrefix [2]s
 
 func TestNetnsBothPublic(t *testing.T) {
 	t.Parallel()
-	res, in := runCell(t, "pub", [2]sideKind{public, public}, false, 40*time.Second)
+	res, in := runCell(t, "pub", [2]sideKind{public, public}, false, 40*time.Second, "path=direct")
 	checkDirect(t, res, in, [2]string{"192.0.2.6:", "192.0.2.2:"})
 }
 
 func TestNetnsMasqueradeBoth(t *testing.T) {
 	t.Parallel()
-	res, in := runCell(t, "masq", [2]sideKind{masquerade, masquerade}, false, 40*time.Second)
+	res, in := runCell(t, "masq", [2]sideKind{masquerade, masquerade}, false, 40*time.Second, "path=direct")
 	checkDirect(t, res, in, [2]string{"198.51.100.6:", "198.51.100.2:"})
 }
 
 func TestNetnsRandomFullyOneSide(t *testing.T) {
 	t.Parallel()
-	res, in := runCell(t, "rnd1", [2]sideKind{randomFull, masquerade}, false, 40*time.Second)
+	res, in := runCell(t, "rnd1", [2]sideKind{randomFull, masquerade}, false, 40*time.Second, "path=direct")
 	checkDirect(t, res, in, [2]string{"198.51.100.6:", "198.51.100.2:"})
 }
 
 func TestNetnsSameNAT(t *testing.T) {
 	t.Parallel()
-	res, in := runCell(t, "same", [2]sideKind{masquerade, masquerade}, true, 40*time.Second)
+	res, in := runCell(t, "same", [2]sideKind{masquerade, masquerade}, true, 40*time.Second, "path=direct")
 	// Behind one NAT the host candidates on the LAN side work.
 	checkDirect(t, res, in, [2]string{"10.0.2.2:", "10.0.1.2:"})
 }
 
 // Random-symmetric on both sides has no practical direct path (DESIGN §6.5): the
-// pair must use the relay. node has no relay yet, so today the connection cannot
-// come up: both sides say why and cat fails. When the relay lands this cell must
-// assert path=relay and the bytes.
+// pair must use the relay, and every byte still arrives.
 func TestNetnsRandomFullyBoth(t *testing.T) {
 	t.Parallel()
-	res, _ := runCell(t, "rnd2", [2]sideKind{randomFull, randomFull}, false, 15*time.Second)
+	res, in := runCell(t, "rnd2", [2]sideKind{randomFull, randomFull}, false, 40*time.Second, "")
 	for i, r := range res {
-		if r.err == nil {
-			t.Errorf("cat %c succeeded without a relay; stderr:\n%s", 'a'+i, r.stderr)
+		name := string(rune('a' + i))
+		if r.err != nil {
+			t.Errorf("cat %s: %v\nstderr:\n%s", name, r.err, r.stderr)
+			continue
 		}
-		if !bytes.Contains(r.stderr, []byte("path=none")) || bytes.Contains(r.stderr, []byte("path=direct")) {
-			t.Errorf("cat %c: want path=none (no direct path possible) and no direct path; stderr:\n%s", 'a'+i, r.stderr)
+		if !bytes.Equal(r.stdout, in[1-i]) {
+			t.Errorf("cat %s received %d bytes; they differ from the %d its peer sent", name, len(r.stdout), len(in[1-i]))
+		}
+		if !bytes.Contains(r.stderr, []byte("path=relay")) || bytes.Contains(r.stderr, []byte("path=direct")) {
+			t.Errorf("cat %s: want path=relay and never path=direct; stderr:\n%s", name, r.stderr)
 		}
 	}
 }
