@@ -95,6 +95,16 @@ func dialNatpass(ctx context.Context, loss float64) (*pair, error) {
 		closeAll()
 		return nil, fmt.Errorf("natpass connect: %v", err)
 	}
+	// natpass starts on the relay and moves to the direct path once punching
+	// confirms it; the comparison is of the transports, so it waits for the direct
+	// path, as the others are measured on theirs.
+	for deadline := time.Now().Add(10 * time.Second); ca.Path().Kind != driver.PathDirect || cb.Path().Kind != driver.PathDirect; {
+		if time.Now().After(deadline) {
+			closeAll()
+			return nil, fmt.Errorf("natpass: no direct path on loopback after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return &pair{client: natpassEnd{ca}, server: natpassEnd{cb}, close: closeAll}, nil
 }
 
