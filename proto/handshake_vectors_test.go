@@ -1,12 +1,7 @@
 package proto
 
 import (
-	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -67,43 +62,7 @@ func init() {
 var openEndedVectorCases []vectorCase
 
 func TestTransportVectors(t *testing.T) {
-	want := vectorFile{Comment: vectorComment}
-	for _, c := range openEndedVectorCases {
-		want.Vectors = append(want.Vectors, vector{Name: c.Name, Type: "TransportData",
-			Hex: hex.EncodeToString(c.Msg.Append(nil)), Fields: fieldsOf(c.Msg)})
-		wire := c.Msg.Append(nil)
-		got := c.New()
-		if err := got.Parse(wire); err != nil {
-			t.Fatalf("%s: parse: %v", c.Name, err)
-		}
-		if again := got.Append(nil); !bytes.Equal(again, wire) {
-			t.Errorf("%s: re-encoding differs:\n got %x\nwant %x", c.Name, again, wire)
-		}
-		for n := 0; n < TransportOverhead; n++ {
-			if err := c.New().Parse(wire[:n]); err == nil {
-				t.Errorf("%s: prefix of %d bytes accepted", c.Name, n)
-			}
-		}
-	}
-	path := filepath.Join("testdata", "vectors", "transport-data.json")
-	wantJSON, err := json.MarshalIndent(want, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantJSON = append(wantJSON, '\n')
-	if *update {
-		if err := os.WriteFile(path, wantJSON, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./proto -update to create it)", err)
-	}
-	if !bytes.Equal(got, wantJSON) {
-		t.Errorf("%s differs from the encoder; run go test ./proto -update and review the diff", path)
-	}
+	checkOpenEndedVectors(t, "transport-data", "TransportData", openEndedVectorCases, TransportOverhead-1)
 }
 
 func TestTransportDataBounds(t *testing.T) {

@@ -1,12 +1,8 @@
 package proto
 
 import (
-	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -54,43 +50,7 @@ func init() {
 // parser against the encoder, and every proper prefix that loses the channel or the
 // whole packet rejected.
 func TestRelayDataVectors(t *testing.T) {
-	want := vectorFile{Comment: vectorComment}
-	for _, c := range relayDataVectorCases {
-		wire := c.Msg.Append(nil)
-		want.Vectors = append(want.Vectors, vector{Name: c.Name, Type: "RelayData",
-			Hex: hex.EncodeToString(wire), Fields: fieldsOf(c.Msg)})
-		got := c.New()
-		if err := got.Parse(wire); err != nil {
-			t.Fatalf("%s: parse: %v", c.Name, err)
-		}
-		if again := got.Append(nil); !bytes.Equal(again, wire) {
-			t.Errorf("%s: re-encoding differs:\n got %x\nwant %x", c.Name, again, wire)
-		}
-		for n := 0; n <= RelayDataHeaderLen; n++ {
-			if err := c.New().Parse(wire[:n]); err == nil {
-				t.Errorf("%s: prefix of %d bytes accepted", c.Name, n)
-			}
-		}
-	}
-	path := filepath.Join("testdata", "vectors", "relay-data.json")
-	wantJSON, err := json.MarshalIndent(want, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantJSON = append(wantJSON, '\n')
-	if *update {
-		if err := os.WriteFile(path, wantJSON, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./proto -update to create it)", err)
-	}
-	if !bytes.Equal(got, wantJSON) {
-		t.Errorf("%s differs from the encoder; run go test ./proto -update and review the diff", path)
-	}
+	checkOpenEndedVectors(t, "relay-data", "RelayData", relayDataVectorCases, RelayDataHeaderLen)
 }
 
 // TestRelayFrameBounds: sizes and limits of PROTOCOL.md §8.

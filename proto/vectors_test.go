@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -206,4 +207,49 @@ func fieldValue(v reflect.Value) any {
 		return v.Uint()
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// checkOpenEndedVectors pins messages whose last field runs to the end of the
+// datagram (transport data, relay data): the generic machinery cannot test them by
+// truncation alone. Encoder against the file, parser against the encoder, and every
+// prefix shorter than minLen+1 bytes rejected.
+func checkOpenEndedVectors(t *testing.T, file, typeName string, cases []vectorCase, minLen int) {
+	t.Helper()
+	want := vectorFile{Comment: vectorComment}
+	for _, c := range cases {
+		wire := c.Msg.Append(nil)
+		want.Vectors = append(want.Vectors, vector{Name: c.Name, Type: typeName,
+			Hex: hex.EncodeToString(wire), Fields: fieldsOf(c.Msg)})
+		got := c.New()
+		if err := got.Parse(wire); err != nil {
+			t.Fatalf("%s: parse: %v", c.Name, err)
+		}
+		if again := got.Append(nil); !bytes.Equal(again, wire) {
+			t.Errorf("%s: re-encoding differs:\n got %x\nwant %x", c.Name, again, wire)
+		}
+		for n := 0; n <= minLen && n < len(wire); n++ {
+			if err := c.New().Parse(wire[:n]); err == nil {
+				t.Errorf("%s: prefix of %d bytes accepted", c.Name, n)
+			}
+		}
+	}
+	path := filepath.Join("testdata", "vectors", file+".json")
+	wantJSON, err := json.MarshalIndent(want, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON = append(wantJSON, '\n')
+	if *update {
+		if err := os.WriteFile(path, wantJSON, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./proto -update to create it)", err)
+	}
+	if !bytes.Equal(got, wantJSON) {
+		t.Errorf("%s differs from the encoder; run go test ./proto -update and review the diff", path)
+	}
 }
