@@ -257,15 +257,13 @@ func (c *Conn) push(m Message, limit int) bool {
 	return true
 }
 
-// peerClosed: the peer connection ended with reason (rudp's CloseReason text).
-func (c *Conn) peerClosed(reason string) {
-	// rudp formats a peer's normal close as `peer close, code 0x0: "..."`; node
-	// passes only that text on, so the prefix is the one way to tell it apart.
-	if strings.HasPrefix(reason, "peer close, code 0x0:") {
+// peerClosed: the peer connection ended; a normal close by the peer is io.EOF.
+func (c *Conn) peerClosed(e node.EventPeerClosed) {
+	if !e.Local && e.Code == 0 {
 		c.fail(io.EOF)
 		return
 	}
-	c.fail(fmt.Errorf("%w: %s", ErrConnClosed, reason))
+	c.fail(fmt.Errorf("%w: %s", ErrConnClosed, e.Reason))
 }
 
 // fail ends the connection with err (the first reason wins).

@@ -587,7 +587,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		}
 	case node.EventPeerClosed:
 		if c := n.conns[e.Peer]; c != nil {
-			c.peerClosed(e.Reason)
+			c.peerClosed(e)
 		}
 	case node.EventPeerError:
 		if c := n.conns[e.Peer]; c != nil && !c.isUp() {

@@ -75,10 +75,13 @@ type EventMessage struct {
 	Data []byte
 }
 
-// EventPeerClosed: the connection with a peer ended (Reason from rudp: idle timeout,
-// close by either side, protocol violation).
+// EventPeerClosed: the connection with a peer ended: closed by either side (Local
+// says which; Code is the application's, 0 for a normal close, or rudp's 0xff01 idle
+// timeout, 0xff02 protocol violation, 0xff03 flow control), with Reason for humans.
 type EventPeerClosed struct {
 	Peer   string
+	Code   uint16
+	Local  bool
 	Reason string
 }
 

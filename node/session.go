@@ -182,7 +182,7 @@ func (n *Node) afterConn(now proto.Instant, p *peer) {
 			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: bytes.Clone(e.Data)})
 		case *rudp.EventClosed:
 			p.closed = true
-			n.emit(EventPeerClosed{Peer: p.id, Reason: e.Reason.String()})
+			n.emit(EventPeerClosed{Peer: p.id, Code: e.Reason.Code, Local: e.Reason.Local, Reason: e.Reason.String()})
 		}
 	}
 }
