@@ -158,3 +158,30 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 		}
 	})
 }
+
+// A connection that ended can be made again: after A closes it, A connects to B
+// anew (new handshake, new connection), and messages flow again.
+func TestReconnectAfterClose(t *testing.T) {
+	w := connected(t, "port-restricted-cone", "linux", 1, 0)
+	handshakes := w.a.node.Stats().Handshakes
+	if err := w.a.node.ClosePeer(w.s.Now(), "b", 0, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	w.a.host.Drain()
+	if err := w.s.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if w.a.closed == "" || w.b.closed == "" {
+		t.Fatalf("close not seen: a %q, b %q", w.a.closed, w.b.closed)
+	}
+	w.a.closed, w.b.closed = "", ""
+	w.a.node.Connect(w.s.Now(), "b")
+	w.a.host.Drain()
+	if err := w.s.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if w.a.node.Stats().Handshakes == handshakes {
+		t.Fatal("no new handshake after reconnecting")
+	}
+	w.exchange(t, 5, 5*time.Second)
+}

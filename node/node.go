@@ -116,6 +116,7 @@ type Node struct {
 	byKey       map[[32]byte]*peer
 	byRelayAddr map[netip.AddrPort]*peer // synthetic relay path address → peer
 	byChannel   map[uint16]*peer         // our relay channel → peer
+	relaySeq    int                      // numbers the synthetic relay addresses
 	open        [maxDatagram]byte        // decrypted payloads land here
 
 	out    []outMsg
@@ -209,6 +210,9 @@ func (n *Node) emit(e Event) {
 // Connect asks the server to introduce peer. Calling it for a peer that is already
 // introduced does nothing; both sides calling it at once end with one pair.
 func (n *Node) Connect(now proto.Instant, peerID string) {
+	if p, ok := n.byID[peerID]; ok && p.closed {
+		n.forget(p) // its connection ended: this is a new one
+	}
 	if _, ok := n.byID[peerID]; ok || slices.ContainsFunc(n.intros, func(r introRequest) bool { return r.peer == peerID }) {
 		return
 	}
@@ -555,6 +559,9 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		n.intros = slices.Delete(n.intros, i, i+1)
 	}
 	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
+	if p, ok := n.byID[id]; ok && p.closed && m.Flags&proto.IntroRefresh == 0 {
+		n.forget(p) // the peer connects again after our connection ended
+	}
 	if p, ok := n.byID[id]; ok {
 		if p.key != m.PeerKey {
 			n.stats.Unexpected++
@@ -921,4 +928,24 @@ func (n *Node) policyFlags() uint8 {
 		return proto.IntroNoRelay
 	}
 	return 0
+}
+
+// forget drops a peer whose connection has ended, so that a new Connect, or the
+// peer's new introduction, starts from nothing: new keys, new relay channel, new
+// connection.
+func (n *Node) forget(p *peer) {
+	n.keyx.RemovePeer(p.pub())
+	delete(n.byID, p.id)
+	delete(n.byKey, p.key)
+	delete(n.byPair, p.agent.Pair())
+	delete(n.byRelayAddr, p.relay.addr)
+	if p.relay.channel != 0 {
+		delete(n.byChannel, p.relay.channel)
+	}
+	for tag, owner := range n.sockTags {
+		if owner == any(p) {
+			delete(n.sockTags, tag) // sockets for it that come later are ignored
+		}
+	}
+	n.peers = slices.DeleteFunc(n.peers, func(q *peer) bool { return q == p })
 }

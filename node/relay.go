@@ -102,7 +102,8 @@ func relayAddrFor(i int) netip.AddrPort {
 
 // startRelay begins allocating the relay for a newly introduced peer.
 func (n *Node) startRelay(now proto.Instant, p *peer, token []byte, flags uint8) {
-	p.relay.addr = relayAddrFor(len(n.peers))
+	n.relaySeq++ // never reused, even after a peer is forgotten
+	p.relay.addr = relayAddrFor(n.relaySeq)
 	n.byRelayAddr[p.relay.addr] = p
 	p.relay.token = bytes.Clone(token)
 	p.relay.off = len(token) == 0 || flags&proto.IntroNoRelay != 0 || n.cfg.Relay == RelayNever

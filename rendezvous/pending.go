@@ -85,6 +85,14 @@ func (e *pendingIntro) repeatOf(cookie proto.Session, txid uint64) bool {
 	return sd != nil && sd.txid == txid
 }
 
+// askedAgain reports whether cookie's side, which acknowledged its copy, asks with a
+// new txid: it has the introduction, so this is a new one (it connects again after
+// its connection ended), not a repeat.
+func (e *pendingIntro) askedAgain(cookie proto.Session, txid uint64) bool {
+	sd := e.side(cookie)
+	return sd != nil && sd.acked && sd.txid != 0 && sd.txid != txid
+}
+
 // side returns the side of e held by cookie, or nil.
 func (e *pendingIntro) side(cookie proto.Session) *pendingSide {
 	for i := range e.sides {

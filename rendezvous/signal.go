@@ -246,8 +246,8 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
 	pairID, _ := s.derivePair(&req.cookie, &tgt.cookie)
 	e := s.pending.find(now, pairID)
-	if e != nil && (e.flags != m.Flags || m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID) &&
-		now >= e.firstSent.Add(refreshMerge)) {
+	if e != nil && (e.flags != m.Flags || e.askedAgain(req.cookie, m.TxID) ||
+		m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID) && now >= e.firstSent.Add(refreshMerge)) {
 		// Another relay policy, or a refresh: a new introduction with a new start
 		// instant, not a repeat of the last one. Two refreshes close together (both
 		// sides noticed the same loss) are one: two start instants would let one
