@@ -183,6 +183,9 @@ func (c *Conn) Close() error {
 	return c.n.do(func(now proto.Instant) {
 		c.fail(fmt.Errorf("%w: closed locally", ErrConnClosed))
 		_ = c.n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "closed")
+		if c.n.conns[c.peer] == c {
+			delete(c.n.conns, c.peer) // a later Connect or Accept makes a new Conn
+		}
 	})
 }
 

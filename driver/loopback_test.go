@@ -177,3 +177,33 @@ func waitDirect(t testing.TB, ctx context.Context, c *Conn) {
 		}
 	}
 }
+
+// A connection that ended can be made again between the same two nodes.
+func TestReconnectAfterClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startServer(t)
+	a, b := listen(t, ctx, s, "re-a"), listen(t, ctx, s, "re-b")
+	ca, cb := connectPair(t, ctx, a, b)
+	if err := ca.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Conn{ca, cb} {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			t.Fatal("the close never finished")
+		}
+	}
+	ca2, cb2 := connectPair(t, ctx, a, b)
+	if ca2 == ca || cb2 == cb {
+		t.Fatal("Connect/Accept returned the closed connections")
+	}
+	if err := ca2.Send(0, rudp.ReliableOrdered, []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cb2.Recv(ctx)
+	if err != nil || string(m.Data) != "again" {
+		t.Fatalf("Recv on the new connection: %q, %v", m.Data, err)
+	}
+}

@@ -588,6 +588,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 	case node.EventPeerClosed:
 		if c := n.conns[e.Peer]; c != nil {
 			c.peerClosed(e)
+			delete(n.conns, e.Peer) // a later Connect or Accept makes a new Conn
 		}
 	case node.EventPeerError:
 		if c := n.conns[e.Peer]; c != nil && !c.isUp() {

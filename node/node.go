@@ -210,8 +210,8 @@ func (n *Node) emit(e Event) {
 // Connect asks the server to introduce peer. Calling it for a peer that is already
 // introduced does nothing; both sides calling it at once end with one pair.
 func (n *Node) Connect(now proto.Instant, peerID string) {
-	if p, ok := n.byID[peerID]; ok && p.closed {
-		n.forget(p) // its connection ended: this is a new one
+	if p, ok := n.byID[peerID]; ok && (p.closed || p.closing) {
+		n.forget(p) // its connection ended (or is ending): this is a new one
 	}
 	if _, ok := n.byID[peerID]; ok || slices.ContainsFunc(n.intros, func(r introRequest) bool { return r.peer == peerID }) {
 		return

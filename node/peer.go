@@ -26,6 +26,7 @@ type peer struct {
 	conn        *rudp.Conn
 	established bool // a keyx session is current
 	closed      bool
+	closing     bool // ClosePeer was called: the connection drains its close
 	// confirmPending: we initiated the current session and have not yet sent on it;
 	// the responder takes it into use at our first packet.
 	confirmPending bool

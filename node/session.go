@@ -44,6 +44,7 @@ func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text str
 		return ErrUnknownPeer
 	}
 	err := p.conn.Close(now, code, text)
+	p.closing = true
 	n.afterConn(now, p)
 	return err
 }
