@@ -130,16 +130,36 @@ func (l *loop) addSocket(s *socket, batch bool) {
 	}()
 }
 
-// handlePacket gives one datagram to the machine and drains.
-func (l *loop) handlePacket(p *packet) {
-	now := l.now()
+// inBurst is how many queued datagrams the loop gives the machine before it
+// drains. Draining once per burst rather than once per datagram lets the machine
+// answer a run of datagrams with one acknowledgement and send what they released
+// in one batch: per datagram that is one system call fewer on each side.
+const inBurst = 64
+
+// handlePackets gives p and then every datagram already waiting (up to inBurst)
+// to the machine, and drains once.
+func (l *loop) handlePackets(p *packet) {
+	l.handle(l.now(), p)
+	for range inBurst - 1 {
+		select {
+		case p := <-l.in:
+			l.handle(l.now(), p)
+			continue
+		default:
+		}
+		break
+	}
+	l.drain(l.now())
+}
+
+// handle gives one datagram to the machine and returns its buffer to the pool.
+func (l *loop) handle(now proto.Instant, p *packet) {
 	l.stats.datagramsIn.Add(1)
 	l.stats.bytesIn.Add(uint64(p.n))
 	if err := l.m.HandleDatagram(now, p.sock.addr, p.from, p.buf[:p.n]); err != nil {
 		l.stats.rejected.Add(1)
 	}
 	l.free <- p
-	l.drain(now)
 }
 
 // handleTimer runs the machine's timers if they are due and drains.

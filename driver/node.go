@@ -486,7 +486,7 @@ func (n *Node) run() {
 		l.arm()
 		select {
 		case p := <-l.in:
-			l.handlePacket(p)
+			l.handlePackets(p)
 		case <-l.timer.C:
 			l.handleTimer()
 		case c := <-n.cmds:

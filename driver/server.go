@@ -196,7 +196,7 @@ func (s *Server) run() {
 		l.arm()
 		select {
 		case p := <-l.in:
-			l.handlePacket(p)
+			l.handlePackets(p)
 		case <-l.timer.C:
 			l.handleTimer()
 		case f := <-s.cmds:
