@@ -22,8 +22,9 @@ type machine interface {
 // Bounds of the receive path: the loop holds at most inQueue buffers waiting, and
 // the readers fill buffers from a pool of poolSize plus what each socket brings
 // (one, or recvBatchLen for a batch reader), so that every reader always finds
-// one however many sockets there are. With maxSockets that is all the memory a
-// flood can take, besides the kernel's socket buffers.
+// one however many sockets there are. With maxSockets, and the GRO readers'
+// scratch buffers (groBatchLen × 64 KiB on each of at most 8 batch sockets), that
+// is all the memory a flood can take, besides the kernel's socket buffers.
 const (
 	poolSize   = 512
 	inQueue    = 256

@@ -108,6 +108,9 @@ func (s *socket) setTTL(ttl int) error {
 // the kernel's socket buffer then overflows and drops, so memory stays bounded by the
 // pool whatever arrives.
 func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) {
+	if s.batch && s.enableGRO() && s.readLoopGRO(free, in, done, tooLong) {
+		return
+	}
 	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
 		return
 	}
