@@ -7,8 +7,9 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// sendBatchLen is how many datagrams one sendmmsg carries at most.
-const sendBatchLen = 16
+// sendBatchLen is how many datagrams one batch holds: one sendmmsg, or GSO runs of
+// up to gsoMaxSegments.
+const sendBatchLen = gsoMaxSegments
 
 // sendBatch collects datagrams for one socket. Each slot owns a buffer the
 // machine's PollTransmit writes into, and a *net.UDPAddr reused for its
@@ -23,11 +24,8 @@ type sendBatch struct {
 	fail  [sendBatchLen]bool
 	to    [sendBatchLen]netip.AddrPort
 
-	// gso holds a run of datagrams laid end to end for one GSO send; oob its
-	// control message.
-	gso [sendBatchLen * maxDatagram]byte
-	oob [64]byte
 	iov [sendBatchLen][1][]byte
+	gso gsoWriter
 }
 
 func newSendBatch(bufLen int) sendBatch {

@@ -58,8 +58,12 @@ func TestGROSplitsCoalescedReads(t *testing.T) {
 		}
 		run = append(run, bytes.Repeat([]byte{byte(i)}, n)...)
 	}
-	var oob [64]byte
-	if err := tx.writeGSO(run, seg, rx.addr, oob[:]); err != nil {
+	var segments [][1][]byte
+	for off := 0; off < len(run); off += seg {
+		segments = append(segments, [1][]byte{run[off:min(off+seg, len(run))]})
+	}
+	var w gsoWriter
+	if err := tx.writeGSO(&w, segments, seg, rx.addr); err != nil {
 		if gsoUnsupported(err) {
 			t.Skipf("this kernel cannot send with UDP_SEGMENT: %v", err)
 		}

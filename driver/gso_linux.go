@@ -16,8 +16,87 @@ import (
 // cuts it, which saves most of the per-datagram cost of the send path. rudp's bulk
 // packets are equal-size, so runs are common while a transfer is under way.
 
-// gsoMaxSegments bounds one run (the kernel's limit is 64, UDP_MAX_SEGMENTS).
-const gsoMaxSegments = sendBatchLen
+// gsoMaxSegments bounds one run: the kernel's UDP_MAX_SEGMENTS.
+const gsoMaxSegments = 64
+
+// gsoMaxBytes bounds one run's bytes: a GSO send is one UDP datagram to the
+// kernel before it is cut, so it must fit an IPv4 UDP payload (65,535 − 20 − 8).
+const gsoMaxBytes = 65507
+
+// gsoWriter sends a run of datagrams with one sendmsg(2): the datagrams are the
+// iovecs, so the kernel gathers them where they lie and nothing is copied into a
+// run buffer first. Its message, address and control buffers are reused for every
+// send, and the function handed to RawConn.Write is built once: sending allocates
+// nothing. Only the loop goroutine uses it.
+type gsoWriter struct {
+	hdr   unix.Msghdr
+	iov   [gsoMaxSegments]unix.Iovec
+	name  unix.RawSockaddrInet6 // room for either family
+	oob   [64]byte
+	errno unix.Errno
+	send  func(fd uintptr) bool
+}
+
+// writeGSO sends segs (each seg bytes, the last possibly shorter; at most
+// gsoMaxSegments and gsoMaxBytes in all) to to in one system call.
+func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.AddrPort) error {
+	if w.send == nil {
+		w.send = func(fd uintptr) bool {
+			_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&w.hdr)), 0)
+			if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+				return false // the socket buffer is full: wait until it drains
+			}
+			w.errno = e
+			return true
+		}
+	}
+	if len(segs) == 0 || len(segs) > gsoMaxSegments {
+		return unix.EINVAL
+	}
+	for i, b := range segs {
+		if len(b[0]) == 0 {
+			return unix.EINVAL
+		}
+		w.iov[i].Base = &b[0][0]
+		w.iov[i].SetLen(len(b[0]))
+	}
+	w.name = unix.RawSockaddrInet6{}
+	namelen := w.setName(s, to)
+	if namelen == 0 {
+		return unix.EAFNOSUPPORT
+	}
+	w.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.name)), Namelen: namelen, Iov: &w.iov[0]}
+	w.hdr.SetIovlen(len(segs))
+	oob := gsoOOB(w.oob[:], seg)
+	w.hdr.Control = &oob[0]
+	w.hdr.SetControllen(len(oob))
+	w.errno = 0
+	if err := s.rc.Write(w.send); err != nil {
+		return err
+	}
+	if w.errno != 0 {
+		return w.errno
+	}
+	return nil
+}
+
+// setName writes to as the socket's family wants it and returns its length; 0 if
+// the socket cannot reach it.
+func (w *gsoWriter) setName(s *socket, to netip.AddrPort) uint32 {
+	port := (*[2]byte)(unsafe.Pointer(&w.name.Port))
+	binary.BigEndian.PutUint16(port[:], to.Port())
+	if s.v4 != nil {
+		ip := to.Addr().Unmap()
+		if !ip.Is4() {
+			return 0
+		}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&w.name))
+		sa.Family, sa.Addr = unix.AF_INET, ip.As4()
+		return unix.SizeofSockaddrInet4
+	}
+	w.name.Family, w.name.Addr = unix.AF_INET6, to.Addr().As16()
+	return unix.SizeofSockaddrInet6
+}
 
 // gsoOOB builds the UDP_SEGMENT control message for segment size seg into b.
 func gsoOOB(b []byte, seg int) []byte {
@@ -28,13 +107,6 @@ func gsoOOB(b []byte, seg int) []byte {
 	h.SetLen(unix.CmsgLen(2))
 	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], uint16(seg))
 	return b
-}
-
-// writeGSO sends the segments of buf (each seg bytes, the last possibly shorter)
-// to to in one system call.
-func (s *socket) writeGSO(buf []byte, seg int, to netip.AddrPort, oob []byte) error {
-	_, _, err := s.conn.WriteMsgUDPAddrPort(buf, gsoOOB(oob, seg), to)
-	return err
 }
 
 const gsoSupported = true

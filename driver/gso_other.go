@@ -7,9 +7,14 @@ import (
 	"net/netip"
 )
 
-const gsoMaxSegments = sendBatchLen
+const (
+	gsoMaxSegments = 64
+	gsoMaxBytes    = 65507
+)
 
-func (s *socket) writeGSO(buf []byte, seg int, to netip.AddrPort, oob []byte) error {
+type gsoWriter struct{}
+
+func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.AddrPort) error {
 	return errors.ErrUnsupported
 }
 

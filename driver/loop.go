@@ -233,8 +233,10 @@ func (l *loop) flush() {
 		seg, to := len(b.iov[i][0]), b.to[i]
 		j := i + 1
 		// Every segment but the last is seg bytes; the last may be shorter.
-		for j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg && len(b.iov[j][0]) <= seg {
-			j++
+		for n := seg; j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg && len(b.iov[j][0]) <= seg; j++ {
+			if n += len(b.iov[j][0]); n > gsoMaxBytes {
+				break
+			}
 		}
 		if j-i < 2 || !l.sendGSO(i, j, seg, to) {
 			l.sendmmsg(i, j)
@@ -261,11 +263,7 @@ func (l *loop) sendmmsg(i, j int) {
 // sends them one by one, and a failure that means "no GSO here" turns it off).
 func (l *loop) sendGSO(i, j, seg int, to netip.AddrPort) bool {
 	b := &l.batch
-	n := 0
-	for k := i; k < j; k++ {
-		n += copy(b.gso[n:], b.iov[k][0])
-	}
-	if err := b.sock.writeGSO(b.gso[:n], seg, to, b.oob[:]); err != nil {
+	if err := b.sock.writeGSO(&b.gso, b.iov[i:j], seg, to); err != nil {
 		if gsoUnsupported(err) {
 			b.sock.noGSO = true
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -30,7 +31,8 @@ type packet struct {
 // local argument of HandleDatagram).
 type socket struct {
 	conn *net.UDPConn
-	addr netip.AddrPort // the address the machine knows the socket by
+	rc   syscall.RawConn // conn's, kept: asking for it allocates
+	addr netip.AddrPort  // the address the machine knows the socket by
 	v4   *ipv4.PacketConn
 	v6   *ipv6.PacketConn
 	ttl  int // the socket's default TTL / hop limit, restored after a TTL-limited write
@@ -58,7 +60,12 @@ func listenUDP(addr netip.AddrPort, name netip.AddrPort) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{conn: c, addr: name}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	s := &socket{conn: c, rc: rc, addr: name}
 	bound := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	if !s.addr.IsValid() {
 		s.addr = netip.AddrPortFrom(addr.Addr().Unmap(), bound.Port())
