@@ -171,6 +171,11 @@ func TestGarbageFlood(t *testing.T) {
 
 // The receive and send paths allocate nothing per datagram.
 func TestSteadyStateAllocs(t *testing.T) {
+	if raceEnabled {
+		// Instrumented builds allocate in x/net's sendmmsg path; the plain
+		// `go test ./...` run measures the real counts.
+		t.Skip("allocation counts are measured without the race detector")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s := startServer(t)

@@ -14,18 +14,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A GSO run sent to a GRO socket arrives as one datagram per segment, in order,
-// from the sender, whatever the kernel coalesced; an empty datagram still reaches
-// the loop and an over-long one is counted.
-func TestGROSplitsCoalescedReads(t *testing.T) {
+// A GSO run arrives as one datagram per segment, in order, from the sender,
+// whether the socket reads coalesced (GRO: the run in one read) or one datagram
+// per buffer (recvmmsg into the loop's pool); an empty datagram still reaches the
+// loop and an over-long one is counted.
+func TestBatchReadSplitsGSORuns(t *testing.T) {
+	for _, gro := range []bool{true, false} {
+		t.Run(map[bool]string{true: "gro", false: "plain"}[gro], func(t *testing.T) { testBatchRead(t, gro) })
+	}
+}
+
+func testBatchRead(t *testing.T, gro bool) {
 	loop := netip.MustParseAddrPort("127.0.0.1:0")
 	rx, err := listenUDP(loop, netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rx.conn.Close()
-	if !rx.enableGRO() {
-		t.Skip("this kernel has no UDP_GRO (Linux < 5.0)")
+	pool := make(chan *packet, recvBatchLen)
+	if gro {
+		if !rx.enableGRO() {
+			t.Skip("this kernel has no UDP_GRO (Linux < 5.0)")
+		}
+		rx.groFree = newGROPool()
+		pool = rx.groFree
+	} else {
+		for range cap(pool) {
+			pool <- new(packet)
+		}
 	}
 	tx, err := listenUDP(loop, netip.AddrPort{})
 	if err != nil {
@@ -33,15 +49,11 @@ func TestGROSplitsCoalescedReads(t *testing.T) {
 	}
 	defer tx.conn.Close()
 
-	free := make(chan *packet, 16)
-	for range cap(free) {
-		free <- new(packet)
-	}
 	in := make(chan *packet, 64)
 	done := make(chan struct{})
 	var tooLong atomic.Uint64
-	exited := make(chan bool)
-	go func() { exited <- rx.readLoopGRO(free, in, done, &tooLong) }()
+	exited := make(chan struct{})
+	go func() { rx.readLoopBatch(pool, in, done, &tooLong); close(exited) }()
 	defer func() {
 		close(done)
 		rx.conn.Close()
@@ -79,28 +91,45 @@ func TestGROSplitsCoalescedReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	next := func() *packet {
+	// The datagrams as the loop sees them, packet by packet.
+	var got [][]byte
+	reads := 0
+	for len(got) < segs+2 {
 		select {
 		case p := <-in:
-			return p
+			if (p.gro != nil) != gro || p.sock != rx || p.from != tx.addr {
+				t.Fatalf("a read from %v on %p (coalesced %t), want one from %v on %p (coalesced %t)", p.from, p.sock, p.gro != nil, tx.addr, rx, gro)
+			}
+			for k := 0; ; k++ {
+				d, ok := p.datagram(k)
+				if !ok {
+					break
+				}
+				got = append(got, bytes.Clone(d))
+			}
+			reads++
+			pool <- p
 		case <-time.After(5 * time.Second):
-			t.Fatal("no datagram from the GRO reader within 5 s")
-			return nil
+			t.Fatalf("%d datagrams from the GRO reader after 5 s, want %d", len(got), segs+2)
 		}
 	}
 	for i := range segs {
-		p := next()
 		want := bytes.Repeat([]byte{byte(i)}, len(run[i*seg:min((i+1)*seg, len(run))]))
-		if !bytes.Equal(p.buf[:p.n], want) || p.from != tx.addr || p.sock != rx {
-			t.Fatalf("segment %d: %d bytes starting %v from %v, want %d bytes of %d from %v", i, p.n, p.buf[:min(p.n, 4)], p.from, len(want), i, tx.addr)
+		if !bytes.Equal(got[i], want) {
+			t.Fatalf("segment %d: %d bytes starting %v, want %d bytes of %d", i, len(got[i]), got[i][:min(len(got[i]), 4)], len(want), i)
 		}
-		free <- p
 	}
-	if p := next(); p.n != 0 {
-		t.Fatalf("after the run: %d bytes, want the empty datagram", p.n)
+	if len(got[segs]) != 0 {
+		t.Fatalf("after the run: %d bytes, want the empty datagram", len(got[segs]))
 	}
-	if p := next(); string(p.buf[:p.n]) != "last" {
-		t.Fatalf("after the empty datagram: %q, want \"last\" (the over-long one dropped)", p.buf[:p.n])
+	if string(got[segs+1]) != "last" {
+		t.Fatalf("after the empty datagram: %q, want \"last\" (the over-long one dropped)", got[segs+1])
+	}
+	// The kernel hands a GSO run to a GRO socket unsegmented (udp(7)): the eleven
+	// segments take one read, the two single datagrams one each. Without GRO the
+	// kernel cuts the run: one read per datagram.
+	if want := map[bool]int{true: 3, false: segs + 2}[gro]; reads != want {
+		t.Fatalf("%d datagrams in %d reads, want %d", len(got), reads, want)
 	}
 	if got := tooLong.Load(); got != 1 {
 		t.Fatalf("tooLong = %d, want 1", got)

@@ -137,14 +137,14 @@ func (l *loop) addSocket(s *socket, batch bool) {
 // in one batch: per datagram that is one system call fewer on each side.
 const inBurst = 64
 
-// handlePackets gives p and then every datagram already waiting (up to inBurst)
-// to the machine, and drains once.
+// handlePackets gives p and then the datagrams already waiting (until inBurst
+// datagrams) to the machine, and drains once.
 func (l *loop) handlePackets(p *packet) {
-	l.handle(l.now(), p)
-	for range inBurst - 1 {
+	n := l.handle(p)
+	for n < inBurst {
 		select {
 		case p := <-l.in:
-			l.handle(l.now(), p)
+			n += l.handle(p)
 			continue
 		default:
 		}
@@ -153,14 +153,27 @@ func (l *loop) handlePackets(p *packet) {
 	l.drain(l.now())
 }
 
-// handle gives one datagram to the machine and returns its buffer to the pool.
-func (l *loop) handle(now proto.Instant, p *packet) {
-	l.stats.datagramsIn.Add(1)
-	l.stats.bytesIn.Add(uint64(p.n))
-	if err := l.m.HandleDatagram(now, p.sock.addr, p.from, p.buf[:p.n]); err != nil {
-		l.stats.rejected.Add(1)
+// handle gives the packet's datagrams to the machine, returns the packet to its
+// pool and reports how many datagrams there were.
+func (l *loop) handle(p *packet) int {
+	k := 0
+	for ; ; k++ {
+		d, ok := p.datagram(k)
+		if !ok {
+			break
+		}
+		l.stats.datagramsIn.Add(1)
+		l.stats.bytesIn.Add(uint64(len(d)))
+		if err := l.m.HandleDatagram(l.now(), p.sock.addr, p.from, d); err != nil {
+			l.stats.rejected.Add(1)
+		}
 	}
-	l.free <- p
+	if p.gro != nil {
+		p.sock.groFree <- p
+	} else {
+		l.free <- p
+	}
+	return k
 }
 
 // handleTimer runs the machine's timers if they are due and drains.

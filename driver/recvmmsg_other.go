@@ -4,7 +4,7 @@ package driver
 
 import "sync/atomic"
 
-func (s *socket) readLoopBatch(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
+func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
 	return false
 }
 
@@ -12,6 +12,4 @@ const recvBatchLen = 8
 
 func (s *socket) enableGRO() bool { return false }
 
-func (s *socket) readLoopGRO(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
-	return false
-}
+func newGROPool() chan *packet { return nil }

@@ -25,6 +25,32 @@ type packet struct {
 	from netip.AddrPort
 	n    int
 	buf  [maxDatagram + 1]byte
+
+	// gro, when set, holds a coalesced read of n bytes instead of buf: datagrams
+	// of seg bytes each, the last possibly shorter. Such a packet belongs to its
+	// socket's groFree pool, not the loop's.
+	gro []byte
+	seg int
+}
+
+// recvBuffer is where a read goes: the coalesced-read buffer or buf.
+func (p *packet) recvBuffer() []byte {
+	if p.gro != nil {
+		return p.gro
+	}
+	return p.buf[:]
+}
+
+// datagram returns the k-th datagram the packet holds and whether there is one.
+func (p *packet) datagram(k int) ([]byte, bool) {
+	if p.gro == nil {
+		return p.buf[:p.n], k == 0
+	}
+	off := k * p.seg
+	if off >= p.n && (k > 0 || p.n > 0) {
+		return nil, false
+	}
+	return p.gro[off:min(off+p.seg, p.n)], true
 }
 
 // socket is one bound UDP socket: the machine names it by addr (Transmit.From, the
@@ -47,6 +73,8 @@ type socket struct {
 	noGSO bool
 	// batch: the reader uses recvmmsg and may hold recvBatchLen buffers.
 	batch bool
+	// groFree is the pool of coalesced-read packets of a GRO socket.
+	groFree chan *packet
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still
@@ -115,8 +143,13 @@ func (s *socket) setTTL(ttl int) error {
 // the kernel's socket buffer then overflows and drops, so memory stays bounded by the
 // pool whatever arrives.
 func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) {
-	if s.batch && s.enableGRO() && s.readLoopGRO(free, in, done, tooLong) {
-		return
+	// GRO hands the loop whole coalesced reads; an impaired socket (DropInbound)
+	// drops datagram by datagram, so it reads them one by one.
+	if s.batch && s.dropRate == 0 && s.enableGRO() {
+		s.groFree = newGROPool()
+		if s.readLoopBatch(s.groFree, in, done, tooLong) {
+			return
+		}
 	}
 	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
 		return
