@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"net/netip"
 	"time"
@@ -180,7 +179,7 @@ func (n *Node) afterConn(now proto.Instant, p *peer) {
 		}
 		switch e := e.(type) {
 		case *rudp.EventMessage:
-			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: bytes.Clone(e.Data)})
+			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: p.conn.TakeData()})
 		case *rudp.EventClosed:
 			p.closed = true
 			n.emit(EventPeerClosed{Peer: p.id, Code: e.Reason.Code, Local: e.Reason.Local, Reason: e.Reason.String()})

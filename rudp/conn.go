@@ -27,7 +27,8 @@ import (
 // bytes after p in place (keyx header and tag, relay framing), and the datagram
 // buf[:Headroom+len(p)+Tailroom] is never larger than the current PMTU. buf must hold
 // at least DatagramSizeMax bytes. PollEvent returns the next *EventMessage or the
-// final *EventClosed; both are owned by the Conn and valid until the next call on it.
+// final *EventClosed; both are owned by the Conn and valid until the next call on it,
+// except that TakeData right after PollEvent hands a message's Data over for good.
 //
 // # Drain rule
 //
@@ -317,6 +318,25 @@ func (c *Conn) PollEvent() (Event, bool) {
 		return &c.evClosed, true
 	}
 	return nil, false
+}
+
+// TakeData returns the Data of the message the last PollEvent returned and gives it
+// to the caller: the Conn never touches that memory again, so the caller may keep it
+// instead of copying it (a 64 KiB message then costs no second copy). It must come
+// before the next PollEvent; nil if the last event was not a message. A
+// small message in a much larger pooled buffer is copied out instead, so that what
+// the caller keeps never pins more than about its own size.
+func (c *Conn) TakeData() []byte {
+	m := c.held
+	if m == nil {
+		return nil
+	}
+	d := m.data
+	if cap(d) > len(d)+len(d)/4+64 {
+		return append(make([]byte, 0, len(d)), d...)
+	}
+	m.data = nil
+	return d[:len(d):len(d)]
 }
 
 // releaseDelivered returns a polled message's memory and, for reliable messages,

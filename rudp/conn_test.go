@@ -1,6 +1,7 @@
 package rudp
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -52,4 +53,81 @@ func TestLargeMessageFragments(t *testing.T) {
 		t.Fatalf("oversized message: %v, want ErrMessageTooLarge", err)
 	}
 	t.Logf("a: %+v", a.c.Stats())
+}
+
+// TakeData hands a delivered message's memory over: it keeps its bytes however the
+// Conn goes on (pooled buffers reused by later messages), is not a copy for a
+// message that fills its buffer, and is a copy for a small message in a big
+// pooled buffer.
+func TestTakeData(t *testing.T) {
+	p := newDirectPair(Config{}, 0)
+	var taken [][]byte
+	handedOver := 0
+	deliver := func(msg []byte) {
+		t.Helper()
+		p.now = p.now.Add(time.Millisecond)
+		if err := p.a.Send(p.now, 0, ReliableOrdered, msg); err != nil {
+			t.Fatal(err)
+		}
+		for moved := true; moved; {
+			moved = false
+			for {
+				pkt, ok := p.a.PollTransmit(p.now, p.bufA)
+				if !ok {
+					break
+				}
+				moved = true
+				_ = p.b.HandleDatagram(p.now, pkt)
+			}
+			for {
+				ev, ok := p.b.PollEvent()
+				if !ok {
+					break
+				}
+				if m, isMsg := ev.(*EventMessage); isMsg {
+					d := p.b.TakeData()
+					copied := len(d) > 0 && &d[0] != &m.Data[0]
+					// Only a buffer much bigger than the message is copied out.
+					if !bytes.Equal(d, m.Data) || copied != (cap(m.Data) > len(d)+len(d)/4+64) {
+						t.Fatalf("TakeData gave %d bytes (copied: %t) from a buffer of %d", len(d), copied, cap(m.Data))
+					}
+					if !copied && len(d) > 0 {
+						handedOver++
+					}
+					if cap(d) != len(d) {
+						t.Fatalf("taken data has capacity %d for %d bytes: appending would reach into memory it does not own", cap(d), len(d))
+					}
+					taken = append(taken, d)
+				}
+			}
+			for {
+				pkt, ok := p.b.PollTransmit(p.now, p.bufB)
+				if !ok {
+					break
+				}
+				moved = true
+				_ = p.a.HandleDatagram(p.now, pkt)
+			}
+		}
+	}
+	fill := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+	// Big messages, then small ones that would reuse their pooled buffers.
+	msgs := [][]byte{fill(64<<10, 1), fill(40<<10, 2), fill(100, 3), fill(64<<10, 4), fill(10, 5), nil}
+	for _, m := range msgs {
+		deliver(m)
+	}
+	if len(taken) != len(msgs) {
+		t.Fatalf("%d messages delivered, want %d", len(taken), len(msgs))
+	}
+	for i, m := range msgs {
+		if !bytes.Equal(taken[i], m) {
+			t.Fatalf("message %d: taken data changed after later deliveries (%d bytes, first %v)", i, len(taken[i]), taken[i][:min(len(taken[i]), 4)])
+		}
+	}
+	if handedOver < 2 {
+		t.Fatalf("%d messages handed over without a copy, want at least the two fresh 64 KiB ones", handedOver)
+	}
+	if ev, ok := p.b.PollEvent(); ok || p.b.TakeData() != nil {
+		t.Fatalf("TakeData with no message polled: event %v, data not nil", ev)
+	}
 }

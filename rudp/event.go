@@ -7,7 +7,8 @@ import "fmt"
 type Event interface{ isEvent() }
 
 // EventMessage is a delivered message. The value and Data are owned by the Conn and
-// valid until the next call on it: copy what you keep.
+// valid until the next call on it: copy what you keep, or take Data with
+// Conn.TakeData.
 type EventMessage struct {
 	Lane int
 	Mode Mode
