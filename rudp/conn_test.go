@@ -63,52 +63,24 @@ func TestTakeData(t *testing.T) {
 	p := newDirectPair(Config{}, 0)
 	var taken [][]byte
 	handedOver := 0
+	p.onMessage = func(m *EventMessage) {
+		d := p.b.TakeData()
+		copied := len(d) > 0 && &d[0] != &m.Data[0]
+		// Only a buffer much bigger than the message is copied out.
+		if !bytes.Equal(d, m.Data) || copied != (cap(m.Data) > len(d)+len(d)/4+64) {
+			t.Fatalf("TakeData gave %d bytes (copied: %t) from a buffer of %d", len(d), copied, cap(m.Data))
+		}
+		if !copied && len(d) > 0 {
+			handedOver++
+		}
+		if cap(d) != len(d) {
+			t.Fatalf("taken data has capacity %d for %d bytes: appending would reach into memory it does not own", cap(d), len(d))
+		}
+		taken = append(taken, d)
+	}
 	deliver := func(msg []byte) {
-		t.Helper()
-		p.now = p.now.Add(time.Millisecond)
-		if err := p.a.Send(p.now, 0, ReliableOrdered, msg); err != nil {
-			t.Fatal(err)
-		}
-		for moved := true; moved; {
-			moved = false
-			for {
-				pkt, ok := p.a.PollTransmit(p.now, p.bufA)
-				if !ok {
-					break
-				}
-				moved = true
-				_ = p.b.HandleDatagram(p.now, pkt)
-			}
-			for {
-				ev, ok := p.b.PollEvent()
-				if !ok {
-					break
-				}
-				if m, isMsg := ev.(*EventMessage); isMsg {
-					d := p.b.TakeData()
-					copied := len(d) > 0 && &d[0] != &m.Data[0]
-					// Only a buffer much bigger than the message is copied out.
-					if !bytes.Equal(d, m.Data) || copied != (cap(m.Data) > len(d)+len(d)/4+64) {
-						t.Fatalf("TakeData gave %d bytes (copied: %t) from a buffer of %d", len(d), copied, cap(m.Data))
-					}
-					if !copied && len(d) > 0 {
-						handedOver++
-					}
-					if cap(d) != len(d) {
-						t.Fatalf("taken data has capacity %d for %d bytes: appending would reach into memory it does not own", cap(d), len(d))
-					}
-					taken = append(taken, d)
-				}
-			}
-			for {
-				pkt, ok := p.b.PollTransmit(p.now, p.bufB)
-				if !ok {
-					break
-				}
-				moved = true
-				_ = p.a.HandleDatagram(p.now, pkt)
-			}
-		}
+		p.msg = msg
+		p.step(ReliableOrdered, time.Millisecond)
 	}
 	fill := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 	// Big messages, then small ones that would reuse their pooled buffers.

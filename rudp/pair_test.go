@@ -19,6 +19,8 @@ type directPair struct {
 	sent       uint64
 	received   uint64
 	drop       func(n uint64) bool
+	// onMessage, when set, sees every message b delivers, right after PollEvent.
+	onMessage func(*EventMessage)
 }
 
 func newDirectPair(cfg Config, msgSize int) *directPair {
@@ -59,8 +61,11 @@ func (p *directPair) step(mode Mode, advance time.Duration) {
 			if !ok {
 				break
 			}
-			if _, isMsg := ev.(*EventMessage); isMsg {
+			if m, isMsg := ev.(*EventMessage); isMsg {
 				p.received++
+				if p.onMessage != nil {
+					p.onMessage(m)
+				}
 			}
 		}
 		for {
