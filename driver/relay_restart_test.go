@@ -25,97 +25,159 @@ import (
 // connection delivers every message, before, during and after the outage, exactly
 // once and in order, without a new handshake.
 func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
-	// It takes about 5 s (with the race detector too); 20 s is a generous bound.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cfg := fastServerConfig()
-	s, err := ListenServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var nodes [2]*Node
-	var logs [2]*pathLog
-	for i, id := range []string{"relay-restart-a", "relay-restart-b"} {
-		logs[i] = &pathLog{changed: make(chan struct{}, 1)}
-		n, err := Listen(ctx, Config{
-			Server: s.Addr().String(), ID: id, Secret: testSecret, Listen: "127.0.0.1:0",
-			Relay: node.RelayForce, OnPath: logs[i].add,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer n.Close()
-		nodes[i] = n
-	}
-	a, b := nodes[0], nodes[1]
-	ca, cb := connectPair(t, ctx, a, b)
-	for i, c := range []*Conn{ca, cb} {
-		logs[i].wait(t, ctx, nodes[i].ID(), 0, PathRelay, "relay ready")
-		if k := c.Path().Kind; k != PathRelay {
-			t.Fatalf("%s: path %v after connecting with the relay forced, want relay", nodes[i].ID(), k)
-		}
-	}
-	handshakes := a.Stats().Node.Handshakes + b.Stats().Node.Handshakes
-
-	// a sends every 5 ms, b every 25 ms; each side checks what it receives.
-	stop := make(chan struct{})
-	ab := startStream(ctx, ca, cb, 5*time.Millisecond, stop)
-	ba := startStream(ctx, cb, ca, 25*time.Millisecond, stop)
-	defer func() { // on a failure: let the goroutines end before the nodes close
-		cancel()
-		ab.wait()
-		ba.wait()
-	}()
-	ab.waitReceived(t, ctx, 40, "a->b before the outage")
-	ba.waitReceived(t, ctx, 8, "b->a before the outage")
-
-	addrs := s.Addrs()
-	mark := [2]int{logs[0].len(), logs[1].len()}
-	s.Close()
+	f := newRelayRestart(t, "relay-restart")
+	ab, ba := f.streams[0], f.streams[1]
+	addrs := f.s.Addrs()
+	mark := f.marks()
+	f.s.Close()
 	// The loss is reported as the path going to none, for this reason
 	// (node.HandleTimeout, timerServerLost).
-	for i := range nodes {
-		logs[i].wait(t, ctx, nodes[i].ID(), mark[i], PathNone, "server not answering")
-	}
+	f.waitPaths(mark, PathNone, "server not answering")
 	sentAtLoss := [2]int64{ab.sent.Load(), ba.sent.Load()}
 	receivedAtLoss := [2]int64{ab.received.Load(), ba.received.Load()}
 	// Messages sent while the nodes know the server is gone wait in the send
 	// buffers; make sure there are some before the server returns.
-	ab.waitSent(t, ctx, sentAtLoss[0]+40, "a->b during the outage")
-	ba.waitSent(t, ctx, sentAtLoss[1]+8, "b->a during the outage")
+	ab.waitSent(t, f.ctx, sentAtLoss[0]+40, "during the outage")
+	ba.waitSent(t, f.ctx, sentAtLoss[1]+8, "during the outage")
 
-	s2 := restartServer(t, cfg, addrs)
-	mark = [2]int{logs[0].len(), logs[1].len()}
-	for i := range nodes {
-		logs[i].wait(t, ctx, nodes[i].ID(), mark[i], PathRelay, "relay ready")
+	mark = f.marks()
+	f.recover(restartServer(t, f.cfg, addrs), mark)
+	t.Logf("a->b %d messages (%d sent, %d received at the loss), b->a %d (%d, %d)",
+		ab.sent.Load(), sentAtLoss[0], receivedAtLoss[0], ba.sent.Load(), sentAtLoss[1], receivedAtLoss[1])
+	for i, c := range f.conns {
+		// The application's view, Conn.PathEvents, tells the story too: the loss,
+		// then the relay again.
+		var seen []PathEvent
+		for len(c.PathEvents()) > 0 {
+			seen = append(seen, <-c.PathEvents())
+		}
+		lost := slices.IndexFunc(seen, func(e PathEvent) bool { return e.Kind == PathNone && e.Reason == "server not answering" })
+		if lost < 0 || !slices.ContainsFunc(seen[lost:], func(e PathEvent) bool { return e.Kind == PathRelay }) {
+			t.Errorf("%s: Conn.PathEvents %+v; want the server's loss, then the relay", f.nodes[i].ID(), seen)
+		}
 	}
+}
+
+// A server that is back before the nodes miss it (well within three keepalives)
+// has forgotten their sessions and channels all the same: the next keepalive's
+// "no session" answer makes each node register again and allocate its channel
+// again, and the session recovers as above.
+func TestRelayedSessionSurvivesQuickServerRestart(t *testing.T) {
+	f := newRelayRestart(t, "quick-restart")
+	addrs := f.s.Addrs()
+	mark := f.marks()
+	f.s.Close()
+	f.recover(restartServer(t, f.cfg, addrs), mark)
+}
+
+// relayRestart is the fixture of the server-restart tests: a server with fast
+// keepalives, two nodes that may only talk through its relay, connected, and a
+// numbered stream each way, a->b every 5 ms and b->a every 25 ms.
+type relayRestart struct {
+	t          *testing.T
+	ctx        context.Context
+	cancel     context.CancelFunc
+	cfg        ServerConfig
+	s          *Server
+	nodes      [2]*Node
+	logs       [2]*pathLog
+	conns      [2]*Conn   // a's, b's
+	streams    [2]*stream // a->b, b->a
+	stop       chan struct{}
+	handshakes int // both nodes' at the start
+}
+
+func newRelayRestart(t *testing.T, name string) *relayRestart {
+	// A test takes about 5 s (with the race detector too); 20 s is a generous bound.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	f := &relayRestart{t: t, ctx: ctx, cancel: cancel, cfg: fastServerConfig(), stop: make(chan struct{})}
+	var err error
+	if f.s, err = ListenServer(f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.s.Close() })
+	for i, id := range []string{name + "-a", name + "-b"} {
+		f.logs[i] = &pathLog{changed: make(chan struct{}, 1)}
+		n, err := Listen(ctx, Config{
+			Server: f.s.Addr().String(), ID: id, Secret: testSecret, Listen: "127.0.0.1:0",
+			Relay: node.RelayForce, OnPath: f.logs[i].add,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		f.nodes[i] = n
+	}
+	f.conns[0], f.conns[1] = connectPair(t, ctx, f.nodes[0], f.nodes[1])
+	f.waitPaths([2]int{}, PathRelay, "relay ready")
+	for i, c := range f.conns {
+		if k := c.Path().Kind; k != PathRelay {
+			t.Fatalf("%s: path %v after connecting with the relay forced, want relay", f.nodes[i].ID(), k)
+		}
+	}
+	f.handshakes = f.nodes[0].Stats().Node.Handshakes + f.nodes[1].Stats().Node.Handshakes
+	f.streams[0] = startStream(ctx, f.conns[0], f.conns[1], 5*time.Millisecond, f.stop)
+	f.streams[1] = startStream(ctx, f.conns[1], f.conns[0], 25*time.Millisecond, f.stop)
+	// Cleanups run last first: the goroutines end before the nodes close.
+	t.Cleanup(func() {
+		cancel()
+		f.streams[0].wait()
+		f.streams[1].wait()
+	})
+	f.streams[0].waitReceived(t, ctx, 40, "before the outage")
+	f.streams[1].waitReceived(t, ctx, 8, "before the outage")
+	return f
+}
+
+// marks are both nodes' path-event counts, to wait for events after them.
+func (f *relayRestart) marks() [2]int { return [2]int{f.logs[0].len(), f.logs[1].len()} }
+
+// waitPaths waits for a path event with kind and reason at each node, after its
+// mark.
+func (f *relayRestart) waitPaths(mark [2]int, kind PathKind, reason string) {
+	f.t.Helper()
+	for i, l := range f.logs {
+		l.wait(f.t, f.ctx, f.nodes[i].ID(), mark[i], kind, reason)
+	}
+}
+
+// recover checks that the session recovers through s2, the restarted server: the
+// relay is ready again on both nodes (a path event after mark, taken before the
+// restart), messages flow again, and once the streams
+// stop every message sent has arrived once and in order, on the same connection,
+// under the same keys.
+func (f *relayRestart) recover(s2 *Server, mark [2]int) {
+	t := f.t
+	t.Helper()
+	f.waitPaths(mark, PathRelay, "relay ready")
 	st := s2.Stats()
 	if st.Sessions != 2 || st.Relay.Allocations < 2 {
 		t.Errorf("restarted server: %d sessions, %d relay allocations; want both nodes registered and their channels allocated",
 			st.Sessions, st.Relay.Allocations)
 	}
-	sentAtRecovery := [2]int64{ab.sent.Load(), ba.sent.Load()}
 	// Traffic after recovery goes through the new channels: more than was sent by
 	// the time the relay was ready again arrives, then the streams stop.
-	ab.waitReceived(t, ctx, sentAtRecovery[0]+40, "a->b after the restart")
-	ba.waitReceived(t, ctx, sentAtRecovery[1]+8, "b->a after the restart")
-	close(stop)
-	for _, sr := range []*stream{ab, ba} {
+	for i, least := range [2]int64{40, 8} {
+		sr := f.streams[i]
+		sr.waitReceived(t, f.ctx, sr.sent.Load()+least, "after the restart")
+	}
+	close(f.stop)
+	for _, sr := range f.streams {
 		sr.waitSenderDone()
 		if err := sr.sendErr; err != nil {
 			t.Fatalf("%s: %v", sr.name, err)
 		}
-		if err := sr.from.Flush(ctx); err != nil {
+		if err := sr.from.Flush(f.ctx); err != nil {
 			t.Fatalf("%s: Flush: %v", sr.name, err)
 		}
-		sr.waitReceived(t, ctx, sr.sent.Load(), "everything")
+		sr.waitReceived(t, f.ctx, sr.sent.Load(), "everything")
 	}
 	// Nothing more may arrive (a duplicate would): give a straggler a moment, then
 	// stop the receivers and check what they saw.
 	time.Sleep(50 * time.Millisecond)
-	cancel()
-	for _, sr := range []*stream{ab, ba} {
+	f.cancel()
+	for _, sr := range f.streams {
 		sr.wait()
 		if !errors.Is(sr.recvErr, context.Canceled) {
 			t.Errorf("%s: receiver: %v", sr.name, sr.recvErr)
@@ -124,42 +186,29 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 			t.Errorf("%s: received %d of %d", sr.name, got, sent)
 		}
 	}
-	if f := s2.Stats().Relay.Forwarded; f == 0 {
+	if s2.Stats().Relay.Forwarded == 0 {
 		t.Error("the restarted server forwarded nothing: the session did not recover through its relay")
 	}
-	t.Logf("a->b %d messages (%d sent, %d received at the loss), b->a %d (%d, %d)",
-		ab.sent.Load(), sentAtLoss[0], receivedAtLoss[0], ba.sent.Load(), sentAtLoss[1], receivedAtLoss[1])
-
-	for i, c := range []*Conn{ca, cb} {
+	for i, c := range f.conns {
 		if k := c.Path().Kind; k != PathRelay {
-			t.Errorf("%s: path %v after the restart, want relay", nodes[i].ID(), k)
+			t.Errorf("%s: path %v after the restart, want relay", f.nodes[i].ID(), k)
 		}
 		select {
 		case <-c.Done():
-			t.Errorf("%s: the connection ended: %v", nodes[i].ID(), c.closeErr())
+			t.Errorf("%s: the connection ended: %v", f.nodes[i].ID(), c.closeErr())
 		default:
 		}
-		if logs[i].saw(PathDirect) {
-			t.Errorf("%s: a direct path with the relay forced", nodes[i].ID())
-		}
-		// The application's view, Conn.PathEvents, tells the same story: the loss,
-		// then the relay again.
-		var seen []PathEvent
-		for len(c.PathEvents()) > 0 {
-			seen = append(seen, <-c.PathEvents())
-		}
-		lost := slices.IndexFunc(seen, func(e PathEvent) bool { return e.Kind == PathNone && e.Reason == "server not answering" })
-		if lost < 0 || !slices.ContainsFunc(seen[lost:], func(e PathEvent) bool { return e.Kind == PathRelay }) {
-			t.Errorf("%s: Conn.PathEvents %+v; want the server's loss, then the relay", nodes[i].ID(), seen)
+		if f.logs[i].saw(PathDirect) {
+			t.Errorf("%s: a direct path with the relay forced", f.nodes[i].ID())
 		}
 	}
-	if h := a.Stats().Node.Handshakes + b.Stats().Node.Handshakes; h != handshakes {
-		t.Errorf("%d new handshakes: the session should have survived", h-handshakes)
+	if h := f.nodes[0].Stats().Node.Handshakes + f.nodes[1].Stats().Node.Handshakes; h != f.handshakes {
+		t.Errorf("%d new handshakes: the session should have survived", h-f.handshakes)
 	}
 	// The same Conn carried it all: neither side was handed a new connection.
 	quick, cancelQuick := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancelQuick()
-	for _, n := range nodes {
+	for _, n := range f.nodes {
 		if c, err := n.Accept(quick); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: Accept after the restart: %v, %v; want no new connection", n.ID(), c, err)
 		}
