@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -214,8 +213,7 @@ func TestSocketPerPacketTTL(t *testing.T) {
 func TestDirectSessionOutlivesServerAndReregisters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	fast := rendezvous.Config{KeepaliveInterval: time.Second, SessionTimeout: 3 * time.Second}
-	cfg := ServerConfig{Listen: "127.0.0.1:0", AltAddr: "127.0.0.2:0", Secret: testSecret, Tune: fast}
+	cfg := fastServerConfig()
 	s, err := ListenServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -247,12 +245,7 @@ func TestDirectSessionOutlivesServerAndReregisters(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitDirect(t, ctx, ca)
-	cfg.Listen, cfg.AltPort, cfg.AltAddr = addrs[0].String(), addrs[1].String(), addrs[2].String()
-	s2, err := ListenServer(cfg)
-	if err != nil {
-		t.Fatalf("restarting the server on %v: %v", addrs, err)
-	}
-	defer s2.Close()
+	s2 := restartServer(t, cfg, addrs)
 	for s2.Stats().Sessions < 2 {
 		select {
 		case <-ctx.Done():
