@@ -44,30 +44,37 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 	f.recover(restartServer(t, f.cfg, addrs), mark)
 	t.Logf("a->b %d messages (%d sent, %d received at the loss), b->a %d (%d, %d)",
 		ab.sent.Load(), sentAtLoss[0], receivedAtLoss[0], ba.sent.Load(), sentAtLoss[1], receivedAtLoss[1])
-	for i, c := range f.conns {
-		// The application's view, Conn.PathEvents, tells the story too: the loss,
-		// then the relay again.
-		var seen []PathEvent
-		for len(c.PathEvents()) > 0 {
-			seen = append(seen, <-c.PathEvents())
-		}
-		lost := slices.IndexFunc(seen, func(e PathEvent) bool { return e.Kind == PathNone && e.Reason == "server not answering" })
-		if lost < 0 || !slices.ContainsFunc(seen[lost:], func(e PathEvent) bool { return e.Kind == PathRelay }) {
-			t.Errorf("%s: Conn.PathEvents %+v; want the server's loss, then the relay", f.nodes[i].ID(), seen)
-		}
-	}
+	f.lostThenRelay("server not answering")
 }
 
 // A server that is back before the nodes miss it (well within three keepalives)
 // has forgotten their sessions and channels all the same: the next keepalive's
-// "no session" answer makes each node register again and allocate its channel
-// again, and the session recovers as above.
+// "no session" answer makes each node register again, report the relay lost (its
+// frames were dropped meanwhile) and allocate its channel again, and the session
+// recovers as above.
 func TestRelayedSessionSurvivesQuickServerRestart(t *testing.T) {
 	f := newRelayRestart(t, "quick-restart")
 	addrs := f.s.Addrs()
 	mark := f.marks()
 	f.s.Close()
 	f.recover(restartServer(t, f.cfg, addrs), mark)
+	f.lostThenRelay("server lost the session")
+}
+
+// lostThenRelay checks the application's view, Conn.PathEvents, on both sides:
+// the relay's loss for reason, then the relay again.
+func (f *relayRestart) lostThenRelay(reason string) {
+	f.t.Helper()
+	for i, c := range f.conns {
+		var seen []PathEvent
+		for len(c.PathEvents()) > 0 {
+			seen = append(seen, <-c.PathEvents())
+		}
+		lost := slices.IndexFunc(seen, func(e PathEvent) bool { return e.Kind == PathNone && e.Reason == reason })
+		if lost < 0 || !slices.ContainsFunc(seen[lost:], func(e PathEvent) bool { return e.Kind == PathRelay }) {
+			f.t.Errorf("%s: Conn.PathEvents %+v; want %q, then the relay", f.nodes[i].ID(), seen, reason)
+		}
+	}
 }
 
 // relayRestart is the fixture of the server-restart tests: a server with fast

@@ -367,8 +367,14 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 	n.startClassifier(now)
 	if again {
 		// The server lost our session (a restart, or it expired): relay channels died
-		// with it. Allocate them again with the tokens we hold.
+		// with it. A peer still on the relay hears so (a server back before we
+		// missed it answers "no session" and the relay drops our frames meanwhile);
+		// then the channels are allocated again with the tokens we hold.
 		for _, p := range n.peers {
+			if p.path == PathRelay {
+				p.path = PathNone
+				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server lost the session"})
+			}
 			n.restartRelay(now, p)
 		}
 	}
@@ -802,7 +808,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		if now >= n.quietRelayDue(p) {
 			// Relayed data goes unanswered: ask the server whether it is there. A
 			// keepalive not acknowledged within relayCheckWait means it is not.
-			p.relay.checkOut, p.relay.lastCheck = true, now
+			p.relay.checkOut, p.relay.checked, p.relay.lastCheck = true, true, now
 			n.sendKeepalive(now)
 			n.timers[timerServerLost] = proto.Min(n.timers[timerServerLost], now.Add(relayCheckWait))
 		}

@@ -47,8 +47,9 @@ type relayState struct {
 	polls   int
 	next    proto.Instant
 	// checkOut: a stalled relay made us ask the server whether it is there, and the
-	// answer has not come; lastCheck is when we last asked.
+	// answer has not come; lastCheck is when we last asked, if checked.
 	checkOut  bool
+	checked   bool
 	lastCheck proto.Instant
 	unknown   int // "unknown peer" answers in a row
 }
@@ -90,7 +91,11 @@ func (n *Node) quietRelayDue(p *peer) proto.Instant {
 	if st.BytesInFlight == 0 {
 		return proto.Never
 	}
-	return max(p.lastRecv.Add(max(4*st.SRTT, time.Second)), p.relay.lastCheck.Add(relayCheckEvery))
+	due := p.lastRecv.Add(max(4*st.SRTT, time.Second))
+	if p.relay.checked {
+		due = max(due, p.relay.lastCheck.Add(relayCheckEvery))
+	}
+	return due
 }
 
 func relayAddrFor(i int) netip.AddrPort {
