@@ -43,6 +43,8 @@ type RunConfig struct {
 	MappingTimeout time.Duration
 	// Jitter on every access link (0: none).
 	Jitter time.Duration
+	// Duplicate is the share of packets every access link delivers twice.
+	Duplicate float64
 	// Relay is the connecting side's relay policy (the other follows the
 	// introduction).
 	Relay node.RelayPolicy
@@ -225,7 +227,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 	w.res.PeerRTT = 2 * (latA + latB)
 	pr := sim.NewPair(sim.PairConfig{
 		Seed: cfg.Seed, A: pa, B: pb, Placement: placement(sameLAN),
-		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter},
+		Access:     sim.LinkConfig{Latency: latA, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter, Duplicate: cfg.Duplicate},
 		ServerLink: sim.LinkConfig{Latency: latS},
 	})
 	if !sameLAN {
@@ -234,7 +236,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 		if outer := pr.B.Outer(); outer != nil {
 			link = outer.Link()
 		}
-		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter})
+		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter, Duplicate: cfg.Duplicate})
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim

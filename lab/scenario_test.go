@@ -171,3 +171,26 @@ func TestRecoversAfterNATReboot(t *testing.T) {
 		})
 	}
 }
+
+// A network that repeats datagrams costs nothing but the copies: every message
+// arrives once and in order, and the repeats are counted as duplicates, never as
+// bad transport packets (which would hide an attack or a bug among them).
+func TestDuplicatedDatagramsAreCountedNotRefused(t *testing.T) {
+	simtest.Seeds(t, 1, 3, 2, func(t *testing.T, seed uint64) {
+		w, err := newWorld(RunConfig{A: "port-restricted-cone", B: "full-cone", Seed: seed, Duplicate: 0.1, Messages: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.connect()
+		if !w.res.Delivered {
+			t.Fatalf("not connected: %+v", w.res)
+		}
+		w.exchange(t, 200, 30*time.Second)
+		for _, s := range []*side{w.a, w.b} {
+			st := s.node.Stats()
+			if st.Duplicates == 0 || st.BadTransport != 0 {
+				t.Errorf("%s: %d duplicates, %d bad transport packets with 10 %% of datagrams repeated; want some duplicates and no bad ones", s.name, st.Duplicates, st.BadTransport)
+			}
+		}
+	})
+}

@@ -64,6 +64,7 @@ var (
 type Stats struct {
 	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
 	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
+	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram
 	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
 	RelayDrops                                                             int // packets for a relay not ready, or too large for it
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)

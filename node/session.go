@@ -109,6 +109,13 @@ func (n *Node) handleKeyx(now proto.Instant, local, from netip.AddrPort, p []byt
 // connection.
 func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	sess, pt, err := n.keyx.Open(now, n.open[:0], p)
+	if errors.Is(err, keyx.ErrReplay) {
+		// A counter seen before: normally the network repeating a datagram (a
+		// replayed copy looks the same and is dropped the same way, before the
+		// AEAD), not a bad packet.
+		n.stats.Duplicates++
+		return err
+	}
 	if err != nil {
 		n.stats.BadTransport++
 		return err
@@ -123,7 +130,9 @@ func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p 
 	pe.agent.NoteTraffic(now, local, from)
 	n.afterKeyx(now) // a responder's session becomes current at its first packet
 	if len(pt) > 0 && !pe.closed {
-		if err := pe.conn.HandleDatagram(now, pt); err != nil {
+		if err := pe.conn.HandleDatagram(now, pt); errors.Is(err, rudp.ErrDuplicate) {
+			n.stats.Duplicates++
+		} else if err != nil {
 			n.stats.BadTransport++
 		}
 		n.afterConn(now, pe)
