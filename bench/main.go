@@ -38,6 +38,7 @@ func main() {
 
 type result struct {
 	name          string
+	cipher        string
 	bulkMiBps     float64
 	pingsPerSec   float64
 	p50, p99      time.Duration
@@ -63,6 +64,7 @@ func runAll(bulk int, ppDur, gameDur time.Duration, loss float64, only string) (
 			return nil, fmt.Errorf("%s bulk: %w", tr.name, err)
 		}
 		r.bulkMiBps = mibps
+		r.cipher = p.cipher
 		if r.pingsPerSec, err = pingPong(p, ppDur); err != nil {
 			return nil, fmt.Errorf("%s ping-pong: %w", tr.name, err)
 		}
@@ -209,10 +211,10 @@ collect:
 
 func printResults(rs []result, bulkMiB int, loss float64) {
 	fmt.Printf("loopback, one process; bulk %d MiB one way; ping-pong 64 B; 20 Hz × 200 B at %.0f%% receive loss per end\n\n", bulkMiB, 100*loss)
-	fmt.Printf("%-8s %12s %14s %10s %10s %10s\n", "", "bulk MiB/s", "round trips/s", "20Hz p50", "20Hz p99", "delivered")
+	fmt.Printf("%-8s %12s %14s %10s %10s %10s  %s\n", "", "bulk MiB/s", "round trips/s", "20Hz p50", "20Hz p99", "delivered", "cipher")
 	for _, r := range rs {
-		fmt.Printf("%-8s %12.1f %14.0f %10v %10v %5d/%d\n", r.name, r.bulkMiBps, r.pingsPerSec,
-			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.gameDelivered, r.gameSent)
+		fmt.Printf("%-8s %12.1f %14.0f %10v %10v %5d/%d    %s\n", r.name, r.bulkMiBps, r.pingsPerSec,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.gameDelivered, r.gameSent, r.cipher)
 	}
 	if len(rs) < 2 || rs[0].name != "natpass" {
 		return

@@ -35,6 +35,7 @@ type msgConn interface {
 type pair struct {
 	client, server msgConn
 	close          func()
+	cipher         string // the transport's cipher, as negotiated where it negotiates
 }
 
 // transport builds a pair; loss is the share of datagrams each end drops on
@@ -105,7 +106,7 @@ func dialNatpass(ctx context.Context, loss float64) (*pair, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &pair{client: natpassEnd{ca}, server: natpassEnd{cb}, close: closeAll}, nil
+	return &pair{client: natpassEnd{ca}, server: natpassEnd{cb}, close: closeAll, cipher: "ChaCha20-Poly1305 (Noise IKpsk2)"}, nil
 }
 
 // Streams (kcp-go, quic-go) carry messages with a 4-byte length prefix.
@@ -229,7 +230,7 @@ func dialKCP(ctx context.Context, loss float64) (*pair, error) {
 	if _, err := io.ReadFull(srv, first[:]); err != nil {
 		return nil, err
 	}
-	return &pair{client: newStreamEnd(cli), server: newStreamEnd(srv), close: func() {
+	return &pair{client: newStreamEnd(cli), server: newStreamEnd(srv), cipher: "AES (kcp-go block crypt)", close: func() {
 		cli.Close()
 		srv.Close()
 		l.Close()
@@ -293,7 +294,7 @@ func dialQUIC(ctx context.Context, loss float64) (*pair, error) {
 	if _, err := io.ReadFull(a.s, first[:]); err != nil {
 		return nil, err
 	}
-	return &pair{client: newStreamEnd(st), server: newStreamEnd(a.s), close: func() {
+	return &pair{client: newStreamEnd(st), server: newStreamEnd(a.s), cipher: tls.CipherSuiteName(conn.ConnectionState().TLS.CipherSuite), close: func() {
 		conn.CloseWithError(0, "")
 		a.c.CloseWithError(0, "")
 		l.Close()
