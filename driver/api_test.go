@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -168,6 +169,36 @@ func TestNATReportOnLoopback(t *testing.T) {
 	}
 	if st := a.Stats(); st.Sockets < 2 || st.DatagramsIn == 0 || st.DatagramsOut == 0 {
 		t.Fatalf("stats after NAT measurement: %+v; want extra sockets and traffic", st)
+	}
+}
+
+// A server bound to every address still has an alt port; it names it by port
+// alone and the node takes it on the address it reached, so filtering is measured
+// (without it the report said "unknown").
+func TestNATReportFromUnspecifiedServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := ListenServer(ServerConfig{Listen: "0.0.0.0:0", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addrs := s.Addrs()
+	if len(addrs) != 2 || !addrs[1].Addr().IsUnspecified() || addrs[1].Port() == addrs[0].Port() {
+		t.Fatalf("server sockets %v; want the primary and an alt port, both on the unspecified address", addrs)
+	}
+	server := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.Addr().Port())
+	n, err := Listen(ctx, Config{Server: server.String(), ID: "any-addr", Secret: testSecret, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	r, err := n.NAT(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Behavior.Filtering == proto.DependenceUnknown || r.Behavior.Mapping == proto.DependenceUnknown {
+		t.Fatalf("NAT report through a server on %v: %+v; want mapping and filtering measured", s.Addr(), r.Behavior)
 	}
 }
 

@@ -19,9 +19,9 @@ type ServerConfig struct {
 	// and the server tells nodes its other sockets' addresses.
 	Listen string
 	// AltPort is the second socket on Listen's IP, for "answer from another port"
-	// (NAT filtering and mapping tests). "" means an ephemeral port when Listen has
-	// a specific IP, and none when it does not (nodes could not address it).
-	// "off" disables it.
+	// (NAT filtering and mapping tests). "" means an ephemeral port; on an
+	// unspecified Listen IP nodes take it on the address they reached the server
+	// at (PROTOCOL §5.2). "off" disables it.
 	AltPort string
 	// AltAddr is a socket on another IP (natpass server --listen2), for "answer
 	// from another address". Optional.
@@ -104,7 +104,9 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		if rc.AltPort, err = open(a); err != nil {
 			return nil, err
 		}
-	case !primary.Addr().IsUnspecified():
+	default:
+		// On an unspecified primary the alt port is unspecified too: nodes take it
+		// as that port on the address they reached (PROTOCOL §5.2).
 		if rc.AltPort, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
 			return nil, err
 		}

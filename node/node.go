@@ -361,6 +361,14 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 	n.session = m.Session
 	n.observed = m.Observed
 	n.altPort, n.altAddr = m.AltPort, m.AltAddr
+	// A server bound to every address names its alt port by port alone
+	// (PROTOCOL §5.2): that port on the IP we reached it at.
+	if n.altPort.IsValid() && n.altPort.Addr().IsUnspecified() {
+		n.altPort = netip.AddrPortFrom(n.cfg.Server.Addr(), n.altPort.Port())
+	}
+	if n.altAddr.IsValid() && n.altAddr.Addr().IsUnspecified() {
+		n.altAddr = netip.AddrPort{}
+	}
 	n.keepalive = time.Duration(m.Keepalive) * time.Second
 	n.timers[timerKeepalive] = now.Add(n.keepalive)
 	n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)

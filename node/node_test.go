@@ -139,3 +139,25 @@ func TestConnectWaitsForNATReport(t *testing.T) {
 		t.Fatal("Connect never sent its introduce-request")
 	}
 }
+
+// A server bound to every address announces its alt port on the unspecified IP
+// (PROTOCOL §5.2): the node takes that port on the address it reached the server
+// at (for its NAT probes, and as a source of server answers) and ignores an
+// unspecified alt address.
+func TestUnspecifiedAltPortMeansServerAddress(t *testing.T) {
+	n := newTestNode()
+	n.Start(0)
+	drainTx(n, 0)
+	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25,
+		AltPort: netip.MustParseAddrPort("0.0.0.0:3479"), AltAddr: netip.MustParseAddrPort("0.0.0.0:3478")}).Append(nil)
+	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
+		t.Fatal(err)
+	}
+	alt := netip.AddrPortFrom(testServer.Addr(), 3479)
+	if n.altPort != alt || n.altAddr.IsValid() {
+		t.Fatalf("alt port %v, alt address %v; want %v and none", n.altPort, n.altAddr, alt)
+	}
+	if !n.isServer(alt) || n.isServer(netip.MustParseAddrPort("0.0.0.0:3479")) {
+		t.Fatalf("answers from %v should count as the server's, from 0.0.0.0:3479 not", alt)
+	}
+}
