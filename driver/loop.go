@@ -64,6 +64,9 @@ type loop struct {
 
 	batch sendBatch
 	stats counters
+	// holding: handlePackets is taking a burst in; drains leave their datagrams in
+	// the batch and it flushes once at the end.
+	holding bool
 
 	batchSockets int
 	// dropInbound is Config.DropInbound, applied to every socket added.
@@ -131,15 +134,17 @@ func (l *loop) addSocket(s *socket, batch bool) {
 	}()
 }
 
-// inBurst is how many queued datagrams the loop gives the machine before it
-// drains. Draining once per burst rather than once per datagram lets the machine
-// answer a run of datagrams with one acknowledgement and send what they released
-// in one batch: per datagram that is one system call fewer on each side.
+// inBurst is how many queued datagrams the loop takes in one go. It follows the
+// drain rule after every datagram, but the transmits those drains produce wait in
+// the send batch (until it fills) and go to the kernel together when the burst
+// ends: a run of received datagrams costs one send system call, and the acks and
+// data it released leave as one GSO run or sendmmsg batch.
 const inBurst = 64
 
 // handlePackets gives p and then the datagrams already waiting (until inBurst
-// datagrams) to the machine, and drains once.
+// datagrams) to the machine, draining after each, and sends what they produced.
 func (l *loop) handlePackets(p *packet) {
+	l.holding = true
 	n := l.handle(p)
 	for n < inBurst {
 		select {
@@ -150,11 +155,12 @@ func (l *loop) handlePackets(p *packet) {
 		}
 		break
 	}
-	l.drain(l.now())
+	l.holding = false
+	l.flush()
 }
 
-// handle gives the packet's datagrams to the machine, returns the packet to its
-// pool and reports how many datagrams there were.
+// handle gives the packet's datagrams to the machine, draining after each,
+// returns the packet to its pool and reports how many datagrams there were.
 func (l *loop) handle(p *packet) int {
 	k := 0
 	for ; ; k++ {
@@ -164,9 +170,11 @@ func (l *loop) handle(p *packet) int {
 		}
 		l.stats.datagramsIn.Add(1)
 		l.stats.bytesIn.Add(uint64(len(d)))
-		if err := l.m.HandleDatagram(l.now(), p.sock.addr, p.from, d); err != nil {
+		now := l.now()
+		if err := l.m.HandleDatagram(now, p.sock.addr, p.from, d); err != nil {
 			l.stats.rejected.Add(1)
 		}
+		l.drain(now)
 	}
 	if p.gro != nil {
 		p.sock.groFree <- p
@@ -227,7 +235,9 @@ func (l *loop) drainTransmits(now proto.Instant) {
 			l.flush()
 		}
 	}
-	l.flush()
+	if !l.holding {
+		l.flush()
+	}
 }
 
 // flush sends the batched datagrams: runs of equal-size datagrams to one
