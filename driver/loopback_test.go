@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/relayframe"
+	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -126,8 +129,61 @@ func TestLoopbackBulkWithFlush(t *testing.T) {
 	a := listen(t, ctx, s, "bulk-a")
 	b := listen(t, ctx, s, "bulk-b")
 	ca, cb := connectPair(t, ctx, a, b)
-	// 4 MiB in 16 KiB messages, more than rudp's initial flow-control window.
-	want := make([]byte, 4<<20)
+	bulk(t, ctx, ca, cb, 4<<20)
+	// The transfer's equal-size packets went out in GSO runs where the kernel can
+	// (and arrived intact, above). Read the socket after Close: the loop owns it.
+	a.Close()
+	if gsoSupported && !a.loop.main.noGSO && a.loop.stats.gsoSends.Load() == 0 {
+		t.Error("a 4 MiB transfer made no GSO send")
+	}
+	t.Logf("GSO sends: %d for %d datagrams (GSO off: %v)", a.loop.stats.gsoSends.Load(), a.loop.stats.datagramsOut.Load(), a.loop.main.noGSO)
+}
+
+// A bulk transfer through the relay as fast as loopback carries it (the server's
+// relay budget raised past it) loses nothing at the server: the loop drains the
+// server after every datagram of a burst, so its small transmit queue never
+// overflows (it did when a burst was drained once: thousands of relayed frames
+// dropped as DropQueueFull).
+func TestRelayedBulkDropsNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	unlimited := relayframe.ByteRate{BytesPerSecond: 1 << 30, Burst: 64 << 20}
+	cfg := ServerConfig{Listen: "127.0.0.1:0", AltAddr: "127.0.0.2:0", Secret: testSecret,
+		Tune: rendezvous.Config{RelaySessionRate: unlimited, RelayServerRate: unlimited}}
+	s, err := ListenServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var nodes [2]*Node
+	for i, id := range []string{"relay-bulk-a", "relay-bulk-b"} {
+		n, err := Listen(ctx, Config{Server: s.Addr().String(), ID: id, Secret: testSecret, Listen: "127.0.0.1:0", Relay: node.RelayForce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes[i] = n
+	}
+	ca, cb := connectPair(t, ctx, nodes[0], nodes[1])
+	for ca.Path().Kind != PathRelay {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("path %+v, want the relay", ca.Path())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	bulk(t, ctx, ca, cb, 16<<20)
+	st := s.Stats().Relay
+	if st.DropQueueFull != 0 || st.Forwarded < (16<<20)/1500 {
+		t.Fatalf("relay: %d frames forwarded, %d dropped with the transmit queue full; want ≥ %d and none", st.Forwarded, st.DropQueueFull, (16<<20)/1500)
+	}
+}
+
+// bulk sends size bytes a → b in 16 KiB reliable-ordered messages, more than rudp's
+// initial flow-control window, and checks every byte arrived in order.
+func bulk(t *testing.T, ctx context.Context, ca, cb *Conn, size int) {
+	t.Helper()
+	want := make([]byte, size)
 	for i := range want {
 		want[i] = byte(i * 7 >> 3)
 	}
@@ -155,13 +211,6 @@ func TestLoopbackBulkWithFlush(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("received bytes differ from sent")
 	}
-	// The transfer's equal-size packets went out in GSO runs where the kernel can
-	// (and arrived intact, above). Read the socket after Close: the loop owns it.
-	a.Close()
-	if gsoSupported && !a.loop.main.noGSO && a.loop.stats.gsoSends.Load() == 0 {
-		t.Error("a 4 MiB transfer made no GSO send")
-	}
-	t.Logf("GSO sends: %d for %d datagrams (GSO off: %v)", a.loop.stats.gsoSends.Load(), a.loop.stats.datagramsOut.Load(), a.loop.main.noGSO)
 }
 
 // waitDirect waits for c's path to be direct. The session may come up on the
