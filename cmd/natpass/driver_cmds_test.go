@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -311,5 +312,47 @@ func TestDemoCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// --relay-session-mbps sets each session's relay budget: with 1 Mbit/s a relayed
+// transfer still arrives whole (rudp repairs what the budget drops) and the stats
+// line at exit counts frames dropped over the budget; a bad rate is refused.
+func TestServerRelayBudget(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	for _, bad := range []string{"-1", "NaN", "+Inf"} {
+		if code := serverMain(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--relay-session-mbps", bad},
+			&syncBuffer{}, &syncBuffer{}, nil); code != 2 {
+			t.Errorf("--relay-session-mbps %s: exit %d, want 2", bad, code)
+		}
+	}
+	var stdout *syncBuffer
+	t.Run("policed", func(t *testing.T) {
+		var addr string
+		addr, stdout = startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile,
+			"--quiet", "--relay-session-mbps", "1")
+		in := bytes.Repeat([]byte("over budget "), 10000) // 120 kB, about a second at 1 Mbit/s
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var out, errA, errB syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- catMain(ctx, []string{"--server", addr, "--id", "budget-b", "--secret-file", secretFile}, bytes.NewReader(nil), &out, &errB)
+		}()
+		time.Sleep(100 * time.Millisecond)
+		if code := catMain(ctx, []string{"--server", addr, "--id", "budget-a", "--connect", "budget-b", "--relay", "force",
+			"--secret-file", secretFile}, bytes.NewReader(in), &syncBuffer{}, &errA); code != 0 {
+			t.Fatalf("cat a exit %d; stderr:\n%s", code, errA.String())
+		}
+		if code := <-done; code != 0 || !bytes.Equal(out.Bytes(), in) {
+			t.Fatalf("cat b exit %d with %d of %d bytes; stderr:\n%s", code, len(out.Bytes()), len(in), errB.String())
+		}
+	})
+	// The server printed its stats when the subtest's cleanup stopped it.
+	var dropped int
+	if i := strings.LastIndex(stdout.String(), "relay over budget "); i < 0 {
+		t.Fatalf("no relay counters in the server's stats: %q", stdout.String())
+	} else if _, err := fmt.Sscanf(stdout.String()[i:], "relay over budget %d", &dropped); err != nil || dropped == 0 {
+		t.Fatalf("relay over budget %d (%v) after 120 kB at 1 Mbit/s; want frames dropped", dropped, err)
 	}
 }

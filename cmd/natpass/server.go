@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/relayframe"
 )
 
 // runServer runs a rendezvous server until SIGINT or SIGTERM:
@@ -35,6 +37,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	insecure := fs.Bool("insecure-dev", false, "run without a secret: anyone may register under any ID (development only)")
 	quiet := fs.Bool("quiet", false, "do not log registrations and introductions")
 	statsEvery := fs.Duration("stats", 0, "print the counters this often (0: only at exit)")
+	sessionMbps := fs.Float64("relay-session-mbps", 0, "relay budget of each session, Mbit/s (0: the default, 33.5)")
+	totalMbps := fs.Float64("relay-total-mbps", 0, "relay budget of the whole server, Mbit/s (0: the default, 537)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,6 +47,15 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 		return 2
 	}
 	cfg := driver.ServerConfig{Listen: *listen, AltAddr: *listen2, AltPort: *altPort, InsecureDev: *insecure}
+	var ok bool
+	if cfg.Tune.RelaySessionRate, ok = relayBudget(*sessionMbps); !ok {
+		fmt.Fprintln(stderr, "natpass server: --relay-session-mbps must be ≥ 0")
+		return 2
+	}
+	if cfg.Tune.RelayServerRate, ok = relayBudget(*totalMbps); !ok {
+		fmt.Fprintln(stderr, "natpass server: --relay-total-mbps must be ≥ 0")
+		return 2
+	}
 	if *secretFile != "" {
 		secret, err := readSecret(*secretFile)
 		if err != nil {
@@ -91,12 +104,29 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	}
 }
 
+// relayBudget turns a rate in Mbit/s into a relay byte budget whose burst is an
+// eighth of a second of it (at least one largest frame); 0 gives the zero budget,
+// which the server replaces with its default. ok is false for a negative or
+// non-finite rate.
+func relayBudget(mbps float64) (r relayframe.ByteRate, ok bool) {
+	if mbps < 0 || math.IsNaN(mbps) || math.IsInf(mbps, 0) || mbps > 1e6 {
+		return r, false
+	}
+	if mbps == 0 {
+		return r, true
+	}
+	perSecond := max(int64(mbps*1e6/8), 1)
+	return relayframe.ByteRate{BytesPerSecond: perSecond, Burst: max(perSecond/8, relayframe.MaxFrameLen+relayframe.FrameCostOverhead)}, true
+}
+
 func printServerStats(w io.Writer, st driver.ServerStats) {
 	garbage := st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer +
 		st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint + st.DropSTUNUnknownAttr +
 		st.DropSTUNTooSmall + st.TooLong
 	fmt.Fprintf(w, "stats: in %d dgrams / %d B, out %d / %d B, sessions %d, registered %d, introductions %d, "+
-		"stun %d, bad tickets %d, rate-limited %d, garbage dropped %d\n",
+		"stun %d, bad tickets %d, rate-limited %d, garbage dropped %d, relayed %d frames / %d B, "+
+		"relay over budget %d\n",
 		st.DatagramsIn, st.BytesIn, st.DatagramsOut, st.BytesOut, st.Sessions, st.Registered, st.Introductions,
-		st.STUNBindings, st.BadTicket, st.DropRateLimited, garbage)
+		st.STUNBindings, st.BadTicket, st.DropRateLimited, garbage, st.Relay.Forwarded, st.Relay.BytesForwarded,
+		st.Relay.DropSessionRate+st.Relay.DropServerRate)
 }
