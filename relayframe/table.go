@@ -2,6 +2,8 @@ package relayframe
 
 import (
 	"errors"
+	"math"
+	"time"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -96,11 +98,17 @@ type pairKey struct {
 
 const nilSlot int32 = -1
 
+// maxBurst is the largest ByteRate.Burst a table takes: newRateParams multiplies
+// it by the nanoseconds of a second.
+const maxBurst = math.MaxInt64 / int64(time.Second)
+
 // NewTable returns an empty table. rng draws channel numbers (the server's seeded
 // generator).
 func NewTable(cfg TableConfig, rng interface{ Uint64() uint64 }) (*Table, error) {
 	okRate := func(r ByteRate) bool {
-		return r.BytesPerSecond > 0 && r.Burst >= MaxFrameLen+FrameCostOverhead && r.Burst <= 1<<40
+		// The burst window is Burst seconds' worth of nanoseconds: Burst·10⁹ must
+		// fit an int64 (about 9.2 GB of burst).
+		return r.BytesPerSecond > 0 && r.Burst >= MaxFrameLen+FrameCostOverhead && r.Burst <= maxBurst
 	}
 	if cfg.MaxChannels < 1 || cfg.MaxChannels > MaxTableChannels || cfg.MaxPerOwner < 1 ||
 		cfg.MaxOwners < 1 || cfg.MaxOwners > 1<<24 || !okRate(cfg.OwnerRate) || !okRate(cfg.ServerRate) {

@@ -250,6 +250,7 @@ func TestNewTableRejectsBadConfig(t *testing.T) {
 		func(c *TableConfig) { c.MaxOwners = 0 },
 		func(c *TableConfig) { c.OwnerRate.BytesPerSecond = 0 },
 		func(c *TableConfig) { c.ServerRate.Burst = MaxFrameLen }, // cannot pass one largest frame
+		func(c *TableConfig) { c.OwnerRate.Burst = maxBurst + 1 }, // its window would overflow
 	} {
 		c := good
 		mut(&c)
@@ -259,6 +260,15 @@ func TestNewTableRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := NewTable(good, rand.NewChaCha8([32]byte{})); err != nil {
 		t.Fatal(err)
+	}
+	// The largest burst allowed still charges correctly: a small frame fits.
+	huge := good
+	huge.OwnerRate, huge.ServerRate = ByteRate{BytesPerSecond: 1 << 40, Burst: maxBurst}, ByteRate{BytesPerSecond: 1 << 40, Burst: maxBurst}
+	if _, err := NewTable(huge, rand.NewChaCha8([32]byte{})); err != nil {
+		t.Fatalf("largest burst refused: %v", err)
+	}
+	if w := newRateParams(huge.OwnerRate).window; w <= 0 {
+		t.Fatalf("largest burst's window %v, want positive", w)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -320,11 +321,16 @@ func TestDemoCommand(t *testing.T) {
 // line at exit counts frames dropped over the budget; a bad rate is refused.
 func TestServerRelayBudget(t *testing.T) {
 	secretFile, _ := writeSecret(t)
-	for _, bad := range []string{"-1", "NaN", "+Inf"} {
+	for _, bad := range []string{"-1", "NaN", "+Inf", "100001"} {
 		if code := serverMain(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--relay-session-mbps", bad},
 			&syncBuffer{}, &syncBuffer{}, nil); code != 2 {
 			t.Errorf("--relay-session-mbps %s: exit %d, want 2", bad, code)
 		}
+	}
+	// The largest rate accepted is a working budget (its burst window does not
+	// overflow).
+	if r, ok := relayBudget(maxRelayMbps); !ok || r.Burst <= 0 || r.Burst > math.MaxInt64/int64(time.Second) {
+		t.Fatalf("relayBudget(%g) = %+v, %v", maxRelayMbps, r, ok)
 	}
 	var stdout *syncBuffer
 	t.Run("policed", func(t *testing.T) {

@@ -49,11 +49,11 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	cfg := driver.ServerConfig{Listen: *listen, AltAddr: *listen2, AltPort: *altPort, InsecureDev: *insecure}
 	var ok bool
 	if cfg.Tune.RelaySessionRate, ok = relayBudget(*sessionMbps); !ok {
-		fmt.Fprintln(stderr, "natpass server: --relay-session-mbps must be ≥ 0")
+		fmt.Fprintf(stderr, "natpass server: --relay-session-mbps must be between 0 and %g\n", maxRelayMbps)
 		return 2
 	}
 	if cfg.Tune.RelayServerRate, ok = relayBudget(*totalMbps); !ok {
-		fmt.Fprintln(stderr, "natpass server: --relay-total-mbps must be ≥ 0")
+		fmt.Fprintf(stderr, "natpass server: --relay-total-mbps must be between 0 and %g\n", maxRelayMbps)
 		return 2
 	}
 	if *secretFile != "" {
@@ -104,12 +104,16 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	}
 }
 
+// maxRelayMbps bounds the relay flags (100 Gbit/s): well inside what a relay
+// budget can express.
+const maxRelayMbps = 1e5
+
 // relayBudget turns a rate in Mbit/s into a relay byte budget whose burst is an
 // eighth of a second of it (at least one largest frame); 0 gives the zero budget,
 // which the server replaces with its default. ok is false for a negative or
 // non-finite rate.
 func relayBudget(mbps float64) (r relayframe.ByteRate, ok bool) {
-	if mbps < 0 || math.IsNaN(mbps) || math.IsInf(mbps, 0) || mbps > 1e6 {
+	if mbps < 0 || math.IsNaN(mbps) || math.IsInf(mbps, 0) || mbps > maxRelayMbps {
 		return r, false
 	}
 	if mbps == 0 {
