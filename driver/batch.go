@@ -67,6 +67,26 @@ func (b *sendBatch) add(s *socket, p []byte, to netip.AddrPort) {
 	b.n++
 }
 
+// runEnd returns the end of the GSO run starting at slot i: the slots after it to
+// the same destination, every one but the last exactly as long as slot i and the
+// last no longer, none empty, at most gsoMaxSegments and gsoMaxBytes in all. A
+// run of one is no run.
+func (b *sendBatch) runEnd(i int) int {
+	seg, to := len(b.iov[i][0]), b.to[i]
+	if seg == 0 {
+		return i + 1
+	}
+	j, total := i+1, seg
+	for ; j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg; j++ {
+		n := len(b.iov[j][0])
+		if n == 0 || n > seg || total+n > gsoMaxBytes {
+			break
+		}
+		total += n
+	}
+	return j
+}
+
 func (b *sendBatch) reset() {
 	b.n, b.sock = 0, nil
 	b.fail = [sendBatchLen]bool{}

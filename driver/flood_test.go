@@ -206,6 +206,31 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if handle != 0 {
 		t.Errorf("handling a datagram allocates %.1f times", handle)
 	}
+	// The same through the loop's burst path, a plain packet and a coalesced (GRO)
+	// one of four datagrams; each goes back to its pool.
+	burst := testing.AllocsPerRun(1000, func() {
+		q := <-l.free
+		q.sock, q.from, q.n = p.sock, p.from, copy(q.buf[:], p.buf[:p.n])
+		l.handlePackets(q)
+	})
+	if burst != 0 {
+		t.Errorf("a burst of one datagram allocates %.1f times", burst)
+	}
+	sock.groFree = newGROPool()
+	if sock.groFree != nil {
+		gro := testing.AllocsPerRun(1000, func() {
+			q := <-sock.groFree
+			q.sock, q.from, q.seg = sock, p.from, p.n
+			q.n = 0
+			for range 4 {
+				q.n += copy(q.gro[q.n:], p.buf[:p.n])
+			}
+			l.handlePackets(q)
+		})
+		if gro != 0 {
+			t.Errorf("a coalesced read of 4 datagrams allocates %.1f times", gro)
+		}
+	}
 	to := a.LocalAddr()
 	write := testing.AllocsPerRun(1000, func() { _ = sock.write(p.buf[:p.n], to, 0) })
 	if write != 0 {

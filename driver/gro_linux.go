@@ -21,9 +21,10 @@ const (
 	// groPoolLen is how many coalesced-read buffers a GRO socket owns: the reader
 	// fills some while the loop works through the others.
 	groPoolLen = 2 * groBatchLen
-	// groBufLen holds the largest coalesced read: 64 segments can never exceed
-	// the 64 KiB an IP packet (and so a GSO super-packet) may carry.
-	groBufLen = 1 << 16
+	// groBufLen holds the largest coalesced read of datagrams the driver takes:
+	// the kernel coalesces at most 64 segments (UDP_GRO_CNT_MAX), and with a
+	// raised gro_max_size (BIG TCP) a read may pass the 64 KiB of one IP packet.
+	groBufLen = gsoMaxSegments * maxDatagram
 )
 
 // enableGRO asks the kernel to coalesce; false if it cannot.
@@ -38,7 +39,7 @@ func (s *socket) enableGRO() bool {
 }
 
 // newGROPool gives a GRO socket its own groPoolLen packets with groBufLen
-// buffers (512 KiB, the only memory GRO adds). The reader fills up to groBatchLen
+// buffers (1 MiB, the only memory GRO adds). The reader fills up to groBatchLen
 // of them per recvmmsg while the loop works through the others; each goes to the
 // loop whole, with its segment size, and the loop gives the machine one segment
 // at a time and sends the packet back here. A coalesced read thus costs one

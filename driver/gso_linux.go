@@ -55,7 +55,7 @@ func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.Addr
 	}
 	for i, b := range segs {
 		if len(b[0]) == 0 {
-			return unix.EINVAL
+			return errEmptySegment // the caller's mistake, not the kernel's: GSO stays on
 		}
 		w.iov[i].Base = &b[0][0]
 		w.iov[i].SetLen(len(b[0]))
@@ -97,6 +97,9 @@ func (w *gsoWriter) setName(s *socket, to netip.AddrPort) uint32 {
 	w.name.Family, w.name.Addr = unix.AF_INET6, to.Addr().As16()
 	return unix.SizeofSockaddrInet6
 }
+
+// errEmptySegment: writeGSO was given an empty datagram, which a run cannot carry.
+var errEmptySegment = errors.New("driver: empty datagram in a GSO run")
 
 // gsoOOB builds the UDP_SEGMENT control message for segment size seg into b.
 func gsoOOB(b []byte, seg int) []byte {

@@ -22,8 +22,8 @@ type machine interface {
 // Bounds of the receive path: the loop holds at most inQueue buffers waiting, and
 // the readers fill buffers from a pool of poolSize plus what each socket brings
 // (one, or recvBatchLen for a batch reader), so that every reader always finds
-// one however many sockets there are. With maxSockets, and the GRO readers'
-// scratch buffers (groBatchLen × 64 KiB on each of at most 8 batch sockets), that
+// one however many sockets there are. With maxSockets, and the GRO sockets' own
+// pools (groPoolLen × groBufLen, 1 MiB, on each of at most 8 batch sockets), that
 // is all the memory a flood can take, besides the kernel's socket buffers.
 const (
 	poolSize   = 512
@@ -40,6 +40,7 @@ type counters struct {
 	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
 	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
 	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
+	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it) for the datagrams in no run
 }
 
 // loop owns one machine and runs it: one goroutine per socket reads, one goroutine
@@ -247,31 +248,32 @@ func (l *loop) flush() {
 	if b.n == 0 {
 		return
 	}
-	if !gsoSupported || b.sock.noGSO || b.n < 2 {
-		l.sendmmsg(0, b.n)
-		b.reset()
-		return
-	}
+	single := 0 // the first slot waiting for a sendmmsg of the slots that are no run
 	for i := 0; i < b.n; {
-		seg, to := len(b.iov[i][0]), b.to[i]
 		j := i + 1
-		// Every segment but the last is seg bytes; the last may be shorter.
-		for n := seg; j < b.n && j-i < gsoMaxSegments && b.to[j] == to && len(b.iov[j-1][0]) == seg && len(b.iov[j][0]) <= seg; j++ {
-			if n += len(b.iov[j][0]); n > gsoMaxBytes {
-				break
-			}
+		if gsoSupported && !b.sock.noGSO {
+			j = b.runEnd(i)
 		}
-		if j-i < 2 || !l.sendGSO(i, j, seg, to) {
-			l.sendmmsg(i, j)
+		if j-i >= 2 {
+			l.sendmmsg(single, i)
+			if !l.sendGSO(i, j, len(b.iov[i][0]), b.to[i]) {
+				l.sendmmsg(i, j)
+			}
+			single = j
 		}
 		i = j
 	}
+	l.sendmmsg(single, b.n)
 	b.reset()
 }
 
-// sendmmsg sends batch slots [i, j) with sendmmsg.
+// sendmmsg sends batch slots [i, j) with sendmmsg; nothing when the range is empty.
 func (l *loop) sendmmsg(i, j int) {
+	if i >= j {
+		return
+	}
 	b := &l.batch
+	l.stats.mmsgSends.Add(1)
 	b.sock.writeBatch(b.msgs[i:j], b.fail[i:j])
 	for k := i; k < j; k++ {
 		if b.fail[k] {

@@ -121,6 +121,10 @@ func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan
 				case in <- p:
 					continue
 				case <-done:
+					// Every buffer back: the ones kept so far, this one, the rest.
+					for _, q := range pkts[:kept] {
+						pool <- q
+					}
 					pool <- p
 					for j := i + 1; j < want; j++ {
 						pool <- pkts[j]

@@ -46,6 +46,9 @@ func (p *packet) datagram(k int) ([]byte, bool) {
 	if p.gro == nil {
 		return p.buf[:p.n], k == 0
 	}
+	if p.seg <= 0 {
+		return nil, false // no reader makes one; never loop on it
+	}
 	off := k * p.seg
 	if off >= p.n && (k > 0 || p.n > 0) {
 		return nil, false

@@ -1,0 +1,65 @@
+package driver
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// One flush sends each GSO run with one call and gathers every datagram that is in
+// no run (other destinations, a different size, an empty one) into one sendmmsg
+// between runs; every datagram arrives, in order, and an empty one does not turn
+// GSO off.
+func TestFlushGathersRunsAndSingles(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	tx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.conn.Close()
+	var rx [4]*socket
+	for i := range rx {
+		if rx[i], err = listenUDP(lo, netip.AddrPort{}); err != nil {
+			t.Fatal(err)
+		}
+		defer rx[i].conn.Close()
+	}
+	l := &loop{batch: newSendBatch(maxDatagram)}
+	type dgram struct {
+		to   int
+		size int
+	}
+	// A run to 0, singles to 1 and 2, a run to 0, an empty datagram to 3.
+	plan := []dgram{{0, 100}, {0, 100}, {0, 50}, {1, 80}, {2, 90}, {0, 100}, {0, 100}, {3, 0}}
+	for k, d := range plan {
+		buf := l.batch.next()
+		p := buf[:d.size]
+		for i := range p {
+			p[i] = byte(k)
+		}
+		l.batch.add(tx, p, rx[d.to].addr)
+	}
+	l.flush()
+	wantGSO, wantMmsg := uint64(2), uint64(2)
+	if !gsoSupported || tx.noGSO {
+		wantGSO, wantMmsg = 0, 1
+	}
+	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); g != wantGSO || m != wantMmsg || l.stats.datagramsOut.Load() != uint64(len(plan)) {
+		t.Fatalf("%d GSO sends, %d sendmmsg calls, %d datagrams; want %d, %d, %d (GSO off: %v)",
+			g, m, l.stats.datagramsOut.Load(), wantGSO, wantMmsg, len(plan), tx.noGSO)
+	}
+	buf := make([]byte, 4096)
+	for k, d := range plan {
+		if err := rx[d.to].conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := rx[d.to].conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d to socket %d: %v", k, d.to, err)
+		}
+		if !bytes.Equal(buf[:n], bytes.Repeat([]byte{byte(k)}, d.size)) {
+			t.Fatalf("datagram %d to socket %d: %d bytes starting %v, want %d bytes of %d", k, d.to, n, buf[:min(n, 4)], d.size, k)
+		}
+	}
+}
