@@ -159,6 +159,51 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 	})
 }
 
+// A connection that ended stays ended across a server restart: its peer hears no
+// path news and its relay channel is not allocated again (it would only use up
+// the session's channel quota at the new server).
+func TestClosedPeerStaysQuietAcrossServerRestart(t *testing.T) {
+	w, err := newWorld(RunConfig{A: "symmetric-random", B: "symmetric-random", Seed: 1, Messages: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.connect()
+	if !w.res.Relay || !w.res.Delivered {
+		t.Fatalf("want a relayed session: %+v", w.res)
+	}
+	if err := w.a.node.ClosePeer(w.s.Now(), "b", 0, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	w.a.host.Drain()
+	if err := w.s.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if w.a.closed == "" || w.b.closed == "" {
+		t.Fatalf("close not seen: a %q, b %q", w.a.closed, w.b.closed)
+	}
+	downA, downB := w.a.lastDown, w.b.lastDown
+	t0 := w.s.Now()
+	down := sim.Window{From: t0, Until: t0.Add(10 * time.Second)}
+	w.s.Partition(w.pr.Server, w.pr.A.Host, down)
+	w.s.Partition(w.pr.Server, w.pr.B.Host, down)
+	if err := w.s.RunFor(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.startServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.RunFor(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if w.a.lastDown != downA || w.b.lastDown != downB {
+		t.Errorf("path news for a closed connection after the server went away (a %v → %v, b %v → %v)", downA, w.a.lastDown, downB, w.b.lastDown)
+	}
+	st := w.srv.Stats()
+	if st.Sessions != 2 || st.Relay.Allocations != 0 {
+		t.Errorf("restarted server: %d sessions, %d relay allocations; want both nodes back and no channel for the closed connection", st.Sessions, st.Relay.Allocations)
+	}
+}
+
 // A connection that ended can be made again: after A closes it, A connects to B
 // anew (new handshake, new connection), and messages flow again.
 func TestReconnectAfterClose(t *testing.T) {

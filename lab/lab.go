@@ -198,6 +198,7 @@ type world struct {
 	a, b  *side
 	start proto.Instant // when A called Connect
 	res   Result
+	srv   *rendezvous.Server // the one running now (startServer replaces it)
 }
 
 // newWorld builds the setup of cfg and runs it until both nodes measured their NATs.
@@ -270,6 +271,7 @@ func (w *world) startServer() error {
 		return err
 	}
 	w.pr.Server.Attach(srv)
+	w.srv = srv
 	w.pr.Server.AfterStep = func(proto.Instant) {
 		for {
 			if _, ok := srv.PollEvent(); !ok {

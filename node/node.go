@@ -64,7 +64,7 @@ var (
 type Stats struct {
 	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
 	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
-	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram
+	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram (keyx checks the counter before the AEAD, as WireGuard does, so a forged packet with an old counter lands here too)
 	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
 	RelayDrops                                                             int // packets for a relay not ready, or too large for it
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
@@ -366,6 +366,11 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 	if n.altPort.IsValid() && n.altPort.Addr().IsUnspecified() {
 		n.altPort = netip.AddrPortFrom(n.cfg.Server.Addr(), n.altPort.Port())
 	}
+	if n.altPort == n.cfg.Server {
+		// Not another socket: answers "from the alt port" would make every
+		// filtering test pass and the NAT look open.
+		n.altPort = netip.AddrPort{}
+	}
 	if n.altAddr.IsValid() && n.altAddr.Addr().IsUnspecified() {
 		n.altAddr = netip.AddrPort{}
 	}
@@ -380,6 +385,9 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 		// missed it answers "no session" and the relay drops our frames meanwhile);
 		// then the channels are allocated again with the tokens we hold.
 		for _, p := range n.peers {
+			if p.closed {
+				continue // its connection ended: nobody to tell, nothing to relay
+			}
 			if p.path == PathRelay {
 				p.path = PathNone
 				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server lost the session"})
@@ -748,7 +756,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		// again; live direct paths are unaffected, relayed ones are told.
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
 		for _, p := range n.peers {
-			if p.path == PathRelay {
+			if p.path == PathRelay && !p.closed {
 				p.path = PathNone
 				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server not answering"})
 			}

@@ -160,4 +160,17 @@ func TestUnspecifiedAltPortMeansServerAddress(t *testing.T) {
 	if !n.isServer(alt) || n.isServer(netip.MustParseAddrPort("0.0.0.0:3479")) {
 		t.Fatalf("answers from %v should count as the server's, from 0.0.0.0:3479 not", alt)
 	}
+
+	// An alt port that names the primary socket itself is no alt port.
+	m := newTestNode()
+	m.Start(0)
+	drainTx(m, 0)
+	same := (&proto.Registered{TxID: m.regTxID, Observed: testLocal, Keepalive: 25,
+		AltPort: netip.AddrPortFrom(netip.IPv4Unspecified(), testServer.Port())}).Append(nil)
+	if err := m.HandleDatagram(1, testLocal, testServer, same); err != nil {
+		t.Fatal(err)
+	}
+	if m.altPort.IsValid() {
+		t.Fatalf("alt port %v: the primary's own port taken as the alt port", m.altPort)
+	}
 }

@@ -191,6 +191,9 @@ func (n *Node) afterConn(now proto.Instant, p *peer) {
 			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: p.conn.TakeData()})
 		case *rudp.EventClosed:
 			p.closed = true
+			// Nothing more goes through the relay for it: no refreshes, no
+			// allocations after a re-registration.
+			p.relay.off, p.relay.next = true, proto.Never
 			n.emit(EventPeerClosed{Peer: p.id, Code: e.Reason.Code, Local: e.Reason.Local, Reason: e.Reason.String()})
 		}
 	}

@@ -336,6 +336,9 @@ func (c *Conn) TakeData() []byte {
 		return append(make([]byte, 0, len(d)), d...)
 	}
 	m.data = nil
+	if d == nil {
+		return []byte{} // an empty message is a message: not nil
+	}
 	return d[:len(d):len(d)]
 }
 

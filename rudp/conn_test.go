@@ -99,6 +99,11 @@ func TestTakeData(t *testing.T) {
 	if handedOver < 2 {
 		t.Fatalf("%d messages handed over without a copy, want at least the two fresh 64 KiB ones", handedOver)
 	}
+	for i, d := range taken {
+		if d == nil {
+			t.Fatalf("message %d taken as nil; an empty message is an empty slice", i)
+		}
+	}
 	if ev, ok := p.b.PollEvent(); ok || p.b.TakeData() != nil {
 		t.Fatalf("TakeData with no message polled: event %v, data not nil", ev)
 	}
