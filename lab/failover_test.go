@@ -159,6 +159,21 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 	})
 }
 
+// closeAB has A close its connection to B and runs until both have seen it end.
+func (w *world) closeAB(t *testing.T) {
+	t.Helper()
+	if err := w.a.node.ClosePeer(w.s.Now(), "b", 0, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	w.a.host.Drain()
+	if err := w.s.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if w.a.closed == "" || w.b.closed == "" {
+		t.Fatalf("close not seen: a %q, b %q", w.a.closed, w.b.closed)
+	}
+}
+
 // A connection that ended stays ended across a server restart: its peer hears no
 // path news and its relay channel is not allocated again (it would only use up
 // the session's channel quota at the new server).
@@ -171,16 +186,7 @@ func TestClosedPeerStaysQuietAcrossServerRestart(t *testing.T) {
 	if !w.res.Relay || !w.res.Delivered {
 		t.Fatalf("want a relayed session: %+v", w.res)
 	}
-	if err := w.a.node.ClosePeer(w.s.Now(), "b", 0, "bye"); err != nil {
-		t.Fatal(err)
-	}
-	w.a.host.Drain()
-	if err := w.s.RunFor(2 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if w.a.closed == "" || w.b.closed == "" {
-		t.Fatalf("close not seen: a %q, b %q", w.a.closed, w.b.closed)
-	}
+	w.closeAB(t)
 	downA, downB := w.a.lastDown, w.b.lastDown
 	t0 := w.s.Now()
 	down := sim.Window{From: t0, Until: t0.Add(10 * time.Second)}
@@ -209,16 +215,7 @@ func TestClosedPeerStaysQuietAcrossServerRestart(t *testing.T) {
 func TestReconnectAfterClose(t *testing.T) {
 	w := connected(t, "port-restricted-cone", "linux", 1, 0)
 	handshakes := w.a.node.Stats().Handshakes
-	if err := w.a.node.ClosePeer(w.s.Now(), "b", 0, "bye"); err != nil {
-		t.Fatal(err)
-	}
-	w.a.host.Drain()
-	if err := w.s.RunFor(2 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if w.a.closed == "" || w.b.closed == "" {
-		t.Fatalf("close not seen: a %q, b %q", w.a.closed, w.b.closed)
-	}
+	w.closeAB(t)
 	w.a.closed, w.b.closed = "", ""
 	w.a.node.Connect(w.s.Now(), "b")
 	w.a.host.Drain()
