@@ -48,6 +48,8 @@ type RunConfig struct {
 	// Relay is the connecting side's relay policy (the other follows the
 	// introduction).
 	Relay node.RelayPolicy
+	// RUDP configures both nodes' connections (zero: rudp's defaults).
+	RUDP rudp.Config
 }
 
 // Result is what one run measured.
@@ -97,6 +99,14 @@ type side struct {
 	// flaps counts moves away from a direct path; deaths counts the ones where the
 	// path was declared dead (not merely suspect).
 	flaps, deaths int
+
+	// Hooks of scenario runs (scenario.go): onMessage takes every message instead
+	// of the numbered-message check; while reading reports false the application
+	// reads no event at all (a stopped reader); maxPending is the most events
+	// taken in one drain, a lower bound on the node's queue at its longest.
+	onMessage  func(now proto.Instant, e node.EventMessage)
+	reading    func(now proto.Instant) bool
+	maxPending int
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -117,11 +127,15 @@ func message(name string, i int) []byte {
 }
 
 func (s *side) afterStep(now proto.Instant) {
-	for {
+	if s.reading != nil && !s.reading(now) {
+		return
+	}
+	for pending := 1; ; pending++ {
 		e, ok := s.node.PollEvent()
 		if !ok {
 			return
 		}
+		s.maxPending = max(s.maxPending, pending)
 		if s.log != nil {
 			s.log(fmt.Sprintf("%12v %s %T %+v", time.Duration(now), s.name, e, e))
 		}
@@ -160,6 +174,10 @@ func (s *side) afterStep(now proto.Instant) {
 				}
 			}
 		case node.EventMessage:
+			if s.onMessage != nil {
+				s.onMessage(now, e)
+				continue
+			}
 			if s.firstMsg == 0 {
 				s.firstMsg = now
 			}
@@ -245,8 +263,8 @@ func newWorld(cfg RunConfig) (*world, error) {
 	if err := w.startServer(); err != nil {
 		return nil, err
 	}
-	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay)
-	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto)
+	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay, cfg.RUDP)
+	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto, cfg.RUDP)
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
@@ -335,7 +353,7 @@ func nonZero(t proto.Instant) proto.Instant {
 	return t
 }
 
-func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string), relay node.RelayPolicy) *side {
+func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
 	priv := s.NewSeed32()
 	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
 	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
@@ -345,7 +363,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
 		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
 		Rand: s.Reader(), Wall: node.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
-		Relay: relay,
+		Relay: relay, RUDP: conn,
 	})
 	host.Attach(sd.node)
 	host.AfterStep = sd.afterStep

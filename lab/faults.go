@@ -1,0 +1,142 @@
+package lab
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/sim"
+)
+
+// FaultKind is one kind of trouble a scenario schedules.
+type FaultKind uint8
+
+const (
+	// FaultPartitionPeers cuts the path between the two nodes (the relay still
+	// works): traffic must move to the relay and back.
+	FaultPartitionPeers FaultKind = iota
+	// FaultPartitionServer cuts Side's node off from the server (direct paths still
+	// work; relayed traffic of that node stops).
+	FaultPartitionServer
+	// FaultNATReboot power-cycles every NAT box in front of Side's node at At
+	// (For is unused): every mapping is gone and nobody is told.
+	FaultNATReboot
+	// FaultServerRestart takes the server away for For and brings back a fresh one
+	// with no sessions.
+	FaultServerRestart
+	// FaultFlipBytes flips one random byte in a Rate share of the datagrams that
+	// reach Side's node during the window (corruption in flight).
+	FaultFlipBytes
+	// FaultStopReading has Side's application read no event during the window.
+	FaultStopReading
+	faultKinds
+)
+
+var faultNames = [...]string{"partition-peers", "partition-server", "nat-reboot", "server-restart", "flip-bytes", "stop-reading"}
+
+func (k FaultKind) String() string {
+	if k < faultKinds {
+		return faultNames[k]
+	}
+	return fmt.Sprintf("fault(%d)", k)
+}
+
+// Fault is one scheduled fault. At and For are measured from the moment both
+// sides are connected.
+type Fault struct {
+	Kind    FaultKind
+	Side    int // 0: A, 1: B
+	At, For time.Duration
+	Rate    float64 // FaultFlipBytes only
+}
+
+func (f Fault) window(base proto.Instant) sim.Window {
+	return sim.Window{From: base.Add(f.At), Until: base.Add(f.At + f.For)}
+}
+
+// end is when the fault is over (a reboot is over at once).
+func (f Fault) end() time.Duration {
+	if f.Kind == FaultNATReboot {
+		return f.At
+	}
+	return f.At + f.For
+}
+
+// flipper sits between a host and its node and flips a byte in some of the
+// datagrams the node receives, as a bad link would: the machines above must drop
+// what they cannot authenticate or parse and carry on.
+type flipper struct {
+	sim.Machine
+	rng     *rand.Rand
+	windows []sim.Window
+	rates   []float64
+	buf     []byte
+	Flipped int
+}
+
+func (f *flipper) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	for i, w := range f.windows {
+		if w.Contains(now) && len(p) > 0 && f.rng.Float64() < f.rates[i] {
+			f.buf = append(f.buf[:0], p...)
+			f.buf[f.rng.IntN(len(p))] ^= byte(1 + f.rng.IntN(255))
+			f.Flipped++
+			return f.Machine.HandleDatagram(now, local, from, f.buf)
+		}
+	}
+	return f.Machine.HandleDatagram(now, local, from, p)
+}
+
+// schedule puts the faults that act through the simulator's own means in place
+// (partitions, flipping windows, stopped readers) and returns the ones that act
+// at an instant (reboots, restarts), which the run applies as time reaches them.
+func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []Fault {
+	sides := [2]*side{w.a, w.b}
+	var flips [2]*flipper
+	var timed []Fault
+	for _, f := range faults {
+		sd, win := sides[f.Side&1], f.window(base)
+		switch f.Kind {
+		case FaultPartitionPeers:
+			w.s.Partition(w.pr.A.Host, w.pr.B.Host, win)
+		case FaultPartitionServer:
+			w.s.Partition(w.pr.Server, sd.host, win)
+		case FaultServerRestart:
+			w.s.Partition(w.pr.Server, w.pr.A.Host, win)
+			w.s.Partition(w.pr.Server, w.pr.B.Host, win)
+			timed = append(timed, f)
+		case FaultNATReboot:
+			timed = append(timed, f)
+		case FaultFlipBytes:
+			fl := flips[f.Side&1]
+			if fl == nil {
+				fl = &flipper{Machine: sd.node, rng: rand.New(rand.NewPCG(seed, uint64(f.Side)+0xf1))}
+				flips[f.Side&1] = fl
+				sd.host.Attach(fl)
+			}
+			fl.windows, fl.rates = append(fl.windows, win), append(fl.rates, f.Rate)
+		case FaultStopReading:
+			prev := sd.reading
+			sd.reading = func(now proto.Instant) bool { return !win.Contains(now) && (prev == nil || prev(now)) }
+		}
+	}
+	return timed
+}
+
+// apply performs a timed fault whose instant has come.
+func (w *world) apply(f Fault) error {
+	switch f.Kind {
+	case FaultNATReboot:
+		site := w.pr.A
+		if f.Side&1 == 1 {
+			site = w.pr.B
+		}
+		for _, b := range site.Boxes {
+			b.Reboot()
+		}
+	case FaultServerRestart:
+		return w.startServer() // the partition covered the time it was away
+	}
+	return nil
+}
