@@ -582,6 +582,8 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		if c == nil {
 			return
 		}
+		// Until Recv gives credit back itself, the queue does (the old bound).
+		n.nm.Consumed(now, e.Credit)
 		if !c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, n.cfg.RecvQueueBytes) {
 			_ = n.nm.ClosePeer(now, c.peer, closeCodeOverflow, "receive queue overflow")
 		}

@@ -97,6 +97,13 @@ type side struct {
 	// flaps counts moves away from a direct path; deaths counts the ones where the
 	// path was declared dead (not merely suspect).
 	flaps, deaths int
+	// credit is what the messages read so far hold; stalled keeps it (a reader that
+	// stopped taking messages), otherwise it goes back at the end of each step.
+	credit  node.Credit
+	stalled bool
+	// pending counts the events one drain of the node returned; maxPending is its
+	// largest value so far (how much the node queued between two drains).
+	pending, maxPending int
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -120,8 +127,10 @@ func (s *side) afterStep(now proto.Instant) {
 	for {
 		e, ok := s.node.PollEvent()
 		if !ok {
-			return
+			break
 		}
+		s.pending++
+		s.maxPending = max(s.maxPending, s.pending)
 		if s.log != nil {
 			s.log(fmt.Sprintf("%12v %s %T %+v", time.Duration(now), s.name, e, e))
 		}
@@ -168,7 +177,14 @@ func (s *side) afterStep(now proto.Instant) {
 			} else {
 				s.corrupt++
 			}
+			s.credit = s.credit.Add(e.Credit)
 		}
+	}
+	s.pending = 0
+	if !s.stalled && !s.credit.IsZero() {
+		// The application took the messages: their credit goes back to the peer.
+		s.node.Consumed(now, s.credit)
+		s.credit = node.Credit{}
 	}
 }
 

@@ -36,7 +36,6 @@ const (
 	defaultRegisterTO = 30 * time.Second
 	maxPeers          = 1024
 	maxPendingIntros  = 64
-	maxEvents         = 1024
 )
 
 // timer names the node's own timers; children keep their own and the node folds
@@ -118,6 +117,7 @@ type Node struct {
 	byRelayAddr map[netip.AddrPort]*peer // synthetic relay path address → peer
 	byChannel   map[uint16]*peer         // our relay channel → peer
 	relaySeq    int                      // numbers the synthetic relay addresses
+	connSeq     uint64                   // numbers peer connections (Credit)
 	open        [maxDatagram]byte        // decrypted payloads land here
 
 	out    []outMsg
@@ -202,10 +202,13 @@ func (n *Node) queue(to netip.AddrPort, m interface{ Append([]byte) []byte }) {
 	n.out = append(n.out, outMsg{to: to, msg: m})
 }
 
+// emit queues an event for the application. The queue needs no cap of its own: what
+// one call can add is bounded by the flow-control windows (every message holds
+// credit until Consumed, so a peer has at most RecvWindow/32 reliable and as many
+// unreliable messages out; rudp drops and counts unreliable ones past that) and by a
+// few state changes per peer, and the owner drains it after every call.
 func (n *Node) emit(e Event) {
-	if len(n.events) < maxEvents {
-		n.events = append(n.events, e)
-	}
+	n.events = append(n.events, e)
 }
 
 // Connect asks the server to introduce peer. Calling it for a peer that is already

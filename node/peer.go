@@ -24,7 +24,8 @@ type peer struct {
 	// sides starting at once would race; one rule picks one).
 	initiator   bool
 	conn        *rudp.Conn
-	established bool // a keyx session is current
+	connNum     uint64 // numbers conn among every connection the node made (Credit)
+	established bool   // a keyx session is current
 	closed      bool
 	closing     bool // ClosePeer was called: the connection drains its close
 	// confirmPending: we initiated the current session and have not yet sent on it;

@@ -48,6 +48,21 @@ func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text str
 	return err
 }
 
+// Consumed gives back the credit of messages the application has taken (DESIGN §11):
+// the peer may send that much more. Credit of a connection that has ended, or of a
+// peer since forgotten, is ignored.
+func (n *Node) Consumed(now proto.Instant, c Credit) {
+	if c.IsZero() {
+		return
+	}
+	for _, p := range n.peers {
+		if p.connNum == c.conn {
+			p.conn.Consumed(now, c.rudp)
+			return
+		}
+	}
+}
+
 // ConnStats returns a peer's connection statistics.
 func (n *Node) ConnStats(peerID string) (rudp.Stats, bool) {
 	p, ok := n.byID[peerID]
@@ -66,6 +81,8 @@ func (n *Node) newConn(now proto.Instant, p *peer) error {
 	cfg.Headroom = relayHeadroom + proto.TransportHeaderLen
 	cfg.Tailroom = proto.TagLen
 	p.conn = rudp.New(cfg, now)
+	n.connSeq++
+	p.connNum = n.connSeq
 	n.byKey[p.key] = p
 	return nil
 }
@@ -188,7 +205,8 @@ func (n *Node) afterConn(now proto.Instant, p *peer) {
 		}
 		switch e := e.(type) {
 		case *rudp.EventMessage:
-			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: p.conn.TakeData()})
+			n.emit(EventMessage{Peer: p.id, Lane: e.Lane, Mode: e.Mode, Data: p.conn.TakeData(),
+				Credit: Credit{conn: p.connNum, rudp: e.Credit}})
 		case *rudp.EventClosed:
 			p.closed = true
 			// Nothing more goes through the relay for it: no refreshes, no

@@ -8,11 +8,13 @@ type Event interface{ isEvent() }
 
 // EventMessage is a delivered message. The value and Data are owned by the Conn and
 // valid until the next call on it: copy what you keep, or take Data with
-// Conn.TakeData.
+// Conn.TakeData. Credit is the flow-control credit the message holds: give it back
+// with Conn.Consumed once the application has taken the message.
 type EventMessage struct {
-	Lane int
-	Mode Mode
-	Data []byte
+	Lane   int
+	Mode   Mode
+	Data   []byte
+	Credit Credit
 }
 
 // EventClosed is the Conn's last event: nothing is sent or delivered after it.

@@ -144,6 +144,7 @@ func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMess
 			if onMsg != nil {
 				onMsg(now, ev)
 			}
+			c.Consumed(now, ev.Credit)
 		case *EventClosed:
 			r := ev.Reason
 			*closed = &r
