@@ -111,6 +111,8 @@ type Conn struct {
 	held       *inMsg // the message of the last EventMessage, released on the next poll
 	evMessage  EventMessage
 	evClosed   EventClosed
+	evPTO      EventProbeTimeout
+	ptoEvent   bool // a probe timeout fired since the last PollEvent reported one
 	closedSent bool // EventClosed returned
 
 	// Closing.
@@ -323,6 +325,12 @@ func (c *Conn) PollEvent() (Event, bool) {
 		}
 		c.evMessage = EventMessage{Lane: int(m.lane), Mode: m.mode, Data: m.data, Credit: cr}
 		return &c.evMessage, true
+	}
+	if c.ptoEvent {
+		c.ptoEvent = false
+		if c.state == stateOpen {
+			return &c.evPTO, true
+		}
 	}
 	if c.state == stateClosed && !c.closedSent {
 		c.closedSent = true

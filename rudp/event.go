@@ -3,7 +3,7 @@ package rudp
 import "fmt"
 
 // Event is something the application must hear about; PollEvent returns them. It is
-// a sealed sum type: *EventMessage or *EventClosed.
+// a sealed sum type: *EventMessage, *EventProbeTimeout or *EventClosed.
 type Event interface{ isEvent() }
 
 // EventMessage is a delivered message. The value and Data are owned by the Conn and
@@ -22,8 +22,15 @@ type EventClosed struct {
 	Reason CloseReason
 }
 
-func (*EventMessage) isEvent() {}
-func (*EventClosed) isEvent()  {}
+// EventProbeTimeout: data went unacknowledged for a probe timeout (RFC 9002 §6.2),
+// so the path may have died under the connection: a caller with other paths can
+// check this one now rather than at its next heartbeat. Several timeouts between two
+// polls are reported once.
+type EventProbeTimeout struct{}
+
+func (*EventProbeTimeout) isEvent() {}
+func (*EventMessage) isEvent()      {}
+func (*EventClosed) isEvent()       {}
 
 // CloseReason says why a connection ended. Local is true when this end decided
 // (Close, idle timeout, a protocol violation by the peer); Code and Text are the

@@ -388,3 +388,29 @@ func TestConsumedTooMuchPanics(t *testing.T) {
 	}()
 	c.Consumed(0, Credit{reliable: 1})
 }
+
+// A probe timeout is reported as an event (once per poll), so the owner learns of it
+// from the connection instead of diffing its counters.
+func TestProbeTimeoutIsAnEvent(t *testing.T) {
+	c := New(Config{}, 0)
+	if err := c.Send(0, 0, ReliableOrdered, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	now, events := proto.Instant(0), 0
+	for range 5 {
+		for _, ok := c.PollTransmit(now, buf); ok; _, ok = c.PollTransmit(now, buf) {
+		}
+		for ev, ok := c.PollEvent(); ok; ev, ok = c.PollEvent() {
+			if _, isPTO := ev.(*EventProbeTimeout); !isPTO {
+				t.Fatalf("event %T", ev)
+			}
+			events++
+		}
+		now = c.Deadline()
+		c.HandleTimeout(now)
+	}
+	if ptos := c.Stats().PTOs; ptos == 0 || uint64(events) > ptos || events < 3 {
+		t.Fatalf("%d PTOs, %d events", ptos, events)
+	}
+}
