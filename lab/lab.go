@@ -53,9 +53,9 @@ type RunConfig struct {
 // Result is what one run measured.
 type Result struct {
 	Seed     uint64
-	Direct   bool          // both sides confirmed a direct path
-	Strategy string        // the punching strategy A chose
-	ToDirect time.Duration // Connect to the later side's confirmation
+	Direct   bool           // both sides confirmed a direct path
+	Strategy proto.Strategy // the punching strategy A chose
+	ToDirect time.Duration  // Connect to the later side's confirmation
 	// Delivered is true when every message of both sides arrived, in order, intact.
 	Delivered bool
 	// Relay: every message arrived, but not both sides reached a direct path.
@@ -80,7 +80,7 @@ type side struct {
 	reported bool
 	direct   proto.Instant
 	closed   string
-	strategy string
+	strategy proto.Strategy
 	log      func(string)
 
 	connected bool
@@ -131,7 +131,7 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventNATReport:
 			s.reported = true
 		case node.EventIntroduced:
-			s.strategy = e.Strategy
+			s.strategy, _ = proto.ParseStrategy(e.Strategy) // node gives proto.Strategy.String()
 		case node.EventPathChanged:
 			if e.Kind == node.PathDirect && s.direct == 0 {
 				s.direct = now

@@ -710,7 +710,7 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			}
 		case punch.EventNoPath:
 			reason := "no direct path found"
-			if e.Strategy == punch.StrategyNone {
+			if e.Strategy == proto.StrategyNone {
 				reason = "no direct path possible: " + n.nat.Allocation.String() + "×" + p.remoteNAT.Allocation.String() +
 					" symmetric NATs"
 			}
@@ -723,7 +723,7 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 // is left, and says why.
 func (n *Node) fallBack(now proto.Instant, p *peer, reason string) {
 	if p.relay.ready {
-		if p.agent.Plan().Strategy != punch.StrategyNone {
+		if p.agent.Plan().Strategy != proto.StrategyNone {
 			// Try for a direct path again later: the network may change.
 			p.retryAt = now.Add(30*time.Second + time.Duration(n.rng.Uint64()%uint64(30*time.Second)))
 		}
