@@ -133,10 +133,10 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventIntroduced:
 			s.strategy, _ = proto.ParseStrategy(e.Strategy) // node gives proto.Strategy.String()
 		case node.EventPathChanged:
-			if e.Kind == node.PathDirect && s.direct == 0 {
+			if e.Kind == proto.PathDirect && s.direct == 0 {
 				s.direct = now
 			}
-			if e.Kind == node.PathDirect {
+			if e.Kind == proto.PathDirect {
 				s.lastDirect = now
 			} else {
 				if s.lastDirect != 0 && s.lastDirect >= s.lastDown {

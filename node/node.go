@@ -388,9 +388,9 @@ func (n *Node) onRegistered(now proto.Instant, local netip.AddrPort, m *proto.Re
 			if p.closed {
 				continue // its connection ended: nobody to tell, nothing to relay
 			}
-			if p.path == PathRelay {
-				p.path = PathNone
-				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server lost the session"})
+			if p.path == proto.PathRelay {
+				p.path = proto.PathNone
+				n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathNone, Reason: "server lost the session"})
 			}
 			n.restartRelay(now, p)
 		}
@@ -490,9 +490,9 @@ func (n *Node) NetworkChanged(now proto.Instant) {
 		// could poison the peer's NAT before the fresh search primes it.
 		p.agent.Forget()
 		p.lastLocal, p.lastFrom = netip.AddrPort{}, netip.AddrPort{}
-		if p.path == PathDirect {
-			p.path = PathNone
-			n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "network changed"})
+		if p.path == proto.PathDirect {
+			p.path = proto.PathNone
+			n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathNone, Reason: "network changed"})
 		}
 		n.reintroduce(now, p)
 	}
@@ -673,15 +673,15 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 		case punch.EventNeedSockets:
 			n.requestSockets(p, e.N)
 		case punch.EventPathUp:
-			p.path = PathDirect
+			p.path = proto.PathDirect
 			p.retryAt = proto.Never
-			n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+			n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
 			p.conn.PathChanged(now)
 			n.initiate(now, p, false)
 		case punch.EventPathDown:
 			if e.Next != nil {
-				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
+				n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
 					RTT: e.Next.RTT, Reason: "direct timed out; another direct path"})
 				p.conn.PathChanged(now)
 				continue
@@ -696,15 +696,15 @@ func (n *Node) afterAgent(now proto.Instant, p *peer) {
 			// through the relay meanwhile (route), so a blackholed path costs a
 			// second, not the 6.5 s it takes to declare it dead.
 			n.reintroduce(now, p)
-			if p.relay.ready && p.path == PathDirect {
-				p.path = PathRelay
-				n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: "direct not answering"})
+			if p.relay.ready && p.path == proto.PathDirect {
+				p.path = proto.PathRelay
+				n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathRelay, Remote: n.cfg.Server, Reason: "direct not answering"})
 				p.conn.PathChanged(now)
 			}
 		case punch.EventPathRestored:
-			if p.path != PathDirect {
-				p.path = PathDirect
-				n.emit(EventPathChanged{Peer: p.id, Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+			if p.path != proto.PathDirect {
+				p.path = proto.PathDirect
+				n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 					RTT: e.Path.RTT, Reason: "direct answering again"})
 				p.conn.PathChanged(now)
 			}
@@ -727,13 +727,13 @@ func (n *Node) fallBack(now proto.Instant, p *peer, reason string) {
 			// Try for a direct path again later: the network may change.
 			p.retryAt = now.Add(30*time.Second + time.Duration(n.rng.Uint64()%uint64(30*time.Second)))
 		}
-		p.path = PathRelay
-		n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: reason})
+		p.path = proto.PathRelay
+		n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathRelay, Remote: n.cfg.Server, Reason: reason})
 		p.conn.PathChanged(now)
 		return
 	}
-	p.path = PathNone
-	n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: reason})
+	p.path = proto.PathNone
+	n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathNone, Reason: reason})
 }
 
 // HandleTimeout runs every timer that is due, the children's included.
@@ -756,9 +756,9 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 		// again; live direct paths are unaffected, relayed ones are told.
 		n.timers[timerServerLost] = now.Add(serverLostAfter * n.keepalive)
 		for _, p := range n.peers {
-			if p.path == PathRelay && !p.closed {
-				p.path = PathNone
-				n.emit(EventPathChanged{Peer: p.id, Kind: PathNone, Reason: "server not answering"})
+			if p.path == proto.PathRelay && !p.closed {
+				p.path = proto.PathNone
+				n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathNone, Reason: "server not answering"})
 			}
 			p.relay.ready = false
 		}
@@ -927,10 +927,10 @@ func (n *Node) Deadline() proto.Instant {
 }
 
 // Peer reports a peer's current path.
-func (n *Node) Peer(id string) (kind PathKind, ok bool) {
+func (n *Node) Peer(id string) (kind proto.PathKind, ok bool) {
 	p, ok := n.byID[id]
 	if !ok {
-		return PathNone, false
+		return proto.PathNone, false
 	}
 	return p.path, true
 }

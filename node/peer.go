@@ -18,7 +18,7 @@ type peer struct {
 	flags     uint8
 	remoteNAT proto.NATBehavior
 	agent     *punch.Agent
-	path      PathKind
+	path      proto.PathKind
 
 	// initiator: our static key sorts lower, so we start the handshakes (both
 	// sides starting at once would race; one rule picks one).

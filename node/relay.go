@@ -174,8 +174,8 @@ func (n *Node) onRelayAllocated(now proto.Instant, m *proto.RelayAllocated) erro
 	}
 	if r.ready && !wasReady {
 		if _, direct := p.agent.Active(); !direct {
-			p.path = PathRelay
-			n.emit(EventPathChanged{Peer: p.id, Kind: PathRelay, Remote: n.cfg.Server, Reason: "relay ready"})
+			p.path = proto.PathRelay
+			n.emit(EventPathChanged{Peer: p.id, Kind: proto.PathRelay, Remote: n.cfg.Server, Reason: "relay ready"})
 			p.conn.PathChanged(now)
 		}
 		n.initiate(now, p, false)
