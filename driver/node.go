@@ -554,7 +554,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			c := newConn(n, e.Peer, true)
 			n.conns[e.Peer] = c
 		}
-		n.conns[e.Peer].setStrategy(e.Strategy)
+		n.conns[e.Peer].setStrategy(e.Strategy.String())
 	case node.EventPathChanged:
 		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}
 		if c := n.conns[e.Peer]; c != nil {

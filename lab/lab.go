@@ -53,9 +53,9 @@ type RunConfig struct {
 // Result is what one run measured.
 type Result struct {
 	Seed     uint64
-	Direct   bool          // both sides confirmed a direct path
-	Strategy string        // the punching strategy A chose
-	ToDirect time.Duration // Connect to the later side's confirmation
+	Direct   bool           // both sides confirmed a direct path
+	Strategy proto.Strategy // the punching strategy A chose
+	ToDirect time.Duration  // Connect to the later side's confirmation
 	// Delivered is true when every message of both sides arrived, in order, intact.
 	Delivered bool
 	// Relay: every message arrived, but not both sides reached a direct path.
@@ -80,7 +80,7 @@ type side struct {
 	reported bool
 	direct   proto.Instant
 	closed   string
-	strategy string
+	strategy proto.Strategy
 	log      func(string)
 
 	connected bool
@@ -142,10 +142,10 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventIntroduced:
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
-			if e.Kind == node.PathDirect && s.direct == 0 {
+			if e.Kind == proto.PathDirect && s.direct == 0 {
 				s.direct = now
 			}
-			if e.Kind == node.PathDirect {
+			if e.Kind == proto.PathDirect {
 				s.lastDirect = now
 			} else {
 				if s.lastDirect != 0 && s.lastDirect >= s.lastDown {

@@ -30,25 +30,14 @@ type EventOpenSockets struct {
 // EventIntroduced: the server introduced a peer (we asked, or it asked for us).
 type EventIntroduced struct {
 	Peer     string
-	Strategy string
+	Strategy proto.Strategy
 }
-
-// PathKind says which way a peer's traffic goes.
-type PathKind uint8
-
-const (
-	PathNone   PathKind = iota // nothing works yet
-	PathDirect                 // a confirmed direct path
-	PathRelay                  // through the server
-)
-
-func (k PathKind) String() string { return [...]string{"none", "direct", "relay"}[k] }
 
 // EventPathChanged: a peer's traffic moved. Reason says why, for humans and logs
 // ("direct confirmed", "direct timed out", "symmetric×symmetric", ...).
 type EventPathChanged struct {
 	Peer          string
-	Kind          PathKind
+	Kind          proto.PathKind
 	Local, Remote netip.AddrPort
 	RTT           time.Duration
 	Reason        string

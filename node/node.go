@@ -266,10 +266,10 @@ func (n *Node) Deadline() proto.Instant {
 }
 
 // Peer reports a peer's current path.
-func (n *Node) Peer(id string) (kind PathKind, ok bool) {
+func (n *Node) Peer(id string) (kind proto.PathKind, ok bool) {
 	p, ok := n.byID[id]
 	if !ok {
-		return PathNone, false
+		return proto.PathNone, false
 	}
 	return p.path, true
 }

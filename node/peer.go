@@ -35,7 +35,7 @@ type peerConn struct {
 	flags     uint8
 	remoteNAT proto.NATBehavior
 	agent     *punch.Agent
-	path      PathKind // what the application was last told
+	path      proto.PathKind // what the application was last told
 	timers    timerTable[peerTimer]
 
 	// initiator: our static key sorts lower, so we start the handshakes (both
@@ -107,7 +107,7 @@ func (pc *peerConn) setPath(now proto.Instant, e EventPathChanged) {
 	pc.path = e.Kind
 	e.Peer = pc.id
 	pc.emit(e)
-	if e.Kind != PathNone {
+	if e.Kind != proto.PathNone {
 		pc.conn.PathChanged(now)
 	}
 }
@@ -116,7 +116,7 @@ func (pc *peerConn) setPath(now proto.Instant, e EventPathChanged) {
 // RTT what the connection measured (through the relay, once it carried data).
 func (pc *peerConn) relayPathEvent(reason string) EventPathChanged {
 	_, srtt := pc.conn.InFlight()
-	return EventPathChanged{Kind: PathRelay, Local: pc.cfg.Local, Remote: pc.cfg.Server, RTT: srtt, Reason: reason}
+	return EventPathChanged{Kind: proto.PathRelay, Local: pc.cfg.Local, Remote: pc.cfg.Server, RTT: srtt, Reason: reason}
 }
 
 // route returns the path data to the peer takes now: the agent's active direct path,
@@ -161,8 +161,8 @@ func (pc *peerConn) refresh(now, startAt proto.Instant, m *proto.Introduction, s
 func (pc *peerConn) networkChanged(now proto.Instant) {
 	pc.agent.Forget()
 	pc.lastLocal, pc.lastFrom = netip.AddrPort{}, netip.AddrPort{}
-	if pc.path == PathDirect {
-		pc.setPath(now, EventPathChanged{Kind: PathNone, Reason: "network changed"})
+	if pc.path == proto.PathDirect {
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "network changed"})
 	}
 	pc.emit(peerWantsIntroduction{})
 }
@@ -186,7 +186,7 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 			pc.emit(peerWantsSockets{e.N})
 		case punch.EventPathUp:
 			pc.timers.stop(peerRetryDirect)
-			pc.setPath(now, EventPathChanged{Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+			pc.setPath(now, EventPathChanged{Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
 			pc.initiate(now, false)
 		case punch.EventPathDown:
@@ -197,17 +197,17 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 			// through the relay meanwhile (route), so a blackholed path costs a
 			// second, not the 6.5 s it takes to declare it dead.
 			pc.emit(peerWantsIntroduction{})
-			if pc.relay.client.Ready() && pc.path == PathDirect {
+			if pc.relay.client.Ready() && pc.path == proto.PathDirect {
 				pc.setPath(now, pc.relayPathEvent("direct not answering"))
 			}
 		case punch.EventPathRestored:
-			if pc.path != PathDirect {
-				pc.setPath(now, EventPathChanged{Kind: PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
+			if pc.path != proto.PathDirect {
+				pc.setPath(now, EventPathChanged{Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 					RTT: e.Path.RTT, Reason: "direct answering again"})
 			}
 		case punch.EventNoPath:
 			reason := "no direct path found"
-			if e.Strategy == punch.StrategyNone {
+			if e.Strategy == proto.StrategyNone {
 				reason = "no direct path possible: " + pc.srv.nat.Allocation.String() + "×" +
 					pc.remoteNAT.Allocation.String() + " symmetric NATs"
 			}
@@ -218,7 +218,7 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 
 func (pc *peerConn) onPathDown(now proto.Instant, e punch.EventPathDown) {
 	if e.Next != nil {
-		pc.setPath(now, EventPathChanged{Kind: PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
+		pc.setPath(now, EventPathChanged{Kind: proto.PathDirect, Local: e.Next.Local, Remote: e.Next.Remote,
 			RTT: e.Next.RTT, Reason: "direct timed out; another direct path"})
 		return
 	}
@@ -232,10 +232,10 @@ func (pc *peerConn) onPathDown(now proto.Instant, e punch.EventPathDown) {
 // is left, and says why.
 func (pc *peerConn) fallBack(now proto.Instant, reason string) {
 	if !pc.relay.client.Ready() {
-		pc.setPath(now, EventPathChanged{Kind: PathNone, Reason: reason})
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: reason})
 		return
 	}
-	if pc.agent.Plan().Strategy != punch.StrategyNone {
+	if pc.agent.Plan().Strategy != proto.StrategyNone {
 		// Try for a direct path again later (DESIGN §6.6: every 30–60 s): the
 		// network may change.
 		pc.timers.set(peerRetryDirect, now.Add(30*time.Second+time.Duration(pc.rng.Uint64()%uint64(30*time.Second))))

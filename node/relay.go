@@ -83,8 +83,8 @@ func (pc *peerConn) restartRelay(now proto.Instant) {
 	if pc.closed {
 		return // its connection ended: nothing to relay
 	}
-	if pc.path == PathRelay {
-		pc.setPath(now, EventPathChanged{Kind: PathNone, Reason: "server lost the session"})
+	if pc.path == proto.PathRelay {
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
 	pc.relay.checkOut = false
 	old := pc.relay.client.Channel()
@@ -101,8 +101,8 @@ func (pc *peerConn) serverLost(now proto.Instant) {
 	if pc.closed {
 		return
 	}
-	if pc.path == PathRelay {
-		pc.setPath(now, EventPathChanged{Kind: PathNone, Reason: "server not answering"})
+	if pc.path == proto.PathRelay {
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server not answering"})
 	}
 	old := pc.relay.client.Channel()
 	pc.relay.client.Restart(now)
@@ -140,8 +140,8 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			}
 			pc.initiate(now, false)
 		case relayframe.ClientLost:
-			if pc.path == PathRelay {
-				pc.setPath(now, EventPathChanged{Kind: PathNone, Reason: "relay channel expired"})
+			if pc.path == proto.PathRelay {
+				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay channel expired"})
 			}
 		case relayframe.ClientDenied:
 			pc.emit(EventPeerError{Peer: pc.id, Code: pc.relay.client.Denied(), Text: "relay denied by the server"})

@@ -223,7 +223,7 @@ func TestAgentStrategyNoneGivesUpAtOnce(t *testing.T) {
 		Remote: []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}}})
 	a.HandleTimeout(0)
 	e, ok := a.PollEvent()
-	if nr, isNo := e.(EventNoPath); !ok || !isNo || nr.Strategy != StrategyNone {
+	if nr, isNo := e.(EventNoPath); !ok || !isNo || nr.Strategy != proto.StrategyNone {
 		t.Fatalf("got %v, want EventNoPath{none}", e)
 	}
 	if a.Deadline() != proto.Never {

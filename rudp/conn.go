@@ -116,7 +116,7 @@ type Conn struct {
 	closedSent bool // EventClosed returned
 
 	// Closing.
-	closeReason   CloseReason
+	closeReason   proto.CloseReason
 	closePending  bool // a CLOSE frame is to be sent
 	closeLastSent proto.Instant
 
@@ -240,7 +240,7 @@ func (c *Conn) HandleTimeout(now proto.Instant) {
 		case timerKeepalive:
 			c.pingPending = true
 		case timerIdle:
-			c.finish(CloseReason{Code: CodeIdleTimeout, Local: true, Text: "idle timeout"})
+			c.finish(proto.CloseReason{Code: CodeIdleTimeout, Local: true, Text: "idle timeout"})
 			return
 		case timerPMTU:
 			c.pmtu.hi = c.pmtu.cfgMax // RFC 8899 §5.1.1: look for a larger PMTU again
@@ -263,7 +263,7 @@ func (c *Conn) Close(now proto.Instant, code uint16, text string) error {
 	if len(text) > proto.RUDPMaxCloseText {
 		text = text[:proto.RUDPMaxCloseText]
 	}
-	c.closeReason = CloseReason{Code: code, Local: true, Text: text}
+	c.closeReason = proto.CloseReason{Code: code, Local: true, Text: text}
 	c.state = stateClosing
 	c.closePending = true
 	c.dropSendState()
@@ -274,7 +274,7 @@ func (c *Conn) Close(now proto.Instant, code uint16, text string) error {
 }
 
 // finish ends the connection and queues EventClosed.
-func (c *Conn) finish(r CloseReason) {
+func (c *Conn) finish(r proto.CloseReason) {
 	if c.state == stateClosed {
 		return
 	}

@@ -1,6 +1,6 @@
 package rudp
 
-import "fmt"
+import "github.com/natpass/natpass/proto"
 
 // Event is something the application must hear about; PollEvent returns them. It is
 // a sealed sum type: *EventMessage, *EventProbeTimeout or *EventClosed.
@@ -19,7 +19,7 @@ type EventMessage struct {
 
 // EventClosed is the Conn's last event: nothing is sent or delivered after it.
 type EventClosed struct {
-	Reason CloseReason
+	Reason proto.CloseReason
 }
 
 // EventProbeTimeout: data went unacknowledged for a probe timeout (RFC 9002 §6.2),
@@ -32,27 +32,11 @@ func (*EventProbeTimeout) isEvent() {}
 func (*EventMessage) isEvent()      {}
 func (*EventClosed) isEvent()       {}
 
-// CloseReason says why a connection ended. Local is true when this end decided
-// (Close, idle timeout, a protocol violation by the peer); Code and Text are the
-// application's for Close and the values below otherwise.
-type CloseReason struct {
-	Code  uint16
-	Local bool
-	Text  string
-}
-
-// Close codes rudp itself uses; applications use the others (0 is "normal close").
+// Close codes rudp itself uses in a proto.CloseReason (PROTOCOL.md §7.8); applications
+// use the others (0 is "normal close").
 const (
 	CodeNormal      uint16 = 0
 	CodeIdleTimeout uint16 = 0xff01 // nothing heard for IdleTimeout
 	CodeProtocol    uint16 = 0xff02 // the peer broke PROTOCOL.md §7
 	CodeFlowControl uint16 = 0xff03 // the peer sent beyond its flow-control limit
 )
-
-func (r CloseReason) String() string {
-	who := "peer"
-	if r.Local {
-		who = "local"
-	}
-	return fmt.Sprintf("%s close, code %#x: %q", who, r.Code, r.Text)
-}

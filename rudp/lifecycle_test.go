@@ -66,7 +66,7 @@ func TestCloseWithReason(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	n.run(n.now.Add(5*time.Second), func() bool { return a.closed != nil && b.closed != nil })
-	want := CloseReason{Code: 42, Text: "game over"}
+	want := proto.CloseReason{Code: 42, Text: "game over"}
 	if b.closed == nil || *b.closed != want {
 		n.failf("peer saw %v, want %v", b.closed, want)
 	}
