@@ -122,6 +122,7 @@ func (c *chatty) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bo
 func TestKitReportsBrokenMachines(t *testing.T) {
 	msg := failure(func(tb TB) {
 		n := NewNet(tb, 0, 0)
+		n.StepBound = 1000
 		n.Add("stuck", Of(&stuck{}), addrA)
 		n.RunUntil(10)
 	})

@@ -28,6 +28,9 @@ type Net struct {
 	Sent int
 	// Unrouted are the datagrams sent to an address no node owns, in order.
 	Unrouted []proto.Transmit
+	// StepBound bounds the steps of one RunUntil (NewNet sets 1<<20): a machine whose
+	// deadline does not advance after HandleTimeout would otherwise spin forever.
+	StepBound int
 
 	t       TB
 	nodes   []*Node
@@ -52,14 +55,10 @@ type flight struct {
 	tx  proto.Transmit
 }
 
-// stepBound bounds Step calls in one RunUntil: a machine whose deadline does not
-// advance after HandleTimeout would otherwise spin forever.
-const stepBound = 1 << 20
-
 // NewNet returns an empty network at start. t receives the failures of the drain
 // bound and the step bound.
 func NewNet(t TB, start proto.Instant, latency time.Duration) *Net {
-	return &Net{t: t, Now: start, Latency: latency, buf: make([]byte, 64<<10)}
+	return &Net{t: t, Now: start, Latency: latency, StepBound: 1 << 20, buf: make([]byte, 64<<10)}
 }
 
 // Add puts m on the network, receiving datagrams addressed to any of addrs.
@@ -194,12 +193,12 @@ func (n *Net) Deliver(nd *Node, local, from netip.AddrPort, p []byte) error {
 // moves Now to until (if it is not past it already).
 func (n *Net) RunUntil(until proto.Instant) {
 	n.t.Helper()
-	for range stepBound {
+	for range n.StepBound {
 		if n.Next() > until {
 			n.Now = max(n.Now, until)
 			return
 		}
 		n.Step()
 	}
-	n.t.Fatalf("machinetest: %d steps before %d; a deadline does not advance (next %d)", stepBound, until, n.Next())
+	n.t.Fatalf("machinetest: %d steps before %d; a deadline does not advance (next %d)", n.StepBound, until, n.Next())
 }
