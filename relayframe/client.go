@@ -35,6 +35,15 @@ type Client struct {
 	backoff  time.Duration
 	poll     time.Duration // the next ready poll's delay, while not ready
 	events   ClientEvent   // pending events, a set: PollEvent returns them in bit order
+	now      proto.Instant // the latest instant of any call: time never goes back
+}
+
+// advance moves the clock; a decrease is a caller bug (DESIGN §2).
+func (c *Client) advance(now proto.Instant) {
+	if now < c.now {
+		panic("relayframe: Client: time went backwards")
+	}
+	c.now = now
 }
 
 // ClientEvent is one thing a Client reports; PollEvent returns one at a time.
@@ -84,13 +93,15 @@ func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
 	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
 		panic("relayframe: Client.Start with a token of bad length")
 	}
-	*c = Client{txid: txid, due: now, expires: proto.Never}
+	c.advance(now)
+	*c = Client{txid: txid, due: now, expires: proto.Never, now: now}
 	c.tokenLen = copy(c.token[:], token)
 }
 
 // Restart allocates again with the token held, after the node registered again:
 // channels die with sessions (PROTOCOL.md §8.4). A denied Client stays denied.
 func (c *Client) Restart(now proto.Instant) {
+	c.advance(now)
 	if c.tokenLen == 0 || c.denied != 0 {
 		return
 	}
@@ -123,6 +134,7 @@ func (c *Client) Deadline() proto.Instant {
 // HandleTimeout ends the channel when its lifetime has passed without a refresh
 // answered (the server has dropped it too) and allocates anew.
 func (c *Client) HandleTimeout(now proto.Instant) {
+	c.advance(now)
 	if c.tokenLen != 0 && now >= c.expires {
 		c.events |= ClientLost
 		c.channel, c.ready, c.expires = 0, false, proto.Never
@@ -135,6 +147,7 @@ func (c *Client) HandleTimeout(now proto.Instant) {
 // AppendAllocate appends the relay-allocate that is due at now and schedules its
 // repetition; it returns b unchanged when none is due.
 func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Session, peerID []byte) []byte {
+	c.advance(now)
 	if c.tokenLen == 0 || c.denied != 0 || now < c.due {
 		return b
 	}
@@ -148,6 +161,7 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 // Client: the answer to its request, or the server's repeat of it when the peer
 // linked (both carry the request's txid).
 func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
+	c.advance(now)
 	switch {
 	case c.tokenLen == 0 || c.denied != 0:
 		return false
@@ -181,6 +195,7 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 // repetition already scheduled to try again, backing off (the node handles code 5 by
 // registering again and then calling Restart).
 func (c *Client) HandleError(now proto.Instant, m *proto.Error) bool {
+	c.advance(now)
 	if c.tokenLen == 0 || m.TxID != c.txid {
 		return false
 	}

@@ -134,6 +134,7 @@ func TestClientDeniedAndRestart(t *testing.T) {
 	if _, ok := allocateAt(t, &c, now.Add(time.Hour)); ok {
 		t.Fatal("a denied client asked again")
 	}
+	now = now.Add(time.Hour)
 	c.Restart(now)
 	if c.Deadline() != proto.Never {
 		t.Fatal("Restart revived a denied client")
