@@ -16,14 +16,14 @@ import (
 	"github.com/natpass/natpass/rudp"
 )
 
-// PathKind says which way a peer's traffic goes (node's type).
-type PathKind = node.PathKind
+// PathKind says which way a peer's traffic goes (proto's type, which node reports).
+type PathKind = proto.PathKind
 
 // Path kinds.
 const (
-	PathNone   = node.PathNone
-	PathDirect = node.PathDirect
-	PathRelay  = node.PathRelay
+	PathNone   = proto.PathNone
+	PathDirect = proto.PathDirect
+	PathRelay  = proto.PathRelay
 )
 
 // PathEvent reports that a connection's traffic moved: Kind is where it goes now,

@@ -554,7 +554,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			c := newConn(n, e.Peer, true)
 			n.conns[e.Peer] = c
 		}
-		n.conns[e.Peer].setStrategy(e.Strategy)
+		n.conns[e.Peer].setStrategy(e.Strategy.String())
 	case node.EventPathChanged:
 		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}
 		if c := n.conns[e.Peer]; c != nil {
@@ -582,6 +582,8 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		if c == nil {
 			return
 		}
+		// Until Recv gives credit back itself, the queue does (the old bound).
+		n.nm.Consumed(now, e.Credit)
 		if !c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, n.cfg.RecvQueueBytes) {
 			_ = n.nm.ClosePeer(now, c.peer, closeCodeOverflow, "receive queue overflow")
 		}

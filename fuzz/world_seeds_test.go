@@ -67,8 +67,8 @@ func plan(a, b, link, lanes byte, streams [][4]byte, faults [][3]byte) []byte {
 
 // worldSeeds cover each fault kind, every mode, the three kinds of NAT pair
 // (simultaneous open, birthday, relay only), the largest message and the largest
-// burst. They all pass today; inputs that fail on a known bug are in
-// testdata/knownbugs (TestWorldKnownBugs).
+// burst. They all pass; an input that fails on a known bug someone is fixing goes to
+// knownBugs instead.
 var worldSeeds = []worldSeed{
 	{1, plan(pPortRestricted, pLinux, loss1pct, twoLanes, [][4]byte{
 		{0, count100, size0to16, burst}, {fromB | lane1 | modeRU, count100, size4to64, every10ms}},
@@ -82,4 +82,7 @@ var worldSeeds = []worldSeed{
 		[][3]byte{{fFlip | fSideB, 0, 8 | 0x10}, {fPartServer, 1, 3}})},
 	{5, plan(pOpen, pFullCone, 0, 0, [][4]byte{{0, count2, sizeMax, burst}}, nil)},
 	{6, plan(pOpen, pFullCone, 0, 0, [][4]byte{{0, count100k, size0to16, burst}}, nil)},
+	// Both failed while node.emit dropped every event past 1024 of one drain.
+	{7, plan(pFullCone, pOpen, 0, 0, [][4]byte{{0, count5000, size0to16, burst}}, [][3]byte{{fStopRead | fSideB, 0, 9}})},
+	{8, plan(pFullCone, pOpen, loss2pct, 0, [][4]byte{{0, count100k, size0to16, burst}}, nil)},
 }

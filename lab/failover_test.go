@@ -145,7 +145,7 @@ func TestRelayedSessionSurvivesServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, sd := range []*side{w.a, w.b} {
-			if k, _ := sd.node.Peer(sd.peer); k != node.PathRelay {
+			if k, _ := sd.node.Peer(sd.peer); k != proto.PathRelay {
 				t.Errorf("%s on %v after the server came back, want relay", sd.name, k)
 			}
 		}

@@ -55,9 +55,9 @@ type RunConfig struct {
 // Result is what one run measured.
 type Result struct {
 	Seed     uint64
-	Direct   bool          // both sides confirmed a direct path
-	Strategy string        // the punching strategy A chose
-	ToDirect time.Duration // Connect to the later side's confirmation
+	Direct   bool           // both sides confirmed a direct path
+	Strategy proto.Strategy // the punching strategy A chose
+	ToDirect time.Duration  // Connect to the later side's confirmation
 	// Delivered is true when every message of both sides arrived, in order, intact.
 	Delivered bool
 	// Relay: every message arrived, but not both sides reached a direct path.
@@ -82,7 +82,7 @@ type side struct {
 	reported bool
 	direct   proto.Instant
 	closed   string
-	strategy string
+	strategy proto.Strategy
 	log      func(string)
 
 	connected bool
@@ -99,14 +99,19 @@ type side struct {
 	// flaps counts moves away from a direct path; deaths counts the ones where the
 	// path was declared dead (not merely suspect).
 	flaps, deaths int
+	// credit is what the messages read so far hold; stalled keeps it (a reader that
+	// stopped taking messages), otherwise it goes back at the end of each step.
+	credit  node.Credit
+	stalled bool
+	// pending counts the events one drain of the node returned; maxPending is its
+	// largest value so far (how much the node queued between two drains).
+	pending, maxPending int
 
 	// Hooks of scenario runs (scenario.go): onMessage takes every message instead
 	// of the numbered-message check; while reading reports false the application
-	// reads no event at all (a stopped reader); maxPending is the most events
-	// taken in one drain, a lower bound on the node's queue at its longest.
-	onMessage  func(now proto.Instant, e node.EventMessage)
-	reading    func(now proto.Instant) bool
-	maxPending int
+	// reads no event at all and so takes no message (a stopped reader).
+	onMessage func(now proto.Instant, e node.EventMessage)
+	reading   func(now proto.Instant) bool
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -130,12 +135,13 @@ func (s *side) afterStep(now proto.Instant) {
 	if s.reading != nil && !s.reading(now) {
 		return
 	}
-	for pending := 1; ; pending++ {
+	for {
 		e, ok := s.node.PollEvent()
 		if !ok {
-			return
+			break
 		}
-		s.maxPending = max(s.maxPending, pending)
+		s.pending++
+		s.maxPending = max(s.maxPending, s.pending)
 		if s.log != nil {
 			s.log(fmt.Sprintf("%12v %s %T %+v", time.Duration(now), s.name, e, e))
 		}
@@ -147,10 +153,10 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventIntroduced:
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
-			if e.Kind == node.PathDirect && s.direct == 0 {
+			if e.Kind == proto.PathDirect && s.direct == 0 {
 				s.direct = now
 			}
-			if e.Kind == node.PathDirect {
+			if e.Kind == proto.PathDirect {
 				s.lastDirect = now
 			} else {
 				if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
@@ -176,6 +182,7 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventMessage:
 			if s.onMessage != nil {
 				s.onMessage(now, e)
+				s.credit = s.credit.Add(e.Credit)
 				continue
 			}
 			if s.firstMsg == 0 {
@@ -186,7 +193,14 @@ func (s *side) afterStep(now proto.Instant) {
 			} else {
 				s.corrupt++
 			}
+			s.credit = s.credit.Add(e.Credit)
 		}
+	}
+	s.pending = 0
+	if !s.stalled && !s.credit.IsZero() {
+		// The application took the messages: their credit goes back to the peer.
+		s.node.Consumed(now, s.credit)
+		s.credit = node.Credit{}
 	}
 }
 

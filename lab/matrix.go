@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim"
 )
 
@@ -14,7 +15,7 @@ type Cell struct {
 	Direct   int
 	Relay    int // runs whose messages all arrived through the relay
 	Failed   int // runs that ended in an error (no path at all, or a crash)
-	Strategy string
+	Strategy proto.Strategy
 	// Expected is the target share of direct runs (0: reported only).
 	Expected             float64
 	DirectP50, DirectP95 time.Duration
@@ -85,7 +86,7 @@ func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
 	for i := 0; i < runs; i++ {
 		s := seed*1_000_003 + uint64(i)
 		r := Run(RunConfig{A: a, B: b, Seed: s, Loss: loss})
-		if c.Strategy == "" {
+		if c.Strategy == proto.StrategyNone { // the first run that was introduced
 			c.Strategy = r.Strategy
 		}
 		if r.FirstMessage > 0 {
@@ -121,10 +122,11 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // OracleStrategy is what the simulator's oracle says can give the cell a direct path.
-func OracleStrategy(a, b string) string {
+// It panics on a preset name sim does not know (every cell of Cells is known).
+func OracleStrategy(a, b string) proto.Strategy {
 	pa, pb, sameLAN, err := cellPresets(a, b)
 	if err != nil {
-		return "unknown"
+		panic("lab: " + err.Error())
 	}
-	return sim.Oracle(pa, pb, placement(sameLAN)).String()
+	return sim.Oracle(pa, pb, placement(sameLAN))
 }

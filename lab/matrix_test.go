@@ -3,6 +3,8 @@ package lab
 import (
 	"os"
 	"testing"
+
+	"github.com/natpass/natpass/proto"
 )
 
 // TestMatrixMeetsTargets runs every cell of `natpass lab` and holds it to issues 6
@@ -24,7 +26,7 @@ func TestMatrixMeetsTargets(t *testing.T) {
 		}
 		// Issue 6: time from Connect to a confirmed direct path, p95 ≤ 2 s for
 		// simultaneous open, ≤ 5 s for prediction, ≤ 15 s for birthday.
-		limit := map[string]float64{"simultaneous-open": 2, "port-prediction": 5, "birthday": 15}[cell.Strategy]
+		limit := map[proto.Strategy]float64{proto.StrategySimultaneousOpen: 2, proto.StrategyPortPrediction: 5, proto.StrategyBirthday: 15}[cell.Strategy]
 		if limit > 0 && cell.DirectP95.Seconds() > limit {
 			t.Errorf("%s × %s: p95 time to direct %v, target ≤ %.0f s", c[0], c[1], cell.DirectP95, limit)
 		}

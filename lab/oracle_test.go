@@ -45,7 +45,7 @@ func TestNodeAgreesWithOracle(t *testing.T) {
 		seed := rapid.Uint64().Draw(t, "seed")
 		r := Run(RunConfig{A: a, B: b, Seed: seed, Loss: loss, Messages: 20})
 		strategy := OracleStrategy(a, b)
-		if strategy == sim.StrategyBirthday.String() && !r.Direct {
+		if strategy == proto.StrategyBirthday && !r.Direct {
 			// Birthday is probabilistic (≈ 3 misses in 10,000): one more run with
 			// another seed before a miss counts.
 			r = Run(RunConfig{A: a, B: b, Seed: seed ^ 0x9e3779b97f4a7c15, Loss: loss, Messages: 20})
@@ -53,7 +53,7 @@ func TestNodeAgreesWithOracle(t *testing.T) {
 		if strategy != r.Strategy {
 			t.Fatalf("%s × %s: natpass chose %s, the oracle %s", a, b, r.Strategy, strategy)
 		}
-		possible := strategy != sim.StrategyNone.String()
+		possible := strategy != proto.StrategyNone
 		if possible && (!r.Direct || !r.Delivered) {
 			t.Fatalf("%s × %s at %.0f%% loss, seed %d: oracle says %s works, got %+v", a, b, 100*loss, seed, strategy, r)
 		}

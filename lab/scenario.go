@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -42,7 +43,7 @@ type Stream struct {
 type ScenarioResult struct {
 	Violations []string
 	Direct     bool // both sides ended on a direct path
-	Oracle     string
+	Oracle     proto.Strategy
 	Sent       []int // per stream
 	Received   []int
 	MaxPending int // most node events waiting at once, either side

@@ -313,14 +313,14 @@ func (r *scenarioRun) settle(quietFrom proto.Instant) error {
 // retry after a fallback.
 func (r *scenarioRun) directExpected(settle time.Duration) bool {
 	sc := r.sc
-	return r.res.Oracle != "none" && sc.Relay != node.RelayForce && settle >= minDirectSettle &&
+	return r.res.Oracle != proto.StrategyNone && sc.Relay != node.RelayForce && settle >= minDirectSettle &&
 		!(sc.A == "symmetric-sequential" && sc.B == "symmetric-sequential")
 }
 
 func (r *scenarioRun) bothDirect() bool {
 	a, _ := r.w.a.node.Peer("b")
 	b, _ := r.w.b.node.Peer("a")
-	return a == node.PathDirect && b == node.PathDirect
+	return a == proto.PathDirect && b == proto.PathDirect
 }
 
 // finish checks what must hold at the end and fills the result.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim/simtest"
 )
 
@@ -64,7 +64,7 @@ func TestIdleSessionSurvivesTenMinutes(t *testing.T) {
 					t.Errorf("the direct path died %d times while idle", d)
 				}
 				for _, sd := range []*side{w.a, w.b} {
-					if k, _ := sd.node.Peer(sd.peer); k != node.PathDirect {
+					if k, _ := sd.node.Peer(sd.peer); k != proto.PathDirect {
 						t.Errorf("%s is on %v after 10 idle minutes", sd.name, k)
 					}
 				}
@@ -103,7 +103,7 @@ func recoverAfter(t *testing.T, a, b string, seeds int, disrupt func(w *world)) 
 		// broke) and every message sent since the disruption delivered.
 		direct := func(sd *side, peer string) bool {
 			k, _ := sd.node.Peer(peer)
-			return k == node.PathDirect && sd.lastDirect >= sd.lastDown
+			return k == proto.PathDirect && sd.lastDirect >= sd.lastDown
 		}
 		back := func() bool {
 			return direct(w.a, "b") && direct(w.b, "a") && w.a.received >= wantA && w.b.received >= wantB

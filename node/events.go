@@ -30,25 +30,14 @@ type EventOpenSockets struct {
 // EventIntroduced: the server introduced a peer (we asked, or it asked for us).
 type EventIntroduced struct {
 	Peer     string
-	Strategy string
+	Strategy proto.Strategy
 }
-
-// PathKind says which way a peer's traffic goes.
-type PathKind uint8
-
-const (
-	PathNone   PathKind = iota // nothing works yet
-	PathDirect                 // a confirmed direct path
-	PathRelay                  // through the server
-)
-
-func (k PathKind) String() string { return [...]string{"none", "direct", "relay"}[k] }
 
 // EventPathChanged: a peer's traffic moved. Reason says why, for humans and logs
 // ("direct confirmed", "direct timed out", "symmetric×symmetric", ...).
 type EventPathChanged struct {
 	Peer          string
-	Kind          PathKind
+	Kind          proto.PathKind
 	Local, Remote netip.AddrPort
 	RTT           time.Duration
 	Reason        string
@@ -67,13 +56,42 @@ type EventClosed struct{ Reason string }
 // EventConnected: the encrypted session with a peer is up; Send now delivers.
 type EventConnected struct{ Peer string }
 
-// EventMessage is a message from a peer. Data is the node's copy and stays valid.
+// EventMessage is a message from a peer. Data is the application's and stays valid.
+// Credit is the flow-control credit the message holds: give it back with
+// Node.Consumed when the application has taken the message (credits of one peer
+// connection add up with Credit.Add). Until then the peer's window stays that much
+// smaller, so a slow reader slows the sender instead of piling messages up (DESIGN
+// §11).
 type EventMessage struct {
-	Peer string
-	Lane int
-	Mode rudp.Mode
-	Data []byte
+	Peer   string
+	Lane   int
+	Mode   rudp.Mode
+	Data   []byte
+	Credit Credit
 }
+
+// Credit is flow-control credit held by delivered messages of one peer connection.
+// The zero Credit holds nothing.
+type Credit struct {
+	conn uint64 // the connection's number: credit never reaches a later connection
+	rudp rudp.Credit
+}
+
+// Add returns the credit of both; they must come from the same connection.
+func (c Credit) Add(o Credit) Credit {
+	switch {
+	case c.conn == 0:
+		return o
+	case o.conn == 0:
+		return c
+	case c.conn != o.conn:
+		panic("node: Credit.Add of two connections' credit")
+	}
+	return Credit{conn: c.conn, rudp: c.rudp.Add(o.rudp)}
+}
+
+// IsZero reports whether c holds nothing.
+func (c Credit) IsZero() bool { return c.conn == 0 || c.rudp.IsZero() }
 
 // EventPeerClosed: the connection with a peer ended: closed by either side (Local
 // says which; Code is the application's, 0 for a normal close, or rudp's 0xff01 idle

@@ -15,9 +15,7 @@ var fuzzStranger = netip.MustParseAddrPort("198.51.100.99:7777")
 // code can be reached from the network.
 func fuzzNode(t testing.TB) *Node {
 	n := newTestNode()
-	n.Start(0)
-	drainTx(n, 0)
-	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25}).Append(nil)
+	reg := (&proto.Registered{TxID: startNode(t, n), Observed: testLocal, Keepalive: 25}).Append(nil)
 	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func FuzzNodeDatagram(f *testing.F) {
 		if fromServer {
 			from = testServer
 		}
-		peers := len(n.peers)
+		peers := len(n.Peers())
 		before := n.Stats()
 		err := n.HandleDatagram(3, testLocal, from, p)
 		var buf [2048]byte
@@ -67,7 +65,7 @@ func FuzzNodeDatagram(f *testing.F) {
 				t.Fatal("PollTransmit never ends")
 			}
 		}
-		if !fromServer && len(n.peers) != peers {
+		if !fromServer && len(n.Peers()) != peers {
 			t.Fatal("a stranger's datagram added a peer")
 		}
 		if err != nil && n.Stats() == before {

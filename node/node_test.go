@@ -21,6 +21,19 @@ func newTestNode() *Node {
 		Rand: rand.NewChaCha8([32]byte{8})})
 }
 
+// startNode starts n and returns the txid of the register it sent.
+func startNode(t testing.TB, n *Node) uint64 {
+	n.Start(0)
+	for _, tx := range drainTx(n, 0) {
+		var m proto.Register
+		if m.Parse(tx.Payload) == nil {
+			return m.TxID
+		}
+	}
+	t.Fatal("Start sent no register")
+	return 0
+}
+
 func drainTx(n *Node, now proto.Instant) []proto.Transmit {
 	var out []proto.Transmit
 	var buf [1500]byte
@@ -73,24 +86,23 @@ func TestRegisterRetransmitsThenGivesUp(t *testing.T) {
 
 func TestSignalingOnlyFromServer(t *testing.T) {
 	n := newTestNode()
-	n.Start(0)
-	drainTx(n, 0)
-	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25}).Append(nil)
+	txid := startNode(t, n)
+	reg := (&proto.Registered{TxID: txid, Observed: testLocal, Keepalive: 25}).Append(nil)
 	stranger := netip.MustParseAddrPort("198.51.100.9:3478")
 	if err := n.HandleDatagram(1, testLocal, stranger, reg); !errors.Is(err, ErrNotFromServer) {
 		t.Fatalf("err %v, want ErrNotFromServer", err)
 	}
-	if n.registered || n.Stats().NotFromServer != 1 {
+	if n.Registered() || n.Stats().NotFromServer != 1 {
 		t.Fatalf("a stranger's registered changed state")
 	}
-	wrongTx := (&proto.Registered{TxID: n.regTxID + 1, Observed: testLocal, Keepalive: 25}).Append(nil)
+	wrongTx := (&proto.Registered{TxID: txid + 1, Observed: testLocal, Keepalive: 25}).Append(nil)
 	if err := n.HandleDatagram(1, testLocal, testServer, wrongTx); !errors.Is(err, ErrUnexpected) {
 		t.Fatalf("err %v, want ErrUnexpected", err)
 	}
 	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
 		t.Fatal(err)
 	}
-	if !n.registered || n.Observed() != testLocal {
+	if !n.Registered() || n.Observed() != testLocal {
 		t.Fatal("not registered")
 	}
 	// Registration starts the NAT measurement: its probes go to the server.
@@ -108,9 +120,8 @@ func TestSignalingOnlyFromServer(t *testing.T) {
 
 func TestConnectWaitsForNATReport(t *testing.T) {
 	n := newTestNode()
-	n.Start(0)
-	drainTx(n, 0)
-	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25}).Append(nil)
+	txid := startNode(t, n)
+	reg := (&proto.Registered{TxID: txid, Observed: testLocal, Keepalive: 25}).Append(nil)
 	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
 		t.Fatal(err)
 	}
@@ -146,31 +157,28 @@ func TestConnectWaitsForNATReport(t *testing.T) {
 // unspecified alt address.
 func TestUnspecifiedAltPortMeansServerAddress(t *testing.T) {
 	n := newTestNode()
-	n.Start(0)
-	drainTx(n, 0)
-	reg := (&proto.Registered{TxID: n.regTxID, Observed: testLocal, Keepalive: 25,
+	txid := startNode(t, n)
+	reg := (&proto.Registered{TxID: txid, Observed: testLocal, Keepalive: 25,
 		AltPort: netip.MustParseAddrPort("0.0.0.0:3479"), AltAddr: netip.MustParseAddrPort("0.0.0.0:3478")}).Append(nil)
 	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
 		t.Fatal(err)
 	}
 	alt := netip.AddrPortFrom(testServer.Addr(), 3479)
-	if n.altPort != alt || n.altAddr.IsValid() {
-		t.Fatalf("alt port %v, alt address %v; want %v and none", n.altPort, n.altAddr, alt)
+	if n.srv.altPort != alt || n.srv.altAddr.IsValid() {
+		t.Fatalf("alt port %v, alt address %v; want %v and none", n.srv.altPort, n.srv.altAddr, alt)
 	}
-	if !n.isServer(alt) || n.isServer(netip.MustParseAddrPort("0.0.0.0:3479")) {
+	if !n.srv.isServer(alt) || n.srv.isServer(netip.MustParseAddrPort("0.0.0.0:3479")) {
 		t.Fatalf("answers from %v should count as the server's, from 0.0.0.0:3479 not", alt)
 	}
 
 	// An alt port that names the primary socket itself is no alt port.
 	m := newTestNode()
-	m.Start(0)
-	drainTx(m, 0)
-	same := (&proto.Registered{TxID: m.regTxID, Observed: testLocal, Keepalive: 25,
+	same := (&proto.Registered{TxID: startNode(t, m), Observed: testLocal, Keepalive: 25,
 		AltPort: netip.AddrPortFrom(netip.IPv4Unspecified(), testServer.Port())}).Append(nil)
 	if err := m.HandleDatagram(1, testLocal, testServer, same); err != nil {
 		t.Fatal(err)
 	}
-	if m.altPort.IsValid() {
-		t.Fatalf("alt port %v: the primary's own port taken as the alt port", m.altPort)
+	if m.srv.altPort.IsValid() {
+		t.Fatalf("alt port %v: the primary's own port taken as the alt port", m.srv.altPort)
 	}
 }

@@ -1,6 +1,8 @@
 // Package proto is natpass's wire vocabulary: the shared time and transmit types every
 // state machine speaks, first-byte demultiplexing of the one UDP socket, and the
 // encoders and parsers of every packet that is not the business of a single layer.
+// It also holds the value types two packages name across a boundary (Strategy,
+// CloseReason, PathKind), so that both import one definition.
 //
 // # Packet layout
 //

@@ -155,7 +155,7 @@ type EventPathDown struct {
 
 // EventNoPath: no direct path was found in time (or the strategy is none); the
 // node stays on the relay and may Refresh later.
-type EventNoPath struct{ Strategy Strategy }
+type EventNoPath struct{ Strategy proto.Strategy }
 
 // EventPathSuspect: the active path missed a heartbeat reply by a margin. It is still
 // active (it may come back), but the node should ask for a refreshed introduction
@@ -197,7 +197,7 @@ func NewAgent(cfg AgentConfig) *Agent {
 
 func choosePlan(cfg AgentConfig) Plan {
 	if cfg.SameNAT {
-		return Plan{Strategy: StrategySimultaneousOpen}
+		return Plan{Strategy: proto.StrategySimultaneousOpen}
 	}
 	return Choose(cfg.LocalNAT, cfg.RemoteNAT)
 }
@@ -244,7 +244,7 @@ func (a *Agent) buildTargets() {
 			predicted = c.Addr
 		}
 	}
-	if a.plan.Strategy == StrategyPrediction && a.plan.RemoteHard {
+	if a.plan.Strategy == proto.StrategyPortPrediction && a.plan.RemoteHard {
 		d := int(a.cfg.RemoteNAT.PortDelta)
 		first := predicted
 		if !first.IsValid() && srflx.IsValid() {
@@ -313,17 +313,17 @@ func (a *Agent) start(now proto.Instant) {
 	a.started = true
 	a.searching = true
 	timeout := punchTimeout
-	if a.plan.Strategy == StrategyBirthday {
+	if a.plan.Strategy == proto.StrategyBirthday {
 		timeout = birthdayTimeout
 	}
 	a.deadlineP = now.Add(timeout)
 	a.nextRound = now
-	if a.plan.Strategy == StrategyNone {
+	if a.plan.Strategy == proto.StrategyNone {
 		a.failed, a.searching = true, false
-		a.events = append(a.events, EventNoPath{Strategy: StrategyNone})
+		a.events = append(a.events, EventNoPath{Strategy: proto.StrategyNone})
 		return
 	}
-	if a.plan.Strategy == StrategyBirthday {
+	if a.plan.Strategy == proto.StrategyBirthday {
 		if a.plan.LocalHard && len(a.sockets) > 1 {
 			a.refreshAt = now // a refresh: the sockets of the last search are still open
 		} else if a.plan.LocalHard {
@@ -391,7 +391,7 @@ func (a *Agent) searchRound(now proto.Instant) {
 			}
 		}
 	}
-	if a.plan.Strategy != StrategyBirthday {
+	if a.plan.Strategy != proto.StrategyBirthday {
 		return
 	}
 	if a.plan.LocalHard && len(a.sockets) > 1 && now >= a.refreshAt {
@@ -774,7 +774,7 @@ func (a *Agent) Deadline() proto.Instant {
 		return d
 	}
 	d = proto.Min(d, proto.Min(a.deadlineP, a.nextRound))
-	if a.plan.Strategy == StrategyBirthday {
+	if a.plan.Strategy == proto.StrategyBirthday {
 		if a.plan.LocalHard && len(a.sockets) > 1 {
 			d = proto.Min(d, a.refreshAt)
 		} else if !a.plan.LocalHard && a.sprayed < birthdayProbes && a.active < 0 {

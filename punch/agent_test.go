@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natpass/natpass/internal/machinetest"
 	"github.com/natpass/natpass/proto"
 )
 
@@ -24,104 +25,26 @@ func newPair(key Key, candsForA, candsForB []proto.Candidate) (*Agent, *Agent) {
 	return a, b
 }
 
-// wire delivers packets between agents with a fixed one-way delay; drop decides which
-// packets vanish. It is a harness for unit tests; NAT behaviour is tested on sim.
-type wire struct {
-	now    proto.Instant
-	delay  time.Duration
-	agents map[netip.AddrPort]*Agent
-	inbox  []flight
-	drop   func(proto.Transmit) bool
-	events map[*Agent][]AgentEvent
-	sent   int
-}
-
-type flight struct {
-	at proto.Instant
-	tx proto.Transmit
-}
-
-func newWire(delay time.Duration, agents map[netip.AddrPort]*Agent) *wire {
-	return &wire{delay: delay, agents: agents, events: map[*Agent][]AgentEvent{}}
-}
-
-func (w *wire) drain(ag *Agent) {
-	var buf [256]byte
-	for {
-		tx, ok := ag.PollTransmit(w.now, buf[:])
-		if !ok {
-			break
-		}
-		w.sent++
-		if w.drop != nil && w.drop(tx) {
-			continue
-		}
-		tx.Payload = append([]byte(nil), tx.Payload...)
-		w.inbox = append(w.inbox, flight{w.now.Add(w.delay), tx})
-	}
-	for {
-		e, ok := ag.PollEvent()
-		if !ok {
-			break
-		}
-		w.events[ag] = append(w.events[ag], e)
-	}
-}
-
-// run advances virtual time to until, delivering packets and firing timers in order.
-func (w *wire) run(until proto.Instant) {
-	for steps := 0; steps < 1_000_000; steps++ {
-		next := until
-		for _, f := range w.inbox {
-			next = proto.Min(next, f.at)
-		}
-		for _, ag := range w.agents {
-			next = proto.Min(next, ag.Deadline())
-		}
-		if next > until {
-			w.now = until
-			return
-		}
-		w.now = max(w.now, next)
-		keep := w.inbox[:0]
-		var due []flight
-		for _, f := range w.inbox {
-			if f.at <= w.now {
-				due = append(due, f)
-			} else {
-				keep = append(keep, f)
-			}
-		}
-		w.inbox = keep
-		for _, f := range due {
-			if ag := w.agents[f.tx.To]; ag != nil {
-				_ = ag.HandleDatagram(w.now, f.tx.To, f.tx.From, f.tx.Payload)
-				w.drain(ag)
-			}
-		}
-		for _, ag := range w.agents {
-			if ag.Deadline() <= w.now {
-				ag.HandleTimeout(w.now)
-			}
-			w.drain(ag)
-		}
-		if w.now == until && len(due) == 0 {
-			return
-		}
-	}
-	panic("wire: step bound reached")
+// onWire puts a and b on a virtual-time network with a fixed one-way delay; b also
+// receives on its extra addresses. It is a harness for unit tests; NAT behaviour is
+// tested on sim.
+func onWire(t *testing.T, delay time.Duration, a, b *Agent, extraB ...netip.AddrPort) (w *machinetest.Net, na, nb *machinetest.Node) {
+	w = machinetest.NewNet(t, 0, delay)
+	na = w.Add("a", machinetest.Of(a), addrA)
+	nb = w.Add("b", machinetest.Of(b), append([]netip.AddrPort{addrB}, extraB...)...)
+	return w, na, nb
 }
 
 func TestAgentsConfirmDirectPath(t *testing.T) {
 	a, b := newPair(testKey,
 		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}},
 		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
-	w := newWire(20*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b})
-	w.run(proto.Instant(2 * time.Second))
-	for _, ag := range []*Agent{a, b} {
+	w, na, nb := onWire(t, 20*time.Millisecond, a, b)
+	w.RunUntil(proto.Instant(2 * time.Second))
+	for i, ag := range []*Agent{a, b} {
 		p, ok := ag.Active()
 		if !ok {
-			t.Fatalf("no active path; events %v", w.events[ag])
+			t.Fatalf("no active path; events %v", []*machinetest.Node{na, nb}[i].Events)
 		}
 		if p.RTT < 40*time.Millisecond || p.RTT > 60*time.Millisecond {
 			t.Errorf("RTT %v, want about 40ms", p.RTT)
@@ -137,8 +60,8 @@ func TestAgentPrefersLANPath(t *testing.T) {
 		[]proto.Candidate{{Kind: proto.CandidateHost, Addr: lanB}, {Kind: proto.CandidateServerReflexive, Addr: addrB}},
 		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
 	// B answers on both its LAN and its public address (one agent, two addresses).
-	w := newWire(10*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b, lanB: b})
-	w.run(proto.Instant(3 * time.Second))
+	w, _, _ := onWire(t, 10*time.Millisecond, a, b, lanB)
+	w.RunUntil(proto.Instant(3 * time.Second))
 	p, ok := a.Active()
 	if !ok || !p.LAN || p.Remote != lanB {
 		t.Fatalf("A's active path %+v (ok=%v), want the LAN path to %v", p, ok, lanB)
@@ -190,29 +113,29 @@ func TestAgentDetectsDeadPath(t *testing.T) {
 	a, b := newPair(testKey,
 		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}},
 		[]proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrA}})
-	w := newWire(20*time.Millisecond, map[netip.AddrPort]*Agent{addrA: a, addrB: b})
-	w.run(proto.Instant(2 * time.Second))
+	w, na, _ := onWire(t, 20*time.Millisecond, a, b)
+	w.RunUntil(proto.Instant(2 * time.Second))
 	if _, ok := a.Active(); !ok {
 		t.Fatal("no path")
 	}
-	cut := w.now
-	w.drop = func(proto.Transmit) bool { return true } // blackhole
-	w.run(cut.Add(10 * time.Second))
+	cut := w.Now
+	w.Drop = func(proto.Transmit) bool { return true } // blackhole
+	w.RunUntil(cut.Add(10 * time.Second))
 	var down proto.Instant
-	for _, e := range w.events[a] {
+	for _, e := range na.Events {
 		if _, ok := e.(EventPathDown); ok {
-			down = w.now
+			down = w.Now
 		}
 	}
 	if down == 0 {
-		t.Fatalf("no EventPathDown after 10 s of silence; events %v", w.events[a])
+		t.Fatalf("no EventPathDown after 10 s of silence; events %v", na.Events)
 	}
 	if _, ok := a.Active(); ok {
 		t.Error("a dead path is still active")
 	}
 	// The path comes back: the agent searches again and finds it.
-	w.drop = nil
-	w.run(w.now.Add(3 * time.Second))
+	w.Drop = nil
+	w.RunUntil(w.Now.Add(3 * time.Second))
 	if _, ok := a.Active(); !ok {
 		t.Error("path not recovered after the blackhole ended")
 	}
@@ -223,7 +146,7 @@ func TestAgentStrategyNoneGivesUpAtOnce(t *testing.T) {
 		Remote: []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: addrB}}})
 	a.HandleTimeout(0)
 	e, ok := a.PollEvent()
-	if nr, isNo := e.(EventNoPath); !ok || !isNo || nr.Strategy != StrategyNone {
+	if nr, isNo := e.(EventNoPath); !ok || !isNo || nr.Strategy != proto.StrategyNone {
 		t.Fatalf("got %v, want EventNoPath{none}", e)
 	}
 	if a.Deadline() != proto.Never {

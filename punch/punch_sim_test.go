@@ -109,7 +109,7 @@ func (p *peerHost) candidates() []proto.Candidate {
 type punchResult struct {
 	direct   bool
 	elapsed  time.Duration
-	strategy punch.Strategy
+	strategy proto.Strategy
 }
 
 // punchPair classifies both sides, then runs their agents with each other's

@@ -27,23 +27,23 @@ var (
 func TestChoose(t *testing.T) {
 	tests := []struct {
 		a, b string
-		want Strategy
+		want proto.Strategy
 	}{
-		{"open", "open", StrategySimultaneousOpen},
-		{"linux", "linux", StrategySimultaneousOpen},
-		{"cgnat", "firewall", StrategySimultaneousOpen},
-		{"symmetric-sequential", "port-restricted-cone", StrategyPrediction},
-		{"symmetric-sequential", "full-cone", StrategySimultaneousOpen},
-		{"symmetric-random", "open", StrategySimultaneousOpen},
-		{"symmetric-random", "full-cone", StrategySimultaneousOpen},
-		{"symmetric-random", "restricted-cone", StrategySimultaneousOpen},
-		{"symmetric-random", "port-restricted-cone", StrategyBirthday},
-		{"symmetric-random", "firewall", StrategyBirthday},
-		{"symmetric-random", "cgnat", StrategyBirthday},
-		{"symmetric-random", "linux", StrategyBirthday},
-		{"symmetric-sequential", "symmetric-sequential", StrategyPrediction},
-		{"symmetric-random", "symmetric-random", StrategyNone},
-		{"symmetric-random", "symmetric-sequential", StrategyNone},
+		{"open", "open", proto.StrategySimultaneousOpen},
+		{"linux", "linux", proto.StrategySimultaneousOpen},
+		{"cgnat", "firewall", proto.StrategySimultaneousOpen},
+		{"symmetric-sequential", "port-restricted-cone", proto.StrategyPortPrediction},
+		{"symmetric-sequential", "full-cone", proto.StrategySimultaneousOpen},
+		{"symmetric-random", "open", proto.StrategySimultaneousOpen},
+		{"symmetric-random", "full-cone", proto.StrategySimultaneousOpen},
+		{"symmetric-random", "restricted-cone", proto.StrategySimultaneousOpen},
+		{"symmetric-random", "port-restricted-cone", proto.StrategyBirthday},
+		{"symmetric-random", "firewall", proto.StrategyBirthday},
+		{"symmetric-random", "cgnat", proto.StrategyBirthday},
+		{"symmetric-random", "linux", proto.StrategyBirthday},
+		{"symmetric-sequential", "symmetric-sequential", proto.StrategyPortPrediction},
+		{"symmetric-random", "symmetric-random", proto.StrategyNone},
+		{"symmetric-random", "symmetric-sequential", proto.StrategyNone},
 	}
 	for _, tt := range tests {
 		a, b := namedBehaviors[tt.a], namedBehaviors[tt.b]

@@ -15,8 +15,14 @@ import (
 // Channel()) once Ready.
 //
 // Inputs: Start, Restart (commands), HandleAllocated, HandleError, HandleTimeout.
-// Getters: Ready, Channel, Denied, Deadline. The zero Client is idle (Deadline is
-// proto.Never). Like every natpass machine it reads no clock.
+// Outputs: PollEvent (what changed: a channel, readiness, its loss, a refusal; drain
+// it after every input), Deadline. Getters: Ready, Channel, Denied. The zero Client is
+// idle (Deadline is proto.Never). Like every natpass machine it reads no clock.
+//
+// While the server has answered without "peer ready", the Client asks again after
+// readyPollFirst, doubling to readyPollMax: the server's ready notice (PROTOCOL.md
+// §8.2) normally comes first, and a lost notice then costs a poll, not half the
+// channel's lifetime.
 type Client struct {
 	token    [proto.MaxRelayTokenLen]byte
 	tokenLen int
@@ -27,7 +33,51 @@ type Client struct {
 	due      proto.Instant   // next relay-allocate; proto.Never when none
 	expires  proto.Instant   // the channel's end, from the lifetime; Never without one
 	backoff  time.Duration
+	poll     time.Duration // the next ready poll's delay, while not ready
+	events   ClientEvent   // pending events, a set: PollEvent returns them in bit order
+	now      proto.Instant // the latest instant of any call: time never goes back
 }
+
+// advance moves the clock; a decrease is a caller bug (DESIGN §2).
+func (c *Client) advance(now proto.Instant) {
+	if now < c.now {
+		panic("relayframe: Client: time went backwards")
+	}
+	c.now = now
+}
+
+// ClientEvent is one thing a Client reports; PollEvent returns one at a time.
+type ClientEvent uint8
+
+const (
+	// ClientLost: the channel ended (its lifetime passed unrefreshed, or Restart):
+	// frames sent now are dropped until ClientReady.
+	ClientLost ClientEvent = 1 << iota
+	// ClientDenied: the server refused the relay (Denied says why); nothing more is
+	// sent until Start.
+	ClientDenied
+	// ClientAllocated: the server gave a channel (Channel), or another one.
+	ClientAllocated
+	// ClientReady: the peer's end is linked; frames sent now are delivered.
+	ClientReady
+)
+
+// PollEvent returns the next pending event. Several changes within one input come
+// out in the order Lost, Denied, Allocated, Ready; the set cannot overflow.
+func (c *Client) PollEvent() (ClientEvent, bool) {
+	if c.events == 0 {
+		return 0, false
+	}
+	e := c.events & -c.events // lowest pending bit
+	c.events &^= e
+	return e, true
+}
+
+// Ready-poll timing: see the type doc.
+const (
+	readyPollFirst = 250 * time.Millisecond
+	readyPollMax   = 2 * time.Second
+)
 
 // Allocation retry timing: the first repeat after allocRetryFirst, doubling up to
 // allocRetryMax, for as long as the node keeps the Client (it stops by not asking).
@@ -43,17 +93,22 @@ func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
 	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
 		panic("relayframe: Client.Start with a token of bad length")
 	}
-	*c = Client{txid: txid, due: now, expires: proto.Never}
+	c.advance(now)
+	*c = Client{txid: txid, due: now, expires: proto.Never, now: now}
 	c.tokenLen = copy(c.token[:], token)
 }
 
 // Restart allocates again with the token held, after the node registered again:
 // channels die with sessions (PROTOCOL.md §8.4). A denied Client stays denied.
 func (c *Client) Restart(now proto.Instant) {
+	c.advance(now)
 	if c.tokenLen == 0 || c.denied != 0 {
 		return
 	}
-	c.channel, c.ready, c.expires, c.due, c.backoff = 0, false, proto.Never, now, 0
+	if c.ready || c.channel != 0 {
+		c.events |= ClientLost
+	}
+	c.channel, c.ready, c.expires, c.due, c.backoff, c.poll = 0, false, proto.Never, now, 0, 0
 }
 
 // Ready reports whether frames sent now are delivered: the channel exists and the
@@ -79,7 +134,9 @@ func (c *Client) Deadline() proto.Instant {
 // HandleTimeout ends the channel when its lifetime has passed without a refresh
 // answered (the server has dropped it too) and allocates anew.
 func (c *Client) HandleTimeout(now proto.Instant) {
+	c.advance(now)
 	if c.tokenLen != 0 && now >= c.expires {
+		c.events |= ClientLost
 		c.channel, c.ready, c.expires = 0, false, proto.Never
 		if c.denied == 0 {
 			c.due = min(c.due, now)
@@ -90,6 +147,7 @@ func (c *Client) HandleTimeout(now proto.Instant) {
 // AppendAllocate appends the relay-allocate that is due at now and schedules its
 // repetition; it returns b unchanged when none is due.
 func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Session, peerID []byte) []byte {
+	c.advance(now)
 	if c.tokenLen == 0 || c.denied != 0 || now < c.due {
 		return b
 	}
@@ -103,10 +161,15 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 // Client: the answer to its request, or the server's repeat of it when the peer
 // linked (both carry the request's txid).
 func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
+	c.advance(now)
 	switch {
 	case c.tokenLen == 0 || c.denied != 0:
 		return false
 	case m.TxID == c.txid:
+		if m.Channel != c.channel {
+			c.events |= ClientAllocated
+		}
+		wasReady := c.ready
 		c.channel = m.Channel
 		c.ready = m.Flags&proto.RelayPeerReady != 0
 		c.tokenLen = copy(c.token[:], m.Token)
@@ -114,6 +177,14 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 		c.expires = now.Add(life)
 		c.due = now.Add(life / 2) // refresh at half the lifetime (PROTOCOL.md §8.4)
 		c.backoff = 0
+		switch {
+		case c.ready && !wasReady:
+			c.events |= ClientReady
+			c.poll = 0
+		case !c.ready:
+			c.poll = min(max(2*c.poll, readyPollFirst), readyPollMax)
+			c.due = min(c.due, now.Add(c.poll))
+		}
 		return true
 	}
 	return false
@@ -124,10 +195,12 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 // repetition already scheduled to try again, backing off (the node handles code 5 by
 // registering again and then calling Restart).
 func (c *Client) HandleError(now proto.Instant, m *proto.Error) bool {
+	c.advance(now)
 	if c.tokenLen == 0 || m.TxID != c.txid {
 		return false
 	}
 	if m.Code == proto.CodeRelayDenied {
+		c.events |= ClientDenied
 		c.denied = m.Code
 		c.channel, c.ready, c.due, c.expires = 0, false, proto.Never, proto.Never
 	}

@@ -54,12 +54,24 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 			t.Fatalf("retry gaps %v", gaps)
 		}
 	}
-	// Answered, peer not ready: channel known, refresh due at half the lifetime.
+	// Answered, peer not ready: channel known; asked again after 250 ms, doubling to
+	// 2 s (in case the ready notice is lost), each answer without "peer ready".
 	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, LifetimeS: 600, Token: []byte("token-2")}) {
 		t.Fatal("answer not taken")
 	}
-	if c.Ready() || c.Channel() != 9 || c.Deadline() != now.Add(300*time.Second) {
-		t.Fatalf("after the answer: ready %v, channel %d, deadline %v", c.Ready(), c.Channel(), c.Deadline())
+	if got := pollClient(&c); c.Ready() || c.Channel() != 9 || len(got) != 1 || got[0] != ClientAllocated {
+		t.Fatalf("after the answer: ready %v, channel %d, events %v", c.Ready(), c.Channel(), got)
+	}
+	for _, want := range []time.Duration{250, 500, 1000, 2000, 2000} {
+		if c.Deadline() != now.Add(want*time.Millisecond) {
+			t.Fatalf("ready poll at %v, want %v later", c.Deadline(), want*time.Millisecond)
+		}
+		now = c.Deadline()
+		allocateAt(t, &c, now)
+		c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, LifetimeS: 600, Token: []byte("token-2")})
+		if got := pollClient(&c); len(got) != 0 {
+			t.Fatalf("the same answer again reported %v", got)
+		}
 	}
 	// Answers to other requests are not this client's.
 	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: 78, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) {
@@ -68,6 +80,9 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 	// The server repeats its answer when the peer links: now ready.
 	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("token-2")}) || !c.Ready() {
 		t.Fatal("the repeated answer did not make the channel ready")
+	}
+	if got := pollClient(&c); len(got) != 1 || got[0] != ClientReady || c.Deadline() != now.Add(300*time.Second) {
+		t.Fatalf("ready: events %v, deadline %v (want the refresh at half the lifetime)", got, c.Deadline())
 	}
 	// The refresh carries the renewed token.
 	now = c.Deadline()
@@ -84,6 +99,18 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 	if c.Ready() || c.Channel() != 0 || c.Deadline() > end.Add(allocRetryMax) {
 		t.Fatalf("after the lifetime: ready %v, channel %d, deadline %v", c.Ready(), c.Channel(), c.Deadline())
 	}
+	if got := pollClient(&c); len(got) != 1 || got[0] != ClientLost {
+		t.Fatalf("after the lifetime: events %v, want ClientLost", got)
+	}
+}
+
+// pollClient drains a Client's events.
+func pollClient(c *Client) []ClientEvent {
+	var out []ClientEvent
+	for e, ok := c.PollEvent(); ok; e, ok = c.PollEvent() {
+		out = append(out, e)
+	}
+	return out
 }
 
 func TestClientDeniedAndRestart(t *testing.T) {
@@ -101,21 +128,28 @@ func TestClientDeniedAndRestart(t *testing.T) {
 		c.Deadline() != proto.Never {
 		t.Fatal("code 8 should stop the client")
 	}
+	if got := pollClient(&c); len(got) != 1 || got[0] != ClientDenied {
+		t.Fatalf("denied: events %v", got)
+	}
 	if _, ok := allocateAt(t, &c, now.Add(time.Hour)); ok {
 		t.Fatal("a denied client asked again")
 	}
+	now = now.Add(time.Hour)
 	c.Restart(now)
 	if c.Deadline() != proto.Never {
 		t.Fatal("Restart revived a denied client")
 	}
 	c.Start(now, []byte("fresh"), 9) // a new introduction's token
 	c.HandleAllocated(now, &proto.RelayAllocated{TxID: 9, Channel: 3, Flags: proto.RelayPeerReady, LifetimeS: 60, Token: []byte("r")})
-	if !c.Ready() {
-		t.Fatal("not ready")
+	if got := pollClient(&c); !c.Ready() || len(got) != 2 || got[0] != ClientAllocated || got[1] != ClientReady {
+		t.Fatalf("ready %v, events %v", c.Ready(), got)
 	}
 	c.Restart(now.Add(time.Second)) // registered again: the channel is gone
 	if c.Ready() || c.Channel() != 0 || c.Deadline() != now.Add(time.Second) {
 		t.Fatal("Restart kept the old channel")
+	}
+	if got := pollClient(&c); len(got) != 1 || got[0] != ClientLost {
+		t.Fatalf("Restart: events %v", got)
 	}
 	if m, ok := allocateAt(t, &c, now.Add(time.Second)); !ok || string(m.Token) != "r" {
 		t.Fatalf("after Restart: %+v, %v", m, ok)

@@ -98,19 +98,25 @@ type Conn struct {
 	ackElicitingUnacked int
 	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
 	recvReliable        uint64        // flow-control cost received (§7.5)
-	recvConsumed        uint64        // ... of it delivered to the application
+	recvPolled          uint64        // ... of it handed out with EventMessage.Credit
+	recvConsumed        uint64        // ... of that given back with Consumed (taken by the application)
 	advertisedMaxData   uint64
 	sendMaxData         bool
-	unreliableQueued    int // cost of unreliable messages in the event queue
+	// unreliableQueued is the cost of unreliable messages assembling, queued, or
+	// polled and not yet given back with Consumed: bounded by RecvWindow, past
+	// which new ones are dropped and counted (Stats.UnreliableDropped).
+	unreliableQueued int
 
 	events     ring[*inMsg]
 	held       *inMsg // the message of the last EventMessage, released on the next poll
 	evMessage  EventMessage
 	evClosed   EventClosed
+	evPTO      EventProbeTimeout
+	ptoEvent   bool // a probe timeout fired since the last PollEvent reported one
 	closedSent bool // EventClosed returned
 
 	// Closing.
-	closeReason   CloseReason
+	closeReason   proto.CloseReason
 	closePending  bool // a CLOSE frame is to be sent
 	closeLastSent proto.Instant
 
@@ -234,7 +240,7 @@ func (c *Conn) HandleTimeout(now proto.Instant) {
 		case timerKeepalive:
 			c.pingPending = true
 		case timerIdle:
-			c.finish(CloseReason{Code: CodeIdleTimeout, Local: true, Text: "idle timeout"})
+			c.finish(proto.CloseReason{Code: CodeIdleTimeout, Local: true, Text: "idle timeout"})
 			return
 		case timerPMTU:
 			c.pmtu.hi = c.pmtu.cfgMax // RFC 8899 §5.1.1: look for a larger PMTU again
@@ -257,7 +263,7 @@ func (c *Conn) Close(now proto.Instant, code uint16, text string) error {
 	if len(text) > proto.RUDPMaxCloseText {
 		text = text[:proto.RUDPMaxCloseText]
 	}
-	c.closeReason = CloseReason{Code: code, Local: true, Text: text}
+	c.closeReason = proto.CloseReason{Code: code, Local: true, Text: text}
 	c.state = stateClosing
 	c.closePending = true
 	c.dropSendState()
@@ -268,7 +274,7 @@ func (c *Conn) Close(now proto.Instant, code uint16, text string) error {
 }
 
 // finish ends the connection and queues EventClosed.
-func (c *Conn) finish(r CloseReason) {
+func (c *Conn) finish(r proto.CloseReason) {
 	if c.state == stateClosed {
 		return
 	}
@@ -301,17 +307,30 @@ func (c *Conn) dropSendState() {
 }
 
 // PollEvent returns the next event. Messages come first, in delivery order; after
-// EventClosed nothing more.
+// EventClosed nothing more. A message's flow-control credit stays held after it is
+// polled: the caller gives it back with Consumed when the application has taken the
+// message, so that a slow reader slows the sender (DESIGN §11).
 func (c *Conn) PollEvent() (Event, bool) {
 	if c.held != nil {
-		c.releaseDelivered(c.held)
+		c.pool.putIn(c.held)
 		c.held = nil
 	}
 	if c.events.len() > 0 {
 		m := c.events.pop()
 		c.held = m
-		c.evMessage = EventMessage{Lane: int(m.lane), Mode: m.mode, Data: m.data}
+		cr := Credit{unreliable: int64(m.cost)}
+		if m.mode.Reliable() {
+			cr = Credit{reliable: int64(m.cost)}
+			c.recvPolled += uint64(m.cost)
+		}
+		c.evMessage = EventMessage{Lane: int(m.lane), Mode: m.mode, Data: m.data, Credit: cr}
 		return &c.evMessage, true
+	}
+	if c.ptoEvent {
+		c.ptoEvent = false
+		if c.state == stateOpen {
+			return &c.evPTO, true
+		}
 	}
 	if c.state == stateClosed && !c.closedSent {
 		c.closedSent = true
@@ -342,20 +361,36 @@ func (c *Conn) TakeData() []byte {
 	return d[:len(d):len(d)]
 }
 
-// releaseDelivered returns a polled message's memory and, for reliable messages,
-// reopens the flow-control window.
-func (c *Conn) releaseDelivered(m *inMsg) {
-	if m.mode.Reliable() {
-		c.recvConsumed += uint64(m.cost)
-		// Announce more credit once a quarter of the window has been consumed, so the
-		// sender never waits a round trip on a window that is already free.
-		if c.recvConsumed+uint64(c.cfg.RecvWindow)-c.advertisedMaxData >= uint64(c.cfg.RecvWindow)/4 {
-			c.sendMaxData = true
-		}
-	} else {
-		c.unreliableQueued -= m.cost
+// Credit is the flow-control credit that polled messages hold until the application
+// has taken them. Credits of one Conn add up (Add), so a caller may give back many
+// messages' worth at once. The zero Credit holds nothing.
+type Credit struct{ reliable, unreliable int64 }
+
+// Add returns the credit of both.
+func (cr Credit) Add(o Credit) Credit {
+	return Credit{reliable: cr.reliable + o.reliable, unreliable: cr.unreliable + o.unreliable}
+}
+
+// IsZero reports whether cr holds nothing.
+func (cr Credit) IsZero() bool { return cr == Credit{} }
+
+// Consumed gives back the credit of messages the application has taken. Reliable
+// credit reopens the peer's window (a MAX_DATA goes out once a quarter of the window
+// is free again, so the sender never waits a round trip on a window that is already
+// free); unreliable credit makes room for more unreliable messages. Giving back more
+// than was polled is a caller bug and panics; after the close it is a no-op.
+func (c *Conn) Consumed(now proto.Instant, cr Credit) {
+	c.advance(now)
+	if cr.reliable < 0 || cr.unreliable < 0 || c.recvConsumed+uint64(cr.reliable) > c.recvPolled ||
+		int64(c.unreliableQueued) < cr.unreliable {
+		panic("rudp: Consumed gives back credit that was not polled")
 	}
-	c.pool.putIn(m)
+	c.recvConsumed += uint64(cr.reliable)
+	c.unreliableQueued -= int(cr.unreliable)
+	if c.state == stateOpen && cr.reliable > 0 &&
+		c.recvConsumed+uint64(c.cfg.RecvWindow)-c.advertisedMaxData >= uint64(c.cfg.RecvWindow)/4 {
+		c.sendMaxData = true
+	}
 }
 
 // HandleDatagram is defined in recv.go, Send and PollTransmit in send.go, recovery in

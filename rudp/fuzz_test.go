@@ -85,8 +85,12 @@ func FuzzConnDatagram(f *testing.F) {
 				if i > 100000 {
 					t.Fatal("PollEvent does not stop")
 				}
-				if _, ok := c.PollEvent(); !ok {
+				ev, ok := c.PollEvent()
+				if !ok {
 					break
+				}
+				if m, isMsg := ev.(*EventMessage); isMsg {
+					c.Consumed(now, m.Credit)
 				}
 			}
 			if d := c.Deadline(); d < now && d != proto.Never {

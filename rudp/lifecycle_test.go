@@ -66,7 +66,7 @@ func TestCloseWithReason(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	n.run(n.now.Add(5*time.Second), func() bool { return a.closed != nil && b.closed != nil })
-	want := CloseReason{Code: 42, Text: "game over"}
+	want := proto.CloseReason{Code: 42, Text: "game over"}
 	if b.closed == nil || *b.closed != want {
 		n.failf("peer saw %v, want %v", b.closed, want)
 	}
@@ -310,5 +310,107 @@ func TestPMTUDropMidTransfer(t *testing.T) {
 	t.Logf("PMTU %d before the drop, %d after; %d black holes detected", before, s.DatagramSize, s.PMTUBlackholes)
 	if before <= 1250 || s.DatagramSize > 1250 || s.PMTUBlackholes == 0 {
 		n.failf("PMTU %d before, %d after, %d black holes: the drop was not exercised or not handled", before, s.DatagramSize, s.PMTUBlackholes)
+	}
+}
+
+// A receiver whose application polls messages but does not take them (Consumed)
+// keeps the sender inside one window: credit returns when the application takes a
+// message, not when the machine hands it out (DESIGN §11). Once taken, the rest flows.
+func TestCreditReturnsOnlyWhenConsumed(t *testing.T) {
+	cfg := Config{MaxMessageSize: 64 << 10, RecvWindow: 128 << 10}
+	msg := make([]byte, 8<<10)
+	now := proto.Instant(1)
+	x, y := New(cfg, now), New(cfg, now)
+	const total = 100 // 800 KiB: six windows
+	for i := range total {
+		msg[0] = byte(i)
+		if err := x.Send(now, 0, ReliableOrdered, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held Credit
+	got := 0
+	run := func(d time.Duration, consume bool) {
+		pbuf := make([]byte, 2048)
+		for end := now.Add(d); now < end; now = now.Add(time.Millisecond) {
+			for _, c := range []*Conn{x, y} {
+				if c.Deadline() <= now {
+					c.HandleTimeout(now)
+				}
+			}
+			for p, ok := x.PollTransmit(now, pbuf); ok; p, ok = x.PollTransmit(now, pbuf) {
+				_ = y.HandleDatagram(now, p)
+			}
+			for p, ok := y.PollTransmit(now, pbuf); ok; p, ok = y.PollTransmit(now, pbuf) {
+				_ = x.HandleDatagram(now, p)
+			}
+			for ev, ok := y.PollEvent(); ok; ev, ok = y.PollEvent() {
+				m, isMsg := ev.(*EventMessage)
+				if !isMsg {
+					t.Fatalf("event %T", ev)
+				}
+				if m.Data[0] != byte(got) {
+					t.Fatalf("message %d arrived as %d", got, m.Data[0])
+				}
+				got++
+				held = held.Add(m.Credit)
+			}
+			if consume && !held.IsZero() {
+				y.Consumed(now, held)
+				held = Credit{}
+			}
+		}
+	}
+	run(5*time.Second, false)
+	// The window is 128 KiB; each 8 KiB message costs 8 KiB + 32 bytes.
+	if want := int(cfg.RecvWindow / (8<<10 + 32)); got > want || got == 0 {
+		t.Fatalf("unread receiver got %d messages, want 1..%d (one window)", got, want)
+	}
+	if x.reliableSent > uint64(cfg.RecvWindow) {
+		t.Fatalf("sender sent %d bytes of credit into a %d-byte window nobody read", x.reliableSent, cfg.RecvWindow)
+	}
+	if x.Closed() || y.Closed() {
+		t.Fatal("a stopped reader closed the connection")
+	}
+	run(10*time.Second, true)
+	if got != total {
+		t.Fatalf("after the reader resumed: %d of %d messages", got, total)
+	}
+}
+
+// Consumed refuses credit that was never polled: that is a caller bug.
+func TestConsumedTooMuchPanics(t *testing.T) {
+	c := New(Config{}, 0)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	c.Consumed(0, Credit{reliable: 1})
+}
+
+// A probe timeout is reported as an event (once per poll), so the owner learns of it
+// from the connection instead of diffing its counters.
+func TestProbeTimeoutIsAnEvent(t *testing.T) {
+	c := New(Config{}, 0)
+	if err := c.Send(0, 0, ReliableOrdered, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	now, events := proto.Instant(0), 0
+	for range 5 {
+		for _, ok := c.PollTransmit(now, buf); ok; _, ok = c.PollTransmit(now, buf) {
+		}
+		for ev, ok := c.PollEvent(); ok; ev, ok = c.PollEvent() {
+			if _, isPTO := ev.(*EventProbeTimeout); !isPTO {
+				t.Fatalf("event %T", ev)
+			}
+			events++
+		}
+		now = c.Deadline()
+		c.HandleTimeout(now)
+	}
+	if ptos := c.Stats().PTOs; ptos == 0 || uint64(events) > ptos || events < 3 {
+		t.Fatalf("%d PTOs, %d events", ptos, events)
 	}
 }

@@ -77,7 +77,7 @@ type endpoint struct {
 	buf   []byte
 	onMsg func(now proto.Instant, ev *EventMessage)
 	// closed holds the EventClosed reason once seen.
-	closed *CloseReason
+	closed *proto.CloseReason
 }
 
 // network runs endpoints over links in virtual time.

@@ -46,6 +46,7 @@ func TestConnModel(t *testing.T) {
 					switch ev := ev.(type) {
 					case *EventMessage:
 						s.o.receive(now, ev)
+						s.c.Consumed(now, ev.Credit)
 					case *EventClosed:
 						rt.Fatalf("closed: %v", ev.Reason)
 					}

@@ -133,7 +133,7 @@ func (o *oracle) sendRandom(r *rand.Rand, c *Conn, now proto.Instant, lanes int,
 }
 
 // pollEvents drains c's events: messages to onMsg, the close reason to *closed.
-func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMessage), closed **CloseReason) {
+func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMessage), closed **proto.CloseReason) {
 	for {
 		ev, ok := c.PollEvent()
 		if !ok {
@@ -144,6 +144,7 @@ func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMess
 			if onMsg != nil {
 				onMsg(now, ev)
 			}
+			c.Consumed(now, ev.Credit)
 		case *EventClosed:
 			r := ev.Reason
 			*closed = &r

@@ -66,6 +66,7 @@ func (p *directPair) step(mode Mode, advance time.Duration) {
 				if p.onMessage != nil {
 					p.onMessage(m)
 				}
+				p.b.Consumed(p.now, m.Credit)
 			}
 		}
 		for {

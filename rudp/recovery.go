@@ -295,6 +295,7 @@ func (c *Conn) onLossTimeout(now proto.Instant) {
 	// fragments of the oldest outstanding packets again (without declaring them lost).
 	c.ptoCount++
 	c.stats.PTOs++
+	c.ptoEvent = true
 	c.ptoProbes = maxPTOProbes
 	queued := 0
 	for pn := c.sent.head; pn < c.sent.tail && queued < maxPTOProbes; pn++ {

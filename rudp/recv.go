@@ -176,7 +176,7 @@ func (c *Conn) apply(b []byte, now proto.Instant) {
 		case t == proto.RUDPCloseType:
 			var f proto.RUDPClose
 			_, _ = f.Decode(b)
-			c.finish(CloseReason{Code: f.Code, Text: string(f.Text)})
+			c.finish(proto.CloseReason{Code: f.Code, Text: string(f.Text)})
 			return
 		default:
 			var f proto.RUDPData

@@ -23,7 +23,7 @@ type simConn struct {
 	c           *Conn
 	local, peer netip.AddrPort
 	onMsg       func(now proto.Instant, ev *EventMessage)
-	closed      *CloseReason
+	closed      *proto.CloseReason
 }
 
 // connMux is a host's sim.Machine: the Conns bound to its sockets. Datagrams carry

@@ -50,6 +50,10 @@ func (c *Conn) Stats() Stats {
 	return s
 }
 
+// InFlight returns the bytes in flight and the smoothed RTT: what a caller needs on
+// every deadline computation, without copying Stats.
+func (c *Conn) InFlight() (bytes int, srtt time.Duration) { return c.bytesInFlight, c.rtt.smooth }
+
 // LaneStats returns lane i's statistics.
 func (c *Conn) LaneStats(i int) LaneStats {
 	l := &c.lanes[i]

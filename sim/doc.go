@@ -39,8 +39,9 @@
 //     NewPair builds the world most tests want: peers a and b behind presets, apart,
 //     on one LAN or as two subscribers of one carrier NAT (Placement), and a server
 //     with two addresses on the core.
-//   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which Strategy gives two
-//     presets a direct path: simultaneous open, port prediction, birthday, or none.
+//   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which proto.Strategy
+//     gives two presets a direct path: simultaneous open, port prediction, birthday,
+//     or none; punch.Choose picks from the same type, so the two compare as values.
 //     TestOracleAgreesWithSimulation checks it against punching runs for every pair
 //     and placement of presets, and TestPropertyOracleAgreesWithSimulation for
 //     thousands of random NATs.

@@ -2,35 +2,6 @@ package sim
 
 import "github.com/natpass/natpass/proto"
 
-// Strategy is a way for two peers to get a direct path through their NATs (DESIGN
-// §6). punch uses the same names for the strategies it runs.
-type Strategy uint8
-
-const (
-	// StrategyNone: no practical direct path; the peers stay on the relay.
-	StrategyNone Strategy = iota
-	// StrategySimultaneousOpen: both send to each other's candidates (host,
-	// server-reflexive) and answer whatever address a probe came from
-	// (peer-reflexive). On linux NATs it needs the TTL-limited priming of DESIGN §9
-	// unless the starts are synchronised.
-	StrategySimultaneousOpen
-	// StrategyPortPrediction: a side with sequential allocation is reached at its
-	// next ports, predicted from the measured delta.
-	StrategyPortPrediction
-	// StrategyBirthday: the side with random, per-destination mappings opens 256
-	// sockets toward the other side, which sprays probes at random ports.
-	StrategyBirthday
-)
-
-var strategyNames = [...]string{"none", "simultaneous-open", "port-prediction", "birthday"}
-
-func (s Strategy) String() string {
-	if int(s) < len(strategyNames) {
-		return strategyNames[s]
-	}
-	return "invalid"
-}
-
 // Behavior returns what the chain of boxes looks like from the core, in the terms a
 // node measures (DESIGN §6 step 2) and punch decides by:
 //
@@ -103,7 +74,7 @@ func reachable(b proto.NATBehavior) bool {
 }
 
 // DirectStrategy says which strategy gives two peers with these behaviours a direct
-// path, or StrategyNone. The reasoning, from RFC 4787's definitions:
+// path, or proto.StrategyNone. The reasoning, from RFC 4787's definitions:
 //
 //   - Both keep one endpoint (EIM or no NAT): each sends to the other's
 //     server-reflexive address, which is also where the other's packets come from,
@@ -120,11 +91,11 @@ func reachable(b proto.NATBehavior) bool {
 //     (simultaneous open). Two sequential NATs can both be predicted; one sequential
 //     NAT can be predicted by a random one when its filter and mapping let the
 //     prediction in and the answer out (see predictable); otherwise none.
-func DirectStrategy(a, b proto.NATBehavior) Strategy {
+func DirectStrategy(a, b proto.NATBehavior) proto.Strategy {
 	ra, rb := reachable(a), reachable(b)
 	switch {
 	case ra && rb:
-		return StrategySimultaneousOpen
+		return proto.StrategySimultaneousOpen
 	case ra || rb:
 		easy, hard := a, b
 		if rb {
@@ -132,22 +103,22 @@ func DirectStrategy(a, b proto.NATBehavior) Strategy {
 		}
 		switch {
 		case easy.Filtering <= proto.AddressDependent:
-			return StrategySimultaneousOpen
+			return proto.StrategySimultaneousOpen
 		case hard.Allocation == proto.AllocationSequential:
-			return StrategyPortPrediction
+			return proto.StrategyPortPrediction
 		default:
-			return StrategyBirthday
+			return proto.StrategyBirthday
 		}
 	default:
 		switch {
 		case a.Filtering == proto.EndpointIndependent && b.Filtering <= proto.AddressDependent,
 			b.Filtering == proto.EndpointIndependent && a.Filtering <= proto.AddressDependent:
-			return StrategySimultaneousOpen
+			return proto.StrategySimultaneousOpen
 		case a.Allocation == proto.AllocationSequential && b.Allocation == proto.AllocationSequential,
 			predictable(a, b), predictable(b, a):
-			return StrategyPortPrediction
+			return proto.StrategyPortPrediction
 		default:
-			return StrategyNone
+			return proto.StrategyNone
 		}
 	}
 }
@@ -183,14 +154,14 @@ func predictable(x, y proto.NATBehavior) bool {
 //     make new mappings while predicting each other, whether the predictions hold
 //     depends on timing and window size; the oracle does not model that (real
 //     carriers allocate randomly or in port blocks, RFC 6888, RFC 7422).
-func Oracle(a, b Preset, placement Placement) Strategy {
+func Oracle(a, b Preset, placement Placement) proto.Strategy {
 	switch placement {
 	case SameLAN:
-		return StrategySimultaneousOpen
+		return proto.StrategySimultaneousOpen
 	case SameCarrier:
 		carrier := a.Boxes[len(a.Boxes)-1]
 		if len(a.Boxes) < 2 || !carrier.Hairpin {
-			return StrategyNone
+			return proto.StrategyNone
 		}
 		return DirectStrategy(a.Behavior(), sharingCarrier(a, b).Behavior())
 	}

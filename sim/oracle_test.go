@@ -96,13 +96,13 @@ func (m *puncher) Deadline() proto.Instant {
 
 // punch runs one strategy between the peers of a fresh Pair and reports whether each
 // got a datagram from the other.
-func punch(t *testing.T, seed uint64, a, b Preset, placement Placement, st Strategy) bool {
+func punch(t *testing.T, seed uint64, a, b Preset, placement Placement, st proto.Strategy) bool {
 	t.Helper()
 	return punchWith(t, seed, a, b, placement, st, true, 0)
 }
 
 // punchWith is punch with priming on or off and B starting late by lateB.
-func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st Strategy, prime bool, lateB time.Duration) bool {
+func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st proto.Strategy, prime bool, lateB time.Duration) bool {
 	t.Helper()
 	pr := NewPair(PairConfig{Seed: seed, A: a, B: b, Placement: placement})
 	s := pr.Sim
@@ -131,7 +131,7 @@ func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st S
 			m.targets = append(m.targets, peer.Socket()) // the host candidate
 		}
 		switch st {
-		case StrategyPortPrediction:
+		case proto.StrategyPortPrediction:
 			if !reachable(otherB) && otherB.Allocation == proto.AllocationSequential {
 				m.targets = m.targets[:0]
 				for k := 1; k <= 8; k++ {
@@ -139,7 +139,7 @@ func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st S
 					m.targets = append(m.targets, netip.AddrPortFrom(peerEP.Addr(), uint16(port)))
 				}
 			}
-		case StrategyBirthday:
+		case proto.StrategyBirthday:
 			if !reachable(meB) { // the hard side: 256 mappings toward the easy side
 				m.socks = append(m.socks, h.OpenSockets(256)...)
 				m.interval = 200 * time.Millisecond
@@ -171,12 +171,12 @@ func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st S
 // fails; when it says none, no strategy gets through.
 func TestOracleAgreesWithSimulation(t *testing.T) {
 	seed := simtest.Seed(t, 1)
-	strategies := []Strategy{StrategySimultaneousOpen, StrategyPortPrediction, StrategyBirthday}
+	strategies := []proto.Strategy{proto.StrategySimultaneousOpen, proto.StrategyPortPrediction, proto.StrategyBirthday}
 	for _, a := range Presets() {
 		for _, b := range Presets() {
 			st := Oracle(a, b, Apart)
 			switch st {
-			case StrategyNone:
+			case proto.StrategyNone:
 				for _, try := range strategies {
 					if punch(t, seed, a, b, Apart, try) {
 						t.Errorf("%s × %s: oracle says none, but %s got through", a.Name, b.Name, try)
@@ -186,7 +186,7 @@ func TestOracleAgreesWithSimulation(t *testing.T) {
 				if !punch(t, seed, a, b, Apart, st) {
 					t.Errorf("%s × %s: oracle's %s did not get through", a.Name, b.Name, st)
 				}
-				if st != StrategySimultaneousOpen && punch(t, seed, a, b, Apart, StrategySimultaneousOpen) {
+				if st != proto.StrategySimultaneousOpen && punch(t, seed, a, b, Apart, proto.StrategySimultaneousOpen) {
 					t.Errorf("%s × %s: oracle asks for %s, but simultaneous open got through", a.Name, b.Name, st)
 				}
 			}
@@ -199,18 +199,18 @@ func TestOracleAgreesWithSimulation(t *testing.T) {
 	for _, carrier := range []Preset{cgnat, noHairpin} {
 		for _, b := range Presets() {
 			st := Oracle(carrier, b, SameCarrier)
-			if got := punch(t, seed, carrier, b, SameCarrier, st); got != (st != StrategyNone) {
+			if got := punch(t, seed, carrier, b, SameCarrier, st); got != (st != proto.StrategyNone) {
 				t.Errorf("%s (hairpin %v) × %s on one carrier: oracle %s, got through %v",
 					carrier.Name, carrier.Boxes[1].Hairpin, b.Name, st, got)
 			}
-			if st == StrategyNone && punch(t, seed, carrier, b, SameCarrier, StrategySimultaneousOpen) {
+			if st == proto.StrategyNone && punch(t, seed, carrier, b, SameCarrier, proto.StrategySimultaneousOpen) {
 				t.Errorf("%s × %s on one carrier: oracle none, but simultaneous open got through", carrier.Name, b.Name)
 			}
 		}
 	}
 	// On one LAN, host candidates connect whatever the NAT.
 	for _, a := range Presets() {
-		if st := Oracle(a, a, SameLAN); st != StrategySimultaneousOpen || !punch(t, seed, a, a, SameLAN, st) {
+		if st := Oracle(a, a, SameLAN); st != proto.StrategySimultaneousOpen || !punch(t, seed, a, a, SameLAN, st) {
 			t.Errorf("%s on one LAN: oracle %s, or it did not get through", a.Name, st)
 		}
 	}
@@ -219,18 +219,18 @@ func TestOracleAgreesWithSimulation(t *testing.T) {
 // The oracle's table for the presets, as DESIGN §6 states it, so a change of rule
 // shows up as a readable diff.
 func TestOracleTable(t *testing.T) {
-	want := map[[2]string]Strategy{
-		{"port-restricted-cone", "port-restricted-cone"}: StrategySimultaneousOpen,
-		{"linux", "cgnat"}:                               StrategySimultaneousOpen,
-		{"firewall", "symmetric-random"}:                 StrategyBirthday,
-		{"cgnat", "symmetric-random"}:                    StrategyBirthday,
-		{"restricted-cone", "symmetric-random"}:          StrategySimultaneousOpen,
-		{"full-cone", "symmetric-sequential"}:            StrategySimultaneousOpen,
-		{"port-restricted-cone", "symmetric-sequential"}: StrategyPortPrediction,
-		{"symmetric-sequential", "symmetric-sequential"}: StrategyPortPrediction,
-		{"symmetric-sequential", "symmetric-random"}:     StrategyNone,
-		{"symmetric-random", "symmetric-random"}:         StrategyNone,
-		{"open", "symmetric-random"}:                     StrategySimultaneousOpen,
+	want := map[[2]string]proto.Strategy{
+		{"port-restricted-cone", "port-restricted-cone"}: proto.StrategySimultaneousOpen,
+		{"linux", "cgnat"}:                               proto.StrategySimultaneousOpen,
+		{"firewall", "symmetric-random"}:                 proto.StrategyBirthday,
+		{"cgnat", "symmetric-random"}:                    proto.StrategyBirthday,
+		{"restricted-cone", "symmetric-random"}:          proto.StrategySimultaneousOpen,
+		{"full-cone", "symmetric-sequential"}:            proto.StrategySimultaneousOpen,
+		{"port-restricted-cone", "symmetric-sequential"}: proto.StrategyPortPrediction,
+		{"symmetric-sequential", "symmetric-sequential"}: proto.StrategyPortPrediction,
+		{"symmetric-sequential", "symmetric-random"}:     proto.StrategyNone,
+		{"symmetric-random", "symmetric-random"}:         proto.StrategyNone,
+		{"open", "symmetric-random"}:                     proto.StrategySimultaneousOpen,
 	}
 	for k, w := range want {
 		a, b := MustPreset(k[0]), MustPreset(k[1])
@@ -250,7 +250,7 @@ func TestOracleTable(t *testing.T) {
 func TestLinuxPortClashNeedsPriming(t *testing.T) {
 	seed := simtest.Seed(t, 1)
 	linux := MustPreset("linux")
-	so := StrategySimultaneousOpen
+	so := proto.StrategySimultaneousOpen
 	if !punchWith(t, seed, linux, linux, Apart, so, false, 0) {
 		t.Error("naive simultaneous open, started together: failed")
 	}
@@ -311,8 +311,8 @@ func TestPropertyOracleAgreesWithSimulation(t *testing.T) {
 		st := Oracle(a, b, placement)
 		desc := func() string { return fmt.Sprintf("%+v × %+v %s (seed %d)", a.Boxes, b.Boxes, placement, seed) }
 		switch st {
-		case StrategyNone:
-			for _, try := range []Strategy{StrategySimultaneousOpen, StrategyPortPrediction, StrategyBirthday} {
+		case proto.StrategyNone:
+			for _, try := range []proto.Strategy{proto.StrategySimultaneousOpen, proto.StrategyPortPrediction, proto.StrategyBirthday} {
 				if punch(t, seed, a, b, placement, try) {
 					rt.Fatalf("%s: oracle says none, but %s got through", desc(), try)
 				}
@@ -320,10 +320,10 @@ func TestPropertyOracleAgreesWithSimulation(t *testing.T) {
 		default:
 			// Birthday is probabilistic (256 sockets × 2048 probes miss about 3 times
 			// in 10,000): it gets a second run with another seed before it fails.
-			if !punch(t, seed, a, b, placement, st) && (st != StrategyBirthday || !punch(t, seed^0x9e3779b97f4a7c15, a, b, placement, st)) {
+			if !punch(t, seed, a, b, placement, st) && (st != proto.StrategyBirthday || !punch(t, seed^0x9e3779b97f4a7c15, a, b, placement, st)) {
 				rt.Fatalf("%s: oracle's %s did not get through", desc(), st)
 			}
-			if st != StrategySimultaneousOpen && punch(t, seed, a, b, placement, StrategySimultaneousOpen) {
+			if st != proto.StrategySimultaneousOpen && punch(t, seed, a, b, placement, proto.StrategySimultaneousOpen) {
 				rt.Fatalf("%s: oracle asks for %s, but simultaneous open got through", desc(), st)
 			}
 		}

@@ -87,7 +87,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		out := labCell{
 			A: c.A, B: c.B, Runs: c.Runs, Direct: c.Direct, Relay: c.Relay, Failed: c.Runs - c.Direct - c.Relay,
 			FirstMsgP95: ms(c.FirstMsgP95),
-			Strategy:    c.Strategy, Expected: lab.OracleStrategy(c.A, c.B), Target: 100 * c.Expected,
+			Strategy:    c.Strategy.String(), Expected: lab.OracleStrategy(c.A, c.B).String(), Target: 100 * c.Expected,
 			DirectMsP50: ms(c.DirectP50), DirectMsP95: ms(c.DirectP95), Met: c.MetTarget(), Misses: c.Misses,
 		}
 		if !out.Met {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package machinetest
+
+const raceEnabled = false

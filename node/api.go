@@ -1,0 +1,77 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
+)
+
+// ErrUnknownPeer: Send named a peer that was never introduced.
+var ErrUnknownPeer = errors.New("node: unknown peer")
+
+// ErrPeerClosed: Send named a peer whose connection has ended.
+var ErrPeerClosed = errors.New("node: peer connection closed")
+
+// Send queues msg for peer on lane with mode. Before the session is up the message
+// waits in the connection's send buffer (bounded by rudp.Config.SendBufferBytes: a
+// full buffer is rudp.ErrSendBufferFull, and the caller waits for the peer to take
+// messages and acknowledge them).
+func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	if p.closed {
+		return ErrPeerClosed
+	}
+	err := p.conn.Send(now, lane, mode, msg)
+	n.drain(now)
+	return err
+}
+
+// ClosePeer ends the connection with peer, telling it why.
+func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text string) error {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	err := p.conn.Close(now, code, text)
+	p.closing = true
+	p.drainConn(now)
+	n.drain(now)
+	return err
+}
+
+// Consumed gives back the credit of messages the application has taken (DESIGN §11):
+// the peer may send that much more. Credit of a connection that has ended, or of a
+// peer since forgotten, is ignored.
+func (n *Node) Consumed(now proto.Instant, c Credit) {
+	if c.IsZero() {
+		return
+	}
+	for _, p := range n.peers {
+		if p.connNum == c.conn {
+			p.conn.Consumed(now, c.rudp)
+			return
+		}
+	}
+}
+
+// Peers returns the IDs of the peers the node knows, in introduction order.
+func (n *Node) Peers() []string {
+	ids := make([]string, len(n.peers))
+	for i, p := range n.peers {
+		ids[i] = p.id
+	}
+	return ids
+}
+
+// ConnStats returns a peer's connection statistics.
+func (n *Node) ConnStats(peerID string) (rudp.Stats, bool) {
+	p, ok := n.byID[peerID]
+	if !ok {
+		return rudp.Stats{}, false
+	}
+	return p.conn.Stats(), true
+}

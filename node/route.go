@@ -1,0 +1,248 @@
+package node
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/natpass/natpass/keyx"
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/punch"
+	"github.com/natpass/natpass/relayframe"
+	"github.com/natpass/natpass/rudp"
+)
+
+// onServerEvent acts on what the server session reports.
+func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
+	switch e := e.(type) {
+	case srvRegistered:
+		n.emit(EventRegistered{Observed: e.observed})
+		if e.again {
+			// The server lost our session (a restart, or it expired): relay channels
+			// died with it. A peer still on the relay hears so, then its channel is
+			// allocated again with the token it holds.
+			for _, p := range n.peers {
+				p.restartRelay(now)
+			}
+		}
+	case srvNATReport:
+		n.emit(e.e)
+	case srvNeedSockets:
+		n.requestSockets(n.srv, e.n)
+	case srvIntroduction:
+		_ = n.onIntroduction(now, e.m)
+	case srvPeerError:
+		n.emit(e.e)
+	case srvClosed:
+		n.emit(EventClosed{Reason: e.reason})
+	case srvMoved:
+		for _, p := range n.peers {
+			n.srv.introduce(now, p.id, true)
+		}
+	case srvLost:
+		for _, p := range n.peers {
+			p.serverLost(now)
+		}
+	case srvAnswered:
+		for _, p := range n.peers {
+			p.relay.checkOut = false // the server answers
+		}
+	case srvError:
+		for _, p := range n.peers {
+			if p.relay.client.HandleError(now, &e.m) {
+				p.drainRelay(now)
+				return
+			}
+		}
+	}
+}
+
+// probeKey derives the pair's probe key from the static-static DH (which only the two
+// peers can compute) and the server's per-pair PSK.
+func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {
+	ss, err := curve25519.X25519(priv[:], peerPub[:])
+	if err != nil {
+		return punch.Key{}, err
+	}
+	h := hmac.New(sha256.New, ss)
+	h.Write([]byte("natpass probe key"))
+	h.Write(psk[:])
+	var k punch.Key
+	copy(k[:], h.Sum(nil))
+	return k, nil
+}
+
+// onIntroduction makes a peerConn for a newly introduced peer, or refreshes the
+// search of a known one. Every copy of a valid introduction is acknowledged, the
+// repeats too: the server repeats until it hears. A low-order key makes it invalid.
+func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
+	id := string(m.PeerID)
+	key, err := probeKey(&n.priv, &m.PeerKey, &m.PSK)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	n.srv.ackIntroduction(m.PeerID)
+	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
+	if p, ok := n.byID[id]; ok && p.closed && m.Flags&proto.IntroRefresh == 0 {
+		n.forget(p) // the peer connects again after our connection ended
+	}
+	if p, ok := n.byID[id]; ok {
+		if p.key != m.PeerKey {
+			n.stats.Unexpected++
+			return ErrUnexpected
+		}
+		if m.Flags&proto.IntroRefresh != 0 && !p.sameIntro(startAt) {
+			p.refresh(now, startAt, m, n.sameNAT(m.Candidates))
+		}
+		return nil // otherwise a repeated copy, or both sides connected at once
+	}
+	if len(n.peers) >= maxPeers {
+		n.stats.Unexpected++
+		return ErrUnexpected
+	}
+	p, err := n.newPeer(now, m, key, startAt)
+	if err != nil {
+		n.stats.Malformed++ // a low-order key from the server
+		return err
+	}
+	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy})
+	p.startRelay(now, m.RelayToken, m.Flags)
+	p.drainAgent(now)
+	p.HandleTimeout(now) // the first relay-allocate goes out with the ack
+	return nil
+}
+
+// newPeer builds a peer's machine: its keyx peer entry, connection and agent.
+func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, startAt proto.Instant) (*peerConn, error) {
+	id := string(m.PeerID)
+	if err := n.keyx.AddPeer(keyx.PublicKey(m.PeerKey), keyx.PresharedKey(m.PSK)); err != nil {
+		return nil, err
+	}
+	cfg := n.cfg.RUDP
+	cfg.Headroom = relayHeadroom + proto.TransportHeaderLen
+	cfg.Tailroom = proto.TagLen
+	var seed [32]byte
+	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
+	n.connSeq++
+	n.relaySeq++ // never reused, even after a peer is forgotten
+	p := &peerConn{peerEnv: n.env, id: id, key: m.PeerKey, psk: m.PSK, flags: m.Flags, remoteNAT: m.NAT,
+		initiator: n.initiatorOf(m.PeerKey), conn: rudp.New(cfg, now), connNum: n.connSeq,
+		introStart: startAt, timers: newTimerTable[peerTimer]("retry direct", "handshake")}
+	p.relay.addr = relayAddrFor(n.relaySeq)
+	p.agent = punch.NewAgent(punch.AgentConfig{
+		Key: key, Controlling: n.initiatorOf(m.PeerKey), Local: n.cfg.Local,
+		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
+		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
+	})
+	n.peers = append(n.peers, p)
+	n.byID[id], n.byKey[p.key] = p, p
+	n.byPair[p.agent.Pair()] = p
+	n.byRelayAddr[p.relay.addr] = p
+	return p, nil
+}
+
+func (n *Node) handleProbe(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	// The pair ID sits right after the header in both probe messages.
+	if len(p) < proto.HeaderLen+8 {
+		n.stats.Malformed++
+		return proto.ErrShort
+	}
+	pair := uint64(0)
+	for _, b := range p[proto.HeaderLen : proto.HeaderLen+8] {
+		pair = pair<<8 | uint64(b)
+	}
+	pe, ok := n.byPair[pair]
+	if !ok {
+		n.stats.UnknownPair++
+		return ErrUnknownPair
+	}
+	return pe.handleProbe(now, local, from, p)
+}
+
+// handleRelayAllocated routes the server's relay-allocated to the peer whose
+// request it answers.
+func (n *Node) handleRelayAllocated(now proto.Instant, from netip.AddrPort, p []byte) error {
+	if !n.srv.isServer(from) {
+		n.stats.NotFromServer++
+		return ErrNotFromServer
+	}
+	var m proto.RelayAllocated
+	if err := m.Parse(p); err != nil {
+		return n.stats.count(err)
+	}
+	for _, pe := range n.peers {
+		if pe.relay.client.HandleAllocated(now, &m) {
+			pe.drainRelay(now)
+			return nil
+		}
+	}
+	n.stats.Unexpected++
+	return ErrUnexpected
+}
+
+// handleRelayDeliver unwraps a relayed packet and handles it as if it came from the
+// peer on the relay path.
+func (n *Node) handleRelayDeliver(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	if !n.srv.isServer(from) {
+		n.stats.NotFromServer++
+		return ErrNotFromServer
+	}
+	ch, inner, err := relayframe.ParseDeliver(p)
+	if err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	pe, ok := n.byChannel[ch]
+	if !ok {
+		n.stats.Unexpected++
+		return ErrUnexpected
+	}
+	h, _, err := proto.ParseHeader(inner)
+	if err != nil || h.Type < proto.TypeKeyxFirst || h.Type > proto.TypeKeyxLast {
+		// Only keyx packets travel the relay (PROTOCOL.md §8.3).
+		n.stats.Malformed++
+		return proto.ErrMalformed
+	}
+	if h.Type == proto.TypeTransportData {
+		return n.handleTransport(now, local, pe.relay.addr, inner)
+	}
+	return n.handleKeyx(now, local, pe.relay.addr, inner)
+}
+
+// handleKeyx takes a handshake message (initiation, response, cookie reply).
+func (n *Node) handleKeyx(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	err := n.keyx.HandleDatagram(now, local, from, p)
+	if err != nil {
+		n.stats.BadHandshake++
+	}
+	return err
+}
+
+// handleTransport opens transport data and hands the plaintext to its peer.
+func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	sess, pt, err := n.keyx.Open(now, n.open[:0], p)
+	if errors.Is(err, keyx.ErrReplay) {
+		// A counter seen before: normally the network repeating a datagram (a
+		// replayed copy looks the same and is dropped the same way, before the
+		// AEAD), not a bad packet.
+		n.stats.Duplicates++
+		return err
+	}
+	if err != nil {
+		n.stats.BadTransport++
+		return err
+	}
+	pe, ok := n.byKey[[32]byte(sess.Peer())]
+	if !ok {
+		n.stats.BadTransport++
+		return ErrUnexpected
+	}
+	pe.handleTransport(now, local, from, pt)
+	return nil
+}

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/natpass/natpass/keyx"
+	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
+)
+
+// relayHeadroom is what rudp's headroom leaves in front of the keyx transport header:
+// room for relay framing to be prepended without a copy.
+const relayHeadroom = 4
+
+// maxDatagram bounds what the node decrypts into its scratch buffer.
+const maxDatagram = 65535
+
+// handshakeRetry is when an unanswered first handshake is started again (doubling).
+const handshakeRetry = 600 * time.Millisecond
+
+// initiate starts a handshake on the peer's route if this side initiates and no
+// session is up (or, with rekey, to replace the current one).
+func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
+	if !pc.initiator || pc.closed || pc.established && !rekey {
+		return
+	}
+	local, remote, ok := pc.route()
+	if !ok {
+		return
+	}
+	if err := pc.keyx.Initiate(now, pc.cfg.Wall.at(now), pc.pub(), local, remote); err != nil && !errors.Is(err, keyx.ErrRateLimited) {
+		pc.stats.HandshakeErrors++
+	}
+	if !pc.established {
+		// keyx repeats a lost initiation only after 5 s (WireGuard's REKEY_TIMEOUT);
+		// a first message should not wait that long, so the peer asks sooner.
+		pc.hsTries++
+		pc.timers.set(peerHandshake, now.Add(min(handshakeRetry<<min(pc.hsTries-1, 3), 5*time.Second)))
+	}
+}
+
+// onKeyx takes the keyx endpoint's news about this peer.
+func (pc *peerConn) onKeyx(now proto.Instant, e keyx.Event) {
+	switch e := e.(type) {
+	case keyx.EventEstablished:
+		pc.stats.Handshakes++
+		if e.Session.Initiator() {
+			// The responder takes the session only at our first transport packet
+			// (key confirmation): send one at once, empty if rudp has nothing.
+			pc.confirmPending = true
+		}
+		pc.timers.stop(peerHandshake)
+		pc.hsTries = 0
+		if !pc.established {
+			pc.established = true
+			pc.emit(EventConnected{Peer: pc.id})
+		}
+	case keyx.EventRekey:
+		pc.initiate(now, true) // the old session works until the new one is up
+	case keyx.EventHandshakeTimeout:
+		// WireGuard retries while there is a path; so do we, for a first handshake
+		// and for a rekey alike (a lost rekey initiation must not leave the old
+		// session to expire).
+		pc.initiate(now, true)
+	}
+}
+
+// handleTransport takes the plaintext of an authenticated transport packet that came
+// from from to local.
+func (pc *peerConn) handleTransport(now proto.Instant, local, from netip.AddrPort, pt []byte) {
+	pc.lastLocal, pc.lastFrom = local, from
+	pc.lastRecv = now
+	pc.agent.NoteTraffic(now, local, from)
+	if len(pt) == 0 || pc.closed {
+		return // a key confirmation carries nothing
+	}
+	if err := pc.conn.HandleDatagram(now, pt); errors.Is(err, rudp.ErrDuplicate) {
+		pc.stats.Duplicates++
+	} else if err != nil {
+		pc.stats.BadTransport++
+	}
+	pc.drainConn(now)
+}
+
+// drainConn turns the connection's events into node events.
+func (pc *peerConn) drainConn(now proto.Instant) {
+	for {
+		e, ok := pc.conn.PollEvent()
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case *rudp.EventMessage:
+			pc.emit(EventMessage{Peer: pc.id, Lane: e.Lane, Mode: e.Mode, Data: pc.conn.TakeData(),
+				Credit: Credit{conn: pc.connNum, rudp: e.Credit}})
+		case *rudp.EventProbeTimeout:
+			// Data went unacknowledged: check the path now rather than at the next
+			// heartbeat (a NAT may have rebooted under us).
+			pc.agent.CheckPath(now)
+			pc.drainAgent(now)
+		case *rudp.EventClosed:
+			pc.closed = true
+			// Nothing more goes through the relay for it: no refreshes, no
+			// allocations after a re-registration.
+			pc.relay.client = relayClientOff
+			pc.timers.clear()
+			pc.emit(EventPeerClosed{Peer: pc.id, Code: e.Reason.Code, Local: e.Reason.Local, Reason: e.Reason.String()})
+		}
+	}
+}
+
+// pollConn seals the peer's next rudp packet in place and returns it as a transmit.
+func (pc *peerConn) pollConn(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if !pc.established {
+		return proto.Transmit{}, false
+	}
+	local, remote, ok := pc.route()
+	if !ok {
+		return proto.Transmit{}, false
+	}
+	sess := pc.keyx.Current(pc.pub())
+	if sess == nil || !sess.Confirmed() {
+		return proto.Transmit{}, false
+	}
+	pt, ok := pc.conn.PollTransmit(now, buf)
+	if !ok {
+		if !pc.confirmPending {
+			return proto.Transmit{}, false
+		}
+		pt = buf[relayHeadroom+proto.TransportHeaderLen : relayHeadroom+proto.TransportHeaderLen]
+	}
+	pc.confirmPending = false
+	// pt sits at buf[relayHeadroom+TransportHeaderLen:]: Seal writes the header in
+	// front of it and encrypts it where it is.
+	out, err := sess.Seal(now, buf[relayHeadroom:relayHeadroom], pt)
+	if err != nil {
+		pc.stats.SealErrors++
+		return proto.Transmit{}, false
+	}
+	return proto.Transmit{From: local, To: remote, Payload: out}, true
+}
+
+// connDeadline is when the connection needs a timer call; a connection that cannot
+// send yet is left alone, or its wish to send now would spin the caller.
+func (pc *peerConn) connDeadline() proto.Instant {
+	if !pc.established || pc.closed {
+		return proto.Never
+	}
+	if _, _, ok := pc.route(); !ok {
+		return proto.Never
+	}
+	if pc.confirmPending {
+		return 0
+	}
+	return pc.conn.Deadline()
+}
