@@ -48,7 +48,8 @@
 // pick the NAT presets, the link, the traffic (streams in both directions on several
 // lanes, every delivery mode, 1 to 100,000 messages of 0 bytes to the largest
 // message, sent at once or paced) and a fault schedule (partitions, NAT reboots,
-// server restarts, bytes flipped in flight, a receiver that stops reading). Checks:
+// server restarts, bytes flipped in flight, a receiver that stops reading its events
+// or stops taking its messages, so their credit stays out). Checks:
 // reliable-ordered streams deliver every message once, in order, intact;
 // reliable-unordered ones every message once, intact; unreliable ones never a
 // duplicate, a corrupted message, or (sequenced) an older message after a newer;

@@ -49,6 +49,7 @@ const (
 	fRestart    = 3
 	fFlip       = 4
 	fStopRead   = 5
+	fStopTake   = 6
 	fSideB      = 1 << 3
 )
 
@@ -85,4 +86,6 @@ var worldSeeds = []worldSeed{
 	// Both failed while node.emit dropped every event past 1024 of one drain.
 	{7, plan(pFullCone, pOpen, 0, 0, [][4]byte{{0, count5000, size0to16, burst}}, [][3]byte{{fStopRead | fSideB, 0, 9}})},
 	{8, plan(pFullCone, pOpen, loss2pct, 0, [][4]byte{{0, count100k, size0to16, burst}}, nil)},
+	{9, plan(pLinux, pCGNAT, loss1pct, twoLanes, [][4]byte{{0, count100k, size0to16, burst}, {fromB | lane1 | modeU, count200, size4to64, every10ms}},
+		[][3]byte{{fStopTake | fSideB, 0, 15}, {fStopRead | fSideB, 4, 3}})},
 }

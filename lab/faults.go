@@ -31,10 +31,14 @@ const (
 	FaultFlipBytes
 	// FaultStopReading has Side's application read no event during the window.
 	FaultStopReading
+	// FaultStopTaking has Side's application read its events but take no message
+	// during the window: the messages' credit goes back only when it ends.
+	FaultStopTaking
 	faultKinds
 )
 
-var faultNames = [...]string{"partition-peers", "partition-server", "nat-reboot", "server-restart", "flip-bytes", "stop-reading"}
+var faultNames = [...]string{"partition-peers", "partition-server", "nat-reboot", "server-restart", "flip-bytes",
+	"stop-reading", "stop-taking"}
 
 func (k FaultKind) String() string {
 	if k < faultKinds {
@@ -88,13 +92,20 @@ func (f *flipper) HandleDatagram(now proto.Instant, local, from netip.AddrPort, 
 	return f.Machine.HandleDatagram(now, local, from, p)
 }
 
+// action is something a fault does at an instant.
+type action struct {
+	at proto.Instant
+	do func() error
+}
+
 // schedule puts the faults that act through the simulator's own means in place
-// (partitions, flipping windows, stopped readers) and returns the ones that act
-// at an instant (reboots, restarts), which the run applies as time reaches them.
-func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []Fault {
+// (partitions, flipping windows, stopped readers) and returns what the others do at
+// an instant (reboots, restarts, a reader that stops and starts taking messages),
+// for the run to do as time reaches it.
+func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []action {
 	sides := [2]*side{w.a, w.b}
 	var flips [2]*flipper
-	var timed []Fault
+	var acts []action
 	for _, f := range faults {
 		sd, win := sides[f.Side&1], f.window(base)
 		switch f.Kind {
@@ -103,11 +114,21 @@ func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []Faul
 		case FaultPartitionServer:
 			w.s.Partition(w.pr.Server, sd.host, win)
 		case FaultServerRestart:
+			// Away for the window (the partition), back with no memory at its end.
 			w.s.Partition(w.pr.Server, w.pr.A.Host, win)
 			w.s.Partition(w.pr.Server, w.pr.B.Host, win)
-			timed = append(timed, f)
+			acts = append(acts, action{win.Until, w.startServer})
 		case FaultNATReboot:
-			timed = append(timed, f)
+			site := w.pr.A
+			if f.Side&1 == 1 {
+				site = w.pr.B
+			}
+			acts = append(acts, action{win.From, func() error {
+				for _, b := range site.Boxes {
+					b.Reboot()
+				}
+				return nil
+			}})
 		case FaultFlipBytes:
 			fl := flips[f.Side&1]
 			if fl == nil {
@@ -119,24 +140,16 @@ func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []Faul
 		case FaultStopReading:
 			prev := sd.reading
 			sd.reading = func(now proto.Instant) bool { return !win.Contains(now) && (prev == nil || prev(now)) }
+		case FaultStopTaking:
+			// Overlapping windows nest: the reader takes again when the last one ends.
+			acts = append(acts, action{win.From, func() error { sd.stalledBy++; sd.stalled = true; return nil }},
+				action{win.Until, func() error {
+					sd.stalledBy--
+					sd.stalled = sd.stalledBy > 0
+					sd.host.Drain() // the application takes what it held
+					return nil
+				}})
 		}
 	}
-	return timed
-}
-
-// apply performs a timed fault whose instant has come.
-func (w *world) apply(f Fault) error {
-	switch f.Kind {
-	case FaultNATReboot:
-		site := w.pr.A
-		if f.Side&1 == 1 {
-			site = w.pr.B
-		}
-		for _, b := range site.Boxes {
-			b.Reboot()
-		}
-	case FaultServerRestart:
-		return w.startServer() // the partition covered the time it was away
-	}
-	return nil
+	return acts
 }

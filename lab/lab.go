@@ -112,6 +112,7 @@ type side struct {
 	// reads no event at all and so takes no message (a stopped reader).
 	onMessage func(now proto.Instant, e node.EventMessage)
 	reading   func(now proto.Instant) bool
+	stalledBy int // stop-taking faults in force (stalled while > 0)
 }
 
 // sendMore sends n more numbered messages to the peer.

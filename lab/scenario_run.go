@@ -201,8 +201,8 @@ func (r *scenarioRun) run() error {
 		return nil
 	}
 	r.base = w.s.Now()
-	timed := w.schedule(r.sc.Faults, r.base, r.sc.Seed)
-	slices.SortStableFunc(timed, func(x, y Fault) int { return int(x.end() - y.end()) })
+	acts := w.schedule(r.sc.Faults, r.base, r.sc.Seed)
+	slices.SortStableFunc(acts, func(x, y action) int { return int(x.at - y.at) })
 	for _, s := range r.streams {
 		s.nextAt = r.base.Add(s.Start)
 	}
@@ -216,15 +216,15 @@ func (r *scenarioRun) run() error {
 			return nil
 		}
 		now := w.s.Now()
-		for len(timed) > 0 && r.base.Add(timed[0].end()) <= now {
-			if err := w.apply(timed[0]); err != nil {
+		for len(acts) > 0 && acts[0].at <= now {
+			if err := acts[0].do(); err != nil {
 				return err
 			}
-			timed = timed[1:]
+			acts = acts[1:]
 		}
 		next := r.sendDue(now)
-		if len(timed) > 0 {
-			next = min(next, r.base.Add(timed[0].end()))
+		if len(acts) > 0 {
+			next = min(next, acts[0].at)
 		}
 		if next == proto.Never {
 			break
