@@ -16,16 +16,20 @@ type knownBug struct {
 	worldSeed
 }
 
-// knownBugs is empty: the two it held (node.emit dropping events past 1024, found
-// by a stopped reader and by a lossy 100,000-message burst) were fixed on main and
-// moved into worldSeeds.
-var knownBugs = []knownBug{}
+// knownBugs: the first two it held (node.emit dropping events past 1024, found by a
+// stopped reader and by a lossy 100,000-message burst) were fixed on main and moved
+// into worldSeeds.
+var knownBugs = []knownBug{
+	{"linux-nat-reboot", "a Linux (port-clash) NAT next to an address-and-port-dependent filter stays on the relay after a NAT " +
+		"reboot although the oracle says simultaneous open works (lab TestNATRebootNextToLinuxRecoversDirect)",
+		worldSeed{9, []byte{0x32, 0x21, 0x42, 0x31, 0x30, 0x41, 0x0f, 0x30, 0x30, 0x30, 0x32, 0x42, 0x30}}},
+}
 
 // TestWorldKnownBugs replays the known-bug inputs: go test ./fuzz -run 'TestWorldKnownBugs/<name>' -v
 func TestWorldKnownBugs(t *testing.T) {
 	for _, kb := range knownBugs {
 		t.Run(kb.name, func(t *testing.T) {
-			sc := decodeScenario(kb.seed, kb.plan)
+			sc := decodeScenario(kb.seed, kb.plan) // checkWorld's filter left out: the point is to see it fail
 			res := lab.RunScenario(sc)
 			if res.Err != "" || len(res.Violations) > 0 {
 				t.Skipf("known bug: %s\nseed %d plan %x\n%s\nrun: %s\n  %s", kb.bug, kb.seed, kb.plan, describe(sc), res.Err,

@@ -27,9 +27,28 @@ func FuzzWorld(f *testing.F) {
 func checkWorld(t *testing.T, seed uint64, plan []byte) {
 	sc := decodeScenario(seed, plan)
 	res := lab.RunScenario(sc)
+	if knownLinuxRebootBug(sc, res) {
+		t.Skip("known bug linux-nat-reboot (TestWorldKnownBugs): remove this filter once it is fixed")
+	}
 	if res.Err != "" || len(res.Violations) > 0 {
 		t.Fatalf("seed %d plan %x\n%s\nrun: %s\n  %s", seed, plan, describe(sc), res.Err, strings.Join(res.Violations, "\n  "))
 	}
+}
+
+// knownLinuxRebootBug recognises the one known failure (knownBugs,
+// "linux-nat-reboot") so the fuzzer keeps looking for new ones: a Linux NAT in the
+// pair, a NAT reboot in the schedule, and the missed direct path the only violation.
+func knownLinuxRebootBug(sc lab.Scenario, res lab.ScenarioResult) bool {
+	if sc.A != "linux" && sc.B != "linux" || len(res.Violations) != 1 || res.Err != "" ||
+		!strings.HasPrefix(res.Violations[0], "the oracle says") {
+		return false
+	}
+	for _, f := range sc.Faults {
+		if f.Kind == lab.FaultNATReboot {
+			return true
+		}
+	}
+	return false
 }
 
 // planReader hands out a plan's bytes, then zeros: any input is a plan.
@@ -60,6 +79,9 @@ const (
 	// streamBytesMax bounds one stream's bytes, so that large messages come few at
 	// a time (the corpus holds the largest cases).
 	streamBytesMax = 8 << 20
+	// pacedMax bounds how long a paced stream sends: the virtual time of a run, and
+	// so its cost, stays bounded.
+	pacedMax = 30 * time.Second
 )
 
 // decodeScenario turns a fuzz input into a scenario:
@@ -110,6 +132,9 @@ func decodeStream(r *planReader, lanes int) lab.Stream {
 		Start: time.Duration(s3&15) * 250 * time.Millisecond, Interval: planInterval[s3>>4] * time.Millisecond}
 	if st.MaxSize > 0 {
 		st.Count = max(1, min(st.Count, streamBytesMax/st.MaxSize))
+	}
+	if st.Interval > 0 {
+		st.Count = max(1, min(st.Count, int(pacedMax/st.Interval)))
 	}
 	return st
 }

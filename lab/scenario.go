@@ -24,6 +24,8 @@ type Scenario struct {
 	// message was sent, for the reliable streams to complete and a direct path to
 	// be found again (0: 2 minutes).
 	Settle time.Duration
+	// Log, when set, receives every node event with its virtual time (replaying).
+	Log func(line string)
 }
 
 // Stream is one sender's messages on one lane in one mode. A scenario has at most
@@ -73,7 +75,7 @@ const (
 func RunScenario(sc Scenario) ScenarioResult {
 	res := ScenarioResult{Oracle: OracleStrategy(sc.A, sc.B)}
 	cfg := RunConfig{A: sc.A, B: sc.B, Seed: sc.Seed, Loss: sc.Loss, Jitter: sc.Jitter, Duplicate: sc.Duplicate,
-		Relay: sc.Relay, Messages: -1, RUDP: rudp.Config{Lanes: sc.Lanes}}
+		Relay: sc.Relay, Messages: -1, Log: sc.Log, RUDP: rudp.Config{Lanes: sc.Lanes}}
 	w, err := newWorld(cfg)
 	if err != nil {
 		res.Err = err.Error()
