@@ -176,6 +176,8 @@ func (n *Node) route(now proto.Instant, local, from netip.AddrPort, p []byte) er
 		return err
 	}
 	switch {
+	case h.Type == proto.TypeIntroduction:
+		return n.handleIntroduction(now, from, p)
 	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError:
 		return n.srv.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
