@@ -18,6 +18,7 @@ var ErrPeerClosed = errors.New("node: peer connection closed")
 // full buffer is rudp.ErrSendBufferFull, and the caller waits for the peer to take
 // messages and acknowledge them).
 func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
+	n.advance(now)
 	p, ok := n.byID[peerID]
 	if !ok {
 		return ErrUnknownPeer
@@ -32,6 +33,7 @@ func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, 
 
 // ClosePeer ends the connection with peer, telling it why.
 func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text string) error {
+	n.advance(now)
 	p, ok := n.byID[peerID]
 	if !ok {
 		return ErrUnknownPeer
@@ -47,6 +49,7 @@ func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text str
 // the peer may send that much more. Credit of a connection that has ended, or of a
 // peer since forgotten, is ignored.
 func (n *Node) Consumed(now proto.Instant, c Credit) {
+	n.advance(now)
 	if c.IsZero() {
 		return
 	}

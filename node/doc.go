@@ -1,17 +1,32 @@
 // Package node is the client as one state machine: one device's session with the
-// rendezvous server, its NAT measurement, and its peers, each with a punch agent (and,
-// as the layers land, a keyx session and an rudp connection).
+// rendezvous server, its NAT measurement, and its peers, each with a punch agent, a
+// keyx session, an rudp connection and a relay channel.
+//
+// # Shape
+//
+// Node is a router over child machines: serverSession (registration, keepalive, NAT
+// classification, introductions), the keyx.Endpoint (every peer's handshakes), and
+// one peerConn per peer (its punch.Agent, rudp.Conn, relayframe.Client and timer
+// table). Node demultiplexes each datagram to one child and, after every call,
+// drains the children in a fixed order — server session, keyx endpoint, peers in
+// introduction order — acting on what they report. Children speak to the router
+// only through their outputs (transmits, events, deadline).
 //
 // # Call contract
 //
 // Inputs: HandleDatagram(now, local, from, p) for every datagram any of the node's
 // sockets receives; HandleTimeout(now) when Deadline passes; HandleSockets(now, tag,
-// addrs) after an EventOpenSockets. Commands: Start, Connect. Outputs: PollTransmit,
-// PollEvent, Deadline. After any input or command, call PollTransmit until false, then
-// PollEvent until false, then read Deadline. now never decreases.
+// addrs) after an EventOpenSockets. Commands: Start, Connect, Send, ClosePeer,
+// Consumed, NetworkChanged. Outputs: PollTransmit, PollEvent, Deadline (and
+// DeadlineReason, for debugging). After any input or command, call PollTransmit until
+// false, then PollEvent until false, then read Deadline. now never decreases (a
+// decrease panics).
 //
-// The node drains its children (classifier, agents) inside each call and reacts to
-// what they report; only what an application needs surfaces as a node Event.
+// # Flow control
+//
+// An EventMessage holds flow-control credit until the application has taken the
+// message and gives it back with Consumed: a reader that stops reading stops the
+// sender after one window, and nothing is lost (DESIGN §11).
 //
 // Datagrams are demultiplexed by their first byte and message type, never by source
 // address, except that signaling is accepted only from the server's sockets.

@@ -12,6 +12,10 @@ import (
 	"github.com/natpass/natpass/proto"
 )
 
+// maxDrainTimerRounds bounds how often one drain runs timers that its own actions
+// made due (each round needs a new event to happen at all).
+const maxDrainTimerRounds = 8
+
 // maxPeers bounds the peers a node keeps; introductions past it are refused
 // (Stats.Unexpected).
 const maxPeers = 1024
@@ -68,6 +72,16 @@ type Node struct {
 	events []Event
 	head   int
 	stats  Stats
+	now    proto.Instant // the latest instant of any call
+}
+
+// advance moves the node's clock; a decrease is the caller's bug (DESIGN §2), caught
+// here for every child at once.
+func (n *Node) advance(now proto.Instant) {
+	if now < n.now {
+		panic("node: time went backwards")
+	}
+	n.now = now
 }
 
 // New returns a node that has sent nothing; call Start.
@@ -112,6 +126,7 @@ func (n *Node) Registered() bool { return n.srv.registered }
 
 // Start sends the first register.
 func (n *Node) Start(now proto.Instant) {
+	n.advance(now)
 	n.srv.start(now)
 	n.drain(now)
 }
@@ -119,6 +134,7 @@ func (n *Node) Start(now proto.Instant) {
 // Connect asks the server to introduce peer. Calling it for a peer that is already
 // introduced does nothing; both sides calling it at once end with one pair.
 func (n *Node) Connect(now proto.Instant, peerID string) {
+	n.advance(now)
 	if p, ok := n.byID[peerID]; ok && (p.closed || p.closing) {
 		n.forget(p) // its connection ended (or is ending): this is a new one
 	}
@@ -133,6 +149,7 @@ func (n *Node) Connect(now proto.Instant, peerID string) {
 // introduced afresh, without waiting for paths to time out. Sessions and messages
 // survive; only paths are searched again.
 func (n *Node) NetworkChanged(now proto.Instant) {
+	n.advance(now)
 	if !n.srv.registered || n.srv.closed {
 		return
 	}
@@ -145,6 +162,7 @@ func (n *Node) NetworkChanged(now proto.Instant) {
 
 // HandleDatagram takes one datagram that arrived on socket local from from.
 func (n *Node) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	n.advance(now)
 	err := n.route(now, local, from, p)
 	n.drain(now)
 	return err
@@ -158,6 +176,8 @@ func (n *Node) route(now proto.Instant, local, from netip.AddrPort, p []byte) er
 		return err
 	}
 	switch {
+	case h.Type == proto.TypeIntroduction:
+		return n.handleIntroduction(now, from, p)
 	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError:
 		return n.srv.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
@@ -177,6 +197,7 @@ func (n *Node) route(now proto.Instant, local, from netip.AddrPort, p []byte) er
 
 // HandleSockets receives the sockets an EventOpenSockets asked for.
 func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPort) {
+	n.advance(now)
 	owner, ok := n.sockTags[tag]
 	if !ok {
 		return
@@ -197,6 +218,7 @@ func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPo
 
 // HandleTimeout runs every timer that is due, the children's.
 func (n *Node) HandleTimeout(now proto.Instant) {
+	n.advance(now)
 	if n.srv.closed {
 		return
 	}
@@ -215,6 +237,7 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 // PollTransmit returns the next datagram to send: the server session's first, then
 // the keyx endpoint's handshakes, then each peer's.
 func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	n.advance(now)
 	if t, ok := n.srv.PollTransmit(now, buf); ok {
 		return t, true
 	}
@@ -265,6 +288,31 @@ func (n *Node) Deadline() proto.Instant {
 	return d
 }
 
+// DeadlineReason names the timer behind Deadline, for debugging: the server
+// session's ("server: keepalive"), the keyx endpoint's, or a peer's
+// ("peer b: conn loss").
+func (n *Node) DeadlineReason() string {
+	d := n.Deadline()
+	if d == proto.Never {
+		return ""
+	}
+	if at, name := n.srv.timers.next(); at == d {
+		return "server: " + name
+	}
+	if n.srv.classifier != nil && n.srv.classifier.Deadline() == d {
+		return "server: classifier"
+	}
+	if n.keyx.Deadline() == d {
+		return "keyx"
+	}
+	for _, p := range n.peers {
+		if p.Deadline() == d {
+			return "peer " + p.id + ": " + p.deadlineReason()
+		}
+	}
+	return "unknown"
+}
+
 // Peer reports a peer's current path.
 func (n *Node) Peer(id string) (kind proto.PathKind, ok bool) {
 	p, ok := n.byID[id]
@@ -279,10 +327,15 @@ func (n *Node) emit(e Event) { n.events = append(n.events, e) }
 
 // drain empties the children's event queues in a fixed order — server session, keyx
 // endpoint, peers — acting on each event, until a whole round finds nothing (an
-// action may give an earlier child something to say again).
+// action may give an earlier child something to say again). A child's timer that an
+// action armed for now (a peer asking for a fresh introduction) runs in the same call,
+// so that Deadline is never in the past when the call returns.
 func (n *Node) drain(now proto.Instant) {
-	for progressed := true; progressed; {
+	for round, progressed := 0, true; progressed; round++ {
 		progressed = false
+		if round > 0 && round < maxDrainTimerRounds && !n.srv.closed && n.srv.Deadline() <= now {
+			n.srv.HandleTimeout(now)
+		}
 		for e, ok := n.srv.PollEvent(); ok; e, ok = n.srv.PollEvent() {
 			n.onServerEvent(now, e)
 			progressed = true

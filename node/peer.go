@@ -115,7 +115,7 @@ func (pc *peerConn) setPath(now proto.Instant, e EventPathChanged) {
 // relayPathEvent is the path event for the relay: its address is the server's, its
 // RTT what the connection measured (through the relay, once it carried data).
 func (pc *peerConn) relayPathEvent(reason string) EventPathChanged {
-	_, srtt := pc.conn.InFlight()
+	_, _, srtt := pc.conn.InFlight()
 	return EventPathChanged{Kind: proto.PathRelay, Local: pc.cfg.Local, Remote: pc.cfg.Server, RTT: srtt, Reason: reason}
 }
 
@@ -256,21 +256,23 @@ func (pc *peerConn) HandleTimeout(now proto.Instant) {
 	if pc.timers.due(peerRetryDirect, now) {
 		pc.emit(peerWantsIntroduction{})
 	}
+	if pc.timers.due(peerHandshake, now) {
+		pc.initiate(now, false)
+	}
+	if now >= pc.connDeadline() {
+		pc.conn.HandleTimeout(now)
+		pc.drainConn(now)
+	}
+	// The quiet checks come last: what ran above can move the route (a probe timeout
+	// makes the agent check, and suspect, the direct path).
 	if now >= pc.quietCheckDue() {
 		pc.agent.CheckPath(now)
 		pc.drainAgent(now)
-	}
-	if pc.timers.due(peerHandshake, now) {
-		pc.initiate(now, false)
 	}
 	if now >= pc.quietRelayDue() {
 		// Relayed data goes unanswered: ask the server whether it is there.
 		pc.relay.checkOut, pc.relay.checked, pc.relay.lastCheck = true, true, now
 		pc.emit(peerChecksServer{})
-	}
-	if now >= pc.connDeadline() {
-		pc.conn.HandleTimeout(now)
-		pc.drainConn(now)
 	}
 }
 
@@ -282,6 +284,24 @@ func (pc *peerConn) Deadline() proto.Instant {
 		d = min(d, pc.relay.client.Deadline())
 	}
 	return d
+}
+
+// deadlineReason names the timer behind Deadline.
+func (pc *peerConn) deadlineReason() string {
+	d := pc.Deadline()
+	switch at, name := pc.timers.next(); {
+	case at == d:
+		return name
+	case pc.agent.Deadline() == d:
+		return "agent"
+	case pc.connDeadline() == d:
+		return "conn " + pc.conn.DeadlineReason()
+	case pc.quietCheckDue() == d:
+		return "quiet direct path"
+	case pc.quietRelayDue() == d:
+		return "quiet relay"
+	}
+	return "relay allocation"
 }
 
 // PollTransmit returns the peer's next datagram: probes, then relay-allocates, then
@@ -319,12 +339,12 @@ func (pc *peerConn) quietCheckDue() proto.Instant {
 	if _, ok := pc.agent.Active(); !ok {
 		return proto.Never
 	}
-	inFlight, srtt := pc.conn.InFlight()
+	inFlight, since, srtt := pc.conn.InFlight()
 	if inFlight == 0 {
 		return proto.Never
 	}
 	// An answered check counts as hearing from the peer: otherwise a path with no
 	// delay would answer each check at once and be checked again at the same instant.
-	heard := max(pc.lastRecv, pc.agent.LastReply())
+	heard := max(pc.lastRecv, pc.agent.LastReply(), since)
 	return heard.Add(max(4*srtt, quietCheckMin))
 }

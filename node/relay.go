@@ -158,11 +158,14 @@ func (pc *peerConn) quietRelayDue() proto.Instant {
 	if _, remote, ok := pc.route(); !ok || remote != pc.relay.addr {
 		return proto.Never
 	}
-	inFlight, srtt := pc.conn.InFlight()
+	inFlight, since, srtt := pc.conn.InFlight()
 	if inFlight == 0 {
 		return proto.Never
 	}
-	due := pc.lastRecv.Add(max(4*srtt, time.Second))
+	// Silence counts from the later of the peer's last packet and the start of the
+	// data now in flight: data sent after a quiet spell has had no time to be
+	// answered yet.
+	due := max(pc.lastRecv, since).Add(max(4*srtt, time.Second))
 	if pc.relay.checked {
 		due = max(due, pc.relay.lastCheck.Add(relayCheckEvery))
 	}

@@ -34,8 +34,6 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		n.emit(e.e)
 	case srvNeedSockets:
 		n.requestSockets(n.srv, e.n)
-	case srvIntroduction:
-		_ = n.onIntroduction(now, e.m)
 	case srvPeerError:
 		n.emit(e.e)
 	case srvClosed:
@@ -77,6 +75,20 @@ func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {
 	return k, nil
 }
 
+// handleIntroduction takes an introduction from the server: the router, not the
+// server session, handles it, since what it makes is a peer.
+func (n *Node) handleIntroduction(now proto.Instant, from netip.AddrPort, p []byte) error {
+	if !n.srv.isServer(from) {
+		n.stats.NotFromServer++
+		return ErrNotFromServer
+	}
+	var m proto.Introduction
+	if err := m.Parse(p); err != nil {
+		return n.stats.count(err)
+	}
+	return n.onIntroduction(now, &m)
+}
+
 // onIntroduction makes a peerConn for a newly introduced peer, or refreshes the
 // search of a known one. Every copy of a valid introduction is acknowledged, the
 // repeats too: the server repeats until it hears. A low-order key makes it invalid.
@@ -87,6 +99,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		n.stats.Malformed++
 		return err
 	}
+	n.srv.introduced(m.PeerID)
 	n.srv.ackIntroduction(m.PeerID)
 	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
 	if p, ok := n.byID[id]; ok && p.closed && m.Flags&proto.IntroRefresh == 0 {

@@ -117,11 +117,10 @@ type (
 		observed netip.AddrPort
 		again    bool
 	}
-	srvNATReport    struct{ e EventNATReport }
-	srvNeedSockets  struct{ n int }
-	srvIntroduction struct{ m *proto.Introduction } // the node's own copy
-	srvPeerError    struct{ e EventPeerError }
-	srvClosed       struct{ reason string }
+	srvNATReport   struct{ e EventNATReport }
+	srvNeedSockets struct{ n int }
+	srvPeerError   struct{ e EventPeerError }
+	srvClosed      struct{ reason string }
 	// srvMoved: the server sees us at a new address; every peer needs a fresh
 	// introduction.
 	srvMoved struct{}
@@ -134,16 +133,15 @@ type (
 	srvError struct{ m proto.Error }
 )
 
-func (srvRegistered) srvEvent()   {}
-func (srvNATReport) srvEvent()    {}
-func (srvNeedSockets) srvEvent()  {}
-func (srvIntroduction) srvEvent() {}
-func (srvPeerError) srvEvent()    {}
-func (srvClosed) srvEvent()       {}
-func (srvMoved) srvEvent()        {}
-func (srvLost) srvEvent()         {}
-func (srvAnswered) srvEvent()     {}
-func (srvError) srvEvent()        {}
+func (srvRegistered) srvEvent()  {}
+func (srvNATReport) srvEvent()   {}
+func (srvNeedSockets) srvEvent() {}
+func (srvPeerError) srvEvent()   {}
+func (srvClosed) srvEvent()      {}
+func (srvMoved) srvEvent()       {}
+func (srvLost) srvEvent()        {}
+func (srvAnswered) srvEvent()    {}
+func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
@@ -182,17 +180,15 @@ func (s *serverSession) isServer(a netip.AddrPort) bool {
 // introduce asks the server to introduce peer (refresh: a pair we know, so the
 // server makes a new introduction rather than repeating the last).
 func (s *serverSession) introduce(now proto.Instant, peer string, refresh bool) {
-	if slices.ContainsFunc(s.intros, func(r introRequest) bool { return r.peer == peer }) {
+	if s.pendingIntro(peer) {
+		return
+	}
+	if len(s.intros)+len(s.waiting) >= maxPendingIntros {
+		s.emit(srvPeerError{EventPeerError{Peer: peer, Code: proto.CodeRateLimited, Text: "too many introductions pending"}})
 		return
 	}
 	if !s.classified {
-		if !slices.Contains(s.waiting, peer) && len(s.waiting) < maxPendingIntros {
-			s.waiting = append(s.waiting, peer)
-		}
-		return
-	}
-	if len(s.intros) >= maxPendingIntros {
-		s.emit(srvPeerError{EventPeerError{Peer: peer, Code: proto.CodeRateLimited, Text: "too many introductions pending"}})
+		s.waiting = append(s.waiting, peer)
 		return
 	}
 	s.intros = append(s.intros, introRequest{peer: peer, txid: s.rng.Uint64(), next: now, refresh: refresh})

@@ -50,12 +50,6 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 		err := s.classifier.HandleDatagram(now, local, from, p)
 		s.drainClassifier(now)
 		return s.stats.count(err)
-	case proto.TypeIntroduction:
-		var m proto.Introduction
-		if err := m.Parse(p); err != nil {
-			return s.stats.count(err)
-		}
-		s.onIntroduction(&m)
 	case proto.TypeError:
 		var m proto.Error
 		if err := m.Parse(p); err != nil {
@@ -109,16 +103,11 @@ func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck)
 	}
 }
 
-func (s *serverSession) onIntroduction(m *proto.Introduction) {
-	id := string(m.PeerID)
-	if i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.peer == id }); i >= 0 {
+// introduced: the server introduced peer; its introduce-request is answered.
+func (s *serverSession) introduced(peer []byte) {
+	if i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.peer == string(peer) }); i >= 0 {
 		s.intros = slices.Delete(s.intros, i, i+1)
 	}
-	c := *m
-	c.PeerID = bytes.Clone(m.PeerID)
-	c.Candidates = slices.Clone(m.Candidates)
-	c.RelayToken = bytes.Clone(m.RelayToken)
-	s.emit(srvIntroduction{&c})
 }
 
 func (s *serverSession) onError(now proto.Instant, m *proto.Error) {

@@ -82,7 +82,8 @@ type Conn struct {
 	ptoProbes            int           // probe packets still to send for a fired PTO
 	lastAckElicitingSent proto.Instant // RFC 9002 A.3 time_of_last_ack_eliciting_packet
 	ackElicitingInFlight int
-	bytesInFlight        int // RFC 9002 §7 bytes_in_flight
+	bytesInFlight        int           // RFC 9002 §7 bytes_in_flight
+	flightStart          proto.Instant // when bytesInFlight last rose from 0
 	cwndLimited          bool
 	overCwndBytes        int           // bytes in flight sent by top-priority lanes beyond the window
 	firstSampleSent      proto.Instant // send time of the packet that gave the first RTT sample

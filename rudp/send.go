@@ -175,6 +175,9 @@ func (c *Conn) recordSent(now proto.Instant, sp *sentPacket, size int, eliciting
 	sp.size = int32(size)
 	if eliciting {
 		sp.flags |= pktAckEliciting | pktInFlight
+		if c.bytesInFlight == 0 {
+			c.flightStart = now
+		}
 		c.bytesInFlight += size
 		c.ackElicitingInFlight++
 		c.lastAckElicitingSent = now

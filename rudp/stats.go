@@ -1,6 +1,10 @@
 package rudp
 
-import "time"
+import (
+	"time"
+
+	"github.com/natpass/natpass/proto"
+)
 
 // Stats are a connection's counters and estimates; Conn.Stats returns a copy.
 type Stats struct {
@@ -50,9 +54,12 @@ func (c *Conn) Stats() Stats {
 	return s
 }
 
-// InFlight returns the bytes in flight and the smoothed RTT: what a caller needs on
-// every deadline computation, without copying Stats.
-func (c *Conn) InFlight() (bytes int, srtt time.Duration) { return c.bytesInFlight, c.rtt.smooth }
+// InFlight returns the bytes in flight, since when some have been (the send time of
+// the packet that ended the last quiet spell), and the smoothed RTT: what a caller
+// watching for silence needs on every deadline computation, without copying Stats.
+func (c *Conn) InFlight() (bytes int, since proto.Instant, srtt time.Duration) {
+	return c.bytesInFlight, c.flightStart, c.rtt.smooth
+}
 
 // LaneStats returns lane i's statistics.
 func (c *Conn) LaneStats(i int) LaneStats {
