@@ -56,5 +56,8 @@
 // the node's pending events stay within a bound derived from the flow-control
 // window; and when the simulator's oracle says a direct path is possible and the
 // run ends with a fault-free stretch long enough to find it, both sides end on a
-// direct path. A failure prints the seed and plan that replay it.
+// direct path. A failure prints the seed and plan that replay it, and the
+// scenario as a lab.Scenario to paste into a test. Inputs that fail on a known bug
+// someone is fixing live in knownBugs (TestWorldKnownBugs skips while they fail),
+// and checkWorld skips that bug's signature so the fuzzer keeps looking elsewhere.
 package fuzz

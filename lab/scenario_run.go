@@ -19,6 +19,9 @@ const (
 	// Send: senders blocked longer than this count as stuck.
 	sendPhaseMax  = 10 * time.Minute
 	maxViolations = 20
+	// spinSteps: this many simulator steps without time moving is a machine whose
+	// deadline stays in the past (DESIGN §2), not work.
+	spinSteps = 100_000
 )
 
 // streamState is one stream's sender and receiver bookkeeping.
@@ -43,6 +46,30 @@ type scenarioRun struct {
 	streams []*streamState
 	base    proto.Instant // both sides connected
 	buf     []byte
+	// spinAt and spinFrom: the instant the simulator last stood at and its step
+	// count then (spinning).
+	spinAt   proto.Instant
+	spinFrom uint64
+	spun     bool
+}
+
+// spinning reports whether the simulator has taken spinSteps steps without time
+// moving; it records the first such finding as a violation naming the deadlines.
+func (r *scenarioRun) spinning() bool {
+	s := r.w.s
+	if now := s.Now(); now != r.spinAt || r.spinFrom == 0 {
+		r.spinAt, r.spinFrom = now, s.Steps()
+		return false
+	}
+	if s.Steps()-r.spinFrom < spinSteps {
+		return false
+	}
+	if !r.spun {
+		r.spun = true
+		r.violate("livelock at %v: %d steps without time moving (a: %q at %v, b: %q at %v)", time.Duration(r.spinAt), spinSteps,
+			r.w.a.node.DeadlineReason(), time.Duration(r.w.a.node.Deadline()), r.w.b.node.DeadlineReason(), time.Duration(r.w.b.node.Deadline()))
+	}
+	return true
 }
 
 func newScenarioRun(w *world, sc Scenario, res *ScenarioResult) *scenarioRun {
@@ -193,8 +220,11 @@ func (r *scenarioRun) run() error {
 	start := w.s.Now()
 	w.a.node.Connect(start, "b")
 	w.a.host.Drain()
-	if err := w.s.RunUntil(start.Add(connectTimeout), func() bool { return w.a.connected && w.b.connected }); err != nil {
+	if err := w.s.RunUntil(start.Add(connectTimeout), func() bool { return w.a.connected && w.b.connected || r.spinning() }); err != nil {
 		return err
+	}
+	if r.spun {
+		return nil
 	}
 	if !w.a.connected || !w.b.connected {
 		r.violate("not connected %v after Connect (a %v, b %v; closed %q %q)", connectTimeout, w.a.connected, w.b.connected, w.a.closed, w.b.closed)
@@ -233,8 +263,11 @@ func (r *scenarioRun) run() error {
 			r.violate("senders still blocked %v after connecting", sendPhaseMax)
 			return nil
 		}
-		if err := w.s.Run(max(next, now)); err != nil {
+		if err := w.s.RunUntil(max(next, now), r.spinning); err != nil {
 			return err
+		}
+		if r.spun {
+			return nil
 		}
 	}
 	r.res.End = w.s.Now().Sub(r.base)
@@ -282,7 +315,7 @@ func (r *scenarioRun) settle(quietFrom proto.Instant) error {
 	}
 	wantDirect := r.directExpected(settle)
 	done := func() bool {
-		if w.a.closed != "" || w.b.closed != "" {
+		if w.a.closed != "" || w.b.closed != "" || r.spinning() {
 			return true
 		}
 		for _, s := range r.streams {
@@ -292,7 +325,7 @@ func (r *scenarioRun) settle(quietFrom proto.Instant) error {
 		}
 		return !wantDirect || r.bothDirect() && w.s.Now().Sub(quietFrom) >= 0
 	}
-	if err := w.s.RunUntil(quietFrom.Add(settle), done); err != nil {
+	if err := w.s.RunUntil(quietFrom.Add(settle), done); err != nil || r.spun {
 		return err
 	}
 	if w.a.closed != "" || w.b.closed != "" {

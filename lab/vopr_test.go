@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"github.com/natpass/natpass/node"
 	"os"
 	"testing"
 	"time"
@@ -59,5 +60,22 @@ func TestNATRebootNextToLinuxRecoversDirect(t *testing.T) {
 		if res := RunScenario(sc); len(res.Violations) > 0 || res.Err != "" {
 			t.Errorf("%s × %s, NAT of side %d rebooted: %v %s", c.a, c.b, c.side, res.Violations, res.Err)
 		}
+	}
+}
+
+// Found by FuzzWorld: with the relay forced (RelayForce, so no addresses are
+// shared), a pair whose strategy would be birthday (one random-symmetric NAT) never
+// gets going: the easy side's punch agent keeps its deadline at the current instant
+// while HandleTimeout sends nothing and emits nothing (node.DeadlineReason: "peer a:
+// agent"), so every owner spins on it; the simulator stops at its step limit. Seen
+// for symmetric-random × firewall, × port-restricted-cone, cgnat × symmetric-random,
+// in both orders; port prediction and simultaneous open under RelayForce are fine.
+func TestRelayForceWithBirthdayPairDoesNotSpin(t *testing.T) {
+	if os.Getenv("NATPASS_KNOWN_BUGS") != "1" {
+		t.Skip("known bug (punch/node): RelayForce on a birthday pair: the punch agent's deadline stays at now and the owner spins; NATPASS_KNOWN_BUGS=1 runs it")
+	}
+	r := Run(RunConfig{A: "symmetric-random", B: "firewall", Seed: 1, Messages: 5, Relay: node.RelayForce})
+	if !r.Delivered || r.Direct || r.Err != "" {
+		t.Fatalf("relay forced on a birthday pair: %+v, want every message through the relay", r)
 	}
 }
