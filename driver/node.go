@@ -280,7 +280,7 @@ func newNode(cfg Config) (*Node, error) {
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
 		Local: main.addr, Server: server, Seed: seed,
 		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
-		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
+		Wall: proto.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
 	})
 	n := &Node{
 		cfg: cfg, id: cfg.ID, nm: nm,

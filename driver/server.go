@@ -123,7 +123,7 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 	}
 	start := time.Now()
 	rc.Secret, rc.InsecureDev = cfg.Secret, cfg.InsecureDev
-	rc.WallClock = rendezvous.WallClock{At: 0, Unix: start.Unix()}
+	rc.WallClock = proto.WallClock{At: 0, Time: start}
 	if _, err := rand.Read(rc.Seed[:]); err != nil {
 		closeAll()
 		return nil, err
