@@ -63,14 +63,17 @@ const (
 // pair's ID (any socket, any source); HandleSockets after EventNeedSockets;
 // HandleTimeout at Deadline; Restart after a network change. Drain rule: after any
 // call, PollTransmit until false, then PollEvent until false, then read Deadline.
+// The instants given to the methods that take now never decrease: an earlier one
+// than any already given is caller misuse and panics.
 // A probe that fails authentication, names another pair or carries our own role
 // changes nothing, gets no reply, and returns an error for the owner to count.
 type Agent struct {
-	cfg  AgentConfig
-	pair uint64
-	mac  *macer
-	rng  *rand.Rand
-	plan Plan
+	clock clock // the latest instant given: time going backwards panics
+	cfg   AgentConfig
+	pair  uint64
+	mac   *macer
+	rng   *rand.Rand
+	plan  Plan
 
 	started   bool
 	searching bool // probing candidates for a (better) path
@@ -183,6 +186,7 @@ var (
 // NewAgent prepares the probes of one pair; nothing is sent before StartAt.
 func NewAgent(cfg AgentConfig) *Agent {
 	a := &Agent{
+		clock:  newClock(),
 		cfg:    cfg,
 		pair:   PairID(&cfg.Key),
 		mac:    newMacer(&cfg.Key),
@@ -338,6 +342,7 @@ func (a *Agent) start(now proto.Instant) {
 
 // HandleSockets receives the extra sockets for the birthday strategy.
 func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	a.clock.advance(now)
 	if !a.waitingSockets {
 		return
 	}
@@ -348,6 +353,7 @@ func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 
 // HandleTimeout runs every timer that is due.
 func (a *Agent) HandleTimeout(now proto.Instant) {
+	a.clock.advance(now)
 	if !a.started && now >= a.cfg.StartAt {
 		a.start(now)
 	}
@@ -523,6 +529,7 @@ func (a *Agent) expireOutstanding(now proto.Instant) {
 
 // HandleDatagram takes a probe or probe reply that arrived on socket local from from.
 func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	a.clock.advance(now)
 	h, _, err := proto.ParseHeader(p)
 	if err != nil {
 		return err
@@ -575,6 +582,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 // trouble (its reliable transport's probe timeout fired). If the reply does not come
 // within max(4 RTT, 500 ms) the path is suspect, well before an idle path would be.
 func (a *Agent) CheckPath(now proto.Instant) {
+	a.clock.advance(now)
 	if a.active < 0 || a.beatSent != 0 {
 		return
 	}
@@ -626,6 +634,7 @@ func (a *Agent) overdue() time.Duration { return max(4*a.paths[a.active].RTT, 50
 // local from from: if that is the active path, it is alive. The node calls it for
 // transport data too, so a busy path never needs a heartbeat reply to stay up.
 func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
+	a.clock.advance(now)
 	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
 		a.answered(now)
 		return
@@ -721,6 +730,7 @@ func (a *Agent) best(now proto.Instant) int {
 
 // PollTransmit returns the next probe or reply.
 func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	a.clock.advance(now)
 	if len(a.out) == 0 {
 		return proto.Transmit{}, false
 	}

@@ -47,9 +47,11 @@ type ClassifierConfig struct {
 // the node's own nat-probe coming back through a hairpin), HandleSockets when the
 // driver opened the sockets an EventNeedSockets asked for, HandleTimeout at Deadline.
 // Drain rule: after any call, PollTransmit until false, then PollEvent until false,
-// then read Deadline. A lost probe is retransmitted; an answer that never comes is a
+// then read Deadline. The instants given to the methods that take now never
+// decrease: an earlier one than any already given is caller misuse and panics. A lost probe is retransmitted; an answer that never comes is a
 // negative answer after the last retransmit.
 type Classifier struct {
+	clock clock // the latest instant given: time going backwards panics
 	cfg   ClassifierConfig
 	rng   *rand.Rand
 	phase classifyPhase
@@ -140,11 +142,12 @@ func NewClassifier(cfg ClassifierConfig) *Classifier {
 	if cfg.ExtraSockets == 0 {
 		cfg.ExtraSockets = defaultExtraSockets
 	}
-	return &Classifier{cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed))}
+	return &Classifier{clock: newClock(), cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed))}
 }
 
 // Start sends the first round of probes.
 func (c *Classifier) Start(now proto.Instant) {
+	c.clock.advance(now)
 	if c.phase != phaseIdle {
 		panic("punch: Classifier started twice")
 	}
@@ -176,6 +179,7 @@ func (c *Classifier) Drops() int { return c.drops }
 // HandleSockets receives the addresses of the extra sockets an EventNeedSockets asked
 // for; each probes the primary.
 func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	c.clock.advance(now)
 	if c.phase != phaseMapping || !c.pending {
 		return
 	}
@@ -202,6 +206,7 @@ func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 // HandleDatagram takes a nat-probe-reply from a server socket, or the node's own
 // hairpin probe. local is the socket it arrived on.
 func (c *Classifier) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	c.clock.advance(now)
 	h, _, err := proto.ParseHeader(p)
 	if err != nil {
 		return err
@@ -449,6 +454,7 @@ func (c *Classifier) allocation(base *classifyProbe) (proto.Allocation, int16) {
 // HandleTimeout retransmits probes whose answer is late and ends phases whose
 // answers will not come.
 func (c *Classifier) HandleTimeout(now proto.Instant) {
+	c.clock.advance(now)
 	if c.phase == phaseIdle || c.phase == phaseDone {
 		return
 	}
@@ -470,6 +476,7 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 
 // PollTransmit returns the next probe to send.
 func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	c.clock.advance(now)
 	if len(c.outQ) == 0 {
 		return proto.Transmit{}, false
 	}

@@ -10,19 +10,15 @@ import (
 	"github.com/natpass/natpass/proto"
 )
 
-// Divergences from DESIGN §2 recorded for the lead (see the kit's report). Neither
-// punch machine keeps the last instant, so neither can tell that time went backwards.
-// Their output queues pop with q = q[1:], so the queue creeps along its array and
+// Divergences from DESIGN §2 recorded for the lead (see the kit's report). The
+// Agent's output queues pop with q = q[1:], so the queue creeps along its array and
 // append reallocates it every few packets.
 var (
 	agentDiverges = map[string]string{
-		machinetest.TimeBackwardsPanics: "punch.Agent keeps no last instant; HandleTimeout(now-1) runs its timers at now-1",
 		machinetest.SteadyStateAllocatesNothing: "punch.Agent.PollTransmit pops a.out = a.out[1:] (agent.go:728), " +
 			"so appending the next heartbeat or reply reallocates: 4 allocations per heartbeat round",
 	}
-	classifierDiverges = map[string]string{
-		machinetest.TimeBackwardsPanics: "punch.Classifier keeps no last instant; HandleTimeout(now-1) is accepted",
-	}
+	classifierDiverges = map[string]string{}
 )
 
 // agentSnapshot is what a rejected probe or a spurious timeout must leave alone.
