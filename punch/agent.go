@@ -360,7 +360,6 @@ func (a *Agent) HandleTimeout(now proto.Instant) {
 	// A path kept across a Refresh is heartbeated while the new search waits for
 	// its start instant: recovery must not freeze for the start delay.
 	a.heartbeat(now)
-	a.expireOutstanding(now)
 	if !a.started {
 		return
 	}
@@ -450,6 +449,7 @@ func (a *Agent) remoteIP() netip.Addr {
 }
 
 func (a *Agent) queueProbe(now proto.Instant, from, to netip.AddrPort, ttl uint8) {
+	a.pruneExpired(now)
 	if len(a.outstanding) >= maxOutstanding {
 		// Oldest first out: a probe this old will not be answered.
 		a.outstanding = append(a.outstanding[:0], a.outstanding[1:]...)
@@ -517,15 +517,24 @@ func (a *Agent) heartbeat(now proto.Instant) {
 	}
 }
 
-func (a *Agent) expireOutstanding(now proto.Instant) {
-	keep := a.outstanding[:0]
-	for _, o := range a.outstanding {
-		if now.Sub(o.sentAt) < pathDeadAfter {
-			keep = append(keep, o)
-		}
+// pruneExpired forgets the probes sent pathDeadAfter or longer ago. Expiry is lazy:
+// waking the owner for it would be a timer with nothing to send, and expiring in
+// HandleTimeout made the fate of a late answer depend on whether the owner happened
+// to call in between (a spurious call is a no-op, DESIGN §2). expired decides at the
+// answer instead; this only reclaims the room. Probes are appended as they leave and
+// time never decreases, so the expired ones are a prefix.
+func (a *Agent) pruneExpired(now proto.Instant) {
+	n := 0
+	for n < len(a.outstanding) && a.expired(now, a.outstanding[n]) {
+		n++
 	}
-	a.outstanding = keep
+	if n > 0 {
+		a.outstanding = append(a.outstanding[:0], a.outstanding[n:]...)
+	}
 }
+
+// expired reports whether a probe's answer comes too late to be taken.
+func (a *Agent) expired(now proto.Instant, o pending) bool { return now.Sub(o.sentAt) >= pathDeadAfter }
 
 // HandleDatagram takes a probe or probe reply that arrived on socket local from from.
 func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
@@ -567,7 +576,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 			return err
 		}
 		i := slices.IndexFunc(a.outstanding, func(o pending) bool { return o.txid == m.TxID })
-		if i < 0 || a.outstanding[i].from != local {
+		if i < 0 || a.outstanding[i].from != local || a.expired(now, a.outstanding[i]) {
 			return ErrUnexpected
 		}
 		o := a.outstanding[i]
