@@ -50,8 +50,22 @@ const (
 	birthdayRefresh    = 10 * time.Second                  // re-open the hard side's mappings
 	primeTTL           = 2                                 // opens our mapping, dies before the peer's NAT
 	maxOutstanding     = 512                               // probes awaiting a reply
-	switchRatio        = 0.75                              // a path must be this much faster to take over
-	switchHold         = 10 * time.Second                  // and the active path must be this old
+	// agentOutMax bounds the probes and replies waiting for PollTransmit. The largest
+	// burst one call queues is the birthday hard side's refresh: one probe from each
+	// of the birthdaySockets (256) extra sockets to each public target, in practice
+	// the easy side's server-reflexive and predicted addresses (512), plus a round of
+	// at most maxTargets (64). 1024 holds that with room for an owner that polls a
+	// call late. A refresh toward more public targets loses its tail, counted in
+	// AgentStats.TransmitDrops; every probe is repeated by its timer anyway.
+	agentOutMax = 1024
+	// agentEventsMax bounds the events waiting for PollEvent. One call queues at
+	// most three (EventNeedSockets or EventNoPath, EventPathDown or EventPathSuspect,
+	// EventNoPath at the search deadline), and the drain rule empties the queue after
+	// each call: 16 holds five undrained calls. More are dropped, counted in
+	// AgentStats.EventDrops.
+	agentEventsMax = 16
+	switchRatio    = 0.75             // a path must be this much faster to take over
+	switchHold     = 10 * time.Second // and the active path must be this old
 )
 
 // Agent runs the probes of one pair: it finds direct paths with the strategy both
@@ -112,8 +126,21 @@ type Agent struct {
 	nextBeat    proto.Instant
 	failed      bool
 
-	out    []outPacket
-	events []AgentEvent
+	out    fifo[outPacket]  // bound agentOutMax
+	events fifo[AgentEvent] // bound agentEventsMax
+}
+
+// AgentStats counts what the agent dropped because its owner did not drain it in
+// time (DESIGN §11: nothing disappears silently).
+type AgentStats struct {
+	// TransmitDrops: probes and replies not queued because agentOutMax (1024) were
+	// already waiting for PollTransmit. The search and the heartbeats repeat probes
+	// by their timers, and a peer repeats an unanswered probe.
+	TransmitDrops int
+	// EventDrops: events not queued because agentEventsMax (16) were already
+	// waiting for PollEvent. The state they reported stays readable through
+	// Active, Suspected and Plan.
+	EventDrops int
 }
 
 type target struct {
@@ -193,6 +220,8 @@ func NewAgent(cfg AgentConfig) *Agent {
 		rng:    rand.New(rand.NewChaCha8(cfg.Seed)),
 		plan:   choosePlan(cfg),
 		active: -1,
+		out:    newFIFO[outPacket](agentOutMax),
+		events: newFIFO[AgentEvent](agentEventsMax),
 	}
 	a.sockets = []netip.AddrPort{cfg.Local}
 	a.buildTargets()
@@ -310,7 +339,7 @@ func (a *Agent) Forget() {
 	a.active = -1
 	a.searching, a.failed = false, false
 	a.outstanding = a.outstanding[:0]
-	a.out = a.out[:0]
+	a.out.reset()
 }
 
 func (a *Agent) start(now proto.Instant) {
@@ -324,7 +353,7 @@ func (a *Agent) start(now proto.Instant) {
 	a.nextRound = now
 	if a.plan.Strategy == proto.StrategyNone {
 		a.failed, a.searching = true, false
-		a.events = append(a.events, EventNoPath{Strategy: proto.StrategyNone})
+		a.emit(EventNoPath{Strategy: proto.StrategyNone})
 		return
 	}
 	if a.plan.Strategy == proto.StrategyBirthday {
@@ -332,7 +361,7 @@ func (a *Agent) start(now proto.Instant) {
 			a.refreshAt = now // a refresh: the sockets of the last search are still open
 		} else if a.plan.LocalHard {
 			a.waitingSockets = true
-			a.events = append(a.events, EventNeedSockets{N: birthdaySockets})
+			a.emit(EventNeedSockets{N: birthdaySockets})
 		} else {
 			// Let the hard side's mappings open before spraying at them.
 			a.nextSpray = now.Add(300 * time.Millisecond)
@@ -347,7 +376,9 @@ func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 		return
 	}
 	a.waitingSockets = false
-	a.sockets = append(a.sockets, addrs...)
+	// Bounded by the request: a driver that opened more than asked gets the rest
+	// ignored, which keeps a birthday refresh within agentOutMax.
+	a.sockets = append(a.sockets, addrs[:min(len(addrs), birthdaySockets)]...)
 	a.refreshAt = now
 }
 
@@ -367,7 +398,7 @@ func (a *Agent) HandleTimeout(now proto.Instant) {
 		a.searching = false
 		if a.active < 0 {
 			a.failed = true
-			a.events = append(a.events, EventNoPath{Strategy: a.plan.Strategy})
+			a.emit(EventNoPath{Strategy: a.plan.Strategy})
 		}
 	}
 	if a.searching {
@@ -455,8 +486,10 @@ func (a *Agent) queueProbe(now proto.Instant, from, to netip.AddrPort, ttl uint8
 		a.outstanding = append(a.outstanding[:0], a.outstanding[1:]...)
 	}
 	txid := a.rng.Uint64()
-	a.outstanding = append(a.outstanding, pending{txid: txid, from: from, to: to, sentAt: now})
-	a.out = append(a.out, outPacket{from: from, to: to, ttl: ttl, txid: txid})
+	if a.out.push(outPacket{from: from, to: to, ttl: ttl, txid: txid}) {
+		// A probe that never leaves is not awaited.
+		a.outstanding = append(a.outstanding, pending{txid: txid, from: from, to: to, sentAt: now})
+	}
 }
 
 func (a *Agent) heartbeat(now proto.Instant) {
@@ -475,7 +508,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 			n := a.paths[i]
 			next = &n
 		}
-		a.events = append(a.events, EventPathDown{Path: dead, Next: next})
+		a.emit(EventPathDown{Path: dead, Next: next})
 		if a.active < 0 {
 			// Search again: the peer may have moved, or the NAT rebooted.
 			a.searching, a.failed = true, false
@@ -495,7 +528,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter ||
 		a.beatSent != 0 && a.beatsOut >= need && now.Sub(a.lastBeat) >= a.retry()) {
 		a.suspected = true
-		a.events = append(a.events, EventPathSuspect{Path: *p})
+		a.emit(EventPathSuspect{Path: *p})
 	}
 	if now >= a.nextBeat {
 		// Every heartbeat is checked heartbeatRetry later: answered, the next one is
@@ -552,7 +585,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 		if err := a.check(m.Pair, m.Flags, p); err != nil {
 			return err
 		}
-		a.out = append(a.out, outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
+		a.out.push(outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
 		a.NoteTraffic(now, local, from)
 		if !a.started {
 			return nil
@@ -628,7 +661,7 @@ func (a *Agent) answered(now proto.Instant) {
 	p := &a.paths[a.active]
 	p.lastReply = now
 	if a.suspected {
-		a.events = append(a.events, EventPathRestored{Path: *p})
+		a.emit(EventPathRestored{Path: *p})
 	}
 	if a.beatSent != 0 {
 		a.nextBeat = a.lastBeat.Add(heartbeatInterval) // back to the normal cadence
@@ -720,7 +753,7 @@ func (a *Agent) activate(now proto.Instant, i int) {
 	} else {
 		a.deadlineP = proto.Min(a.deadlineP, now.Add(time.Second))
 	}
-	a.events = append(a.events, EventPathUp{Path: a.paths[i]})
+	a.emit(EventPathUp{Path: a.paths[i]})
 }
 
 // best returns the index of the best live path, or -1.
@@ -740,13 +773,9 @@ func (a *Agent) best(now proto.Instant) int {
 // PollTransmit returns the next probe or reply.
 func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	a.clock.advance(now)
-	if len(a.out) == 0 {
+	o, ok := a.out.pop()
+	if !ok {
 		return proto.Transmit{}, false
-	}
-	o := a.out[0]
-	a.out = a.out[1:]
-	if len(a.out) == 0 {
-		a.out = a.out[:0:cap(a.out)]
 	}
 	var flags uint8
 	if a.cfg.Controlling {
@@ -766,12 +795,15 @@ func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, boo
 
 // PollEvent returns the next event.
 func (a *Agent) PollEvent() (AgentEvent, bool) {
-	if len(a.events) == 0 {
-		return nil, false
-	}
-	e := a.events[0]
-	a.events = a.events[1:]
-	return e, true
+	return a.events.pop()
+}
+
+// emit queues an event for PollEvent, or counts it in EventDrops when full.
+func (a *Agent) emit(e AgentEvent) { a.events.push(e) }
+
+// Stats returns the agent's drop counters.
+func (a *Agent) Stats() AgentStats {
+	return AgentStats{TransmitDrops: a.out.drops, EventDrops: a.events.drops}
 }
 
 // Deadline is when HandleTimeout must next be called.
