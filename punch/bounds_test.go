@@ -1,6 +1,7 @@
 package punch
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -105,5 +106,54 @@ func TestAgentEventQueueBound(t *testing.T) {
 	if p, ok := a.Active(); !ok || p.Remote != path.Remote || a.Suspected() || a.Stats().TransmitDrops != 0 {
 		t.Errorf("after the drops: active %v %v, suspected %v, TransmitDrops %d",
 			p, ok, a.Suspected(), a.Stats().TransmitDrops)
+	}
+}
+
+// The classifier's bounds hold by construction: an owner that never polls events
+// until the end finds both of the measurement's events and nothing dropped, and a
+// driver that opens more sockets than asked does not grow the probe table.
+func TestClassifierBounds(t *testing.T) {
+	c := NewClassifier(ClassifierConfig{Local: addrA, Hosts: []netip.AddrPort{addrA},
+		Server: srvPrimary, AltPort: srvAltPort, AltAddr: srvAltAddr})
+	c.Start(0)
+	answerAll(t, c, 0)
+	var socks []netip.AddrPort
+	for i := range 3 * defaultExtraSockets {
+		socks = append(socks, netip.AddrPortFrom(addrA.Addr(), uint16(6000+i)))
+	}
+	c.HandleSockets(0, socks)
+	answerAll(t, c, 0)
+	if !c.Done() {
+		t.Fatal("not done after every probe was answered")
+	}
+	if len(c.extras) != defaultExtraSockets || len(c.probes) > defaultExtraSockets+6 {
+		t.Errorf("%d extra sockets and %d probes; want %d and at most %d",
+			len(c.extras), len(c.probes), defaultExtraSockets, defaultExtraSockets+6)
+	}
+	e1, _ := c.PollEvent()
+	e2, _ := c.PollEvent()
+	_, need := e1.(EventNeedSockets)
+	_, done := e2.(EventClassified)
+	if !need || !done || c.events.drops != 0 {
+		t.Errorf("events %#v, %#v with %d dropped; want EventNeedSockets, EventClassified, none",
+			e1, e2, c.events.drops)
+	}
+	if e, ok := c.PollEvent(); ok {
+		t.Errorf("a third event %#v", e)
+	}
+}
+
+// answerAll sends the classifier's due probes and answers each as the server does for
+// a public host; it polls no events.
+func answerAll(t *testing.T, c *Classifier, now proto.Instant) {
+	t.Helper()
+	var buf [128]byte
+	for tx, ok := c.PollTransmit(now, buf[:]); ok; tx, ok = c.PollTransmit(now, buf[:]) {
+		var m proto.NATProbe
+		if err := m.Parse(tx.Payload); err != nil {
+			t.Fatal(err)
+		}
+		reply := (&proto.NATProbeReply{TxID: m.TxID, Observed: tx.From}).Append(nil)
+		_ = c.HandleDatagram(now, tx.From, tx.To, reply) // what it measures is not this test's concern
 	}
 }

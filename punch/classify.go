@@ -48,8 +48,15 @@ type ClassifierConfig struct {
 // driver opened the sockets an EventNeedSockets asked for, HandleTimeout at Deadline.
 // Drain rule: after any call, PollTransmit until false, then PollEvent until false,
 // then read Deadline. The instants given to the methods that take now never
-// decrease: an earlier one than any already given is caller misuse and panics. A lost probe is retransmitted; an answer that never comes is a
-// negative answer after the last retransmit.
+// decrease: an earlier one than any already given is caller misuse and panics. A
+// lost probe is retransmitted; an answer that never comes is a negative answer after
+// the last retransmit.
+//
+// Bounds: the probe table holds at most ExtraSockets+6 probes (three filtering
+// probes, three mapping probes, the other extra sockets, the hairpin); what is due to
+// be sent is a flag on each, so nothing queues beyond it. A measurement emits two
+// events in its life, EventNeedSockets and EventClassified, so the event queue's bound
+// of two is never reached.
 type Classifier struct {
 	clock clock // the latest instant given: time going backwards panics
 	cfg   ClassifierConfig
@@ -58,10 +65,9 @@ type Classifier struct {
 	start proto.Instant
 	rtt   time.Duration
 
-	probes  []classifyProbe
+	probes  []classifyProbe // at most ExtraSockets+6: HandleSockets takes no more sockets than asked
 	extras  []netip.AddrPort
-	outQ    []int // indexes of probes due to be (re)sent now
-	events  []ClassifierEvent
+	events  fifo[ClassifierEvent] // bound classifierEventsMax
 	result  proto.NATBehavior
 	next    netip.AddrPort
 	drops   int
@@ -98,6 +104,7 @@ type classifyProbe struct {
 	txid     uint64
 	sentAt   proto.Instant
 	tries    int
+	due      bool // to be (re)sent at the next PollTransmit
 	answered bool
 	expired  bool // out of tries and past the last timeout: a negative answer
 	observed netip.AddrPort
@@ -110,6 +117,8 @@ const (
 	classifyRTOMin      = 100 * time.Millisecond
 	classifyMaxTries    = 4
 	defaultExtraSockets = 4
+	// classifierEventsMax: EventNeedSockets once, EventClassified once.
+	classifierEventsMax = 2
 )
 
 // ClassifierEvent is EventNeedSockets or EventClassified.
@@ -142,7 +151,8 @@ func NewClassifier(cfg ClassifierConfig) *Classifier {
 	if cfg.ExtraSockets == 0 {
 		cfg.ExtraSockets = defaultExtraSockets
 	}
-	return &Classifier{clock: newClock(), cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed))}
+	return &Classifier{clock: newClock(), cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed)),
+		events: newFIFO[ClassifierEvent](classifierEventsMax)}
 }
 
 // Start sends the first round of probes.
@@ -163,8 +173,8 @@ func (c *Classifier) Start(now proto.Instant) {
 }
 
 func (c *Classifier) add(now proto.Instant, role probeRole, from, to netip.AddrPort, change uint8) {
-	c.probes = append(c.probes, classifyProbe{role: role, from: from, to: to, change: change, txid: c.rng.Uint64()})
-	c.outQ = append(c.outQ, len(c.probes)-1)
+	c.probes = append(c.probes, classifyProbe{role: role, from: from, to: to, change: change,
+		txid: c.rng.Uint64(), due: true})
 }
 
 // Done reports whether the measurement finished.
@@ -184,6 +194,8 @@ func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 		return
 	}
 	c.pending = false
+	// The sockets asked for and no more: they bound the probe table.
+	addrs = addrs[:min(len(addrs), c.cfg.ExtraSockets)]
 	c.extras = append(c.extras, addrs...)
 	// Without extra sockets the main socket measures the mapping, which is right
 	// everywhere but behind a NAT with Linux's port clash.
@@ -309,7 +321,7 @@ func (c *Classifier) advance(now proto.Instant) {
 			c.add(now, roleHairpin, c.cfg.Local, base.observed, 0)
 		}
 		c.pending = true
-		c.events = append(c.events, EventNeedSockets{N: c.cfg.ExtraSockets})
+		c.events.push(EventNeedSockets{N: c.cfg.ExtraSockets})
 	}
 	if c.phase == phaseMapping && !c.pending &&
 		c.settled(now, roleMapPrimary, roleAltPort, roleAltAddr, roleExtra, roleHairpin) {
@@ -320,8 +332,10 @@ func (c *Classifier) advance(now proto.Instant) {
 func (c *Classifier) finish(b proto.NATBehavior, observed netip.AddrPort) {
 	c.phase = phaseDone
 	c.result = b
-	c.outQ = c.outQ[:0]
-	c.events = append(c.events, EventClassified{Behavior: b, Observed: observed, Next: c.next})
+	for i := range c.probes {
+		c.probes[i].due = false // the answers no longer matter
+	}
+	c.events.push(EventClassified{Behavior: b, Observed: observed, Next: c.next})
 }
 
 func (c *Classifier) noTranslation(observed netip.AddrPort) bool {
@@ -467,9 +481,7 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 			pr.expired = true
 			continue
 		}
-		if !slices.Contains(c.outQ, i) {
-			c.outQ = append(c.outQ, i)
-		}
+		pr.due = true
 	}
 	c.advance(now)
 }
@@ -477,12 +489,14 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 // PollTransmit returns the next probe to send.
 func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	c.clock.advance(now)
-	if len(c.outQ) == 0 {
+	// In table order, which is the order the probes were added: the filtering probes
+	// go first and alone (see the type doc). The table is a handful of probes.
+	i := slices.IndexFunc(c.probes, func(pr classifyProbe) bool { return pr.due })
+	if i < 0 {
 		return proto.Transmit{}, false
 	}
-	i := c.outQ[0]
-	c.outQ = c.outQ[1:]
 	pr := &c.probes[i]
+	pr.due = false
 	pr.tries++
 	pr.sentAt = now
 	m := proto.NATProbe{Session: c.cfg.Session, TxID: pr.txid, Change: pr.change}
@@ -491,12 +505,7 @@ func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit
 
 // PollEvent returns the next event.
 func (c *Classifier) PollEvent() (ClassifierEvent, bool) {
-	if len(c.events) == 0 {
-		return nil, false
-	}
-	e := c.events[0]
-	c.events = c.events[1:]
-	return e, true
+	return c.events.pop()
 }
 
 // Deadline is when HandleTimeout must next be called.
