@@ -81,6 +81,11 @@ const (
 // than any already given is caller misuse and panics.
 // A probe that fails authentication, names another pair or carries our own role
 // changes nothing, gets no reply, and returns an error for the owner to count.
+//
+// Bounds: at most agentOutMax (1024) probes and replies wait for PollTransmit and
+// agentEventsMax (16) events for PollEvent; beyond them the agent drops and counts
+// (Stats). maxOutstanding (512) probes await an answer, the oldest forgotten first,
+// and an answer is taken only within pathDeadAfter of its probe.
 type Agent struct {
 	clock clock // the latest instant given: time going backwards panics
 	cfg   AgentConfig
