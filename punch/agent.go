@@ -56,7 +56,9 @@ const (
 	// the easy side's server-reflexive and predicted addresses (512), plus a round of
 	// at most maxTargets (64). 1024 holds that with room for an owner that polls a
 	// call late. A refresh toward more public targets loses its tail, counted in
-	// AgentStats.TransmitDrops; every probe is repeated by its timer anyway.
+	// AgentStats.TransmitDrops, and loses the same tail at each refresh: those last
+	// sockets stay unprimed, which only narrows the birthday odds. Any other dropped
+	// probe is repeated by its timer, and a peer repeats a probe left unanswered.
 	agentOutMax = 1024
 	// agentEventsMax bounds the events waiting for PollEvent. One call queues at
 	// most three (EventNeedSockets or EventNoPath, EventPathDown or EventPathSuspect,
@@ -75,12 +77,13 @@ const (
 //
 // Call contract: HandleDatagram for probe and probe-reply packets that carry this
 // pair's ID (any socket, any source); HandleSockets after EventNeedSockets;
-// HandleTimeout at Deadline; Restart after a network change. Drain rule: after any
-// call, PollTransmit until false, then PollEvent until false, then read Deadline.
-// The instants given to the methods that take now never decrease: an earlier one
-// than any already given is caller misuse and panics.
-// A probe that fails authentication, names another pair or carries our own role
-// changes nothing, gets no reply, and returns an error for the owner to count.
+// HandleTimeout at Deadline; Refresh with a new introduction of the pair; Forget
+// after our own network changed. Drain rule: after any call, PollTransmit until
+// false, then PollEvent until false, then read Deadline. The instants given to the
+// methods that take now never decrease: an earlier one than any already given is
+// caller misuse and panics. A probe that fails authentication, names another pair or
+// carries our own role changes nothing, gets no reply, and returns an error for the
+// owner to count.
 //
 // Bounds: at most agentOutMax (1024) probes and replies wait for PollTransmit and
 // agentEventsMax (16) events for PollEvent; beyond them the agent drops and counts
