@@ -145,13 +145,16 @@ func TestSlowReaderSlowsSender(t *testing.T) {
 // queue again and again: each time, the credit it took goes back to the sender,
 // so the sender (held to a window of 128 KiB, which 5,000 messages fill many
 // times over) is never left waiting on credit parked in the driver, and when the
-// reader has read everything no credit is left parked.
+// reader has read everything no credit is left parked. The receiver's batches are
+// made larger than the window, so that only the empty-queue rule returns credit:
+// without it the sender stalls once the first window is read.
 func TestDrainedReaderNeverStallsSender(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := startServer(t)
 	rc := rudp.Config{MaxMessageSize: 64 << 10, RecvWindow: 128 << 10}
 	a, b := listenRUDP(t, ctx, s, "drain-a", rc), listenRUDP(t, ctx, s, "drain-b", rc)
+	b.creditBatch = 1 << 30 // before any message: Recv reads it
 	ca, cb := connectPair(t, ctx, a, b)
 	const count, size = 5000, 200
 	senderDone := make(chan error, 1)
