@@ -156,6 +156,8 @@ type Node struct {
 	// Credit that Recv took goes back to the machine in batches (Conn.creditTaken):
 	// a Conn with credit waiting joins credits (under creditMu) and creditKick
 	// (capacity 1) wakes the loop, which gives it all to node.Consumed at once.
+	// A Conn is on credits at most once until the loop took its credit, so the
+	// list is bounded by the connections.
 	creditMu    sync.Mutex
 	credits     []*Conn
 	creditKick  chan struct{}
@@ -164,7 +166,7 @@ type Node struct {
 	// Loop-owned.
 	creditsTaken []*Conn // the other half of credits, swapped in by the loop
 	conns        map[string]*Conn
-	waiters      []*command // Flush and SendContext calls waiting on the send buffer
+	waiters      []*command // Flush, Send and SendContext calls waiting on the send buffer
 	extras       int
 	closing      bool
 	natSeen      bool
