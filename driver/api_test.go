@@ -291,3 +291,13 @@ func TestDirectSessionOutlivesServerAndReregisters(t *testing.T) {
 		t.Fatalf("after the server came back: %q %v", m.Data, err)
 	}
 }
+
+// A connection configuration rudp cannot run with is a bad Config at Listen, not a
+// panic when the first peer arrives.
+func TestListenRefusesBadRUDPConfig(t *testing.T) {
+	_, err := Listen(context.Background(), Config{Server: "127.0.0.1:9", ID: "x", InsecureDev: true,
+		RUDP: rudp.Config{MaxMessageSize: 8 << 20, RecvWindow: 1 << 20}})
+	if !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("err %v, want ErrBadConfig", err)
+	}
+}

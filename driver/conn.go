@@ -46,9 +46,18 @@ type Message struct {
 // dropped (Path always has the latest).
 const pathQueue = 16
 
-// msgOverhead is what a queued message counts against RecvQueueBytes beyond its
-// data, so that empty messages are bounded too.
-const msgOverhead = 64
+// msgOverhead is what a queued message counts beyond its data: rudp charges at
+// least that much of the flow-control window for each message (32 bytes per
+// fragment), so a queue's bytes counted this way never exceed the credit its
+// messages hold.
+const msgOverhead = 32
+
+// queued is a received message not yet read, with the flow-control credit it
+// holds until Recv hands it out.
+type queued struct {
+	m      Message
+	credit node.Credit
+}
 
 // Conn is an encrypted, reliable connection with one peer. Its methods are safe for
 // concurrent use.
@@ -63,13 +72,26 @@ type Conn struct {
 	paths  chan PathEvent
 	upOnce sync.Once
 
-	mu       sync.Mutex
-	q        []Message
-	head     int
-	qBytes   int
-	err      error // why the connection ended; nil while open
-	path     PathEvent
-	strategy string
+	mu sync.Mutex
+	// q holds received messages until Recv. Its bound is the flow-control window,
+	// because a message's credit goes back to the peer only when Recv takes it:
+	// reliable messages hold at most RUDP.RecvWindow bytes (counted as qBytes
+	// counts them), and unreliable ones at most RecvWindow more, since rudp drops
+	// and counts (Stats.UnreliableDropped) unreliable messages past that. A reader
+	// that stops reading stops the sender; nothing is dropped and nothing closes.
+	q      []queued
+	head   int
+	qBytes int // len(Data) + msgOverhead of every queued message
+	qPeak  int // the most qBytes ever was (tests read it)
+	// credit is the credit of messages Recv handed out that the loop has not yet
+	// given back to the machine (creditBytes of them, counted as qBytes); queued
+	// says c waits on Node.credits for the loop to take it.
+	credit       node.Credit
+	creditBytes  int
+	creditQueued bool
+	err          error // why the connection ended; nil while open
+	path         PathEvent
+	strategy     string
 }
 
 func newConn(n *Node, peer string, incoming bool) *Conn {
@@ -111,14 +133,22 @@ func (c *Conn) PathEvents() <-chan PathEvent { return c.paths }
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Send queues msg for the peer on lane with mode; the bytes are copied before Send
-// returns. It does not wait: a full send buffer is ErrSendBufferFull.
+// returns. While the send buffer is full (RUDP.SendBufferBytes of messages queued
+// or unacknowledged, which is where a peer that reads slowly holds the sender) it
+// waits for room: a slow reader slows the sender down.
 func (c *Conn) Send(lane int, mode rudp.Mode, msg []byte) error {
-	return c.send(context.Background(), false, lane, mode, msg)
+	return c.SendContext(context.Background(), lane, mode, msg)
 }
 
-// SendContext is Send that waits for room in the send buffer.
+// SendContext is Send that gives up when ctx ends, returning ctx.Err(); msg was
+// then not sent.
 func (c *Conn) SendContext(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
-	return c.send(ctx, true, lane, mode, msg)
+	if err := c.closeErr(); err != nil {
+		return err
+	}
+	cmd := getCommand()
+	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSend, c, lane, mode, msg
+	return c.n.wait(ctx, cmd)
 }
 
 // Flush waits until everything sent so far has been acknowledged by the peer.
@@ -128,33 +158,26 @@ func (c *Conn) Flush(ctx context.Context) error {
 	return c.n.wait(ctx, cmd)
 }
 
-func (c *Conn) send(ctx context.Context, wait bool, lane int, mode rudp.Mode, msg []byte) error {
-	if err := c.closeErr(); err != nil {
-		return err
-	}
-	cmd := getCommand()
-	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSendNow, c, lane, mode, msg
-	if wait {
-		cmd.kind = cmdSend
-	}
-	return c.n.wait(ctx, cmd)
-}
-
 // Recv returns the next message. After the peer's normal close it returns io.EOF
-// once every message before the close was read.
+// once every message before the close was read. Taking a message gives its
+// flow-control credit back, so the peer may send that much more.
 func (c *Conn) Recv(ctx context.Context) (Message, error) {
 	for {
 		c.mu.Lock()
 		if c.head < len(c.q) {
-			m := c.q[c.head]
-			c.q[c.head] = Message{}
+			it := c.q[c.head]
+			c.q[c.head] = queued{}
 			c.head++
-			c.qBytes -= len(m.Data) + msgOverhead
+			c.qBytes -= len(it.m.Data) + msgOverhead
 			if c.head == len(c.q) {
 				c.q, c.head = c.q[:0], 0
 			}
+			kick := c.creditTaken(it)
 			c.mu.Unlock()
-			return m, nil
+			if kick {
+				c.n.giveCredit(c)
+			}
+			return it.m, nil
 		}
 		err := c.err
 		c.mu.Unlock()
@@ -168,6 +191,34 @@ func (c *Conn) Recv(ctx context.Context) (Message, error) {
 			return Message{}, ctx.Err()
 		}
 	}
+}
+
+// creditTaken adds the credit of it, which Recv just handed out, to what waits
+// for the loop, and says whether the loop must be told now. It batches: the loop
+// hears of it once an eighth of the window is waiting, or when the queue became
+// empty, so that a reader that read everything never leaves credit parked here
+// while the sender waits for it. A Conn that ended drops the credit (the machine
+// would ignore it). c.mu is held.
+func (c *Conn) creditTaken(it queued) bool {
+	if c.err != nil || it.credit.IsZero() {
+		return false
+	}
+	c.credit = c.credit.Add(it.credit)
+	c.creditBytes += len(it.m.Data) + msgOverhead
+	if c.creditQueued || c.creditBytes < c.n.creditBatch && c.head < len(c.q) {
+		return false
+	}
+	c.creditQueued = true
+	return true
+}
+
+// takeCredit hands the loop the credit waiting in c and clears it.
+func (c *Conn) takeCredit() node.Credit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cr := c.credit
+	c.credit, c.creditBytes, c.creditQueued = node.Credit{}, 0, false
+	return cr
 }
 
 // Stats returns the connection's rudp statistics.
@@ -232,17 +283,13 @@ func (c *Conn) setPath(e PathEvent) {
 	}
 }
 
-// push queues m; false when the queue is over its bound (the caller closes).
-func (c *Conn) push(m Message, limit int) bool {
+// push queues m, which holds credit cr until Recv takes it. The queue needs no
+// bound of its own: the flow-control window bounds it (see Conn.q).
+func (c *Conn) push(m Message, cr node.Credit) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return true // closed locally: drop quietly
-	}
-	if c.qBytes+len(m.Data)+msgOverhead > limit {
-		c.mu.Unlock()
-		c.fail(ErrRecvOverflow)
-		return false
+		return // closed locally: drop quietly (the machine ignores its credit)
 	}
 	if c.head > 0 && c.head >= len(c.q)/2 {
 		// Slide the unread part down so the slice does not creep forward forever.
@@ -250,14 +297,14 @@ func (c *Conn) push(m Message, limit int) bool {
 		clear(c.q[n:])
 		c.q, c.head = c.q[:n], 0
 	}
-	c.q = append(c.q, m)
+	c.q = append(c.q, queued{m: m, credit: cr})
 	c.qBytes += len(m.Data) + msgOverhead
+	c.qPeak = max(c.qPeak, c.qBytes)
 	c.mu.Unlock()
 	select {
 	case c.ready <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // peerClosed: the peer connection ended; a normal close by the peer is io.EOF.
@@ -286,10 +333,9 @@ func (c *Conn) fail(err error) {
 type cmdKind uint8
 
 const (
-	cmdFunc    cmdKind = iota // run fn
-	cmdSendNow                // node.Send; a full buffer is an error
-	cmdSend                   // node.Send; a full buffer parks the command
-	cmdFlush                  // wait until nothing sent is unacknowledged
+	cmdFunc  cmdKind = iota // run fn
+	cmdSend                 // node.Send; a full buffer parks the command
+	cmdFlush                // wait until nothing sent is unacknowledged
 )
 
 // command is one request to the loop. Parked commands (a send waiting for buffer
@@ -374,7 +420,7 @@ func (c *command) attempt(n *Node, now proto.Instant) bool {
 		c.finishLocked(nil)
 	default:
 		err := n.nm.Send(now, c.conn.peer, c.lane, c.mode, c.msg)
-		if c.kind == cmdSend && errors.Is(err, rudp.ErrSendBufferFull) {
+		if errors.Is(err, rudp.ErrSendBufferFull) {
 			return false
 		}
 		c.finishLocked(err)

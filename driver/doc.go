@@ -40,14 +40,26 @@
 // Listen returns once the server admitted the node; NAT waits for the NAT
 // measurement. Connect asks for an introduction and returns when the encrypted
 // session is up; Accept returns the connections peers opened. A Conn's Send
-// copies the message and never blocks (ErrSendBufferFull when rudp's send buffer
-// is full); SendContext waits for room; Flush waits until the peer acknowledged
-// everything; Recv returns messages in delivery order, then io.EOF after the
-// peer's Close, or ErrConnClosed, ErrClosed. Received messages wait in a bounded
-// queue per Conn (Config.RecvQueueBytes); an application that never reads gets
-// its connection closed with ErrRecvOverflow rather than unbounded memory. Path
+// copies the message; while rudp's send buffer is full (RUDP.SendBufferBytes)
+// it waits for room, and SendContext gives up when its context ends. Flush waits
+// until the peer acknowledged everything; Recv returns messages in delivery
+// order, then io.EOF after the peer's Close, or ErrConnClosed, ErrClosed. Path
 // changes arrive on Conn.PathEvents and Config.OnPath. Contexts bound every wait;
 // Close ends everything and returns when every goroutine has.
+//
+// # Flow control (DESIGN §11)
+//
+// A slow reader slows the sender down; it never loses data or the connection.
+// Received messages wait in a queue per Conn, and each holds its flow-control
+// credit until Recv takes it, so the queue is bounded by the window: reliable
+// messages by RUDP.RecvWindow, unreliable ones by RecvWindow too (rudp drops and
+// counts those past it, Stats.UnreliableDropped). A reader that stops reading
+// closes the peer's window; the peer's send buffer fills and its Send waits.
+// Recv gives credit back without a trip to the loop per message: it gathers
+// credit in the Conn and wakes the loop (through a channel of capacity 1) when an
+// eighth of the window is waiting or when the queue became empty, and the loop
+// gives it to node.Consumed and drains. A reader that has read everything
+// therefore never leaves credit parked while the sender waits for it.
 //
 // Commands reach the loop through a channel of pooled command values and the
 // loop answers on the command's own channel, so Send allocates nothing.

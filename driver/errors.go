@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/natpass/natpass/proto"
-	"github.com/natpass/natpass/rudp"
 )
 
 // Errors of the Go API. Compare with errors.Is: most are returned wrapped, with
@@ -21,13 +20,6 @@ var (
 	// ErrPeerRefused: the server would not introduce the peer (unknown, not ready in
 	// time, rate limited); the wrapped *PeerError has the code.
 	ErrPeerRefused = errors.New("driver: server refused the introduction")
-	// ErrRecvOverflow: the application did not Recv fast enough and the connection's
-	// receive queue (Config.RecvQueueBytes) overflowed; the connection was closed
-	// rather than deliver a reliable stream with a hole in it.
-	ErrRecvOverflow = errors.New("driver: receive queue overflow")
-	// ErrSendBufferFull is rudp's: Send found the send buffer full (SendContext
-	// waits instead).
-	ErrSendBufferFull = rudp.ErrSendBufferFull
 	// ErrBadConfig: Listen or ListenServer got an unusable configuration.
 	ErrBadConfig = errors.New("driver: bad configuration")
 )

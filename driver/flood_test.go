@@ -100,9 +100,7 @@ func TestGarbageFlood(t *testing.T) {
 		sl, nl := &s.loop.stats, &a.loop.stats
 		return sl.datagramsIn.Load() + sl.tooLong.Load() + nl.rejected.Load() + nl.tooLong.Load()
 	}
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before := heapInuse()
 	counted0, kernel0 := counted(), udpRcvbufErrors()
 	kernelDrops := func() uint64 {
 		if kernel0 < 0 {
@@ -110,35 +108,15 @@ func TestGarbageFlood(t *testing.T) {
 		}
 		return uint64(udpRcvbufErrors() - kernel0)
 	}
-	// Pace the flood to what the loops digest (plus what the kernel drops), so the
-	// test measures counting, not the size of socket buffers.
-	const window = 64
 	start := time.Now()
-	for i := range count {
-		// Bounded: every datagram sent is either counted or dropped by the kernel,
-		// so outstanding falls below the window once the loops catch up.
-		for spins := 1; int64(i)-int64(counted()-counted0) > window; spins++ {
-			if spins%512 == 0 && int64(i)-int64(counted()-counted0+kernelDrops()) <= window {
-				break
-			}
-			if spins%64 == 0 {
-				time.Sleep(50 * time.Microsecond)
-			} else {
-				runtime.Gosched()
-			}
-		}
-		_, _ = flood.WriteToUDPAddrPort(pool[i%len(pool)], targets[i%len(targets)])
-	}
+	floodPaced(flood, pool, targets, count, func() uint64 { return counted() - counted0 }, kernelDrops)
 	// Let the last ones in.
 	for deadline := time.Now().Add(5 * time.Second); counted()-counted0+kernelDrops() < uint64(count) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	got, drops := counted()-counted0, kernelDrops()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	growth := int64(after.HeapInuse) - int64(before.HeapInuse)
+	growth := int64(heapInuse()) - int64(before)
 	t.Logf("%d datagrams in %v: %d counted by the machines, %d dropped by the kernel (any program's), heap %+d KiB",
 		count, elapsed.Round(time.Millisecond), got, drops, growth>>10)
 
@@ -151,14 +129,7 @@ func TestGarbageFlood(t *testing.T) {
 	if growth > 32<<20 {
 		t.Errorf("heap grew by %d MiB under the flood; want bounded (< 32 MiB)", growth>>20)
 	}
-	st := a.Stats()
-	if st.Rejected == 0 || st.TooLong == 0 || st.Node.Malformed == 0 {
-		t.Errorf("node counters after the flood: %+v; want rejected, too-long and malformed counts", st)
-	}
-	ss := s.Stats()
-	if ss.DropNotNatpass == 0 || ss.DropMalformed+ss.DropNotForServer == 0 || ss.TooLong == 0 {
-		t.Errorf("server counters after the flood: %+v; want not-natpass, malformed and too-long counts", ss)
-	}
+	checkFloodCounters(t, a, s)
 	// Both still work: the session carries a message, the server admits a node.
 	if err := ca.Send(0, rudp.ReliableOrdered, []byte("still here")); err != nil {
 		t.Fatal(err)
@@ -167,6 +138,49 @@ func TestGarbageFlood(t *testing.T) {
 		t.Fatalf("after the flood: %q %v", m.Data, err)
 	}
 	listen(t, ctx, s, "flood-late")
+}
+
+// heapInuse is runtime.MemStats.HeapInuse after a collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// checkFloodCounters: the node and the server counted the garbage by reason.
+func checkFloodCounters(t *testing.T, a *Node, s *Server) {
+	t.Helper()
+	st := a.Stats()
+	if st.Rejected == 0 || st.TooLong == 0 || st.Node.Malformed == 0 {
+		t.Errorf("node counters after the flood: %+v; want rejected, too-long and malformed counts", st)
+	}
+	ss := s.Stats()
+	if ss.DropNotNatpass == 0 || ss.DropMalformed+ss.DropNotForServer == 0 || ss.TooLong == 0 {
+		t.Errorf("server counters after the flood: %+v; want not-natpass, malformed and too-long counts", ss)
+	}
+}
+
+// floodPaced sends count datagrams from pool round the targets, paced to what
+// the loops digest (counted) plus what the kernel drops, so that the test
+// measures counting, not the size of socket buffers.
+func floodPaced(flood *net.UDPConn, pool [][]byte, targets []netip.AddrPort, count int, counted, kernelDrops func() uint64) {
+	const window = 64
+	for i := range count {
+		// Bounded: every datagram sent is either counted or dropped by the kernel,
+		// so outstanding falls below the window once the loops catch up.
+		for spins := 1; int64(i)-int64(counted()) > window; spins++ {
+			if spins%512 == 0 && int64(i)-int64(counted()+kernelDrops()) <= window {
+				break
+			}
+			if spins%64 == 0 {
+				time.Sleep(50 * time.Microsecond)
+			} else {
+				runtime.Gosched()
+			}
+		}
+		_, _ = flood.WriteToUDPAddrPort(pool[i%len(pool)], targets[i%len(targets)])
+	}
 }
 
 // The receive and send paths allocate nothing per datagram.
@@ -231,7 +245,13 @@ func TestSteadyStateAllocs(t *testing.T) {
 			t.Errorf("a coalesced read of 4 datagrams allocates %.1f times", gro)
 		}
 	}
-	to := a.LocalAddr()
+	checkSendAllocs(t, l, sock, p, a.LocalAddr())
+}
+
+// checkSendAllocs: writing a datagram, and flushing batches of them, allocate
+// nothing.
+func checkSendAllocs(t *testing.T, l *loop, sock *socket, p *packet, to netip.AddrPort) {
+	t.Helper()
 	write := testing.AllocsPerRun(1000, func() { _ = sock.write(p.buf[:p.n], to, 0) })
 	if write != 0 {
 		t.Errorf("writing a datagram allocates %.1f times", write)

@@ -60,59 +60,9 @@ func testBatchRead(t *testing.T, gro bool) {
 		<-exited
 	}()
 
-	// Ten 1000-byte segments and a 300-byte tail, each filled with its index.
-	const seg, segs = 1000, 11
-	var run []byte
-	for i := range segs {
-		n := seg
-		if i == segs-1 {
-			n = 300
-		}
-		run = append(run, bytes.Repeat([]byte{byte(i)}, n)...)
-	}
-	var segments [][1][]byte
-	for off := 0; off < len(run); off += seg {
-		segments = append(segments, [1][]byte{run[off:min(off+seg, len(run))]})
-	}
-	var w gsoWriter
-	if err := tx.writeGSO(&w, segments, seg, rx.addr); err != nil {
-		if gsoUnsupported(err) {
-			t.Skipf("this kernel cannot send with UDP_SEGMENT: %v", err)
-		}
-		t.Fatal(err)
-	}
-	if err := tx.write(nil, rx.addr, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.write(make([]byte, maxDatagram+1), rx.addr, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.write([]byte("last"), rx.addr, 0); err != nil {
-		t.Fatal(err)
-	}
-
-	// The datagrams as the loop sees them, packet by packet.
-	var got [][]byte
-	reads := 0
-	for len(got) < segs+2 {
-		select {
-		case p := <-in:
-			if (p.gro != nil) != gro || p.sock != rx || p.from != tx.addr {
-				t.Fatalf("a read from %v on %p (coalesced %t), want one from %v on %p (coalesced %t)", p.from, p.sock, p.gro != nil, tx.addr, rx, gro)
-			}
-			for k := 0; ; k++ {
-				d, ok := p.datagram(k)
-				if !ok {
-					break
-				}
-				got = append(got, bytes.Clone(d))
-			}
-			reads++
-			pool <- p
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%d datagrams from the GRO reader after 5 s, want %d", len(got), segs+2)
-		}
-	}
+	run := sendGSORun(t, tx, rx.addr)
+	const seg, segs = gsoRunSeg, gsoRunSegs
+	got, reads := collectReads(t, in, pool, rx, tx.addr, gro, segs+2)
 	for i := range segs {
 		want := bytes.Repeat([]byte{byte(i)}, len(run[i*seg:min((i+1)*seg, len(run))]))
 		if !bytes.Equal(got[i], want) {
@@ -134,6 +84,73 @@ func testBatchRead(t *testing.T, gro bool) {
 	if got := tooLong.Load(); got != 1 {
 		t.Fatalf("tooLong = %d, want 1", got)
 	}
+}
+
+// The GSO run sendGSORun sends: ten segments of gsoRunSeg bytes and a 300-byte tail.
+const gsoRunSeg, gsoRunSegs = 1000, 11
+
+// sendGSORun sends to to: a GSO run of ten 1000-byte segments and a 300-byte
+// tail, each filled with its index, then an empty datagram, an over-long one and
+// "last". It returns the run.
+func sendGSORun(t *testing.T, tx *socket, to netip.AddrPort) []byte {
+	t.Helper()
+	const seg, segs = gsoRunSeg, gsoRunSegs
+	var run []byte
+	for i := range segs {
+		n := seg
+		if i == segs-1 {
+			n = 300
+		}
+		run = append(run, bytes.Repeat([]byte{byte(i)}, n)...)
+	}
+	var segments [][1][]byte
+	for off := 0; off < len(run); off += seg {
+		segments = append(segments, [1][]byte{run[off:min(off+seg, len(run))]})
+	}
+	var w gsoWriter
+	if err := tx.writeGSO(&w, segments, seg, to); err != nil {
+		if gsoUnsupported(err) {
+			t.Skipf("this kernel cannot send with UDP_SEGMENT: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if err := tx.write(nil, to, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.write(make([]byte, maxDatagram+1), to, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.write([]byte("last"), to, 0); err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// collectReads takes want datagrams from in, as the loop would, checking each
+// read came from from on rx (coalesced if gro), and returns them and how many
+// reads carried them.
+func collectReads(t *testing.T, in <-chan *packet, pool chan<- *packet, rx *socket, from netip.AddrPort, gro bool, want int) (got [][]byte, reads int) {
+	t.Helper()
+	for len(got) < want {
+		select {
+		case p := <-in:
+			if (p.gro != nil) != gro || p.sock != rx || p.from != from {
+				t.Fatalf("a read from %v on %p (coalesced %t), want one from %v on %p (coalesced %t)", p.from, p.sock, p.gro != nil, from, rx, gro)
+			}
+			for k := 0; ; k++ {
+				d, ok := p.datagram(k)
+				if !ok {
+					break
+				}
+				got = append(got, bytes.Clone(d))
+			}
+			reads++
+			pool <- p
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d datagrams from the GRO reader after 5 s, want %d", len(got), want)
+		}
+	}
+	return got, reads
 }
 
 // The segment size comes from the UDP_GRO control message; without one the read

@@ -51,9 +51,6 @@ type Config struct {
 	// trying to register again for as long as it lives, and its direct sessions
 	// go on meanwhile.
 	RegisterTimeout time.Duration
-	// RecvQueueBytes bounds each connection's received messages not yet read with
-	// Recv (default 16 MiB); past it the connection closes with ErrRecvOverflow.
-	RecvQueueBytes int
 	// AcceptQueue bounds incoming connections not yet taken by Accept (default
 	// 16); further ones are closed at once.
 	AcceptQueue int
@@ -73,17 +70,13 @@ type Config struct {
 // Defaults of Config.
 const (
 	defaultTicketTTL       = 24 * time.Hour
-	defaultRecvQueueBytes  = 16 << 20
 	defaultAcceptQueue     = 16
 	defaultMaxExtraSockets = 600
 	// txBufLen holds any datagram the node may emit: rudp writes whole datagrams of
 	// at most RUDP.DatagramSizeMax bytes (headroom and tag included), which
 	// newNode keeps within it.
-	txBufLen = maxDatagram
-	// closeCodeOverflow is the rudp close code sent when our receive queue
-	// overflowed (application codes are below rudp's 0xff00).
-	closeCodeOverflow      uint16 = 0xfe01
-	defaultRegisterTimeout        = 30 * time.Second
+	txBufLen               = maxDatagram
+	defaultRegisterTimeout = 30 * time.Second
 	// nodeRegisterForever is the node machine's RegisterTimeout. The machine gives
 	// up re-registering after its RegisterTimeout and then closes, direct sessions
 	// and all; a server that is down for a while must not end sessions that do not
@@ -156,14 +149,25 @@ type Node struct {
 	nat      proto.NATBehavior
 	local    netip.AddrPort
 
+	// Credit that Recv took goes back to the machine in batches (Conn.creditTaken):
+	// a Conn with credit waiting joins credits (under creditMu) and creditKick
+	// (capacity 1) wakes the loop, which gives it all to node.Consumed at once.
+	// A Conn is on credits at most once until the loop took its credit, so the
+	// list is bounded by the connections.
+	creditMu    sync.Mutex
+	credits     []*Conn
+	creditKick  chan struct{}
+	creditBatch int // bytes of credit a Conn gathers before it wakes the loop
+
 	// Loop-owned.
-	conns    map[string]*Conn
-	waiters  []*command // Flush and SendContext calls waiting on the send buffer
-	extras   int
-	closing  bool
-	natSeen  bool
-	regSeen  bool
-	lastStat node.Stats
+	creditsTaken []*Conn // the other half of credits, swapped in by the loop
+	conns        map[string]*Conn
+	waiters      []*command // Flush, Send and SendContext calls waiting on the send buffer
+	extras       int
+	closing      bool
+	natSeen      bool
+	regSeen      bool
+	lastStat     node.Stats
 }
 
 // Listen opens the node's socket, registers with the server and returns once the
@@ -193,8 +197,64 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func newNode(cfg Config) (*Node, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ticket, err := admission(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	server, err := resolve(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: server: %v", ErrBadConfig, err)
+	}
+	bind, name, err := localFor(cfg.Listen, server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
+	}
+	main, err := listenUDP(bind, name)
+	if err != nil {
+		return nil, err
+	}
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		main.conn.Close()
+		return nil, err
+	}
+	start := time.Now()
+	nm := node.New(node.Config{
+		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
+		Local: main.addr, Server: server, Seed: seed,
+		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
+		Wall: proto.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
+	})
+	n := &Node{
+		cfg: cfg, id: cfg.ID, nm: nm,
+		cmds:        make(chan *command, 64),
+		exited:      make(chan struct{}),
+		dead:        make(chan struct{}),
+		registered:  make(chan struct{}),
+		natReady:    make(chan struct{}),
+		accept:      make(chan *Conn, cfg.AcceptQueue),
+		creditKick:  make(chan struct{}, 1),
+		creditBatch: recvWindow(cfg.RUDP) / 8,
+		conns:       map[string]*Conn{},
+		local:       main.addr,
+	}
+	n.loop = newLoop(nm, start, txBufLen)
+	n.loop.drained = n.events
+	n.loop.dropInbound = cfg.DropInbound
+	n.loop.addSocket(main, true)
+	go n.run()
+	n.do(func(now proto.Instant) { nm.Start(now) })
+	return n, nil
+}
+
+// withDefaults checks cfg and fills its zero fields.
+func withDefaults(cfg Config) (Config, error) {
 	if cfg.ID == "" || len(cfg.ID) > proto.MaxPeerIDLen {
-		return nil, fmt.Errorf("%w: ID must be 1–%d bytes", ErrBadConfig, proto.MaxPeerIDLen)
+		return cfg, fmt.Errorf("%w: ID must be 1–%d bytes", ErrBadConfig, proto.MaxPeerIDLen)
 	}
 	ways := 0
 	for _, b := range []bool{len(cfg.Ticket) > 0, len(cfg.Secret) > 0, cfg.InsecureDev} {
@@ -203,19 +263,19 @@ func newNode(cfg Config) (*Node, error) {
 		}
 	}
 	if ways != 1 {
-		return nil, fmt.Errorf("%w: set exactly one of Ticket, Secret, InsecureDev", ErrBadConfig)
+		return cfg, fmt.Errorf("%w: set exactly one of Ticket, Secret, InsecureDev", ErrBadConfig)
+	}
+	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
+		return cfg, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
+	}
+	if err := checkRUDP(cfg.RUDP); err != nil {
+		return cfg, err
 	}
 	if cfg.RegisterTimeout == 0 {
 		cfg.RegisterTimeout = defaultRegisterTimeout
 	}
-	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
-		return nil, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
-	}
 	if cfg.TicketTTL == 0 {
 		cfg.TicketTTL = defaultTicketTTL
-	}
-	if cfg.RecvQueueBytes == 0 {
-		cfg.RecvQueueBytes = defaultRecvQueueBytes
 	}
 	if cfg.AcceptQueue == 0 {
 		cfg.AcceptQueue = defaultAcceptQueue
@@ -224,8 +284,15 @@ func newNode(cfg Config) (*Node, error) {
 		cfg.MaxExtraSockets = defaultMaxExtraSockets
 	}
 	if cfg.MaxExtraSockets < 0 || cfg.MaxExtraSockets >= maxSockets {
-		return nil, fmt.Errorf("%w: MaxExtraSockets must be below %d", ErrBadConfig, maxSockets)
+		return cfg, fmt.Errorf("%w: MaxExtraSockets must be below %d", ErrBadConfig, maxSockets)
 	}
+	return cfg, nil
+}
+
+// admission returns the ticket the node registers with: cfg.Ticket, or one minted
+// from cfg.Secret (or for an --insecure-dev server). It draws cfg.PrivateKey when
+// it is zero and a ticket is to be minted for it.
+func admission(cfg *Config) ([]byte, error) {
 	if cfg.PrivateKey == ([32]byte{}) {
 		if len(cfg.Ticket) > 0 {
 			return nil, fmt.Errorf("%w: a Ticket needs the PrivateKey it was minted for", ErrBadConfig)
@@ -258,49 +325,24 @@ func newNode(cfg Config) (*Node, error) {
 	if string(tk.PeerID) != cfg.ID || tk.PublicKey != pub {
 		return nil, fmt.Errorf("%w: the ticket is for ID %q and another key than this node's (ID %q)", ErrBadConfig, tk.PeerID, cfg.ID)
 	}
-	server, err := resolve(cfg.Server)
-	if err != nil {
-		return nil, fmt.Errorf("%w: server: %v", ErrBadConfig, err)
-	}
-	bind, name, err := localFor(cfg.Listen, server)
-	if err != nil {
-		return nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
-	}
-	main, err := listenUDP(bind, name)
-	if err != nil {
-		return nil, err
-	}
-	var seed [32]byte
-	if _, err := rand.Read(seed[:]); err != nil {
-		main.conn.Close()
-		return nil, err
-	}
-	start := time.Now()
-	nm := node.New(node.Config{
-		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
-		Local: main.addr, Server: server, Seed: seed,
-		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
-		Wall: node.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
-	})
-	n := &Node{
-		cfg: cfg, id: cfg.ID, nm: nm,
-		cmds:       make(chan *command, 64),
-		exited:     make(chan struct{}),
-		dead:       make(chan struct{}),
-		registered: make(chan struct{}),
-		natReady:   make(chan struct{}),
-		accept:     make(chan *Conn, cfg.AcceptQueue),
-		conns:      map[string]*Conn{},
-		local:      main.addr,
-	}
-	n.loop = newLoop(nm, start, txBufLen)
-	n.loop.drained = n.events
-	n.loop.dropInbound = cfg.DropInbound
-	n.loop.addSocket(main, true)
-	go n.run()
-	n.do(func(now proto.Instant) { nm.Start(now) })
-	return n, nil
+	return ticket, nil
 }
+
+// checkRUDP refuses a connection configuration rudp cannot run with here, at
+// Listen, rather than when the first peer arrives (rudp panics on it: for rudp it
+// is a programming error, for the driver a bad Config).
+func checkRUDP(rc rudp.Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: RUDP: %v", ErrBadConfig, r)
+		}
+	}()
+	rc.WithDefaults()
+	return nil
+}
+
+// recvWindow is the flow-control window rudp uses for rc.
+func recvWindow(rc rudp.Config) int { return rc.WithDefaults().RecvWindow }
 
 // resolve turns "host:port" into one address, IPv4 preferred.
 func resolve(hostport string) (netip.AddrPort, error) {
@@ -493,11 +535,39 @@ func (n *Node) run() {
 			now := l.now()
 			c.run(n, now)
 			l.drain(now)
+		case <-n.creditKick:
+			now := l.now()
+			n.returnCredit(now)
+			l.drain(now)
 		case <-n.dead:
 			// Send what Close queued (the peers' close frames) before the sockets go.
 			l.drain(l.now())
 			return
 		}
+	}
+}
+
+// giveCredit puts c, which has credit waiting, on the loop's list and wakes the
+// loop. Recv calls it, at most once until the loop took c's credit.
+func (n *Node) giveCredit(c *Conn) {
+	n.creditMu.Lock()
+	n.credits = append(n.credits, c)
+	n.creditMu.Unlock()
+	select {
+	case n.creditKick <- struct{}{}:
+	default: // the loop is woken already and will see c
+	}
+}
+
+// returnCredit gives the machine the credit of every Conn on the list (a command:
+// the caller drains). It runs on the loop goroutine.
+func (n *Node) returnCredit(now proto.Instant) {
+	n.creditMu.Lock()
+	n.credits, n.creditsTaken = n.creditsTaken[:0], n.credits
+	n.creditMu.Unlock()
+	for i, c := range n.creditsTaken {
+		n.nm.Consumed(now, c.takeCredit())
+		n.creditsTaken[i] = nil
 	}
 }
 
@@ -582,11 +652,8 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		if c == nil {
 			return
 		}
-		// Until Recv gives credit back itself, the queue does (the old bound).
-		n.nm.Consumed(now, e.Credit)
-		if !c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, n.cfg.RecvQueueBytes) {
-			_ = n.nm.ClosePeer(now, c.peer, closeCodeOverflow, "receive queue overflow")
-		}
+		// The credit goes back when Recv takes the message (DESIGN §11).
+		c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, e.Credit)
 	case node.EventPeerClosed:
 		if c := n.conns[e.Peer]; c != nil {
 			c.peerClosed(e)

@@ -22,73 +22,21 @@ const recvBatchLen = 8
 // whose packets go to the loop whole with their segment size. It returns false if
 // the socket cannot be read this way; readLoop then reads one datagram at a time.
 func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
-	batchLen := recvBatchLen
+	r := &batchReader{s: s, pool: pool, batchLen: recvBatchLen}
 	if pool == s.groFree {
-		batchLen = groBatchLen
+		r.batchLen = groBatchLen
 	}
-	var (
-		pkts  [recvBatchLen]*packet
-		hdrs  [recvBatchLen]unix.Mmsghdr
-		iovs  [recvBatchLen]unix.Iovec
-		names [recvBatchLen]unix.RawSockaddrInet6 // room for either family
-		oobs  [recvBatchLen][64]byte              // UDP_GRO's segment size
-		want  int                                 // buffers offered to this call
-		got   int                                 // reads received
-		errno unix.Errno
-	)
-	// Built once: a closure per call would allocate.
-	recv := func(fd uintptr) bool {
-		for i := range want {
-			h := &hdrs[i]
-			h.Hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
-			h.Hdr.Namelen = unix.SizeofSockaddrInet6
-			h.Hdr.Control = &oobs[i][0]
-			h.Hdr.SetControllen(len(oobs[i]))
-			h.Hdr.Flags, h.Len = 0, 0
-		}
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(want), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-			return false // wait for readiness
-		}
-		got, errno = int(n), e
-		return true
-	}
-	defer func() {
-		for i := range want {
-			pool <- pkts[i]
-		}
-	}()
+	recv := r.recv // built once: a method value per call would allocate
+	defer r.giveBack()
 	for {
-		// One buffer at least (wait for it), then whatever else is free.
-		if want == 0 {
-			select {
-			case pkts[0] = <-pool:
-				want = 1
-			case <-done:
-				return true
-			}
+		if !r.fill(done) {
+			return true
 		}
-	fill:
-		for want < batchLen {
-			select {
-			case pkts[want] = <-pool:
-				want++
-			default:
-				break fill
-			}
-		}
-		for i := range want {
-			b := pkts[i].recvBuffer()
-			iovs[i].Base = &b[0]
-			iovs[i].SetLen(len(b))
-			hdrs[i].Hdr.Iov = &iovs[i]
-			hdrs[i].Hdr.SetIovlen(1)
-		}
-		got, errno = 0, 0
+		r.got, r.errno = 0, 0
 		if err := s.rc.Read(recv); err != nil {
 			return true // closed
 		}
-		if errno != 0 {
+		if r.errno != 0 {
 			select {
 			case <-done:
 				return true
@@ -96,48 +44,137 @@ func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan
 				continue // ICMP-induced errors and the like
 			}
 		}
-		// Hand the received ones on; keep the unused buffers for the next call.
-		kept := 0
-		for i := range want {
-			p := pkts[i]
-			if i >= got {
-				pkts[kept] = p
-				kept++
-				continue
-			}
-			h := &hdrs[i]
-			n := int(h.Len)
-			from, ok := sockaddrAddrPort(&names[i])
-			// Without GRO there is no control message and the segment is the read.
-			seg := groSegmentSize(oobs[i][:h.Hdr.Controllen], n)
-			switch {
-			case h.Hdr.Flags&unix.MSG_TRUNC != 0 || seg > maxDatagram:
-				tooLong.Add(1)
-			case !ok:
-			case s.dropRate > 0 && s.dropRNG.Float64() < s.dropRate:
-			default:
-				p.sock, p.from, p.n, p.seg = s, from, n, seg
-				select {
-				case in <- p:
-					continue
-				case <-done:
-					// Every buffer back: the ones kept so far, this one, the rest.
-					for _, q := range pkts[:kept] {
-						pool <- q
-					}
-					pool <- p
-					for j := i + 1; j < want; j++ {
-						pool <- pkts[j]
-					}
-					want = 0
-					return true
-				}
-			}
-			pkts[kept] = p // dropped: reuse the buffer
-			kept++
+		if !r.handOn(in, done, tooLong) {
+			return true
 		}
-		want = kept
 	}
+}
+
+// batchReader is the state of one socket's recvmmsg reads: the buffers offered
+// to the next call and the headers that point into them.
+type batchReader struct {
+	s        *socket
+	pool     chan *packet
+	batchLen int
+
+	pkts  [recvBatchLen]*packet
+	hdrs  [recvBatchLen]unix.Mmsghdr
+	iovs  [recvBatchLen]unix.Iovec
+	names [recvBatchLen]unix.RawSockaddrInet6 // room for either family
+	oobs  [recvBatchLen][64]byte              // UDP_GRO's segment size
+	want  int                                 // buffers offered to this call
+	got   int                                 // reads received
+	errno unix.Errno
+}
+
+// fill takes one buffer at least (waiting for it), then whatever else is free,
+// up to batchLen, and points the headers at them; false when done closed first.
+func (r *batchReader) fill(done <-chan struct{}) bool {
+	if r.want == 0 {
+		select {
+		case r.pkts[0] = <-r.pool:
+			r.want = 1
+		case <-done:
+			return false
+		}
+	}
+fill:
+	for r.want < r.batchLen {
+		select {
+		case r.pkts[r.want] = <-r.pool:
+			r.want++
+		default:
+			break fill
+		}
+	}
+	for i := range r.want {
+		b := r.pkts[i].recvBuffer()
+		r.iovs[i].Base = &b[0]
+		r.iovs[i].SetLen(len(b))
+		r.hdrs[i].Hdr.Iov = &r.iovs[i]
+		r.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return true
+}
+
+// recv is one recvmmsg on fd, for RawConn.Read: false asks to wait for
+// readiness.
+func (r *batchReader) recv(fd uintptr) bool {
+	for i := range r.want {
+		h := &r.hdrs[i]
+		h.Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Hdr.Namelen = unix.SizeofSockaddrInet6
+		h.Hdr.Control = &r.oobs[i][0]
+		h.Hdr.SetControllen(len(r.oobs[i]))
+		h.Hdr.Flags, h.Len = 0, 0
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+		return false // wait for readiness
+	}
+	r.got, r.errno = int(n), e
+	return true
+}
+
+// handOn gives the loop the reads received and keeps the unused (and dropped)
+// buffers for the next call; false when done closed, every buffer then back in
+// the pool.
+func (r *batchReader) handOn(in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
+	kept := 0
+	for i := range r.want {
+		p := r.pkts[i]
+		if i < r.got && r.accept(i, p, tooLong) {
+			select {
+			case in <- p:
+				continue
+			case <-done:
+				// Every buffer back: the ones kept so far, this one, the rest.
+				for _, q := range r.pkts[:kept] {
+					r.pool <- q
+				}
+				r.pool <- p
+				for j := i + 1; j < r.want; j++ {
+					r.pool <- r.pkts[j]
+				}
+				r.want = 0
+				return false
+			}
+		}
+		r.pkts[kept] = p // unused or dropped: reuse the buffer
+		kept++
+	}
+	r.want = kept
+	return true
+}
+
+// accept fills p from read i and says whether it goes to the loop: truncated or
+// overlong reads are counted and dropped, as are those of an unknown address
+// family and those the test loss model drops.
+func (r *batchReader) accept(i int, p *packet, tooLong *atomic.Uint64) bool {
+	h := &r.hdrs[i]
+	n := int(h.Len)
+	from, ok := sockaddrAddrPort(&r.names[i])
+	// Without GRO there is no control message and the segment is the read.
+	seg := groSegmentSize(r.oobs[i][:h.Hdr.Controllen], n)
+	switch {
+	case h.Hdr.Flags&unix.MSG_TRUNC != 0 || seg > maxDatagram:
+		tooLong.Add(1)
+		return false
+	case !ok:
+		return false
+	case r.s.dropRate > 0 && r.s.dropRNG.Float64() < r.s.dropRate:
+		return false
+	}
+	p.sock, p.from, p.n, p.seg = r.s, from, n, seg
+	return true
+}
+
+// giveBack returns the buffers offered and not handed on.
+func (r *batchReader) giveBack() {
+	for i := range r.want {
+		r.pool <- r.pkts[i]
+	}
+	r.want = 0
 }
 
 // sockaddrAddrPort parses a raw IPv4 or IPv6 socket address.

@@ -66,64 +66,18 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 
 // ListenServer opens the server's sockets and starts serving.
 func ListenServer(cfg ServerConfig) (*Server, error) {
-	primary, err := netip.ParseAddrPort(cfg.Listen)
+	rc, socks, err := openServerSockets(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: listen %q: want IP:port (%v)", ErrBadConfig, cfg.Listen, err)
+		return nil, err
 	}
-	primary = netip.AddrPortFrom(primary.Addr().Unmap(), primary.Port())
-	var socks []*socket
 	closeAll := func() {
 		for _, s := range socks {
 			s.conn.Close()
 		}
 	}
-	open := func(a netip.AddrPort) (netip.AddrPort, error) {
-		s, err := listenUDP(a, netip.AddrPort{})
-		if err != nil {
-			closeAll()
-			return netip.AddrPort{}, err
-		}
-		if a.Addr().IsUnspecified() {
-			s.addr = netip.AddrPortFrom(a.Addr(), s.addr.Port())
-		}
-		socks = append(socks, s)
-		return s.addr, nil
-	}
-	rc := cfg.Tune
-	if rc.Primary, err = open(primary); err != nil {
-		return nil, err
-	}
-	switch {
-	case cfg.AltPort == "off":
-	case cfg.AltPort != "":
-		a, err := netip.ParseAddrPort(cfg.AltPort)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%w: alt port %q: %v", ErrBadConfig, cfg.AltPort, err)
-		}
-		if rc.AltPort, err = open(a); err != nil {
-			return nil, err
-		}
-	default:
-		// On an unspecified primary the alt port is unspecified too: nodes take it
-		// as that port on the address they reached (PROTOCOL §5.2).
-		if rc.AltPort, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.AltAddr != "" {
-		a, err := netip.ParseAddrPort(cfg.AltAddr)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%w: listen2 %q: %v", ErrBadConfig, cfg.AltAddr, err)
-		}
-		if rc.AltAddr, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port())); err != nil {
-			return nil, err
-		}
-	}
 	start := time.Now()
 	rc.Secret, rc.InsecureDev = cfg.Secret, cfg.InsecureDev
-	rc.WallClock = rendezvous.WallClock{At: 0, Unix: start.Unix()}
+	rc.WallClock = proto.WallClock{At: 0, Time: start}
 	if _, err := rand.Read(rc.Seed[:]); err != nil {
 		closeAll()
 		return nil, err
@@ -147,6 +101,67 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 	}
 	go s.run()
 	return s, nil
+}
+
+// openServerSockets opens the primary socket and the alternate port and address
+// cfg asks for, and returns cfg.Tune with their addresses filled in. On an error
+// every socket it opened is closed again.
+func openServerSockets(cfg ServerConfig) (rc rendezvous.Config, socks []*socket, err error) {
+	rc = cfg.Tune
+	primary, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return rc, nil, fmt.Errorf("%w: listen %q: want IP:port (%v)", ErrBadConfig, cfg.Listen, err)
+	}
+	primary = netip.AddrPortFrom(primary.Addr().Unmap(), primary.Port())
+	defer func() {
+		if err != nil {
+			for _, s := range socks {
+				s.conn.Close()
+			}
+			socks = nil
+		}
+	}()
+	open := func(a netip.AddrPort) (netip.AddrPort, error) {
+		s, err := listenUDP(a, netip.AddrPort{})
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		if a.Addr().IsUnspecified() {
+			s.addr = netip.AddrPortFrom(a.Addr(), s.addr.Port())
+		}
+		socks = append(socks, s)
+		return s.addr, nil
+	}
+	if rc.Primary, err = open(primary); err != nil {
+		return rc, socks, err
+	}
+	switch {
+	case cfg.AltPort == "off":
+	case cfg.AltPort != "":
+		a, perr := netip.ParseAddrPort(cfg.AltPort)
+		if perr != nil {
+			return rc, socks, fmt.Errorf("%w: alt port %q: %v", ErrBadConfig, cfg.AltPort, perr)
+		}
+		if rc.AltPort, err = open(a); err != nil {
+			return rc, socks, err
+		}
+	default:
+		// On an unspecified primary the alt port is unspecified too: nodes take it
+		// as that port on the address they reached (PROTOCOL §5.2).
+		if rc.AltPort, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
+			return rc, socks, err
+		}
+	}
+	if cfg.AltAddr != "" {
+		a, perr := netip.ParseAddrPort(cfg.AltAddr)
+		if perr != nil {
+			return rc, socks, fmt.Errorf("%w: listen2 %q: %v", ErrBadConfig, cfg.AltAddr, perr)
+		}
+		if rc.AltAddr, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port())); err != nil {
+			return rc, socks, err
+		}
+	}
+	return rc, socks, nil
 }
 
 // Addr is the primary socket's address (with the port the OS chose for ":0").

@@ -64,7 +64,7 @@ func fixture(t testing.TB) *pair {
 	nodePriv, peerPriv := keyPair()
 	p.node = node.New(node.Config{ID: []byte("alice"), Ticket: []byte("ticket"), PrivateKey: nodePriv,
 		Local: addrNode, Server: addrServer, Seed: [32]byte{7}, Rand: rand.NewChaCha8([32]byte{8}),
-		Wall: node.WallClock{At: 0, Time: wallStart}, RUDP: rudpConfig()})
+		Wall: proto.WallClock{At: 0, Time: wallStart}, RUDP: rudpConfig()})
 	p.nodePub = keyx.PublicKey(p.node.PublicKey())
 	p.node.Start(0)
 	reg := p.takeRegister()

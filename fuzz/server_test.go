@@ -38,7 +38,7 @@ func serverFixture(t testing.TB) *server {
 		cookies: map[netip.AddrPort]proto.Session{}, tokens: map[netip.AddrPort][]byte{}, channel: map[netip.AddrPort]uint16{}}
 	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: serverSecret, Seed: [32]byte{3},
 		Primary: addrServer, AltPort: addrAltPort, AltAddr: addrAltAddr,
-		WallClock: rendezvous.WallClock{At: 0, Unix: wallStart.Unix()}})
+		WallClock: proto.WallClock{At: 0, Time: wallStart}})
 	if err != nil {
 		t.Fatal(err)
 	}

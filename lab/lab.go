@@ -298,7 +298,7 @@ func (w *world) startServer() error {
 	srv, err := rendezvous.NewServer(rendezvous.Config{
 		Secret: testSecret, Seed: s.NewSeed32(),
 		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
-		WallClock: rendezvous.WallClock{At: s.Now(), Unix: wallStart + int64(s.Now()/proto.Instant(time.Second))},
+		WallClock: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart+int64(s.Now()/proto.Instant(time.Second)), 0)},
 	})
 	if err != nil {
 		return err
@@ -377,7 +377,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 	sd.node = node.New(node.Config{
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
 		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
-		Rand: s.Reader(), Wall: node.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
+		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
 		Relay: relay, RUDP: conn,
 	})
 	host.Attach(sd.node)

@@ -31,21 +31,13 @@ type Config struct {
 	Rand io.Reader
 	// Wall anchors wall-clock time, which handshake timestamps carry: at instant
 	// Wall.At the time was Wall.Time. The node reads no clock.
-	Wall WallClock
+	Wall proto.WallClock
 	// RUDP configures every peer connection (lanes, sizes, timeouts).
 	RUDP rudp.Config
 	// Relay is the relay policy for connections this node starts (the peer that
 	// accepts follows the introduction's flags).
 	Relay RelayPolicy
 }
-
-// WallClock pairs an instant of the node's timeline with the wall time then.
-type WallClock struct {
-	At   proto.Instant
-	Time time.Time
-}
-
-func (w WallClock) at(now proto.Instant) time.Time { return w.Time.Add(now.Sub(w.At)) }
 
 func (c *Config) hosts() []netip.AddrPort {
 	if len(c.Hosts) == 0 {

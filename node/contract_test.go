@@ -33,7 +33,7 @@ func contractNode(t *testing.T, id string, local netip.AddrPort, seed byte) *nod
 	copy(tk.PublicKey[:], pub)
 	return node.New(node.Config{ID: []byte(id), Ticket: rendezvous.MintTicket(contractSecret, tk),
 		PrivateKey: priv, Local: local, Server: contractServer, Seed: [32]byte{seed, 1},
-		Rand: rand.NewChaCha8([32]byte{seed, 2}), Wall: node.WallClock{Time: time.Unix(contractWall, 0)}})
+		Rand: rand.NewChaCha8([32]byte{seed, 2}), Wall: proto.WallClock{Time: time.Unix(contractWall, 0)}})
 }
 
 // nodeSnapshot is what a rejected datagram or a spurious timeout must leave alone:
@@ -50,7 +50,7 @@ type nodeSnapshot struct {
 // introduced and with their encrypted session up (a direct path confirmed).
 func nodeSubject(t *testing.T) *machinetest.Subject {
 	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: contractSecret, Seed: [32]byte{9},
-		Primary: contractServer, AltPort: contractAlt, WallClock: rendezvous.WallClock{Unix: contractWall}})
+		Primary: contractServer, AltPort: contractAlt, WallClock: proto.WallClock{Time: time.Unix(contractWall, 0)}})
 	if err != nil {
 		t.Fatal(err)
 	}

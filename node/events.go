@@ -77,17 +77,18 @@ type Credit struct {
 	rudp rudp.Credit
 }
 
-// Add returns the credit of both; they must come from the same connection.
+// Add returns the credit of both. Credit of two connections with the same peer (the
+// connection was replaced while the caller held the old one's credit) is not added:
+// the newer connection's is kept, since an ended connection's credit is worth
+// nothing.
 func (c Credit) Add(o Credit) Credit {
 	switch {
-	case c.conn == 0:
-		return o
-	case o.conn == 0:
+	case c.conn == o.conn:
+		return Credit{conn: c.conn, rudp: c.rudp.Add(o.rudp)}
+	case c.conn > o.conn:
 		return c
-	case c.conn != o.conn:
-		panic("node: Credit.Add of two connections' credit")
 	}
-	return Credit{conn: c.conn, rudp: c.rudp.Add(o.rudp)}
+	return o
 }
 
 // IsZero reports whether c holds nothing.

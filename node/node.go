@@ -29,6 +29,7 @@ type Stats struct {
 	RelayDrops                                                             int // packets for a relay not ready, or too large for it
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
 	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
+	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)
 }
 
 // Node is one device's client state machine; see the package doc for the contract.
@@ -112,8 +113,15 @@ func New(cfg Config) *Node {
 // PublicKey is the node's static public key.
 func (n *Node) PublicKey() [32]byte { return n.pub }
 
-// Stats returns the drop counters.
-func (n *Node) Stats() Stats { return n.stats }
+// Stats returns the drop counters, its peers' punch agents' included.
+func (n *Node) Stats() Stats {
+	st := n.stats
+	for _, p := range n.peers {
+		as := p.agent.Stats()
+		st.ProbeDrops += as.TransmitDrops + as.EventDrops
+	}
+	return st
+}
 
 // NAT returns the measured NAT behaviour (unknown until EventNATReport).
 func (n *Node) NAT() proto.NATBehavior { return n.srv.nat }

@@ -113,9 +113,12 @@ func (pc *peerConn) setPath(now proto.Instant, e EventPathChanged) {
 }
 
 // relayPathEvent is the path event for the relay: its address is the server's, its
-// RTT what the connection measured (through the relay, once it carried data).
+// RTT what the connection measured (0 until it measured one).
 func (pc *peerConn) relayPathEvent(reason string) EventPathChanged {
-	_, _, srtt := pc.conn.InFlight()
+	srtt, measured := pc.conn.RTT()
+	if !measured {
+		srtt = 0
+	}
 	return EventPathChanged{Kind: proto.PathRelay, Local: pc.cfg.Local, Remote: pc.cfg.Server, RTT: srtt, Reason: reason}
 }
 

@@ -46,6 +46,9 @@ const (
 // this keeps what makes the relay a path.
 type relayPath struct {
 	client relayframe.Client
+	// channel is the channel the router was last told of (peerRelayChannel), so
+	// that a new one replaces it in the router's index.
+	channel uint16
 	// addr is a synthetic address that names "through the relay to this peer" to
 	// keyx and the routing code: the relay is one more path. It comes from the
 	// RFC 6666 discard prefix 100::/64, which no real packet uses.
@@ -87,12 +90,8 @@ func (pc *peerConn) restartRelay(now proto.Instant) {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
 	pc.relay.checkOut = false
-	old := pc.relay.client.Channel()
-	pc.relay.client.Restart(now)
+	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
-	if old != 0 {
-		pc.emit(peerRelayChannel{old: old})
-	}
 }
 
 // serverLost: keepalives went unanswered; a relayed peer has no path now, and its
@@ -104,12 +103,8 @@ func (pc *peerConn) serverLost(now proto.Instant) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server not answering"})
 	}
-	old := pc.relay.client.Channel()
-	pc.relay.client.Restart(now)
+	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
-	if old != 0 {
-		pc.emit(peerRelayChannel{old: old})
-	}
 }
 
 // pollAllocate returns a relay-allocate when one is due.
@@ -133,13 +128,18 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 		}
 		switch e {
 		case relayframe.ClientAllocated:
-			pc.emit(peerRelayChannel{channel: pc.relay.client.Channel()})
+			pc.emit(peerRelayChannel{old: pc.relay.channel, channel: pc.relay.client.Channel()})
+			pc.relay.channel = pc.relay.client.Channel()
 		case relayframe.ClientReady:
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent("relay ready"))
 			}
 			pc.initiate(now, false)
 		case relayframe.ClientLost:
+			if pc.relay.channel != 0 {
+				pc.emit(peerRelayChannel{old: pc.relay.channel})
+				pc.relay.channel = 0
+			}
 			if pc.path == proto.PathRelay {
 				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay channel expired"})
 			}

@@ -30,7 +30,7 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 	if !ok {
 		return
 	}
-	if err := pc.keyx.Initiate(now, pc.cfg.Wall.at(now), pc.pub(), local, remote); err != nil && !errors.Is(err, keyx.ErrRateLimited) {
+	if err := pc.keyx.Initiate(now, pc.cfg.Wall.TimeAt(now), pc.pub(), local, remote); err != nil && !errors.Is(err, keyx.ErrRateLimited) {
 		pc.stats.HandshakeErrors++
 	}
 	if !pc.established {

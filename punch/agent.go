@@ -50,8 +50,24 @@ const (
 	birthdayRefresh    = 10 * time.Second                  // re-open the hard side's mappings
 	primeTTL           = 2                                 // opens our mapping, dies before the peer's NAT
 	maxOutstanding     = 512                               // probes awaiting a reply
-	switchRatio        = 0.75                              // a path must be this much faster to take over
-	switchHold         = 10 * time.Second                  // and the active path must be this old
+	// agentOutMax bounds the probes and replies waiting for PollTransmit. The largest
+	// burst one call queues is the birthday hard side's refresh: one probe from each
+	// of the birthdaySockets (256) extra sockets to each public target, in practice
+	// the easy side's server-reflexive and predicted addresses (512), plus a round of
+	// at most maxTargets (64). 1024 holds that with room for an owner that polls a
+	// call late. A refresh toward more public targets loses its tail, counted in
+	// AgentStats.TransmitDrops, and loses the same tail at each refresh: those last
+	// sockets stay unprimed, which only narrows the birthday odds. Any other dropped
+	// probe is repeated by its timer, and a peer repeats a probe left unanswered.
+	agentOutMax = 1024
+	// agentEventsMax bounds the events waiting for PollEvent. One call queues at
+	// most three (EventNeedSockets or EventNoPath, EventPathDown or EventPathSuspect,
+	// EventNoPath at the search deadline), and the drain rule empties the queue after
+	// each call: 16 holds five undrained calls. More are dropped, counted in
+	// AgentStats.EventDrops.
+	agentEventsMax = 16
+	switchRatio    = 0.75             // a path must be this much faster to take over
+	switchHold     = 10 * time.Second // and the active path must be this old
 )
 
 // Agent runs the probes of one pair: it finds direct paths with the strategy both
@@ -61,16 +77,25 @@ const (
 //
 // Call contract: HandleDatagram for probe and probe-reply packets that carry this
 // pair's ID (any socket, any source); HandleSockets after EventNeedSockets;
-// HandleTimeout at Deadline; Restart after a network change. Drain rule: after any
-// call, PollTransmit until false, then PollEvent until false, then read Deadline.
-// A probe that fails authentication, names another pair or carries our own role
-// changes nothing, gets no reply, and returns an error for the owner to count.
+// HandleTimeout at Deadline; Refresh with a new introduction of the pair; Forget
+// after our own network changed. Drain rule: after any call, PollTransmit until
+// false, then PollEvent until false, then read Deadline. The instants given to the
+// methods that take now never decrease: an earlier one than any already given is
+// caller misuse and panics. A probe that fails authentication, names another pair or
+// carries our own role changes nothing, gets no reply, and returns an error for the
+// owner to count.
+//
+// Bounds: at most agentOutMax (1024) probes and replies wait for PollTransmit and
+// agentEventsMax (16) events for PollEvent; beyond them the agent drops and counts
+// (Stats). maxOutstanding (512) probes await an answer, the oldest forgotten first,
+// and an answer is taken only within pathDeadAfter of its probe.
 type Agent struct {
-	cfg  AgentConfig
-	pair uint64
-	mac  *macer
-	rng  *rand.Rand
-	plan Plan
+	clock clock // the latest instant given: time going backwards panics
+	cfg   AgentConfig
+	pair  uint64
+	mac   *macer
+	rng   *rand.Rand
+	plan  Plan
 
 	started   bool
 	searching bool // probing candidates for a (better) path
@@ -109,8 +134,21 @@ type Agent struct {
 	nextBeat    proto.Instant
 	failed      bool
 
-	out    []outPacket
-	events []AgentEvent
+	out    fifo[outPacket]  // bound agentOutMax
+	events fifo[AgentEvent] // bound agentEventsMax
+}
+
+// AgentStats counts what the agent dropped because its owner did not drain it in
+// time (DESIGN §11: nothing disappears silently).
+type AgentStats struct {
+	// TransmitDrops: probes and replies not queued because agentOutMax (1024) were
+	// already waiting for PollTransmit. The search and the heartbeats repeat probes
+	// by their timers, and a peer repeats an unanswered probe.
+	TransmitDrops int
+	// EventDrops: events not queued because agentEventsMax (16) were already
+	// waiting for PollEvent. The state they reported stays readable through
+	// Active, Suspected and Plan.
+	EventDrops int
 }
 
 type target struct {
@@ -183,12 +221,15 @@ var (
 // NewAgent prepares the probes of one pair; nothing is sent before StartAt.
 func NewAgent(cfg AgentConfig) *Agent {
 	a := &Agent{
+		clock:  newClock(),
 		cfg:    cfg,
 		pair:   PairID(&cfg.Key),
 		mac:    newMacer(&cfg.Key),
 		rng:    rand.New(rand.NewChaCha8(cfg.Seed)),
 		plan:   choosePlan(cfg),
 		active: -1,
+		out:    newFIFO[outPacket](agentOutMax),
+		events: newFIFO[AgentEvent](agentEventsMax),
 	}
 	a.sockets = []netip.AddrPort{cfg.Local}
 	a.buildTargets()
@@ -306,7 +347,7 @@ func (a *Agent) Forget() {
 	a.active = -1
 	a.searching, a.failed = false, false
 	a.outstanding = a.outstanding[:0]
-	a.out = a.out[:0]
+	a.out.reset()
 }
 
 func (a *Agent) start(now proto.Instant) {
@@ -320,7 +361,7 @@ func (a *Agent) start(now proto.Instant) {
 	a.nextRound = now
 	if a.plan.Strategy == proto.StrategyNone {
 		a.failed, a.searching = true, false
-		a.events = append(a.events, EventNoPath{Strategy: proto.StrategyNone})
+		a.emit(EventNoPath{Strategy: proto.StrategyNone})
 		return
 	}
 	if a.plan.Strategy == proto.StrategyBirthday {
@@ -328,7 +369,7 @@ func (a *Agent) start(now proto.Instant) {
 			a.refreshAt = now // a refresh: the sockets of the last search are still open
 		} else if a.plan.LocalHard {
 			a.waitingSockets = true
-			a.events = append(a.events, EventNeedSockets{N: birthdaySockets})
+			a.emit(EventNeedSockets{N: birthdaySockets})
 		} else {
 			// Let the hard side's mappings open before spraying at them.
 			a.nextSpray = now.Add(300 * time.Millisecond)
@@ -338,23 +379,26 @@ func (a *Agent) start(now proto.Instant) {
 
 // HandleSockets receives the extra sockets for the birthday strategy.
 func (a *Agent) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	a.clock.advance(now)
 	if !a.waitingSockets {
 		return
 	}
 	a.waitingSockets = false
-	a.sockets = append(a.sockets, addrs...)
+	// Bounded by the request: a driver that opened more than asked gets the rest
+	// ignored, which keeps a birthday refresh within agentOutMax.
+	a.sockets = append(a.sockets, addrs[:min(len(addrs), birthdaySockets)]...)
 	a.refreshAt = now
 }
 
 // HandleTimeout runs every timer that is due.
 func (a *Agent) HandleTimeout(now proto.Instant) {
+	a.clock.advance(now)
 	if !a.started && now >= a.cfg.StartAt {
 		a.start(now)
 	}
 	// A path kept across a Refresh is heartbeated while the new search waits for
 	// its start instant: recovery must not freeze for the start delay.
 	a.heartbeat(now)
-	a.expireOutstanding(now)
 	if !a.started {
 		return
 	}
@@ -362,7 +406,7 @@ func (a *Agent) HandleTimeout(now proto.Instant) {
 		a.searching = false
 		if a.active < 0 {
 			a.failed = true
-			a.events = append(a.events, EventNoPath{Strategy: a.plan.Strategy})
+			a.emit(EventNoPath{Strategy: a.plan.Strategy})
 		}
 	}
 	if a.searching {
@@ -444,13 +488,16 @@ func (a *Agent) remoteIP() netip.Addr {
 }
 
 func (a *Agent) queueProbe(now proto.Instant, from, to netip.AddrPort, ttl uint8) {
+	a.pruneExpired(now)
 	if len(a.outstanding) >= maxOutstanding {
 		// Oldest first out: a probe this old will not be answered.
 		a.outstanding = append(a.outstanding[:0], a.outstanding[1:]...)
 	}
 	txid := a.rng.Uint64()
-	a.outstanding = append(a.outstanding, pending{txid: txid, from: from, to: to, sentAt: now})
-	a.out = append(a.out, outPacket{from: from, to: to, ttl: ttl, txid: txid})
+	if a.out.push(outPacket{from: from, to: to, ttl: ttl, txid: txid}) {
+		// A probe that never leaves is not awaited.
+		a.outstanding = append(a.outstanding, pending{txid: txid, from: from, to: to, sentAt: now})
+	}
 }
 
 func (a *Agent) heartbeat(now proto.Instant) {
@@ -469,7 +516,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 			n := a.paths[i]
 			next = &n
 		}
-		a.events = append(a.events, EventPathDown{Path: dead, Next: next})
+		a.emit(EventPathDown{Path: dead, Next: next})
 		if a.active < 0 {
 			// Search again: the peer may have moved, or the NAT rebooted.
 			a.searching, a.failed = true, false
@@ -489,7 +536,7 @@ func (a *Agent) heartbeat(now proto.Instant) {
 	if !a.suspected && (now.Sub(p.lastReply) >= suspectAfter ||
 		a.beatSent != 0 && a.beatsOut >= need && now.Sub(a.lastBeat) >= a.retry()) {
 		a.suspected = true
-		a.events = append(a.events, EventPathSuspect{Path: *p})
+		a.emit(EventPathSuspect{Path: *p})
 	}
 	if now >= a.nextBeat {
 		// Every heartbeat is checked heartbeatRetry later: answered, the next one is
@@ -511,18 +558,28 @@ func (a *Agent) heartbeat(now proto.Instant) {
 	}
 }
 
-func (a *Agent) expireOutstanding(now proto.Instant) {
-	keep := a.outstanding[:0]
-	for _, o := range a.outstanding {
-		if now.Sub(o.sentAt) < pathDeadAfter {
-			keep = append(keep, o)
-		}
+// pruneExpired forgets the probes sent pathDeadAfter or longer ago. Expiry is lazy:
+// waking the owner for it would be a timer with nothing to send, and expiring in
+// HandleTimeout made the fate of a late answer depend on whether the owner happened
+// to call in between (a spurious call is a no-op, DESIGN §2). expired decides at the
+// answer instead; this only reclaims the room. Probes are appended as they leave and
+// time never decreases, so the expired ones are a prefix.
+func (a *Agent) pruneExpired(now proto.Instant) {
+	n := 0
+	for n < len(a.outstanding) && a.expired(now, a.outstanding[n]) {
+		n++
 	}
-	a.outstanding = keep
+	if n > 0 {
+		a.outstanding = append(a.outstanding[:0], a.outstanding[n:]...)
+	}
 }
+
+// expired reports whether a probe's answer comes too late to be taken.
+func (a *Agent) expired(now proto.Instant, o pending) bool { return now.Sub(o.sentAt) >= pathDeadAfter }
 
 // HandleDatagram takes a probe or probe reply that arrived on socket local from from.
 func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	a.clock.advance(now)
 	h, _, err := proto.ParseHeader(p)
 	if err != nil {
 		return err
@@ -536,7 +593,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 		if err := a.check(m.Pair, m.Flags, p); err != nil {
 			return err
 		}
-		a.out = append(a.out, outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
+		a.out.push(outPacket{from: local, to: from, reply: true, txid: m.TxID, observed: from})
 		a.NoteTraffic(now, local, from)
 		if !a.started {
 			return nil
@@ -560,7 +617,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 			return err
 		}
 		i := slices.IndexFunc(a.outstanding, func(o pending) bool { return o.txid == m.TxID })
-		if i < 0 || a.outstanding[i].from != local {
+		if i < 0 || a.outstanding[i].from != local || a.expired(now, a.outstanding[i]) {
 			return ErrUnexpected
 		}
 		o := a.outstanding[i]
@@ -575,6 +632,7 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 // trouble (its reliable transport's probe timeout fired). If the reply does not come
 // within max(4 RTT, 500 ms) the path is suspect, well before an idle path would be.
 func (a *Agent) CheckPath(now proto.Instant) {
+	a.clock.advance(now)
 	if a.active < 0 || a.beatSent != 0 {
 		return
 	}
@@ -611,7 +669,7 @@ func (a *Agent) answered(now proto.Instant) {
 	p := &a.paths[a.active]
 	p.lastReply = now
 	if a.suspected {
-		a.events = append(a.events, EventPathRestored{Path: *p})
+		a.emit(EventPathRestored{Path: *p})
 	}
 	if a.beatSent != 0 {
 		a.nextBeat = a.lastBeat.Add(heartbeatInterval) // back to the normal cadence
@@ -626,6 +684,7 @@ func (a *Agent) overdue() time.Duration { return max(4*a.paths[a.active].RTT, 50
 // local from from: if that is the active path, it is alive. The node calls it for
 // transport data too, so a busy path never needs a heartbeat reply to stay up.
 func (a *Agent) NoteTraffic(now proto.Instant, local, from netip.AddrPort) {
+	a.clock.advance(now)
 	if a.active >= 0 && a.paths[a.active].Local == local && a.paths[a.active].Remote == from {
 		a.answered(now)
 		return
@@ -702,7 +761,7 @@ func (a *Agent) activate(now proto.Instant, i int) {
 	} else {
 		a.deadlineP = proto.Min(a.deadlineP, now.Add(time.Second))
 	}
-	a.events = append(a.events, EventPathUp{Path: a.paths[i]})
+	a.emit(EventPathUp{Path: a.paths[i]})
 }
 
 // best returns the index of the best live path, or -1.
@@ -721,13 +780,10 @@ func (a *Agent) best(now proto.Instant) int {
 
 // PollTransmit returns the next probe or reply.
 func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(a.out) == 0 {
+	a.clock.advance(now)
+	o, ok := a.out.pop()
+	if !ok {
 		return proto.Transmit{}, false
-	}
-	o := a.out[0]
-	a.out = a.out[1:]
-	if len(a.out) == 0 {
-		a.out = a.out[:0:cap(a.out)]
 	}
 	var flags uint8
 	if a.cfg.Controlling {
@@ -747,12 +803,15 @@ func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, boo
 
 // PollEvent returns the next event.
 func (a *Agent) PollEvent() (AgentEvent, bool) {
-	if len(a.events) == 0 {
-		return nil, false
-	}
-	e := a.events[0]
-	a.events = a.events[1:]
-	return e, true
+	return a.events.pop()
+}
+
+// emit queues an event for PollEvent, or counts it in EventDrops when full.
+func (a *Agent) emit(e AgentEvent) { a.events.push(e) }
+
+// Stats returns the agent's drop counters.
+func (a *Agent) Stats() AgentStats {
+	return AgentStats{TransmitDrops: a.out.drops, EventDrops: a.events.drops}
 }
 
 // Deadline is when HandleTimeout must next be called.

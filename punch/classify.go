@@ -47,19 +47,27 @@ type ClassifierConfig struct {
 // the node's own nat-probe coming back through a hairpin), HandleSockets when the
 // driver opened the sockets an EventNeedSockets asked for, HandleTimeout at Deadline.
 // Drain rule: after any call, PollTransmit until false, then PollEvent until false,
-// then read Deadline. A lost probe is retransmitted; an answer that never comes is a
-// negative answer after the last retransmit.
+// then read Deadline. The instants given to the methods that take now never
+// decrease: an earlier one than any already given is caller misuse and panics. A
+// lost probe is retransmitted; an answer that never comes is a negative answer after
+// the last retransmit.
+//
+// Bounds: the probe table holds at most ExtraSockets+6 probes (three filtering
+// probes, three mapping probes, the other extra sockets, the hairpin); what is due to
+// be sent is a flag on each, so nothing queues beyond it. A measurement emits two
+// events in its life, EventNeedSockets and EventClassified, so the event queue's bound
+// of two is never reached.
 type Classifier struct {
+	clock clock // the latest instant given: time going backwards panics
 	cfg   ClassifierConfig
 	rng   *rand.Rand
 	phase classifyPhase
 	start proto.Instant
 	rtt   time.Duration
 
-	probes  []classifyProbe
+	probes  []classifyProbe // at most ExtraSockets+6: HandleSockets takes no more sockets than asked
 	extras  []netip.AddrPort
-	outQ    []int // indexes of probes due to be (re)sent now
-	events  []ClassifierEvent
+	events  fifo[ClassifierEvent] // bound classifierEventsMax
 	result  proto.NATBehavior
 	next    netip.AddrPort
 	drops   int
@@ -96,6 +104,7 @@ type classifyProbe struct {
 	txid     uint64
 	sentAt   proto.Instant
 	tries    int
+	due      bool // to be (re)sent at the next PollTransmit
 	answered bool
 	expired  bool // out of tries and past the last timeout: a negative answer
 	observed netip.AddrPort
@@ -108,6 +117,8 @@ const (
 	classifyRTOMin      = 100 * time.Millisecond
 	classifyMaxTries    = 4
 	defaultExtraSockets = 4
+	// classifierEventsMax: EventNeedSockets once, EventClassified once.
+	classifierEventsMax = 2
 )
 
 // ClassifierEvent is EventNeedSockets or EventClassified.
@@ -140,11 +151,13 @@ func NewClassifier(cfg ClassifierConfig) *Classifier {
 	if cfg.ExtraSockets == 0 {
 		cfg.ExtraSockets = defaultExtraSockets
 	}
-	return &Classifier{cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed))}
+	return &Classifier{clock: newClock(), cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed)),
+		events: newFIFO[ClassifierEvent](classifierEventsMax)}
 }
 
 // Start sends the first round of probes.
 func (c *Classifier) Start(now proto.Instant) {
+	c.clock.advance(now)
 	if c.phase != phaseIdle {
 		panic("punch: Classifier started twice")
 	}
@@ -160,8 +173,8 @@ func (c *Classifier) Start(now proto.Instant) {
 }
 
 func (c *Classifier) add(now proto.Instant, role probeRole, from, to netip.AddrPort, change uint8) {
-	c.probes = append(c.probes, classifyProbe{role: role, from: from, to: to, change: change, txid: c.rng.Uint64()})
-	c.outQ = append(c.outQ, len(c.probes)-1)
+	c.probes = append(c.probes, classifyProbe{role: role, from: from, to: to, change: change,
+		txid: c.rng.Uint64(), due: true})
 }
 
 // Done reports whether the measurement finished.
@@ -176,10 +189,13 @@ func (c *Classifier) Drops() int { return c.drops }
 // HandleSockets receives the addresses of the extra sockets an EventNeedSockets asked
 // for; each probes the primary.
 func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	c.clock.advance(now)
 	if c.phase != phaseMapping || !c.pending {
 		return
 	}
 	c.pending = false
+	// The sockets asked for and no more: they bound the probe table.
+	addrs = addrs[:min(len(addrs), c.cfg.ExtraSockets)]
 	c.extras = append(c.extras, addrs...)
 	// Without extra sockets the main socket measures the mapping, which is right
 	// everywhere but behind a NAT with Linux's port clash.
@@ -202,6 +218,7 @@ func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 // HandleDatagram takes a nat-probe-reply from a server socket, or the node's own
 // hairpin probe. local is the socket it arrived on.
 func (c *Classifier) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p []byte) error {
+	c.clock.advance(now)
 	h, _, err := proto.ParseHeader(p)
 	if err != nil {
 		return err
@@ -304,7 +321,7 @@ func (c *Classifier) advance(now proto.Instant) {
 			c.add(now, roleHairpin, c.cfg.Local, base.observed, 0)
 		}
 		c.pending = true
-		c.events = append(c.events, EventNeedSockets{N: c.cfg.ExtraSockets})
+		c.events.push(EventNeedSockets{N: c.cfg.ExtraSockets})
 	}
 	if c.phase == phaseMapping && !c.pending &&
 		c.settled(now, roleMapPrimary, roleAltPort, roleAltAddr, roleExtra, roleHairpin) {
@@ -315,8 +332,10 @@ func (c *Classifier) advance(now proto.Instant) {
 func (c *Classifier) finish(b proto.NATBehavior, observed netip.AddrPort) {
 	c.phase = phaseDone
 	c.result = b
-	c.outQ = c.outQ[:0]
-	c.events = append(c.events, EventClassified{Behavior: b, Observed: observed, Next: c.next})
+	for i := range c.probes {
+		c.probes[i].due = false // the answers no longer matter
+	}
+	c.events.push(EventClassified{Behavior: b, Observed: observed, Next: c.next})
 }
 
 func (c *Classifier) noTranslation(observed netip.AddrPort) bool {
@@ -449,6 +468,7 @@ func (c *Classifier) allocation(base *classifyProbe) (proto.Allocation, int16) {
 // HandleTimeout retransmits probes whose answer is late and ends phases whose
 // answers will not come.
 func (c *Classifier) HandleTimeout(now proto.Instant) {
+	c.clock.advance(now)
 	if c.phase == phaseIdle || c.phase == phaseDone {
 		return
 	}
@@ -461,21 +481,22 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 			pr.expired = true
 			continue
 		}
-		if !slices.Contains(c.outQ, i) {
-			c.outQ = append(c.outQ, i)
-		}
+		pr.due = true
 	}
 	c.advance(now)
 }
 
 // PollTransmit returns the next probe to send.
 func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(c.outQ) == 0 {
+	c.clock.advance(now)
+	// In table order, which is the order the probes were added: the filtering probes
+	// go first and alone (see the type doc). The table is a handful of probes.
+	i := slices.IndexFunc(c.probes, func(pr classifyProbe) bool { return pr.due })
+	if i < 0 {
 		return proto.Transmit{}, false
 	}
-	i := c.outQ[0]
-	c.outQ = c.outQ[1:]
 	pr := &c.probes[i]
+	pr.due = false
 	pr.tries++
 	pr.sentAt = now
 	m := proto.NATProbe{Session: c.cfg.Session, TxID: pr.txid, Change: pr.change}
@@ -484,12 +505,7 @@ func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit
 
 // PollEvent returns the next event.
 func (c *Classifier) PollEvent() (ClassifierEvent, bool) {
-	if len(c.events) == 0 {
-		return nil, false
-	}
-	e := c.events[0]
-	c.events = c.events[1:]
-	return e, true
+	return c.events.pop()
 }
 
 // Deadline is when HandleTimeout must next be called.

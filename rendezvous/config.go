@@ -40,7 +40,7 @@ type Config struct {
 	// monotonic timeline: at instant At the Unix time was Unix seconds. The server
 	// reads no clock; SetWallClock re-anchors it when the driver sees the wall clock
 	// step.
-	WallClock WallClock
+	WallClock proto.WallClock
 
 	// MaxPeers bounds the presence table (registered sessions).
 	MaxPeers int
@@ -94,37 +94,6 @@ type Config struct {
 type Rate struct {
 	Interval time.Duration
 	Burst    int
-}
-
-// WallClock pairs an Instant with the Unix time (seconds) at that instant.
-type WallClock struct {
-	At   proto.Instant
-	Unix int64
-}
-
-// unixAt is the wall time at now in whole seconds, never negative.
-func (w WallClock) unixAt(now proto.Instant) uint64 {
-	d := int64(now-w.At) / int64(time.Second)
-	if now < w.At && int64(now-w.At)%int64(time.Second) != 0 {
-		d-- // floor, not truncation toward zero
-	}
-	u := w.Unix + d
-	if u < 0 {
-		return 0
-	}
-	return uint64(u)
-}
-
-// instantAt is the instant at which the wall clock reads unix seconds, the inverse
-// of unixAt; proto.Never for anything more than 285 years ahead (which also keeps
-// the arithmetic from overflowing).
-func (w WallClock) instantAt(unix uint64) proto.Instant {
-	const maxS = 9_000_000_000
-	d := int64(min(unix, 1<<62)) - w.Unix
-	if d > maxS {
-		return proto.Never
-	}
-	return w.At.Add(time.Duration(max(d, -maxS)) * time.Second) // Add saturates at Never
 }
 
 // Defaults for the optional Config fields.

@@ -47,7 +47,7 @@ func testConfig() Config {
 		Primary:   srvPrimary,
 		AltPort:   srvAltPort,
 		AltAddr:   srvAltAddr,
-		WallClock: WallClock{At: 0, Unix: wallStart},
+		WallClock: proto.WallClock{At: 0, Time: time.Unix(wallStart, 0)},
 	}
 }
 

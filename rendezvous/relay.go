@@ -87,7 +87,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	if s.relay == nil {
 		return deny(&st.DeniedDisabled, textRelayOff)
 	}
-	unix := s.wall.unixAt(now)
+	unix := s.wall.UnixAt(now)
 	tok, err := s.tokens.VerifyToken(m.Token, unix)
 	switch {
 	case errors.Is(err, relayframe.ErrTokenExpired):
@@ -121,7 +121,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	// The channel expires with a token renewed now: the lifetime from now, never
 	// after either ticket. Both tickets are valid (checked above), so expiry > unix.
 	expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.instantAt(expiry), expiry, m.TxID)
+	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.InstantAt(expiry), expiry, m.TxID)
 	if err != nil {
 		st.TableFull++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textRelayFull, len(p))

@@ -149,7 +149,7 @@ func TestRelayThroughSimulatedNATs(t *testing.T) {
 			s := pr.Sim
 			socks := pr.Server.Sockets()
 			srv, err := NewServer(Config{Secret: testSecret, Seed: s.NewSeed32(), Primary: socks[0], AltPort: socks[1],
-				AltAddr: socks[2], WallClock: WallClock{At: s.Now(), Unix: wallStart}})
+				AltAddr: socks[2], WallClock: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)}})
 			if err != nil {
 				t.Fatal(err)
 			}

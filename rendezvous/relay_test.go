@@ -181,7 +181,7 @@ func TestRelayRefusesForgedExpiredForeignTokens(t *testing.T) {
 	forged := bytes.Clone(rp.token)
 	forged[len(forged)-1] ^= 1
 	otherServer := relayframe.NewTokenSigner(relayframe.DeriveTokenKey([]byte("another server's secret, 32 bytes")))
-	unix := h.s.wall.unixAt(h.now)
+	unix := h.s.wall.UnixAt(h.now)
 	tokFor := func(s *relayframe.TokenSigner, a, b byte, expiry uint64) []byte {
 		return s.AppendToken(nil, relayframe.Token{PairID: 5, ExpiryUnix: expiry,
 			KeyA: [proto.KeyLen]byte{0: a, 31: a}, KeyB: [proto.KeyLen]byte{0: b, 31: b}})
@@ -376,7 +376,7 @@ func TestRelayQuotas(t *testing.T) {
 	rp := newRelayPair(t, func(c *Config) { c.MaxRelayChannelsPerSession = 2; c.MaxRelayChannels = 3 })
 	h := rp.h
 	mint := func(pair uint64) []byte {
-		return h.s.tokens.AppendToken(nil, relayframe.Token{PairID: pair, ExpiryUnix: h.s.wall.unixAt(h.now) + 60,
+		return h.s.tokens.AppendToken(nil, relayframe.Token{PairID: pair, ExpiryUnix: h.s.wall.UnixAt(h.now) + 60,
 			KeyA: [proto.KeyLen]byte{0: 1, 31: 1}, KeyB: [proto.KeyLen]byte{0: 2, 31: 2}})
 	}
 	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", mint(1))
@@ -401,7 +401,7 @@ func TestRelayDisabled(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.DisableRelay = true })
 	alice := h.register("alice", 1, aliceNAT)
 	h.register("bob", 2, bobNAT)
-	tok := h.s.tokens.AppendToken(nil, relayframe.Token{PairID: 1, ExpiryUnix: h.s.wall.unixAt(h.now) + 60,
+	tok := h.s.tokens.AppendToken(nil, relayframe.Token{PairID: 1, ExpiryUnix: h.s.wall.UnixAt(h.now) + 60,
 		KeyA: [proto.KeyLen]byte{0: 1, 31: 1}, KeyB: [proto.KeyLen]byte{0: 2, 31: 2}})
 	err, out, _ := h.deliver(srvPrimary, aliceNAT, allocateBytes(alice.Session, 1, "bob", tok))
 	if !errors.Is(err, ErrRelayToken) || errorCode(t, out) != proto.CodeRelayDenied {
@@ -425,7 +425,7 @@ func TestRelayExpiryFollowsWallClock(t *testing.T) {
 	if d := h.s.timers[timerRelayExpiry]; d > want || d <= want.Add(-time.Second) {
 		t.Fatalf("relay timer %v, want within a second before %v", d, want)
 	}
-	h.s.SetWallClock(h.now, int64(h.s.wall.unixAt(h.now))+3600)
+	h.s.SetWallClock(h.now, int64(h.s.wall.UnixAt(h.now))+3600)
 	if st := h.s.Stats().Relay; st.Channels != 0 || st.ChannelsExpired != 2 {
 		t.Fatalf("after the wall clock jumped: %+v", st)
 	}
@@ -474,7 +474,7 @@ func BenchmarkRelayForward(b *testing.B) {
 		h := newHarness(b, func(c *Config) { open(c); c.MaxRelayChannelsPerSession = 1 })
 		var frames [][]byte
 		var from []netip.AddrPort
-		unix := h.s.wall.unixAt(h.now)
+		unix := h.s.wall.UnixAt(h.now)
 		for k := range pairs {
 			var regs [2]proto.Registered
 			var addrs [2]netip.AddrPort
@@ -532,7 +532,7 @@ func TestRelayAcrossAddressFamilies(t *testing.T) {
 	alice := h.register("alice", 1, aliceNAT)
 	bob := h.register("bob", 2, v6Node)
 	rp := &relayPair{h: h, alice: alice, bob: bob}
-	rp.token = h.s.tokens.AppendToken(nil, relayframe.Token{PairID: 3, ExpiryUnix: h.s.wall.unixAt(h.now) + 60,
+	rp.token = h.s.tokens.AppendToken(nil, relayframe.Token{PairID: 3, ExpiryUnix: h.s.wall.UnixAt(h.now) + 60,
 		KeyA: [proto.KeyLen]byte{0: 1, 31: 1}, KeyB: [proto.KeyLen]byte{0: 2, 31: 2}})
 	a := rp.allocate(t, aliceNAT, alice.Session, "bob", rp.token)
 	b, _ := rp.allocateNotice(t, v6Node, bob.Session, "alice", rp.token)

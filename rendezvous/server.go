@@ -46,7 +46,7 @@ type Server struct {
 	cfg     Config
 	rng     *rand.ChaCha8
 	now     proto.Instant
-	wall    WallClock
+	wall    proto.WallClock
 	sockets [numSockets]netip.AddrPort // zero where the config has none
 
 	tickets *ticketVerifier
@@ -220,9 +220,9 @@ func (s *Server) Deadline() proto.Instant {
 // SetWallClock re-anchors wall time: at now the Unix time is unix seconds.
 func (s *Server) SetWallClock(now proto.Instant, unix int64) {
 	s.advance(now)
-	s.wall = WallClock{At: now, Unix: unix}
+	s.wall = proto.WallClock{At: now, Time: time.Unix(unix, 0)}
 	if s.relay != nil {
-		s.relay.Reanchor(s.wall.instantAt)
+		s.relay.Reanchor(s.wall.InstantAt)
 		s.expireChannels(now)
 	}
 	s.rearm()

@@ -498,26 +498,3 @@ func TestTimeBackwardsPanics(t *testing.T) {
 	}()
 	h.s.HandleTimeout(9)
 }
-
-// Wall time is the anchor plus whole elapsed seconds, floored, never negative.
-func TestWallClockAnchor(t *testing.T) {
-	w := WallClock{At: proto.Instant(10 * time.Second), Unix: 1000}
-	cases := []struct {
-		now  proto.Instant
-		want uint64
-	}{
-		{proto.Instant(10 * time.Second), 1000},
-		{proto.Instant(10*time.Second + 999*time.Millisecond), 1000},
-		{proto.Instant(11 * time.Second), 1001},
-		{proto.Instant(9*time.Second + 500*time.Millisecond), 999}, // before the anchor: floor
-		{proto.Instant(9 * time.Second), 999},
-	}
-	for _, c := range cases {
-		if got := w.unixAt(c.now); got != c.want {
-			t.Errorf("unixAt(%v) = %d, want %d", time.Duration(c.now), got, c.want)
-		}
-	}
-	if got := (WallClock{At: proto.Instant(time.Hour), Unix: 5}).unixAt(0); got != 0 {
-		t.Errorf("before the epoch: %d, want 0", got)
-	}
-}

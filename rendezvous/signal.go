@@ -23,7 +23,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		return err
 	}
 	t := &s.ticket
-	if err := s.tickets.verify(m.Ticket, s.wall.unixAt(now), t); err != nil {
+	if err := s.tickets.verify(m.Ticket, s.wall.UnixAt(now), t); err != nil {
 		code, text := proto.CodeBadTicket, textBadTicket
 		if err == ErrTicketExpired {
 			code, text = proto.CodeExpiredTicket, textExpired
@@ -119,7 +119,7 @@ func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cooki
 		return nilSlot, ErrNoSession
 	}
 	ss := &s.peers.sessions[i]
-	if s.wall.unixAt(now) >= ss.ticketExpiryUnix {
+	if s.wall.UnixAt(now) >= ss.ticketExpiryUnix {
 		s.stats.ExpiredTicket++
 		s.expire(i, ExpireTicketExpired)
 		_ = s.sendError(sock, from, txid, proto.CodeExpiredTicket, textExpired, reqLen)
@@ -212,7 +212,7 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		return err
 	}
 	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
-	if ok && s.wall.unixAt(now) >= s.peers.sessions[j].ticketExpiryUnix {
+	if ok && s.wall.UnixAt(now) >= s.peers.sessions[j].ticketExpiryUnix {
 		s.stats.ExpiredTicket++
 		s.expire(j, ExpireTicketExpired)
 		ok = false
@@ -261,7 +261,7 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		e.sides[0].cookie, e.sides[1].cookie = req.cookie, tgt.cookie
 		e.flags = m.Flags
 		if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
-			unix := s.wall.unixAt(now)
+			unix := s.wall.UnixAt(now)
 			expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
 			e.tokenLen = len(s.tokens.AppendToken(e.token[:0], relayframe.Token{
 				PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,

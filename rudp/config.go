@@ -106,9 +106,10 @@ const (
 	minPacketPayload = 256
 )
 
-// withDefaults fills zero fields and panics on a configuration no Conn can run with:
-// that is a programming error, not a network condition.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default: the
+// configuration a Conn made with c runs with. It panics on a configuration no Conn
+// can run with: that is a programming error, not a network condition.
+func (c Config) WithDefaults() Config {
 	if len(c.Lanes) == 0 {
 		c.Lanes = []LaneConfig{{Priority: 0, Weight: 1}}
 	} else {

@@ -160,7 +160,7 @@ func (p *sentPacket) retired() bool          { return p.flags&(pktAcked|pktLost)
 
 // New returns an open connection at now.
 func New(cfg Config, now proto.Instant) *Conn {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	c := &Conn{
 		cfg:                  cfg,
 		now:                  now,

@@ -116,7 +116,7 @@ func (n *network) pair(cfg Config, ab, ba *link) (*endpoint, *endpoint) {
 	b := &endpoint{name: "b", c: New(cfg, n.now), out: ba}
 	a.peer, b.peer = b, a
 	for _, e := range []*endpoint{a, b} {
-		e.buf = make([]byte, cfg.withDefaults().Headroom+cfg.withDefaults().DatagramSizeMax+64)
+		e.buf = make([]byte, cfg.WithDefaults().Headroom+cfg.WithDefaults().DatagramSizeMax+64)
 	}
 	n.eps = append(n.eps, a, b)
 	return a, b

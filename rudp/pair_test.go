@@ -25,7 +25,7 @@ type directPair struct {
 
 func newDirectPair(cfg Config, msgSize int) *directPair {
 	now := proto.Instant(1_000_000_000)
-	c := cfg.withDefaults()
+	c := cfg.WithDefaults()
 	p := &directPair{a: New(cfg, now), b: New(cfg, now), now: now, msg: make([]byte, msgSize)}
 	p.bufA = make([]byte, c.Headroom+c.DatagramSizeMax+c.Tailroom)
 	p.bufB = make([]byte, c.Headroom+c.DatagramSizeMax+c.Tailroom)
@@ -130,7 +130,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 // the real ACK path. Reports packets per second.
 func BenchmarkPairThroughput(b *testing.B) {
 	cfg := Config{DatagramSizeBase: 1200, DatagramSizeMax: 1200}
-	c := cfg.withDefaults()
+	c := cfg.WithDefaults()
 	// The largest message that still travels unfragmented in one packet.
 	msgSize := c.DatagramSizeBase - c.Headroom - c.Tailroom - pnReserve - ackReserve - wholeDataHeader
 	p := newDirectPair(cfg, msgSize)

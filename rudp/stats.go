@@ -61,6 +61,10 @@ func (c *Conn) InFlight() (bytes int, since proto.Instant, srtt time.Duration) {
 	return c.bytesInFlight, c.flightStart, c.rtt.smooth
 }
 
+// RTT returns the smoothed RTT and whether it was measured (before the first sample
+// it is InitialRTT, RFC 9002 §5.3).
+func (c *Conn) RTT() (srtt time.Duration, measured bool) { return c.rtt.smooth, c.rtt.sampled }
+
 // LaneStats returns lane i's statistics.
 func (c *Conn) LaneStats(i int) LaneStats {
 	l := &c.lanes[i]

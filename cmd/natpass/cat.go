@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,19 +69,21 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen, Relay: policy}
-	// Path lines come from the node, so that a connection that never comes up
-	// still says why.
-	var errMu sync.Mutex
-	cfg.OnPath = func(peer string, e driver.PathEvent) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		fmt.Fprintln(stderr, pathLine(e))
-	}
 	if err := adm.apply(&cfg, false); err != nil {
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 2
 	}
+	// Path lines come from the node, so that a connection that never comes up
+	// still says why.
+	paths := newPathPrinter(stderr, *server)
+	defer paths.stop()
+	cfg.OnPath = paths.onPath
 	c, err := catConnect(ctx, cfg, *connect, *timeout, stderr)
+	if c != nil {
+		paths.setConn(c.conn)
+	} else {
+		paths.setConn(nil)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 1
@@ -125,13 +128,130 @@ func catConnect(ctx context.Context, cfg driver.Config, peer string, timeout tim
 	return &catSession{node: n, conn: c}, nil
 }
 
-// pathLine is the stderr line for a path change.
-func pathLine(e driver.PathEvent) string {
+// pathLine is the stderr line for a path change. Locals that are not valid are
+// left out. A relayed path names the relay (the event's remote, or else server)
+// and its RTT: the event's, or else srtt, the connection's smoothed RTT (left out
+// when 0, not yet measured).
+func pathLine(e driver.PathEvent, server string, srtt time.Duration) string {
 	if e.Kind == driver.PathNone {
 		return fmt.Sprintf("path=none reason=%q", e.Reason)
 	}
-	return fmt.Sprintf("path=%s local=%v remote=%v rtt=%v reason=%q", e.Kind, e.Local, e.Remote,
-		e.RTT.Round(100*time.Microsecond), e.Reason)
+	var b strings.Builder
+	fmt.Fprintf(&b, "path=%s", e.Kind)
+	if e.Local.IsValid() {
+		fmt.Fprintf(&b, " local=%v", e.Local)
+	}
+	rtt := e.RTT
+	if e.Kind == driver.PathRelay {
+		relay := server
+		if e.Remote.IsValid() {
+			relay = e.Remote.String()
+		}
+		fmt.Fprintf(&b, " relay=%s", relay)
+		if rtt == 0 {
+			rtt = srtt
+		}
+	} else {
+		fmt.Fprintf(&b, " remote=%v", e.Remote)
+	}
+	if rtt > 0 || e.Kind != driver.PathRelay {
+		// Loopback and LAN round trips are microseconds: keep them visible.
+		prec := 100 * time.Microsecond
+		if rtt < time.Millisecond {
+			prec = time.Microsecond
+		}
+		fmt.Fprintf(&b, " rtt=%v", rtt.Round(prec))
+	}
+	fmt.Fprintf(&b, " reason=%q", e.Reason)
+	return b.String()
+}
+
+// relayRTTWait bounds how long a relay line waits for the connection's first RTT
+// sample (the relay event comes before the session is up, and rudp measures
+// with its first acknowledgement).
+const relayRTTWait = time.Second
+
+// pathPrinter prints the path lines. OnPath runs on the node's goroutine, which
+// must not call the Node, so the lines go through a queue to a goroutine of their
+// own that may ask the connection for its RTT (Conn.Stats).
+type pathPrinter struct {
+	stderr io.Writer
+	server string
+	events chan driver.PathEvent // bounded: when full, a line is printed at once, without the RTT
+	known  chan struct{}         // closed once conn is set (nil when connecting failed)
+	conn   *driver.Conn
+	done   chan struct{} // closed when the printer has printed everything
+	mu     sync.Mutex    // one line at a time on stderr
+	once   sync.Once
+}
+
+func newPathPrinter(stderr io.Writer, server string) *pathPrinter {
+	p := &pathPrinter{stderr: stderr, server: server, events: make(chan driver.PathEvent, 64),
+		known: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *pathPrinter) onPath(_ string, e driver.PathEvent) {
+	select {
+	case p.events <- e:
+	default:
+		p.print(pathLine(e, p.server, 0))
+	}
+}
+
+// setConn tells the printer the session's connection (nil: there is none).
+func (p *pathPrinter) setConn(c *driver.Conn) {
+	p.once.Do(func() {
+		p.conn = c
+		close(p.known)
+	})
+}
+
+// stop prints what is queued and returns when it has.
+func (p *pathPrinter) stop() {
+	p.setConn(nil)
+	close(p.events)
+	<-p.done
+}
+
+func (p *pathPrinter) print(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.stderr, line)
+}
+
+func (p *pathPrinter) run() {
+	defer close(p.done)
+	for e := range p.events {
+		var srtt time.Duration
+		if e.Kind == driver.PathRelay && e.RTT == 0 {
+			<-p.known
+			srtt = p.srtt()
+		}
+		p.print(pathLine(e, p.server, srtt))
+	}
+}
+
+// srtt is the connection's smoothed RTT once rudp measured it, waiting for the
+// first sample up to relayRTTWait (less when more lines wait); 0 if none came.
+func (p *pathPrinter) srtt() time.Duration {
+	if p.conn == nil {
+		return 0
+	}
+	for deadline := time.Now().Add(relayRTTWait); ; {
+		st, err := p.conn.Stats()
+		if err != nil {
+			return 0
+		}
+		if st.LatestRTT > 0 {
+			return st.SRTT
+		}
+		if time.Now().After(deadline) || len(p.events) > 0 {
+			return 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // stream runs the two directions until both ended.

@@ -97,7 +97,11 @@ func demo(ctx context.Context, w io.Writer, messages, bulk, pings int) error {
 	for end := time.Now().Add(2 * time.Second); ca.Path().Kind != driver.PathDirect && time.Now().Before(end); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	fmt.Fprintf(w, "  %s\n", pathLine(ca.Path()))
+	var srtt time.Duration
+	if st, err := ca.Stats(); err == nil && st.LatestRTT > 0 {
+		srtt = st.SRTT
+	}
+	fmt.Fprintf(w, "  %s\n", pathLine(ca.Path(), srv.Addr().String(), srtt))
 
 	// Messages both ways at once, checked for order and content.
 	start = time.Now()

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -297,6 +298,12 @@ func TestCatRelayForce(t *testing.T) {
 		}
 		if !strings.Contains(errs[i].String(), "path=relay") || strings.Contains(errs[i].String(), "path=direct") {
 			t.Errorf("cat %d: want path=relay and never path=direct; stderr:\n%s", i, errs[i].String())
+		}
+		// The relay line names the relay, the server, and the RTT rudp measured
+		// (the data it carried was acknowledged), never an invalid local address.
+		if !regexp.MustCompile(`(?m)^path=relay (local=\S+ )?relay=`+regexp.QuoteMeta(addr)+` rtt=[1-9]`).MatchString(errs[i].String()) ||
+			strings.Contains(errs[i].String(), "invalid") {
+			t.Errorf("cat %d: want a line path=relay relay=%s rtt=<measured>; stderr:\n%s", i, addr, errs[i].String())
 		}
 	}
 	if !bytes.Equal(outs[1].Bytes(), inA) || !bytes.Equal(outs[0].Bytes(), inB) {
