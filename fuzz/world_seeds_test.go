@@ -71,6 +71,8 @@ func plan(a, b, link, lanes byte, streams [][4]byte, faults [][3]byte) []byte {
 // burst. They all pass; an input that fails on a known bug someone is fixing goes to
 // knownBugs instead.
 var worldSeeds = []worldSeed{
+	// Once a known bug: RelayForce on a birthday pair spun (knownbugs_test.go).
+	{3, []byte("\b\x01x\x01\x00\n\x01\x80\x01\a\x02\x00\x01\x03\x02\x03")},
 	{1, plan(pPortRestricted, pLinux, loss1pct, twoLanes, [][4]byte{
 		{0, count100, size0to16, burst}, {fromB | lane1 | modeRU, count100, size4to64, every10ms}},
 		[][3]byte{{fPartPeers, 2, 5}})},

@@ -30,9 +30,6 @@ func checkWorld(t *testing.T, seed uint64, plan []byte) {
 	if knownLinuxRebootBug(sc, res) {
 		t.Skip("known bug linux-nat-reboot (TestWorldKnownBugs): remove this filter once it is fixed")
 	}
-	if sc.Relay == node.RelayForce && len(res.Violations) > 0 && strings.HasPrefix(res.Violations[0], "livelock") {
-		t.Skip("known bug relay-force-birthday-spin (TestWorldKnownBugs): remove this filter once it is fixed")
-	}
 	if res.Err != "" || len(res.Violations) > 0 {
 		t.Fatalf("seed %d plan %x\n%s\nrun: %s\n  %s", seed, plan, describe(sc), res.Err, strings.Join(res.Violations, "\n  "))
 	}

@@ -71,9 +71,6 @@ func TestNATRebootNextToLinuxRecoversDirect(t *testing.T) {
 // for symmetric-random × firewall, × port-restricted-cone, cgnat × symmetric-random,
 // in both orders; port prediction and simultaneous open under RelayForce are fine.
 func TestRelayForceWithBirthdayPairDoesNotSpin(t *testing.T) {
-	if os.Getenv("NATPASS_KNOWN_BUGS") != "1" {
-		t.Skip("known bug (punch/node): RelayForce on a birthday pair: the punch agent's deadline stays at now and the owner spins; NATPASS_KNOWN_BUGS=1 runs it")
-	}
 	r := Run(RunConfig{A: "symmetric-random", B: "firewall", Seed: 1, Messages: 5, Relay: node.RelayForce})
 	if !r.Delivered || r.Direct || r.Err != "" {
 		t.Fatalf("relay forced on a birthday pair: %+v, want every message through the relay", r)

@@ -836,7 +836,9 @@ func (a *Agent) Deadline() proto.Instant {
 	if a.plan.Strategy == proto.StrategyBirthday {
 		if a.plan.LocalHard && len(a.sockets) > 1 {
 			d = proto.Min(d, a.refreshAt)
-		} else if !a.plan.LocalHard && a.sprayed < birthdayProbes && a.active < 0 {
+		} else if !a.plan.LocalHard && a.sprayed < birthdayProbes && a.active < 0 && a.remoteIP().IsValid() {
+			// Without the peer's address (a relay-only introduction names none)
+			// there is nothing to spray at: no timer, or the owner would spin.
 			d = proto.Min(d, a.nextSpray)
 		}
 	}

@@ -68,3 +68,38 @@ func TestProbeExpiryIgnoresSpuriousTimeouts(t *testing.T) {
 		t.Errorf("a path confirmed by an expired probe: without %v, with %v", up1, up2)
 	}
 }
+
+// A relay-only introduction names no address of the peer: the easy side of a
+// birthday pair has nothing to spray at, so it must not keep a timer at now (its
+// owner would spin; found by FuzzWorld with RelayForce).
+func TestBirthdayWithoutPeerAddressDoesNotSpin(t *testing.T) {
+	easy := proto.NATBehavior{Mapping: proto.EndpointIndependent, Filtering: proto.AddressAndPortDependent,
+		Allocation: proto.AllocationPreserving}
+	hard := proto.NATBehavior{Mapping: proto.AddressAndPortDependent, Filtering: proto.AddressAndPortDependent,
+		Allocation: proto.AllocationRandom}
+	a := NewAgent(AgentConfig{Key: testKey, Local: addrA, LocalNAT: easy, RemoteNAT: hard, StartAt: 0})
+	if a.Plan().Strategy != proto.StrategyBirthday || a.Plan().LocalHard {
+		t.Fatalf("plan %+v, want the easy side of birthday", a.Plan())
+	}
+	buf := make([]byte, 2048)
+	now := proto.Instant(0)
+	for i := 0; i < 1000; i++ {
+		d := a.Deadline()
+		if d == proto.Never {
+			return
+		}
+		if d < now {
+			t.Fatalf("deadline %v in the past at %v", d, now)
+		}
+		now = d
+		a.HandleTimeout(now)
+		for _, ok := a.PollTransmit(now, buf); ok; _, ok = a.PollTransmit(now, buf) {
+		}
+		for _, ok := a.PollEvent(); ok; _, ok = a.PollEvent() {
+		}
+		if a.Deadline() <= now {
+			t.Fatalf("after HandleTimeout(%v) the deadline is %v (%s): the owner would spin", now, a.Deadline(), "spray")
+		}
+	}
+	t.Fatal("the agent never went idle")
+}
