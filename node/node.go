@@ -20,18 +20,6 @@ const maxDrainTimerRounds = 8
 // (Stats.Unexpected).
 const maxPeers = 1024
 
-// Stats counts what the node dropped, by reason.
-type Stats struct {
-	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
-	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
-	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram (keyx checks the counter before the AEAD, as WireGuard does, so a forged packet with an old counter lands here too)
-	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
-	RelayDrops                                                             int // packets for a relay not ready, or too large for it
-	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
-	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
-	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)
-}
-
 // Node is one device's client state machine; see the package doc for the contract.
 //
 // It is a router over child machines: the server session (serverSession), the keyx
@@ -112,16 +100,6 @@ func New(cfg Config) *Node {
 
 // PublicKey is the node's static public key.
 func (n *Node) PublicKey() [32]byte { return n.pub }
-
-// Stats returns the drop counters, its peers' punch agents' included.
-func (n *Node) Stats() Stats {
-	st := n.stats
-	for _, p := range n.peers {
-		as := p.agent.Stats()
-		st.ProbeDrops += as.TransmitDrops + as.EventDrops
-	}
-	return st
-}
 
 // NAT returns the measured NAT behaviour (unknown until EventNATReport).
 func (n *Node) NAT() proto.NATBehavior { return n.srv.nat }
@@ -296,31 +274,6 @@ func (n *Node) Deadline() proto.Instant {
 	return d
 }
 
-// DeadlineReason names the timer behind Deadline, for debugging: the server
-// session's ("server: keepalive"), the keyx endpoint's, or a peer's
-// ("peer b: conn loss").
-func (n *Node) DeadlineReason() string {
-	d := n.Deadline()
-	if d == proto.Never {
-		return ""
-	}
-	if at, name := n.srv.timers.next(); at == d {
-		return "server: " + name
-	}
-	if n.srv.classifier != nil && n.srv.classifier.Deadline() == d {
-		return "server: classifier"
-	}
-	if n.keyx.Deadline() == d {
-		return "keyx"
-	}
-	for _, p := range n.peers {
-		if p.Deadline() == d {
-			return "peer " + p.id + ": " + p.deadlineReason()
-		}
-	}
-	return "unknown"
-}
-
 // Peer reports a peer's current path.
 func (n *Node) Peer(id string) (kind proto.PathKind, ok bool) {
 	p, ok := n.byID[id]
@@ -362,48 +315,6 @@ func (n *Node) drain(now proto.Instant) {
 			}
 		}
 	}
-}
-
-// keyxPeer names the peer a keyx event is about.
-func keyxPeer(e keyx.Event) keyx.PublicKey {
-	switch e := e.(type) {
-	case keyx.EventEstablished:
-		return e.Peer
-	case keyx.EventRekey:
-		return e.Peer
-	case keyx.EventHandshakeTimeout:
-		return e.Peer
-	}
-	return keyx.PublicKey{}
-}
-
-// onPeerEvent passes a peer's node Event on, or does what it asks.
-func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
-	switch e := e.(type) {
-	case Event:
-		n.emit(e)
-	case peerWantsIntroduction:
-		if !p.closed {
-			n.srv.introduce(now, p.id, true)
-		}
-	case peerWantsSockets:
-		n.requestSockets(p, e.n)
-	case peerChecksServer:
-		n.srv.checkNow(now, relayCheckWait)
-	case peerRelayChannel:
-		if e.old != 0 && n.byChannel[e.old] == p {
-			delete(n.byChannel, e.old)
-		}
-		if e.channel != 0 {
-			n.byChannel[e.channel] = p
-		}
-	}
-}
-
-func (n *Node) requestSockets(owner any, count int) {
-	n.nextTag++
-	n.sockTags[n.nextTag] = owner
-	n.emit(EventOpenSockets{Tag: n.nextTag, N: count})
 }
 
 // forget drops a peer whose connection has ended, so that a new Connect, or the

@@ -60,6 +60,48 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 	}
 }
 
+// onPeerEvent passes a peer's node Event on, or does what it asks.
+func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
+	switch e := e.(type) {
+	case Event:
+		n.emit(e)
+	case peerWantsIntroduction:
+		if !p.closed {
+			n.srv.introduce(now, p.id, true)
+		}
+	case peerWantsSockets:
+		n.requestSockets(p, e.n)
+	case peerChecksServer:
+		n.srv.checkNow(now, relayCheckWait)
+	case peerRelayChannel:
+		if e.old != 0 && n.byChannel[e.old] == p {
+			delete(n.byChannel, e.old)
+		}
+		if e.channel != 0 {
+			n.byChannel[e.channel] = p
+		}
+	}
+}
+
+func (n *Node) requestSockets(owner any, count int) {
+	n.nextTag++
+	n.sockTags[n.nextTag] = owner
+	n.emit(EventOpenSockets{Tag: n.nextTag, N: count})
+}
+
+// keyxPeer names the peer a keyx event is about.
+func keyxPeer(e keyx.Event) keyx.PublicKey {
+	switch e := e.(type) {
+	case keyx.EventEstablished:
+		return e.Peer
+	case keyx.EventRekey:
+		return e.Peer
+	case keyx.EventHandshakeTimeout:
+		return e.Peer
+	}
+	return keyx.PublicKey{}
+}
+
 // probeKey derives the pair's probe key from the static-static DH (which only the two
 // peers can compute) and the server's per-pair PSK.
 func probeKey(priv, peerPub, psk *[32]byte) (punch.Key, error) {

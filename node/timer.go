@@ -48,3 +48,28 @@ func (t *timerTable[T]) next() (proto.Instant, string) {
 	}
 	return at, name
 }
+
+// DeadlineReason names the timer behind Deadline, for debugging: the server
+// session's ("server: keepalive"), the keyx endpoint's, or a peer's
+// ("peer b: conn loss").
+func (n *Node) DeadlineReason() string {
+	d := n.Deadline()
+	if d == proto.Never {
+		return ""
+	}
+	if at, name := n.srv.timers.next(); at == d {
+		return "server: " + name
+	}
+	if n.srv.classifier != nil && n.srv.classifier.Deadline() == d {
+		return "server: classifier"
+	}
+	if n.keyx.Deadline() == d {
+		return "keyx"
+	}
+	for _, p := range n.peers {
+		if p.Deadline() == d {
+			return "peer " + p.id + ": " + p.deadlineReason()
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,23 @@
+package node
+
+// Stats counts what the node dropped, by reason.
+type Stats struct {
+	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
+	BadHandshake, BadTransport                                             int // refused by keyx, or by rudp after decryption
+	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram (keyx checks the counter before the AEAD, as WireGuard does, so a forged packet with an old counter lands here too)
+	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
+	RelayDrops                                                             int // packets for a relay not ready, or too large for it
+	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
+	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
+	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)
+}
+
+// Stats returns the drop counters, its peers' punch agents' included.
+func (n *Node) Stats() Stats {
+	st := n.stats
+	for _, p := range n.peers {
+		as := p.agent.Stats()
+		st.ProbeDrops += as.TransmitDrops + as.EventDrops
+	}
+	return st
+}
