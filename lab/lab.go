@@ -154,21 +154,7 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventIntroduced:
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
-			if e.Kind == proto.PathDirect && s.direct == 0 {
-				s.direct = now
-			}
-			if e.Kind == proto.PathDirect {
-				s.lastDirect = now
-			} else {
-				if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
-					s.flaps++
-				}
-				if strings.HasPrefix(e.Reason, "direct timed out") {
-					s.deaths++
-				}
-				s.lastDown = now
-				s.gaveUp = s.gaveUp || strings.HasPrefix(e.Reason, "no direct path")
-			}
+			s.onPath(now, e)
 		case node.EventClosed:
 			s.closed = e.Reason
 		case node.EventPeerClosed:
@@ -181,20 +167,7 @@ func (s *side) afterStep(now proto.Instant) {
 				}
 			}
 		case node.EventMessage:
-			if s.onMessage != nil {
-				s.onMessage(now, e)
-				s.credit = s.credit.Add(e.Credit)
-				continue
-			}
-			if s.firstMsg == 0 {
-				s.firstMsg = now
-			}
-			if string(e.Data) == string(message(s.peer, s.received)) {
-				s.received++
-			} else {
-				s.corrupt++
-			}
-			s.credit = s.credit.Add(e.Credit)
+			s.onMessageEvent(now, e)
 		}
 	}
 	s.pending = 0
@@ -202,6 +175,43 @@ func (s *side) afterStep(now proto.Instant) {
 		// The application took the messages: their credit goes back to the peer.
 		s.node.Consumed(now, s.credit)
 		s.credit = node.Credit{}
+	}
+}
+
+// onPath records a path change: when direct came, flaps, deaths, giving up.
+func (s *side) onPath(now proto.Instant, e node.EventPathChanged) {
+	if e.Kind == proto.PathDirect && s.direct == 0 {
+		s.direct = now
+	}
+	if e.Kind == proto.PathDirect {
+		s.lastDirect = now
+		return
+	}
+	if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
+		s.flaps++
+	}
+	if strings.HasPrefix(e.Reason, "direct timed out") {
+		s.deaths++
+	}
+	s.lastDown = now
+	s.gaveUp = s.gaveUp || strings.HasPrefix(e.Reason, "no direct path")
+}
+
+// onMessageEvent checks a message (or hands it to the scenario's hook) and keeps its
+// credit for the end of the step.
+func (s *side) onMessageEvent(now proto.Instant, e node.EventMessage) {
+	s.credit = s.credit.Add(e.Credit)
+	if s.onMessage != nil {
+		s.onMessage(now, e)
+		return
+	}
+	if s.firstMsg == 0 {
+		s.firstMsg = now
+	}
+	if string(e.Data) == string(message(s.peer, s.received)) {
+		s.received++
+	} else {
+		s.corrupt++
 	}
 }
 
