@@ -42,35 +42,12 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 				c.ackChunks(p)
 				continue
 			}
-			p.flags |= pktAcked
-			c.stats.PacketsAcked++
-			if p.has(pktOverCwnd) {
-				c.overCwndBytes -= int(p.size)
-			}
-			if p.has(pktAckEliciting) {
+			if c.ackPacket(p, now, limited) {
 				newlyEliciting = true
-				c.ackElicitingInFlight--
 				if pn == largest {
 					sample = now.Sub(p.timeSent)
 				}
 			}
-			if p.has(pktInFlight) {
-				c.bytesInFlight -= int(p.size)
-				c.cc.onAck(int(p.size), p.timeSent, now, c.rtt.smooth, limited)
-				c.lossRate -= c.lossRate / lossRateWindow
-			}
-			if p.has(pktHasAck) {
-				// The peer has our ACK up to ackLargest: stop repeating those ranges.
-				c.recvd.forgetBelow(p.ackLargest)
-			}
-			if !p.has(pktPMTUProbe) {
-				c.pmtu.onBigAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
-			} else {
-				c.pmtu.onAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
-				c.cc.setMSS(c.budget())
-				c.armPMTUTimer(now)
-			}
-			c.ackChunks(p)
 		}
 	}
 	c.cwndLimited = c.bytesInFlight*2 >= c.cc.cwnd
@@ -97,6 +74,39 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 	c.detectLoss(now)
 	c.retireFront()
 	c.setLossTimer()
+}
+
+// ackPacket takes one newly acknowledged packet out of flight (RFC 9002 A.7, per
+// packet): congestion window, PMTU search, its ACK ranges and its fragments. It
+// reports whether the packet was ack-eliciting.
+func (c *Conn) ackPacket(p *sentPacket, now proto.Instant, limited bool) bool {
+	p.flags |= pktAcked
+	c.stats.PacketsAcked++
+	if p.has(pktOverCwnd) {
+		c.overCwndBytes -= int(p.size)
+	}
+	eliciting := p.has(pktAckEliciting)
+	if eliciting {
+		c.ackElicitingInFlight--
+	}
+	if p.has(pktInFlight) {
+		c.bytesInFlight -= int(p.size)
+		c.cc.onAck(int(p.size), p.timeSent, now, c.rtt.smooth, limited)
+		c.lossRate -= c.lossRate / lossRateWindow
+	}
+	if p.has(pktHasAck) {
+		// The peer has our ACK up to ackLargest: stop repeating those ranges.
+		c.recvd.forgetBelow(p.ackLargest)
+	}
+	if !p.has(pktPMTUProbe) {
+		c.pmtu.onBigAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+	} else {
+		c.pmtu.onAcked(int(p.size) + c.cfg.Headroom + c.cfg.Tailroom)
+		c.cc.setMSS(c.budget())
+		c.armPMTUTimer(now)
+	}
+	c.ackChunks(p)
+	return eliciting
 }
 
 // ackChunks marks the fragments a packet carried as acknowledged.

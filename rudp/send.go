@@ -133,26 +133,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	if c.ackPending {
 		b = c.appendAck(b, now, budget/2, &sp)
 	}
-	eliciting := false
-	if allowTop {
-		if c.sendMaxData && budget-len(b) >= 9 {
-			c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
-			f := proto.RUDPMaxData{Limit: c.advertisedMaxData}
-			b = f.Append(b)
-			c.sendMaxData = false
-			sp.flags |= pktMaxData
-			eliciting = true
-		}
-		if c.fillData(&b, budget, now, allowLow) {
-			eliciting = true
-			c.fillRedundant(&b, budget, sp.chunkStart)
-		}
-		if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
-			b = append(b, byte(proto.RUDPPing))
-			c.pingPending = false
-			eliciting = true
-		}
-	}
+	eliciting := allowTop && c.fillEliciting(&b, &sp, budget, now, allowLow, probe)
 	if len(b) == proto.VarintLen(pn) {
 		return nil, false // nothing fitted after all; the packet number stays unused
 	}
@@ -167,6 +148,31 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 		c.stats.AckOnlyBytes += uint64(len(b))
 	}
 	return b, true
+}
+
+// fillEliciting appends the ack-eliciting frames that fit after the header and ACK:
+// MAX_DATA when due, data, redundant repeats, and a PING when one is due (keepalive,
+// probe, or too many ack-only packets in a row). It reports whether it added any.
+func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.Instant, allowLow, probe bool) bool {
+	eliciting := false
+	if c.sendMaxData && budget-len(*b) >= 9 {
+		c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
+		f := proto.RUDPMaxData{Limit: c.advertisedMaxData}
+		*b = f.Append(*b)
+		c.sendMaxData = false
+		sp.flags |= pktMaxData
+		eliciting = true
+	}
+	if c.fillData(b, budget, now, allowLow) {
+		eliciting = true
+		c.fillRedundant(b, budget, sp.chunkStart)
+	}
+	if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
+		*b = append(*b, byte(proto.RUDPPing))
+		c.pingPending = false
+		eliciting = true
+	}
+	return eliciting
 }
 
 // recordSent files a just-built packet in the sent ring and updates the in-flight
