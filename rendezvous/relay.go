@@ -118,13 +118,21 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	if j == i || tgt.key != other {
 		return deny(&st.DeniedPeerKey, textRelayPeerKey)
 	}
+	return s.allocateRelay(now, sock, from, m.TxID, i, j, tok, unix, len(p))
+}
+
+// allocateRelay takes session i's channel for the pair of tok, linked to session j's,
+// and answers relay-allocated (and the peer's ready notice when this links them).
+func (s *Server) allocateRelay(now proto.Instant, sock int, from netip.AddrPort, txid uint64, i, j int32, tok relayframe.Token, unix uint64, size int) error {
+	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
+	st := &s.stats.Relay
 	// The channel expires with a token renewed now: the lifetime from now, never
 	// after either ticket. Both tickets are valid (checked above), so expiry > unix.
 	expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.InstantAt(expiry), expiry, m.TxID)
+	a, err := s.relay.Allocate(i, j, tok.PairID, s.wall.InstantAt(expiry), expiry, txid)
 	if err != nil {
 		st.TableFull++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textRelayFull, len(p))
+		_ = s.sendError(sock, from, txid, proto.CodeServerFull, textRelayFull, size)
 		return ErrRelayTableFull
 	}
 	if a.Refreshed {
@@ -132,7 +140,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	} else {
 		st.Allocations++
 	}
-	s.sendAllocated(sock, from, m.TxID, a.Number, a.PeerReady, unix, expiry, tok, len(p))
+	s.sendAllocated(sock, from, txid, a.Number, a.PeerReady, unix, expiry, tok, size)
 	if a.NewLink && !s.cfg.DisableRelayReadyNotice && s.tx.free() > 0 {
 		// The peer allocated first and was told "not ready": answer its latest
 		// request again, now with "peer ready", at its registered address, so that

@@ -217,57 +217,12 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		s.expire(j, ExpireTicketExpired)
 		ok = false
 	}
-	switch {
-	case !ok:
-		s.stats.UnknownPeer++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeUnknownPeer, textUnknownPeer, len(p))
-		return ErrUnknownPeer
-	case j == i:
-		s.stats.SelfIntroduction++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeMalformed, textSelf, len(p))
-		return ErrSelfIntroduction
-	case m.Flags&proto.IntroRelayOnly != 0 && s.cfg.DisableRelay:
-		s.stats.RelayDenied++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeRelayDenied, textRelayDenied, len(p))
-		return ErrRelayDenied
-	case m.Flags&proto.IntroRelayOnly == 0 && (s.unmeasured(now, j) || s.unmeasured(now, i)):
-		// Both peers must choose their strategy from both NAT reports and start
-		// punching at the same moment (a Linux NAT punished for an early probe
-		// moves the late side's port, DESIGN §9). So the introduction waits for both
-		// reports (the requester's too: its report may have been lost); a side that
-		// has not reported after notReadyWindow is introduced anyway, as unknown.
-		s.stats.PeerNotReady++
-		_ = s.sendError(sock, from, m.TxID, proto.CodePeerNotReady, textNotReady, len(p))
-		return ErrPeerNotReady
-	case s.tx.free() < 2:
-		s.stats.DropQueueFull++
-		return ErrQueueFull
+	if err := s.refuseIntroduce(now, sock, from, m, i, j, ok, len(p)); err != nil {
+		return err
 	}
 	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
 	pairID, _ := s.derivePair(&req.cookie, &tgt.cookie)
-	e := s.pending.find(now, pairID)
-	if e != nil && (e.flags != m.Flags || e.askedAgain(req.cookie, m.TxID) ||
-		m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID) && now >= e.firstSent.Add(refreshMerge)) {
-		// Another relay policy, or a refresh: a new introduction with a new start
-		// instant, not a repeat of the last one. Two refreshes close together (both
-		// sides noticed the same loss) are one: two start instants would let one
-		// side probe before the other primed.
-		e.live = false
-		e = nil
-	}
-	first := e == nil
-	if first {
-		e = s.pending.add(now, pairID)
-		e.sides[0].cookie, e.sides[1].cookie = req.cookie, tgt.cookie
-		e.flags = m.Flags
-		if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
-			unix := s.wall.UnixAt(now)
-			expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
-			e.tokenLen = len(s.tokens.AppendToken(e.token[:0], relayframe.Token{
-				PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,
-			}))
-		}
-	}
+	e, first := s.introEntry(now, m, req, tgt, pairID)
 	rs, ts := e.side(req.cookie), e.side(tgt.cookie)
 	// Both introductions go to the sessions' registered addresses, never to the
 	// request's source: a cookie alone does not redirect 600-byte replies. A repeated
@@ -283,6 +238,67 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 		s.pushEvent(EventIntroduced{Requester: req.peer, Target: tgt.peer, PairID: pairID, Flags: m.Flags})
 	}
 	return nil
+}
+
+// refuseIntroduce answers an introduce-request that cannot be served now (session i
+// asks for j, which exists if ok) with its error, or returns nil.
+func (s *Server) refuseIntroduce(now proto.Instant, sock int, from netip.AddrPort, m *proto.IntroduceRequest, i, j int32, ok bool, size int) error {
+	switch {
+	case !ok:
+		s.stats.UnknownPeer++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeUnknownPeer, textUnknownPeer, size)
+		return ErrUnknownPeer
+	case j == i:
+		s.stats.SelfIntroduction++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeMalformed, textSelf, size)
+		return ErrSelfIntroduction
+	case m.Flags&proto.IntroRelayOnly != 0 && s.cfg.DisableRelay:
+		s.stats.RelayDenied++
+		_ = s.sendError(sock, from, m.TxID, proto.CodeRelayDenied, textRelayDenied, size)
+		return ErrRelayDenied
+	case m.Flags&proto.IntroRelayOnly == 0 && (s.unmeasured(now, j) || s.unmeasured(now, i)):
+		// Both peers must choose their strategy from both NAT reports and start
+		// punching at the same moment (a Linux NAT punished for an early probe
+		// moves the late side's port, DESIGN §9). So the introduction waits for both
+		// reports (the requester's too: its report may have been lost); a side that
+		// has not reported after notReadyWindow is introduced anyway, as unknown.
+		s.stats.PeerNotReady++
+		_ = s.sendError(sock, from, m.TxID, proto.CodePeerNotReady, textNotReady, size)
+		return ErrPeerNotReady
+	case s.tx.free() < 2:
+		s.stats.DropQueueFull++
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// introEntry finds the pending introduction of the pair that this request repeats,
+// or starts a new one (first), with its relay token.
+func (s *Server) introEntry(now proto.Instant, m *proto.IntroduceRequest, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
+	e = s.pending.find(now, pairID)
+	if e != nil && (e.flags != m.Flags || e.askedAgain(req.cookie, m.TxID) ||
+		m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID) && now >= e.firstSent.Add(refreshMerge)) {
+		// Another relay policy, or a refresh: a new introduction with a new start
+		// instant, not a repeat of the last one. Two refreshes close together (both
+		// sides noticed the same loss) are one: two start instants would let one
+		// side probe before the other primed.
+		e.live = false
+		e = nil
+	}
+	first = e == nil
+	if first {
+		e = s.pending.add(now, pairID)
+		e.sides[0].cookie, e.sides[1].cookie = req.cookie, tgt.cookie
+		e.flags = m.Flags
+		if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
+			unix := s.wall.UnixAt(now)
+			expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
+			e.tokenLen = len(s.tokens.AppendToken(e.token[:0], relayframe.Token{
+				PairID: pairID, ExpiryUnix: expiry, KeyA: req.key, KeyB: tgt.key,
+			}))
+		}
+	}
+	return e, first
 }
 
 // sendIntroduction tells to about the peer about. Relay-only introductions carry no
