@@ -58,8 +58,7 @@ type Node struct {
 	// until Consumed (at most 2·RecvWindow/32 per peer out at once; rudp drops and
 	// counts unreliable ones past its bound), the rest are a few state changes per
 	// peer per call, and the owner drains after every call.
-	events []Event
-	head   int
+	events queue[Event]
 	stats  Stats
 	now    proto.Instant // the latest instant of any call
 }
@@ -249,18 +248,7 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool
 }
 
 // PollEvent returns the next event for the application.
-func (n *Node) PollEvent() (Event, bool) {
-	if n.head == len(n.events) {
-		if n.head > 0 {
-			clear(n.events)
-			n.events, n.head = n.events[:0], 0
-		}
-		return nil, false
-	}
-	e := n.events[n.head]
-	n.head++
-	return e, true
-}
+func (n *Node) PollEvent() (Event, bool) { return n.events.pop() }
 
 // Deadline is when HandleTimeout must next be called.
 func (n *Node) Deadline() proto.Instant {
@@ -284,7 +272,7 @@ func (n *Node) Peer(id string) (kind proto.PathKind, ok bool) {
 }
 
 // emit queues an event for the application.
-func (n *Node) emit(e Event) { n.events = append(n.events, e) }
+func (n *Node) emit(e Event) { n.events.push(e) }
 
 // drain empties the children's event queues in a fixed order — server session, keyx
 // endpoint, peers — acting on each event, until a whole round finds nothing (an

@@ -64,7 +64,7 @@ type peerConn struct {
 	// events holds node Events and peer* requests until Node drains them. Its bound
 	// is the flow-control window (every message holds credit until Consumed: at most
 	// 2·RecvWindow/32 messages) plus a few state changes per call.
-	events []any
+	events queue[any]
 }
 
 // peerEnv is what every peerConn of a node shares: the configuration, the keyx
@@ -85,21 +85,10 @@ type (
 	peerRelayChannel      struct{ old, channel uint16 }
 )
 
-func (pc *peerConn) emit(e any) { pc.events = append(pc.events, e) }
+func (pc *peerConn) emit(e any) { pc.events.push(e) }
 
 // PollEvent returns the next node Event or request.
-func (pc *peerConn) PollEvent() (any, bool) {
-	if len(pc.events) == 0 {
-		return nil, false
-	}
-	e := pc.events[0]
-	pc.events[0] = nil
-	pc.events = pc.events[1:]
-	if len(pc.events) == 0 {
-		pc.events = pc.events[:0:0] // a burst's backing array goes once drained
-	}
-	return e, true
-}
+func (pc *peerConn) PollEvent() (any, bool) { return pc.events.pop() }
 
 // setPath tells the application the peer's traffic moved, and the connection that
 // its path changed (new RTT, new PMTU).

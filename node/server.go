@@ -88,8 +88,8 @@ type serverSession struct {
 	// behaviour on in the introduction (bounded with intros).
 	waiting []string
 
-	out    []outMsg   // bounded by maxSignalQueue
-	events []srvEvent // a few per call: the owner drains after every call
+	out    queue[outMsg]   // bounded by maxSignalQueue
+	events queue[srvEvent] // a few per call: the owner drains after every call
 }
 
 // outMsg is a signaling message waiting for PollTransmit.
@@ -163,14 +163,14 @@ func (s *serverSession) sendRegister(now proto.Instant) {
 }
 
 func (s *serverSession) queue(m interface{ Append([]byte) []byte }) {
-	if len(s.out) >= maxSignalQueue {
+	if s.out.len() >= maxSignalQueue {
 		s.stats.QueueDrops++
 		return
 	}
-	s.out = append(s.out, outMsg{to: s.cfg.Server, msg: m})
+	s.out.push(outMsg{to: s.cfg.Server, msg: m})
 }
 
-func (s *serverSession) emit(e srvEvent) { s.events = append(s.events, e) }
+func (s *serverSession) emit(e srvEvent) { s.events.push(e) }
 
 // isServer reports whether a is one of the server's sockets.
 func (s *serverSession) isServer(a netip.AddrPort) bool {
@@ -311,13 +311,7 @@ func (s *serverSession) reregister(now proto.Instant) {
 
 // PollTransmit returns the next signaling datagram, then the classifier's probes.
 func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if len(s.out) > 0 {
-		o := s.out[0]
-		s.out[0] = outMsg{}
-		s.out = s.out[1:]
-		if len(s.out) == 0 {
-			s.out = s.out[:0:0] // let the backing array go once drained
-		}
+	if o, ok := s.out.pop(); ok {
 		return proto.Transmit{From: s.cfg.Local, To: o.to, Payload: o.msg.Append(buf[:0])}, true
 	}
 	if c := s.classifier; c != nil {
@@ -327,15 +321,7 @@ func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Trans
 }
 
 // PollEvent returns the next srvEvent.
-func (s *serverSession) PollEvent() (srvEvent, bool) {
-	if len(s.events) == 0 {
-		return nil, false
-	}
-	e := s.events[0]
-	s.events[0] = nil
-	s.events = s.events[1:]
-	return e, true
-}
+func (s *serverSession) PollEvent() (srvEvent, bool) { return s.events.pop() }
 
 // Deadline is the earliest of the session's timers and the classifier's.
 func (s *serverSession) Deadline() proto.Instant {
