@@ -96,7 +96,7 @@ func (c Credit) IsZero() bool { return c.conn == 0 || c.rudp.IsZero() }
 
 // EventPeerClosed: the connection with a peer ended: closed by either side (Local
 // says which; Code is the application's, 0 for a normal close, or rudp's 0xff01 idle
-// timeout, 0xff02 protocol violation, 0xff03 flow control), with Reason for humans.
+// timeout), with Reason for humans.
 type EventPeerClosed struct {
 	Peer   string
 	Code   uint16

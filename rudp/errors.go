@@ -24,7 +24,9 @@ var (
 	ErrDuplicate = errors.New("rudp: duplicate packet")
 	// ErrProtocol: a well-formed packet the peer may not send: an acknowledgement of
 	// a packet never sent, a lane that does not exist, a sequence number outside the
-	// window. The connection closes with CodeProtocol.
+	// window, data beyond the flow-control limit. Like every refused datagram it is
+	// dropped and counted (Stats.InvalidDatagrams) and the connection goes on: a
+	// peer that keeps breaking the rules stalls what it breaks, nothing else.
 	ErrProtocol = errors.New("rudp: protocol violation")
 	// ErrEmpty: a packet without frames.
 	ErrEmpty = errors.New("rudp: packet has no frames")

@@ -37,6 +37,6 @@ func (*EventClosed) isEvent()       {}
 const (
 	CodeNormal      uint16 = 0
 	CodeIdleTimeout uint16 = 0xff01 // nothing heard for IdleTimeout
-	CodeProtocol    uint16 = 0xff02 // the peer broke PROTOCOL.md §7
-	CodeFlowControl uint16 = 0xff03 // the peer sent beyond its flow-control limit
+	CodeProtocol    uint16 = 0xff02 // reserved: the peer broke PROTOCOL.md §7 (this version drops such packets instead, ErrProtocol)
+	CodeFlowControl uint16 = 0xff03 // reserved: the peer sent beyond its flow-control limit (likewise)
 )
