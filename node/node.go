@@ -190,13 +190,9 @@ func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPo
 	delete(n.sockTags, tag)
 	switch o := owner.(type) {
 	case *serverSession:
-		if o.classifier != nil {
-			o.classifier.HandleSockets(now, addrs)
-			o.drainClassifier(now)
-		}
+		o.handleSockets(now, addrs)
 	case *peerConn:
-		o.agent.HandleSockets(now, addrs)
-		o.drainAgent(now)
+		o.handleSockets(now, addrs)
 	}
 	n.drain(now)
 }

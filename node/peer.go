@@ -159,6 +159,12 @@ func (pc *peerConn) networkChanged(now proto.Instant) {
 	pc.emit(peerWantsIntroduction{})
 }
 
+// handleSockets gives the agent the extra sockets it asked for (birthday).
+func (pc *peerConn) handleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	pc.agent.HandleSockets(now, addrs)
+	pc.drainAgent(now)
+}
+
 // handleProbe takes a punch probe or probe reply for this pair.
 func (pc *peerConn) handleProbe(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	err := pc.agent.HandleDatagram(now, local, from, p)

@@ -200,6 +200,14 @@ func (s *serverSession) pendingIntro(peer string) bool {
 	return slices.Contains(s.waiting, peer) || slices.ContainsFunc(s.intros, func(r introRequest) bool { return r.peer == peer })
 }
 
+// handleSockets gives the classifier the extra sockets it asked for.
+func (s *serverSession) handleSockets(now proto.Instant, addrs []netip.AddrPort) {
+	if s.classifier != nil {
+		s.classifier.HandleSockets(now, addrs)
+		s.drainClassifier(now)
+	}
+}
+
 // checkNow sends a keepalive at once and counts the server lost unless it answers
 // within wait: a peer's relayed data stalled.
 func (s *serverSession) checkNow(now proto.Instant, wait time.Duration) {
