@@ -107,6 +107,30 @@ func (pc *peerConn) serverLost(now proto.Instant) {
 	pc.drainRelay(now)
 }
 
+// relayAllocated offers the server's relay-allocated to the relay client; it
+// reports whether it answered this peer's request.
+func (pc *peerConn) relayAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
+	if !pc.relay.client.HandleAllocated(now, m) {
+		return false
+	}
+	pc.drainRelay(now)
+	return true
+}
+
+// relayError offers an error from the server to the relay client; it reports
+// whether it answered this peer's relay-allocate.
+func (pc *peerConn) relayError(now proto.Instant, m *proto.Error) bool {
+	if !pc.relay.client.HandleError(now, m) {
+		return false
+	}
+	pc.drainRelay(now)
+	return true
+}
+
+// serverAnswered: a keepalive was acknowledged, so a stalled relay is not the
+// server's doing.
+func (pc *peerConn) serverAnswered() { pc.relay.checkOut = false }
+
 // pollAllocate returns a relay-allocate when one is due.
 func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	if !pc.srv.registered || now < pc.relay.client.Deadline() {

@@ -48,12 +48,11 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		}
 	case srvAnswered:
 		for _, p := range n.peers {
-			p.relay.checkOut = false // the server answers
+			p.serverAnswered()
 		}
 	case srvError:
 		for _, p := range n.peers {
-			if p.relay.client.HandleError(now, &e.m) {
-				p.drainRelay(now)
+			if p.relayError(now, &e.m) {
 				return
 			}
 		}
@@ -232,8 +231,7 @@ func (n *Node) handleRelayAllocated(now proto.Instant, from netip.AddrPort, p []
 		return n.stats.count(err)
 	}
 	for _, pe := range n.peers {
-		if pe.relay.client.HandleAllocated(now, &m) {
-			pe.drainRelay(now)
+		if pe.relayAllocated(now, &m) {
 			return nil
 		}
 	}
