@@ -310,7 +310,7 @@ func (n *Node) forget(p *peerConn) {
 	delete(n.byKey, p.key)
 	delete(n.byPair, p.agent.Pair())
 	delete(n.byRelayAddr, p.relay.addr)
-	if ch := p.relay.client.Channel(); ch != 0 && n.byChannel[ch] == p {
+	if ch := p.relay.channel; ch != 0 && n.byChannel[ch] == p {
 		delete(n.byChannel, ch)
 	}
 	for tag, owner := range n.sockTags {
