@@ -309,7 +309,7 @@ func (c *Conn) push(m Message, cr node.Credit) {
 
 // peerClosed: the peer connection ended; a normal close by the peer is io.EOF.
 func (c *Conn) peerClosed(e node.EventPeerClosed) {
-	if !e.Local && e.Code == 0 {
+	if !e.Reason.Local && e.Reason.Code == 0 {
 		c.fail(io.EOF)
 		return
 	}

@@ -158,7 +158,7 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventClosed:
 			s.closed = e.Reason
 		case node.EventPeerClosed:
-			s.closed = "peer closed: " + e.Reason
+			s.closed = "peer closed: " + e.Reason.String()
 		case node.EventConnected:
 			s.connected = true
 			for ; s.sent < s.toSend; s.sent++ {

@@ -94,14 +94,12 @@ func (c Credit) Add(o Credit) Credit {
 // IsZero reports whether c holds nothing.
 func (c Credit) IsZero() bool { return c.conn == 0 || c.rudp.IsZero() }
 
-// EventPeerClosed: the connection with a peer ended: closed by either side (Local
-// says which; Code is the application's, 0 for a normal close, or rudp's 0xff01 idle
-// timeout), with Reason for humans.
+// EventPeerClosed: the connection with a peer ended, closed by either side:
+// Reason.Local says which; Reason.Code is the application's (0 for a normal close)
+// or rudp's 0xff01 idle timeout; Reason.Text is for humans.
 type EventPeerClosed struct {
 	Peer   string
-	Code   uint16
-	Local  bool
-	Reason string
+	Reason proto.CloseReason
 }
 
 func (EventConnected) nodeEvent()   {}

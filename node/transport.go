@@ -106,7 +106,7 @@ func (pc *peerConn) drainConn(now proto.Instant) {
 			// allocations after a re-registration.
 			pc.relay.client = relayClientOff
 			pc.timers.clear()
-			pc.emit(EventPeerClosed{Peer: pc.id, Code: e.Reason.Code, Local: e.Reason.Local, Reason: e.Reason.String()})
+			pc.emit(EventPeerClosed{Peer: pc.id, Reason: e.Reason})
 		}
 	}
 }
