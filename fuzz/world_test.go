@@ -27,28 +27,9 @@ func FuzzWorld(f *testing.F) {
 func checkWorld(t *testing.T, seed uint64, plan []byte) {
 	sc := decodeScenario(seed, plan)
 	res := lab.RunScenario(sc)
-	if knownLinuxRebootBug(sc, res) {
-		t.Skip("known bug linux-nat-reboot (TestWorldKnownBugs): remove this filter once it is fixed")
-	}
 	if res.Err != "" || len(res.Violations) > 0 {
 		t.Fatalf("seed %d plan %x\n%s\nrun: %s\n  %s", seed, plan, describe(sc), res.Err, strings.Join(res.Violations, "\n  "))
 	}
-}
-
-// knownLinuxRebootBug recognises the one known failure (knownBugs,
-// "linux-nat-reboot") so the fuzzer keeps looking for new ones: a Linux NAT in the
-// pair, a NAT reboot in the schedule, and the missed direct path the only violation.
-func knownLinuxRebootBug(sc lab.Scenario, res lab.ScenarioResult) bool {
-	if sc.A != "linux" && sc.B != "linux" || len(res.Violations) != 1 || res.Err != "" ||
-		!strings.HasPrefix(res.Violations[0], "the oracle says") {
-		return false
-	}
-	for _, f := range sc.Faults {
-		if f.Kind == lab.FaultNATReboot {
-			return true
-		}
-	}
-	return false
 }
 
 // planReader hands out a plan's bytes, then zeros: any input is a plan.

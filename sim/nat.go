@@ -131,7 +131,11 @@ type mapping struct {
 	internal netip.AddrPort
 	external netip.AddrPort
 	expires  proto.Instant
-	permits  []permitKey // for cleanup when the mapping goes
+	// replied: an inbound packet was admitted through it. A per-flow mapping made
+	// by a port clash that never had one is itself an [UNREPLIED] conntrack entry on
+	// Linux and lives UnrepliedTimeout, not MappingTimeout (DESIGN §9).
+	replied bool
+	permits []permitKey // for cleanup when the mapping goes
 	// hotPermit caches the filter entry used last, for the same reason as Box.hot.
 	hotRemote netip.AddrPort
 	hotPermit *permit
@@ -379,6 +383,13 @@ func (b *Box) outboundMapping(internal, remote netip.AddrPort) *mapping {
 		}
 	}
 	m.expires = now.Add(b.cfg.MappingTimeout)
+	if m.key.flow && !m.replied {
+		// Measured on Linux (conntrack -L): a clashed flow with no reply goes 30 s
+		// after its last packet, and the preserved port is then free again for the
+		// same remote. With the 2-minute life a side that keeps probing through a
+		// clashed port after a NAT reboot never got its port back.
+		m.expires = now.Add(min(b.cfg.MappingTimeout, b.cfg.UnrepliedTimeout))
+	}
 	b.allow(m, remote)
 	return m
 }
@@ -485,7 +496,7 @@ func (b *Box) newMapping(k mapKey, internal, remote netip.AddrPort) *mapping {
 		m = &mapping{}
 	}
 	b.nextID++
-	m.id, m.key, m.internal, m.external = b.nextID, k, internal, ext
+	m.id, m.key, m.internal, m.external, m.replied = b.nextID, k, internal, ext, false
 	b.mappings[k] = m
 	if !b.cfg.NoTranslation {
 		b.byPort.set(ext.Port(), m)
@@ -583,6 +594,7 @@ func (b *Box) admit(p *packet) {
 		s.drop(p, b.name, DropFiltered)
 		return
 	}
+	m.replied = true
 	if b.cfg.InboundRefresh {
 		m.expires = s.now.Add(b.cfg.MappingTimeout)
 		b.allow(m, p.src)
