@@ -277,6 +277,7 @@ func (c *Conn) setPath(e PathEvent) {
 		default:
 			select {
 			case <-c.paths: // drop the oldest
+				c.n.pathDrops.Add(1)
 			default:
 			}
 		}

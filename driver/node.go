@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/curve25519"
@@ -138,6 +139,9 @@ type Node struct {
 	// dead is closed when the node stopped for good (Close or EventClosed).
 	dead     chan struct{}
 	deadOnce sync.Once
+	// pathDrops and refused count what the API's own queues turned away
+	// (Stats.PathEventsDropped, Stats.IncomingRefused).
+	pathDrops, refused atomic.Uint64
 
 	registered chan struct{}
 	natReady   chan struct{}
@@ -441,8 +445,14 @@ type Stats struct {
 	Rejected    uint64
 	TooLong     uint64 // longer than any natpass datagram; dropped unread
 	WriteErrors uint64 // sends the kernel refused
-	Sockets     int    // open UDP sockets
-	Node        node.Stats
+	// PathEventsDropped counts path events a Conn's PathEvents channel could not
+	// hold (16 unread: the oldest goes; Conn.Path always has the latest).
+	PathEventsDropped uint64
+	// IncomingRefused counts peers that connected while the accept queue
+	// (Config.AcceptQueue) was full: their connections were closed at once.
+	IncomingRefused uint64
+	Sockets         int // open UDP sockets
+	Node            node.Stats
 }
 
 // Stats returns the counters. After Close they are the last ones seen.
@@ -451,7 +461,8 @@ func (n *Node) Stats() Stats {
 		DatagramsIn: n.loop.stats.datagramsIn.Load(), BytesIn: n.loop.stats.bytesIn.Load(),
 		DatagramsOut: n.loop.stats.datagramsOut.Load(), BytesOut: n.loop.stats.bytesOut.Load(),
 		Rejected: n.loop.stats.rejected.Load(), TooLong: n.loop.stats.tooLong.Load(),
-		WriteErrors: n.loop.stats.writeErrors.Load(),
+		WriteErrors:       n.loop.stats.writeErrors.Load(),
+		PathEventsDropped: n.pathDrops.Load(), IncomingRefused: n.refused.Load(),
 	}
 	var ns node.Stats
 	var socks int
@@ -644,6 +655,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			case n.accept <- c:
 			default:
 				// Nobody is accepting: refuse rather than hold the peer's state.
+				n.refused.Add(1)
 				_ = n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "not accepting connections")
 			}
 		}
