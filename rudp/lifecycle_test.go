@@ -414,3 +414,43 @@ func TestProbeTimeoutIsAnEvent(t *testing.T) {
 		t.Fatalf("%d PTOs, %d events", ptos, events)
 	}
 }
+
+// Unreliable messages a stopped reader has not taken count against the receive
+// window too: past it they are dropped and counted, never queued without bound; once
+// the reader takes them, new ones are delivered again.
+func TestUnreliableQueueIsBoundedAndCounted(t *testing.T) {
+	cfg := Config{MaxMessageSize: 16 << 10, RecvWindow: 64 << 10}
+	p := newDirectPair(cfg, 1000)
+	var held Credit
+	delivered := 0
+	for range 200 { // 200 × (1000 + 32) bytes: three windows' worth
+		p.now = p.now.Add(time.Millisecond)
+		if err := p.a.Send(p.now, 0, Unreliable, p.msg); err != nil {
+			t.Fatal(err)
+		}
+		for pkt, ok := p.a.PollTransmit(p.now, p.bufA); ok; pkt, ok = p.a.PollTransmit(p.now, p.bufA) {
+			_ = p.b.HandleDatagram(p.now, pkt)
+		}
+		for ev, ok := p.b.PollEvent(); ok; ev, ok = p.b.PollEvent() {
+			if m, isMsg := ev.(*EventMessage); isMsg {
+				delivered++
+				held = held.Add(m.Credit)
+			}
+		}
+		for pkt, ok := p.b.PollTransmit(p.now, p.bufB); ok; pkt, ok = p.b.PollTransmit(p.now, p.bufB) {
+			_ = p.a.HandleDatagram(p.now, pkt)
+		}
+	}
+	window := cfg.RecvWindow / (1000 + 32)
+	dropped := p.b.Stats().UnreliableDropped
+	if delivered > window || delivered == 0 || dropped == 0 || delivered+int(dropped) != 200 {
+		t.Fatalf("a reader holding every message: %d delivered (window %d), %d dropped, of 200", delivered, window, dropped)
+	}
+	p.b.Consumed(p.now, held)
+	p.onMessage = nil
+	before := p.received
+	p.step(Unreliable, time.Millisecond)
+	if p.received != before+1 {
+		t.Fatal("after the reader took its messages, a new unreliable message was not delivered")
+	}
+}
