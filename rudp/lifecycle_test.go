@@ -447,7 +447,6 @@ func TestUnreliableQueueIsBoundedAndCounted(t *testing.T) {
 		t.Fatalf("a reader holding every message: %d delivered (window %d), %d dropped, of 200", delivered, window, dropped)
 	}
 	p.b.Consumed(p.now, held)
-	p.onMessage = nil
 	before := p.received
 	p.step(Unreliable, time.Millisecond)
 	if p.received != before+1 {
