@@ -2,7 +2,6 @@ package fuzz
 
 import (
 	"bytes"
-	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -158,9 +157,6 @@ func (p *pair) nodeMessages() int {
 	}
 	return n
 }
-
-// errFixture marks a datagram the fixture itself could not deliver.
-var errFixture = errors.New("fixture")
 
 // datagram is one datagram in flight between the node and the stand-in.
 type datagram struct {

@@ -123,7 +123,7 @@ func classifierSubject(t *testing.T) *machinetest.Subject {
 		// Every probe answered, as for a public host: the measurement ends.
 		// The first round was drained unanswered: its retransmits are answered.
 		Idle: func(now proto.Instant) proto.Instant {
-			now = c.Deadline()
+			now = max(now, c.Deadline())
 			c.HandleTimeout(now)
 			var extra int
 			serveOpen(t, c, now, &extra)

@@ -95,7 +95,7 @@ func clientSubject(t *testing.T) *machinetest.Subject {
 		},
 		// The refresh at half the lifetime and the server's answer to it.
 		Steady: func(now proto.Instant) proto.Instant {
-			now = c.Deadline()
+			now = max(now, c.Deadline())
 			c.HandleTimeout(now)
 			if n, _ := machinetest.Discard(m, now, buf); n != 1 {
 				t.Fatalf("%d relay-allocates at the refresh, want 1", n)

@@ -32,7 +32,7 @@ func TestCheckPassesOnAToyThatKeepsTheContract(t *testing.T) {
 			Inputs:   [][]byte{{msgPing}, {msgPong}},
 			Idle:     func(now proto.Instant) proto.Instant { p.Close(); return now },
 			Steady: func(now proto.Instant) proto.Instant {
-				now = p.Deadline()
+				now = max(now, p.Deadline())
 				p.HandleTimeout(now)
 				Discard(m, now, buf[:])
 				if err := p.HandleDatagram(now, addrA, addrB, ping); err != nil {
