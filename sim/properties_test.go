@@ -275,6 +275,9 @@ func TestPropertyExpiryAndRefresh(t *testing.T) {
 		mapExp := map[class]proto.Instant{}
 		permitExp := map[[2]netip.AddrPort]proto.Instant{}
 		ext := map[class]netip.AddrPort{}
+		// replied: an inbound packet was admitted through the mapping. On a clash box
+		// a flow moved off the preserved port lives 30 s until then (DESIGN §9).
+		replied := map[class]bool{}
 		var classes []class
 		for i := range rapid.IntRange(1, 12).Draw(t, "steps") {
 			// Gaps in percent of the timeout: within it (refreshes matter) and beyond.
@@ -297,12 +300,18 @@ func TestPropertyExpiryAndRefresh(t *testing.T) {
 							delete(permitExp, k)
 						}
 					}
+					replied[c] = false
 					if _, seen := ext[c]; !seen {
 						classes = append(classes, c)
 					}
 				}
 				ext[c] = w.out(t, d)
 				mapExp[c] = now.Add(timeout)
+				if clash && ext[c].Port() != w.site.Host.Socket().Port() && !replied[c] {
+					// An earlier refused packet left an [UNREPLIED] entry on the
+					// preserved port, so this flow got a port of its own.
+					mapExp[c] = now.Add(min(timeout, 30*time.Second))
+				}
 				permitExp[[2]netip.AddrPort{c, mask(filterDep, d)}] = now.Add(timeout)
 				continue
 			}
@@ -314,6 +323,7 @@ func TestPropertyExpiryAndRefresh(t *testing.T) {
 				pk := [2]netip.AddrPort{c, mask(filterDep, d)}
 				if ext[c] == e && mapExp[c] > now && permitExp[pk] > now {
 					want = true
+					replied[c] = true
 					if inboundRefresh {
 						mapExp[c], permitExp[pk] = now.Add(timeout), now.Add(timeout)
 					}
