@@ -103,7 +103,7 @@ var (
 func rejectVectors() []rejectVector {
 	var out []rejectVector
 	add := func(typ, name, rule, class string, p []byte) {
-		out = append(out, rejectVector{Name: name, Type: typ, Hex: hex.EncodeToString(p), Rule: rule, Error: class})
+		out = append(out, rejectVector{Name: kebab(typ) + "-" + name, Type: typ, Hex: hex.EncodeToString(p), Rule: rule, Error: class})
 	}
 
 	// §1-§3: the first byte and the common header, whatever the message.
@@ -331,6 +331,27 @@ func rejectVectors() []rejectVector {
 	return out
 }
 
+// kebab spells a Go type name as the vector names do: NATProbeReply → nat-probe-reply.
+func kebab(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		upper := c >= 'A' && c <= 'Z'
+		if upper && i > 0 {
+			prevLower := s[i-1] >= 'a' && s[i-1] <= 'z'
+			nextLower := i+1 < len(s) && s[i+1] >= 'a' && s[i+1] <= 'z'
+			if prevLower || nextLower {
+				b = append(b, '-')
+			}
+		}
+		if upper {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
 // parserRegistry maps the type names of the vector files to fresh parse targets.
 func parserRegistry() map[string]func() message {
 	reg := map[string]func() message{"Datagram": func() message { return new(datagram) }}
@@ -417,6 +438,50 @@ func TestRejectVectorsCoverEveryType(t *testing.T) {
 	for _, r := range rules {
 		if !bytes.Contains(spec, []byte("**["+r+"]")) {
 			t.Errorf("rule %s is cited by a vector but not stated (as **[%s]**) in PROTOCOL.md", r, r)
+		}
+	}
+}
+
+// TestVectorFilesLoad: every file in testdata/vectors is JSON of the documented shape
+// (a comment and a non-empty vectors array of uniquely named entries) and is listed
+// in the folder's README, which documents the format.
+func TestVectorFilesLoad(t *testing.T) {
+	dir := filepath.Join("testdata", "vectors")
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no vector files (%v)", err)
+	}
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Comment string `json:"comment"`
+			Vectors []struct {
+				Name string `json:"name"`
+			} `json:"vectors"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if f.Comment == "" || len(f.Vectors) == 0 {
+			t.Errorf("%s: no comment or no vectors", path)
+		}
+		names := map[string]bool{}
+		for _, v := range f.Vectors {
+			if v.Name == "" || names[v.Name] {
+				t.Errorf("%s: empty or duplicate vector name %q", path, v.Name)
+			}
+			names[v.Name] = true
+		}
+		if base := filepath.Base(path); !bytes.Contains(readme, []byte("`"+base+"`")) {
+			t.Errorf("%s is not described in %s/README.md", base, dir)
 		}
 	}
 }
