@@ -122,6 +122,9 @@ func TestHandshakeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	withMAC2 := p.one(p.a)
+	ts2 := TAI64N(p.wall())
+	add("second timestamp", ts2[:], "TAI64N of the wall time 5 s later (REKEY_TIMEOUT), nanoseconds whitened: "+
+		"what the second initiation encrypts")
 	add("second initiation (5 s later)", init2.Payload, "initiator draws 3 and 4: index, ephemeral")
 	add("initiator draw 3: index", recI.draws[nI], "")
 	add("initiator draw 4: ephemeral", recI.draws[nI+1], "")

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// vecRelayToken is the relay token of relayframe's TestTokenGoldenVector (pair
+// vecRelayToken is the relay token of relayframe's TestTokenGoldenVector and of relay-token.json (pair
 // 0x0102030405060708, expiry 2027-01-01, two patterned keys), so the relay vectors
 // carry a token a server with that vector's secret accepts until its expiry.
 var vecRelayToken, _ = hex.DecodeString("01" + "0102030405060708" + "000000006b36ec80" +

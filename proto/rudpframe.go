@@ -429,3 +429,71 @@ func RUDPPaddingLen(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// RUDPPacket is a whole rudp packet: its packet number and its frames in order, each
+// frame whole (type byte included). rudp checks and acts on frames in place; this
+// type is the reference form of PROTOCOL.md §7.2 for vectors and ports, and its Parse
+// applies exactly the syntax rules rudp applies before it looks at its own state
+// ([RUDP-1], [RUDP-2]). Frames alias the parsed packet.
+type RUDPPacket struct {
+	PacketNumber uint64
+	Frames       [][]byte
+}
+
+// Append encodes the packet; it panics on a packet without frames.
+func (m *RUDPPacket) Append(b []byte) []byte {
+	if len(m.Frames) == 0 {
+		panic("proto: rudp packet without frames")
+	}
+	b = AppendVarint(b, m.PacketNumber)
+	for _, f := range m.Frames {
+		b = append(b, f...)
+	}
+	return b
+}
+
+// Parse reads a whole packet: a packet number and at least one well-formed frame.
+func (m *RUDPPacket) Parse(p []byte) error {
+	n, err := (&RUDPHeader{}).Decode(p)
+	if err != nil {
+		return err
+	}
+	m.PacketNumber, _, _ = ConsumeVarint(p)
+	p = p[n:]
+	if len(p) == 0 {
+		return ErrShort // [RUDP-1]: at least one frame
+	}
+	m.Frames = m.Frames[:0]
+	for len(p) > 0 {
+		n, err := rudpFrameLen(p)
+		if err != nil {
+			return err
+		}
+		m.Frames = append(m.Frames, p[:n:n])
+		p = p[n:]
+	}
+	return nil
+}
+
+// rudpFrameLen checks the frame at the start of p and returns its length.
+func rudpFrameLen(p []byte) (int, error) {
+	switch t := RUDPFrameType(p[0]); {
+	case t == RUDPPadding:
+		return RUDPPaddingLen(p)
+	case t == RUDPPing:
+		return 1, nil
+	case t == RUDPAckType:
+		var f RUDPAck
+		return f.Decode(p)
+	case t == RUDPMaxDataType:
+		var f RUDPMaxData
+		return f.Decode(p)
+	case t == RUDPCloseType:
+		var f RUDPClose
+		return f.Decode(p)
+	case t >= RUDPDataFirst && t <= RUDPDataLast:
+		var f RUDPData
+		return f.Decode(p)
+	}
+	return 0, ErrMalformed // [RUDP-1]: a frame type §7.3 does not list
+}

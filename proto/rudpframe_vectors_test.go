@@ -1,5 +1,14 @@
 package proto
 
+import "testing"
+
+// rudpPacketVectorCases are whole rudp packets (rudp-packet.json).
+var rudpPacketVectorCases []vectorCase
+
+func TestRUDPPacketVectors(t *testing.T) {
+	checkOpenEndedVectors(t, "rudp-packet", "RUDPPacket", rudpPacketVectorCases, 1)
+}
+
 // Golden vectors for the rudp frames (PROTOCOL.md §7). rudp frames travel inside the
 // encrypted transport payload and have no common header, so they live in their own
 // files, rudp-*.json. Each vector is one frame (or the packet-number header) alone.
@@ -24,6 +33,8 @@ func init() {
 	newClose := func() message { return new(RUDPClose) }
 	add("rudp-close", "close-normal", &RUDPClose{Code: 0}, newClose)
 	add("rudp-close", "close-with-text", &RUDPClose{Code: 0x0101, Text: []byte("idle timeout")}, newClose)
+	// 0xff01 reads 0x01ff in the other byte order, so a port that swaps bytes fails here.
+	add("rudp-close", "close-idle-timeout", &RUDPClose{Code: 0xff01}, newClose)
 
 	newData := func() message { return new(RUDPData) }
 	add("rudp-data", "reliable-ordered-whole", &RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 7,
@@ -36,4 +47,24 @@ func init() {
 		Total: 10, Count: 3, Index: 2, Data: []byte{9, 10}}, newData)
 	add("rudp-data", "reliable-ordered-fragment-first", &RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 64,
 		Total: 10, Count: 3, Index: 0, Data: []byte{1, 2, 3, 4}}, newData)
+
+	// Whole packets (PROTOCOL.md §7.2): a PING alone, a PMTU probe (PING then PADDING),
+	// and one packet of every other frame type in a row, CLOSE last.
+	// A packet's frames run to its end, so these are open-ended vectors: a prefix or an
+	// extension of a packet can be another valid packet.
+	newPacket := func() message { return new(RUDPPacket) }
+	addPacket := func(file, name string, m message, fresh func() message) {
+		rudpPacketVectorCases = append(rudpPacketVectorCases, vectorCase{File: file, Name: name, Msg: m, New: fresh})
+	}
+	frame := func(m message) []byte { return m.Append(nil) }
+	addPacket("rudp-packet", "ping", &RUDPPacket{PacketNumber: 0, Frames: [][]byte{{byte(RUDPPing)}}}, newPacket)
+	addPacket("rudp-packet", "pmtu-probe-ping-padding", &RUDPPacket{PacketNumber: 17,
+		Frames: [][]byte{{byte(RUDPPing)}, make([]byte, 24)}}, newPacket)
+	addPacket("rudp-packet", "ack-data-maxdata-close", &RUDPPacket{PacketNumber: 300, Frames: [][]byte{
+		frame(&RUDPAck{DelayMicros: 25, Ranges: []RUDPAckRange{{Smallest: 40, Largest: 42}, {Smallest: 7, Largest: 30}}}),
+		frame(&RUDPData{Mode: RUDPReliableOrdered, Lane: 3, Seq: 9, Total: 2, Data: []byte("hi")}),
+		frame(&RUDPData{Mode: RUDPUnreliable, Lane: 0, Seq: 1, Total: 5, Count: 2, Index: 1, Data: []byte{4, 5}}),
+		frame(&RUDPMaxData{Limit: 1 << 20}),
+		frame(&RUDPClose{Code: 0xff01, Text: []byte("bye")}),
+	}}, newPacket)
 }

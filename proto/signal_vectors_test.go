@@ -49,12 +49,16 @@ func init() {
 		func() message { return new(Keepalive) })
 	add("keepalive-ack", "keepalive-ack", &KeepaliveAck{Seq: 7, Observed: vecV4},
 		func() message { return new(KeepaliveAck) })
+	add("keepalive-ack", "keepalive-ack-v6", &KeepaliveAck{Seq: 8, Observed: vecV6},
+		func() message { return new(KeepaliveAck) })
 
 	newProbe := func() message { return new(NATProbe) }
 	add("nat-probe", "nat-probe-same-socket", &NATProbe{Session: vecSession, TxID: 9}, newProbe)
 	add("nat-probe", "nat-probe-change-both", &NATProbe{Session: vecSession, TxID: 10,
 		Change: ChangePort | ChangeAddress}, newProbe)
 	add("nat-probe-reply", "nat-probe-reply", &NATProbeReply{TxID: 10, Observed: vecV4},
+		func() message { return new(NATProbeReply) })
+	add("nat-probe-reply", "nat-probe-reply-v6", &NATProbeReply{TxID: 11, Observed: vecV6},
 		func() message { return new(NATProbeReply) })
 
 	add("introduce-request", "introduce-request-relay-only", &IntroduceRequest{Session: vecSession, TxID: 11,

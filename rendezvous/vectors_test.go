@@ -1,0 +1,170 @@
+package rendezvous
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/natpass/natpass/proto"
+)
+
+var update = flag.Bool("update", false, "rewrite ../proto/testdata/vectors/{ticket-mac,stun}.json")
+
+// deriveVector is one entry of a derivation vector file (proto/testdata/vectors/
+// README.md, "Derivation files"): every value a string, bytes in hex, integers in
+// decimal, verdicts as words.
+type deriveVector struct {
+	Name    string            `json:"name"`
+	Kind    string            `json:"kind"`
+	Rule    string            `json:"rule"`
+	Inputs  map[string]string `json:"inputs"`
+	Outputs map[string]string `json:"outputs"`
+}
+
+type deriveFile struct {
+	Comment string         `json:"comment"`
+	Vectors []deriveVector `json:"vectors"`
+}
+
+// checkVectorFile compares f with ../proto/testdata/vectors/<name>.json, or writes it
+// with -update.
+func checkVectorFile(t *testing.T, name string, f deriveFile) {
+	t.Helper()
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	path := filepath.Join("..", "proto", "testdata", "vectors", name+".json")
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./rendezvous -update to create it)", err)
+	}
+	if !bytes.Equal(file, b) {
+		t.Fatalf("%s differs from the implementation; run go test ./rendezvous -update and review the diff", path)
+	}
+}
+
+// TestTicketMACVectors pins PROTOCOL.md §4.4 [TICKET-2]-[TICKET-4] with the secret in
+// the file: what an app backend in another language needs to mint tickets this
+// server accepts.
+func TestTicketMACVectors(t *testing.T) {
+	f := deriveFile{Comment: "natpass ticket MAC and verdicts (PROTOCOL.md §4.4 [TICKET-1]-[TICKET-4]); " +
+		"regenerate with: go test ./rendezvous -update. Format: README.md in this folder."}
+	secretHex := hex.EncodeToString(testSecret)
+	mint := func(name string, tk proto.Ticket) []byte {
+		p := MintTicket(testSecret, tk)
+		f.Vectors = append(f.Vectors, deriveVector{Name: name, Kind: "ticket-mint", Rule: "TICKET-2",
+			Inputs: map[string]string{"secret": secretHex, "peer_id": hex.EncodeToString(tk.PeerID),
+				"public_key": hex.EncodeToString(tk.PublicKey[:]), "expiry": strconv.FormatUint(tk.ExpiryUnix, 10)},
+			Outputs: map[string]string{"ticket": hex.EncodeToString(p), "mac": hex.EncodeToString(p[len(p)-proto.KeyLen:])}})
+		return p
+	}
+	alice := mint("alice", proto.Ticket{PeerID: []byte("alice"), ExpiryUnix: testExpiryUnix,
+		PublicKey: [proto.KeyLen]byte{0: 0x9a, 1: 0xbc, 31: 0x01}})
+	mint("utf8-peer-id", proto.Ticket{PeerID: []byte("ünïcødé-☃"), ExpiryUnix: 1, PublicKey: [proto.KeyLen]byte{31: 9}})
+	long := mint("64-byte-peer-id", proto.Ticket{PeerID: bytes.Repeat([]byte{0xff}, proto.MaxPeerIDLen),
+		ExpiryUnix: 1<<64 - 1, PublicKey: [proto.KeyLen]byte{0: 0xff}})
+
+	verify := func(name, rule string, secret, p []byte, now uint64, verdict string) {
+		f.Vectors = append(f.Vectors, deriveVector{Name: name, Kind: "ticket-verify", Rule: rule,
+			Inputs: map[string]string{"secret": hex.EncodeToString(secret), "ticket": hex.EncodeToString(p),
+				"now": strconv.FormatUint(now, 10)},
+			Outputs: map[string]string{"verdict": verdict}})
+		_, err := VerifyTicket(secret, p, now)
+		got := "ok"
+		switch {
+		case errors.Is(err, ErrBadTicket):
+			got = "bad"
+		case errors.Is(err, ErrTicketExpired):
+			got = "expired"
+		case err != nil:
+			got = err.Error()
+		}
+		if got != verdict {
+			t.Errorf("%s: verdict %s, want %s", name, got, verdict)
+		}
+	}
+	other := []byte("some other server's secret......")
+	flip := func(p []byte, i int) []byte { q := bytes.Clone(p); q[i] ^= 1; return q }
+	verify("fresh", "TICKET-3", testSecret, alice, testExpiryUnix-1, "ok")
+	verify("at-expiry", "TICKET-3", testSecret, alice, testExpiryUnix, "expired")
+	verify("after-expiry", "TICKET-3", testSecret, alice, testExpiryUnix+1, "expired")
+	verify("never-expires-in-uint64", "TICKET-3", testSecret, long, 1<<63, "ok")
+	verify("other-secret", "TICKET-2", other, alice, 0, "bad")
+	verify("mac-bit-flipped", "TICKET-2", testSecret, flip(alice, len(alice)-1), 0, "bad")
+	verify("expiry-bit-flipped", "TICKET-2", testSecret, flip(alice, len(alice)-proto.KeyLen-1), 0, "bad")
+	verify("mac-checked-before-expiry", "TICKET-4", testSecret, flip(alice, len(alice)-1), testExpiryUnix+1, "bad")
+	verify("version-2", "TICKET-1", testSecret, append([]byte{2}, alice[1:]...), 0, "bad")
+	verify("one-byte", "TICKET-1", testSecret, []byte{1}, 0, "bad")
+	verify("byte-after-mac", "TICKET-1", testSecret, append(bytes.Clone(alice), 0), 0, "bad")
+	checkVectorFile(t, "ticket-mac", f)
+}
+
+// TestSTUNVectors pins PROTOCOL.md §10 through the server's public API: each request,
+// from its source, is answered with exactly the response bytes in the file, or
+// dropped with the reason given.
+func TestSTUNVectors(t *testing.T) {
+	f := deriveFile{Comment: "natpass server STUN Binding behaviour (PROTOCOL.md §10 [STUN-1]-[STUN-3]): request from " +
+		"source, and the exact response or the reason it is dropped; regenerate with: go test ./rendezvous -update. " +
+		"Format: README.md in this folder."}
+	reasons := map[error]string{ErrSTUNMalformed: "malformed", ErrSTUNNotBindingRequest: "not-binding-request",
+		ErrSTUNBadFingerprint: "bad-fingerprint", ErrSTUNUnknownAttribute: "unknown-attribute", ErrSTUNTooSmall: "too-small"}
+	add := func(name, rule string, from netip.AddrPort, req []byte, want string) {
+		h := newHarness(t, nil) // a fresh server: no rate limit carries over
+		err, out, _ := h.deliver(srvPrimary, from, req)
+		o := map[string]string{}
+		switch {
+		case err == nil && len(out) == 1 && out[0].To == from && out[0].From == srvPrimary:
+			o["verdict"] = "answer"
+			o["response"] = hex.EncodeToString(out[0].Payload)
+		case err != nil:
+			o["verdict"] = reasons[err]
+		}
+		if o["verdict"] != want {
+			t.Errorf("%s: err %v, %d datagrams; want %s", name, err, len(out), want)
+		}
+		f.Vectors = append(f.Vectors, deriveVector{Name: name, Kind: "stun-binding", Rule: rule,
+			Inputs:  map[string]string{"request": hex.EncodeToString(req), "source": from.String()},
+			Outputs: o})
+	}
+	pad := func(n int) []byte { return stunAttr(stunAttrPadding, make([]byte, n)) }
+	good := stunRequestBytes(0x11, true, pad(32))
+	add("padded-64-fingerprint-v4", "STUN-2", aliceNAT, good, "answer")
+	add("padded-64-fingerprint-v6", "STUN-2", v6Node, stunRequestBytes(0x12, true, pad(32)), "answer")
+	add("32-bytes-no-fingerprint-v4", "STUN-2", aliceNAT, stunRequestBytes(0x13, false, pad(8)), "answer")
+	add("36-bytes-fingerprint-omitted-v4", "STUN-3", aliceNAT, stunRequestBytes(0x14, true, pad(4)), "answer")
+	add("software-attribute-v4", "STUN-1", bobNAT, stunRequestBytes(0x15, false, stunAttr(0x8022, []byte("natpass vectors"))), "answer")
+	add("rfc5769-ice-check-v4", "STUN-1", aliceNAT, unhex(t, rfc5769Request), "answer")
+	add("bare-20-bytes", "STUN-3", aliceNAT, stunRequestBytes(0x21, false), "too-small")
+	add("40-bytes-from-v6", "STUN-3", v6Node, stunRequestBytes(0x22, true, pad(8)), "too-small")
+	badFP := bytes.Clone(good)
+	badFP[len(badFP)-1] ^= 1
+	add("bad-fingerprint", "STUN-1", aliceNAT, badFP, "bad-fingerprint")
+	add("change-request-attribute", "STUN-1", aliceNAT, stunRequestBytes(0x23, false, stunAttr(0x0003, make([]byte, 4)), pad(8)), "unknown-attribute")
+	indication := bytes.Clone(good)
+	indication[1] = 0x11
+	add("binding-indication", "STUN-1", aliceNAT, indication, "not-binding-request")
+	rfc3489 := bytes.Clone(good)
+	binary.BigEndian.PutUint32(rfc3489[4:], 0x01020304)
+	add("rfc3489-no-magic-cookie", "STUN-1", aliceNAT, rfc3489, "malformed")
+	afterFP := append(bytes.Clone(good), stunAttr(0x8022, []byte("x"))...)
+	binary.BigEndian.PutUint16(afterFP[2:], uint16(len(afterFP)-stunHeaderLen))
+	add("attribute-after-fingerprint", "STUN-1", aliceNAT, afterFP, "malformed")
+	add("byte-after-attributes", "STUN-1", aliceNAT, append(stunRequestBytes(0x24, false, pad(12)), 0), "malformed")
+	checkVectorFile(t, "stun", f)
+}
