@@ -1,0 +1,57 @@
+package node
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// The node's probe key is the one PROTOCOL.md §9 [PROBE-1] defines: the vectors in
+// proto/testdata/vectors/probe-key.json (which ports check themselves against) pin
+// this code, not only the spec's text.
+func TestProbeKeyMatchesVectors(t *testing.T) {
+	raw, err := os.ReadFile("../proto/testdata/vectors/probe-key.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Vectors []struct {
+			Name, Kind string
+			Inputs     map[string]string
+			Outputs    map[string]string
+		}
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	key32 := func(s string) (k [32]byte) {
+		b, err := hex.DecodeString(s)
+		if err != nil || len(b) != 32 {
+			t.Fatalf("bad 32-byte hex %q", s)
+		}
+		return [32]byte(b)
+	}
+	checked := 0
+	for _, v := range file.Vectors {
+		if v.Kind != "probe-key" {
+			continue
+		}
+		priv, peer, psk := key32(v.Inputs["private_key"]), key32(v.Inputs["peer_public_key"]), key32(v.Inputs["psk"])
+		k, err := probeKey(&priv, &peer, &psk)
+		switch v.Outputs["verdict"] {
+		case "ok":
+			if err != nil || hex.EncodeToString(k[:]) != v.Outputs["probe_key"] {
+				t.Errorf("%s: probe key %x (%v), want %s", v.Name, k, err, v.Outputs["probe_key"])
+			}
+		default:
+			if err == nil {
+				t.Errorf("%s: want %s, got a key", v.Name, v.Outputs["verdict"])
+			}
+		}
+		checked++
+	}
+	if checked < 4 {
+		t.Fatalf("%d probe-key vectors checked", checked)
+	}
+}
