@@ -66,6 +66,7 @@ type Classifier struct {
 	rtt   time.Duration
 
 	probes  []classifyProbe // at most ExtraSockets+6: HandleSockets takes no more sockets than asked
+	due     int             // probes with due set: PollTransmit, called after every datagram, scans only when some are
 	extras  []netip.AddrPort
 	events  fifo[ClassifierEvent] // bound classifierEventsMax
 	result  proto.NATBehavior
@@ -175,6 +176,7 @@ func (c *Classifier) Start(now proto.Instant) {
 func (c *Classifier) add(now proto.Instant, role probeRole, from, to netip.AddrPort, change uint8) {
 	c.probes = append(c.probes, classifyProbe{role: role, from: from, to: to, change: change,
 		txid: c.rng.Uint64(), due: true})
+	c.due++
 }
 
 // Done reports whether the measurement finished.
@@ -335,6 +337,7 @@ func (c *Classifier) finish(b proto.NATBehavior, observed netip.AddrPort) {
 	for i := range c.probes {
 		c.probes[i].due = false // the answers no longer matter
 	}
+	c.due = 0
 	c.events.push(EventClassified{Behavior: b, Observed: observed, Next: c.next})
 }
 
@@ -481,7 +484,10 @@ func (c *Classifier) HandleTimeout(now proto.Instant) {
 			pr.expired = true
 			continue
 		}
-		pr.due = true
+		if !pr.due {
+			pr.due = true
+			c.due++
+		}
 	}
 	c.advance(now)
 }
@@ -491,12 +497,13 @@ func (c *Classifier) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit
 	c.clock.advance(now)
 	// In table order, which is the order the probes were added: the filtering probes
 	// go first and alone (see the type doc). The table is a handful of probes.
-	i := slices.IndexFunc(c.probes, func(pr classifyProbe) bool { return pr.due })
-	if i < 0 {
+	if c.due == 0 {
 		return proto.Transmit{}, false
 	}
+	i := slices.IndexFunc(c.probes, func(pr classifyProbe) bool { return pr.due })
 	pr := &c.probes[i]
 	pr.due = false
+	c.due--
 	pr.tries++
 	pr.sentAt = now
 	m := proto.NATProbe{Session: c.cfg.Session, TxID: pr.txid, Change: pr.change}
