@@ -2,29 +2,16 @@ package node
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
+
+	"github.com/natpass/natpass/internal/vectorfile"
 )
 
 // The node's probe key is the one PROTOCOL.md §9 [PROBE-1] defines: the vectors in
 // proto/testdata/vectors/probe-key.json (which ports check themselves against) pin
 // this code, not only the spec's text.
 func TestProbeKeyMatchesVectors(t *testing.T) {
-	raw, err := os.ReadFile("../proto/testdata/vectors/probe-key.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		Vectors []struct {
-			Name, Kind string
-			Inputs     map[string]string
-			Outputs    map[string]string
-		}
-	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		t.Fatal(err)
-	}
+	file := vectorfile.Load(t, "probe-key")
 	key32 := func(s string) (k [32]byte) {
 		b, err := hex.DecodeString(s)
 		if err != nil || len(b) != 32 {

@@ -5,37 +5,26 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"golang.org/x/crypto/curve25519"
 
+	"github.com/natpass/natpass/internal/vectorfile"
 	"github.com/natpass/natpass/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite ../proto/testdata/vectors/probe-key.json")
 
-// deriveVector is one entry of a derivation vector file: named inputs and the outputs
-// they must give (proto/testdata/vectors/README.md, "Derivation files"). Every value
-// is a string: bytes in hex, integers in decimal, booleans and verdicts as words.
-type deriveVector struct {
-	Name    string            `json:"name"`
-	Kind    string            `json:"kind"`
-	Rule    string            `json:"rule"`
-	Inputs  map[string]string `json:"inputs"`
-	Outputs map[string]string `json:"outputs"`
-}
-
-type deriveFile struct {
-	Comment string         `json:"comment"`
-	Vectors []deriveVector `json:"vectors"`
-}
+// deriveVector and deriveFile are the derivation vector file's shape
+// (internal/vectorfile).
+type (
+	deriveVector = vectorfile.Vector
+	deriveFile   = vectorfile.File
+)
 
 // vectorProbeKey derives the probe key as PROTOCOL.md [PROBE-1] states it. The node
 // derives it in node/route.go (probeKey); this is the spec's construction, written
@@ -161,23 +150,5 @@ func probeVectors(t *testing.T) deriveFile {
 // controlling role and tag, in ../proto/testdata/vectors/probe-key.json.
 func TestProbeKeyVectors(t *testing.T) {
 	f := probeVectors(t)
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	path := filepath.Join("..", "proto", "testdata", "vectors", "probe-key.json")
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./punch -update to create it)", err)
-	}
-	if !bytes.Equal(file, b) {
-		t.Fatalf("%s differs from the implementation; run go test ./punch -update and review the diff", path)
-	}
+	vectorfile.Check(t, "probe-key", "punch", f, *update)
 }

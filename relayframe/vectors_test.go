@@ -3,34 +3,23 @@ package relayframe
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/natpass/natpass/internal/vectorfile"
 	"github.com/natpass/natpass/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite ../proto/testdata/vectors/relay-token.json")
 
-// deriveVector is one entry of a derivation vector file (proto/testdata/vectors/
-// README.md, "Derivation files"): every value a string, bytes in hex, integers in
-// decimal, verdicts as words.
-type deriveVector struct {
-	Name    string            `json:"name"`
-	Kind    string            `json:"kind"`
-	Rule    string            `json:"rule"`
-	Inputs  map[string]string `json:"inputs"`
-	Outputs map[string]string `json:"outputs"`
-}
-
-type deriveFile struct {
-	Comment string         `json:"comment"`
-	Vectors []deriveVector `json:"vectors"`
-}
+// deriveVector and deriveFile are the derivation vector file's shape
+// (internal/vectorfile).
+type (
+	deriveVector = vectorfile.Vector
+	deriveFile   = vectorfile.File
+)
 
 // TestRelayTokenVectors pins PROTOCOL.md §5.10 [TOKEN-1]-[TOKEN-4] with the server
 // secret in the file, so a server in another language can mint and check tokens
@@ -108,23 +97,5 @@ func TestRelayTokenVectors(t *testing.T) {
 	verify("other-secret", "TOKEN-2", otherSigner.AppendToken(nil, Token{PairID: 0x0102030405060708,
 		ExpiryUnix: testExpiry, KeyA: keyAlice, KeyB: keyBob}), 0, "bad-mac")
 
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	path := filepath.Join("..", "proto", "testdata", "vectors", "relay-token.json")
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./relayframe -update to create it)", err)
-	}
-	if !bytes.Equal(file, b) {
-		t.Fatalf("%s differs from the implementation; run go test ./relayframe -update and review the diff", path)
-	}
+	vectorfile.Check(t, "relay-token", "relayframe", f, *update)
 }

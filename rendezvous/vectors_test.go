@@ -4,59 +4,30 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/natpass/natpass/internal/vectorfile"
 	"github.com/natpass/natpass/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite ../proto/testdata/vectors/{ticket-mac,stun}.json")
 
-// deriveVector is one entry of a derivation vector file (proto/testdata/vectors/
-// README.md, "Derivation files"): every value a string, bytes in hex, integers in
-// decimal, verdicts as words.
-type deriveVector struct {
-	Name    string            `json:"name"`
-	Kind    string            `json:"kind"`
-	Rule    string            `json:"rule"`
-	Inputs  map[string]string `json:"inputs"`
-	Outputs map[string]string `json:"outputs"`
-}
+// deriveVector and deriveFile are the derivation vector file's shape
+// (internal/vectorfile).
+type (
+	deriveVector = vectorfile.Vector
+	deriveFile   = vectorfile.File
+)
 
-type deriveFile struct {
-	Comment string         `json:"comment"`
-	Vectors []deriveVector `json:"vectors"`
-}
-
-// checkVectorFile compares f with ../proto/testdata/vectors/<name>.json, or writes it
-// with -update.
+// checkVectorFile compares f with the committed <name>.json, or writes it with
+// -update.
 func checkVectorFile(t *testing.T, name string, f deriveFile) {
 	t.Helper()
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	path := filepath.Join("..", "proto", "testdata", "vectors", name+".json")
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./rendezvous -update to create it)", err)
-	}
-	if !bytes.Equal(file, b) {
-		t.Fatalf("%s differs from the implementation; run go test ./rendezvous -update and review the diff", path)
-	}
+	vectorfile.Check(t, name, "rendezvous", f, *update)
 }
 
 // TestTicketMACVectors pins PROTOCOL.md §4.4 [TICKET-2]-[TICKET-4] with the secret in
