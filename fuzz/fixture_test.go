@@ -216,7 +216,7 @@ func (p *pair) drainNode() []datagram {
 }
 
 // drainPeer drains the stand-in's handshake endpoint and connection; the
-// connection's packets are sealed with the current session, as node/session.go
+// connection's packets are sealed with the current session, as node/transport.go
 // does.
 func (p *pair) drainPeer() []datagram {
 	var q []datagram
