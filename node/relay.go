@@ -148,28 +148,27 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 	for {
 		e, ok := pc.relay.client.PollEvent()
 		if !ok {
-			return
+			break
 		}
 		switch e {
-		case relayframe.ClientAllocated:
-			pc.emit(peerRelayChannel{old: pc.relay.channel, channel: pc.relay.client.Channel()})
-			pc.relay.channel = pc.relay.client.Channel()
 		case relayframe.ClientReady:
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent("relay ready"))
 			}
 			pc.initiate(now, false)
 		case relayframe.ClientLost:
-			if pc.relay.channel != 0 {
-				pc.emit(peerRelayChannel{old: pc.relay.channel})
-				pc.relay.channel = 0
-			}
 			if pc.path == proto.PathRelay {
-				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay channel expired"})
+				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay not linked to the peer"})
 			}
 		case relayframe.ClientDenied:
 			pc.emit(EventPeerError{Peer: pc.id, Code: pc.relay.client.Denied(), Text: "relay denied by the server"})
 		}
+	}
+	// The router finds the peer by our channel: it learns every change of it,
+	// whichever event came with it (a new channel, one ended, one re-linked).
+	if ch := pc.relay.client.Channel(); ch != pc.relay.channel {
+		pc.emit(peerRelayChannel{old: pc.relay.channel, channel: ch})
+		pc.relay.channel = ch
 	}
 }
 

@@ -26,16 +26,20 @@ import (
 type Client struct {
 	token    [proto.MaxRelayTokenLen]byte
 	tokenLen int
-	txid     uint64
-	channel  uint16
-	ready    bool
-	denied   proto.ErrorCode // non-zero: the server refused; only Start clears it
-	due      proto.Instant   // next relay-allocate; proto.Never when none
-	expires  proto.Instant   // the channel's end, from the lifetime; Never without one
-	backoff  time.Duration
-	poll     time.Duration // the next ready poll's delay, while not ready
-	events   ClientEvent   // pending events, a set: PollEvent returns them in bit order
-	now      proto.Instant // the latest instant of any call: time never goes back
+	// txid is the latest request's: each relay-allocate gets the next one (the
+	// first is Start's), so an answer to an older request, late, is not taken for
+	// the answer to the latest (it could say "not ready" after "ready").
+	txid    uint64
+	sent    bool // a request with txid went out: the next one takes txid+1
+	channel uint16
+	ready   bool
+	denied  proto.ErrorCode // non-zero: the server refused; only Start clears it
+	due     proto.Instant   // next relay-allocate; proto.Never when none
+	expires proto.Instant   // the channel's end, from the lifetime; Never without one
+	backoff time.Duration
+	poll    time.Duration // the next ready poll's delay, while not ready
+	events  ClientEvent   // pending events, a set: PollEvent returns them in bit order
+	now     proto.Instant // the latest instant of any call: time never goes back
 }
 
 // advance moves the clock; a decrease is a caller bug (DESIGN §2).
@@ -50,8 +54,9 @@ func (c *Client) advance(now proto.Instant) {
 type ClientEvent uint8
 
 const (
-	// ClientLost: the channel ended (its lifetime passed unrefreshed, or Restart):
-	// frames sent now are dropped until ClientReady.
+	// ClientLost: frames sent now are dropped until ClientReady: the channel ended
+	// (its lifetime passed unrefreshed, or Restart; Channel is 0), or the server
+	// answered that the peer's end is gone.
 	ClientLost ClientEvent = 1 << iota
 	// ClientDenied: the server refused the relay (Denied says why); nothing more is
 	// sent until Start.
@@ -87,8 +92,8 @@ const (
 )
 
 // Start begins (or begins again, with a fresh token from a new introduction) the
-// allocation: a relay-allocate is due at once. The node picks txid; the answers
-// carry it.
+// allocation: a relay-allocate is due at once. The node picks txid, the first
+// request's; later ones count up from it, and answers carry their request's.
 func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
 	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen {
 		panic("relayframe: Client.Start with a token of bad length")
@@ -153,13 +158,18 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 	}
 	c.backoff = min(max(2*c.backoff, allocRetryFirst), allocRetryMax)
 	c.due = now.Add(c.backoff)
+	if c.sent {
+		c.txid++
+	}
+	c.sent = true
 	m := proto.RelayAllocate{Session: cookie, TxID: c.txid, PeerID: peerID, Token: c.token[:c.tokenLen]}
 	return m.Append(b)
 }
 
 // HandleAllocated takes a relay-allocated and reports whether it was for this
-// Client: the answer to its request, or the server's repeat of it when the peer
-// linked (both carry the request's txid).
+// Client: the answer to its latest request, or the server's repeat of it when the
+// peer linked (both carry that request's txid). An answer saying the peer's end is
+// gone after it was linked reports ClientLost.
 func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
 	c.advance(now)
 	switch {
@@ -182,6 +192,9 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 			c.events |= ClientReady
 			c.poll = 0
 		case !c.ready:
+			if wasReady {
+				c.events |= ClientLost
+			}
 			c.poll = min(max(2*c.poll, readyPollFirst), readyPollMax)
 			c.due = min(c.due, now.Add(c.poll))
 		}

@@ -56,7 +56,7 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 	}
 	// Answered, peer not ready: channel known; asked again after 250 ms, doubling to
 	// 2 s (in case the ready notice is lost), each answer without "peer ready".
-	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, LifetimeS: 600, Token: []byte("token-2")}) {
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid, Channel: 9, LifetimeS: 600, Token: []byte("token-2")}) {
 		t.Fatal("answer not taken")
 	}
 	if got := pollClient(&c); c.Ready() || c.Channel() != 9 || len(got) != 1 || got[0] != ClientAllocated {
@@ -68,17 +68,17 @@ func TestClientAllocatesRetriesAndRefreshes(t *testing.T) {
 		}
 		now = c.Deadline()
 		allocateAt(t, &c, now)
-		c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, LifetimeS: 600, Token: []byte("token-2")})
+		c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid, Channel: 9, LifetimeS: 600, Token: []byte("token-2")})
 		if got := pollClient(&c); len(got) != 0 {
 			t.Fatalf("the same answer again reported %v", got)
 		}
 	}
 	// Answers to other requests are not this client's.
-	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: 78, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) {
+	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid + 1, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 1, Token: []byte{1}}) {
 		t.Fatal("took a message that is not its own")
 	}
 	// The server repeats its answer when the peer links: now ready.
-	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: 77, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("token-2")}) || !c.Ready() {
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid, Channel: 9, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("token-2")}) || !c.Ready() {
 		t.Fatal("the repeated answer did not make the channel ready")
 	}
 	if got := pollClient(&c); len(got) != 1 || got[0] != ClientReady || c.Deadline() != now.Add(300*time.Second) {
@@ -170,5 +170,36 @@ func TestClientDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("%v allocations", n)
+	}
+}
+
+// Each request has its own txid, so a late answer to an older one (sent before the
+// peer linked: "not ready") is not taken for the latest, and cannot undo "ready"
+// (seen on real Linux NAT: a relayed pair lost its path). A current answer saying the
+// peer's end is gone reports ClientLost.
+func TestClientIgnoresLateAnswers(t *testing.T) {
+	var c Client
+	now := proto.Instant(time.Second)
+	c.Start(now, []byte("tok"), 40)
+	first, _ := allocateAt(t, &c, now)
+	now = c.Deadline()
+	second, ok := allocateAt(t, &c, now) // unanswered: repeated
+	if !ok || second.TxID == first.TxID {
+		t.Fatalf("the repeat reuses txid %d", first.TxID)
+	}
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: second.TxID, Channel: 4, Flags: proto.RelayPeerReady,
+		LifetimeS: 600, Token: []byte("r")}) || !c.Ready() {
+		t.Fatal("the answer to the latest request was not taken")
+	}
+	pollClient(&c)
+	if c.HandleAllocated(now, &proto.RelayAllocated{TxID: first.TxID, Channel: 4, LifetimeS: 600, Token: []byte("r")}) ||
+		!c.Ready() || len(pollClient(&c)) != 0 {
+		t.Fatal("a late answer to the first request was taken and undid ready")
+	}
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: second.TxID, Channel: 4, LifetimeS: 600, Token: []byte("r")}) {
+		t.Fatal("a current answer was refused")
+	}
+	if got := pollClient(&c); c.Ready() || len(got) != 1 || got[0] != ClientLost || c.Channel() != 4 {
+		t.Fatalf("peer's end gone: ready %v, events %v, channel %d", c.Ready(), got, c.Channel())
 	}
 }

@@ -1,6 +1,7 @@
 package relayframe
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -100,6 +101,8 @@ func clientSubject(t *testing.T) *machinetest.Subject {
 			if n, _ := machinetest.Discard(m, now, buf); n != 1 {
 				t.Fatalf("%d relay-allocates at the refresh, want 1", n)
 			}
+			// The answer carries the refresh's txid (each request has its own).
+			binary.BigEndian.PutUint64(answer[proto.HeaderLen:], c.txid)
 			if err := m.HandleDatagram(now, clientNode, clientServer, answer); err != nil {
 				t.Fatal(err)
 			}
