@@ -227,3 +227,39 @@ func TestReconnectAfterClose(t *testing.T) {
 	}
 	w.exchange(t, 5, 5*time.Second)
 }
+
+// A connection closed before punching even started (its agent starts at the
+// introduction's start instant, 500 ms in) hears no path news after: the punch
+// agent of a closed peer stops. Found on real Linux NAT under load, where a quick
+// `natpass cat` ended with "path=none: no direct path possible" after its close.
+func TestPeerClosedBeforePunchingStaysQuiet(t *testing.T) {
+	// Punching starts 5 s after the introduction; the relayed session is up long before.
+	w, err := newWorld(RunConfig{A: "symmetric-random", B: "symmetric-random", Seed: 2, Messages: 1,
+		StartDelay: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, s := w.a, w.b, w.s
+	a.node.Connect(s.Now(), "b")
+	a.host.Drain()
+	if err := s.RunUntil(s.Now().Add(5*time.Second), func() bool { return a.connected && b.connected }); err != nil {
+		t.Fatal(err)
+	}
+	if !a.connected || a.gaveUp || b.gaveUp {
+		t.Fatalf("want a session up before punching started: connected %v, gave up a %v, b %v", a.connected, a.gaveUp, b.gaveUp)
+	}
+	if err := a.node.ClosePeer(s.Now(), "b", 0, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	a.host.Drain()
+	downA, downB := a.lastDown, b.lastDown
+	if err := s.RunFor(10 * time.Second); err != nil { // the start instant passes
+		t.Fatal(err)
+	}
+	if a.closed == "" || b.closed == "" {
+		t.Fatalf("close not seen: a %q, b %q", a.closed, b.closed)
+	}
+	if a.lastDown != downA || b.lastDown != downB || a.gaveUp || b.gaveUp {
+		t.Fatalf("path news after the close: a %v → %v (gave up %v), b %v → %v (gave up %v)", downA, a.lastDown, a.gaveUp, downB, b.lastDown, b.gaveUp)
+	}
+}

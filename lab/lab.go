@@ -48,6 +48,8 @@ type RunConfig struct {
 	// Relay is the connecting side's relay policy (the other follows the
 	// introduction).
 	Relay node.RelayPolicy
+	// StartDelay overrides the server's introduction start delay (0: its default).
+	StartDelay time.Duration
 	// RUDP configures both nodes' connections (zero: rudp's defaults).
 	RUDP rudp.Config
 }
@@ -306,7 +308,7 @@ func newWorld(cfg RunConfig) (*world, error) {
 func (w *world) startServer() error {
 	s, socks := w.s, w.pr.Server.Sockets()
 	srv, err := rendezvous.NewServer(rendezvous.Config{
-		Secret: testSecret, Seed: s.NewSeed32(),
+		Secret: testSecret, Seed: s.NewSeed32(), StartDelay: w.cfg.StartDelay,
 		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
 		WallClock: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart+int64(s.Now()/proto.Instant(time.Second)), 0)},
 	})

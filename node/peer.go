@@ -93,6 +93,9 @@ func (pc *peerConn) PollEvent() (any, bool) { return pc.events.pop() }
 // setPath tells the application the peer's traffic moved, and the connection that
 // its path changed (new RTT, new PMTU).
 func (pc *peerConn) setPath(now proto.Instant, e EventPathChanged) {
+	if pc.closed {
+		return // its connection ended: nobody to tell, nothing to move
+	}
 	pc.path = e.Kind
 	e.Peer = pc.id
 	pc.emit(e)
@@ -241,8 +244,13 @@ func (pc *peerConn) fallBack(now proto.Instant, reason string) {
 	pc.setPath(now, pc.relayPathEvent(reason))
 }
 
-// HandleTimeout runs the peer's timers that are due, its children's included.
+// HandleTimeout runs the peer's timers that are due, its children's included. A
+// peer whose connection ended does nothing more (it is forgotten at the next
+// Connect or introduction).
 func (pc *peerConn) HandleTimeout(now proto.Instant) {
+	if pc.closed {
+		return
+	}
 	if now >= pc.agent.Deadline() {
 		pc.agent.HandleTimeout(now)
 		pc.drainAgent(now)
@@ -276,6 +284,9 @@ func (pc *peerConn) HandleTimeout(now proto.Instant) {
 
 // Deadline is the earliest of the peer's timers and its children's.
 func (pc *peerConn) Deadline() proto.Instant {
+	if pc.closed {
+		return proto.Never
+	}
 	d, _ := pc.timers.next()
 	d = min(d, pc.agent.Deadline(), pc.connDeadline(), pc.quietCheckDue(), pc.quietRelayDue())
 	if pc.srv.registered {
@@ -305,6 +316,9 @@ func (pc *peerConn) deadlineReason() string {
 // PollTransmit returns the peer's next datagram: probes, then relay-allocates, then
 // sealed connection packets (wrapped for the relay when that is the route).
 func (pc *peerConn) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+	if pc.closed {
+		return proto.Transmit{}, false
+	}
 	if t, ok := pc.agent.PollTransmit(now, buf); ok {
 		return t, true
 	}
