@@ -5,16 +5,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/natpass/natpass/internal/vectorfile"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors from the encoders")
@@ -149,65 +149,8 @@ func TestVectorsCoverEveryType(t *testing.T) {
 	}
 }
 
-// fieldsOf renders a message's exported fields in the vector files' JSON form.
-func fieldsOf(m any) map[string]any {
-	v := reflect.ValueOf(m).Elem()
-	out := map[string]any{}
-	for i := 0; i < v.NumField(); i++ {
-		if f := v.Type().Field(i); f.IsExported() {
-			out[f.Name] = fieldValue(v.Field(i))
-		}
-	}
-	return out
-}
-
-func fieldValue(v reflect.Value) any {
-	switch x := v.Interface().(type) {
-	case netip.AddrPort:
-		if !x.IsValid() {
-			return ""
-		}
-		return x.String()
-	case []byte:
-		return hex.EncodeToString(x)
-	case fmt.Stringer:
-		if v.Kind() != reflect.Struct {
-			return x.String()
-		}
-	}
-	switch v.Kind() {
-	case reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			b := make([]byte, v.Len())
-			reflect.Copy(reflect.ValueOf(b), v)
-			return hex.EncodeToString(b)
-		}
-	case reflect.Slice:
-		out := make([]any, v.Len())
-		for i := range out {
-			out[i] = fieldValue(v.Index(i))
-		}
-		return out
-	case reflect.Struct:
-		out := map[string]any{}
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				out[v.Type().Field(i).Name] = fieldValue(v.Field(i))
-			}
-		}
-		return out
-	case reflect.Bool:
-		return v.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return v.Int()
-	case reflect.Uint64:
-		// Decimal text: JSON numbers lose precision above 2^53 in most languages.
-		return strconv.FormatUint(v.Uint(), 10)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32:
-		return v.Uint()
-	}
-	return fmt.Sprint(v.Interface())
-}
+// fieldsOf renders m's fields as the vector files do (internal/vectorfile).
+func fieldsOf(m any) map[string]any { return vectorfile.Fields(m) }
 
 // checkOpenEndedVectors pins messages whose last field runs to the end of the
 // datagram (transport data, relay data): the generic machinery cannot test them by

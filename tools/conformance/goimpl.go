@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/curve25519"
 
+	"github.com/natpass/natpass/internal/vectorfile"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/punch"
 	"github.com/natpass/natpass/relayframe"
@@ -279,62 +279,5 @@ func stunBinding(req []byte, from netip.AddrPort) (map[string]string, error) {
 	return map[string]string{"verdict": "answer", "response": hex.EncodeToString(tx.Payload)}, nil
 }
 
-// fieldsOf renders a message's exported fields in the layout files' JSON form
-// (README.md, "Common conventions"); it is proto's vector test renderer.
-func fieldsOf(m any) map[string]any {
-	v := reflect.ValueOf(m).Elem()
-	out := map[string]any{}
-	for i := 0; i < v.NumField(); i++ {
-		if f := v.Type().Field(i); f.IsExported() {
-			out[f.Name] = fieldValue(v.Field(i))
-		}
-	}
-	return out
-}
-
-func fieldValue(v reflect.Value) any {
-	switch x := v.Interface().(type) {
-	case netip.AddrPort:
-		if !x.IsValid() {
-			return ""
-		}
-		return x.String()
-	case []byte:
-		return hex.EncodeToString(x)
-	case fmt.Stringer:
-		if v.Kind() != reflect.Struct {
-			return x.String()
-		}
-	}
-	switch v.Kind() {
-	case reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			b := make([]byte, v.Len())
-			reflect.Copy(reflect.ValueOf(b), v)
-			return hex.EncodeToString(b)
-		}
-	case reflect.Slice:
-		out := make([]any, v.Len())
-		for i := range out {
-			out[i] = fieldValue(v.Index(i))
-		}
-		return out
-	case reflect.Struct:
-		out := map[string]any{}
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				out[v.Type().Field(i).Name] = fieldValue(v.Field(i))
-			}
-		}
-		return out
-	case reflect.Bool:
-		return v.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return v.Int()
-	case reflect.Uint64:
-		return strconv.FormatUint(v.Uint(), 10)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32:
-		return v.Uint()
-	}
-	return fmt.Sprint(v.Interface())
-}
+// fieldsOf renders m's fields as the vector files do (internal/vectorfile).
+func fieldsOf(m any) map[string]any { return vectorfile.Fields(m) }
