@@ -383,7 +383,20 @@ const (
 	CodeServerFull    ErrorCode = 7 // presence table is full
 	CodeRelayDenied   ErrorCode = 8 // relay not allowed for this pair
 	CodePeerNotReady  ErrorCode = 9 // the peer has not reported its NAT yet: ask again shortly
+	// CodeReplaced (unsolicited): another node registered this peer ID, on this server
+	// or another of its cluster; the newest registration wins. Its TxID is the
+	// session's SessionTag, so only the node holding the session believes it.
+	CodeReplaced ErrorCode = 10
+	// CodeMoving (unsolicited, or answering any request): the server is draining:
+	// register with another server of the cluster now. TxID as for CodeReplaced when
+	// unsolicited.
+	CodeMoving ErrorCode = 11
 )
+
+// SessionTag is the TxID of the unsolicited errors a server sends a session
+// (CodeReplaced, CodeMoving): the first 8 bytes of its cookie, big-endian. An
+// off-path sender does not know it, so it cannot end or move a node's session.
+func SessionTag(s *Session) uint64 { return binary.BigEndian.Uint64(s[:8]) }
 
 // Error (server → client) refuses the request with TxID. The server cuts Text so the
 // whole reply is never larger than the request it answers.
