@@ -96,6 +96,13 @@ var typeNames = [...]string{
 	TypeRelayDeliver:     "relay-deliver",
 	TypeProbe:            "probe",
 	TypeProbeReply:       "probe-reply",
+
+	TypeClusterClaim:       "cluster-claim",
+	TypeClusterIntroAsk:    "cluster-intro-ask",
+	TypeClusterIntroAnswer: "cluster-intro-answer",
+	TypeClusterRelayBind:   "cluster-relay-bind",
+	TypeClusterRelayBound:  "cluster-relay-bound",
+	TypeClusterRelayData:   "cluster-relay-data",
 }
 
 func (t MsgType) String() string {

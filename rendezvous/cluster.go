@@ -4,7 +4,7 @@ import (
 	"errors"
 )
 
-// The cluster (PROTOCOL.md §11, DESIGN §12): servers that share a ticket secret
+// The cluster (PROTOCOL.md §12, DESIGN §12): servers that share a ticket secret
 // exchange ClusterMessages over a bus (natsbus binds it to NATS, sim to a
 // deterministic in-memory bus). Presence is subject interest: a server asks the bus
 // (PollInterest) for the subject of every peer registered on it, so a message for a
@@ -21,7 +21,7 @@ type ClusterMessage struct {
 	// Reply is the subject an answer goes to, "" when none is wanted. When nobody
 	// subscribes to Subject, the bus delivers a NoResponders notice to Reply.
 	Reply string
-	// Data is the message (PROTOCOL.md §11), empty in a NoResponders notice.
+	// Data is the message (PROTOCOL.md §12), empty in a NoResponders notice.
 	Data []byte
 	// NoResponders (input only): the bus found no subscriber for the request whose
 	// Reply subject is Subject.

@@ -56,6 +56,13 @@ var layoutTypes = map[string]func() message{
 	"RUDPClose":        func() message { return new(proto.RUDPClose) },
 	"RUDPData":         func() message { return new(proto.RUDPData) },
 	"RUDPPacket":       func() message { return new(proto.RUDPPacket) },
+
+	"ClusterClaim":       func() message { return new(proto.ClusterClaim) },
+	"ClusterIntroAsk":    func() message { return new(proto.ClusterIntroAsk) },
+	"ClusterIntroAnswer": func() message { return new(proto.ClusterIntroAnswer) },
+	"ClusterRelayBind":   func() message { return new(proto.ClusterRelayBind) },
+	"ClusterRelayBound":  func() message { return new(proto.ClusterRelayBound) },
+	"ClusterRelayData":   func() message { return new(proto.ClusterRelayData) },
 }
 
 // errorClasses are PROTOCOL.md [WIRE-2]'s names for the parsers' sentinel errors.
