@@ -81,6 +81,10 @@ type channel struct {
 	deadline   proto.Instant // expiry on the monotonic timeline
 	expiryUnix uint64        // the same expiry in wall time (its token's)
 	tag        uint64        // the caller's, from the last Allocate (the request's txid)
+	// remoteServer and remoteChannel: the pair's other channel is on another server
+	// of the cluster (LinkRemote); zero when it is local or absent.
+	remoteServer  uint64
+	remoteChannel uint16
 	heapIdx    int32
 	next, prev int32 // the owner's list of channels
 }
@@ -162,7 +166,7 @@ type Allocation struct {
 // links to it (the server keeps the txid of the request there). The caller has
 // verified the token behind the request.
 func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instant, expiryUnix, tag uint64) (Allocation, error) {
-	if owner < 0 || int(owner) >= len(t.owners) || peer < 0 || int(peer) >= len(t.owners) || owner == peer {
+	if owner < 0 || int(owner) >= len(t.owners) || peer < NoOwner || int(peer) >= len(t.owners) || owner == peer {
 		panic("relayframe: Allocate with an owner out of range")
 	}
 	i, ok := t.byPair[pairKey{pairID, owner}]
@@ -195,14 +199,46 @@ func (t *Table) Allocate(owner, peer int32, pairID uint64, deadline proto.Instan
 		t.heapFix(int(c.heapIdx))
 	}
 	a := Allocation{Number: c.number, Refreshed: ok}
-	if j, ok := t.byPair[pairKey{pairID, peer}]; ok && c.peer != j {
+	if j, ok := t.byPair[pairKey{pairID, peer}]; ok && peer != NoOwner && c.peer != j {
 		t.unlink(i)
 		t.unlink(j)
 		c.peer, t.chans[j].peer = j, i
 		a.NewLink, a.PeerNumber, a.PeerExpiryUnix, a.PeerTag = true, t.chans[j].number, t.chans[j].expiryUnix, t.chans[j].tag
 	}
-	a.PeerReady = c.peer != nilSlot
+	a.PeerReady = c.peer != nilSlot || c.remoteServer != 0
 	return a, nil
+}
+
+// Find returns owner's channel of pair pairID: its number, the tag and wall-time
+// expiry of its last Allocate, and whether it is linked (locally or remotely).
+func (t *Table) Find(owner int32, pairID uint64) (number uint16, tag, expiryUnix uint64, linked, ok bool) {
+	i, ok := t.byPair[pairKey{pairID, owner}]
+	if !ok {
+		return 0, 0, 0, false, false
+	}
+	c := &t.chans[i]
+	return c.number, c.tag, c.expiryUnix, c.peer != nilSlot || c.remoteServer != 0, true
+}
+
+// LinkRemote links channel n with channel ch on server (a server ID, not 0) of the
+// cluster: the pair's other end is held there (PROTOCOL.md §12.5). It replaces any
+// link n had. It reports whether n exists and whether the link is new (not the one n
+// already had).
+func (t *Table) LinkRemote(n uint16, server uint64, ch uint16) (ok, changed bool) {
+	if server == 0 || ch == 0 {
+		panic("relayframe: LinkRemote to server or channel 0")
+	}
+	i := t.byChannel[n]
+	if i == nilSlot {
+		return false, false
+	}
+	c := &t.chans[i]
+	if c.peer == nilSlot && c.remoteServer == server && c.remoteChannel == ch {
+		return true, false
+	}
+	t.unlink(i)
+	c.remoteServer, c.remoteChannel = server, ch
+	return true, true
 }
 
 // freeNumber draws a channel number nobody holds, at random in 1–65535. The table is
@@ -216,8 +252,9 @@ func (t *Table) freeNumber() uint16 {
 	return n
 }
 
-// unlink detaches i from its peer, if any.
+// unlink detaches i from its peer, local or remote, if any.
 func (t *Table) unlink(i int32) {
+	t.chans[i].remoteServer, t.chans[i].remoteChannel = 0, 0
 	if p := t.chans[i].peer; p != nilSlot {
 		t.chans[p].peer = nilSlot
 		t.chans[i].peer = nilSlot
@@ -228,7 +265,10 @@ func (t *Table) unlink(i int32) {
 type Route struct {
 	Owner       int32  // the session holding the channel: frames must come from it
 	Peer        int32  // the session holding the pair's other channel, or NoOwner
-	PeerChannel uint16 // that channel's number (0 with NoOwner)
+	PeerChannel uint16 // that channel's number (0 with NoOwner and no remote link)
+	// RemoteServer: the other channel is PeerChannel on this server of the cluster
+	// (Peer is NoOwner); 0 when it is local or absent.
+	RemoteServer uint64
 }
 
 // Lookup returns the route of channel number n.
@@ -239,7 +279,7 @@ func (t *Table) Lookup(n uint16) (Route, bool) {
 	}
 	c := &t.chans[i]
 	if c.peer == nilSlot {
-		return Route{Owner: c.owner, Peer: NoOwner}, true
+		return Route{Owner: c.owner, Peer: NoOwner, PeerChannel: c.remoteChannel, RemoteServer: c.remoteServer}, true
 	}
 	p := &t.chans[c.peer]
 	return Route{Owner: c.owner, Peer: p.owner, PeerChannel: p.number}, true
@@ -259,6 +299,18 @@ func (t *Table) Charge(now proto.Instant, owner int32, n int) error {
 	}
 	o.take(now, dOwner)
 	t.server.take(now, dServer)
+	return nil
+}
+
+// ChargeServer takes a frame of n bytes (plus FrameCostOverhead) that arrived from
+// another server of the cluster from the server-wide budget only: its sender's budget
+// was charged on its own server.
+func (t *Table) ChargeServer(now proto.Instant, n int) error {
+	d := t.serverRate.cost(n + FrameCostOverhead)
+	if !t.server.fits(now, d, t.serverRate.window) {
+		return ErrServerRate
+	}
+	t.server.take(now, d)
 	return nil
 }
 
