@@ -27,6 +27,16 @@ type Config struct {
 	// from crypto/rand; a simulator derives it from its run seed.
 	Seed [32]byte
 
+	// Cluster makes the server a member of a cluster (PROTOCOL.md §12): peers it
+	// does not hold are looked for on the cluster bus (HandleCluster, PollCluster,
+	// PollInterest). Every server of a cluster needs the same Secret (tickets and
+	// relay tokens verify everywhere, pair IDs and PSKs agree), or with InsecureDev
+	// the same ClusterSecret.
+	Cluster bool
+	// ClusterSecret stands in for Secret as the source of the shared keys (relay
+	// tokens, pairs) of an InsecureDev cluster. Ignored with a Secret.
+	ClusterSecret []byte
+
 	// Primary is the socket nodes register on. Required.
 	Primary netip.AddrPort
 	// AltPort is a second socket on Primary's IP with another port, for nat-probe
@@ -134,6 +144,7 @@ var (
 	ErrNoPrimary       = errors.New("rendezvous: Config.Primary is not set")
 	ErrBadAltSocket    = errors.New("rendezvous: AltPort must share Primary's IP with another port; AltAddr must have another IP")
 	ErrBadConfigValues = errors.New("rendezvous: a Config duration, bound or rate is out of range")
+	ErrClusterNoSecret = errors.New("rendezvous: an InsecureDev cluster needs a ClusterSecret (servers must derive the same keys)")
 )
 
 // withDefaults returns c with defaults filled in, or the first problem found.
@@ -147,6 +158,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ErrShortSecret
 	case !c.Primary.IsValid():
 		return c, ErrNoPrimary
+	case c.Cluster && c.InsecureDev && len(c.ClusterSecret) == 0:
+		return c, ErrClusterNoSecret
 	}
 	prim := c.Primary.Addr().Unmap()
 	if c.AltPort.IsValid() && (c.AltPort.Addr().Unmap() != prim || c.AltPort.Port() == c.Primary.Port()) ||

@@ -22,9 +22,9 @@ func snapServer(s *Server) serverSnapshot {
 	return serverSnapshot{s.Stats().Sessions, alice, bob, aok, bok}
 }
 
-// serverSubject is a server with two registered sessions, so the session timer is
+// contractSubject is a server with two registered sessions, so the session timer is
 // armed and keepalives are its steady state.
-func serverSubject(t *testing.T) *machinetest.Subject {
+func contractSubject(t *testing.T) *machinetest.Subject {
 	h := newHarness(t, nil)
 	alice := h.register("alice", 1, aliceNAT, aliceLAN)
 	h.register("bob", 2, bobNAT, bobLAN)
@@ -72,5 +72,5 @@ func serverSubject(t *testing.T) *machinetest.Subject {
 }
 
 func TestServerContract(t *testing.T) {
-	machinetest.Check(t, machinetest.Spec{New: serverSubject, BufLen: MaxDatagramLen, Seed: 44})
+	machinetest.Check(t, machinetest.Spec{New: contractSubject, BufLen: MaxDatagramLen, Seed: 44})
 }

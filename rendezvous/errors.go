@@ -42,4 +42,9 @@ var (
 	ErrAmplification = errors.New("rendezvous: reply larger than request suppressed")
 	// ErrQueueFull: the transmit queue was full (the caller did not drain).
 	ErrQueueFull = errors.New("rendezvous: transmit queue full")
+	// ErrDraining: the server is draining and told the sender to move (error 11).
+	ErrDraining = errors.New("rendezvous: server draining")
+	// ErrReplaced: the cookie belonged to a session a newer registration of its ID
+	// replaced (error 10 sent again).
+	ErrReplaced = errors.New("rendezvous: session replaced by a newer registration")
 )

@@ -50,6 +50,8 @@ type ExpireReason uint8
 const (
 	ExpireTimeout       ExpireReason = iota + 1 // no keepalive for SessionTimeout
 	ExpireTicketExpired                         // its ticket passed its expiry
+	ExpireMoved                                 // the node registered on another server of the cluster
+	ExpireReplaced                              // another node registered the ID (error 10 sent)
 )
 
 func (r ExpireReason) String() string {
@@ -58,6 +60,10 @@ func (r ExpireReason) String() string {
 		return "timeout"
 	case ExpireTicketExpired:
 		return "ticket expired"
+	case ExpireMoved:
+		return "moved to another server"
+	case ExpireReplaced:
+		return "replaced by a newer registration"
 	}
 	return "invalid"
 }

@@ -33,8 +33,13 @@ type pendingIntro struct {
 	tokenLen  int
 }
 
+// pendingSide is one side of a pending introduction: a local session (cookie), or a
+// session on another server of the cluster (remote), whose copy that server sends.
 type pendingSide struct {
-	cookie proto.Session
+	tag    [proto.RegTagLen]byte
+	cookie proto.Session // zero for a remote side
+	peer   PeerID
+	remote bool
 	txid   uint64 // this side's introduce-request txid; 0 if it never asked
 	acked  bool
 	sent   int
@@ -78,25 +83,25 @@ func (t *pendingTable) add(now proto.Instant, pairID uint64) *pendingIntro {
 	return oldest
 }
 
-// repeatOf reports whether a request with txid from cookie is a retransmission of
-// one this entry already answered.
-func (e *pendingIntro) repeatOf(cookie proto.Session, txid uint64) bool {
-	sd := e.side(cookie)
+// repeatOf reports whether a request with txid from the registration tagged tag is
+// a retransmission of one this entry already answered.
+func (e *pendingIntro) repeatOf(tag *[proto.RegTagLen]byte, txid uint64) bool {
+	sd := e.side(tag)
 	return sd != nil && sd.txid == txid
 }
 
 // askedAgain reports whether cookie's side, which acknowledged its copy, asks with a
 // new txid: it has the introduction, so this is a new one (it connects again after
 // its connection ended), not a repeat.
-func (e *pendingIntro) askedAgain(cookie proto.Session, txid uint64) bool {
-	sd := e.side(cookie)
+func (e *pendingIntro) askedAgain(tag *[proto.RegTagLen]byte, txid uint64) bool {
+	sd := e.side(tag)
 	return sd != nil && sd.acked && sd.txid != 0 && sd.txid != txid
 }
 
-// side returns the side of e held by cookie, or nil.
-func (e *pendingIntro) side(cookie proto.Session) *pendingSide {
+// side returns the side of e held by the registration tagged tag, or nil.
+func (e *pendingIntro) side(tag *[proto.RegTagLen]byte) *pendingSide {
 	for i := range e.sides {
-		if e.sides[i].cookie == cookie {
+		if e.sides[i].tag == *tag {
 			return &e.sides[i]
 		}
 	}
@@ -138,13 +143,14 @@ func (s *Server) handleIntroductionAck(now proto.Instant, sock int, from netip.A
 	if err != nil {
 		return err
 	}
-	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
-	if !ok {
+	peer := s.anyPeer(makePeerID(m.PeerID))
+	if peer == nil {
 		return nil // the peer left meanwhile: nothing to repeat anyway
 	}
-	pairID, _ := s.derivePair(&s.peers.sessions[i].cookie, &s.peers.sessions[j].cookie)
+	req := &s.peers.sessions[i]
+	pairID, _ := s.derivePair(&req.tag, &peer.tag)
 	if e := s.pending.find(now, pairID); e != nil {
-		if sd := e.side(s.peers.sessions[i].cookie); sd != nil {
+		if sd := e.side(&req.tag); sd != nil && !sd.remote {
 			sd.acked = true
 		}
 	}
@@ -165,12 +171,12 @@ func (s *Server) repeatIntroductions(now proto.Instant) {
 				continue
 			}
 			to, ok := s.peers.byCookie[sd.cookie]
-			other, ok2 := s.peers.byCookie[e.sides[1-x].cookie]
-			if !ok || !ok2 || s.tx.free() == 0 {
+			other := s.sideSession(&e.sides[1-x])
+			if sd.remote || !ok || other == nil || s.tx.free() == 0 {
 				sd.sent = introRepeats // a side left, or no room: stop repeating
 				continue
 			}
-			s.sendIntroCopy(now, e, sd, &s.peers.sessions[to], &s.peers.sessions[other])
+			s.sendIntroCopy(now, e, sd, &s.peers.sessions[to], other)
 			s.stats.IntroRepeats++
 		}
 	}
@@ -179,7 +185,7 @@ func (s *Server) repeatIntroductions(now proto.Instant) {
 // sendIntroCopy sends side sd (the session to) its copy of e, about the session
 // about, with the start delay that names the pair's start instant.
 func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSide, to, about *session) {
-	_, psk := s.derivePair(&to.cookie, &about.cookie)
+	_, psk := s.derivePair(&to.tag, &about.tag)
 	s.sendIntroduction(to, about, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
 	sd.sent++
 	sd.next = now.Add(introRepeatRTO)

@@ -10,7 +10,10 @@ import (
 // cookie, and its request budget.
 type session struct {
 	cookie proto.Session
-	peer   PeerID
+	// tag is the registration's public random identity: pair IDs and PSKs derive
+	// from the two sides' tags, so another server of the cluster derives the same.
+	tag  [proto.RegTagLen]byte
+	peer PeerID
 	key    [proto.KeyLen]byte // static public key, from the ticket
 	addr   netip.AddrPort     // observed (server-reflexive) address; replies go here
 	local  netip.AddrPort     // server socket it registered on
@@ -25,6 +28,7 @@ type session struct {
 	regTxID          uint64        // txid of the register that created it, for retransmits
 	lastSeen         proto.Instant // last keepalive or register from addr on local
 	registeredAt     proto.Instant // when the session was created
+	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
 	limiter
 }
 

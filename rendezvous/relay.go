@@ -103,11 +103,9 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	if other == req.key {
 		other = tok.KeyB
 	}
-	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
-	if ok && unix >= s.peers.sessions[j].ticketExpiryUnix {
-		s.stats.ExpiredTicket++
-		s.expire(j, ExpireTicketExpired)
-		ok = false
+	j, ok := s.localPeer(now, m.PeerID)
+	if !ok && s.cfg.Cluster {
+		return s.allocateRemote(now, sock, from, m, i, tok, other, unix, len(p))
 	}
 	if !ok {
 		st.UnknownPeer++
@@ -196,6 +194,9 @@ func (s *Server) handleRelaySend(now proto.Instant, sock int, from netip.AddrPor
 		return ErrRelayWrongSource
 	}
 	if r.Peer == relayframe.NoOwner {
+		if r.RemoteServer != 0 {
+			return s.relayRemote(now, r, n, p)
+		}
 		st.DropPeerNotReady++
 		return ErrRelayPeerNotReady
 	}

@@ -57,6 +57,17 @@ type Server struct {
 	keepaliveS   uint16
 	startDelayMs uint16
 
+	id         uint64 // server ID in the cluster, drawn at start
+	ownSubject string // srv.<id>
+	interest   interestSet
+	cluster    clusterQueue
+	asks       askTable
+	remotes    remoteTable
+	tombstones tombstones
+	relaySubj  map[uint64]string // srv.<id>.relay of the servers frames went to
+	draining   bool
+	drainList  []proto.Session // sessions still to be told to move
+
 	peers   presence
 	sources sourceTable
 	unauth  gcra // server-wide budget of replies to unauthenticated senders
@@ -74,6 +85,11 @@ type Server struct {
 	keepalive proto.Keepalive
 	probe     proto.NATProbe
 	introReq  proto.IntroduceRequest
+	claimMsg  proto.ClusterClaim
+	askMsg    proto.ClusterIntroAsk
+	answerMsg proto.ClusterIntroAnswer
+	bindMsg   proto.ClusterRelayBind
+	boundMsg  proto.ClusterRelayBound
 	introAck  proto.IntroductionAck
 	intro     proto.Introduction
 	cands     [proto.MaxCandidates]proto.Candidate
@@ -99,11 +115,14 @@ const (
 	timerIntroRepeat
 	// timerRelayExpiry: the relay channel whose token expires first ends.
 	timerRelayExpiry
+	// timerDrain: draining, and sessions are still to be told to move.
+	timerDrain
 	timerCount
 )
 
 // Labels of the per-pair derivations (see derivePair).
 var (
+	labelPairKey = []byte("natpass pair key v1")
 	labelPairPSK = []byte("natpass pair psk v1")
 	labelPairID  = []byte("natpass pair id v1")
 )
@@ -121,6 +140,9 @@ var (
 	textNotReady    = []byte("peer not ready: ask again")
 	textNoAltSocket = []byte("no socket for that change")
 	textSelf        = []byte("cannot introduce a peer to itself")
+	textReplaced    = []byte("replaced: another node registered this ID")
+	textMoving      = []byte("server draining: register with another")
+	textNotHere     = []byte("peer not here")
 )
 
 // ErrBadSource: the datagram's source address is invalid or has port 0, so it could
@@ -147,17 +169,11 @@ func NewServer(cfg Config) (*Server, error) {
 	s.sockets[sockAltPort] = cfg.AltPort
 	s.sockets[sockAltAddr] = cfg.AltAddr
 
-	var tokenKey, pairKey [sha256.Size]byte
-	if cfg.InsecureDev {
-		s.rng.Read(tokenKey[:])
-	} else {
-		tokenKey = relayframe.DeriveTokenKey(cfg.Secret)
-	}
+	tokenKey, pairKey := s.sharedKeys(cfg)
 	s.tokens = relayframe.NewTokenSigner(tokenKey)
-	// The pair key never leaves the server and needs no stability across restarts:
-	// a restart loses every session, hence every pair, anyway.
-	s.rng.Read(pairKey[:])
 	s.pairMAC = hmac.New(sha256.New, pairKey[:])
+	s.id = s.rng.Uint64() | 1 // never 0: 0 means "no server" in relay links
+	s.ownSubject = serverSubject(s.id)
 	if !cfg.DisableRelay {
 		s.relay, err = relayframe.NewTable(relayframe.TableConfig{
 			MaxChannels: cfg.MaxRelayChannels,
@@ -173,6 +189,29 @@ func NewServer(cfg Config) (*Server, error) {
 	s.rearm()
 	return s, nil
 }
+
+// sharedKeys returns the relay-token key and the pair key. Both derive from the
+// ticket secret (or, for an InsecureDev cluster, the cluster secret), so every
+// server of a cluster verifies the others' tokens and derives the same pair IDs and
+// PSKs; a lone InsecureDev server draws them at random.
+func (s *Server) sharedKeys(cfg Config) (token, pair [sha256.Size]byte) {
+	src := cfg.Secret
+	if cfg.InsecureDev {
+		src = cfg.ClusterSecret
+	}
+	if len(src) == 0 {
+		s.rng.Read(token[:])
+		s.rng.Read(pair[:])
+		return token, pair
+	}
+	mac := hmac.New(sha256.New, src)
+	mac.Write(labelPairKey)
+	copy(pair[:], mac.Sum(nil))
+	return relayframe.DeriveTokenKey(src), pair
+}
+
+// ID is the server's random 64-bit identity in its cluster (PROTOCOL.md §12.1).
+func (s *Server) ID() uint64 { return s.id }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
@@ -255,6 +294,7 @@ func validNAT(n proto.NATBehavior) bool {
 func (s *Server) HandleTimeout(now proto.Instant) {
 	s.advance(now)
 	s.repeatIntroductions(now)
+	s.sendDrainNotices()
 	s.rearm()
 }
 
@@ -363,6 +403,9 @@ func (s *Server) endSession(i int32) {
 	if s.relay != nil {
 		s.stats.Relay.ChannelsClosed += uint64(s.relay.DropOwner(i))
 	}
+	if s.cfg.Cluster {
+		s.interest.mark(s.peers.sessions[i].peer)
+	}
 	s.peers.remove(i)
 }
 
@@ -376,6 +419,10 @@ func (s *Server) rearm() {
 	s.timers[timerRelayExpiry] = proto.Never
 	if s.relay != nil {
 		s.timers[timerRelayExpiry] = s.relay.Deadline()
+	}
+	s.timers[timerDrain] = proto.Never
+	if len(s.drainList) > 0 {
+		s.timers[timerDrain] = s.now
 	}
 }
 

@@ -22,6 +22,10 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 	if err := s.admitUnauthenticated(now, sock, from, m.TxID, len(p), true); err != nil {
 		return err
 	}
+	if s.draining {
+		_ = s.sendError(sock, from, m.TxID, proto.CodeMoving, textMoving, len(p))
+		return ErrDraining
+	}
 	t := &s.ticket
 	if err := s.tickets.verify(m.Ticket, s.wall.UnixAt(now), t); err != nil {
 		code, text := proto.CodeBadTicket, textBadTicket
@@ -51,8 +55,10 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		}
 		if old.key == t.PublicKey {
 			nat = old.nat // same node, perhaps moved: its last report is still the best guess
+			s.endSession(i)
+		} else {
+			s.replace(i) // another node: newest wins, the old one is told (§12.3)
 		}
-		s.endSession(i)
 		replaced = true
 		s.stats.Replaced++
 	} else if s.peers.full() {
@@ -71,11 +77,17 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		regTxID:          m.TxID,
 		lastSeen:         now,
 		registeredAt:     now,
+		registeredUnixMs: uint64(max(s.wall.TimeAt(now).UnixMilli(), 0)),
 	}
 	ns.nhosts = uint8(copy(ns.hosts[:], m.Hosts))
 	ns.cookie = s.newCookie()
+	s.rng.Read(ns.tag[:])
 	i := s.peers.add(ns)
 	s.stats.Registered++
+	if s.cfg.Cluster {
+		s.interest.mark(peer)
+		s.claim(i)
+	}
 	s.pushEvent(EventRegistered{Peer: peer, Addr: from, Replaced: replaced})
 	return s.sendRegistered(sock, &s.peers.sessions[i], len(p))
 }
@@ -114,6 +126,12 @@ func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cooki
 		if err := s.admitUnauthenticated(now, sock, from, txid, reqLen, true); err != nil {
 			return nilSlot, err
 		}
+		if s.tombstones.has(now, cookie, s.cfg.SessionTimeout) {
+			// Replaced (§12.3): say so again, so the old node stops instead of
+			// registering back and taking the ID from the new one.
+			_ = s.sendError(sock, from, proto.SessionTag(cookie), proto.CodeReplaced, textReplaced, reqLen)
+			return nilSlot, ErrReplaced
+		}
 		s.stats.NoSession++
 		_ = s.sendError(sock, from, txid, proto.CodeNoSession, textNoSession, reqLen)
 		return nilSlot, ErrNoSession
@@ -131,6 +149,13 @@ func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cooki
 	if s.tx.free() == 0 {
 		s.stats.DropQueueFull++
 		return nilSlot, ErrQueueFull
+	}
+	if s.draining {
+		if txid == 0 {
+			txid = proto.SessionTag(cookie)
+		}
+		_ = s.sendError(sock, from, txid, proto.CodeMoving, textMoving, reqLen)
+		return nilSlot, ErrDraining
 	}
 	return i, nil
 }
@@ -211,19 +236,17 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	if err != nil {
 		return err
 	}
-	j, ok := s.peers.byPeer[makePeerID(m.PeerID)]
-	if ok && s.wall.UnixAt(now) >= s.peers.sessions[j].ticketExpiryUnix {
-		s.stats.ExpiredTicket++
-		s.expire(j, ExpireTicketExpired)
-		ok = false
+	j, ok := s.localPeer(now, m.PeerID)
+	if !ok && s.cfg.Cluster {
+		return s.askIntroduction(now, sock, from, m, i, len(p))
 	}
 	if err := s.refuseIntroduce(now, sock, from, m, i, j, ok, len(p)); err != nil {
 		return err
 	}
 	req, tgt := &s.peers.sessions[i], &s.peers.sessions[j]
-	pairID, _ := s.derivePair(&req.cookie, &tgt.cookie)
-	e, first := s.introEntry(now, m, req, tgt, pairID)
-	rs, ts := e.side(req.cookie), e.side(tgt.cookie)
+	pairID, _ := s.derivePair(&req.tag, &tgt.tag)
+	e, first := s.introEntry(now, m.Flags, m.TxID, req, tgt, pairID)
+	rs, ts := e.side(&req.tag), e.side(&tgt.tag)
 	// Both introductions go to the sessions' registered addresses, never to the
 	// request's source: a cookie alone does not redirect 600-byte replies. A repeated
 	// request means the requester lacks its copy; the target gets one only while it
@@ -272,12 +295,25 @@ func (s *Server) refuseIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	return nil
 }
 
-// introEntry finds the pending introduction of the pair that this request repeats,
-// or starts a new one (first), with its relay token.
-func (s *Server) introEntry(now proto.Instant, m *proto.IntroduceRequest, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
+// localPeer returns the slot of the live local session of peer ID id; a session
+// whose ticket has expired ends here.
+func (s *Server) localPeer(now proto.Instant, id []byte) (int32, bool) {
+	j, ok := s.peers.byPeer[makePeerID(id)]
+	if ok && s.wall.UnixAt(now) >= s.peers.sessions[j].ticketExpiryUnix {
+		s.stats.ExpiredTicket++
+		s.expire(j, ExpireTicketExpired)
+		return nilSlot, false
+	}
+	return j, ok
+}
+
+// introEntry finds the pending introduction of the pair that this request (flags,
+// txid, from req) repeats, or starts a new one (first), with its relay token. Either
+// session may be a remote one (remoteTable).
+func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
 	e = s.pending.find(now, pairID)
-	if e != nil && (e.flags != m.Flags || e.askedAgain(req.cookie, m.TxID) ||
-		m.Flags&proto.IntroRefresh != 0 && !e.repeatOf(req.cookie, m.TxID) && now >= e.firstSent.Add(refreshMerge)) {
+	if e != nil && (e.flags != flags || e.askedAgain(&req.tag, txid) ||
+		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) && now >= e.firstSent.Add(refreshMerge)) {
 		// Another relay policy, or a refresh: a new introduction with a new start
 		// instant, not a repeat of the last one. Two refreshes close together (both
 		// sides noticed the same loss) are one: two start instants would let one
@@ -288,9 +324,10 @@ func (s *Server) introEntry(now proto.Instant, m *proto.IntroduceRequest, req, t
 	first = e == nil
 	if first {
 		e = s.pending.add(now, pairID)
-		e.sides[0].cookie, e.sides[1].cookie = req.cookie, tgt.cookie
-		e.flags = m.Flags
-		if !s.cfg.DisableRelay && m.Flags&proto.IntroNoRelay == 0 {
+		e.sides[0] = pendingSide{tag: req.tag, cookie: req.cookie, peer: req.peer}
+		e.sides[1] = pendingSide{tag: tgt.tag, cookie: tgt.cookie, peer: tgt.peer}
+		e.flags = flags
+		if !s.cfg.DisableRelay && flags&proto.IntroNoRelay == 0 {
 			unix := s.wall.UnixAt(now)
 			expiry := min(unix+uint64(s.cfg.RelayTokenLifetime/time.Second), req.ticketExpiryUnix, tgt.ticketExpiryUnix)
 			e.tokenLen = len(s.tokens.AppendToken(e.token[:0], relayframe.Token{
@@ -331,11 +368,12 @@ func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte,
 	_ = s.commitReply(sock, to.addr, m.Append(s.tx.begin()), unlimited)
 }
 
-// derivePair returns the pair ID and PSK of the two sessions: HMAC-SHA256 under the
-// server's random pair key over a label and both cookies in sorted order. So both
-// peers asking for each other at once get the same PSK and pair ID, and a new
-// registration of either side gives the pair new ones.
-func (s *Server) derivePair(a, b *proto.Session) (uint64, [proto.KeyLen]byte) {
+// derivePair returns the pair ID and PSK of the two registrations with tags a and
+// b: HMAC-SHA256 under the pair key over a label and both tags in sorted order. So
+// both peers asking for each other at once get the same PSK and pair ID, on one
+// server or on two of a cluster (the pair key derives from the shared secret), and
+// a new registration of either side gives the pair new ones.
+func (s *Server) derivePair(a, b *[proto.RegTagLen]byte) (uint64, [proto.KeyLen]byte) {
 	lo, hi := a, b
 	if bytes.Compare(lo[:], hi[:]) > 0 {
 		lo, hi = hi, lo

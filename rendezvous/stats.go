@@ -56,5 +56,6 @@ type Stats struct {
 	Sessions int // registered sessions now
 	Sources  int // per-source limiter entries now
 
-	Relay RelayStats // relay-allocate and relay-send (PROTOCOL.md §8)
+	Relay   RelayStats   // relay-allocate and relay-send (PROTOCOL.md §8)
+	Cluster ClusterStats // the cluster bus (PROTOCOL.md §12)
 }
