@@ -7,6 +7,7 @@ import (
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/sim"
+	"github.com/natpass/natpass/sim/simtest"
 )
 
 // rendezvousShaped has the cluster methods of rendezvous.Server with rendezvous's own
@@ -41,7 +42,7 @@ func (r *rendezvousShaped) PollInterest() (rendezvous.Interest, bool) {
 }
 
 func TestAdaptClusterCarriesRendezvousTypes(t *testing.T) {
-	s := sim.New(sim.Config{Seed: 1})
+	s := sim.New(sim.Config{Seed: simtest.Seed(t, 1)})
 	bus := s.NewBus(sim.BusConfig{Latency: 5 * time.Millisecond})
 	a := &rendezvousShaped{interest: []rendezvous.Interest{{Subject: "srv.a", Subscribe: true}}}
 	b := &rendezvousShaped{}
