@@ -45,29 +45,41 @@
 //     TestOracleAgreesWithSimulation checks it against punching runs for every pair
 //     and placement of presets, and TestPropertyOracleAgreesWithSimulation for
 //     thousands of random NATs.
+//   - A cluster bus (Bus, Sim.NewBus): the servers of a cluster (DESIGN §12) join it
+//     as ClusterMachines, and it carries their ClusterMessages as NATS core would:
+//     to every member subscribed to the exact subject, the publisher included (echo),
+//     after Latency plus seeded Jitter, with seeded Loss between members; a request
+//     nobody subscribes to comes back to its Reply subject as a NoResponders notice;
+//     interest reaches the other members after Latency. Partition and Heal cut two
+//     members apart, Kill is a server dying; BusStats counts every delivery and drop.
+//     rendezvous.Server joins through AdaptCluster (sim cannot import rendezvous).
 //
 // # Call contract
 //
 // The sim drives machines exactly as the driver does (DESIGN §2). After every call
 // into a machine (HandleDatagram, HandleTimeout) it drains PollTransmit until false,
 // then calls the host's AfterStep hook, where the owner drains the machine's events
-// and may issue commands (their transmits are drained too), then reads Deadline. A
-// command issued from outside a step is followed by Host.Drain. Datagrams to a
+// and may issue commands (their transmits are drained too), then drains the host's
+// bus member (PollInterest, then PollCluster, until false; messages go out as later
+// events, never as calls), then reads Deadline. A message from the bus is one more
+// call into the machine (HandleCluster), drained the same way. A command issued from
+// outside a step is followed by Host.Drain. Datagrams to a
 // machine always go through the event queue, so no machine is ever called from inside
 // another's call. Transmit.From picks the socket (zero: the host's first) and
 // Transmit.TTL the IP TTL (zero: DefaultTTL).
 //
 // Time is virtual and moves only in Step: each step jumps to the earliest pending
-// packet arrival or machine deadline and handles that one thing; ties go to packets
-// (in the order they were queued), then deadlines (in the order hosts were added).
+// packet arrival, bus event or machine deadline and handles that one thing; ties go
+// to packets and bus events (in the order they were queued), then deadlines (in the
+// order hosts were added).
 // Run(until) steps until the next thing is later than until; RunUntil also stops when
 // a condition holds; both stop with ErrStepLimit after Config.MaxSteps, which turns a
 // livelock into a failure instead of a hang.
 //
 // # Determinism and replay
 //
-// One seed (Config.Seed) feeds a ChaCha8 stream from which every link and box draws
-// its own sub-stream at creation, and from which tests draw machine seeds
+// One seed (Config.Seed) feeds a ChaCha8 stream from which every link, box and bus
+// draws its own sub-stream at creation, and from which tests draw machine seeds
 // (NewSeed, NewSeed32) and key material (Reader). Nothing reads a clock, the OS or
 // global randomness, and no map order reaches an output, so the same seed and the
 // same calls give a byte-identical trace (SetTracer, TraceTo). Tests take their seed
@@ -85,7 +97,9 @@
 // event queue holds one event per busy link direction plus reordered and duplicated
 // packets; in-flight packets are bounded by each link's queue (with Bandwidth), by
 // what senders send within a latency, and in any case by Config.MaxInFlight, past
-// which Run fails with ErrInFlightLimit. A machine that never stops transmitting, or an
+// which Run fails with ErrInFlightLimit. The bus bounds its deliveries and interest
+// changes in flight (BusConfig.MaxInFlight) and its payloads (MaxPayload), counting
+// what it drops. A machine that never stops transmitting, or an
 // AfterStep that always issues more, panics after a fixed bound. NAT tables are
 // bounded by the port range; a mapping's filter entries and the [UNREPLIED] table by
 // 65,536 entries each.

@@ -42,7 +42,8 @@ const (
 //     OpenSockets (the extra sockets a node asks for), Close, AddAddr, Attach.
 //   - Drain after issuing a command to the machine from outside a step.
 //   - AfterStep, the owner's hook, runs after every call the sim makes into the
-//     machine, once its transmits are drained.
+//     machine, once its transmits are drained; then the host's cluster bus member,
+//     if it joined one (Bus.Join), is drained.
 type Host struct {
 	attachment
 	sim     *Sim
@@ -53,6 +54,7 @@ type Host struct {
 	AfterStep func(now proto.Instant)
 
 	deadline  proto.Instant // the machine's Deadline, cached after each call
+	member    *BusMember    // the cluster bus member on this host (Bus.Join), drained after each call
 	sockets   map[netip.AddrPort]struct{}
 	order     []netip.AddrPort // sockets in the order they were opened
 	ephemeral uint16
@@ -192,10 +194,14 @@ func (h *Host) Attach(m Machine) {
 
 // Drain must be called after the owner issued a command to the machine from outside
 // a step (Connect, Send, ...): it drains the machine's transmits, calls AfterStep and
-// reads the deadline, exactly as after a call made by the sim.
+// reads the deadline, exactly as after a call made by the sim. A host without a
+// Machine that joined a cluster bus drains only its bus member.
 func (h *Host) Drain() {
-	if h.machine != nil {
+	switch {
+	case h.machine != nil:
 		h.afterCall()
+	case h.member != nil:
+		h.member.drain()
 	}
 }
 
@@ -244,7 +250,8 @@ func (h *Host) hasSocket(ap netip.AddrPort) bool {
 
 // afterCall is the drain rule: PollTransmit until false, then the owner's hook (which
 // drains events and may issue commands, whose transmits are drained in turn), then
-// Deadline.
+// the cluster bus member's interest and messages (Bus.Join), then Deadline. The bus
+// only queues what it drains, so it sends no datagrams and needs no second round.
 func (h *Host) afterCall() {
 	h.drainTransmits()
 	for round := 0; h.AfterStep != nil; round++ {
@@ -255,6 +262,9 @@ func (h *Host) afterCall() {
 		if !h.drainTransmits() {
 			break
 		}
+	}
+	if h.member != nil {
+		h.member.drain()
 	}
 	h.deadline = h.machine.Deadline()
 }

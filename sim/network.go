@@ -207,6 +207,10 @@ func (s *Sim) enqueue(att *attachment, down bool, p *packet, at proto.Instant, i
 // arrive handles a packet at the far end of a link. An event without a packet stands
 // for the head of the link direction's in-flight line.
 func (s *Sim) arrive(ev event) {
+	if ev.bus != nil {
+		ev.bus.bus.arrive(ev.bus)
+		return
+	}
 	att, p := ev.att, ev.pkt
 	if p == nil {
 		d := att.link.direction(ev.down)

@@ -257,12 +257,16 @@ func (s *Sim) RunUntil(until proto.Instant, done func() bool) error {
 
 // event is one packet arrival: pkt has crossed the link of att, upward (arriving at
 // att's network) or downward (arriving at att itself).
+//
+// A cluster bus event instead has bus set (and no packet): a message or interest
+// change reaching a bus member, in the same queue so that one order covers both.
 type event struct {
 	at   proto.Instant
 	seq  uint64
 	pkt  *packet
 	att  *attachment
 	down bool
+	bus  *busEvent
 }
 
 // eventQueue is a binary min-heap of events keyed on (at, seq). The sequence number
