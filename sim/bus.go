@@ -13,7 +13,8 @@ import (
 // servers can tell:
 //
 //   - A message goes to every member subscribed to its Subject, the publisher itself
-//     included (NATS echo). Subjects match exactly: no wildcards ("*", ">").
+//     included (NATS echo). Subjects match exactly, or by a trailing full wildcard
+//     ("srv.1.>" covers "srv.1.r.7"); the "*" token is not supported.
 //   - A message with a Reply subject that no member subscribes to comes back as a
 //     NoResponders notice, ClusterMessage{Subject: Reply, NoResponders: true}, to the
 //     subscribers of Reply (the requester). Without a Reply it is dropped
@@ -360,13 +361,27 @@ func (b *Bus) publish(p *BusMember, msg ClusterMessage) {
 	}
 }
 
+// subjectIn reports whether set holds subject or a full wildcard covering it: "a.>"
+// matches "a.b" and "a.b.c" (NATS's '>' token; the '*' token is not supported).
+func subjectIn(set map[string]bool, subject string) bool {
+	if set[subject] {
+		return true
+	}
+	for i := 0; i < len(subject); i++ {
+		if subject[i] == '.' && set[subject[:i+1]+">"] {
+			return true
+		}
+	}
+	return false
+}
+
 // route sends msg from p to each member p sees subscribed to msg.Subject, in join
 // order, and reports whether there was one (a partitioned one does not count: NATS
 // would not see its interest).
 func (b *Bus) route(p *BusMember, msg ClusterMessage, lossy bool) bool {
 	found := false
 	for _, to := range b.members {
-		if to == p && !p.local[msg.Subject] || to != p && !to.visible[msg.Subject] {
+		if to == p && !subjectIn(p.local, msg.Subject) || to != p && !subjectIn(to.visible, msg.Subject) {
 			continue
 		}
 		if to != p && b.partitioned(p, to) {
@@ -426,7 +441,7 @@ func (b *Bus) arrive(ev *busEvent) {
 	case ev.from != to && b.partitioned(ev.from, to):
 		b.stats.Dropped[BusDropPartition]++
 		return
-	case !to.local[ev.msg.Subject]:
+	case !subjectIn(to.local, ev.msg.Subject):
 		b.stats.Dropped[BusDropUnsubscribed]++
 		return
 	}

@@ -192,6 +192,28 @@ func TestBusRoutesByExactSubject(t *testing.T) {
 	}
 }
 
+// A subject ending in ".>" covers every subject under it, as NATS's full wildcard.
+func TestBusRoutesByFullWildcard(t *testing.T) {
+	w := newBusWorld(t, simtest.Seed(t, 1), BusConfig{Latency: busLatency}, "a", "b")
+	w.subscribe("a", "srv.a.>")
+	w.subscribe("b", "srv.b")
+	w.settle()
+	w.publish("b",
+		ClusterMessage{Subject: "srv.a.r.7", Data: []byte("1")},
+		ClusterMessage{Subject: "srv.a", Data: []byte("2")}, // '>' needs a token after it
+		ClusterMessage{Subject: "srv.ab.r", Data: []byte("3")},
+		ClusterMessage{Subject: "srv.a.relay", Data: []byte("4")},
+	)
+	w.settle()
+	var got []string
+	for _, g := range w.got("a") {
+		got = append(got, g.msg.Subject+"="+string(g.msg.Data))
+	}
+	if want := []string{"srv.a.r.7=1", "srv.a.relay=4"}; !slices.Equal(got, want) {
+		t.Errorf("a got %v, want %v", got, want)
+	}
+}
+
 // A request nobody subscribes to comes back to its Reply subject as a NoResponders
 // notice, one hop later, to the requester only.
 func TestBusNoRespondersToRequester(t *testing.T) {

@@ -47,7 +47,8 @@
 //     thousands of random NATs.
 //   - A cluster bus (Bus, Sim.NewBus): the servers of a cluster (DESIGN §12) join it
 //     as ClusterMachines, and it carries their ClusterMessages as NATS core would:
-//     to every member subscribed to the exact subject, the publisher included (echo),
+//     to every member subscribed to the subject (exactly, or by a trailing ">"
+//     wildcard), the publisher included (echo),
 //     after Latency plus seeded Jitter, with seeded Loss between members; a request
 //     nobody subscribes to comes back to its Reply subject as a NoResponders notice;
 //     interest reaches the other members after Latency. Partition and Heal cut two
