@@ -85,8 +85,8 @@ type channel struct {
 	// of the cluster (LinkRemote); zero when it is local or absent.
 	remoteServer  uint64
 	remoteChannel uint16
-	heapIdx    int32
-	next, prev int32 // the owner's list of channels
+	heapIdx       int32
+	next, prev    int32 // the owner's list of channels
 }
 
 type ownerState struct {

@@ -116,12 +116,17 @@ type clusterQueue struct {
 	head, size int
 }
 
-// begin returns the empty buffer of the next slot, or nil when the ring is full.
+// begin returns the empty buffer of the next slot (never nil), or nil when the ring
+// is full.
 func (q *clusterQueue) begin() []byte {
 	if q.size == maxClusterQueue {
 		return nil
 	}
-	return q.slots[(q.head+q.size)%maxClusterQueue].data[:0]
+	s := &q.slots[(q.head+q.size)%maxClusterQueue]
+	if s.data == nil {
+		s.data = make([]byte, 0, 256)
+	}
+	return s.data[:0]
 }
 
 // commit queues b (grown from begin's buffer) for subject with reply.

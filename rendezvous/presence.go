@@ -12,8 +12,8 @@ type session struct {
 	cookie proto.Session
 	// tag is the registration's public random identity: pair IDs and PSKs derive
 	// from the two sides' tags, so another server of the cluster derives the same.
-	tag  [proto.RegTagLen]byte
-	peer PeerID
+	tag    [proto.RegTagLen]byte
+	peer   PeerID
 	key    [proto.KeyLen]byte // static public key, from the ticket
 	addr   netip.AddrPort     // observed (server-reflexive) address; replies go here
 	local  netip.AddrPort     // server socket it registered on
