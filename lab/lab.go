@@ -52,6 +52,10 @@ type RunConfig struct {
 	StartDelay time.Duration
 	// RUDP configures both nodes' connections (zero: rudp's defaults).
 	RUDP rudp.Config
+	// Servers is how many rendezvous servers form the cluster (0 or 1: one server,
+	// no cluster). With more, they share a simulated bus and the run puts A and B
+	// on two different servers, chosen from the seed (natpass lab --servers).
+	Servers int
 }
 
 // Result is what one run measured.
@@ -243,7 +247,13 @@ type world struct {
 	a, b  *side
 	start proto.Instant // when A called Connect
 	res   Result
-	srv   *rendezvous.Server // the one running now (startServer replaces it)
+	srv   *rendezvous.Server // server 0, the one running now (startServer replaces it)
+	// The cluster (RunConfig.Servers > 1): every server's host (hosts[0] is
+	// pr.Server), the server running there, and its bus membership.
+	hosts   []*sim.Host
+	servers []*rendezvous.Server
+	members []*sim.BusMember
+	bus     *sim.Bus
 }
 
 // newWorld builds the setup of cfg and runs it until both nodes measured their NATs.
@@ -286,12 +296,12 @@ func newWorld(cfg RunConfig) (*world, error) {
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
-	socks := pr.Server.Sockets()
-	if err := w.startServer(); err != nil {
+	if err := w.startServers(latS); err != nil {
 		return nil, err
 	}
-	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay, cfg.RUDP)
-	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto, cfg.RUDP)
+	ia, ib := w.serverOf(cfg.Seed)
+	w.a = newSide(s, "a", pr.A.Host, w.hosts[ia].Sockets()[0], cfg.Log, cfg.Relay, cfg.RUDP)
+	w.b = newSide(s, "b", pr.B.Host, w.hosts[ib].Sockets()[0], cfg.Log, node.RelayAuto, cfg.RUDP)
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
@@ -303,21 +313,71 @@ func newWorld(cfg RunConfig) (*world, error) {
 	return w, nil
 }
 
-// startServer attaches a fresh rendezvous server to the server host: at the start,
+// startServers starts the run's servers: pr.Server alone, or a cluster of
+// cfg.Servers on hosts of the core with latency latS, joined by a bus.
+func (w *world) startServers(latS time.Duration) error {
+	n := max(w.cfg.Servers, 1)
+	w.hosts = []*sim.Host{w.pr.Server}
+	if n > 1 {
+		// Servers of one cluster sit in one region: a millisecond or two apart.
+		w.bus = w.s.NewBus(sim.BusConfig{Latency: time.Millisecond, Jitter: time.Millisecond})
+	}
+	for k := 1; k < n; k++ {
+		h := w.s.AddHost(fmt.Sprintf("server%d", k), w.s.Core(), sim.LinkConfig{Latency: latS})
+		h.AddAddr()
+		h.Open(h.Addrs()[0], sim.ServerPort)
+		h.Open(h.Addrs()[0], sim.ServerAltPort)
+		h.Open(h.Addrs()[1], sim.ServerPort)
+		w.hosts = append(w.hosts, h)
+	}
+	w.servers, w.members = make([]*rendezvous.Server, n), make([]*sim.BusMember, n)
+	for k := range n {
+		if err := w.startServerAt(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serverOf picks the servers of A and B for a run: the same one without a cluster,
+// two different ones, drawn from the seed, with.
+func (w *world) serverOf(seed uint64) (a, b int) {
+	n := len(w.hosts)
+	if n == 1 {
+		return 0, 0
+	}
+	a = int(seed % uint64(n))
+	return a, (a + 1 + int(seed/uint64(n))%(n-1)) % n
+}
+
+// startServer restarts server 0 with no sessions (a restart that lost them all).
+func (w *world) startServer() error { return w.startServerAt(0) }
+
+// startServerAt attaches a fresh rendezvous server to server host k: at the start,
 // and again to model a restart that lost every session.
-func (w *world) startServer() error {
-	s, socks := w.s, w.pr.Server.Sockets()
+func (w *world) startServerAt(k int) error {
+	s, host := w.s, w.hosts[k]
+	socks := host.Sockets()
 	srv, err := rendezvous.NewServer(rendezvous.Config{
 		Secret: testSecret, Seed: s.NewSeed32(), StartDelay: w.cfg.StartDelay,
-		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
+		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2], Cluster: w.bus != nil,
 		WallClock: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart+int64(s.Now()/proto.Instant(time.Second)), 0)},
 	})
 	if err != nil {
 		return err
 	}
-	w.pr.Server.Attach(srv)
-	w.srv = srv
-	w.pr.Server.AfterStep = func(proto.Instant) {
+	host.Attach(srv)
+	w.servers[k] = srv
+	if k == 0 {
+		w.srv = srv
+	}
+	if w.bus != nil {
+		if old := w.members[k]; old != nil && !old.Killed() {
+			w.bus.Kill(old)
+		}
+		w.members[k] = w.bus.Join(host.Name(), host, sim.AdaptCluster(srv))
+	}
+	host.AfterStep = func(proto.Instant) {
 		for {
 			if _, ok := srv.PollEvent(); !ok {
 				return

@@ -12,6 +12,7 @@ import (
 type Cell struct {
 	A, B     string
 	Runs     int
+	Servers  int // servers in the cluster (1: one server)
 	Direct   int
 	Relay    int // runs whose messages all arrived through the relay
 	Failed   int // runs that ended in an error (no path at all, or a crash)
@@ -80,12 +81,16 @@ func Expected(a, b string) float64 {
 	return 0.99 // birthday
 }
 
-// RunCell runs one cell n times with seeds derived from seed.
-func RunCell(a, b string, runs int, seed uint64, loss float64) Cell {
-	c := Cell{A: a, B: b, Runs: runs, Expected: Expected(a, b)}
+// RunCell runs the cell of base (its presets, loss and servers) runs times, with
+// seeds derived from base.Seed.
+func RunCell(base RunConfig, runs int) Cell {
+	a, b := base.A, base.B
+	c := Cell{A: a, B: b, Runs: runs, Servers: max(base.Servers, 1), Expected: Expected(a, b)}
 	for i := 0; i < runs; i++ {
-		s := seed*1_000_003 + uint64(i)
-		r := Run(RunConfig{A: a, B: b, Seed: s, Loss: loss})
+		cfg := base
+		cfg.Seed = base.Seed*1_000_003 + uint64(i)
+		s := cfg.Seed
+		r := Run(cfg)
 		if c.Strategy == proto.StrategyNone { // the first run that was introduced
 			c.Strategy = r.Strategy
 		}

@@ -16,7 +16,7 @@ func TestMatrixMeetsTargets(t *testing.T) {
 		runs = 200
 	}
 	for _, c := range Cells() {
-		cell := RunCell(c[0], c[1], runs, 1, 0.01)
+		cell := RunCell(RunConfig{A: c[0], B: c[1], Seed: 1, Loss: 0.01}, runs)
 		if !cell.MetTarget() {
 			t.Errorf("%s × %s: direct %d, relay %d of %d runs (direct target %.0f%%), first message p95 %v; replay seeds %v (go run ./cmd/natpass lab --a %s --b %s)",
 				c[0], c[1], cell.Direct, cell.Relay, cell.Runs, 100*cell.Expected, cell.FirstMsgP95, cell.Misses, c[0], c[1])

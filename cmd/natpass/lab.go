@@ -17,6 +17,7 @@ type labCell struct {
 	A           string   `json:"a"`
 	B           string   `json:"b"`
 	Runs        int      `json:"runs"`
+	Servers     int      `json:"servers"`
 	Direct      int      `json:"direct"`
 	Relay       int      `json:"relay"`
 	Failed      int      `json:"failed"`
@@ -39,12 +40,17 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	a := fs.String("a", "", "only the cell with this preset (or same-nat-hairpin / same-nat-no-hairpin) as A")
 	b := fs.String("b", "", "only the cell with this preset as B")
 	loss := fs.Float64("loss", 0.01, "packet loss on every access link")
+	servers := fs.Int("servers", 1, "rendezvous servers in the simulated cluster; A and B register on different ones")
 	replay := fs.Uint64("replay", 0, "run only the run with this seed (from a MISSED line) for --a/--b, printing its events")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *runs < 1 {
 		fmt.Fprintln(stderr, "natpass lab: --runs must be at least 1")
+		return 2
+	}
+	if *servers < 1 || *servers > 64 {
+		fmt.Fprintln(stderr, "natpass lab: --servers must be 1–64")
 		return 2
 	}
 	cells := lab.Cells()
@@ -66,7 +72,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "natpass lab: --replay needs --a and --b naming one cell")
 			return 2
 		}
-		r := lab.Run(lab.RunConfig{A: cells[0][0], B: cells[0][1], Seed: *replay, Loss: *loss,
+		r := lab.Run(lab.RunConfig{A: cells[0][0], B: cells[0][1], Seed: *replay, Loss: *loss, Servers: *servers,
 			Log: func(line string) { fmt.Fprintln(stdout, line) }})
 		fmt.Fprintf(stdout, "%+v\n", r)
 		if !r.Delivered {
@@ -76,16 +82,16 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	}
 	started := time.Now()
 	if !*asJSON {
-		fmt.Fprintf(stdout, "natpass lab: %d runs per cell, seed %d, %.0f%% loss, RTTs 20–150 ms (simulated)\n\n",
-			*runs, *seed, 100**loss)
+		fmt.Fprintf(stdout, "natpass lab: %d runs per cell, seed %d, %.0f%% loss, RTTs 20–150 ms, %d server(s) (simulated)\n\n",
+			*runs, *seed, 100**loss, *servers)
 		fmt.Fprintf(stdout, "%-22s %-22s %7s %6s %9s %9s %9s  %-18s %-18s %s\n",
 			"A", "B", "direct", "relay", "p50", "p95", "1st msg", "strategy", "oracle", "target")
 	}
 	missed := 0
 	for _, pair := range cells {
-		c := lab.RunCell(pair[0], pair[1], *runs, *seed, *loss)
+		c := lab.RunCell(lab.RunConfig{A: pair[0], B: pair[1], Seed: *seed, Loss: *loss, Servers: *servers}, *runs)
 		out := labCell{
-			A: c.A, B: c.B, Runs: c.Runs, Direct: c.Direct, Relay: c.Relay, Failed: c.Runs - c.Direct - c.Relay,
+			A: c.A, B: c.B, Runs: c.Runs, Servers: c.Servers, Direct: c.Direct, Relay: c.Relay, Failed: c.Runs - c.Direct - c.Relay,
 			FirstMsgP95: ms(c.FirstMsgP95),
 			Strategy:    c.Strategy.String(), Expected: lab.OracleStrategy(c.A, c.B).String(), Target: 100 * c.Expected,
 			DirectMsP50: ms(c.DirectP50), DirectMsP95: ms(c.DirectP95), Met: c.MetTarget(), Misses: c.Misses,
