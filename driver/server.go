@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/natpass/natpass/proto"
@@ -29,6 +30,15 @@ type ServerConfig struct {
 	// Secret, or InsecureDev: see rendezvous.Config.
 	Secret      []byte
 	InsecureDev bool
+	// Cluster, when set, makes the server a member of a cluster over this bus
+	// (natsbus.Start gives one; DESIGN §12): peers registered on other servers are
+	// introduced and relayed across it. Every server of the cluster needs the same
+	// Secret (or, with InsecureDev, the same ClusterSecret). The caller closes the
+	// bus after Close.
+	Cluster ClusterBus
+	// ClusterSecret: the shared key source of an InsecureDev cluster (ignored with a
+	// Secret).
+	ClusterSecret []byte
 	// Tune carries every other rendezvous.Config field (rates, bounds, timeouts);
 	// its Secret, InsecureDev, Seed, sockets and WallClock are set by the driver.
 	Tune rendezvous.Config
@@ -47,6 +57,9 @@ type Server struct {
 	once    sync.Once
 	addrs   []netip.AddrPort
 	log     func(string)
+
+	bus           ClusterBus // nil when alone
+	clusterErrors atomic.Uint64
 
 	mu   sync.Mutex
 	last rendezvous.Stats
@@ -77,6 +90,7 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 	}
 	start := time.Now()
 	rc.Secret, rc.InsecureDev = cfg.Secret, cfg.InsecureDev
+	rc.Cluster, rc.ClusterSecret = cfg.Cluster != nil, cfg.ClusterSecret
 	rc.WallClock = proto.WallClock{At: 0, Time: start}
 	if _, err := rand.Read(rc.Seed[:]); err != nil {
 		closeAll()
@@ -93,6 +107,7 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		stopped: make(chan struct{}),
 		exited:  make(chan struct{}),
 		log:     cfg.Log,
+		bus:     cfg.Cluster,
 	}
 	s.loop.drained = s.events
 	for _, so := range socks {
@@ -175,6 +190,8 @@ type ServerStats struct {
 	rendezvous.Stats
 	TooLong     uint64 // datagrams longer than the driver's buffers, dropped unread
 	WriteErrors uint64
+	// ClusterErrors: cluster messages or interest changes the bus refused.
+	ClusterErrors uint64
 }
 
 // Stats returns the counters (the last ones seen, after Close).
@@ -189,7 +206,8 @@ func (s *Server) Stats() ServerStats {
 		st = s.last
 		s.mu.Unlock()
 	}
-	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load()}
+	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load(),
+		ClusterErrors: s.clusterErrors.Load()}
 }
 
 // Close stops the server and closes its sockets; it returns once its goroutines
@@ -209,11 +227,25 @@ func (s *Server) run() {
 		s.mu.Unlock()
 		l.shutdown()
 	}()
+	var inbox <-chan rendezvous.ClusterMessage
+	if s.bus != nil {
+		inbox = s.bus.Inbox()
+		l.drain(l.now()) // the server's own subject first
+	}
 	for {
 		l.arm()
 		select {
 		case p := <-l.in:
 			l.handlePackets(p)
+		case m, ok := <-inbox:
+			if !ok {
+				inbox = nil // the bus closed: the server carries on alone
+				s.logf("cluster bus closed")
+				continue
+			}
+			now := l.now()
+			_ = s.srv.HandleCluster(now, m)
+			l.drain(now)
 		case <-l.timer.C:
 			l.handleTimer()
 		case f := <-s.cmds:
@@ -226,8 +258,15 @@ func (s *Server) run() {
 	}
 }
 
-// events drains the server's events into the log.
+func (s *Server) logf(format string, args ...any) {
+	if s.log != nil {
+		s.log(fmt.Sprintf(format, args...))
+	}
+}
+
+// events drains the server's cluster output to the bus and its events into the log.
 func (s *Server) events(proto.Instant) {
+	s.drainCluster()
 	for {
 		e, ok := s.srv.PollEvent()
 		if !ok {
@@ -247,4 +286,58 @@ func (s *Server) events(proto.Instant) {
 			s.log(fmt.Sprintf("introduced %q to %q", e.Requester.String(), e.Target.String()))
 		}
 	}
+}
+
+// drainCluster hands the server's interest changes and cluster messages to the bus.
+func (s *Server) drainCluster() {
+	if s.bus == nil {
+		return
+	}
+	for {
+		in, ok := s.srv.PollInterest()
+		if !ok {
+			break
+		}
+		var err error
+		if in.Subscribe {
+			err = s.bus.Subscribe(in.Subject)
+		} else {
+			err = s.bus.Unsubscribe(in.Subject)
+		}
+		if err != nil {
+			s.clusterErrors.Add(1)
+			s.logf("cluster interest %q: %v", in.Subject, err)
+		}
+	}
+	for {
+		m, ok := s.srv.PollCluster()
+		if !ok {
+			return
+		}
+		if err := s.bus.Publish(m); err != nil {
+			s.clusterErrors.Add(1)
+		}
+	}
+}
+
+// Drain tells every node registered here to move to another server of the cluster
+// (PROTOCOL.md §12.6), then waits until none is left or ctx is done. The server keeps
+// relaying meanwhile; call Close afterwards. It returns ctx's error when nodes were
+// still registered at the end.
+func (s *Server) Drain(ctx context.Context) error {
+	select {
+	case s.cmds <- func(now proto.Instant) { s.srv.Drain(now) }:
+	case <-s.exited:
+		return nil
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.Stats().Sessions > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
