@@ -1,0 +1,23 @@
+package proto
+
+import "testing"
+
+func FuzzClusterClaim(f *testing.F) { fuzzMessage(f, func() message { return new(ClusterClaim) }) }
+func FuzzClusterIntroAsk(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterIntroAsk) })
+}
+func FuzzClusterIntroAnswer(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterIntroAnswer) })
+}
+func FuzzClusterRelayBind(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRelayBind) })
+}
+func FuzzClusterRelayBound(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRelayBound) })
+}
+func FuzzClusterRelayData(f *testing.F) {
+	for _, c := range clusterRelayDataVectorCases {
+		f.Add(c.Msg.Append(nil))
+	}
+	fuzzMessage(f, func() message { return new(ClusterRelayData) })
+}
