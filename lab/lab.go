@@ -52,6 +52,11 @@ type RunConfig struct {
 	StartDelay time.Duration
 	// RUDP configures both nodes' connections (zero: rudp's defaults).
 	RUDP rudp.Config
+	// Servers is how many rendezvous servers run (0: 1), each on a host of its own
+	// on the public core, independent (no cluster) but sharing the ticket secret, so
+	// that tickets and relay tokens are good on all of them. Both nodes list them
+	// all, in order, and register with the first.
+	Servers int
 }
 
 // Result is what one run measured.
@@ -96,6 +101,12 @@ type side struct {
 	sent      int // messages sent so far
 	// lastDirect and lastDown are the latest direct-path and path-lost events.
 	lastDirect, lastDown proto.Instant
+	// moves are the node's server changes; relayMoved is when the relay was last
+	// ready again after one (path event "server changed"), relayAt the server it
+	// named.
+	moves      []node.EventServerChanged
+	relayMoved proto.Instant
+	relayAt    netip.AddrPort
 	// gaveUp: punching ended without a direct path (the node says why).
 	gaveUp bool
 	// flaps counts moves away from a direct path; deaths counts the ones where the
@@ -157,6 +168,8 @@ func (s *side) afterStep(now proto.Instant) {
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
 			s.onPath(now, e)
+		case node.EventServerChanged:
+			s.moves = append(s.moves, e)
 		case node.EventClosed:
 			s.closed = e.Reason
 		case node.EventPeerClosed:
@@ -187,6 +200,12 @@ func (s *side) onPath(now proto.Instant, e node.EventPathChanged) {
 	}
 	if e.Kind == proto.PathDirect {
 		s.lastDirect = now
+		return
+	}
+	if e.Kind == proto.PathRelay {
+		if e.Reason == "server changed" {
+			s.relayMoved, s.relayAt = now, e.Remote
+		}
 		return
 	}
 	if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
@@ -244,6 +263,10 @@ type world struct {
 	start proto.Instant // when A called Connect
 	res   Result
 	srv   *rendezvous.Server // the one running now (startServer replaces it)
+	// hosts are the servers' hosts (pr.Server first) and srvs the servers running
+	// on them (srvs[0] is srv).
+	hosts []*sim.Host
+	srvs  []*rendezvous.Server
 }
 
 // newWorld builds the setup of cfg and runs it until both nodes measured their NATs.
@@ -286,12 +309,12 @@ func newWorld(cfg RunConfig) (*world, error) {
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
-	socks := pr.Server.Sockets()
-	if err := w.startServer(); err != nil {
+	servers, err := w.startServers(max(cfg.Servers, 1))
+	if err != nil {
 		return nil, err
 	}
-	w.a = newSide(s, "a", pr.A.Host, socks[0], cfg.Log, cfg.Relay, cfg.RUDP)
-	w.b = newSide(s, "b", pr.B.Host, socks[0], cfg.Log, node.RelayAuto, cfg.RUDP)
+	w.a = newSide(s, "a", pr.A.Host, servers, cfg.Log, cfg.Relay, cfg.RUDP)
+	w.b = newSide(s, "b", pr.B.Host, servers, cfg.Log, node.RelayAuto, cfg.RUDP)
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
@@ -303,10 +326,38 @@ func newWorld(cfg RunConfig) (*world, error) {
 	return w, nil
 }
 
-// startServer attaches a fresh rendezvous server to the server host: at the start,
-// and again to model a restart that lost every session.
-func (w *world) startServer() error {
-	s, socks := w.s, w.pr.Server.Sockets()
+// startServers starts n servers: the Pair's, and n-1 more on hosts of their own
+// with the same sockets (two addresses, ports ServerPort and ServerAltPort). It
+// returns their primary sockets.
+func (w *world) startServers(n int) ([]netip.AddrPort, error) {
+	w.hosts = []*sim.Host{w.pr.Server}
+	for i := 1; i < n; i++ {
+		h := w.s.AddHost(fmt.Sprintf("server%d", i+1), w.s.Core(), w.pr.Server.Link().Config())
+		h.AddAddr()
+		h.Open(h.Addrs()[0], sim.ServerPort)
+		h.Open(h.Addrs()[0], sim.ServerAltPort)
+		h.Open(h.Addrs()[1], sim.ServerPort)
+		w.hosts = append(w.hosts, h)
+	}
+	w.srvs = make([]*rendezvous.Server, n)
+	var primaries []netip.AddrPort
+	for i, h := range w.hosts {
+		if err := w.startServerOn(i); err != nil {
+			return nil, err
+		}
+		primaries = append(primaries, h.Sockets()[0])
+	}
+	return primaries, nil
+}
+
+// startServer attaches a fresh rendezvous server to the (first) server host: at the
+// start, and again to model a restart that lost every session.
+func (w *world) startServer() error { return w.startServerOn(0) }
+
+// startServerOn attaches a fresh rendezvous server to server host i.
+func (w *world) startServerOn(i int) error {
+	s, host := w.s, w.hosts[i]
+	socks := host.Sockets()
 	srv, err := rendezvous.NewServer(rendezvous.Config{
 		Secret: testSecret, Seed: s.NewSeed32(), StartDelay: w.cfg.StartDelay,
 		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
@@ -315,9 +366,12 @@ func (w *world) startServer() error {
 	if err != nil {
 		return err
 	}
-	w.pr.Server.Attach(srv)
-	w.srv = srv
-	w.pr.Server.AfterStep = func(proto.Instant) {
+	host.Attach(srv)
+	w.srvs[i] = srv
+	if i == 0 {
+		w.srv = srv
+	}
+	host.AfterStep = func(proto.Instant) {
 		for {
 			if _, ok := srv.PollEvent(); !ok {
 				return
@@ -380,7 +434,7 @@ func nonZero(t proto.Instant) proto.Instant {
 	return t
 }
 
-func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
+func newSide(s *sim.Sim, name string, host *sim.Host, servers []netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
 	priv := s.NewSeed32()
 	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
 	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
@@ -388,7 +442,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 	sd := &side{name: name, host: host, log: log}
 	sd.node = node.New(node.Config{
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
-		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
+		Local: host.Socket(), Servers: servers, Seed: s.NewSeed32(),
 		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
 		Relay: relay, RUDP: conn,
 	})
