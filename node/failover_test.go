@@ -148,27 +148,30 @@ func TestMovingMovesAtOnce(t *testing.T) {
 	admit(t, n, 4, txs, testServer2)
 }
 
-// Code 11 answering the register itself (the next server is draining too) moves
-// at the register's next repetition, not at once: servers that all say "moving"
-// are asked at the register's backoff.
-func TestMovingRegisterAnswerMovesAtRepetition(t *testing.T) {
-	n := newListNode(testServer, testServer2)
-	n.Start(0)
-	ids := registers(drainTx(n, 0), testServer)
-	moving := (&proto.Error{TxID: ids[0], Code: proto.CodeMoving}).Append(nil)
-	if err := n.HandleDatagram(1, testLocal, testServer, moving); err != nil {
-		t.Fatal(err)
-	}
-	if txs := drainTx(n, 1); len(txs) != 0 || len(serverChanges(events(n))) != 0 {
-		t.Fatalf("%d transmits at once; want the move at the register's repetition", len(txs))
-	}
-	at := n.Deadline()
-	if at != proto.Instant(registerRTO) {
-		t.Fatalf("next step at %v, want the repetition at %v", time.Duration(at), registerRTO)
-	}
-	n.HandleTimeout(at)
-	if ch := serverChanges(events(n)); len(ch) != 1 || len(registers(drainTx(n, at), testServer2)) != 1 {
-		t.Fatalf("changes %+v; want a move to %v and its register", ch, testServer2)
+// Code 11 answering the register itself (the next server is draining too), or
+// code 7 (server full), moves at the register's next repetition, not at once:
+// servers that all refuse are asked at the register's backoff.
+func TestRefusedRegisterMovesAtRepetition(t *testing.T) {
+	for _, code := range []proto.ErrorCode{proto.CodeMoving, proto.CodeServerFull} {
+		n := newListNode(testServer, testServer2)
+		n.Start(0)
+		ids := registers(drainTx(n, 0), testServer)
+		refusal := (&proto.Error{TxID: ids[0], Code: code}).Append(nil)
+		if err := n.HandleDatagram(1, testLocal, testServer, refusal); err != nil {
+			t.Fatal(err)
+		}
+		if txs := drainTx(n, 1); len(txs) != 0 || len(serverChanges(events(n))) != 0 {
+			t.Fatalf("code %d: %d transmits at once; want the move at the register's repetition", code, len(txs))
+		}
+		at := n.Deadline()
+		if at != proto.Instant(registerRTO) {
+			t.Fatalf("code %d: next step at %v, want the repetition at %v", code, time.Duration(at), registerRTO)
+		}
+		n.HandleTimeout(at)
+		why := map[proto.ErrorCode]string{proto.CodeMoving: "server moving", proto.CodeServerFull: "server full"}[code]
+		if ch := serverChanges(events(n)); len(ch) != 1 || ch[0].Reason != why || len(registers(drainTx(n, at), testServer2)) != 1 {
+			t.Fatalf("code %d: changes %+v; want a move to %v for %q and its register", code, ch, testServer2, why)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -89,6 +90,7 @@ type serverSession struct {
 	regRTO         time.Duration
 	regGiveUp      proto.Instant
 	regMoveAt      proto.Instant // a register unanswered by then moves to the next server
+	regMoveWhy     string        // why, when a refusal brought regMoveAt forward ("" : no answer)
 	checkUntil     proto.Instant // a server check is out until then (its lost timer)
 	checkEvery     time.Duration // and repeats its keepalive this often
 	session        proto.Session
@@ -311,7 +313,7 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 			s.close(s.noAnswer(), 0)
 			return
 		case len(s.servers) > 1 && now >= s.regMoveAt:
-			s.move(now, "no answer to register")
+			s.move(now, cmp.Or(s.regMoveWhy, "no answer to register"))
 		default:
 			s.sendRegister(now)
 		}
@@ -375,6 +377,7 @@ func (s *serverSession) reregister(now proto.Instant) {
 	s.regTxID = s.rng.Uint64()
 	s.regRTO = registerRTO
 	s.regMoveAt = now.Add(registerMoveAfter) // regGiveUp stays: it bounds only the first registration, moves included
+	s.regMoveWhy = ""
 	s.checkUntil = 0
 	s.timers.stop(srvKeepalive)
 	s.timers.stop(srvLostTimer)
@@ -426,7 +429,7 @@ func (s *serverSession) moving(now proto.Instant) {
 		s.lose(now, "server moving")
 		return
 	}
-	s.regMoveAt = now
+	s.regMoveAt, s.regMoveWhy = now, "server moving"
 }
 
 // PollTransmit returns the next signaling datagram, then the classifier's probes.

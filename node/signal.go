@@ -173,7 +173,7 @@ func (s *serverSession) onError(now proto.Instant, m *proto.Error) error {
 		}
 	case proto.CodeServerFull:
 		if reg && len(s.servers) > 1 {
-			s.regMoveAt = now // another server may have room: at the next repetition
+			s.regMoveAt, s.regMoveWhy = now, "server full" // another may have room: at the next repetition
 		}
 	case proto.CodeNoSession:
 		if s.registered {
