@@ -49,6 +49,9 @@ func TestConfigErrors(t *testing.T) {
 		"two admissions": {Server: "127.0.0.1:1", ID: "a", InsecureDev: true, Secret: testSecret},
 		"ticket no key":  {Server: "127.0.0.1:1", ID: "a", Ticket: []byte{1}},
 		"bad server":     {Server: "nowhere", ID: "a", InsecureDev: true},
+		"no server":      {ID: "a", InsecureDev: true},
+		"both servers":   {Server: "127.0.0.1:1", Servers: []string{"127.0.0.1:2"}, ID: "a", InsecureDev: true},
+		"a bad server":   {Servers: []string{"127.0.0.1:1", "nowhere"}, ID: "a", InsecureDev: true},
 		"ticket for another ID": func() Config {
 			priv, pub, _ := NewKey()
 			tk, _ := MintTicket(testSecret, "b", pub, time.Hour)

@@ -20,6 +20,11 @@ var (
 	// ErrPeerRefused: the server would not introduce the peer (unknown, not ready in
 	// time, rate limited); the wrapped *PeerError has the code.
 	ErrPeerRefused = errors.New("driver: server refused the introduction")
+	// ErrReplaced: another node registered this node's peer ID (the newest
+	// registration wins, on any server of the cluster): the node stopped and does
+	// not register again, which would only take the ID back. It comes wrapped
+	// together with ErrClosed, so errors.Is finds either.
+	ErrReplaced = errors.New("driver: replaced by another node with the same ID")
 	// ErrBadConfig: Listen or ListenServer got an unusable configuration.
 	ErrBadConfig = errors.New("driver: bad configuration")
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,16 @@ import (
 
 // Config configures a Node.
 type Config struct {
-	// Server is the rendezvous server's primary address, "host:port". Required.
+	// Server is the rendezvous server's primary address, "host:port": the same as
+	// a Servers list of one.
 	Server string
+	// Servers are the primary addresses of the servers of a cluster, in the order
+	// the node tries them: it registers with the first and moves to the next,
+	// round robin, when its server is lost or draining (node.Config.Servers;
+	// PROTOCOL.md §5.11). Set Server or Servers (one is required), not both:
+	// Listen refuses both with ErrBadConfig. The main socket's IP, when Listen
+	// leaves it open, is the one the host routes to the first server from.
+	Servers []string
 	// ID is this node's peer ID (1–64 bytes). Required.
 	ID string
 	// PrivateKey is the node's static X25519 key. The zero key means: draw one
@@ -59,6 +68,10 @@ type Config struct {
 	// connection is up too (Conn.PathEvents starts only with the Conn). It runs on
 	// the node's goroutine: it must be quick and must not call the Node.
 	OnPath func(peer string, e PathEvent)
+	// OnServer, when set, hears every move of the node from one server of Servers
+	// to the next (reason: "server not answering", "server moving", "no answer to
+	// register", "server full"). Like OnPath it runs on the node's goroutine.
+	OnServer func(from, to netip.AddrPort, reason string)
 	// DropInbound is a testing aid, 0 in real use: the node discards this share of
 	// the datagrams it receives, chosen at random, before the machine sees them
 	// (a loss model for benchmarks and tests on loopback).
@@ -152,6 +165,7 @@ type Node struct {
 	observed netip.AddrPort
 	nat      proto.NATBehavior
 	local    netip.AddrPort
+	server   netip.AddrPort // the server the node registers with now
 
 	// Credit that Recv took goes back to the machine in batches (Conn.creditTaken):
 	// a Conn with credit waiting joins credits (under creditMu) and creditKick
@@ -189,7 +203,7 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		return n, nil
 	case <-timeout.C:
 		n.Close()
-		return nil, fmt.Errorf("%w: no answer from the server %s within %v", ErrClosed, cfg.Server, n.cfg.RegisterTimeout)
+		return nil, fmt.Errorf("%w: no answer from %s within %v", ErrClosed, n.serverNames(), n.cfg.RegisterTimeout)
 	case <-n.dead:
 		err := n.stopErr()
 		n.Close()
@@ -209,11 +223,11 @@ func newNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	server, err := resolve(cfg.Server)
+	servers, err := resolveAll(cfg.Servers)
 	if err != nil {
-		return nil, fmt.Errorf("%w: server: %v", ErrBadConfig, err)
+		return nil, err
 	}
-	bind, name, err := localFor(cfg.Listen, server)
+	bind, name, err := localFor(cfg.Listen, servers[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
 	}
@@ -229,7 +243,7 @@ func newNode(cfg Config) (*Node, error) {
 	start := time.Now()
 	nm := node.New(node.Config{
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
-		Local: main.addr, Server: server, Seed: seed,
+		Local: main.addr, Servers: servers, Seed: seed,
 		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
 		Wall: proto.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
 	})
@@ -245,6 +259,7 @@ func newNode(cfg Config) (*Node, error) {
 		creditBatch: recvWindow(cfg.RUDP) / 8,
 		conns:       map[string]*Conn{},
 		local:       main.addr,
+		server:      servers[0],
 	}
 	n.loop = newLoop(nm, start, txBufLen)
 	n.loop.drained = n.events
@@ -268,6 +283,16 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if ways != 1 {
 		return cfg, fmt.Errorf("%w: set exactly one of Ticket, Secret, InsecureDev", ErrBadConfig)
+	}
+	switch {
+	case cfg.Server != "" && len(cfg.Servers) > 0:
+		return cfg, fmt.Errorf("%w: set Server or Servers, not both", ErrBadConfig)
+	case cfg.Server != "":
+		cfg.Servers = []string{cfg.Server}
+	case len(cfg.Servers) == 0:
+		return cfg, fmt.Errorf("%w: no Server", ErrBadConfig)
+	case len(cfg.Servers) > maxServers:
+		return cfg, fmt.Errorf("%w: more than %d Servers", ErrBadConfig, maxServers)
 	}
 	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
 		return cfg, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
@@ -348,6 +373,30 @@ func checkRUDP(rc rudp.Config) (err error) {
 // recvWindow is the flow-control window rudp uses for rc.
 func recvWindow(rc rudp.Config) int { return rc.WithDefaults().RecvWindow }
 
+// maxServers bounds Config.Servers (the node machine's bound).
+const maxServers = 64
+
+// resolveAll resolves every server address.
+func resolveAll(hostports []string) ([]netip.AddrPort, error) {
+	out := make([]netip.AddrPort, len(hostports))
+	for i, hp := range hostports {
+		ap, err := resolve(hp)
+		if err != nil {
+			return nil, fmt.Errorf("%w: server %q: %v", ErrBadConfig, hp, err)
+		}
+		out[i] = ap
+	}
+	return out, nil
+}
+
+// serverNames names the configured servers, for messages.
+func (n *Node) serverNames() string {
+	if len(n.cfg.Servers) == 1 {
+		return "the server " + n.cfg.Servers[0]
+	}
+	return "any of the servers " + strings.Join(n.cfg.Servers, ", ")
+}
+
 // resolve turns "host:port" into one address, IPv4 preferred.
 func resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
@@ -406,6 +455,14 @@ func (n *Node) LocalAddr() netip.AddrPort { return n.local }
 
 // ID is the node's peer ID.
 func (n *Node) ID() string { return n.id }
+
+// Server is the server the node is registered with, or registering with: the
+// first of Config.Servers until the node moves to another.
+func (n *Node) Server() netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.server
+}
 
 // Observed is the node's address as the server sees it.
 func (n *Node) Observed() netip.AddrPort {
@@ -610,15 +667,24 @@ func (n *Node) events(now proto.Instant) {
 	}
 }
 
-func (n *Node) event(now proto.Instant, e node.Event) {
+// serverEvent takes the events about the node's server session; it reports
+// whether e was one.
+func (n *Node) serverEvent(e node.Event) bool {
 	switch e := e.(type) {
 	case node.EventRegistered:
 		n.mu.Lock()
-		n.observed = e.Observed
+		n.observed, n.server = e.Observed, e.Server
 		n.mu.Unlock()
 		if !n.regSeen {
 			n.regSeen = true
 			close(n.registered)
+		}
+	case node.EventServerChanged:
+		n.mu.Lock()
+		n.server = e.To
+		n.mu.Unlock()
+		if n.cfg.OnServer != nil {
+			n.cfg.OnServer(e.From, e.To, e.Reason)
 		}
 	case node.EventNATReport:
 		n.mu.Lock()
@@ -628,6 +694,23 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			n.natSeen = true
 			close(n.natReady)
 		}
+	case node.EventClosed:
+		if e.Code == proto.CodeReplaced {
+			n.stop(fmt.Errorf("%w: %w", ErrClosed, ErrReplaced)) // the machine's reason says no more
+			return true
+		}
+		n.stop(fmt.Errorf("%w: %s", ErrClosed, e.Reason))
+	default:
+		return false
+	}
+	return true
+}
+
+func (n *Node) event(now proto.Instant, e node.Event) {
+	if n.serverEvent(e) {
+		return
+	}
+	switch e := e.(type) {
 	case node.EventOpenSockets:
 		n.nm.HandleSockets(now, e.Tag, n.openSockets(e.N))
 	case node.EventIntroduced:
@@ -676,8 +759,6 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			c.fail(&PeerError{Peer: e.Peer, Code: e.Code, Text: e.Text})
 			delete(n.conns, e.Peer) // a later Connect starts afresh
 		}
-	case node.EventClosed:
-		n.stop(fmt.Errorf("%w: %s", ErrClosed, e.Reason))
 	}
 }
 

@@ -61,6 +61,32 @@ func TestRelayedSessionSurvivesQuickServerRestart(t *testing.T) {
 	f.lostThenRelay("server lost the session")
 }
 
+// DESIGN §12 on real sockets: two servers that share the secret, both nodes
+// registered on the first and relayed through it; the first is killed mid-stream.
+// The nodes move to the second, allocate their channels there with the tokens
+// they hold, and the same connection delivers every message once and in order,
+// without a new handshake.
+func TestRelayedSessionMovesToNextServer(t *testing.T) {
+	f := newRelayFailover(t, "failover")
+	for i, n := range f.nodes {
+		if n.Server() != f.s.Addr() {
+			t.Fatalf("%s: registered with %v, want the first server %v", f.nodes[i].ID(), n.Server(), f.s.Addr())
+		}
+	}
+	mark := f.marks()
+	killed := time.Now()
+	f.s.Close()
+	f.waitPaths(mark, PathRelay, "server changed")
+	t.Logf("relay ready on the next server %v after the kill", time.Since(killed).Round(time.Millisecond))
+	f.recover(f.s2, mark)
+	for i, n := range f.nodes {
+		if n.Server() != f.s2.Addr() {
+			t.Errorf("%s: registered with %v, want the second server %v", f.nodes[i].ID(), n.Server(), f.s2.Addr())
+		}
+	}
+	f.lostThenRelay("server not answering")
+}
+
 // lostThenRelay checks the application's view, Conn.PathEvents, on both sides:
 // the relay's loss for reason, then the relay again.
 func (f *relayRestart) lostThenRelay(reason string) {
@@ -86,6 +112,8 @@ type relayRestart struct {
 	cancel     context.CancelFunc
 	cfg        ServerConfig
 	s          *Server
+	s2         *Server // with newRelayFailover: the second server the nodes list
+	ready      string  // the reason of the relay's path event after recovery
 	nodes      [2]*Node
 	logs       [2]*pathLog
 	conns      [2]*Conn   // a's, b's
@@ -94,20 +122,37 @@ type relayRestart struct {
 	handshakes int // both nodes' at the start
 }
 
-func newRelayRestart(t *testing.T, name string) *relayRestart {
+func newRelayRestart(t *testing.T, name string) *relayRestart { return newRelayFixture(t, name, false) }
+
+// newRelayFailover is newRelayRestart with a second server, independent but
+// sharing the secret, which both nodes list after the first.
+func newRelayFailover(t *testing.T, name string) *relayRestart { return newRelayFixture(t, name, true) }
+
+func newRelayFixture(t *testing.T, name string, two bool) *relayRestart {
 	// A test takes about 5 s (with the race detector too); 20 s is a generous bound.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	f := &relayRestart{t: t, ctx: ctx, cancel: cancel, cfg: fastServerConfig(), stop: make(chan struct{})}
+	f := &relayRestart{t: t, ctx: ctx, cancel: cancel, cfg: fastServerConfig(), stop: make(chan struct{}), ready: "relay ready"}
 	var err error
 	if f.s, err = ListenServer(f.cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.s.Close() })
+	servers := []string{f.s.Addr().String()}
+	if two {
+		cfg2 := f.cfg
+		cfg2.AltAddr = "127.0.0.3:0"
+		if f.s2, err = ListenServer(cfg2); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.s2.Close() })
+		servers = append(servers, f.s2.Addr().String())
+		f.ready = "server changed"
+	}
 	for i, id := range []string{name + "-a", name + "-b"} {
 		f.logs[i] = &pathLog{changed: make(chan struct{}, 1)}
 		n, err := Listen(ctx, Config{
-			Server: f.s.Addr().String(), ID: id, Secret: testSecret, Listen: "127.0.0.1:0",
+			Servers: servers, ID: id, Secret: testSecret, Listen: "127.0.0.1:0",
 			Relay: node.RelayForce, OnPath: f.logs[i].add,
 		})
 		if err != nil {
@@ -157,7 +202,7 @@ func (f *relayRestart) waitPaths(mark [2]int, kind PathKind, reason string) {
 func (f *relayRestart) recover(s2 *Server, mark [2]int) {
 	t := f.t
 	t.Helper()
-	f.waitPaths(mark, PathRelay, "relay ready")
+	f.waitPaths(mark, PathRelay, f.ready)
 	st := s2.Stats()
 	if st.Sessions != 2 || st.Relay.Allocations < 2 {
 		t.Errorf("restarted server: %d sessions, %d relay allocations; want both nodes registered and their channels allocated",

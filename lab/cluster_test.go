@@ -32,7 +32,7 @@ func TestClusterRunCrossesServers(t *testing.T) {
 			if !r.Delivered || r.Direct != tc.direct {
 				t.Fatalf("%s/%s seed %d: %+v", tc.a, tc.b, seed, r)
 			}
-			sa, sb := w.servers[ia].Stats().Cluster, w.servers[ib].Stats().Cluster
+			sa, sb := w.srvs[ia].Stats().Cluster, w.srvs[ib].Stats().Cluster
 			if sa.IntroAsks+sb.IntroAsks == 0 || sa.IntroAsksServed+sb.IntroAsksServed == 0 {
 				t.Errorf("seed %d: no cross-server introduction (%+v / %+v)", seed, sa, sb)
 			}

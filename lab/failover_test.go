@@ -13,12 +13,17 @@ import (
 // stream has both sides send one message every interval for d.
 func (w *world) stream(t *testing.T, d, interval time.Duration) {
 	t.Helper()
+	w.streamFrom(t, d, interval, w.a, w.b)
+}
+
+// streamFrom has each of senders send one message every interval for d.
+func (w *world) streamFrom(t *testing.T, d, interval time.Duration, senders ...*side) {
+	t.Helper()
 	for end := w.s.Now().Add(d); w.s.Now() < end; {
-		if err := w.a.sendMore(w.s.Now(), 1); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.b.sendMore(w.s.Now(), 1); err != nil {
-			t.Fatal(err)
+		for _, sd := range senders {
+			if err := sd.sendMore(w.s.Now(), 1); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := w.s.RunFor(interval); err != nil {
 			t.Fatal(err)

@@ -52,10 +52,14 @@ type RunConfig struct {
 	StartDelay time.Duration
 	// RUDP configures both nodes' connections (zero: rudp's defaults).
 	RUDP rudp.Config
-	// Servers is how many rendezvous servers form the cluster (0 or 1: one server,
-	// no cluster). With more, they share a simulated bus and the run puts A and B
-	// on two different servers, chosen from the seed (natpass lab --servers).
+	// Servers is how many rendezvous servers run (0: 1), each on a host of its own
+	// on the public core, sharing the ticket secret. They form a cluster on a
+	// simulated bus and the run puts A and B on two different servers, chosen from
+	// the seed (natpass lab --servers); each node lists the others after its own.
 	Servers int
+	// Independent makes the servers independent (no cluster, no bus): both nodes
+	// register on the first and fail over down the list (the server-kill tests).
+	Independent bool
 }
 
 // Result is what one run measured.
@@ -100,6 +104,12 @@ type side struct {
 	sent      int // messages sent so far
 	// lastDirect and lastDown are the latest direct-path and path-lost events.
 	lastDirect, lastDown proto.Instant
+	// moves are the node's server changes; relayMoved is when the relay was last
+	// ready again after one (path event "server changed"), relayAt the server it
+	// named.
+	moves      []node.EventServerChanged
+	relayMoved proto.Instant
+	relayAt    netip.AddrPort
 	// gaveUp: punching ended without a direct path (the node says why).
 	gaveUp bool
 	// flaps counts moves away from a direct path; deaths counts the ones where the
@@ -161,6 +171,8 @@ func (s *side) afterStep(now proto.Instant) {
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
 			s.onPath(now, e)
+		case node.EventServerChanged:
+			s.moves = append(s.moves, e)
 		case node.EventClosed:
 			s.closed = e.Reason
 		case node.EventPeerClosed:
@@ -191,6 +203,12 @@ func (s *side) onPath(now proto.Instant, e node.EventPathChanged) {
 	}
 	if e.Kind == proto.PathDirect {
 		s.lastDirect = now
+		return
+	}
+	if e.Kind == proto.PathRelay {
+		if e.Reason == "server changed" {
+			s.relayMoved, s.relayAt = now, e.Remote
+		}
 		return
 	}
 	if s.lastDirect != 0 && s.lastDirect >= s.lastDown {
@@ -248,10 +266,10 @@ type world struct {
 	start proto.Instant // when A called Connect
 	res   Result
 	srv   *rendezvous.Server // server 0, the one running now (startServer replaces it)
-	// The cluster (RunConfig.Servers > 1): every server's host (hosts[0] is
-	// pr.Server), the server running there, and its bus membership.
+	// hosts are the servers' hosts (pr.Server first), srvs the servers running on
+	// them (srvs[0] is srv); in a cluster, members are their bus memberships.
 	hosts   []*sim.Host
-	servers []*rendezvous.Server
+	srvs    []*rendezvous.Server
 	members []*sim.BusMember
 	bus     *sim.Bus
 }
@@ -296,12 +314,13 @@ func newWorld(cfg RunConfig) (*world, error) {
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
-	if err := w.startServers(latS); err != nil {
+	primaries, err := w.startServers(max(cfg.Servers, 1), latS)
+	if err != nil {
 		return nil, err
 	}
 	ia, ib := w.serverOf(cfg.Seed)
-	w.a = newSide(s, "a", pr.A.Host, w.hosts[ia].Sockets()[0], cfg.Log, cfg.Relay, cfg.RUDP)
-	w.b = newSide(s, "b", pr.B.Host, w.hosts[ib].Sockets()[0], cfg.Log, node.RelayAuto, cfg.RUDP)
+	w.a = newSide(s, "a", pr.A.Host, rotate(primaries, ia), cfg.Log, cfg.Relay, cfg.RUDP)
+	w.b = newSide(s, "b", pr.B.Host, rotate(primaries, ib), cfg.Log, node.RelayAuto, cfg.RUDP)
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {
@@ -313,41 +332,50 @@ func newWorld(cfg RunConfig) (*world, error) {
 	return w, nil
 }
 
-// startServers starts the run's servers: pr.Server alone, or a cluster of
-// cfg.Servers on hosts of the core with latency latS, joined by a bus.
-func (w *world) startServers(latS time.Duration) error {
-	n := max(w.cfg.Servers, 1)
+// startServers starts n servers: the Pair's, and n-1 more on hosts of their own on
+// the core with latency latS and the same sockets (two addresses, ports ServerPort
+// and ServerAltPort). More than one form a cluster (unless cfg.Independent), joined
+// by a bus. It returns their primary sockets.
+func (w *world) startServers(n int, latS time.Duration) ([]netip.AddrPort, error) {
 	w.hosts = []*sim.Host{w.pr.Server}
-	if n > 1 {
+	if n > 1 && !w.cfg.Independent {
 		// Servers of one cluster sit in one region: a millisecond or two apart.
 		w.bus = w.s.NewBus(sim.BusConfig{Latency: time.Millisecond, Jitter: time.Millisecond})
 	}
 	for k := 1; k < n; k++ {
-		h := w.s.AddHost(fmt.Sprintf("server%d", k), w.s.Core(), sim.LinkConfig{Latency: latS})
+		h := w.s.AddHost(fmt.Sprintf("server%d", k+1), w.s.Core(), sim.LinkConfig{Latency: latS})
 		h.AddAddr()
 		h.Open(h.Addrs()[0], sim.ServerPort)
 		h.Open(h.Addrs()[0], sim.ServerAltPort)
 		h.Open(h.Addrs()[1], sim.ServerPort)
 		w.hosts = append(w.hosts, h)
 	}
-	w.servers, w.members = make([]*rendezvous.Server, n), make([]*sim.BusMember, n)
-	for k := range n {
+	w.srvs, w.members = make([]*rendezvous.Server, n), make([]*sim.BusMember, n)
+	var primaries []netip.AddrPort
+	for k, h := range w.hosts {
 		if err := w.startServerAt(k); err != nil {
-			return err
+			return nil, err
 		}
+		primaries = append(primaries, h.Sockets()[0])
 	}
-	return nil
+	return primaries, nil
 }
 
-// serverOf picks the servers of A and B for a run: the same one without a cluster,
-// two different ones, drawn from the seed, with.
+// serverOf picks the servers of A and B for a run: the first for both without a
+// cluster, two different ones, drawn from the seed, with.
 func (w *world) serverOf(seed uint64) (a, b int) {
 	n := len(w.hosts)
-	if n == 1 {
+	if w.bus == nil {
 		return 0, 0
 	}
 	a = int(seed % uint64(n))
 	return a, (a + 1 + int(seed/uint64(n))%(n-1)) % n
+}
+
+// rotate returns list starting at index k, wrapping: a node's own server first,
+// then the others in order, for failover.
+func rotate(list []netip.AddrPort, k int) []netip.AddrPort {
+	return append(append([]netip.AddrPort(nil), list[k:]...), list[:k]...)
 }
 
 // startServer restarts server 0 with no sessions (a restart that lost them all).
@@ -367,7 +395,7 @@ func (w *world) startServerAt(k int) error {
 		return err
 	}
 	host.Attach(srv)
-	w.servers[k] = srv
+	w.srvs[k] = srv
 	if k == 0 {
 		w.srv = srv
 	}
@@ -440,7 +468,7 @@ func nonZero(t proto.Instant) proto.Instant {
 	return t
 }
 
-func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
+func newSide(s *sim.Sim, name string, host *sim.Host, servers []netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
 	priv := s.NewSeed32()
 	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
 	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
@@ -448,7 +476,7 @@ func newSide(s *sim.Sim, name string, host *sim.Host, server netip.AddrPort, log
 	sd := &side{name: name, host: host, log: log}
 	sd.node = node.New(node.Config{
 		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
-		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
+		Local: host.Socket(), Servers: servers, Seed: s.NewSeed32(),
 		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
 		Relay: relay, RUDP: conn,
 	})

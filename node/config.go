@@ -20,8 +20,16 @@ type Config struct {
 	// candidates). Empty Hosts means just Local.
 	Local netip.AddrPort
 	Hosts []netip.AddrPort
-	// Server is the rendezvous server's primary socket.
+	// Server is the rendezvous server's primary socket: the same as a Servers list
+	// of one.
 	Server netip.AddrPort
+	// Servers are the primary sockets of the servers of a cluster (DESIGN §12), in
+	// the order the node tries them: it registers with the first and, when its
+	// server is lost (keepalives unanswered, a register unanswered for
+	// registerMoveAfter, error code 11 "moving"), with the next, round robin. Set
+	// Server or Servers, not both: New panics on both, since which one was meant
+	// cannot be told.
+	Servers []netip.AddrPort
 	// Seed seeds every random choice the node makes (txids, probe ports).
 	Seed [32]byte
 	// RegisterTimeout: give up registering (EventClosed) after this long. 0 = 30 s.
@@ -37,6 +45,14 @@ type Config struct {
 	// Relay is the relay policy for connections this node starts (the peer that
 	// accepts follows the introduction's flags).
 	Relay RelayPolicy
+}
+
+// servers is the server list, Server as a list of one.
+func (c *Config) servers() []netip.AddrPort {
+	if len(c.Servers) == 0 {
+		return []netip.AddrPort{c.Server}
+	}
+	return c.Servers
 }
 
 func (c *Config) hosts() []netip.AddrPort {

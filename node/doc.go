@@ -28,6 +28,16 @@
 // message and gives it back with Consumed: a reader that stops reading stops the
 // sender after one window, and nothing is lost (DESIGN §11).
 //
+// # Many servers
+//
+// With Config.Servers the node registers with the first server and moves to the
+// next, round robin, when its server is lost (keepalives or a relay-stall check
+// unanswered, a register unanswered for 3 s) or says it is moving (code 11):
+// EventServerChanged, then EventRegistered naming the new server. Direct paths
+// carry on; relayed peers allocate their channels again on the new server with the
+// tokens they hold. Code 10 (another node registered our ID) ends the node with
+// EventClosed{Code: proto.CodeReplaced} (PROTOCOL.md §5.11).
+//
 // Datagrams are demultiplexed by their first byte and message type, never by source
-// address, except that signaling is accepted only from the server's sockets.
+// address, except that signaling is accepted only from the current server's sockets.
 package node

@@ -11,8 +11,24 @@ import (
 // Event is one of the Event* types below.
 type Event interface{ nodeEvent() }
 
-// EventRegistered: the server admitted the node and sees it at Observed.
-type EventRegistered struct{ Observed netip.AddrPort }
+// EventRegistered: the server Server admitted the node and sees it at Observed.
+// It comes again after every re-registration: with another Server after a move
+// (EventServerChanged).
+type EventRegistered struct {
+	Observed netip.AddrPort
+	Server   netip.AddrPort
+}
+
+// EventServerChanged: the node left its server From and is registering with To,
+// the next of Config.Servers (DESIGN §12). Reason says why: "server not
+// answering" (keepalives unacknowledged), "server moving" (it answered code 11),
+// "no answer to register", "server full". Direct paths carry on; a relayed peer
+// reports path none now and the relay again, on To, with reason "server changed"
+// once both ends hold a channel there.
+type EventServerChanged struct {
+	From, To netip.AddrPort
+	Reason   string
+}
 
 // EventNATReport: the node measured the NAT in front of it (DESIGN §6.2).
 type EventNATReport struct {
@@ -50,8 +66,14 @@ type EventPeerError struct {
 	Text string
 }
 
-// EventClosed: the node stopped; Reason says why.
-type EventClosed struct{ Reason string }
+// EventClosed: the node stopped; Reason says why. Code is the server's error code
+// that stopped it: proto.CodeReplaced (another node registered this peer ID: the
+// newest registration wins), CodeBadTicket, CodeExpiredTicket; 0 when no server
+// answered.
+type EventClosed struct {
+	Reason string
+	Code   proto.ErrorCode
+}
 
 // EventConnected: the encrypted session with a peer is up; Send now delivers.
 type EventConnected struct{ Peer string }
@@ -102,13 +124,14 @@ type EventPeerClosed struct {
 	Reason proto.CloseReason
 }
 
-func (EventConnected) nodeEvent()   {}
-func (EventMessage) nodeEvent()     {}
-func (EventPeerClosed) nodeEvent()  {}
-func (EventRegistered) nodeEvent()  {}
-func (EventNATReport) nodeEvent()   {}
-func (EventOpenSockets) nodeEvent() {}
-func (EventIntroduced) nodeEvent()  {}
-func (EventPathChanged) nodeEvent() {}
-func (EventPeerError) nodeEvent()   {}
-func (EventClosed) nodeEvent()      {}
+func (EventConnected) nodeEvent()     {}
+func (EventMessage) nodeEvent()       {}
+func (EventPeerClosed) nodeEvent()    {}
+func (EventRegistered) nodeEvent()    {}
+func (EventNATReport) nodeEvent()     {}
+func (EventOpenSockets) nodeEvent()   {}
+func (EventIntroduced) nodeEvent()    {}
+func (EventPathChanged) nodeEvent()   {}
+func (EventPeerError) nodeEvent()     {}
+func (EventClosed) nodeEvent()        {}
+func (EventServerChanged) nodeEvent() {}

@@ -16,6 +16,10 @@ import (
 // made due (each round needs a new event to happen at all).
 const maxDrainTimerRounds = 8
 
+// maxServers bounds Config.Servers: a cluster lists a handful; the bound keeps the
+// round robin's cost obvious.
+const maxServers = 64
+
 // maxPeers bounds the peers a node keeps; introductions past it are refused
 // (Stats.Unexpected).
 const maxPeers = 1024
@@ -80,6 +84,13 @@ func New(cfg Config) *Node {
 	if cfg.Rand == nil {
 		panic("node: Config.Rand is nil")
 	}
+	if cfg.Server.IsValid() && len(cfg.Servers) > 0 {
+		panic("node: Config sets both Server and Servers")
+	}
+	if len(cfg.Servers) > maxServers {
+		panic("node: Config.Servers longer than 64")
+	}
+	cfg.Servers = slices.Clone(cfg.Servers)
 	n := &Node{
 		cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed)), priv: cfg.PrivateKey,
 		byID: map[string]*peerConn{}, byPair: map[uint64]*peerConn{}, byKey: map[[32]byte]*peerConn{},
@@ -105,6 +116,10 @@ func (n *Node) NAT() proto.NATBehavior { return n.srv.nat }
 
 // Observed is the node's address as the server sees it.
 func (n *Node) Observed() netip.AddrPort { return n.srv.observed }
+
+// Server is the server the node registers with now (it changes when the node moves
+// to the next server of Config.Servers).
+func (n *Node) Server() netip.AddrPort { return n.srv.server }
 
 // Registered reports whether the server currently admits the node.
 func (n *Node) Registered() bool { return n.srv.registered }

@@ -56,6 +56,9 @@ type peerConn struct {
 	relay      relayPath
 	// lastRecv is when the latest authenticated transport packet of the peer came.
 	lastRecv proto.Instant
+	// lastData is when the latest message of the peer came (lastRecv, when that
+	// packet carried one).
+	lastData proto.Instant
 	// lastFrom is where the latest authenticated transport packet came from (and the
 	// socket it reached): the path to answer on while the agent has none, as
 	// WireGuard roams.
@@ -111,7 +114,7 @@ func (pc *peerConn) relayPathEvent(reason string) EventPathChanged {
 	if !measured {
 		srtt = 0
 	}
-	return EventPathChanged{Kind: proto.PathRelay, Local: pc.cfg.Local, Remote: pc.cfg.Server, RTT: srtt, Reason: reason}
+	return EventPathChanged{Kind: proto.PathRelay, Local: pc.cfg.Local, Remote: pc.srv.server, RTT: srtt, Reason: reason}
 }
 
 // route returns the path data to the peer takes now: the agent's active direct path,
@@ -149,6 +152,11 @@ func (pc *peerConn) refresh(now, startAt proto.Instant, m *proto.Introduction, s
 	pc.introStart = startAt
 	pc.agent.Refresh(startAt, pc.srv.nat, m.NAT, m.Candidates, sameNAT)
 	pc.drainAgent(now)
+	if pc.relay.client.Denied() != 0 && len(m.RelayToken) > 0 {
+		// The server refused the token we held: this introduction brings a new one.
+		pc.startRelay(now, m.RelayToken, pc.flags)
+		pc.drainRelay(now)
+	}
 }
 
 // networkChanged: old paths left with the old address; sending on them from the new

@@ -34,11 +34,18 @@ func (r RelayPolicy) introFlags() uint8 {
 	return 0
 }
 
-// relayCheckWait is how long a keepalive sent because relayed data stalled may go
-// unacknowledged before the server counts as lost; relayCheckEvery spaces such
-// checks while the server answers but the peer stays silent.
+// A relay stall is how a node notices quickly that its server died (keepalives
+// notice only after serverLostAfter intervals, minutes): relayed data in flight
+// with the peer silent for quietRelayMin (or 4 RTT, if longer) makes the node
+// check on the server with a keepalive, repeated checkRepeats times; none
+// acknowledged within relayCheckWait counts the server lost, and a node with
+// several servers moves to the next (DESIGN §12: kill to relayed traffic
+// resuming, p95 within 3 s). relayCheckEvery spaces such checks while the server
+// answers but the peer stays silent, so a silent peer costs one keepalive and its
+// repeats every 5 s, not a stream of them.
 const (
-	relayCheckWait  = 2 * time.Second
+	quietRelayMin   = 500 * time.Millisecond
+	relayCheckWait  = time.Second
 	relayCheckEvery = 5 * time.Second
 )
 
@@ -58,6 +65,12 @@ type relayPath struct {
 	checkOut  bool
 	checked   bool
 	lastCheck proto.Instant
+	// moved: the node registered with another server since the relay was last
+	// ready, so its next "ready" is news of a server change.
+	moved bool
+	// refreshAsked: the server refused the token we hold and we asked for a fresh
+	// introduction (with a fresh token); a second refusal is only reported.
+	refreshAsked bool
 }
 
 // relayClientOff is a Client that never sends: the policy forbids the relay, the
@@ -81,8 +94,9 @@ func (pc *peerConn) startRelay(now proto.Instant, token []byte, flags uint8) {
 }
 
 // restartRelay allocates the relay again after a re-registration: channels die with
-// sessions (PROTOCOL.md §8.4).
-func (pc *peerConn) restartRelay(now proto.Instant) {
+// sessions (PROTOCOL.md §8.4). changed: the node registered with another server,
+// which the relay's next path event says.
+func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	if pc.closed {
 		return // its connection ended: nothing to relay
 	}
@@ -90,18 +104,20 @@ func (pc *peerConn) restartRelay(now proto.Instant) {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
 	pc.relay.checkOut = false
+	pc.relay.moved = pc.relay.moved || changed
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
 }
 
-// serverLost: keepalives went unanswered; a relayed peer has no path now, and its
-// channel is taken as gone (route stops using it) until the node registers again.
-func (pc *peerConn) serverLost(now proto.Instant) {
+// serverLost: keepalives went unanswered, or the server is moving us away; a
+// relayed peer has no path now (reason says why), and its channel is taken as gone
+// (route stops using it) until the node registers again.
+func (pc *peerConn) serverLost(now proto.Instant, reason string) {
 	if pc.closed {
 		return
 	}
 	if pc.path == proto.PathRelay {
-		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server not answering"})
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: reason})
 	}
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
@@ -140,7 +156,7 @@ func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit,
 	if len(b) == 0 {
 		return proto.Transmit{}, false
 	}
-	return proto.Transmit{From: pc.cfg.Local, To: pc.cfg.Server, Payload: b}, true
+	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}, true
 }
 
 // drainRelay turns the relay client's events into path decisions.
@@ -152,8 +168,13 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 		}
 		switch e {
 		case relayframe.ClientReady:
+			reason := "relay ready"
+			if pc.relay.moved {
+				reason = "server changed"
+			}
+			pc.relay.moved, pc.relay.refreshAsked = false, false
 			if _, direct := pc.agent.Active(); !direct {
-				pc.setPath(now, pc.relayPathEvent("relay ready"))
+				pc.setPath(now, pc.relayPathEvent(reason))
 			}
 			pc.initiate(now, false)
 		case relayframe.ClientLost:
@@ -162,6 +183,14 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			}
 		case relayframe.ClientDenied:
 			pc.emit(EventPeerError{Peer: pc.id, Code: pc.relay.client.Denied(), Text: "relay denied by the server"})
+			if !pc.relay.refreshAsked {
+				// The token may have expired, or come from a server that does
+				// not share this one's secret: a fresh introduction carries a
+				// new one (PROTOCOL.md §8.2), and refresh starts the relay
+				// again with it.
+				pc.relay.refreshAsked = true
+				pc.emit(peerWantsIntroduction{})
+			}
 		}
 	}
 	// The router finds the peer by our channel: it learns every change of it,
@@ -182,13 +211,25 @@ func (pc *peerConn) quietRelayDue() proto.Instant {
 		return proto.Never
 	}
 	inFlight, since, srtt := pc.conn.InFlight()
-	if inFlight == 0 {
+	quiet := max(4*srtt, quietRelayMin)
+	var due proto.Instant
+	switch {
+	case inFlight > 0:
+		// Silence counts from the later of the peer's last packet and the start of
+		// the data now in flight: data sent after a quiet spell has had no time to
+		// be answered yet.
+		due = max(pc.lastRecv, since).Add(quiet)
+	case pc.lastData != 0 && pc.lastData == pc.lastRecv && !(pc.relay.checked && pc.relay.lastCheck >= pc.lastRecv):
+		// The receiving end of a stream has nothing in flight (acknowledgements
+		// are not), but the peer's data stopping dead, its last packet a message,
+		// is as telling: check once per such silence, after twice as long (a
+		// pausing application costs a keepalive per pause, at most one per
+		// relayCheckEvery). Without it a receiver notices a dead server only at
+		// rudp's PING, KeepaliveInterval later.
+		due = pc.lastRecv.Add(2 * quiet)
+	default:
 		return proto.Never
 	}
-	// Silence counts from the later of the peer's last packet and the start of the
-	// data now in flight: data sent after a quiet spell has had no time to be
-	// answered yet.
-	due := max(pc.lastRecv, since).Add(max(4*srtt, time.Second))
 	if pc.relay.checked {
 		due = max(due, pc.relay.lastCheck.Add(relayCheckEvery))
 	}
@@ -213,5 +254,5 @@ func (pc *peerConn) wrapRelay(t proto.Transmit, buf []byte, off int) (proto.Tran
 	}
 	start := off - proto.RelayDataHeaderLen
 	relayframe.PutSendHeader(buf[start:], pc.relay.client.Channel())
-	return proto.Transmit{From: pc.cfg.Local, To: pc.cfg.Server, Payload: buf[start : off+size]}, true
+	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: buf[start : off+size]}, true
 }

@@ -21,13 +21,14 @@ import (
 func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 	switch e := e.(type) {
 	case srvRegistered:
-		n.emit(EventRegistered{Observed: e.observed})
+		n.emit(EventRegistered{Observed: e.observed, Server: e.server})
 		if e.again {
-			// The server lost our session (a restart, or it expired): relay channels
-			// died with it. A peer still on the relay hears so, then its channel is
-			// allocated again with the token it holds.
+			// The server lost our session (a restart, or it expired), or we moved
+			// to another: relay channels died with the old session. A peer still on
+			// the relay hears so, then its channel is allocated again with the
+			// token it holds, which every server of the cluster honours.
 			for _, p := range n.peers {
-				p.restartRelay(now)
+				p.restartRelay(now, e.changed)
 			}
 		}
 	case srvNATReport:
@@ -37,14 +38,16 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 	case srvPeerError:
 		n.emit(e.e)
 	case srvClosed:
-		n.emit(EventClosed{Reason: e.reason})
+		n.emit(EventClosed{Reason: e.reason, Code: e.code})
+	case srvChanged:
+		n.emit(EventServerChanged{From: e.from, To: e.to, Reason: e.reason})
 	case srvMoved:
 		for _, p := range n.peers {
 			n.srv.introduce(now, p.id, true)
 		}
 	case srvLost:
 		for _, p := range n.peers {
-			p.serverLost(now)
+			p.serverLost(now, e.reason)
 		}
 	case srvAnswered:
 		for _, p := range n.peers {
@@ -53,8 +56,14 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 	case srvError:
 		for _, p := range n.peers {
 			if p.relayError(now, &e.m) {
+				if e.m.Code == proto.CodeMoving {
+					n.srv.moving(now) // it answered a relay-allocate
+				}
 				return
 			}
+		}
+		if !e.known {
+			n.stats.StrayErrors++
 		}
 	}
 }

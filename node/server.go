@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -28,6 +29,15 @@ const (
 	reportTries       = 5
 	serverLostAfter   = 3 // keepalive intervals without an ack
 	defaultRegisterTO = 30 * time.Second
+	// registerMoveAfter: with more than one server, a register unanswered this long
+	// moves the node to the next server of its list (DESIGN §12). Three sends at
+	// registerRTO's backoff (0, 0.5 s, 1.5 s): one lost datagram is no reason to
+	// move, three in a row at 1 % loss is one in a million.
+	registerMoveAfter = 3 * time.Second
+	// checkRepeats: a server check (checkNow) repeats its keepalive this many times
+	// within its wait, so that one lost datagram does not count the server lost (a
+	// false loss moves a node with many servers away from its relayed peers).
+	checkRepeats = 3
 	// maxPendingIntros bounds the introduce-requests in flight (and the Connect calls
 	// waiting for the NAT measurement); more are refused with EventPeerError.
 	maxPendingIntros = 64
@@ -47,6 +57,7 @@ const (
 	srvLostTimer                 // no keepalive ack for too long
 	srvIntroduce                 // retransmit introduce requests
 	srvReport                    // repeat the NAT-report keepalive until acked
+	srvCheck                     // repeat the keepalive of a server check
 	srvTimerCount
 )
 
@@ -62,6 +73,14 @@ type serverSession struct {
 	stats  *Stats
 	timers timerTable[srvTimer]
 
+	// servers is the list the node moves along (Config.servers); server is the one
+	// it registers with now, servers[cur]. regServer is the server of the latest
+	// registration that succeeded: a registration with another one is a move.
+	servers   []netip.AddrPort
+	cur       int
+	server    netip.AddrPort
+	regServer netip.AddrPort
+
 	registered bool
 	// everRegistered: a registration succeeded once; later ones are re-registrations,
 	// retried for as long as it takes (only the first is bounded by RegisterTimeout).
@@ -70,6 +89,10 @@ type serverSession struct {
 	regTxID        uint64
 	regRTO         time.Duration
 	regGiveUp      proto.Instant
+	regMoveAt      proto.Instant // a register unanswered by then moves to the next server
+	regMoveWhy     string        // why, when a refusal brought regMoveAt forward ("" : no answer)
+	checkUntil     proto.Instant // a server check is out until then (its lost timer)
+	checkEvery     time.Duration // and repeats its keepalive this often
 	session        proto.Session
 	observed       netip.AddrPort
 	altPort        netip.AddrPort
@@ -111,26 +134,43 @@ type introRequest struct {
 type srvEvent interface{ srvEvent() }
 
 type (
-	// srvRegistered: admitted; again when this is a re-registration (the server
-	// lost our session: relay channels died with it).
+	// srvRegistered: admitted by server; again when this is a re-registration
+	// (the server lost our session, or we moved: relay channels died with it),
+	// changed when the server is not the one of the previous registration.
 	srvRegistered struct {
-		observed netip.AddrPort
-		again    bool
+		observed, server netip.AddrPort
+		again, changed   bool
 	}
 	srvNATReport   struct{ e EventNATReport }
 	srvNeedSockets struct{ n int }
 	srvPeerError   struct{ e EventPeerError }
-	srvClosed      struct{ reason string }
+	// srvClosed: the session ended for good; code is the server's error code
+	// that ended it (0: no answer).
+	srvClosed struct {
+		reason string
+		code   proto.ErrorCode
+	}
 	// srvMoved: the server sees us at a new address; every peer needs a fresh
 	// introduction.
 	srvMoved struct{}
-	// srvLost: keepalives went unanswered; the session is being registered again.
-	srvLost struct{}
+	// srvLost: the server stopped answering, or is moving us away; the session
+	// is being registered again (with the next server when there are several).
+	srvLost struct{ reason string }
+	// srvChanged: the node left server from for to, for reason.
+	srvChanged struct {
+		from, to netip.AddrPort
+		reason   string
+	}
 	// srvAnswered: a keepalive was acknowledged (the server is there).
 	srvAnswered struct{}
 	// srvError: an error that answers none of the session's own requests (a relay
-	// allocation's, for the peers).
-	srvError struct{ m proto.Error }
+	// allocation's, for the peers). known: its TxID names something of the
+	// session's (0, the register, the session tag), so no peer claiming it does not
+	// make it a stray.
+	srvError struct {
+		m     proto.Error
+		known bool
+	}
 )
 
 func (srvRegistered) srvEvent()  {}
@@ -140,25 +180,35 @@ func (srvPeerError) srvEvent()   {}
 func (srvClosed) srvEvent()      {}
 func (srvMoved) srvEvent()       {}
 func (srvLost) srvEvent()        {}
+func (srvChanged) srvEvent()     {}
 func (srvAnswered) srvEvent()    {}
 func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check")}
 }
 
-// start sends the first register.
+// start sends the first register, to the first server of the list.
 func (s *serverSession) start(now proto.Instant) {
+	s.servers = s.cfg.servers()
+	s.server = s.servers[0]
 	s.regTxID = s.rng.Uint64()
 	s.regRTO = registerRTO
 	s.regGiveUp = now.Add(s.cfg.RegisterTimeout)
+	s.regMoveAt = now.Add(registerMoveAfter)
 	s.sendRegister(now)
 }
 
+// sendRegister sends the register and arms its repetition, or the move to the
+// next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
 	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts()})
-	s.timers.set(srvRegister, now.Add(s.regRTO))
+	next := now.Add(s.regRTO)
+	if len(s.servers) > 1 {
+		next = max(min(next, s.regMoveAt), now)
+	}
+	s.timers.set(srvRegister, next)
 	s.regRTO = min(2*s.regRTO, registerRTOMax)
 }
 
@@ -167,14 +217,14 @@ func (s *serverSession) queue(m interface{ Append([]byte) []byte }) {
 		s.stats.QueueDrops++
 		return
 	}
-	s.out.push(outMsg{to: s.cfg.Server, msg: m})
+	s.out.push(outMsg{to: s.server, msg: m})
 }
 
 func (s *serverSession) emit(e srvEvent) { s.events.push(e) }
 
 // isServer reports whether a is one of the server's sockets.
 func (s *serverSession) isServer(a netip.AddrPort) bool {
-	return a == s.cfg.Server || a.IsValid() && (a == s.altPort || a == s.altAddr)
+	return a == s.server || a.IsValid() && (a == s.altPort || a == s.altAddr)
 }
 
 // introduce asks the server to introduce peer (refresh: a pair we know, so the
@@ -208,14 +258,17 @@ func (s *serverSession) handleSockets(now proto.Instant, addrs []netip.AddrPort)
 	}
 }
 
-// checkNow sends a keepalive at once and counts the server lost unless it answers
-// within wait: a peer's relayed data stalled.
+// checkNow sends a keepalive at once, repeated checkRepeats times, and counts the
+// server lost unless one is answered within wait: a peer's relayed data stalled.
 func (s *serverSession) checkNow(now proto.Instant, wait time.Duration) {
 	if !s.registered {
 		return
 	}
 	s.sendKeepalive(now)
 	s.timers.earlier(srvLostTimer, now.Add(wait))
+	s.checkUntil = now.Add(wait)
+	s.checkEvery = wait / (checkRepeats + 1)
+	s.timers.set(srvCheck, now.Add(s.checkEvery))
 }
 
 func (s *serverSession) sendKeepalive(now proto.Instant) {
@@ -232,13 +285,15 @@ func (s *serverSession) networkChanged(now proto.Instant) {
 	}
 }
 
-func (s *serverSession) close(reason string) {
+// close ends the session for good; code is the server's error that ended it (0:
+// none answered).
+func (s *serverSession) close(reason string, code proto.ErrorCode) {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	s.timers.clear()
-	s.emit(srvClosed{reason})
+	s.emit(srvClosed{reason: reason, code: code})
 }
 
 // ackIntroduction acknowledges a valid introduction (the server repeats it until it
@@ -253,20 +308,28 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		return
 	}
 	if s.timers.due(srvRegister, now) {
-		if now >= s.regGiveUp && !s.everRegistered {
-			s.close("no answer from the server")
+		switch {
+		case now >= s.regGiveUp && !s.everRegistered:
+			s.close(s.noAnswer(), 0)
 			return
+		case len(s.servers) > 1 && now >= s.regMoveAt:
+			s.move(now, cmp.Or(s.regMoveWhy, "no answer to register"))
+		default:
+			s.sendRegister(now)
 		}
-		s.sendRegister(now)
 	}
 	if s.timers.due(srvKeepalive, now) {
 		s.sendKeepalive(now)
 	}
+	if s.timers.due(srvCheck, now) && now < s.checkUntil {
+		s.sendKeepalive(now)
+		s.timers.set(srvCheck, min(now.Add(s.checkEvery), s.checkUntil))
+	}
 	if s.timers.due(srvLostTimer, now) {
-		// Keepalives unanswered: the server restarted or our mapping died. Register
-		// again; live direct paths are unaffected, relayed ones are told.
-		s.emit(srvLost{})
-		s.reregister(now)
+		// Keepalives unanswered: the server restarted or died, or our mapping died.
+		// Register again, with the next server if there is one; live direct paths
+		// are unaffected, relayed ones are told.
+		s.lose(now, "server not answering")
 	}
 	if s.timers.due(srvReport, now) && s.reportLeft > 0 {
 		s.reportLeft--
@@ -275,7 +338,9 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 			s.timers.set(srvReport, now.Add(reportRTO<<(reportTries-s.reportLeft)))
 		}
 	}
-	if s.timers.due(srvIntroduce, now) {
+	if s.timers.due(srvIntroduce, now) && s.registered {
+		// Unregistered, the requests wait: onRegistered sends them to the server
+		// that admits us (a session cookie the server forgot gets only code 5).
 		s.retryIntroductions(now)
 	}
 	if c := s.classifier; c != nil && now >= c.Deadline() {
@@ -311,10 +376,60 @@ func (s *serverSession) reregister(now proto.Instant) {
 	s.registered = false
 	s.regTxID = s.rng.Uint64()
 	s.regRTO = registerRTO
-	s.regGiveUp = now.Add(s.cfg.RegisterTimeout)
+	s.regMoveAt = now.Add(registerMoveAfter) // regGiveUp stays: it bounds only the first registration, moves included
+	s.regMoveWhy = ""
+	s.checkUntil = 0
 	s.timers.stop(srvKeepalive)
 	s.timers.stop(srvLostTimer)
+	s.timers.stop(srvCheck)
+	s.timers.stop(srvReport)
+	s.reportLeft = 0
 	s.sendRegister(now)
+}
+
+func (s *serverSession) noAnswer() string {
+	if len(s.servers) > 1 {
+		return "no answer from any server"
+	}
+	return "no answer from the server"
+}
+
+// lose: the server stopped answering, or told us to go. The relayed peers hear it
+// (their channels are gone); the node registers again, with the next server when
+// there are several.
+func (s *serverSession) lose(now proto.Instant, reason string) {
+	s.emit(srvLost{reason: reason})
+	if len(s.servers) > 1 {
+		s.move(now, reason)
+		return
+	}
+	s.reregister(now)
+}
+
+// move registers with the next server of the list, round robin (DESIGN §12). The
+// old server's sockets are forgotten: answers from it are no longer the server's
+// (counted as NotFromServer). A NAT measurement under way stops (its probes went
+// to the old server); onRegistered decides whether to measure again.
+func (s *serverSession) move(now proto.Instant, reason string) {
+	from := s.server
+	s.cur = (s.cur + 1) % len(s.servers)
+	s.server = s.servers[s.cur]
+	s.altPort, s.altAddr = netip.AddrPort{}, netip.AddrPort{}
+	s.classifier = nil
+	s.emit(srvChanged{from: from, to: s.server, reason: reason})
+	s.reregister(now)
+}
+
+// moving: the server answered code 11 (it is draining). A registered node leaves
+// at once; one still registering moves at its register's next repetition, so
+// that servers that all say "moving" (or a list of one) are asked at the
+// register's backoff, not once per round trip.
+func (s *serverSession) moving(now proto.Instant) {
+	if s.registered {
+		s.lose(now, "server moving")
+		return
+	}
+	s.regMoveAt, s.regMoveWhy = now, "server moving"
 }
 
 // PollTransmit returns the next signaling datagram, then the classifier's probes.

@@ -55,7 +55,7 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 		if err := m.Parse(p); err != nil {
 			return s.stats.count(err)
 		}
-		s.onError(now, &m)
+		return s.onError(now, &m)
 	default:
 		s.stats.Unhandled++
 		return ErrUnhandled
@@ -64,17 +64,50 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 }
 
 func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
-	again := s.everRegistered
-	s.everRegistered, s.registered = true, true
+	again, changed := s.everRegistered, s.everRegistered && s.regServer != s.server
+	s.everRegistered, s.registered, s.regServer = true, true, s.server
 	s.timers.stop(srvRegister)
 	s.session, s.observed = m.Session, m.Observed
+	s.setAlternates(m)
+	s.keepalive = time.Duration(m.Keepalive) * time.Second
+	s.timers.set(srvKeepalive, now.Add(s.keepalive))
+	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
+	s.emit(srvRegistered{observed: m.Observed, server: s.server, again: again, changed: changed})
+	if len(s.intros) > 0 {
+		s.timers.earlier(srvIntroduce, now) // they waited for a session
+	}
+	if s.measure() {
+		s.startClassifier(now)
+		return
+	}
+	// A server that has just admitted us has no NAT report of ours, and holds
+	// introductions until it has one (PROTOCOL §5.10 [SRV-8]): send it now.
+	s.sendReport(now)
+}
+
+// measure reports whether a registration starts a NAT measurement: the first one
+// (or one that has not finished yet), and later only when the report held is
+// incomplete and this server has both alternate sockets to complete it. The NAT is
+// the node's, not the server's, so a move or a server restart keeps the last
+// report: measuring again would cost four fresh sockets and a dozen probes to
+// learn what the node already knows.
+func (s *serverSession) measure() bool {
+	if !s.classified {
+		return true
+	}
+	incomplete := s.nat.Mapping == proto.DependenceUnknown || s.nat.Filtering == proto.DependenceUnknown
+	return incomplete && s.altPort.IsValid() && s.altAddr.IsValid()
+}
+
+// setAlternates takes the server's other sockets from its registered.
+func (s *serverSession) setAlternates(m *proto.Registered) {
 	s.altPort, s.altAddr = m.AltPort, m.AltAddr
 	// A server bound to every address names its alt port by port alone
 	// (PROTOCOL §5.2): that port on the IP we reached it at.
 	if s.altPort.IsValid() && s.altPort.Addr().IsUnspecified() {
-		s.altPort = netip.AddrPortFrom(s.cfg.Server.Addr(), s.altPort.Port())
+		s.altPort = netip.AddrPortFrom(s.server.Addr(), s.altPort.Port())
 	}
-	if s.altPort == s.cfg.Server {
+	if s.altPort == s.server {
 		// Not another socket: answers "from the alt port" would make every
 		// filtering test pass and the NAT look open.
 		s.altPort = netip.AddrPort{}
@@ -82,15 +115,12 @@ func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
 	if s.altAddr.IsValid() && s.altAddr.Addr().IsUnspecified() {
 		s.altAddr = netip.AddrPort{}
 	}
-	s.keepalive = time.Duration(m.Keepalive) * time.Second
-	s.timers.set(srvKeepalive, now.Add(s.keepalive))
-	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
-	s.emit(srvRegistered{observed: m.Observed, again: again})
-	s.startClassifier(now)
 }
 
 func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck) {
 	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
+	s.timers.stop(srvCheck)
+	s.checkUntil = 0
 	s.emit(srvAnswered{})
 	if s.reportLeft > 0 && m.Seq >= s.reportSeq {
 		s.reportLeft = 0
@@ -110,26 +140,40 @@ func (s *serverSession) introduced(peer []byte) {
 	}
 }
 
-func (s *serverSession) onError(now proto.Instant, m *proto.Error) {
+// onError takes an error from the current server. One answering an introduce-request
+// goes to that request; codes 10 and 11 unsolicited count only with the session's
+// tag as their TxID (an off-path sender does not know it); the rest may answer a
+// peer's relay-allocate, so Node offers them to the peers.
+func (s *serverSession) onError(now proto.Instant, m *proto.Error) error {
 	if i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
-		if r := &s.intros[i]; m.Code == proto.CodePeerNotReady && r.notReady < notReadyRetries {
-			// The server holds the introduction until the peer's NAT report is in,
-			// so both sides start punching together with the same facts.
-			r.notReady++
-			r.tries = 0
-			r.next = now.Add(min(notReadyRetry<<min(r.notReady-1, 4), notReadyRetryMax))
-			s.timers.earlier(srvIntroduce, r.next)
-			return
-		}
-		s.emit(srvPeerError{EventPeerError{Peer: s.intros[i].peer, Code: m.Code, Text: string(m.Text)}})
-		s.intros = slices.Delete(s.intros, i, i+1)
-		return
+		s.introError(now, i, m)
+		return nil
 	}
+	tagged := s.registered && m.TxID == proto.SessionTag(&s.session)
+	reg := !s.registered && m.TxID == s.regTxID
 	switch m.Code {
+	case proto.CodeReplaced:
+		if !tagged {
+			s.stats.StrayErrors++
+			return ErrUnexpected
+		}
+		// Another node registered our peer ID (newest wins): registering again
+		// would only take it back and start a tug of war.
+		s.close("replaced: another node registered this peer ID", proto.CodeReplaced)
+		return nil
+	case proto.CodeMoving:
+		if tagged || reg {
+			s.moving(now)
+			return nil
+		}
 	case proto.CodeBadTicket, proto.CodeExpiredTicket:
-		if m.TxID == s.regTxID && !s.registered {
-			s.close("server refused the ticket: " + string(m.Text))
-			return
+		if reg {
+			s.close("server refused the ticket: "+string(m.Text), m.Code)
+			return nil
+		}
+	case proto.CodeServerFull:
+		if reg && len(s.servers) > 1 {
+			s.regMoveAt, s.regMoveWhy = now, "server full" // another may have room: at the next repetition
 		}
 	case proto.CodeNoSession:
 		if s.registered {
@@ -139,7 +183,30 @@ func (s *serverSession) onError(now proto.Instant, m *proto.Error) {
 	// It may answer a peer's relay-allocate: Node offers it to the peers.
 	c := *m
 	c.Text = bytes.Clone(m.Text)
-	s.emit(srvError{c})
+	s.emit(srvError{m: c, known: tagged || reg || m.TxID == 0})
+	return nil
+}
+
+// introError takes the server's refusal of introduce-request i.
+func (s *serverSession) introError(now proto.Instant, i int, m *proto.Error) {
+	r := &s.intros[i]
+	switch {
+	case m.Code == proto.CodeMoving:
+		// The request goes again, to the next server, once it admits us.
+		r.tries = 0
+		s.moving(now)
+		return
+	case m.Code == proto.CodePeerNotReady && r.notReady < notReadyRetries:
+		// The server holds the introduction until the peer's NAT report is in,
+		// so both sides start punching together with the same facts.
+		r.notReady++
+		r.tries = 0
+		r.next = now.Add(min(notReadyRetry<<min(r.notReady-1, 4), notReadyRetryMax))
+		s.timers.earlier(srvIntroduce, r.next)
+		return
+	}
+	s.emit(srvPeerError{EventPeerError{Peer: r.peer, Code: m.Code, Text: string(m.Text)}})
+	s.intros = slices.Delete(s.intros, i, i+1)
 }
 
 func (s *serverSession) startClassifier(now proto.Instant) {
@@ -147,10 +214,18 @@ func (s *serverSession) startClassifier(now proto.Instant) {
 	binaryPut(seed[:], s.rng.Uint64(), s.rng.Uint64())
 	s.classifier = punch.NewClassifier(punch.ClassifierConfig{
 		Session: s.session, Local: s.cfg.Local, Hosts: s.cfg.hosts(),
-		Server: s.cfg.Server, AltPort: s.altPort, AltAddr: s.altAddr, Seed: seed,
+		Server: s.server, AltPort: s.altPort, AltAddr: s.altAddr, Seed: seed,
 	})
 	s.classifier.Start(now)
 	s.drainClassifier(now)
+}
+
+// sendReport sends a keepalive carrying our NAT report and repeats it until
+// acknowledged: peers learn our NAT only through the server, so make sure it has it.
+func (s *serverSession) sendReport(now proto.Instant) {
+	s.sendKeepalive(now)
+	s.reportSeq, s.reportLeft = s.kaSeq, reportTries
+	s.timers.set(srvReport, now.Add(reportRTO))
 }
 
 // drainClassifier takes the classifier's events.
@@ -166,10 +241,7 @@ func (s *serverSession) drainClassifier(now proto.Instant) {
 		case punch.EventClassified:
 			s.nat, s.predicted, s.classified = e.Behavior, e.Next, true
 			s.emit(srvNATReport{EventNATReport{Behavior: e.Behavior, Observed: e.Observed}})
-			s.sendKeepalive(now)
-			// Peers learn our NAT only through the server: make sure it has it.
-			s.reportSeq, s.reportLeft = s.kaSeq, reportTries
-			s.timers.set(srvReport, now.Add(reportRTO))
+			s.sendReport(now)
 			waiting := s.waiting
 			s.waiting = nil
 			for _, id := range waiting {

@@ -10,6 +10,7 @@ type Stats struct {
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
 	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
 	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)
+	StrayErrors                                                            int // errors from the server whose TxID names no request of ours nor our session (a spoofed "replaced" or "moving" among them)
 }
 
 // Stats returns the drop counters, its peers' punch agents' included.

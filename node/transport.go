@@ -93,6 +93,7 @@ func (pc *peerConn) drainConn(now proto.Instant) {
 		}
 		switch e := e.(type) {
 		case *rudp.EventMessage:
+			pc.lastData = now
 			pc.emit(EventMessage{Peer: pc.id, Lane: e.Lane, Mode: e.Mode, Data: pc.conn.TakeData(),
 				Credit: Credit{conn: pc.connNum, rudp: e.Credit}})
 		case *rudp.EventProbeTimeout:

@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,8 +30,12 @@ const catLinger = 300 * time.Millisecond
 
 // runCat is netcat over natpass:
 //
-//	natpass cat --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
+//	natpass cat --server HOST:PORT[,HOST:PORT...] --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
 //	            [--connect PEER] [--relay auto|force|never]
+//
+// Several servers (of one cluster) are tried in order: the node registers with the
+// first and moves to the next when its server is lost or draining, printing a
+// `server ...` line on stderr.
 //
 // stdin goes to the peer reliable-ordered on lane 0, the peer's bytes go to stdout.
 // Without --connect it accepts one incoming peer. Each path change prints a
@@ -48,7 +55,7 @@ func runCat(args []string, stdout, stderr io.Writer) int {
 func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := fs.String("server", "", "rendezvous server HOST:PORT (required)")
+	server := fs.String("server", "", "rendezvous server HOST:PORT, or a comma-separated list of a cluster's servers, tried in order (required)")
 	id := fs.String("id", "", "this node's peer ID (required)")
 	connect := fs.String("connect", "", "peer ID to connect to (default: accept one incoming peer)")
 	relay := fs.String("relay", "auto", "relay policy: auto (relay first, then direct), force (relay only, addresses stay hidden) or never (direct only)")
@@ -60,7 +67,12 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	if *server == "" || *id == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: natpass cat --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev) [--connect PEER] [--relay auto|force|never]")
+		fmt.Fprintln(stderr, "usage: natpass cat --server HOST:PORT[,HOST:PORT...] --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev) [--connect PEER] [--relay auto|force|never]")
+		return 2
+	}
+	servers, err := parseServers(*server)
+	if err != nil {
+		fmt.Fprintln(stderr, "natpass cat: --server:", err)
 		return 2
 	}
 	policy, ok := map[string]node.RelayPolicy{"auto": node.RelayAuto, "force": node.RelayForce, "never": node.RelayNever}[*relay]
@@ -68,16 +80,17 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "natpass cat: --relay %q: want auto, force or never\n", *relay)
 		return 2
 	}
-	cfg := driver.Config{Server: *server, ID: *id, Listen: *listen, Relay: policy}
+	cfg := driver.Config{Servers: servers, ID: *id, Listen: *listen, Relay: policy}
 	if err := adm.apply(&cfg, false); err != nil {
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 2
 	}
 	// Path lines come from the node, so that a connection that never comes up
 	// still says why.
-	paths := newPathPrinter(stderr, *server)
+	paths := newPathPrinter(stderr, servers[0])
 	defer paths.stop()
 	cfg.OnPath = paths.onPath
+	cfg.OnServer = paths.onServer
 	c, err := catConnect(ctx, cfg, *connect, *timeout, stderr)
 	if c != nil {
 		paths.setConn(c.conn)
@@ -96,6 +109,26 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return 0
 }
 
+// parseServers splits a --server value: one HOST:PORT, or a comma-separated list
+// of them (spaces around the commas allowed), each non-empty and given once.
+func parseServers(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "":
+			return nil, fmt.Errorf("empty server in %q", v)
+		case slices.Contains(out, f):
+			return nil, fmt.Errorf("server %s listed twice", f)
+		}
+		if _, _, err := net.SplitHostPort(f); err != nil {
+			return nil, fmt.Errorf("server %q: want HOST:PORT", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
 type catSession struct {
 	node *driver.Node
 	conn *driver.Conn
@@ -106,7 +139,7 @@ func catConnect(ctx context.Context, cfg driver.Config, peer string, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "natpass cat: registered as %q at %v (observed %v)\n", cfg.ID, n.LocalAddr(), n.Observed())
+	fmt.Fprintf(stderr, "natpass cat: registered as %q at %v with %v (observed %v)\n", cfg.ID, n.LocalAddr(), n.Server(), n.Observed())
 	cctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -198,6 +231,12 @@ func (p *pathPrinter) onPath(_ string, e driver.PathEvent) {
 	default:
 		p.print(pathLine(e, p.server, 0))
 	}
+}
+
+// onServer prints a move to another server at once (it runs on the node's
+// goroutine, and the line needs nothing from the Node).
+func (p *pathPrinter) onServer(from, to netip.AddrPort, reason string) {
+	p.print(fmt.Sprintf("server from=%v to=%v reason=%q", from, to, reason))
 }
 
 // setConn tells the printer the session's connection (nil: there is none).

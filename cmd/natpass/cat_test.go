@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,5 +169,28 @@ func TestCatSlowReader(t *testing.T) {
 	t.Logf("live heap: %d MiB at the start, at most %d MiB above it", base.HeapAlloc>>20, grew>>20)
 	if grew > heapBound {
 		t.Errorf("the live heap grew by %d MiB while 64 MiB went through a paused reader; want under %d MiB", grew>>20, heapBound>>20)
+	}
+}
+
+// --server takes one address or a comma-separated list (DESIGN §12: the servers of
+// a cluster, tried in order).
+func TestParseServers(t *testing.T) {
+	for v, want := range map[string][]string{
+		"127.0.0.1:3478":                    {"127.0.0.1:3478"},
+		"a.example:1,b.example:2":           {"a.example:1", "b.example:2"},
+		" 10.0.0.1:1 , 10.0.0.2:1,[::1]:3 ": {"10.0.0.1:1", "10.0.0.2:1", "[::1]:3"},
+	} {
+		got, err := parseServers(v)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parseServers(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"a:1,,b:2", "a:1,", "a:1,a:1", "a:1,nohost"} {
+		if got, err := parseServers(v); err == nil {
+			t.Errorf("parseServers(%q) = %q, want an error", v, got)
+		}
+		if code := catMain(context.Background(), []string{"--server", v, "--id", "a", "--insecure-dev"}, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+			t.Errorf("cat --server %q: exit %d, want 2 (usage)", v, code)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -367,5 +368,46 @@ func TestServerRelayBudget(t *testing.T) {
 		t.Fatalf("no relay counters in the server's stats: %q", stdout.String())
 	} else if _, err := fmt.Sscanf(stdout.String()[i:], "relay over budget %d", &dropped); err != nil || dropped == 0 {
 		t.Fatalf("relay over budget %d (%v) after 120 kB at 1 Mbit/s; want frames dropped", dropped, err)
+	}
+}
+
+// --server A,B: with the first server silent, both cats register with the second
+// (after the register's 3 s bound), say so, and the transfer goes through.
+func TestCatServerList(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile, "--quiet")
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // takes datagrams, answers none
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	list := silent.LocalAddr().String() + "," + addr
+	in := bytes.Repeat([]byte("listed "), 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
+	var codes [2]int
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		codes[1] = catMain(ctx, []string{"--server", list, "--id", "list-b", "--secret-file", secretFile},
+			bytes.NewReader(nil), outs[1], errs[1])
+	}()
+	go func() {
+		defer wg.Done()
+		time.Sleep(100 * time.Millisecond)
+		codes[0] = catMain(ctx, []string{"--server", list, "--id", "list-a", "--connect", "list-b", "--relay", "force",
+			"--secret-file", secretFile}, bytes.NewReader(in), outs[0], errs[0])
+	}()
+	wg.Wait()
+	moved := fmt.Sprintf("server from=%s to=%s reason=%q", silent.LocalAddr(), addr, "no answer to register")
+	for i := range 2 {
+		if codes[i] != 0 || !strings.Contains(errs[i].String(), moved) || !strings.Contains(errs[i].String(), "with "+addr) {
+			t.Errorf("cat %d exit %d; want exit 0, %q and registration with %s; stderr:\n%s", i, codes[i], moved, addr, errs[i].String())
+		}
+	}
+	if !bytes.Equal(outs[1].Bytes(), in) {
+		t.Errorf("b got %d of %d bytes", len(outs[1].Bytes()), len(in))
 	}
 }
