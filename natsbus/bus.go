@@ -328,23 +328,32 @@ func (b *Bus) Stats() Stats {
 }
 
 // validSubject: dot-separated non-empty tokens without whitespace; '*' and '>'
-// only as whole tokens, '>' only last, and neither unless wild.
+// only as whole tokens, '>' only last, and neither unless wild. It runs on every
+// Publish, so it scans in place rather than splitting.
 func validSubject(s string, wild bool) bool {
-	if s == "" || len(s) > 512 || strings.ContainsAny(s, " \t\r\n") {
+	if s == "" || len(s) > 512 {
 		return false
 	}
-	tokens := strings.Split(s, ".")
-	for i, t := range tokens {
-		switch {
-		case t == "":
-			return false
-		case t == "*" || t == ">":
-			if !wild || (t == ">" && i != len(tokens)-1) {
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			if c := s[i]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
 				return false
 			}
-		case strings.ContainsAny(t, "*>"):
+			continue
+		}
+		tok := s[start:i]
+		switch {
+		case tok == "":
+			return false
+		case tok == "*" || tok == ">":
+			if !wild || (tok == ">" && i != len(s)) {
+				return false
+			}
+		case strings.ContainsAny(tok, "*>"):
 			return false
 		}
+		start = i + 1
 	}
 	return true
 }

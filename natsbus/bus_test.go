@@ -204,3 +204,16 @@ func TestBurst10000(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// Publish's subject check allocates nothing (it runs for every cluster message).
+func TestValidSubjectAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { validSubject("peer.6162636465", false) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+	for s, want := range map[string]bool{"a": true, "a.b.c": true, "a.*.c": true, "a.>": true, ">": true,
+		"a.>.c": false, "a.b*": false, "a..b": false, "a.": false, ".a": false, "a b": false, "a\tb": false} {
+		if got := validSubject(s, true); got != want {
+			t.Errorf("validSubject(%q, wild) = %v", s, got)
+		}
+	}
+}
