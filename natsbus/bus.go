@@ -18,6 +18,7 @@ import (
 
 var _ driver.ClusterBus = (*Bus)(nil)
 
+// Errors of a running Bus; compare with errors.Is.
 var (
 	ErrClosed   = errors.New("natsbus: bus closed")
 	ErrSubject  = errors.New("natsbus: bad subject")

@@ -24,7 +24,7 @@ func TestThreeServersDeliver(t *testing.T) {
 
 // Interest is presence: before server 2 subscribes, a request from server 1 comes
 // back as a NoResponders notice; once the subscription has propagated, the same
-// request reaches server 2.
+// request reaches server 2; after it unsubscribes, requests find nobody again.
 func TestInterestPropagates(t *testing.T) {
 	buses := cluster(t, 2, nil)
 	b1, b2 := buses[0], buses[1]
@@ -41,6 +41,18 @@ func TestInterestPropagates(t *testing.T) {
 	mustPublish(t, b1, req)
 	if m := recv(t, b2); m.Subject != "peer.77" || string(m.Data) != "introduce" {
 		t.Fatalf("after subscribe: got %+v", m)
+	}
+
+	// The peer leaves server 2: once server 1 has heard, requests find nobody.
+	if err := b2.Unsubscribe("peer.77"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unsubscribe to reach server 1", func() bool {
+		return !b1.srv.GlobalAccount().SubscriptionInterest(b1.prefix + "peer.77")
+	})
+	mustPublish(t, b1, req)
+	if m := recv(t, b1); !m.NoResponders || m.Subject != "srv.01" {
+		t.Fatalf("after unsubscribe: got %+v, want a NoResponders notice on srv.01", m)
 	}
 }
 

@@ -69,6 +69,7 @@ const routeUser = "natpass-route"
 // Changing it splits a cluster in two during a rolling upgrade.
 const routePasswordLabel = "natpass natsbus route password v1"
 
+// Errors of Start for a Config that cannot work; compare with errors.Is.
 var (
 	ErrClusterName     = errors.New("natsbus: cluster name must be one subject token of letters, digits, '-' and '_'")
 	ErrNoSecret        = errors.New("natsbus: a cluster (ClusterListen or ClusterPeers) needs a secret: unauthenticated routes are refused")
