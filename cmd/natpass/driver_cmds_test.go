@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/natsbus"
 	"github.com/natpass/natpass/rendezvous"
 )
 
@@ -107,7 +108,7 @@ func startServerCmd(t *testing.T, args ...string) (addr string, stdout *syncBuff
 	exited := make(chan int, 1)
 	stdout = &syncBuffer{}
 	go func() {
-		exited <- serverMain(ctx, args, stdout, &syncBuffer{}, func(s *driver.Server) { started <- s })
+		exited <- serverMain(ctx, args, stdout, &syncBuffer{}, func(s *driver.Server, _ *natsbus.Bus) { started <- s })
 	}()
 	var s *driver.Server
 	select {

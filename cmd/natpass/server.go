@@ -13,12 +13,17 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/natsbus"
 	"github.com/natpass/natpass/relayframe"
 )
 
 // runServer runs a rendezvous server until SIGINT or SIGTERM:
 //
 //	natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+//	    [--cluster-listen HOST:PORT --cluster-peers URL[,URL...] --cluster-secret-file FILE | --nats URL]
+//
+// In a cluster, SIGTERM drains: the nodes are told to move to another server, and
+// the server exits 0 once they have (or --drain-timeout has passed).
 func runServer(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -26,8 +31,8 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 }
 
 // serverMain is runServer with the context and, for tests, a hook that learns the
-// server once it listens.
-func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, started func(*driver.Server)) int {
+// server (and its cluster bus, nil when alone) once it listens.
+func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, started func(*driver.Server, *natsbus.Bus)) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
@@ -39,6 +44,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	statsEvery := fs.Duration("stats", 0, "print the counters this often (0: only at exit)")
 	sessionMbps := fs.Float64("relay-session-mbps", 0, "relay budget of each session, Mbit/s (0: the default, 33.5)")
 	totalMbps := fs.Float64("relay-total-mbps", 0, "relay budget of the whole server, Mbit/s (0: the default, 537)")
+	var cluster clusterFlags
+	cluster.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +80,14 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	if !*quiet {
 		cfg.Log = func(line string) { logf("%s", line) }
 	}
+	bus, err := cluster.start(&cfg, logf)
+	if err != nil {
+		fmt.Fprintln(stderr, "natpass server:", err)
+		return 2
+	}
+	if bus != nil {
+		defer bus.Close()
+	}
 	s, err := driver.ListenServer(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "natpass server:", err)
@@ -80,11 +95,14 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	}
 	defer s.Close()
 	fmt.Fprintf(stdout, "natpass server listening on %v\n", s.Addrs())
+	if bus != nil {
+		fmt.Fprintf(stdout, "natpass server: cluster %q, routes on %s\n", cluster.name, bus.ClusterAddr())
+	}
 	if *insecure {
 		fmt.Fprintln(stderr, "natpass server: --insecure-dev: tickets are not checked; do not expose this server")
 	}
 	if started != nil {
-		started(s)
+		started(s, bus)
 	}
 	var tick <-chan time.Time
 	if *statsEvery > 0 {
@@ -97,6 +115,9 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 		case <-tick:
 			printServerStats(stdout, s.Stats())
 		case <-ctx.Done():
+			if bus != nil {
+				cluster.drain(s, logf)
+			}
 			s.Close()
 			printServerStats(stdout, s.Stats())
 			return 0
@@ -133,4 +154,13 @@ func printServerStats(w io.Writer, st driver.ServerStats) {
 		st.DatagramsIn, st.BytesIn, st.DatagramsOut, st.BytesOut, st.Sessions, st.Registered, st.Introductions,
 		st.STUNBindings, st.BadTicket, st.DropRateLimited, garbage, st.Relay.Forwarded, st.Relay.BytesForwarded,
 		st.Relay.DropSessionRate+st.Relay.DropServerRate)
+	if c := st.Cluster; c.MessagesIn+c.MessagesOut > 0 {
+		fmt.Fprintf(w, "cluster: in %d / out %d messages, intro asks %d sent / %d served, peer not here %d, "+
+			"relay to other servers %d frames / %d B, from them %d / %d B, moved away %d, replaced %d, "+
+			"dropped %d, bus errors %d\n",
+			c.MessagesIn, c.MessagesOut, c.IntroAsks, c.IntroAsksServed, c.NoResponders,
+			c.RelayFramesOut, c.RelayBytesOut, c.RelayFramesIn, c.RelayBytesIn, c.MovedAway, c.Replaced,
+			c.DropMalformed+c.DropSubject+c.DropUnknownAsk+c.DropQueueFull+c.DropRelayNoLink+c.DropRelayRate+c.DropRelayTxFull,
+			st.ClusterErrors)
+	}
 }

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/natsbus"
+)
+
+// clusterMember is one `natpass server` of a test cluster, run in-process.
+type clusterMember struct {
+	addr           string
+	bus            *natsbus.Bus
+	stop           context.CancelFunc
+	exited         chan int
+	stdout, stderr *syncBuffer
+}
+
+// freeTCPPorts returns n loopback TCP ports free a moment ago (for route listeners,
+// which the peers' flags must name before the servers start).
+func freeTCPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// startCluster runs n servers joined by routes and waits until every route is up.
+// The first server's drain timeout is drain0; the others give up draining at once
+// at cleanup, when their nodes are gone and only time would end the sessions.
+func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMember {
+	t.Helper()
+	clusterSecret := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(clusterSecret, []byte("a cluster secret for natpass tests only"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freeTCPPorts(t, n)
+	var ms []*clusterMember
+	for i := range n {
+		var peers []string
+		for j, p := range ports {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		args := []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
+			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--cluster-peers", strings.Join(peers, ","),
+			"--cluster-secret-file", clusterSecret, "--drain-timeout", "100ms"}
+		if i == 0 {
+			args[len(args)-1] = drain0
+		}
+		ms = append(ms, runClusterMember(t, args))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, m := range ms {
+		if err := m.bus.WaitPeers(ctx, n-1); err != nil {
+			t.Fatalf("server %d: routes to %d of %d others: %v", i, m.bus.Peers(), n-1, err)
+		}
+	}
+	return ms
+}
+
+func runClusterMember(t *testing.T, args []string) *clusterMember {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	started := make(chan struct{})
+	go func() {
+		m.exited <- serverMain(ctx, args, m.stdout, m.stderr, func(s *driver.Server, b *natsbus.Bus) {
+			m.addr, m.bus = s.Addr().String(), b
+			close(started)
+		})
+	}()
+	select {
+	case <-started:
+	case code := <-m.exited:
+		t.Fatalf("server exited %d: %s", code, m.stderr.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-m.exited
+	})
+	return m
+}
+
+// waitInterest waits until server m's bus sees a subscriber for peer id: the peer
+// is registered somewhere in the cluster and m knows it.
+func (m *clusterMember) waitInterest(t *testing.T, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.bus.WaitInterest(ctx, "peer."+hex.EncodeToString([]byte(id))); err != nil {
+		t.Fatalf("no interest for %q: %v", id, err)
+	}
+}
+
+// waitRegistered waits until stderr reports a registration.
+func waitRegistered(t *testing.T, stderr *syncBuffer) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "registered as"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("never registered: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two cats on two servers of a three-server cluster, relayed across the servers,
+// move bytes both ways intact; a peer registered nowhere is "not here" at once.
+func TestClusterCatAcrossServers(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	ms := startCluster(t, 3, secretFile, "100ms")
+	inA, inB := randomBytes(1, 256<<10), randomBytes(2, 128<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
+	var codes [2]int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		codes[1] = catMain(ctx, []string{"--server", ms[1].addr, "--id", "cl-b", "--secret-file", secretFile},
+			bytes.NewReader(inB), outs[1], errs[1])
+	}()
+	waitRegistered(t, errs[1])
+	ms[0].waitInterest(t, "cl-b")
+	codes[0] = catMain(ctx, []string{"--server", ms[0].addr, "--id", "cl-a", "--connect", "cl-b", "--relay", "force",
+		"--secret-file", secretFile}, bytes.NewReader(inA), outs[0], errs[0])
+	wg.Wait()
+	for i := range 2 {
+		if codes[i] != 0 || !strings.Contains(errs[i].String(), "path=relay") {
+			t.Errorf("cat %d exit %d, want 0 and path=relay; stderr:\n%s", i, codes[i], errs[i].String())
+		}
+	}
+	if !bytes.Equal(outs[1].Bytes(), inA) || !bytes.Equal(outs[0].Bytes(), inB) {
+		t.Errorf("b got %d of %d bytes, a got %d of %d", len(outs[1].Bytes()), len(inA), len(outs[0].Bytes()), len(inB))
+	}
+
+	var out, errOut syncBuffer
+	code := catMain(ctx, []string{"--server", ms[2].addr, "--id", "cl-c", "--connect", "nobody", "--secret-file", secretFile},
+		bytes.NewReader(nil), &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "peer not here") {
+		t.Errorf("connect to a peer registered nowhere: exit %d; want an error saying 'peer not here'; stderr:\n%s", code, errOut.String())
+	}
+}
+
+// SIGTERM on a server of the cluster drains it: its node moves to the next server
+// of its list mid-transfer, the relayed transfer through the cluster completes
+// intact, and the server exits 0 once the node has moved.
+func TestClusterServerDrainMovesNodes(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	ms := startCluster(t, 3, secretFile, "15s")
+	data := randomBytes(3, 2<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var outB, errB, outA, errA syncBuffer
+	var codeB int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		codeB = catMain(ctx, []string{"--server", ms[1].addr, "--id", "dr-b", "--secret-file", secretFile},
+			bytes.NewReader(nil), &outB, &errB)
+	}()
+	waitRegistered(t, &errB)
+	ms[0].waitInterest(t, "dr-b")
+	pr, pw := io.Pipe()
+	go func() { // 2 MiB in 64 KiB pieces over about 1.5 s: the drain lands mid-transfer
+		for off := 0; off < len(data); off += 64 << 10 {
+			if _, err := pw.Write(data[off:min(off+64<<10, len(data))]); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	go func() {
+		for len(outB.Bytes()) < 256<<10 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		ms[0].stop() // SIGTERM
+	}()
+	codeA := catMain(ctx, []string{"--server", ms[0].addr + "," + ms[2].addr, "--id", "dr-a", "--connect", "dr-b",
+		"--relay", "force", "--secret-file", secretFile}, pr, &outA, &errA)
+	<-done
+	if codeA != 0 || codeB != 0 {
+		t.Errorf("exit a %d, b %d; stderr a:\n%s\nb:\n%s", codeA, codeB, errA.String(), errB.String())
+	}
+	if !bytes.Equal(outB.Bytes(), data) {
+		t.Errorf("b got %d of %d bytes (intact: %v)", len(outB.Bytes()), len(data), bytes.HasPrefix(data, outB.Bytes()))
+	}
+	moved := fmt.Sprintf("server from=%s to=%s reason=%q", ms[0].addr, ms[2].addr, "server moving")
+	if !strings.Contains(errA.String(), moved) {
+		t.Errorf("a's stderr lacks %q:\n%s", moved, errA.String())
+	}
+	if code := <-ms[0].exited; code != 0 || !strings.Contains(ms[0].stderr.String(), "drained: every node moved") {
+		t.Errorf("drained server exit %d; stderr:\n%s", code, ms[0].stderr.String())
+	}
+	ms[0].exited <- 0 // for the cleanup
+}
+
+// A cluster needs its secret: a route listener without --cluster-secret-file is
+// refused before anything starts (natsbus.TestRouteWithoutSecretRefused shows a
+// route presenting no or another secret refused by a running cluster).
+func TestClusterFlagsNeedSecret(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	for _, args := range [][]string{
+		{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-listen", "127.0.0.1:0"},
+		{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-secret-file", secretFile},
+		{"--listen", "127.0.0.1:0", "--insecure-dev", "--nats", "nats://127.0.0.1:1"},
+	} {
+		var stdout, stderr syncBuffer
+		if code := serverMain(context.Background(), args, &stdout, &stderr, nil); code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr %s", args, code, stderr.String())
+		}
+	}
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	_, _ = r.Read(b)
+	return b
+}
