@@ -321,9 +321,10 @@ func (s *Server) drainCluster() {
 }
 
 // Drain tells every node registered here to move to another server of the cluster
-// (PROTOCOL.md §12.6), then waits until none is left or ctx is done. The server keeps
-// relaying meanwhile; call Close afterwards. It returns ctx's error when nodes were
-// still registered at the end.
+// (PROTOCOL.md §12.6), then waits until none is left (or those left have been silent
+// through every round of notices: their nodes are gone) or ctx is done. The server
+// keeps relaying meanwhile; call Close afterwards. It returns ctx's error when ctx
+// ended first.
 func (s *Server) Drain(ctx context.Context) error {
 	select {
 	case s.cmds <- func(now proto.Instant) { s.srv.Drain(now) }:
@@ -332,7 +333,7 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for s.Stats().Sessions > 0 {
+	for !s.drainSettled() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -340,4 +341,15 @@ func (s *Server) Drain(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// drainSettled asks the machine whether its drain is over.
+func (s *Server) drainSettled() bool {
+	settled := make(chan bool, 1)
+	select {
+	case s.cmds <- func(now proto.Instant) { settled <- s.srv.DrainSettled(now) }:
+		return <-settled
+	case <-s.exited:
+		return true
+	}
 }

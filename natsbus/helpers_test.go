@@ -33,7 +33,7 @@ func start(t *testing.T, cfg Config) *Bus {
 
 // freeAddr picks a free loopback TCP port. Another process may take it before the
 // test binds it; on a test machine that is rare enough.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -455,3 +455,34 @@ func TestClusterDrainTellsEveryNode(t *testing.T) {
 		t.Fatalf("register while draining: code %d, want 11", code)
 	}
 }
+
+// A drain settles once every node has moved, or when those left stayed silent
+// through every round of notices (dead nodes do not hold a server for its whole
+// drain timeout); a node still sending keepalives keeps it waiting.
+func TestClusterDrainSettles(t *testing.T) {
+	c := newTestCluster(t, 1)
+	live := c.join(0, "live", 1, aliceNAT)
+	c.join(0, "dead", 2, bobNAT)
+	h := c.hs[0]
+	h.s.Drain(h.now)
+	notices := func() int { return int(h.s.Stats().Cluster.DrainNoticesQueued) }
+	for range 10 { // the live node keeps using the server for 5 s, not moving yet
+		c.wait(500 * time.Millisecond)
+		c.send(0, aliceNAT, keepaliveBytes(live, 9))
+		if h.s.DrainSettled(h.now) {
+			t.Fatalf("settled at %v while a registered node still uses the server", h.now)
+		}
+	}
+	if n := notices(); n != 2*drainRounds {
+		t.Errorf("%d notices, want %d rounds to both", n, drainRounds)
+	}
+	c.wait(drainRepeat)
+	if !h.s.DrainSettled(h.now) {
+		t.Fatal("not settled once every session left has been silent through the rounds")
+	}
+	h.s.expire(h.s.peers.byPeer[makePeerID([]byte("dead"))], ExpireTimeout)
+	h.s.expire(h.s.peers.byPeer[makePeerID([]byte("live"))], ExpireMoved)
+	if !h.s.DrainSettled(h.now) || h.s.Stats().Sessions != 0 {
+		t.Fatal("not settled with no session left")
+	}
+}

@@ -29,6 +29,7 @@ type session struct {
 	lastSeen         proto.Instant // last keepalive or register from addr on local
 	registeredAt     proto.Instant // when the session was created
 	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
+	lastActive       proto.Instant // last request or relay frame with its cookie or on its channel
 	limiter
 }
 

@@ -193,6 +193,7 @@ func (s *Server) handleRelaySend(now proto.Instant, sock int, from netip.AddrPor
 		st.DropWrongSource++
 		return ErrRelayWrongSource
 	}
+	owner.lastActive = now
 	if r.Peer == relayframe.NoOwner {
 		if r.RemoteServer != 0 {
 			return s.relayRemote(now, r, n, p)

@@ -65,8 +65,10 @@ type Server struct {
 	remotes    remoteTable
 	tombstones tombstones
 	relaySubj  map[uint64]string // srv.<id>.relay of the servers frames went to
-	draining   bool
-	drainList  []proto.Session // sessions still to be told to move
+	draining    bool
+	drainStart  proto.Instant
+	drainRounds int             // rounds of notices started
+	drainList   []proto.Session // sessions still to be told to move this round
 
 	peers   presence
 	sources sourceTable
@@ -420,10 +422,7 @@ func (s *Server) rearm() {
 	if s.relay != nil {
 		s.timers[timerRelayExpiry] = s.relay.Deadline()
 	}
-	s.timers[timerDrain] = proto.Never
-	if len(s.drainList) > 0 {
-		s.timers[timerDrain] = s.now
-	}
+	s.timers[timerDrain] = s.drainDeadline()
 }
 
 func (s *Server) pushEvent(e Event) {

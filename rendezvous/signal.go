@@ -137,6 +137,7 @@ func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cooki
 		return nilSlot, ErrNoSession
 	}
 	ss := &s.peers.sessions[i]
+	ss.lastActive = now
 	if s.wall.UnixAt(now) >= ss.ticketExpiryUnix {
 		s.stats.ExpiredTicket++
 		s.expire(i, ExpireTicketExpired)

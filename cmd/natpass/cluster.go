@@ -90,5 +90,9 @@ func (c *clusterFlags) drain(s *driver.Server, logf func(string, ...any)) {
 		logf("drain: %d nodes still registered after %v", s.Stats().Sessions, c.drainTimeout)
 		return
 	}
+	if left := s.Stats().Sessions; left > 0 {
+		logf("drained: %d silent sessions left (their nodes are gone)", left)
+		return
+	}
 	logf("drained: every node moved")
 }
