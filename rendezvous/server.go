@@ -57,14 +57,14 @@ type Server struct {
 	keepaliveS   uint16
 	startDelayMs uint16
 
-	id         uint64 // server ID in the cluster, drawn at start
-	ownSubject string // srv.<id>
-	interest   interestSet
-	cluster    clusterQueue
-	asks       askTable
-	remotes    remoteTable
-	tombstones tombstones
-	relaySubj  map[uint64]string // srv.<id>.relay of the servers frames went to
+	id          uint64 // server ID in the cluster, drawn at start
+	ownSubject  string // srv.<id>
+	interest    interestSet
+	cluster     clusterQueue
+	asks        askTable
+	remotes     remoteTable
+	tombstones  tombstones
+	relaySubj   map[uint64]string // srv.<id>.relay of the servers frames went to
 	draining    bool
 	drainStart  proto.Instant
 	drainRounds int             // rounds of notices started
