@@ -150,7 +150,13 @@ type Bus struct {
 	partitions [][2]*BusMember
 	inFlight   int
 	stats      BusStats
+	tap        func(to *BusMember, m ClusterMessage)
 }
+
+// Tap calls f with every message the bus delivers, just before the receiving
+// machine gets it (m.Data is only valid during the call), to trace or inspect what
+// crosses the bus. nil removes the tap.
+func (b *Bus) Tap(f func(to *BusMember, m ClusterMessage)) { b.tap = f }
 
 // BusMember is one server on a bus.
 type BusMember struct {
@@ -446,6 +452,9 @@ func (b *Bus) arrive(ev *busEvent) {
 		return
 	}
 	b.stats.Delivered++
+	if b.tap != nil {
+		b.tap(to, ev.msg)
+	}
 	if err := to.machine.HandleCluster(b.sim.now, ev.msg); err != nil {
 		b.stats.MachineErrors++
 	}

@@ -241,3 +241,34 @@ func randomBytes(seed uint64, n int) []byte {
 	_, _ = r.Read(b)
 	return b
 }
+
+// One ID registered on two servers of the cluster: the newest registration wins and
+// the older cat stops with a clear "replaced" error instead of taking the ID back.
+func TestClusterDuplicateIDNewestWins(t *testing.T) {
+	secretFile, _ := writeSecret(t)
+	ms := startCluster(t, 2, secretFile, "100ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out1, err1, out2, err2 syncBuffer
+	first := make(chan int, 1)
+	hold, release := io.Pipe()
+	defer release.Close()
+	go func() {
+		first <- catMain(ctx, []string{"--server", ms[0].addr, "--id", "twice", "--secret-file", secretFile}, hold, &out1, &err1)
+	}()
+	waitRegistered(t, &err1)
+	ms[1].waitInterest(t, "twice")
+	go catMain(ctx, []string{"--server", ms[1].addr, "--id", "twice", "--secret-file", secretFile}, hold, &out2, &err2)
+	select {
+	case code := <-first:
+		if code == 0 || !strings.Contains(err1.String(), "replaced") {
+			t.Errorf("older cat exit %d; want an error saying replaced; stderr:\n%s", code, err1.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the older cat was never told; stderr:\n%s", err1.String())
+	}
+	waitRegistered(t, &err2)
+	if strings.Contains(err2.String(), "replaced") {
+		t.Errorf("the newer cat was replaced: %s", err2.String())
+	}
+}
