@@ -26,33 +26,14 @@ func TestRelayedBytesAreCiphertext(t *testing.T) {
 	if !w.res.Delivered || w.res.Direct {
 		t.Fatalf("want every message through the relay: %+v", w.res)
 	}
-	// Pieces of the plaintext: every message's 16-byte windows.
-	var pieces [][]byte
-	for i := 0; i < 50; i++ {
-		for _, m := range [][]byte{message("a", i), message("b", i)} {
-			for off := 0; off+16 <= len(m); off += 8 {
-				pieces = append(pieces, m[off:off+16])
-			}
-		}
-	}
+	pieces := plaintextPieces(50)
 	for _, p := range seen {
 		h, rest, err := proto.ParseHeader(p)
 		if err == nil && (h.Type == proto.TypeRelaySend || h.Type == proto.TypeRelayDeliver) {
 			relayed++
-			_, inner, err := proto.ParseRelayDataBody(rest)
-			if err != nil {
-				t.Fatalf("unparsable relay frame %x", p)
-			}
-			ih, _, err := proto.ParseHeader(inner)
-			if err != nil || ih.Type < proto.TypeKeyxFirst || ih.Type > proto.TypeKeyxLast {
-				t.Errorf("relay frame carries %x, not a keyx packet", inner[:min(len(inner), 8)])
-			}
+			checkKeyxFrame(t, rest)
 		}
-		for _, piece := range pieces {
-			if bytes.Contains(p, piece) {
-				t.Fatalf("plaintext %q seen at the server in %x", piece, p)
-			}
-		}
+		checkNoPlaintext(t, pieces, p)
 	}
 	if relayed < 10 {
 		t.Fatalf("only %d relay frames seen: the test did not watch the relay", relayed)
@@ -95,32 +76,55 @@ func TestClusterBusCarriesNoPlaintext(t *testing.T) {
 	if !w.res.Delivered || w.res.Direct {
 		t.Fatalf("want every message through the relay: %+v", w.res)
 	}
+	pieces := plaintextPieces(50)
+	relayed := 0
+	for _, p := range seen {
+		if _, _, _, frame, err := proto.ParseClusterRelayData(p); err == nil {
+			relayed++
+			checkKeyxFrame(t, frame[proto.HeaderLen:])
+		}
+		checkNoPlaintext(t, pieces, p)
+	}
+	if relayed < 10 {
+		t.Fatalf("only %d relay-data messages seen: the test did not watch the relay", relayed)
+	}
+	t.Logf("%d bus messages, %d relay data, no plaintext", len(seen), relayed)
+}
+
+// plaintextPieces returns every 16-byte window (at steps of 8) of the first n
+// messages of both sides.
+func plaintextPieces(n int) [][]byte {
 	var pieces [][]byte
-	for i := 0; i < 50; i++ {
+	for i := 0; i < n; i++ {
 		for _, m := range [][]byte{message("a", i), message("b", i)} {
 			for off := 0; off+16 <= len(m); off += 8 {
 				pieces = append(pieces, m[off:off+16])
 			}
 		}
 	}
-	relayed := 0
-	for _, p := range seen {
-		if _, _, _, frame, err := proto.ParseClusterRelayData(p); err == nil {
-			relayed++
-			_, inner, err := proto.ParseRelayDataBody(frame[proto.HeaderLen:])
-			ih, _, herr := proto.ParseHeader(inner)
-			if err != nil || herr != nil || ih.Type < proto.TypeKeyxFirst || ih.Type > proto.TypeKeyxLast {
-				t.Errorf("relay data carries %x, not a keyx packet", frame[:min(len(frame), 8)])
-			}
-		}
-		for _, piece := range pieces {
-			if bytes.Contains(p, piece) {
-				t.Fatalf("plaintext %q crossed the bus in %x", piece, p)
-			}
+	return pieces
+}
+
+// checkKeyxFrame checks that the body of a relay frame (channel and packet) carries
+// a keyx packet.
+func checkKeyxFrame(t *testing.T, body []byte) {
+	t.Helper()
+	_, inner, err := proto.ParseRelayDataBody(body)
+	if err != nil {
+		t.Fatalf("unparsable relay frame body %x", body)
+	}
+	ih, _, err := proto.ParseHeader(inner)
+	if err != nil || ih.Type < proto.TypeKeyxFirst || ih.Type > proto.TypeKeyxLast {
+		t.Errorf("relay frame carries %x, not a keyx packet", inner[:min(len(inner), 8)])
+	}
+}
+
+// checkNoPlaintext fails the test if p holds any of pieces.
+func checkNoPlaintext(t *testing.T, pieces [][]byte, p []byte) {
+	t.Helper()
+	for _, piece := range pieces {
+		if bytes.Contains(p, piece) {
+			t.Fatalf("plaintext %q seen in %x", piece, p)
 		}
 	}
-	if relayed < 10 {
-		t.Fatalf("only %d relay-data messages seen: the test did not watch the relay", relayed)
-	}
-	t.Logf("%d bus messages, %d relay data, no plaintext", len(seen), relayed)
 }

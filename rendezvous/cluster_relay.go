@@ -136,19 +136,12 @@ func (s *Server) readyNotice(i int32, n uint16, tag, expiry uint64, tok relayfra
 // relayRemote forwards a relay-send on channel n, whose peer is on another server,
 // as relay-data on the bus.
 func (s *Server) relayRemote(now proto.Instant, r relayframe.Route, n uint16, p []byte) error {
-	st := &s.stats.Relay
-	switch err := s.relay.Charge(now, r.Owner, len(p)); err {
-	case nil:
-	case relayframe.ErrOwnerRate:
-		st.DropSessionRate++
-		return ErrRelayRate
-	default:
-		st.DropServerRate++
-		return ErrRelayRate
+	if err := s.chargeRelay(now, r.Owner, len(p)); err != nil {
+		return err
 	}
 	b := s.cluster.begin()
 	if b == nil {
-		st.DropQueueFull++
+		s.stats.Relay.DropQueueFull++
 		s.stats.Cluster.DropQueueFull++
 		return ErrQueueFull
 	}

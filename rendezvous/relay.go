@@ -206,14 +206,8 @@ func (s *Server) handleRelaySend(now proto.Instant, sock int, from netip.AddrPor
 		st.DropQueueFull++
 		return ErrQueueFull
 	}
-	switch err := s.relay.Charge(now, r.Owner, len(p)); err {
-	case nil:
-	case relayframe.ErrOwnerRate:
-		st.DropSessionRate++
-		return ErrRelayRate
-	default:
-		st.DropServerRate++
-		return ErrRelayRate
+	if err := s.chargeRelay(now, r.Owner, len(p)); err != nil {
+		return err
 	}
 	// The copy is the only work on the bytes: type and channel are rewritten in
 	// place, the packet is never looked at.
@@ -224,6 +218,20 @@ func (s *Server) handleRelaySend(now proto.Instant, sock int, from netip.AddrPor
 	st.Forwarded++
 	st.BytesForwarded += uint64(len(b))
 	return nil
+}
+
+// chargeRelay takes a frame of n bytes from owner's relay budget and the server's,
+// counting a refusal by the budget that refused.
+func (s *Server) chargeRelay(now proto.Instant, owner int32, n int) error {
+	switch err := s.relay.Charge(now, owner, n); err {
+	case nil:
+		return nil
+	case relayframe.ErrOwnerRate:
+		s.stats.Relay.DropSessionRate++
+	default:
+		s.stats.Relay.DropServerRate++
+	}
+	return ErrRelayRate
 }
 
 // expireChannels ends the channels whose token has expired.
