@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,22 +130,10 @@ func TestClusterCatAcrossServers(t *testing.T) {
 	secretFile, _ := writeSecret(t)
 	ms := startCluster(t, 3, secretFile, "100ms")
 	inA, inB := randomBytes(1, 256<<10), randomBytes(2, 128<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
-	var codes [2]int
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		codes[1] = catMain(ctx, []string{"--server", ms[1].addr, "--id", "cl-b", "--secret-file", secretFile},
-			bytes.NewReader(inB), outs[1], errs[1])
-	}()
-	waitRegistered(t, errs[1])
-	ms[0].waitInterest(t, "cl-b")
-	codes[0] = catMain(ctx, []string{"--server", ms[0].addr, "--id", "cl-a", "--connect", "cl-b", "--relay", "force",
-		"--secret-file", secretFile}, bytes.NewReader(inA), outs[0], errs[0])
-	wg.Wait()
+	codes, outs, errs := runCats(t,
+		[]string{"--server", ms[0].addr, "--id", "cl-a", "--connect", "cl-b", "--relay", "force", "--secret-file", secretFile}, inA,
+		[]string{"--server", ms[1].addr, "--id", "cl-b", "--secret-file", secretFile}, inB,
+		func(errB *syncBuffer) { waitRegistered(t, errB); ms[0].waitInterest(t, "cl-b") })
 	for i := range 2 {
 		if codes[i] != 0 || !strings.Contains(errs[i].String(), "path=relay") {
 			t.Errorf("cat %d exit %d, want 0 and path=relay; stderr:\n%s", i, codes[i], errs[i].String())
@@ -156,6 +143,8 @@ func TestClusterCatAcrossServers(t *testing.T) {
 		t.Errorf("b got %d of %d bytes, a got %d of %d", len(outs[1].Bytes()), len(inA), len(outs[0].Bytes()), len(inB))
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var out, errOut syncBuffer
 	code := catMain(ctx, []string{"--server", ms[2].addr, "--id", "cl-c", "--connect", "nobody", "--secret-file", secretFile},
 		bytes.NewReader(nil), &out, &errOut)

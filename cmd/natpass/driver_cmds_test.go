@@ -276,24 +276,9 @@ func TestCatRelayForce(t *testing.T) {
 	secretFile, _ := writeSecret(t)
 	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile, "--quiet")
 	inA, inB := bytes.Repeat([]byte("natpass relay "), 20000), bytes.Repeat([]byte("relayed back "), 10000)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
-	var codes [2]int
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		codes[1] = catMain(ctx, []string{"--server", addr, "--id", "cat-b", "--secret-file", secretFile},
-			bytes.NewReader(inB), outs[1], errs[1])
-	}()
-	go func() {
-		defer wg.Done()
-		time.Sleep(100 * time.Millisecond)
-		codes[0] = catMain(ctx, []string{"--server", addr, "--id", "cat-a", "--connect", "cat-b", "--relay", "force",
-			"--secret-file", secretFile}, bytes.NewReader(inA), outs[0], errs[0])
-	}()
-	wg.Wait()
+	codes, outs, errs := runCats(t,
+		[]string{"--server", addr, "--id", "cat-a", "--connect", "cat-b", "--relay", "force", "--secret-file", secretFile}, inA,
+		[]string{"--server", addr, "--id", "cat-b", "--secret-file", secretFile}, inB, nil)
 	for i := range 2 {
 		if codes[i] != 0 {
 			t.Errorf("cat %d exit %d; stderr:\n%s", i, codes[i], errs[i].String())
@@ -384,24 +369,9 @@ func TestCatServerList(t *testing.T) {
 	defer silent.Close()
 	list := silent.LocalAddr().String() + "," + addr
 	in := bytes.Repeat([]byte("listed "), 1000)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	outs, errs := [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
-	var codes [2]int
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		codes[1] = catMain(ctx, []string{"--server", list, "--id", "list-b", "--secret-file", secretFile},
-			bytes.NewReader(nil), outs[1], errs[1])
-	}()
-	go func() {
-		defer wg.Done()
-		time.Sleep(100 * time.Millisecond)
-		codes[0] = catMain(ctx, []string{"--server", list, "--id", "list-a", "--connect", "list-b", "--relay", "force",
-			"--secret-file", secretFile}, bytes.NewReader(in), outs[0], errs[0])
-	}()
-	wg.Wait()
+	codes, outs, errs := runCats(t,
+		[]string{"--server", list, "--id", "list-a", "--connect", "list-b", "--relay", "force", "--secret-file", secretFile}, in,
+		[]string{"--server", list, "--id", "list-b", "--secret-file", secretFile}, nil, nil)
 	moved := fmt.Sprintf("server from=%s to=%s reason=%q", silent.LocalAddr(), addr, "no answer to register")
 	for i := range 2 {
 		if codes[i] != 0 || !strings.Contains(errs[i].String(), moved) || !strings.Contains(errs[i].String(), "with "+addr) {
@@ -411,4 +381,28 @@ func TestCatServerList(t *testing.T) {
 	if !bytes.Equal(outs[1].Bytes(), in) {
 		t.Errorf("b got %d of %d bytes", len(outs[1].Bytes()), len(in))
 	}
+}
+
+// runCats runs two `natpass cat` in-process: b (accepting) first, then a
+// (connecting) once ready returns (nil: after 100 ms, so b has registered), each
+// with its stdin; it returns their exit codes, stdouts and stderrs.
+func runCats(t *testing.T, argsA []string, inA []byte, argsB []string, inB []byte, ready func(errB *syncBuffer)) (codes [2]int, outs, errs [2]*syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	outs, errs = [2]*syncBuffer{{}, {}}, [2]*syncBuffer{{}, {}}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		codes[1] = catMain(ctx, argsB, bytes.NewReader(inB), outs[1], errs[1])
+	}()
+	if ready == nil {
+		time.Sleep(100 * time.Millisecond)
+	} else {
+		ready(errs[1])
+	}
+	codes[0] = catMain(ctx, argsA, bytes.NewReader(inA), outs[0], errs[0])
+	wg.Wait()
+	return codes, outs, errs
 }
