@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,7 +156,7 @@ func (r *clusterRun) startCats(ctx context.Context) {
 	gate := make(chan struct{})
 	for _, i := range []int{1, 3, 0, 2} {
 		c := clusterCats[i]
-		if c.connect != "" && i == 0 {
+		if i == 0 {
 			// The accepting peers' interest has to reach the other servers (one
 			// route hop, well under a millisecond here).
 			time.Sleep(300 * time.Millisecond)
@@ -166,8 +167,12 @@ func (r *clusterRun) startCats(ctx context.Context) {
 		}
 		r.cats[i] = r.tp.startCat(ctx, r.hosts[i], c.id, c.connect, strings.Join(servers, ","), r.secretFile)
 		go pace(ctx, r.cats[i].stdin, r.in[i], gate)
-		if c.connect == "" && !waitFor(ctx, func() bool { return r.cats[i].stderr.contains("waiting for a peer") }) {
-			r.fatal("cat %s never registered", c.id)
+		if c.connect != "" {
+			continue
+		}
+		registered := func() bool { return r.cats[i].stderr.contains("waiting for a peer") || r.cats[i].exited() }
+		if !waitFor(ctx, registered) || r.cats[i].exited() {
+			r.fatal("cat %s never registered (exit: %v)", c.id, r.cats[i].err)
 		}
 	}
 	go func() {
@@ -198,6 +203,16 @@ func (tp *topo) startCat(ctx context.Context, host, id, connect, servers, secret
 		close(p.done)
 	}()
 	return p
+}
+
+// exited reports whether the cat's process ended (its err is then set).
+func (p *catProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // pace writes data into w in clusterPiece pieces, one every clusterPace, waiting
@@ -231,13 +246,16 @@ func (r *clusterRun) stopMidTransfer(ctx context.Context, sig os.Signal) time.Ti
 	defer cancel()
 	if !waitFor(wctx, func() bool {
 		for _, c := range r.cats {
+			if c.exited() {
+				return true
+			}
 			if c.stdout.len() < clusterKillAt {
 				return false
 			}
 		}
 		return true
-	}) {
-		r.fatal("the transfers did not reach %d bytes", clusterKillAt)
+	}) || slices.ContainsFunc(r.cats[:], (*catProc).exited) {
+		r.fatal("the transfers did not reach %d bytes, or a cat ended", clusterKillAt)
 	}
 	if err := r.servers[0].cmd.Process.Signal(sig); err != nil {
 		r.t.Fatal(err)
