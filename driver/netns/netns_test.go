@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -152,51 +151,110 @@ func (tp *topo) build(kinds [2]sideKind, sameNAT bool) (core string, hosts [2]st
 		return core, hosts
 	}
 	for i, name := range []string{"a", "b"} {
-		hosts[i] = tp.ns(name)
-		n := 4*i + 1 // each side gets its own /30 on the core
-		switch kinds[i] {
-		case public:
-			tp.link(core, fmt.Sprintf("c%d", i+1), fmt.Sprintf("192.0.2.%d/30", n), hosts[i], "eth0", fmt.Sprintf("192.0.2.%d/30", n+1))
-			tp.route(hosts[i], fmt.Sprintf("192.0.2.%d", n))
-		default:
-			nat := tp.ns("nat" + name)
-			tp.link(core, fmt.Sprintf("c%d", i+1), fmt.Sprintf("198.51.100.%d/30", n), nat, "wan", fmt.Sprintf("198.51.100.%d/30", n+1))
-			tp.route(nat, fmt.Sprintf("198.51.100.%d", n))
-			tp.link(nat, "lan", fmt.Sprintf("10.0.%d.1/24", i+1), hosts[i], "eth0", fmt.Sprintf("10.0.%d.2/24", i+1))
-			tp.route(hosts[i], fmt.Sprintf("10.0.%d.1", i+1))
-			rule := []string{"iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"}
-			if kinds[i] == randomFull {
-				rule = append(rule, "--random-fully")
-			}
-			tp.in(nat, rule...)
-		}
+		hosts[i] = tp.side(core, name, i, kinds[i])
 	}
 	return core, hosts
+}
+
+// side makes host name, the i-th side of the core, behind kind: on the core itself
+// (192.0.2.4i+2/30) or behind a NAT router of its own (WAN 198.51.100.4i+2/30, LAN
+// 10.0.i+1.0/24). It returns the host's namespace.
+func (tp *topo) side(core, name string, i int, kind sideKind) string {
+	host := tp.ns(name)
+	n := 4*i + 1 // each side gets its own /30 on the core
+	if kind == public {
+		tp.link(core, fmt.Sprintf("c%d", i+1), fmt.Sprintf("192.0.2.%d/30", n), host, "eth0", fmt.Sprintf("192.0.2.%d/30", n+1))
+		tp.route(host, fmt.Sprintf("192.0.2.%d", n))
+		return host
+	}
+	nat := tp.ns("nat" + name)
+	tp.link(core, fmt.Sprintf("c%d", i+1), fmt.Sprintf("198.51.100.%d/30", n), nat, "wan", fmt.Sprintf("198.51.100.%d/30", n+1))
+	tp.route(nat, fmt.Sprintf("198.51.100.%d", n))
+	tp.link(nat, "lan", fmt.Sprintf("10.0.%d.1/24", i+1), host, "eth0", fmt.Sprintf("10.0.%d.2/24", i+1))
+	tp.route(host, fmt.Sprintf("10.0.%d.1", i+1))
+	rule := []string{"iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"}
+	if kind == randomFull {
+		rule = append(rule, "--random-fully")
+	}
+	tp.in(nat, rule...)
+	return host
 }
 
 // startServer runs `natpass server` in the core and waits until it listens.
 func (tp *topo) startServer(ctx context.Context, core, secretFile string) {
 	tp.t.Helper()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", core, natpassBin, "server",
-		"--listen", serverAt, "--listen2", serverIP2+":3479", "--secret-file", secretFile, "--quiet")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	tp.runServer(ctx, core, "--listen", serverAt, "--listen2", serverIP2+":3479", "--secret-file", secretFile, "--quiet")
+}
+
+// serverProc is one `natpass server` process.
+type serverProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	exited         chan struct{} // closed once the process ended; err is then set
+	err            error
+}
+
+// runServer runs `natpass server args...` in namespace ns and waits until it
+// listens; at cleanup it interrupts the server (if still running) and waits.
+func (tp *topo) runServer(ctx context.Context, ns string, args ...string) *serverProc {
+	tp.t.Helper()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, natpassBin, "server"}, args...)...)
+	p := &serverProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		tp.t.Fatal(err)
 	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
 	tp.t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-p.exited
+		}
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.Contains(line, "listening") {
-		tp.t.Fatalf("server did not start: %q %v; stderr: %s", line, err, stderr.String())
+	for !p.stdout.contains("listening") {
+		select {
+		case <-p.exited:
+			tp.t.Fatalf("server did not start: %v; stdout: %s; stderr: %s", p.err, p.stdout.bytes(), p.stderr.bytes())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	go func() { _, _ = bufio.NewReader(out).WriteTo(new(bytes.Buffer)) }()
+	return p
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *syncBuffer) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+func (b *syncBuffer) contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Contains(b.buf.Bytes(), []byte(s))
 }
 
 // catResult is one `natpass cat` run.
@@ -210,12 +268,7 @@ type catResult struct {
 // starts on the relay, and a test that asserts the direct path must give punching the
 // time to finish before cat ends.
 func (tp *topo) cat(ctx context.Context, host, id, connect, secretFile string, stdin []byte, timeout time.Duration, holdFor string) catResult {
-	args := []string{"netns", "exec", host, natpassBin, "cat", "--server", serverAt, "--id", id,
-		"--secret-file", secretFile, "--timeout", timeout.String()}
-	if connect != "" {
-		args = append(args, "--connect", connect)
-	}
-	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd := exec.CommandContext(ctx, "ip", catArgs(host, id, connect, serverAt, secretFile, timeout)...)
 	var out bytes.Buffer
 	errb := &watchBuffer{want: []byte(holdFor), seen: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -234,6 +287,16 @@ func (tp *topo) cat(ctx context.Context, host, id, connect, secretFile string, s
 	err := cmd.Run()
 	pr.Close()
 	return catResult{err: err, stdout: out.Bytes(), stderr: errb.bytes()}
+}
+
+// catArgs are ip(8)'s arguments that run `natpass cat` on host.
+func catArgs(host, id, connect, servers, secretFile string, timeout time.Duration) []string {
+	args := []string{"netns", "exec", host, natpassBin, "cat", "--server", servers, "--id", id,
+		"--secret-file", secretFile, "--timeout", timeout.String()}
+	if connect != "" {
+		args = append(args, "--connect", connect)
+	}
+	return args
 }
 
 // watchBuffer collects a process's stderr and closes seen once want appears in it.
