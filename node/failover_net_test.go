@@ -209,3 +209,26 @@ func relayRefusals(st rendezvous.Stats) uint64 {
 	r := st.Relay
 	return r.DeniedDisabled + r.DeniedBadToken + r.DeniedExpiredToken + r.DeniedForeignToken + r.DeniedPeerKey
 }
+
+// Every server gone under a relayed pair: with no path left the connection still
+// ends at its idle timeout (it must not wait for ever for a server to come back),
+// and the application hears EventPeerClosed on both sides.
+func TestRelayedPairWithNoServerLeftEnds(t *testing.T) {
+	w := newMoveWorld(t, 0)
+	w.net.Drop = func(tx proto.Transmit) bool {
+		return slices.Contains(moveServers, tx.To) || slices.Contains(moveServers, tx.From) ||
+			slices.Contains(moveAlts, tx.To) || slices.Contains(moveAlts, tx.From)
+	}
+	w.run(45 * time.Second) // past rudp's 30 s idle timeout
+	for _, nd := range []*machinetest.Node{w.na, w.nb} {
+		closed := false
+		for _, e := range nd.Events {
+			if c, ok := e.(EventPeerClosed); ok && c.Reason.Code == rudp.CodeIdleTimeout {
+				closed = true
+			}
+		}
+		if !closed {
+			t.Errorf("%s: no EventPeerClosed for the idle timeout; events %v", nd.Name, nd.Events)
+		}
+	}
+}

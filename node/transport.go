@@ -143,14 +143,16 @@ func (pc *peerConn) pollConn(now proto.Instant, buf []byte) (proto.Transmit, boo
 	return proto.Transmit{From: local, To: remote, Payload: out}, true
 }
 
-// connDeadline is when the connection needs a timer call; a connection that cannot
-// send yet is left alone, or its wish to send now would spin the caller.
+// connDeadline is when the connection needs a timer call. A connection with no path
+// (no direct path, no relay, no server to relay through) is only woken to end when
+// its idle timeout passes: its wish to send now would spin the caller, but a peer
+// that stays unreachable must not hold it open for ever.
 func (pc *peerConn) connDeadline() proto.Instant {
 	if !pc.established || pc.closed {
 		return proto.Never
 	}
 	if _, _, ok := pc.route(); !ok {
-		return proto.Never
+		return pc.conn.IdleDeadline()
 	}
 	if pc.confirmPending {
 		return 0

@@ -208,6 +208,17 @@ func (c *Conn) Deadline() proto.Instant {
 	return at
 }
 
+// IdleDeadline is when the connection closes for having heard nothing (IdleTimeout
+// after the last packet received), proto.Never once it has ended. An owner with no
+// path to send on calls HandleTimeout only then: the connection may want to send
+// sooner, but cannot, and must still end when the peer stays silent.
+func (c *Conn) IdleDeadline() proto.Instant {
+	if c.state == stateClosed {
+		return proto.Never
+	}
+	return c.timers[timerIdle]
+}
+
 // DeadlineReason names the timer behind Deadline ("loss", "ack", "pacing",
 // "keepalive", "idle", "pmtu", "close"), or "" when none is armed.
 func (c *Conn) DeadlineReason() string {
