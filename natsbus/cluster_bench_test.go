@@ -3,6 +3,7 @@ package natsbus
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"testing"
@@ -87,6 +88,17 @@ func benchNode(tb testing.TB, ctx context.Context, s *driver.Server, id string) 
 	return n
 }
 
+// waitPresence waits until server s knows where peer id is registered: at once on
+// a lone server, when the peer's subject interest has reached its bus in a cluster.
+func waitPresence(tb testing.TB, ctx context.Context, s *driver.Server, id string) {
+	tb.Helper()
+	if bus, ok := benchBuses[s]; ok {
+		if err := bus.WaitInterest(ctx, "peer."+hex.EncodeToString([]byte(id))); err != nil {
+			tb.Fatalf("presence of %s: %v", id, err)
+		}
+	}
+}
+
 // connectRelayed connects a to b (registered where they are) and returns both ends
 // once the first message has crossed, and how long that took from Connect.
 func connectRelayed(tb testing.TB, ctx context.Context, a, b *driver.Node) (ca, cb *driver.Conn, first time.Duration) {
@@ -124,7 +136,7 @@ func benchRelay(b *testing.B, servers []*driver.Server) {
 	defer cancel()
 	na := benchNode(b, ctx, servers[0], "bench-a")
 	nb := benchNode(b, ctx, servers[len(servers)-1], "bench-b")
-	time.Sleep(100 * time.Millisecond) // b's presence reaches a's server
+	waitPresence(b, ctx, servers[0], "bench-b")
 	ca, cb, _ := connectRelayed(b, ctx, na, nb)
 	msg := bytes.Repeat([]byte{0x5a}, 16<<10)
 	done := make(chan error, 1)
@@ -179,7 +191,7 @@ func benchConnect(b *testing.B, servers []*driver.Server) {
 	for i := range b.N {
 		na := benchNode(b, ctx, servers[0], fmt.Sprintf("conn-a-%d", i))
 		nb := benchNode(b, ctx, servers[len(servers)-1], fmt.Sprintf("conn-b-%d", i))
-		time.Sleep(50 * time.Millisecond) // b's presence reaches a's server
+		waitPresence(b, ctx, servers[0], nb.ID())
 		ca, cb, d := connectRelayed(b, ctx, na, nb)
 		ds = append(ds, d)
 		ca.Close()
