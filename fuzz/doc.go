@@ -45,11 +45,13 @@
 // # FuzzWorld(seed uint64, plan []byte)
 //
 // A VOPR-style run of the lab world (lab.RunScenario): the seed and the plan bytes
-// pick the NAT presets, the link, the traffic (streams in both directions on several
-// lanes, every delivery mode, 1 to 100,000 messages of 0 bytes to the largest
-// message, sent at once or paced) and a fault schedule (partitions, NAT reboots,
-// server restarts, bytes flipped in flight, a receiver that stops reading its events
-// or stops taking its messages, so their credit stays out). Checks:
+// pick the NAT presets, the link, one server or a cluster of three (A and B on
+// different servers), the traffic (streams in both directions on several lanes,
+// every delivery mode, 1 to 100,000 messages of 0 bytes to the largest message, sent
+// at once or paced) and a fault schedule (partitions, NAT reboots, server restarts,
+// bytes flipped in flight, a receiver that stops reading its events or stops taking
+// its messages, so their credit stays out; in a cluster also a server killed for
+// good and the bus between the two servers cut for a while). Checks:
 // reliable-ordered streams deliver every message once, in order, intact;
 // reliable-unordered ones every message once, intact; unreliable ones never a
 // duplicate, a corrupted message, or (sequenced) an older message after a newer;

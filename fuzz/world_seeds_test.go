@@ -51,6 +51,10 @@ const (
 	fStopRead   = 5
 	fStopTake   = 6
 	fSideB      = 1 << 3
+	// In a cluster (link | cluster): a server killed, the bus between servers cut.
+	cluster      = 1 << 7
+	fServerKill  = 1 << 4
+	fPartServers = 1<<4 | 1<<5
 )
 
 // plan encodes a scenario for decodeScenario: presets, link, lanes, streams, faults.
@@ -93,4 +97,10 @@ var worldSeeds = []worldSeed{
 	{8, plan(pFullCone, pOpen, loss2pct, 0, [][4]byte{{0, count100k, size0to16, burst}}, nil)},
 	{9, plan(pLinux, pCGNAT, loss1pct, twoLanes, [][4]byte{{0, count100k, size0to16, burst}, {fromB | lane1 | modeU, count200, size4to64, every10ms}},
 		[][3]byte{{fStopTake | fSideB, 0, 15}, {fStopRead | fSideB, 4, 3}})},
+	// A cluster: relayed across two servers, the bus between them cut, then A's
+	// server killed; and a direct pair losing B's server.
+	{10, plan(pSymRandom, pSymRandom, loss1pct|cluster, twoLanes, [][4]byte{{0, count200, size64to1k, every10ms}, {fromB | lane1, count200, size4to64, every20ms}},
+		[][3]byte{{fPartServers, 1, 5}, {fServerKill, 8, 0}})},
+	{11, plan(pLinux, pPortRestricted, loss1pct|cluster, 0, [][4]byte{{0, count200, size0to16, every10ms}},
+		[][3]byte{{fServerKill | fSideB, 2, 0}})},
 }

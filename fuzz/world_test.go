@@ -78,6 +78,9 @@ func decodeScenario(seed uint64, plan []byte) lab.Scenario {
 	if link>>5&3 == 3 {
 		sc.Relay = node.RelayForce
 	}
+	if link>>7 == 1 {
+		sc.Servers = 3 // a cluster: A and B on different servers
+	}
 	lanes := r.byte()
 	for i := range int(lanes&3) + 1 {
 		sc.Lanes = append(sc.Lanes, rudp.LaneConfig{Priority: lanes >> (2 + i) & 1, Weight: uint16(1 + i)})
@@ -98,7 +101,11 @@ func decodeScenario(seed uint64, plan []byte) lab.Scenario {
 		f0, f1, f2 := r.byte(), r.byte(), r.byte()
 		// Every fault is shorter than rudp's 30 s idle timeout, so none may end the
 		// connection: a close is always a finding.
-		sc.Faults = append(sc.Faults, lab.Fault{Kind: lab.FaultKind(f0 & 7 % 6), Side: int(f0 >> 3 & 1),
+		kind := lab.FaultKind(f0 & 7 % 6)
+		if sc.Servers > 1 && f0>>4&1 == 1 {
+			kind = lab.FaultServerKill + lab.FaultKind(f0>>5&1) // or FaultPartitionServers
+		}
+		sc.Faults = append(sc.Faults, lab.Fault{Kind: kind, Side: int(f0 >> 3 & 1),
 			At: time.Duration(f1&31) * 500 * time.Millisecond, For: time.Duration(1+f2&15) * 500 * time.Millisecond,
 			Rate: planRates[f2>>4&3]})
 	}
@@ -123,8 +130,8 @@ func decodeStream(r *planReader, lanes int) lab.Stream {
 // describe writes a scenario as Go, ready to paste into a lab test.
 func describe(sc lab.Scenario) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "lab.Scenario{Seed: %d, A: %q, B: %q, Loss: %v, Duplicate: %v, Jitter: %v, Relay: %v, Lanes: %d lanes,\n",
-		sc.Seed, sc.A, sc.B, sc.Loss, sc.Duplicate, sc.Jitter, sc.Relay, len(sc.Lanes))
+	fmt.Fprintf(&b, "lab.Scenario{Seed: %d, A: %q, B: %q, Loss: %v, Duplicate: %v, Jitter: %v, Relay: %v, Servers: %d, Lanes: %d lanes,\n",
+		sc.Seed, sc.A, sc.B, sc.Loss, sc.Duplicate, sc.Jitter, sc.Relay, sc.Servers, len(sc.Lanes))
 	for _, s := range sc.Streams {
 		fmt.Fprintf(&b, "  stream %+v\n", s)
 	}

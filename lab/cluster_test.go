@@ -9,6 +9,7 @@ import (
 
 	"github.com/natpass/natpass/node"
 	"github.com/natpass/natpass/proto"
+	"github.com/natpass/natpass/rudp"
 )
 
 // With a cluster the two nodes register on different servers, and the pair is
@@ -48,13 +49,6 @@ func TestClusterRunCrossesServers(t *testing.T) {
 	}
 }
 
-// killClustered makes server k of a cluster die: cut off from both nodes and gone
-// from the bus.
-func (w *world) killClustered(k int) {
-	w.kill(k)
-	w.bus.Kill(w.members[k])
-}
-
 // clusterKill is one run of a cluster losing the server of one side of a relayed
 // pair (A and B on different servers) mid-stream: A moves down its list, its relay
 // channel is bound again across the cluster with the token it holds, and the stream
@@ -72,7 +66,7 @@ func clusterKill(t *testing.T, seed uint64) time.Duration {
 	w.stream(t, 2*time.Second, 50*time.Millisecond)
 	ia, ib := w.serverOf(seed)
 	handshakes := w.a.node.Stats().Handshakes + w.b.node.Stats().Handshakes
-	w.killClustered(ia)
+	w.killServer(ia)
 	resumed := w.streamUntilResumed(t, 20*time.Second, false)
 	if err := w.s.RunFor(5 * time.Second); err != nil {
 		t.Fatal(err)
@@ -136,7 +130,7 @@ func TestClusterServerKillDirectPairLosesNothing(t *testing.T) {
 		t.Fatalf("not direct: %+v", w.res)
 	}
 	ia, _ := w.serverOf(2)
-	w.killClustered(ia)
+	w.killServer(ia)
 	for range 100 {
 		w.stream(t, time.Second, 50*time.Millisecond)
 	}
@@ -188,5 +182,34 @@ func TestClusterPartitionHeals(t *testing.T) {
 	}
 	if sa, sb := w.srvs[ia].Stats().Cluster, w.srvs[ib].Stats().Cluster; sa.RelayFramesOut == 0 || sb.RelayFramesOut == 0 {
 		t.Errorf("relay did not cross the healed cluster: %+v / %+v", sa, sb)
+	}
+}
+
+// The cluster faults in a scenario: the server of A is killed mid-stream and the
+// bus between the two servers is cut for a while; every reliable message of both
+// streams arrives once and in order, and nobody closes.
+func TestClusterScenarioFaults(t *testing.T) {
+	for _, pair := range [][2]string{{"symmetric-random", "symmetric-random"}, {"linux", "port-restricted-cone"}} {
+		sc := Scenario{Seed: 11, A: pair[0], B: pair[1], Loss: 0.01, Servers: 3,
+			Streams: []Stream{
+				{Mode: rudp.ReliableOrdered, Count: 400, MinSize: 4, MaxSize: 1200, Interval: 25 * time.Millisecond},
+				{FromB: true, Mode: rudp.ReliableOrdered, Count: 400, MinSize: 4, MaxSize: 1200, Interval: 25 * time.Millisecond},
+			},
+			Faults: []Fault{
+				{Kind: FaultPartitionServers, At: time.Second, For: 3 * time.Second},
+				{Kind: FaultServerKill, Side: 0, At: 5 * time.Second},
+			}}
+		res := RunScenario(sc)
+		if res.Err != "" || len(res.Violations) > 0 {
+			t.Errorf("%s × %s: %s %v", pair[0], pair[1], res.Err, res.Violations)
+		}
+		for i, n := range res.Received {
+			if n != sc.Streams[i].Count || res.Sent[i] != n {
+				t.Errorf("%s × %s: stream %d: sent %d, received %d of %d", pair[0], pair[1], i, res.Sent[i], n, sc.Streams[i].Count)
+			}
+		}
+		if len(res.Received) != len(sc.Streams) {
+			t.Errorf("%s × %s: %d streams reported, want %d", pair[0], pair[1], len(res.Received), len(sc.Streams))
+		}
 	}
 }

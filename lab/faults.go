@@ -34,11 +34,19 @@ const (
 	// FaultStopTaking has Side's application read its events but take no message
 	// during the window: the messages' credit goes back only when it ends.
 	FaultStopTaking
+	// FaultServerKill (a cluster only) kills the server Side's node is registered on,
+	// for good, at At (For is unused): the node moves down its list; relayed traffic
+	// moves with it.
+	FaultServerKill
+	// FaultPartitionServers (a cluster only) cuts the bus between A's and B's
+	// servers for the window: introductions and relaying across them stop, and
+	// resume when it heals.
+	FaultPartitionServers
 	faultKinds
 )
 
 var faultNames = [...]string{"partition-peers", "partition-server", "nat-reboot", "server-restart", "flip-bytes",
-	"stop-reading", "stop-taking"}
+	"stop-reading", "stop-taking", "server-kill", "partition-servers"}
 
 func (k FaultKind) String() string {
 	if k < faultKinds {
@@ -60,9 +68,9 @@ func (f Fault) window(base proto.Instant) sim.Window {
 	return sim.Window{From: base.Add(f.At), Until: base.Add(f.At + f.For)}
 }
 
-// end is when the fault is over (a reboot is over at once).
+// end is when the fault is over (a reboot or a kill is over at once).
 func (f Fault) end() time.Duration {
-	if f.Kind == FaultNATReboot {
+	if f.Kind == FaultNATReboot || f.Kind == FaultServerKill {
 		return f.At
 	}
 	return f.At + f.For
@@ -140,6 +148,8 @@ func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []acti
 		case FaultStopReading:
 			prev := sd.reading
 			sd.reading = func(now proto.Instant) bool { return !win.Contains(now) && (prev == nil || prev(now)) }
+		case FaultServerKill, FaultPartitionServers:
+			acts = append(acts, w.clusterFault(f, sd, win)...)
 		case FaultStopTaking:
 			// Overlapping windows nest: the reader takes again when the last one ends.
 			acts = append(acts, action{win.From, func() error { sd.stalledBy++; sd.stalled = true; return nil }},
@@ -152,4 +162,34 @@ func (w *world) schedule(faults []Fault, base proto.Instant, seed uint64) []acti
 		}
 	}
 	return acts
+}
+
+// clusterFault is what a cluster fault does: kill the server sd is registered on at
+// the window's start, or cut the bus between the two nodes' servers for the window.
+// Without a cluster it does nothing.
+func (w *world) clusterFault(f Fault, sd *side, win sim.Window) []action {
+	if w.bus == nil {
+		return nil
+	}
+	ia, ib := w.serverOf(w.cfg.Seed)
+	if f.Kind == FaultPartitionServers {
+		return []action{{win.From, func() error { w.bus.Partition(w.members[ia], w.members[ib]); return nil }},
+			{win.Until, func() error { w.bus.Heal(w.members[ia], w.members[ib]); return nil }}}
+	}
+	return []action{{win.From, func() error {
+		for k, h := range w.hosts {
+			if h.Sockets()[0] == sd.node.Server() && !w.members[k].Killed() {
+				w.killServer(k)
+			}
+		}
+		return nil
+	}}}
+}
+
+// killServer makes server k die for good: cut off from both nodes, gone from the bus.
+func (w *world) killServer(k int) {
+	forever := sim.Window{From: w.s.Now(), Until: proto.Never}
+	w.s.Partition(w.hosts[k], w.pr.A.Host, forever)
+	w.s.Partition(w.hosts[k], w.pr.B.Host, forever)
+	w.bus.Kill(w.members[k])
 }

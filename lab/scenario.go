@@ -20,6 +20,9 @@ type Scenario struct {
 	Lanes           []rudp.LaneConfig // both nodes' lanes (nil: one)
 	Streams         []Stream
 	Faults          []Fault
+	// Servers: 0 or 1 for one server; more form a cluster with A and B on different
+	// servers (RunConfig.Servers), which the cluster faults need.
+	Servers int
 	// Settle is how long the run may go on after the last fault ended and the last
 	// message was sent, for the reliable streams to complete and a direct path to
 	// be found again (0: 2 minutes).
@@ -75,7 +78,7 @@ const (
 func RunScenario(sc Scenario) ScenarioResult {
 	res := ScenarioResult{Oracle: OracleStrategy(sc.A, sc.B)}
 	cfg := RunConfig{A: sc.A, B: sc.B, Seed: sc.Seed, Loss: sc.Loss, Jitter: sc.Jitter, Duplicate: sc.Duplicate,
-		Relay: sc.Relay, Messages: -1, Log: sc.Log, RUDP: rudp.Config{Lanes: sc.Lanes}}
+		Relay: sc.Relay, Messages: -1, Log: sc.Log, RUDP: rudp.Config{Lanes: sc.Lanes}, Servers: sc.Servers}
 	w, err := newWorld(cfg)
 	if err != nil {
 		res.Err = err.Error()
