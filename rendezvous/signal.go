@@ -53,14 +53,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 			s.stats.Retransmits++
 			return s.sendRegistered(sock, old, len(p))
 		}
-		if old.key == t.PublicKey {
-			nat = old.nat // same node, perhaps moved: its last report is still the best guess
-			s.endSession(i)
-		} else {
-			s.replace(i) // another node: newest wins, the old one is told (§12.3)
-		}
-		replaced = true
-		s.stats.Replaced++
+		nat, replaced = s.supersede(i, t.PublicKey), true
 	} else if s.peers.full() {
 		s.stats.ServerFull++
 		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textServerFull, len(p))
@@ -90,6 +83,22 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 	}
 	s.pushEvent(EventRegistered{Peer: peer, Addr: from, Replaced: replaced})
 	return s.sendRegistered(sock, &s.peers.sessions[i], len(p))
+}
+
+// supersede ends session i, which a new registration of its peer ID with key
+// replaces, and returns the NAT behaviour the new session starts with: the same
+// node (same key), perhaps moved, keeps its last report, the best guess until it
+// reports again; another node takes the ID and the old one is told (§12.3).
+func (s *Server) supersede(i int32, key [proto.KeyLen]byte) proto.NATBehavior {
+	s.stats.Replaced++
+	old := &s.peers.sessions[i]
+	if old.key != key {
+		s.replace(i)
+		return proto.NATBehavior{}
+	}
+	nat := old.nat
+	s.endSession(i)
+	return nat
 }
 
 // newCookie draws a session cookie no live session holds. With 128 random bits a

@@ -54,22 +54,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 		return 2
 	}
 	cfg := driver.ServerConfig{Listen: *listen, AltAddr: *listen2, AltPort: *altPort, InsecureDev: *insecure}
-	var ok bool
-	if cfg.Tune.RelaySessionRate, ok = relayBudget(*sessionMbps); !ok {
-		fmt.Fprintf(stderr, "natpass server: --relay-session-mbps must be between 0 and %g\n", maxRelayMbps)
-		return 2
-	}
-	if cfg.Tune.RelayServerRate, ok = relayBudget(*totalMbps); !ok {
-		fmt.Fprintf(stderr, "natpass server: --relay-total-mbps must be between 0 and %g\n", maxRelayMbps)
-		return 2
-	}
-	if *secretFile != "" {
-		secret, err := readSecret(*secretFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "natpass server:", err)
-			return 1
-		}
-		cfg.Secret = secret
+	if code := serverBudgetsAndSecret(&cfg, *sessionMbps, *totalMbps, *secretFile, stderr); code != 0 {
+		return code
 	}
 	var logMu sync.Mutex
 	logf := func(format string, a ...any) {
@@ -104,9 +90,45 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 	if started != nil {
 		started(s, bus)
 	}
+	serveUntilDone(ctx, s, *statsEvery, stdout, func() {
+		if bus != nil {
+			cluster.drain(s, logf)
+		}
+	})
+	return 0
+}
+
+// serverBudgetsAndSecret fills cfg's relay budgets and ticket secret from the
+// flags; a non-zero result is the exit code of a bad flag (2) or an unreadable
+// secret (1), already reported on stderr.
+func serverBudgetsAndSecret(cfg *driver.ServerConfig, sessionMbps, totalMbps float64, secretFile string, stderr io.Writer) int {
+	var ok bool
+	if cfg.Tune.RelaySessionRate, ok = relayBudget(sessionMbps); !ok {
+		fmt.Fprintf(stderr, "natpass server: --relay-session-mbps must be between 0 and %g\n", maxRelayMbps)
+		return 2
+	}
+	if cfg.Tune.RelayServerRate, ok = relayBudget(totalMbps); !ok {
+		fmt.Fprintf(stderr, "natpass server: --relay-total-mbps must be between 0 and %g\n", maxRelayMbps)
+		return 2
+	}
+	if secretFile != "" {
+		secret, err := readSecret(secretFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "natpass server:", err)
+			return 1
+		}
+		cfg.Secret = secret
+	}
+	return 0
+}
+
+// serveUntilDone prints the server's counters every statsEvery (0: never) until ctx
+// ends, then drains (a cluster's servers tell their nodes to move), closes the
+// server and prints them once more.
+func serveUntilDone(ctx context.Context, s *driver.Server, statsEvery time.Duration, stdout io.Writer, drain func()) {
 	var tick <-chan time.Time
-	if *statsEvery > 0 {
-		t := time.NewTicker(*statsEvery)
+	if statsEvery > 0 {
+		t := time.NewTicker(statsEvery)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -115,12 +137,10 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, st
 		case <-tick:
 			printServerStats(stdout, s.Stats())
 		case <-ctx.Done():
-			if bus != nil {
-				cluster.drain(s, logf)
-			}
+			drain()
 			s.Close()
 			printServerStats(stdout, s.Stats())
-			return 0
+			return
 		}
 	}
 }
