@@ -238,14 +238,10 @@ func (s *Server) run() {
 		case p := <-l.in:
 			l.handlePackets(p)
 		case m, ok := <-inbox:
-			if !ok {
+			if !s.handleCluster(m, ok, inbox) {
 				inbox = nil // the bus closed: the server carries on alone
 				s.logf("cluster bus closed")
-				continue
 			}
-			now := l.now()
-			_ = s.srv.HandleCluster(now, m)
-			l.drain(now)
 		case <-l.timer.C:
 			l.handleTimer()
 		case f := <-s.cmds:
@@ -352,4 +348,28 @@ func (s *Server) drainSettled() bool {
 	case <-s.exited:
 		return true
 	}
+}
+
+// handleCluster gives the machine m (ok: the inbox is still open) and then the
+// messages already waiting in inbox (up to inBurst), draining after each; what they
+// released goes to the kernel in one batch at the end, as for a burst of
+// datagrams. It reports false once the inbox has closed.
+func (s *Server) handleCluster(m rendezvous.ClusterMessage, ok bool, inbox <-chan rendezvous.ClusterMessage) bool {
+	l := s.loop
+	l.holding = true
+	defer func() { l.holding = false; l.flush() }()
+	for n := 0; ok; n++ {
+		now := l.now()
+		_ = s.srv.HandleCluster(now, m)
+		l.drain(now)
+		if n+1 == inBurst {
+			return true
+		}
+		select {
+		case m, ok = <-inbox:
+		default:
+			return true
+		}
+	}
+	return false
 }

@@ -173,6 +173,11 @@ func benchRelay(b *testing.B, servers []*driver.Server) {
 		busDrops += st.DroppedInboxFull + st.DroppedSlowConsumer
 	}
 	b.ReportMetric(float64(busDrops), "bus-drops")
+	if st, err := ca.Stats(); err == nil && st.PacketsSent > 0 {
+		b.ReportMetric(100*float64(st.PacketsLost)/float64(st.PacketsSent), "%lost")
+		b.ReportMetric(float64(st.SRTT.Microseconds()), "srtt-µs")
+		b.ReportMetric(float64(st.Cwnd>>10), "cwnd-KiB")
+	}
 }
 
 // BenchmarkRelaySameServer: both nodes on one server.
