@@ -39,6 +39,29 @@ func (a Allocation) String() string {
 	return "invalid"
 }
 
+// The port range a NAT allocates external ports from for sources at or above 1024:
+// RFC 4787 §4.2.1 REQ-3 recommends that such a source never be mapped below 1024, and
+// a sequential NAT that reaches the top of the range continues at its bottom.
+const (
+	NATPortMin = 1024
+	NATPortMax = 65535
+)
+
+// StepPort returns the external port a sequential NAT allocates delta ports after
+// port (delta may be k×PortDelta, and negative), wrapping within NATPortMin–NATPortMax
+// as the NAT does: the mapping after 65535 with delta 1 is 1024, not 0. A port below
+// NATPortMin came from a NAT with some other range, which cannot be guessed: it steps
+// without wrapping, and ok is false when the result leaves 1–65535.
+func StepPort(port uint16, delta int) (next uint16, ok bool) {
+	if port < NATPortMin {
+		p := int(port) + delta
+		return uint16(p), p > 0 && p <= NATPortMax
+	}
+	const size = NATPortMax - NATPortMin + 1
+	off := ((int(port)-NATPortMin+delta)%size + size) % size
+	return uint16(NATPortMin + off), true
+}
+
 // Hairpin says whether the NAT forwards a packet sent to its own external address back
 // inside (RFC 4787 §6).
 type Hairpin uint8

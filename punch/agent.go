@@ -290,12 +290,14 @@ func (a *Agent) buildTargets() {
 		first := predicted
 		if !first.IsValid() && srflx.IsValid() {
 			// No prediction from the peer: guess from its registration mapping.
-			first = netip.AddrPortFrom(srflx.Addr(), uint16(int(srflx.Port())+d))
+			if p, ok := proto.StepPort(srflx.Port(), d); ok {
+				first = netip.AddrPortFrom(srflx.Addr(), p)
+			}
 		}
+		// The window wraps from 65535 to 1024 as the NAT does (proto.StepPort).
 		for k := 0; k < predictWindow && first.IsValid() && d != 0; k++ {
-			p := int(first.Port()) + k*d
-			if p > 0 && p <= 65535 {
-				a.addTarget(netip.AddrPortFrom(first.Addr(), uint16(p)), false)
+			if p, ok := proto.StepPort(first.Port(), k*d); ok {
+				a.addTarget(netip.AddrPortFrom(first.Addr(), p), false)
 			}
 		}
 	} else if predicted.IsValid() {

@@ -3,6 +3,7 @@ package punch
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,5 +152,30 @@ func TestAgentStrategyNoneGivesUpAtOnce(t *testing.T) {
 	}
 	if a.Deadline() != proto.Never {
 		t.Errorf("deadline %v after giving up, want Never", a.Deadline())
+	}
+}
+
+// The predicted window toward a sequential NAT whose registration mapping is 65535
+// wraps to 1024 as the NAT does (RFC 4787 §4.2.1 REQ-3); it overflowed to ports 0–7
+// (found by sim's TestPropertyOracleAgreesWithSimulation, see
+// sim.TestOraclePortPredictionAcrossRangeEnd).
+func TestAgentPredictionWrapsAtRangeEnd(t *testing.T) {
+	seq := proto.NATBehavior{Mapping: proto.AddressDependent, Filtering: proto.AddressDependent,
+		Allocation: proto.AllocationSequential, PortDelta: 2}
+	prc := proto.NATBehavior{Mapping: proto.EndpointIndependent, Filtering: proto.AddressAndPortDependent,
+		Allocation: proto.AllocationPreserving}
+	srflx := netip.MustParseAddrPort("198.51.100.1:65533")
+	a := NewAgent(AgentConfig{Local: netip.MustParseAddrPort("10.0.0.2:4000"), LocalNAT: prc, RemoteNAT: seq,
+		Remote: []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: srflx}}})
+	if a.Plan().Strategy != proto.StrategyPortPrediction {
+		t.Fatalf("plan %+v, want port prediction", a.Plan())
+	}
+	want := []uint16{65535, 1025, 1027, 1029, 1031, 1033, 1035, 1037, 65533}
+	var got []uint16
+	for _, tg := range a.targets {
+		got = append(got, tg.addr.Port())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("targets %v, want %v", got, want)
 	}
 }

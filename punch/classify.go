@@ -436,6 +436,7 @@ func (c *Classifier) allocation(base *classifyProbe) (proto.Allocation, int16) {
 	for i, s := range samples {
 		ports[i] = int(s.external)
 	}
+	unwrapPorts(ports)
 	sorted := slices.Clone(ports)
 	slices.Sort(sorted)
 	// The most common gap between neighbouring ports is the delta candidate; other
@@ -461,11 +462,32 @@ func (c *Classifier) allocation(base *classifyProbe) (proto.Allocation, int16) {
 		last = sorted[0]
 	}
 	// The mappings were made in order, so the newest is the extreme port and the
-	// next one follows it by the delta.
-	if next := last + delta; next > 0 && next <= 65535 {
-		c.next = netip.AddrPortFrom(base.observed.Addr(), uint16(next))
+	// next one follows it by the delta, wrapping at the range's end as the NAT does.
+	if last > proto.NATPortMax {
+		last -= natPortRange
+	}
+	if next, ok := proto.StepPort(uint16(last), delta); ok {
+		c.next = netip.AddrPortFrom(base.observed.Addr(), next)
 	}
 	return proto.AllocationSequential, int16(delta)
+}
+
+// natPortRange is the size of the range a sequential NAT wraps in (proto.StepPort).
+const natPortRange = proto.NATPortMax - proto.NATPortMin + 1
+
+// unwrapPorts undoes a sequential NAT's wrap from 65535 to 1024 in a run of its
+// ports, so that their gaps are its delta: when the ports are spread over more than
+// half the range, those in its lower half are taken to follow 65535.
+func unwrapPorts(ports []int) {
+	if len(ports) == 0 || slices.Min(ports) < proto.NATPortMin ||
+		slices.Max(ports)-slices.Min(ports) <= natPortRange/2 {
+		return
+	}
+	for i, p := range ports {
+		if p < proto.NATPortMin+natPortRange/2 {
+			ports[i] = p + natPortRange
+		}
+	}
 }
 
 // HandleTimeout retransmits probes whose answer is late and ends phases whose

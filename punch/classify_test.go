@@ -120,3 +120,31 @@ func TestClassifierIgnoresStrangers(t *testing.T) {
 		t.Errorf("drops %d done %v", c.Drops(), c.Done())
 	}
 }
+
+// A sequential NAT whose ports cross the top of the range while the classifier
+// watches continues at 1024 (RFC 4787 §4.2.1 REQ-3): the classifier still reads the
+// delta and predicts the next port across the wrap, in either direction.
+func TestClassifierSequentialAcrossRangeEnd(t *testing.T) {
+	for _, tc := range []struct {
+		observed []uint16
+		delta    int16
+		next     uint16
+	}{
+		{[]uint16{65534, 65535, 1024, 1025}, 1, 1026},
+		{[]uint16{65532, 65534, 1024, 1026}, 2, 1028},
+		{[]uint16{1025, 1024, 65535, 65534}, -1, 65533},
+		{[]uint16{65533, 65534, 65535}, 1, 1024},
+	} {
+		c := NewClassifier(ClassifierConfig{})
+		ip := netip.MustParseAddr("198.51.100.1")
+		for i, port := range tc.observed {
+			c.probes = append(c.probes, classifyProbe{role: roleExtra, answered: true,
+				from:     netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(4000+i)),
+				observed: netip.AddrPortFrom(ip, port)})
+		}
+		alloc, delta := c.allocation(&c.probes[0])
+		if alloc != proto.AllocationSequential || delta != tc.delta || c.Next() != netip.AddrPortFrom(ip, tc.next) {
+			t.Errorf("%v: %s delta %d next %v; want sequential delta %d next %d", tc.observed, alloc, delta, c.Next(), tc.delta, tc.next)
+		}
+	}
+}

@@ -156,7 +156,7 @@ type permit struct {
 // returns it; hosts behind it attach to b.Inside(). Its external address is automatic.
 func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *Box {
 	if cfg.PortMin == 0 && cfg.PortMax == 0 {
-		cfg.PortMin, cfg.PortMax = 1024, 65535
+		cfg.PortMin, cfg.PortMax = proto.NATPortMin, proto.NATPortMax
 	}
 	if cfg.PortMin > cfg.PortMax || cfg.PortMin == 0 {
 		panic("sim: NAT " + name + ": bad port range")

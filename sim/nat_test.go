@@ -1,8 +1,12 @@
 package sim
 
 import (
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/natpass/natpass/proto"
+	"pgregory.net/rapid"
 )
 
 func newTestWorld(t *testing.T, p Preset) *natWorld {
@@ -37,4 +41,26 @@ func TestFilterEntryExpiresWhileMappingLives(t *testing.T) {
 	if got := w.s.Stats().Dropped[DropFiltered]; got != 1 {
 		t.Errorf("DropFiltered = %d, want 1", got)
 	}
+}
+
+// A sequential NAT with the default range continues at its bottom after 65535, and
+// proto.StepPort, which every predictor uses, says the same port: RFC 4787 §4.2.1
+// REQ-3 keeps ports of sources at or above 1024 out of 0–1023.
+func TestPropertySequentialWrapsAsStepPortSays(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		delta := rapid.IntRange(-4, 4).Filter(func(d int) bool { return d != 0 }).Draw(rt, "delta")
+		s := New(Config{Seed: 1})
+		box := s.AddNAT("nat", s.Core(), NATConfig{Mapping: proto.AddressAndPortDependent,
+			Filtering: proto.AddressAndPortDependent, Allocation: proto.AllocationSequential, PortDelta: delta}, LinkConfig{})
+		first := rapid.SampledFrom([]int{proto.NATPortMin, proto.NATPortMin + 3, proto.NATPortMax - 5, proto.NATPortMax}).Draw(rt, "last")
+		box.lastPort = first
+		for k := 1; k <= 8; k++ {
+			port, ok := box.allocate(4000, netip.MustParseAddrPort("192.0.2.1:1"))
+			want, _ := proto.StepPort(uint16(first), k*delta)
+			if !ok || port != want {
+				rt.Fatalf("mapping %d after %d (delta %d): NAT gave %d, StepPort says %d", k, first, delta, port, want)
+			}
+			box.byPort.set(port, &mapping{expires: proto.Never})
+		}
+	})
 }
