@@ -32,17 +32,16 @@ func TestRouteWithoutSecretRefused(t *testing.T) {
 	})
 	waitFor(t, "the wrong secret's route refused", func() bool { return logs.count("authentication error") >= 1 })
 
-	bare := startBareRoute(t, b1.ClusterAddr())
+	startBareRoute(t, b1.ClusterAddr())
 	before := logs.count("authentication error")
 	waitFor(t, "the bare route refused", func() bool { return logs.count("authentication error") > before })
 
-	for name, n := range map[string]int{"b1": b1.Peers(), "b2": b2.Peers(), "rogue": rogue.Peers(), "bare": bare.NumRemotes()} {
-		want := 1
-		if name == "rogue" || name == "bare" {
-			want = 0
-		}
-		if n != want {
-			t.Errorf("%s has %d peers, want %d", name, n, want)
+	// The cluster counts only each other. (The intruders' own counts are not
+	// checked: each keeps redialling, and counts its route for the moment between
+	// the TCP connect and the refusal.)
+	for name, n := range map[string]int{"b1": b1.Peers(), "b2": b2.Peers()} {
+		if n != 1 {
+			t.Errorf("%s has %d peers, want 1 (the other member only)", name, n)
 		}
 	}
 
