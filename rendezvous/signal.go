@@ -27,15 +27,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		return ErrDraining
 	}
 	t := &s.ticket
-	if err := s.tickets.verify(m.Ticket, s.wall.UnixAt(now), t); err != nil {
-		code, text := proto.CodeBadTicket, textBadTicket
-		if err == ErrTicketExpired {
-			code, text = proto.CodeExpiredTicket, textExpired
-			s.stats.ExpiredTicket++
-		} else {
-			s.stats.BadTicket++
-		}
-		_ = s.sendError(sock, from, m.TxID, code, text, len(p))
+	if err := s.verifyTicket(now, sock, from, m, t, len(p)); err != nil {
 		return err
 	}
 
@@ -83,6 +75,24 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 	}
 	s.pushEvent(EventRegistered{Peer: peer, Addr: from, Replaced: replaced})
 	return s.sendRegistered(sock, &s.peers.sessions[i], len(p))
+}
+
+// verifyTicket checks register m's ticket into t, answering a bad or expired one
+// with its error (within the request's size).
+func (s *Server) verifyTicket(now proto.Instant, sock int, from netip.AddrPort, m *proto.Register, t *proto.Ticket, size int) error {
+	err := s.tickets.verify(m.Ticket, s.wall.UnixAt(now), t)
+	if err == nil {
+		return nil
+	}
+	code, text := proto.CodeBadTicket, textBadTicket
+	if err == ErrTicketExpired {
+		code, text = proto.CodeExpiredTicket, textExpired
+		s.stats.ExpiredTicket++
+	} else {
+		s.stats.BadTicket++
+	}
+	_ = s.sendError(sock, from, m.TxID, code, text, size)
+	return err
 }
 
 // supersede ends session i, which a new registration of its peer ID with key
