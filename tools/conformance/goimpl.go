@@ -57,6 +57,10 @@ var layoutTypes = map[string]func() message{
 	"RUDPData":         func() message { return new(proto.RUDPData) },
 	"RUDPPacket":       func() message { return new(proto.RUDPPacket) },
 
+	"RoomJoin":  func() message { return new(proto.RoomJoin) },
+	"RoomLeave": func() message { return new(proto.RoomLeave) },
+	"RoomState": func() message { return new(proto.RoomState) },
+
 	"ClusterClaim":       func() message { return new(proto.ClusterClaim) },
 	"ClusterIntroAsk":    func() message { return new(proto.ClusterIntroAsk) },
 	"ClusterIntroAnswer": func() message { return new(proto.ClusterIntroAnswer) },
