@@ -17,7 +17,7 @@
 // Inputs: HandleDatagram(now, local, from, p) for every datagram any of the node's
 // sockets receives; HandleTimeout(now) when Deadline passes; HandleSockets(now, tag,
 // addrs) after an EventOpenSockets. Commands: Start, Connect, Send, ClosePeer,
-// Consumed, NetworkChanged. Outputs: PollTransmit, PollEvent, Deadline (and
+// Consumed, NetworkChanged, JoinRoom, LeaveRoom. Outputs: PollTransmit, PollEvent, Deadline (and
 // DeadlineReason, for debugging). After any input or command, call PollTransmit until
 // false, then PollEvent until false, then read Deadline. now never decreases (a
 // decrease panics).
@@ -37,6 +37,14 @@
 // carry on; relayed peers allocate their channels again on the new server with the
 // tokens they hold. Code 10 (another node registered our ID) ends the node with
 // EventClosed{Code: proto.CodeReplaced} (PROTOCOL.md §5.11).
+//
+// # Rooms
+//
+// JoinRoom and LeaveRoom (PROTOCOL.md §13): the server session joins a named room,
+// refreshes it every 10 s and after every registration, and reports each newer
+// state as EventRoomState plus the member joined, left and owner changed events it
+// derives; when its own join is answered the node connects to every member it has
+// no peer for. A refused join is EventRoomError (code 12: room full).
 //
 // Datagrams are demultiplexed by their first byte and message type, never by source
 // address, except that signaling is accepted only from the current server's sockets.

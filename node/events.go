@@ -135,3 +135,43 @@ func (EventPathChanged) nodeEvent()   {}
 func (EventPeerError) nodeEvent()     {}
 func (EventClosed) nodeEvent()        {}
 func (EventServerChanged) nodeEvent() {}
+
+// EventRoomState: a room this node is in has a new state (PROTOCOL.md §13): its
+// Members in the order they joined, this node among them, and its Owner, the
+// earliest member still present (Members[0]). Epoch counts the room's changes; the
+// node passes on only states newer than the one it holds. The first one after
+// JoinRoom says the join went through; the node then connects to every member it
+// has no peer for.
+type EventRoomState struct {
+	Room    string
+	Epoch   uint32
+	Members []string
+	Owner   string
+}
+
+// EventRoomMemberJoined: Member joined Room (it comes after the EventRoomState
+// that lists it; not for the members already there when this node joined).
+type EventRoomMemberJoined struct{ Room, Member string }
+
+// EventRoomMemberLeft: Member left Room (it left, or its session ended), after the
+// EventRoomState without it. Its link, if any, stays: the application decides.
+type EventRoomMemberLeft struct{ Room, Member string }
+
+// EventRoomOwnerChanged: Room's owner is now Owner (the earliest member still
+// present), Previous having left.
+type EventRoomOwnerChanged struct{ Room, Owner, Previous string }
+
+// EventRoomError: the server refused to let this node into Room — Code
+// proto.CodeRoomFull (the room holds the server's member cap) or another error
+// code — or never answered (Code 0). The node is not in the room.
+type EventRoomError struct {
+	Room string
+	Code proto.ErrorCode
+	Text string
+}
+
+func (EventRoomState) nodeEvent()        {}
+func (EventRoomMemberJoined) nodeEvent() {}
+func (EventRoomMemberLeft) nodeEvent()   {}
+func (EventRoomOwnerChanged) nodeEvent() {}
+func (EventRoomError) nodeEvent()        {}

@@ -178,7 +178,7 @@ func (n *Node) route(now proto.Instant, local, from netip.AddrPort, p []byte) er
 	switch {
 	case h.Type == proto.TypeIntroduction:
 		return n.handleIntroduction(now, from, p)
-	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError:
+	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError, h.Type == proto.TypeRoomState:
 		return n.srv.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
 		return n.handleProbe(now, local, from, p)

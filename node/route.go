@@ -39,6 +39,10 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		n.emit(e.e)
 	case srvClosed:
 		n.emit(EventClosed{Reason: e.reason, Code: e.code})
+	case srvRoomState:
+		n.onRoomState(now, e)
+	case srvRoomError:
+		n.emit(e.e)
 	case srvChanged:
 		n.emit(EventServerChanged{From: e.from, To: e.to, Reason: e.reason})
 	case srvMoved:

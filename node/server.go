@@ -58,6 +58,7 @@ const (
 	srvIntroduce                 // retransmit introduce requests
 	srvReport                    // repeat the NAT-report keepalive until acked
 	srvCheck                     // repeat the keepalive of a server check
+	srvRoom                      // retransmit or refresh room-joins, repeat room-leaves
 	srvTimerCount
 )
 
@@ -110,6 +111,8 @@ type serverSession struct {
 	// waiting: Connect calls before the NAT measurement, so the server passes our
 	// behaviour on in the introduction (bounded with intros).
 	waiting []string
+	rooms   []*roomJoin // bounded by maxRooms
+	leaves  []roomLeave // bounded by maxRoomLeaves
 
 	out    queue[outMsg]   // bounded by maxSignalQueue
 	events queue[srvEvent] // a few per call: the owner drains after every call
@@ -186,7 +189,7 @@ func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room")}
 }
 
 // start sends the first register, to the first server of the list.
@@ -342,6 +345,9 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		// Unregistered, the requests wait: onRegistered sends them to the server
 		// that admits us (a session cookie the server forgot gets only code 5).
 		s.retryIntroductions(now)
+	}
+	if s.timers.due(srvRoom, now) && s.registered {
+		s.retryRooms(now) // unregistered, they wait for onRegistered, as introductions do
 	}
 	if c := s.classifier; c != nil && now >= c.Deadline() {
 		c.HandleTimeout(now)

@@ -50,6 +50,12 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 		err := s.classifier.HandleDatagram(now, local, from, p)
 		s.drainClassifier(now)
 		return s.stats.count(err)
+	case proto.TypeRoomState:
+		var m proto.RoomState
+		if err := m.Parse(p); err != nil {
+			return s.stats.count(err)
+		}
+		return s.onRoomState(now, &m)
 	case proto.TypeError:
 		var m proto.Error
 		if err := m.Parse(p); err != nil {
@@ -76,6 +82,7 @@ func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
 	if len(s.intros) > 0 {
 		s.timers.earlier(srvIntroduce, now) // they waited for a session
 	}
+	s.rejoinRooms(now)
 	if s.measure() {
 		s.startClassifier(now)
 		return
@@ -147,6 +154,9 @@ func (s *serverSession) introduced(peer []byte) {
 func (s *serverSession) onError(now proto.Instant, m *proto.Error) error {
 	if i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.txid == m.TxID }); i >= 0 {
 		s.introError(now, i, m)
+		return nil
+	}
+	if s.roomError(now, m) {
 		return nil
 	}
 	tagged := s.registered && m.TxID == proto.SessionTag(&s.session)

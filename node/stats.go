@@ -10,6 +10,8 @@ type Stats struct {
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
 	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
 	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)
+	RoomRefused                                                            int // JoinRoom calls refused: the node was in maxRooms rooms already
+	RoomStale                                                              int // room-states older than the one held (reordered or repeated notices)
 	StrayErrors                                                            int // errors from the server whose TxID names no request of ours nor our session (a spoofed "replaced" or "moving" among them)
 }
 
