@@ -17,10 +17,10 @@
 // Inputs: HandleDatagram(now, local, from, p) for every datagram any of the node's
 // sockets receives; HandleTimeout(now) when Deadline passes; HandleSockets(now, tag,
 // addrs) after an EventOpenSockets. Commands: Start, Connect, Send, ClosePeer,
-// Consumed, NetworkChanged, JoinRoom, LeaveRoom. Outputs: PollTransmit, PollEvent, Deadline (and
-// DeadlineReason, for debugging). After any input or command, call PollTransmit until
-// false, then PollEvent until false, then read Deadline. now never decreases (a
-// decrease panics).
+// Consumed, NetworkChanged, JoinRoom, LeaveRoom. Outputs: PollTransmit, PollEvent,
+// Deadline (and DeadlineReason, for debugging). After any input or command, call
+// PollTransmit until false, then PollEvent until false, then read Deadline. now
+// never decreases (a decrease panics).
 //
 // # Flow control
 //
