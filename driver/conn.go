@@ -90,8 +90,11 @@ type Conn struct {
 	creditBytes  int
 	creditQueued bool
 	err          error // why the connection ended; nil while open
-	path         PathEvent
-	strategy     string
+	// rooms are woken (Room.ready) when a message is queued or the connection
+	// ends: the Rooms whose member this peer is read it (at most maxRooms).
+	rooms    []*Room
+	path     PathEvent
+	strategy string
 }
 
 func newConn(n *Node, peer string, incoming bool) *Conn {
@@ -163,26 +166,9 @@ func (c *Conn) Flush(ctx context.Context) error {
 // flow-control credit back, so the peer may send that much more.
 func (c *Conn) Recv(ctx context.Context) (Message, error) {
 	for {
-		c.mu.Lock()
-		if c.head < len(c.q) {
-			it := c.q[c.head]
-			c.q[c.head] = queued{}
-			c.head++
-			c.qBytes -= len(it.m.Data) + msgOverhead
-			if c.head == len(c.q) {
-				c.q, c.head = c.q[:0], 0
-			}
-			kick := c.creditTaken(it)
-			c.mu.Unlock()
-			if kick {
-				c.n.giveCredit(c)
-			}
-			return it.m, nil
-		}
-		err := c.err
-		c.mu.Unlock()
-		if err != nil {
-			return Message{}, err
+		m, ok, err := c.take()
+		if ok || err != nil {
+			return m, err
 		}
 		select {
 		case <-c.ready:
@@ -191,6 +177,30 @@ func (c *Conn) Recv(ctx context.Context) (Message, error) {
 			return Message{}, ctx.Err()
 		}
 	}
+}
+
+// take returns the next queued message (ok), or why the connection ended once
+// nothing is queued, or neither. Its credit goes back as Recv's does.
+func (c *Conn) take() (m Message, ok bool, err error) {
+	c.mu.Lock()
+	if c.head == len(c.q) {
+		err = c.err
+		c.mu.Unlock()
+		return Message{}, false, err
+	}
+	it := c.q[c.head]
+	c.q[c.head] = queued{}
+	c.head++
+	c.qBytes -= len(it.m.Data) + msgOverhead
+	if c.head == len(c.q) {
+		c.q, c.head = c.q[:0], 0
+	}
+	kick := c.creditTaken(it)
+	c.mu.Unlock()
+	if kick {
+		c.n.giveCredit(c)
+	}
+	return it.m, true, nil
 }
 
 // creditTaken adds the credit of it, which Recv just handed out, to what waits
@@ -234,6 +244,7 @@ func (c *Conn) Close() error {
 	return c.n.do(func(now proto.Instant) {
 		c.fail(fmt.Errorf("%w: closed locally", ErrConnClosed))
 		_ = c.n.nm.ClosePeer(now, c.peer, rudp.CodeNormal, "closed")
+		c.n.unlinkConn(c)
 		if c.n.conns[c.peer] == c {
 			delete(c.n.conns, c.peer) // a later Connect or Accept makes a new Conn
 		}
@@ -301,11 +312,22 @@ func (c *Conn) push(m Message, cr node.Credit) {
 	c.q = append(c.q, queued{m: m, credit: cr})
 	c.qBytes += len(m.Data) + msgOverhead
 	c.qPeak = max(c.qPeak, c.qBytes)
+	rooms := c.rooms
 	c.mu.Unlock()
 	select {
 	case c.ready <- struct{}{}:
 	default:
 	}
+	for _, r := range rooms {
+		r.wake()
+	}
+}
+
+// setRooms sets the Rooms c wakes (the loop calls it when a room's links change).
+func (c *Conn) setRooms(rooms []*Room) {
+	c.mu.Lock()
+	c.rooms = rooms
+	c.mu.Unlock()
 }
 
 // peerClosed: the peer connection ended; a normal close by the peer is io.EOF.
@@ -325,8 +347,12 @@ func (c *Conn) fail(err error) {
 		return
 	}
 	c.err = err
+	rooms := c.rooms
 	c.mu.Unlock()
 	close(c.done)
+	for _, r := range rooms {
+		r.wake()
+	}
 }
 
 // Commands: how API goroutines reach the loop without allocating.

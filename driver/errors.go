@@ -41,3 +41,40 @@ func (e *PeerError) Error() string {
 }
 
 func (e *PeerError) Unwrap() error { return ErrPeerRefused }
+
+// Errors of rooms.
+var (
+	// ErrRoomRefused: the server would not let the node into the room, or never
+	// answered; the wrapped *RoomError has the code.
+	ErrRoomRefused = errors.New("driver: server refused the room")
+	// ErrRoomFull: the room holds its server's member cap (error code 12). It
+	// comes as a *RoomError, so errors.Is finds ErrRoomRefused too.
+	ErrRoomFull = errors.New("driver: room full")
+	// ErrRoomLeft: Room.Leave was called (or JoinRoom's context ended).
+	ErrRoomLeft = errors.New("driver: left the room")
+	// ErrNotMember: Room.Send named a peer that is not a member, or one the node
+	// has no link with yet.
+	ErrNotMember = errors.New("driver: not a linked member of the room")
+)
+
+// RoomError is the server's refusal of a room-join (Code 0: no answer).
+type RoomError struct {
+	Room string
+	Code proto.ErrorCode
+	Text string
+}
+
+func (e *RoomError) Error() string {
+	if e.Code == 0 {
+		return fmt.Sprintf("driver: room %q: %s", e.Room, e.Text)
+	}
+	return fmt.Sprintf("driver: room %q refused (code %d): %s", e.Room, e.Code, e.Text)
+}
+
+// Unwrap gives ErrRoomRefused, and ErrRoomFull for code 12.
+func (e *RoomError) Unwrap() []error {
+	if e.Code == proto.CodeRoomFull {
+		return []error{ErrRoomRefused, ErrRoomFull}
+	}
+	return []error{ErrRoomRefused}
+}

@@ -180,6 +180,7 @@ type Node struct {
 	// Loop-owned.
 	creditsTaken []*Conn // the other half of credits, swapped in by the loop
 	conns        map[string]*Conn
+	rooms        []*Room    // the rooms joined or joining, in join order (node.maxRooms at most)
 	waiters      []*command // Flush, Send and SendContext calls waiting on the send buffer
 	extras       int
 	closing      bool
@@ -578,6 +579,9 @@ func (n *Node) run() {
 		for _, c := range n.connList() {
 			c.fail(err)
 		}
+		for _, r := range n.rooms {
+			r.fail(err)
+		}
 		for _, w := range n.waiters {
 			w.finish(err)
 		}
@@ -707,7 +711,7 @@ func (n *Node) serverEvent(e node.Event) bool {
 }
 
 func (n *Node) event(now proto.Instant, e node.Event) {
-	if n.serverEvent(e) {
+	if n.serverEvent(e) || n.roomEvent(e) {
 		return
 	}
 	switch e := e.(type) {
@@ -719,6 +723,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			n.conns[e.Peer] = c
 		}
 		n.conns[e.Peer].setStrategy(e.Strategy.String())
+		n.relinkConn(n.conns[e.Peer])
 	case node.EventPathChanged:
 		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}
 		if c := n.conns[e.Peer]; c != nil {
@@ -727,13 +732,18 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 		if n.cfg.OnPath != nil {
 			n.cfg.OnPath(e.Peer, pe)
 		}
+		n.roomPath(e.Peer, RoomPathChanged, pe)
 	case node.EventConnected:
 		c := n.conns[e.Peer]
 		if c == nil {
 			return
 		}
 		c.markUp()
-		if c.incoming {
+		if rooms := n.roomsOf(c.peer); len(rooms) > 0 {
+			// A room member's link is the room's, not Accept's.
+			n.relinkConn(c)
+			n.roomPath(c.peer, RoomLinkUp, c.Path())
+		} else if c.incoming {
 			select {
 			case n.accept <- c:
 			default:
@@ -752,6 +762,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 	case node.EventPeerClosed:
 		if c := n.conns[e.Peer]; c != nil {
 			c.peerClosed(e)
+			n.unlinkConn(c)
 			delete(n.conns, e.Peer) // a later Connect or Accept makes a new Conn
 		}
 	case node.EventPeerError:

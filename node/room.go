@@ -29,6 +29,9 @@ const (
 	// roomTries bounds the room-joins (and room-leaves) sent for one answer, at
 	// the introduce-request's backoff (introduceRTO doubling to introduceRTOMax).
 	roomTries = introduceTries
+	// roomEarlyRefresh: an introduction of a stranger refreshes the rooms early
+	// at most this often (strangerIntroduced).
+	roomEarlyRefresh = time.Second
 )
 
 // Errors of JoinRoom.
@@ -120,6 +123,28 @@ func (s *serverSession) room(name string) *roomJoin {
 
 func (s *serverSession) dropLeave(name string) {
 	s.leaves = slices.DeleteFunc(s.leaves, func(l roomLeave) bool { return l.name == name })
+}
+
+// strangerIntroduced: a new peer, id, was introduced. A peer that is no member of
+// our rooms while we are in some is most likely one that just joined, whose
+// notice we lost: refresh the rooms now (at most every roomEarlyRefresh), so the
+// state that lists it arrives before its link is up (the introduction's start
+// delay, 500 ms by default), and the application can tell a member's link from
+// any other peer's.
+func (s *serverSession) strangerIntroduced(now proto.Instant, id string) {
+	if len(s.rooms) == 0 || now < s.roomEarlyAt {
+		return
+	}
+	for _, r := range s.rooms {
+		if !r.answered || slices.Contains(r.members, id) {
+			return
+		}
+	}
+	s.roomEarlyAt = now.Add(roomEarlyRefresh)
+	for _, r := range s.rooms {
+		r.next = now
+	}
+	s.timers.earlier(srvRoom, now)
 }
 
 // rejoinRooms: the node registered again (a server restart, or a move to another

@@ -169,6 +169,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		}
 		return nil // otherwise a repeated copy, or both sides connected at once
 	}
+	n.srv.strangerIntroduced(now, id)
 	if len(n.peers) >= maxPeers {
 		n.stats.Unexpected++
 		return ErrUnexpected

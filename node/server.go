@@ -113,6 +113,8 @@ type serverSession struct {
 	waiting []string
 	rooms   []*roomJoin // bounded by maxRooms
 	leaves  []roomLeave // bounded by maxRoomLeaves
+	// roomEarlyAt: no early room refresh before then (strangerIntroduced).
+	roomEarlyAt proto.Instant
 
 	out    queue[outMsg]   // bounded by maxSignalQueue
 	events queue[srvEvent] // a few per call: the owner drains after every call
