@@ -5,6 +5,8 @@
 //	natpass ticket   --secret-file FILE --id NAME [--ttl DURATION]
 //	natpass cat      --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
 //	                 [--connect PEER] [--relay auto|force|never]
+//	natpass room     --server HOST:PORT --id NAME --room ROOM (--ticket T --key K | --secret-file FILE | --insecure-dev)
+//	                 [--relay auto|force|never] [--wait N] [--linger DURATION]
 //	natpass natcheck --server HOST:PORT
 //	natpass demo
 //
@@ -27,6 +29,7 @@ var commands = []command{
 	{"server", "run a rendezvous server", runServer},
 	{"ticket", "mint a ticket (and a key pair) for a peer ID", runTicket},
 	{"cat", "netcat between two peers: stdin to the peer, the peer to stdout", runCat},
+	{"room", "a chat room: stdin's lines to every member, theirs to stdout", runRoom},
 	{"natcheck", "measure the NAT in front of this host", runNatcheck},
 	{"demo", "a server and two nodes on loopback exchanging messages", runDemo},
 }
