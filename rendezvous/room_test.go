@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/natpass/natpass/proto"
 )
 
@@ -386,4 +388,223 @@ func TestRoomUnauthenticatedAndMalformed(t *testing.T) {
 	if h.s.Stats().Rooms.Rooms != 0 {
 		t.Fatal("a malformed join made a room")
 	}
+}
+
+// A draining server answers room messages with error 11 like every request.
+func TestRoomWhileDraining(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.roomNodes(1)[0]
+	h.s.Drain(h.now)
+	h.drain()
+	h.flush()
+	err, out, _ := h.deliver(srvPrimary, a.addr, joinBytes(a.cookie, 1, "r"))
+	if err != ErrDraining || errorCode(t, out) != proto.CodeMoving {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// roomModel is a naive oracle for the rooms of PROTOCOL.md §13: slices and maps,
+// nothing bounded or indexed. Sessions never time out here (an hour); a node's
+// session ends by registering again.
+type roomModel struct {
+	h     *harness
+	nodes []roomNode
+	rooms map[string]*modelRoom
+	empty []string // empty rooms in the order they became empty
+	txid  uint64
+	// views[k][room] is the last room-state node k received for room.
+	views []map[string]proto.RoomState
+	// joined[k] lists node k's rooms in the order it joined them: the order in
+	// which a session that ends leaves them (and so the order they become empty).
+	joined [][]string
+}
+
+type modelRoom struct {
+	members    []string
+	epoch      uint32
+	emptySince proto.Instant
+}
+
+const (
+	modelRoomCap     = 3
+	modelRoomsMax    = 2
+	modelRoomsPerSes = 2
+	modelRoomTTL     = time.Minute
+)
+
+var modelRoomNames = []string{"a", "b", "c"}
+
+func (m *roomModel) roomsOf(id string) int {
+	n := 0
+	for _, r := range m.rooms {
+		if slices.Contains(r.members, id) {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *roomModel) forgetDue() {
+	for len(m.empty) > 0 && m.h.now >= m.rooms[m.empty[0]].emptySince.Add(modelRoomTTL) {
+		delete(m.rooms, m.empty[0])
+		m.empty = m.empty[1:]
+	}
+}
+
+func (m *roomModel) leave(k int, name string) {
+	id := m.nodes[k].id
+	m.joined[k] = slices.DeleteFunc(m.joined[k], func(x string) bool { return x == name })
+	r := m.rooms[name]
+	r.members = slices.DeleteFunc(r.members, func(x string) bool { return x == id })
+	r.epoch++
+	if len(r.members) == 0 {
+		r.emptySince = m.h.now
+		m.empty = append(m.empty, name)
+	}
+}
+
+// record files every datagram of out under the node it went to, checking that
+// notices carry the node's session tag.
+func (m *roomModel) record(t *rapid.T, out []sent, answerTo int, txid uint64) {
+	for _, d := range out {
+		k := slices.IndexFunc(m.nodes, func(n roomNode) bool { return n.addr == d.To })
+		var st proto.RoomState
+		if err := st.Parse(d.Payload); err != nil {
+			continue // an error answer, checked by the caller
+		}
+		want := m.nodes[k].tag()
+		if k == answerTo && st.TxID == txid {
+			want = txid
+		}
+		if st.TxID != want {
+			t.Fatalf("room-state to %s with txid %x, want %x", m.nodes[k].id, st.TxID, want)
+		}
+		m.views[k][string(st.Room)] = st
+	}
+}
+
+// tick moves time on by a millisecond, forgetting the rooms due by then, as the
+// server does at the start of every input.
+func (m *roomModel) tick() {
+	m.h.now = m.h.now.Add(time.Millisecond)
+	m.forgetDue()
+}
+
+func (m *roomModel) step(t *rapid.T, p []byte, k int) error {
+	err, out, _ := m.h.deliver(srvPrimary, m.nodes[k].addr, p)
+	out = append(out, m.h.flush()...)
+	m.record(t, out, k, m.txid)
+	return err
+}
+
+func (m *roomModel) Join(t *rapid.T) {
+	k := rapid.IntRange(0, len(m.nodes)-1).Draw(t, "node")
+	name := rapid.SampledFrom(modelRoomNames).Draw(t, "room")
+	id := m.nodes[k].id
+	m.txid++
+	m.tick()
+	var want error
+	r, ok := m.rooms[name]
+	switch {
+	case ok && slices.Contains(r.members, id):
+	case ok && len(r.members) >= modelRoomCap:
+		want = ErrRoomFull
+	case m.roomsOf(id) >= modelRoomsPerSes:
+		want = ErrRoomsFull
+	case !ok && len(m.rooms) >= modelRoomsMax && len(m.empty) == 0:
+		want = ErrRoomsFull
+	}
+	if err := m.step(t, joinBytes(m.nodes[k].cookie, m.txid, name), k); err != want {
+		t.Fatalf("join %s %s: %v, want %v", id, name, err, want)
+	}
+	if want != nil || ok && slices.Contains(r.members, id) {
+		return
+	}
+	switch {
+	case !ok && len(m.rooms) >= modelRoomsMax:
+		// The oldest empty room gives its place.
+		delete(m.rooms, m.empty[0])
+		m.empty = m.empty[1:]
+		fallthrough
+	case !ok:
+		r = &modelRoom{}
+		m.rooms[name] = r
+	case len(r.members) == 0:
+		m.empty = slices.DeleteFunc(m.empty, func(x string) bool { return x == name })
+	}
+	r.members = append(r.members, id)
+	r.epoch++
+	m.joined[k] = append(m.joined[k], name)
+}
+
+func (m *roomModel) Leave(t *rapid.T) {
+	k := rapid.IntRange(0, len(m.nodes)-1).Draw(t, "node")
+	name := rapid.SampledFrom(modelRoomNames).Draw(t, "room")
+	m.txid++
+	m.tick()
+	if err := m.step(t, leaveBytes(m.nodes[k].cookie, m.txid, name), k); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if r, ok := m.rooms[name]; ok && slices.Contains(r.members, m.nodes[k].id) {
+		m.leave(k, name)
+	}
+}
+
+// Reregister ends node k's session with a new registration: it leaves its rooms.
+func (m *roomModel) Reregister(t *rapid.T) {
+	k := rapid.IntRange(0, len(m.nodes)-1).Draw(t, "node")
+	m.tick()
+	for len(m.joined[k]) > 0 {
+		m.leave(k, m.joined[k][0])
+	}
+	m.txid++
+	// The same node (same key) registering again, as after a lost server: a new
+	// session, the old one ends without error 10.
+	err, out, _ := m.h.deliver(srvPrimary, m.nodes[k].addr, registerBytes(m.txid, ticketFor(m.nodes[k].id, byte(k+1))))
+	var r proto.Registered
+	if err != nil || r.Parse(out[0].Payload) != nil {
+		t.Fatalf("register again: %v", err)
+	}
+	m.nodes[k].cookie = r.Session
+	clear(m.views[k])
+	m.record(t, append(out[1:], m.h.flush()...), -1, 0)
+}
+
+func (m *roomModel) Wait(t *rapid.T) {
+	d := rapid.SampledFrom([]time.Duration{time.Second, 30 * time.Second, modelRoomTTL}).Draw(t, "wait")
+	m.h.wait(d)
+	m.forgetDue()
+}
+
+// Check: every member's last view of its room is the room's state, the owner is
+// the earliest member present, and the server's table matches.
+func (m *roomModel) Check(t *rapid.T) {
+	for name, r := range m.rooms {
+		for _, id := range r.members {
+			k := slices.IndexFunc(m.nodes, func(n roomNode) bool { return n.id == id })
+			v := m.views[k][name]
+			if v.Epoch != r.epoch || !slices.Equal(memberIDs(v), r.members) {
+				t.Fatalf("%s sees %s at epoch %d %v, want %d %v", id, name, v.Epoch, memberIDs(v), r.epoch, r.members)
+			}
+		}
+	}
+	if got := m.h.s.Stats().Rooms; got.Rooms != len(m.rooms) || got.NoticesDropped != 0 {
+		t.Fatalf("server %+v, model has %d rooms", got, len(m.rooms))
+	}
+}
+
+func TestRoomModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		h := newHarness(t, func(c *Config) {
+			c.MaxRoomMembers, c.MaxRooms, c.MaxRoomsPerSession = modelRoomCap, modelRoomsMax, modelRoomsPerSes
+			c.RoomTTL, c.SessionTimeout = modelRoomTTL, 100*time.Hour
+			c.SessionRate = Rate{Interval: time.Nanosecond, Burst: 1000}
+		})
+		m := &roomModel{h: h, nodes: h.roomNodes(5), rooms: map[string]*modelRoom{}}
+		for range m.nodes {
+			m.views = append(m.views, map[string]proto.RoomState{})
+			m.joined = append(m.joined, nil)
+		}
+		t.Repeat(rapid.StateMachineActions(m))
+	})
 }
