@@ -608,3 +608,44 @@ func TestRoomModel(t *testing.T) {
 		t.Repeat(rapid.StateMachineActions(m))
 	})
 }
+
+// Room churn in steady state allocates nothing but its two events (an Event
+// interface boxes its struct, as for registrations and introductions): a member
+// leaving and joining again reuses the room's member slice, the session's room list
+// and the notice queue.
+func TestRoomChurnAllocatesNothing(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SessionRate = Rate{Interval: time.Nanosecond, Burst: 1000} })
+	n := h.roomNodes(3)
+	h.join(n[0], 1, "r")
+	h.join(n[1], 2, "r")
+	join, leave := joinBytes(n[2].cookie, 3, "r"), leaveBytes(n[2].cookie, 4, "r")
+	cycle := func() {
+		h.now = h.now.Add(time.Millisecond)
+		_ = h.s.HandleDatagram(h.now, srvPrimary, n[2].addr, join)
+		for {
+			if _, ok := h.s.PollTransmit(h.now, h.buf); !ok {
+				break
+			}
+		}
+		_ = h.s.HandleDatagram(h.now, srvPrimary, n[2].addr, leave)
+		for {
+			if _, ok := h.s.PollTransmit(h.now, h.buf); !ok {
+				break
+			}
+		}
+		for {
+			if _, ok := h.s.PollEvent(); !ok {
+				break
+			}
+		}
+	}
+	for range 100 {
+		cycle()
+	}
+	if a := testing.AllocsPerRun(200, cycle); a > 2 {
+		t.Fatalf("%v allocations per join and leave", a)
+	}
+	if rs := h.s.Stats().Rooms; rs.NoticesSent < 600 {
+		t.Fatalf("stats %+v", rs)
+	}
+}
