@@ -88,6 +88,15 @@ type Config struct {
 	// largest frame.
 	RelaySessionRate, RelayServerRate relayframe.ByteRate
 
+	// MaxRoomMembers caps a room's members (PROTOCOL.md §13), at most
+	// proto.MaxRoomMembers; a join beyond it gets error 12.
+	MaxRoomMembers int
+	// MaxRooms bounds the room table, empty rooms included; MaxRoomsPerSession the
+	// rooms one session is in. A join beyond either gets error 7.
+	MaxRooms, MaxRoomsPerSession int
+	// RoomTTL is how long an empty room is kept before it is forgotten ([ROOM-4]).
+	RoomTTL time.Duration
+
 	// SourceRate limits what each source address (an IPv4 address, or an IPv6 /64)
 	// may ask that costs the server work or a reply before it is authenticated:
 	// register, STUN Binding, and requests with an unknown cookie.
@@ -121,6 +130,12 @@ const (
 	// more until the old one expires).
 	DefaultMaxRelayChannels           = 16384
 	DefaultMaxRelayChannelsPerSession = 16
+	// Rooms (PROTOCOL.md §13): 4096 rooms of up to 16 members hold 64 Ki
+	// memberships, four per session of a full presence table.
+	DefaultMaxRoomMembers     = proto.MaxRoomMembers
+	DefaultMaxRooms           = 4096
+	DefaultMaxRoomsPerSession = 8
+	DefaultRoomTTL            = 5 * time.Minute
 )
 
 // Default rates. A node sends a register, a keepalive every 25 s, a burst of about a
@@ -192,6 +207,10 @@ func (c Config) withDefaults() (Config, error) {
 	defRate(&c.UnauthRate, DefaultUnauthRate)
 	defInt(&c.MaxRelayChannels, DefaultMaxRelayChannels)
 	defInt(&c.MaxRelayChannelsPerSession, DefaultMaxRelayChannelsPerSession)
+	defInt(&c.MaxRoomMembers, DefaultMaxRoomMembers)
+	defInt(&c.MaxRooms, DefaultMaxRooms)
+	defInt(&c.MaxRoomsPerSession, DefaultMaxRoomsPerSession)
+	def(&c.RoomTTL, DefaultRoomTTL)
 	if c.RelaySessionRate == (relayframe.ByteRate{}) {
 		c.RelaySessionRate = DefaultRelaySessionRate
 	}
@@ -206,7 +225,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.RelayTokenLifetime < time.Second ||
 		!okRate(c.SourceRate) || !okRate(c.SessionRate) || !okRate(c.UnauthRate) ||
 		c.MaxRelayChannels < 1 || c.MaxRelayChannels > relayframe.MaxTableChannels ||
-		c.MaxRelayChannelsPerSession < 1 {
+		c.MaxRelayChannelsPerSession < 1 ||
+		c.MaxRoomMembers < 1 || c.MaxRoomMembers > proto.MaxRoomMembers ||
+		c.MaxRooms < 1 || c.MaxRooms > 1<<20 || c.MaxRoomsPerSession < 1 || c.MaxRoomsPerSession > 256 ||
+		c.RoomTTL <= 0 {
 		return c, ErrBadConfigValues
 	}
 	return c, nil

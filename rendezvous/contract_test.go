@@ -45,7 +45,8 @@ func contractSubject(t *testing.T) *machinetest.Subject {
 			proto.AppendTransportHeader(nil, 1, 1), // transport data: not for the server
 		},
 		Inputs: [][]byte{ka, reg, probeBytes(alice.Session, 5, 0),
-			introduceBytes(alice.Session, 6, "bob", 0), keepaliveBytes(alice.Session, 2)},
+			introduceBytes(alice.Session, 6, "bob", 0), keepaliveBytes(alice.Session, 2),
+			joinBytes(alice.Session, 7, "lobby"), leaveBytes(alice.Session, 8, "lobby")},
 		// Every session times out when no keepalive comes.
 		Idle: func(now proto.Instant) proto.Instant {
 			for range 16 {

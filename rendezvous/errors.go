@@ -47,4 +47,9 @@ var (
 	// ErrReplaced: the cookie belonged to a session a newer registration of its ID
 	// replaced (error 10 sent again).
 	ErrReplaced = errors.New("rendezvous: session replaced by a newer registration")
+	// ErrRoomFull: a room-join found the room at MaxRoomMembers (error code 12).
+	ErrRoomFull = errors.New("rendezvous: room full")
+	// ErrRoomsFull: a room-join would pass MaxRooms or the session's
+	// MaxRoomsPerSession (error code 7).
+	ErrRoomsFull = errors.New("rendezvous: room table full")
 )

@@ -82,7 +82,21 @@ type EventIntroduced struct {
 	Flags             uint8
 }
 
+// EventRoomJoined: Peer joined Room (a refresh is not reported).
+type EventRoomJoined struct {
+	Peer PeerID
+	Room RoomName
+}
+
+// EventRoomLeft: Peer left Room, by room-leave or because its session ended.
+type EventRoomLeft struct {
+	Peer PeerID
+	Room RoomName
+}
+
 func (EventRegistered) isEvent() {}
+func (EventRoomJoined) isEvent() {}
+func (EventRoomLeft) isEvent()   {}
 func (EventRebound) isEvent()    {}
 func (EventExpired) isEvent()    {}
 func (EventIntroduced) isEvent() {}

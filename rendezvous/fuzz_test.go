@@ -52,12 +52,24 @@ func fuzzSeeds(f *testing.F) {
 	conv = append(conv, fuzzRecord(0x04, probeBytes(r.Session, 2, proto.ChangePort))...)
 	conv = append(conv, fuzzRecord(0x00, probeBytes(r.Session, 3, proto.ChangeAddress|proto.ChangePort))...)
 	conv = append(conv, fuzzRecord(0x00, introduceBytes(r.Session, 4, "bob", 0))...)
+	conv = append(conv, fuzzRecord(0x00, joinBytes(r.Session, 6, "lobby"))...)
+	conv = append(conv, fuzzRecord(0x00, joinBytes(r.Session, 7, "lobby"))...)
+	conv = append(conv, fuzzRecord(0x00, leaveBytes(r.Session, 8, "lobby"))...)
+	conv = append(conv, fuzzRecord(0x01, joinBytes(proto.Session{}, 9, "lobby"))...)
 	conv = append(conv, fuzzRecord(0x02, paddedSTUN(5, 64, true))...)
 	conv = append(conv, fuzzRecord(0xF3, keepaliveBytes(r.Session, 5))...)
 	f.Add(conv)
 	f.Add(fuzzRecord(0x00, reg))
 	f.Add(fuzzRecord(0x02, unhex(f, rfc5769Request)))
 	f.Add(fuzzRecord(0x00, keepaliveBytes(proto.Session{}, 1)))
+	// alice in two rooms, then her session times out (0x90: 90 s later) and the
+	// register after it finds the rooms' notices and the TTL timer.
+	rooms := fuzzRecord(0x00, reg)
+	rooms = append(rooms, fuzzRecord(0x00, joinBytes(r.Session, 1, "a"))...)
+	rooms = append(rooms, fuzzRecord(0x00, joinBytes(r.Session, 2, "b"))...)
+	rooms = append(rooms, fuzzRecord(0x90, regBob)...)
+	rooms = append(rooms, fuzzRecord(0xF1, leaveBytes(r.Session, 3, "a"))...)
+	f.Add(rooms)
 }
 
 // FuzzServer feeds arbitrary datagram sequences to one server. Properties: nothing
@@ -80,32 +92,24 @@ func FuzzServer(f *testing.F) {
 			p := in[:n]
 			in = in[n:]
 			now = now.Add(time.Duration(ctrl>>4) * 10 * time.Second)
-			if s.Deadline() <= now {
-				s.HandleTimeout(now)
-			}
+			fuzzTimeouts(t, s, now, buf)
 			authenticated := false
 			if h, _, err := proto.ParseHeader(p); err == nil && len(p) >= proto.HeaderLen+proto.SessionLen {
 				switch h.Type {
-				case proto.TypeKeepalive, proto.TypeNATProbe, proto.TypeIntroduceRequest:
+				case proto.TypeKeepalive, proto.TypeNATProbe, proto.TypeIntroduceRequest,
+					proto.TypeRoomJoin, proto.TypeRoomLeave:
 					_, authenticated = s.peers.byCookie[proto.Session(p[2:18])]
 				}
 			}
 			_ = s.HandleDatagram(now, fuzzLocals[ctrl>>2&3], fuzzSources[ctrl&3], p)
-			out := 0
-			for {
-				tx, ok := s.PollTransmit(now, buf)
-				if !ok {
-					break
-				}
-				out += len(tx.Payload)
-			}
-			for {
-				if _, ok := s.PollEvent(); !ok {
-					break
-				}
-			}
+			out := fuzzDrain(s, now, buf)
 			if !authenticated && out > len(p) {
 				t.Fatalf("%d bytes sent for an unauthenticated %d-byte datagram %x", out, len(p), p)
+			}
+			// What waits for transmit room (room notices) goes out now.
+			fuzzTimeouts(t, s, now, buf)
+			if rs := s.Stats().Rooms; rs.Rooms > s.cfg.MaxRooms {
+				t.Fatalf("room table over bound: %+v", rs)
 			}
 			if st := s.Stats(); st.Sessions > cfg.MaxPeers || st.Sources > cfg.MaxSources {
 				t.Fatalf("tables over bound: %+v", st)
@@ -115,4 +119,35 @@ func FuzzServer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzDrain empties the server's queues and returns the bytes it sent.
+func fuzzDrain(s *Server, now proto.Instant, buf []byte) int {
+	out := 0
+	for {
+		tx, ok := s.PollTransmit(now, buf)
+		if !ok {
+			break
+		}
+		out += len(tx.Payload)
+	}
+	for {
+		if _, ok := s.PollEvent(); !ok {
+			break
+		}
+	}
+	return out
+}
+
+// fuzzTimeouts fires the timer while it is due, as a driver does; the server must
+// settle in a bounded number of rounds.
+func fuzzTimeouts(t *testing.T, s *Server, now proto.Instant, buf []byte) {
+	for range 1 + roomNoticeQueueLen/txQueueLen {
+		if s.Deadline() > now {
+			return
+		}
+		s.HandleTimeout(now)
+		fuzzDrain(s, now, buf)
+	}
+	t.Fatalf("deadline %d stays at or before now %d", s.Deadline(), now)
 }

@@ -15,9 +15,9 @@ import (
 
 // Server is the rendezvous server as one state machine: it registers nodes,
 // answers keepalives, nat-probes and STUN Binding requests, introduces peers to
-// each other, and relays keyx packets between introduced peers over channels they
-// allocate with their relay token (PROTOCOL.md §5, §8, §10). It owns no socket and
-// reads no clock.
+// each other, relays keyx packets between introduced peers over channels they
+// allocate with their relay token, and keeps rooms of sessions (PROTOCOL.md §5, §8,
+// §10, §13). It owns no socket and reads no clock.
 //
 // Getters: Stats, Peer, Deadline.
 //
@@ -28,15 +28,21 @@ import (
 // NAT behaviour, passed on in introductions).
 //
 // Outputs: PollTransmit (datagrams to send, each naming the local socket it must
-// leave from) and PollEvent (registrations, rebinds, expiries, introductions).
+// leave from) and PollEvent (registrations, rebinds, expiries, introductions, room
+// joins and leaves).
 //
 // Drain rule: after any Handle* or command call PollTransmit until it returns
 // false, then PollEvent until false, then read Deadline and call HandleTimeout when
 // it passes. `now` never decreases across calls (the server panics if it does).
+// Deadline is now while output waits for transmit room (drain and room notices):
+// the driver calls HandleTimeout at once, after draining.
 //
-// Every queue is bounded: at most 8 datagrams (one input makes at most two; a
-// relay-send at most one, of its own size), 256 events, Config.MaxPeers sessions,
-// Config.MaxSources rate-limit entries, Config.MaxRelayChannels relay channels. Nothing is
+// Every queue is bounded: at most 8 datagrams (one input makes at most two, except
+// a room change, which fills the queue with notices to the room's members and
+// leaves the rest to HandleTimeout; a relay-send at most one, of its own size),
+// 256 events, 1024 pending room notices, Config.MaxPeers sessions,
+// Config.MaxSources rate-limit entries, Config.MaxRelayChannels relay channels,
+// Config.MaxRooms rooms. Nothing is
 // allocated per datagram in steady state. Bad input returns a sentinel error (see
 // errors.go, and the STUN errors in stun.go), is counted in Stats, and leaves the
 // presence table unchanged; it may consume rate-limit budget.
@@ -79,6 +85,7 @@ type Server struct {
 	events  eventQueue
 	stats   Stats
 	pending pendingTable      // introductions not yet acknowledged by both sides
+	rooms   roomTable         // PROTOCOL.md §13
 	relay   *relayframe.Table // nil with Config.DisableRelay
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
@@ -97,6 +104,10 @@ type Server struct {
 	cands     [proto.MaxCandidates]proto.Candidate
 	token     [relayframe.TokenLen]byte // the renewed token of a relay-allocated
 	relayReq  proto.RelayAllocate
+	roomJoin  proto.RoomJoin
+	roomLeave proto.RoomLeave
+	// roomMembers holds the member IDs of the room-state being encoded.
+	roomMembers [proto.MaxRoomMembers][]byte
 }
 
 // Local sockets, by the role the config gives them.
@@ -119,6 +130,9 @@ const (
 	timerRelayExpiry
 	// timerDrain: draining, and sessions are still to be told to move.
 	timerDrain
+	// timerRooms: room notices wait for transmit room (now), or an empty room is
+	// to be forgotten.
+	timerRooms
 	timerCount
 )
 
@@ -166,6 +180,7 @@ func NewServer(cfg Config) (*Server, error) {
 		peers:        newPresence(cfg.MaxPeers),
 		sources:      newSourceTable(cfg.MaxSources),
 		tickets:      newTicketVerifier(cfg.Secret),
+		rooms:        newRoomTable(cfg.MaxPeers),
 	}
 	s.sockets[sockPrimary] = cfg.Primary
 	s.sockets[sockAltPort] = cfg.AltPort
@@ -223,6 +238,7 @@ func (s *Server) Stats() Stats {
 	if s.relay != nil {
 		st.Relay.Channels = s.relay.Len()
 	}
+	st.Rooms.Rooms = s.rooms.len()
 	return st
 }
 
@@ -249,7 +265,7 @@ func (s *Server) Peer(id []byte) (PeerInfo, bool) {
 }
 
 // Deadline is when HandleTimeout must next be called; proto.Never when no session
-// exists.
+// and no room exists.
 func (s *Server) Deadline() proto.Instant {
 	d := proto.Never
 	for _, t := range s.timers {
@@ -292,11 +308,13 @@ func validNAT(n proto.NATBehavior) bool {
 		(n.PortDelta == 0 || n.Allocation == proto.AllocationSequential)
 }
 
-// HandleTimeout expires the sessions whose time has come.
+// HandleTimeout expires the sessions and empty rooms whose time has come and sends
+// what waited for transmit room (introduction repeats, drain and room notices).
 func (s *Server) HandleTimeout(now proto.Instant) {
 	s.advance(now)
 	s.repeatIntroductions(now)
 	s.sendDrainNotices()
+	s.sendRoomNotices()
 	s.rearm()
 }
 
@@ -367,6 +385,10 @@ func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p
 		return s.handleRelaySend(now, sock, from, p)
 	case proto.TypeRelayAllocate:
 		return s.handleRelayAllocate(now, sock, from, p)
+	case proto.TypeRoomJoin:
+		return s.handleRoomJoin(now, sock, from, p)
+	case proto.TypeRoomLeave:
+		return s.handleRoomLeave(now, sock, from, p)
 	}
 	if h.Type >= proto.TypeRelayFirst && h.Type <= proto.TypeRelayLast {
 		s.stats.DropRelay++
@@ -391,6 +413,7 @@ func (s *Server) advance(now proto.Instant) {
 		s.expire(i, ExpireTimeout)
 	}
 	s.expireChannels(now)
+	s.expireRooms(now)
 }
 
 func (s *Server) expire(i int32, why ExpireReason) {
@@ -399,9 +422,10 @@ func (s *Server) expire(i int32, why ExpireReason) {
 	s.endSession(i)
 }
 
-// endSession removes session i and the relay channels it holds: channels die with
-// their sessions (PROTOCOL.md §8.4).
+// endSession removes session i, the relay channels it holds (channels die with
+// their sessions, PROTOCOL.md §8.4) and its room memberships ([ROOM-3]).
 func (s *Server) endSession(i int32) {
+	s.leaveAllRooms(i)
 	if s.relay != nil {
 		s.stats.Relay.ChannelsClosed += uint64(s.relay.DropOwner(i))
 	}
@@ -423,6 +447,7 @@ func (s *Server) rearm() {
 		s.timers[timerRelayExpiry] = s.relay.Deadline()
 	}
 	s.timers[timerDrain] = s.drainDeadline()
+	s.timers[timerRooms] = s.roomDeadline()
 }
 
 func (s *Server) pushEvent(e Event) {

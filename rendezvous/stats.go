@@ -58,4 +58,5 @@ type Stats struct {
 
 	Relay   RelayStats   // relay-allocate and relay-send (PROTOCOL.md §8)
 	Cluster ClusterStats // the cluster bus (PROTOCOL.md §12)
+	Rooms   RoomStats    // room-join and room-leave (PROTOCOL.md §13)
 }
