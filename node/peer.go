@@ -197,7 +197,7 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 			pc.timers.stop(peerRetryDirect)
 			pc.setPath(now, EventPathChanged{Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
-			pc.initiate(now, false)
+			pc.initiateOnNewPath(now)
 		case punch.EventPathDown:
 			pc.onPathDown(now, e)
 		case punch.EventPathSuspect:

@@ -176,7 +176,7 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
-			pc.initiate(now, false)
+			pc.initiateOnNewPath(now)
 		case relayframe.ClientLost:
 			if pc.path == proto.PathRelay {
 				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay not linked to the peer"})

@@ -23,6 +23,9 @@ func (t *timerTable[T]) earlier(i T, at proto.Instant) { t.at[i] = min(t.at[i], 
 
 func (t *timerTable[T]) stop(i T) { t.at[i] = proto.Never }
 
+// armed reports whether timer i is set.
+func (t *timerTable[T]) armed(i T) bool { return t.at[i] != proto.Never }
+
 // due reports whether i is armed at or before now, and disarms it if so.
 func (t *timerTable[T]) due(i T, now proto.Instant) bool {
 	if t.at[i] > now {

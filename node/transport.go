@@ -41,6 +41,19 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 	}
 }
 
+// initiateOnNewPath starts the first handshake when a path to the peer appears (the
+// relay is ready, a direct path is confirmed), unless one is already in flight: a
+// new initiation would discard it while its response may be on the way (the old
+// path still works), and the responder refuses a second initiation within 20 ms of
+// the first (keyx.InitiationMinInterval). The retry timer covers a lost one, on
+// whichever path is current when it fires.
+func (pc *peerConn) initiateOnNewPath(now proto.Instant) {
+	if !pc.established && pc.timers.armed(peerHandshake) {
+		return
+	}
+	pc.initiate(now, false)
+}
+
 // onKeyx takes the keyx endpoint's news about this peer.
 func (pc *peerConn) onKeyx(now proto.Instant, e keyx.Event) {
 	switch e := e.(type) {
