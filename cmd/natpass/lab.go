@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/lab"
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim"
 )
 
@@ -40,6 +41,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	a := fs.String("a", "", "only the cell with this preset (or same-nat-hairpin / same-nat-no-hairpin) as A")
 	b := fs.String("b", "", "only the cell with this preset as B")
 	loss := fs.Float64("loss", 0.01, "packet loss on every access link")
+	room := fs.Int("room", 0, "run a room of this many members (2–16) instead of the pair matrix; presets drawn per run")
 	servers := fs.Int("servers", 1, "rendezvous servers in the simulated cluster; A and B register on different ones")
 	replay := fs.Uint64("replay", 0, "run only the run with this seed (from a MISSED line) for --a/--b, printing its events")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,9 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	if *servers < 1 || *servers > 64 {
 		fmt.Fprintln(stderr, "natpass lab: --servers must be 1–64")
 		return 2
+	}
+	if *room != 0 {
+		return runRoomLab(*room, *runs, *seed, *loss, *asJSON, stdout, stderr)
 	}
 	cells := lab.Cells()
 	if *a != "" || *b != "" {
@@ -153,4 +158,33 @@ func cellMatches(c [2]string, a, b string) bool {
 	default:
 		return c[0] == b || c[1] == b
 	}
+}
+
+// runRoomLab is `natpass lab --room N`: runs seeded runs of a room of n members on
+// the simulator, printing one summary (one JSON line with --json); exit 1 when a
+// broadcast went missing.
+func runRoomLab(n, runs int, seed uint64, loss float64, asJSON bool, stdout, stderr io.Writer) int {
+	if n < 2 || n > proto.MaxRoomMembers {
+		fmt.Fprintf(stderr, "natpass lab: --room must be 2–%d\n", proto.MaxRoomMembers)
+		return 2
+	}
+	started := time.Now()
+	sum := lab.RunRooms(n, runs, seed, loss)
+	if asJSON {
+		line, _ := json.Marshal(sum)
+		fmt.Fprintln(stdout, string(line))
+	} else {
+		fmt.Fprintf(stdout, "natpass lab: %d runs of a room of %d, seed %d, %.0f%% loss (simulated)\n", runs, n, seed, 100*loss)
+		fmt.Fprintf(stdout, "links %d: %d direct, %d relay (the pair table predicts %.1f direct)\n",
+			sum.Links, sum.LinksDirect, sum.LinksRelay, sum.LinksDirectExpected)
+		fmt.Fprintf(stdout, "broadcasts delivered %d of %d; mesh p95 %.0f ms; %.1fs\n",
+			sum.BroadcastsDelivered, sum.BroadcastsExpected, sum.MeshMsP95, time.Since(started).Seconds())
+		if len(sum.Failed) > 0 {
+			fmt.Fprintf(stdout, "FAILED runs (replay with --runs 1 --seed is not enough: seeds are derived) %v\n", sum.Failed)
+		}
+	}
+	if sum.BroadcastsDelivered != sum.BroadcastsExpected || sum.Links != sum.LinksDirect+sum.LinksRelay {
+		return 1
+	}
+	return 0
 }

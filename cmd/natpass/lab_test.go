@@ -42,3 +42,30 @@ func TestLabRejectsUnknownPreset(t *testing.T) {
 		t.Errorf("stderr %q does not say why", errOut.String())
 	}
 }
+
+// `natpass lab --room N --json` prints one summary line with the fields issue 14
+// names, and every broadcast of the runs arrives.
+func TestLabRoomJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"lab", "--room", "4", "--runs", "3", "--json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &sum); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	for _, k := range []string{"room_size", "runs", "links", "links_direct", "links_relay",
+		"broadcasts_expected", "broadcasts_delivered", "mesh_ms_p95"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("field %q missing from %s", k, out.String())
+		}
+	}
+	if sum["room_size"] != 4.0 || sum["runs"] != 3.0 || sum["links"] != 18.0 ||
+		sum["broadcasts_delivered"] != sum["broadcasts_expected"] || sum["broadcasts_expected"] != 3*4*3*20.0 {
+		t.Errorf("summary %v: want 3 runs of 4 members, 18 links, every broadcast delivered", sum)
+	}
+	if code := run([]string{"lab", "--room", "17"}, &out, &errOut); code != 2 {
+		t.Errorf("--room 17: exit %d, want 2", code)
+	}
+}
