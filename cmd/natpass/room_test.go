@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/node"
-	"github.com/natpass/natpass/proto"
 )
 
 func TestRoomFlags(t *testing.T) {
@@ -49,53 +46,10 @@ func TestRoomFlags(t *testing.T) {
 	}
 }
 
-// skipWithoutRooms skips unless the --insecure-dev server at addr answers a
-// room-join with a room-state (its rooms are built separately).
-func skipWithoutRooms(t *testing.T, addr string) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, pub, _ := driver.NewKey()
-	ticket, err := driver.MintTicket([]byte("any secret: the server checks no MAC"), "room-probe", pub, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exchange := func(req []byte, parse func([]byte) error) bool {
-		buf := make([]byte, 2048)
-		for range 3 {
-			c.Write(req)
-			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			for {
-				n, err := c.Read(buf)
-				if err != nil {
-					break
-				}
-				if parse(buf[:n]) == nil {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	var reg proto.Registered
-	if !exchange((&proto.Register{TxID: 1, Ticket: ticket}).Append(nil), reg.Parse) {
-		t.Fatal("the server did not admit the room probe")
-	}
-	var st proto.RoomState
-	if !exchange((&proto.RoomJoin{Session: reg.Session, TxID: 2, Room: []byte("room-probe")}).Append(nil), st.Parse) {
-		t.Skip("server has no rooms yet: it does not answer room-join with room-state")
-	}
-	exchange((&proto.RoomLeave{Session: reg.Session, TxID: 3, Room: []byte("room-probe")}).Append(nil), st.Parse)
-}
-
 // Three `natpass room` in one room: each line of each reaches both others as
 // "SENDER: text", and each exits 0 after its lines were acknowledged.
 func TestRoomCommandThreeMembers(t *testing.T) {
 	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--insecure-dev", "--quiet")
-	skipWithoutRooms(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ids := []string{"ann", "ben", "cat"}
