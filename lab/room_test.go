@@ -1,6 +1,9 @@
 package lab
 
 import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,4 +62,86 @@ func TestRoomHandshakeNotRestartedOnNewPath(t *testing.T) {
 	if r.Err != "" || r.Mesh > 1500*time.Millisecond {
 		t.Fatalf("mesh %v (want ≤ 1.5 s): %+v", r.Mesh, r)
 	}
+}
+
+// Issue 14, churn: a room of 16 where six members join, leave and join again at
+// random while ten stay throughout (one server; the cluster part of the issue is
+// open). Every broadcast between members present throughout arrives once and in
+// order per sender, whatever the others do.
+func TestRoomChurnKeepsStableMembersWhole(t *testing.T) {
+	simtest.Seeds(t, 1, 2, 6, func(t *testing.T, seed uint64) {
+		w, err := newRoomWorld(RoomConfig{Size: 16, Seed: seed, Loss: 0.01, Broadcasts: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stable, churn := w.members[:10], w.members[10:]
+		rng := rand.New(rand.NewPCG(seed, 0xc4))
+		type action struct {
+			at   proto.Instant
+			m    *member
+			join bool
+		}
+		start := w.s.Now()
+		var plan []action
+		for i, m := range stable {
+			plan = append(plan, action{start.Add(time.Duration(i) * roomJoinGap), m, true})
+		}
+		for _, m := range churn {
+			at := start.Add(time.Duration(rng.IntN(4000)) * time.Millisecond)
+			for range 2 { // join, leave, join, leave
+				stay := time.Duration(500+rng.IntN(3000)) * time.Millisecond
+				plan = append(plan, action{at, m, true}, action{at.Add(stay), m, false})
+				at = at.Add(stay + time.Duration(rng.IntN(2000))*time.Millisecond)
+			}
+		}
+		slices.SortStableFunc(plan, func(a, b action) int { return cmp.Compare(a.at, b.at) })
+		for _, a := range plan {
+			if err := w.s.Run(a.at); err != nil {
+				t.Fatal(err)
+			}
+			if a.join {
+				if err := a.m.node.JoinRoom(w.s.Now(), roomName); err != nil {
+					t.Fatalf("%s: %v", a.m.name, err)
+				}
+			} else {
+				a.m.node.LeaveRoom(w.s.Now(), roomName)
+			}
+			a.m.host.Drain()
+		}
+		want := len(stable) * (len(stable) - 1) * 50
+		got := func() (n int) {
+			for _, a := range stable {
+				for _, b := range stable {
+					if a != b {
+						n += a.link(b.name).received
+					}
+				}
+			}
+			return n
+		}
+		if err := w.s.RunUntil(w.s.Now().Add(60*time.Second), func() bool { return got() == want }); err != nil {
+			t.Fatal(err)
+		}
+		churnLinks := 0
+		for _, m := range churn {
+			for _, o := range m.others {
+				if m.link(o).connected {
+					churnLinks++
+				}
+			}
+		}
+		if churnLinks < len(churn)*len(stable)/2 {
+			t.Errorf("the churning members made only %d links: the test did not churn", churnLinks)
+		}
+		for _, a := range stable {
+			for _, b := range stable {
+				if l := a.link(b.name); a != b && (l.received != 50 || l.corrupt != 0) {
+					t.Errorf("%s got %d of %s's 50 broadcasts, %d out of order or repeated", a.name, l.received, b.name, l.corrupt)
+				}
+			}
+			if a.closed != "" {
+				t.Errorf("%s: %s", a.name, a.closed)
+			}
+		}
+	})
 }
