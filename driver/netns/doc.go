@@ -17,6 +17,12 @@
 // line; "server moving" when drained), the relay keeps crossing two servers, the
 // direct pair stays direct, every byte arrives in order and every cat exits 0.
 //
+// TestNetnsRoomFourMembers runs one server and four `natpass room --room lobby
+// --wait 3` (PROTOCOL §13), two behind random-symmetric NATs and two behind
+// port-restricted ones, 20 lines each: every member exits 0 with exactly the other
+// three's lines, each once and in each sender's order, and the random-symmetric
+// pair's link only ever reports path=relay.
+//
 // The tests skip, saying why, without root, ip(8) or iptables. The package has no
 // code of its own.
 package netns
