@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"sort"
 	"testing"
@@ -12,27 +11,6 @@ import (
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rudp"
 )
-
-// probeExchange sends req (three tries) and reports whether an answer parsed.
-func probeExchange(c net.Conn, req []byte, parse func([]byte) error) bool {
-	buf := make([]byte, 2048)
-	for range 3 {
-		if _, err := c.Write(req); err != nil {
-			return false
-		}
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				break
-			}
-			if parse(buf[:n]) == nil {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 func TestJoinRoomChecksName(t *testing.T) {
 	n := &Node{}
