@@ -26,6 +26,9 @@ type RoomConfig struct {
 	Seed       uint64
 	Loss       float64
 	Broadcasts int           // per member (0: 20)
+	// Presets, when set, are the members' presets (Size of them); otherwise each is
+	// drawn from the preset list by the seed.
+	Presets []string
 	Timeout    time.Duration // after the last member joined (0: 30 s)
 	Log        func(line string)
 }
@@ -176,6 +179,9 @@ func newRoomWorld(cfg RoomConfig) (*roomWorld, error) {
 	names := sim.PresetNames()
 	for i := range cfg.Size {
 		p := names[rng.IntN(len(names))]
+		if cfg.Presets != nil {
+			p = cfg.Presets[i]
+		}
 		w.presets = append(w.presets, p)
 		site := w.s.AddSite(fmt.Sprintf("m%d", i), sim.MustPreset(p),
 			sim.LinkConfig{Latency: ms(8, 37), Loss: cfg.Loss, Routers: 2}, sim.LinkConfig{Latency: time.Millisecond})

@@ -43,13 +43,17 @@ const (
 	suspectBeats       = 3                                 // or this many heartbeats unanswered
 	pathDeadAfter      = 6500 * time.Millisecond           // no reply for this long: the path is dead
 	maxTargets         = 64                                // remote addresses probed per round
-	predictWindow      = 8                                 // predicted ports per side
-	birthdaySockets    = 256                               // extra sockets on the hard side
-	birthdayProbes     = 2048                              // probes from the easy side, at most
-	birthdayPace       = 2500 * time.Microsecond           // 400 probes per second
-	birthdayRefresh    = 10 * time.Second                  // re-open the hard side's mappings
-	primeTTL           = 2                                 // opens our mapping, dies before the peer's NAT
-	maxOutstanding     = 512                               // probes awaiting a reply
+	// predictWindow is how many ports from the predicted one the easy side probes:
+	// a sequential NAT gives every new destination the next port, so a node that
+	// punches several peers at once (a room) has moved on by the time a later peer
+	// aims; 24 covers a room of 16 (PROTOCOL.md §9.3).
+	predictWindow   = 24
+	birthdaySockets = 256                     // extra sockets on the hard side
+	birthdayProbes  = 2048                    // probes from the easy side, at most
+	birthdayPace    = 2500 * time.Microsecond // 400 probes per second
+	birthdayRefresh = 10 * time.Second        // re-open the hard side's mappings
+	primeTTL        = 2                       // opens our mapping, dies before the peer's NAT
+	maxOutstanding  = 512                     // probes awaiting a reply
 	// agentOutMax bounds the probes and replies waiting for PollTransmit. The largest
 	// burst one call queues is the birthday hard side's refresh: one probe from each
 	// of the birthdaySockets (256) extra sockets to each public target, in practice

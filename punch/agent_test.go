@@ -170,7 +170,13 @@ func TestAgentPredictionWrapsAtRangeEnd(t *testing.T) {
 	if a.Plan().Strategy != proto.StrategyPortPrediction {
 		t.Fatalf("plan %+v, want port prediction", a.Plan())
 	}
-	want := []uint16{65535, 1025, 1027, 1029, 1031, 1033, 1035, 1037, 65533}
+	// The window: predictWindow ports from the guess (65533+2), stepping by 2 and
+	// wrapping at 65535 to 1024; then the server-reflexive address itself.
+	want := []uint16{65535}
+	for p := uint16(1025); len(want) < predictWindow; p += 2 {
+		want = append(want, p)
+	}
+	want = append(want, 65533)
 	var got []uint16
 	for _, tg := range a.targets {
 		got = append(got, tg.addr.Port())
