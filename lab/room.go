@@ -25,12 +25,12 @@ type RoomConfig struct {
 	Size       int
 	Seed       uint64
 	Loss       float64
-	Broadcasts int           // per member (0: 20)
+	Broadcasts int // per member (0: 20)
 	// Presets, when set, are the members' presets (Size of them); otherwise each is
 	// drawn from the preset list by the seed.
 	Presets []string
-	Timeout    time.Duration // after the last member joined (0: 30 s)
-	Log        func(line string)
+	Timeout time.Duration // after the last member joined (0: 30 s)
+	Log     func(line string)
 }
 
 // RoomResult is what one room run measured.
