@@ -30,10 +30,6 @@ var benchTicketSecret = []byte("natsbus benchmark ticket secret, loopback only")
 // routed to one another.
 func benchServers(tb testing.TB, n int, cluster bool) []*driver.Server {
 	tb.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeAddr(tb)
-	}
 	var servers []*driver.Server
 	var buses []*Bus
 	for i := range n {
@@ -42,11 +38,9 @@ func benchServers(tb testing.TB, n int, cluster bool) []*driver.Server {
 		cfg.Tune.RelaySessionRate = relayframe.ByteRate{BytesPerSecond: 1 << 40, Burst: 1 << 30}
 		cfg.Tune.RelayServerRate = cfg.Tune.RelaySessionRate
 		if cluster {
-			bc := Config{ClusterName: "bench", ClusterListen: addrs[i], Secret: secretA}
-			for j, a := range addrs {
-				if j != i {
-					bc.ClusterPeers = append(bc.ClusterPeers, "nats://"+a)
-				}
+			bc := Config{ClusterName: "bench", ClusterListen: "127.0.0.1:0", Secret: secretA}
+			for _, b := range buses {
+				bc.ClusterPeers = append(bc.ClusterPeers, "nats://"+b.ClusterAddr())
 			}
 			b, err := Start(bc)
 			if err != nil {

@@ -3,7 +3,6 @@ package natsbus
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -31,33 +30,17 @@ func start(t *testing.T, cfg Config) *Bus {
 	return b
 }
 
-// freeAddr picks a free loopback TCP port. Another process may take it before the
-// test binds it; on a test machine that is rare enough.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// cluster starts n buses on picked ports, each listing all the others as peers
-// (the way an operator configures a static cluster), and waits for the full mesh.
+// cluster starts n buses, each naming the ones started before it as peers, and
+// waits for the full mesh (routes the buses did not name come by gossip).
 func cluster(t *testing.T, n int, tweak func(i int, c *Config)) []*Bus {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeAddr(t)
-	}
 	buses := make([]*Bus, n)
 	for i := range buses {
-		cfg := Config{ClusterName: "t", ClusterListen: addrs[i], Secret: secretA}
-		for j, a := range addrs {
-			if j != i {
-				cfg.ClusterPeers = append(cfg.ClusterPeers, "nats://"+a)
-			}
+		// Each route listener takes a free port itself; each bus names the ones
+		// before it (picking ports ahead raced with the servers' client listeners).
+		cfg := Config{ClusterName: "t", ClusterListen: "127.0.0.1:0", Secret: secretA}
+		for _, b := range buses[:i] {
+			cfg.ClusterPeers = append(cfg.ClusterPeers, "nats://"+b.ClusterAddr())
 		}
 		if tweak != nil {
 			tweak(i, &cfg)

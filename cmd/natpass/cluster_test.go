@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,22 +26,6 @@ type clusterMember struct {
 	stdout, stderr *syncBuffer
 }
 
-// freeTCPPorts returns n loopback TCP ports free a moment ago (for route listeners,
-// which the peers' flags must name before the servers start).
-func freeTCPPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // startCluster runs n servers joined by routes and waits until every route is up.
 // The first server's drain timeout is drain0; the others give up draining at once
 // at cleanup, when their nodes are gone and only time would end the sessions.
@@ -52,18 +35,16 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 	if err := os.WriteFile(clusterSecret, []byte("a cluster secret for natpass tests only"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ports := freeTCPPorts(t, n)
+	// The first server's route listener takes a free port itself (port 0); the others
+	// name it as their one peer and learn the rest by gossip. (Picking free ports
+	// ahead for all of them raced with the embedded servers' own client listeners.)
 	var ms []*clusterMember
 	for i := range n {
-		var peers []string
-		for j, p := range ports {
-			if j != i {
-				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
-			}
-		}
 		args := []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
-			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--cluster-peers", strings.Join(peers, ","),
-			"--cluster-secret-file", clusterSecret, "--drain-timeout", "100ms"}
+			"--cluster-listen", "127.0.0.1:0", "--cluster-secret-file", clusterSecret, "--drain-timeout", "100ms"}
+		if i > 0 {
+			args = append(args, "--cluster-peers", "nats://"+ms[0].bus.ClusterAddr())
+		}
 		if i == 0 {
 			args[len(args)-1] = drain0
 		}
