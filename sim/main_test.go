@@ -11,11 +11,11 @@ import (
 // TestMain makes NATPASS_LONG=1 the heavy run: 5,000 rapid checks per property
 // instead of 100 (unless -rapid.checks says otherwise), from a fixed rapid seed
 // (unless -rapid.seed says otherwise), and five times the seeds of simtest.Seeds.
-// The seed is fixed so that the gate CI runs is the same every time: a random one
-// found two rare disagreements in two CI runs (one fixed with proto.StepPort; one
-// open, replayed by -rapid.seed=5843322504854470817 on
-// TestPropertyExpiryAndRefresh). Explore with another seed by hand:
-// NATPASS_LONG=1 go test ./sim -rapid.seed=$RANDOM.
+// The seed is fixed so that the gate CI runs is the same every time: random ones
+// found two rare bugs in two CI runs (port prediction across 65535, fixed with
+// proto.StepPort; the box's mapping cache answering for a pooled mapping's old key,
+// TestExpiredMappingNotFoundThroughItsReusedObject). Explore with another seed by
+// hand: NATPASS_LONG=1 go test ./sim -rapid.seed=$RANDOM.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if simtest.Long() {

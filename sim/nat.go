@@ -317,6 +317,11 @@ func (b *Box) remove(m *mapping) {
 	}
 	m.permits = m.permits[:0]
 	m.id, m.hotPermit = 0, nil
+	if b.hot == m {
+		// The object goes back to the pool and may come out again as another
+		// mapping: a hot entry still naming the old key would then find it.
+		b.hot = nil
+	}
 	b.pool = append(b.pool, m)
 }
 

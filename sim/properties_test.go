@@ -569,3 +569,32 @@ func TestClashedFlowWithoutReplyLivesUnrepliedTimeout(t *testing.T) {
 		}
 	})
 }
+
+// A mapping that expires at the very instant another destination takes its
+// preserved port must not be found again under its old key: the box kept a
+// one-entry cache of the last mapping looked up, and the pooled object, reused for
+// the new mapping, answered for the old one (found by rapid,
+// -rapid.seed=5843322504854470817 on TestPropertyExpiryAndRefresh): the host's
+// next packet to the first destination refreshed the second's mapping, and an
+// inbound packet from the first destination to the second's port got in.
+func TestExpiredMappingNotFoundThroughItsReusedObject(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		box := NATConfig{Mapping: proto.AddressDependent, Filtering: proto.AddressDependent,
+			Allocation: proto.AllocationPreserving, PortDelta: 1, MappingTimeout: time.Second}
+		w := newNATWorld(0, Preset{Name: "random", Boxes: []NATConfig{box}})
+		d10, d11 := w.dests[0], w.dests[2] // two remote hosts
+		w.out(rt, d10)                     // its mapping expires at 1 s
+		w.out(rt, d10)                     // found again: the box's one-entry cache now holds it
+		if err := w.s.RunFor(time.Second); err != nil {
+			rt.Fatal(err)
+		}
+		e11 := w.out(rt, d11) // takes the preserved port at the old one's expiry
+		e10 := w.out(rt, d10) // a fresh mapping: another port
+		if e10 == e11 {
+			rt.Fatalf("both destinations on %v", e11)
+		}
+		if w.in(rt, d10, e11) {
+			rt.Fatalf("%v got in through %v, the mapping toward %v", d10, e11, d11)
+		}
+	})
+}
