@@ -469,22 +469,30 @@ func nonZero(t proto.Instant) proto.Instant {
 }
 
 func newSide(s *sim.Sim, name string, host *sim.Host, servers []netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
-	priv := s.NewSeed32()
-	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
-	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
-	copy(t.PublicKey[:], pub)
 	sd := &side{name: name, host: host, log: log}
-	sd.node = node.New(node.Config{
-		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
-		Local: host.Socket(), Servers: servers, Seed: s.NewSeed32(),
-		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
-		Relay: relay, RUDP: conn,
-	})
+	cfg := nodeConfig(s, name, host, servers)
+	cfg.Relay, cfg.RUDP = relay, conn
+	sd.node = node.New(cfg)
 	host.Attach(sd.node)
 	host.AfterStep = sd.afterStep
 	sd.node.Start(s.Now())
 	host.Drain()
 	return sd
+}
+
+// nodeConfig is the configuration of a lab node called name on host, listing
+// servers: a fresh key pair and a ticket for it, seeds and wall clock from the
+// simulator (drawn in a fixed order, so a seed replays the same run).
+func nodeConfig(s *sim.Sim, name string, host *sim.Host, servers []netip.AddrPort) node.Config {
+	priv := s.NewSeed32()
+	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
+	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
+	copy(t.PublicKey[:], pub)
+	return node.Config{
+		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
+		Local: host.Socket(), Servers: servers, Seed: s.NewSeed32(),
+		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
+	}
 }
 
 func placement(sameLAN bool) sim.Placement {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/curve25519"
-
 	"github.com/natpass/natpass/node"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rendezvous"
@@ -233,21 +231,14 @@ func (w *roomWorld) startServer(lat time.Duration) (netip.AddrPort, error) {
 
 func (w *roomWorld) newMember(name string, host *sim.Host, server netip.AddrPort) *member {
 	s := w.s
-	priv := s.NewSeed32()
-	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
-	t := proto.Ticket{PeerID: []byte(name), ExpiryUnix: wallStart + 24*3600}
-	copy(t.PublicKey[:], pub)
+	cfg := nodeConfig(s, name, host, []netip.AddrPort{server})
 	m := &member{name: name, host: host, log: w.cfg.Log, links: map[string]*roomLink{}, toSend: w.cfg.Broadcasts}
 	for i := range w.cfg.Size {
 		if o := fmt.Sprintf("m%02d", i); o != name {
 			m.others = append(m.others, o)
 		}
 	}
-	m.node = node.New(node.Config{
-		ID: []byte(name), Ticket: rendezvous.MintTicket(testSecret, t), PrivateKey: priv,
-		Local: host.Socket(), Server: server, Seed: s.NewSeed32(),
-		Rand: s.Reader(), Wall: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart, 0)},
-	})
+	m.node = node.New(cfg)
 	host.Attach(m.node)
 	host.AfterStep = m.afterStep
 	m.node.Start(s.Now())
