@@ -60,6 +60,8 @@ type RunConfig struct {
 	// Independent makes the servers independent (no cluster, no bus): both nodes
 	// register on the first and fail over down the list (the server-kill tests).
 	Independent bool
+
+	timeline *Timeline // set by RunTimeline: records the run's events (timeline.go)
 }
 
 // Result is what one run measured.
@@ -129,6 +131,8 @@ type side struct {
 	onMessage func(now proto.Instant, e node.EventMessage)
 	reading   func(now proto.Instant) bool
 	stalledBy int // stop-taking faults in force (stalled while > 0)
+
+	timeline *Timeline // RunTimeline's recorder (nil: none)
 }
 
 // sendMore sends n more numbered messages to the peer.
@@ -162,6 +166,7 @@ func (s *side) afterStep(now proto.Instant) {
 		if s.log != nil {
 			s.log(fmt.Sprintf("%12v %s %T %+v", time.Duration(now), s.name, e, e))
 		}
+		s.timeline.event(now, s.name, e)
 		switch e := e.(type) {
 		case node.EventOpenSockets:
 			s.node.HandleSockets(now, e.Tag, s.host.OpenSockets(e.N))
@@ -319,8 +324,10 @@ func newWorld(cfg RunConfig) (*world, error) {
 		return nil, err
 	}
 	ia, ib := w.serverOf(cfg.Seed)
+	cfg.timeline.watch(w)
 	w.a = newSide(s, "a", pr.A.Host, rotate(primaries, ia), cfg.Log, cfg.Relay, cfg.RUDP)
 	w.b = newSide(s, "b", pr.B.Host, rotate(primaries, ib), cfg.Log, node.RelayAuto, cfg.RUDP)
+	w.a.timeline, w.b.timeline = cfg.timeline, cfg.timeline
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
 	if err := s.RunUntil(s.Now().Add(20*time.Second), func() bool { return w.a.reported && w.b.reported }); err != nil {

@@ -3,8 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/natpass/natpass/lab"
 )
 
 // The JSON lines of `natpass lab --json` carry exactly the fields other tools read.
@@ -67,5 +74,115 @@ func TestLabRoomJSON(t *testing.T) {
 	}
 	if code := run([]string{"lab", "--room", "17"}, &out, &errOut); code != 2 {
 		t.Errorf("--room 17: exit %d, want 2", code)
+	}
+}
+
+// svgElement is any XML element with its attributes and children, for reading the
+// page's SVG back.
+type svgElement struct {
+	XMLName  xml.Name
+	Attrs    []xml.Attr   `xml:",any,attr"`
+	Children []svgElement `xml:",any"`
+}
+
+func (e svgElement) attr(name string) string {
+	for _, a := range e.Attrs {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// withClass returns every element below e (e included) whose class is class.
+func (e svgElement) withClass(class string) []svgElement {
+	var out []svgElement
+	if e.attr("class") == class {
+		out = append(out, e)
+	}
+	for _, c := range e.Children {
+		out = append(out, c.withClass(class)...)
+	}
+	return out
+}
+
+// readSVG reads the page at path and parses its <svg id="id"> as XML.
+func readSVG(t *testing.T, path, id string) svgElement {
+	t.Helper()
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(page, []byte("://")) || bytes.Contains(page, []byte("<script")) {
+		t.Errorf("%s is not self-contained: it names a URL or a script", path)
+	}
+	start := bytes.Index(page, []byte(`<svg id="`+id+`"`))
+	end := bytes.Index(page[max(start, 0):], []byte("</svg>"))
+	if start < 0 || end < 0 {
+		t.Fatalf("no <svg id=%q> in %s", id, path)
+	}
+	var svg svgElement
+	if err := xml.Unmarshal(page[start:start+end+len("</svg>")], &svg); err != nil {
+		t.Fatalf("%s: the SVG is not well-formed XML: %v", path, err)
+	}
+	return svg
+}
+
+// `natpass lab --html FILE` draws one SVG cell per lab cell, holding the direct
+// share the same run printed as JSON.
+func TestLabHTMLMatrix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lab.html")
+	var out, errOut bytes.Buffer
+	code := run([]string{"lab", "--runs", "2", "--json", "--html", path}, &out, &errOut)
+	if code != 0 && code != 1 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	printed := map[string]labCell{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var c labCell
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("%v: %q", err, line)
+		}
+		printed[c.A+"|"+c.B] = c
+	}
+	drawn := readSVG(t, path, "matrix").withClass("cell")
+	if len(drawn) != len(lab.Cells()) || len(printed) != len(lab.Cells()) {
+		t.Fatalf("%d cells drawn, %d printed, the lab has %d", len(drawn), len(printed), len(lab.Cells()))
+	}
+	for _, g := range drawn {
+		c, ok := printed[g.attr("data-a")+"|"+g.attr("data-b")]
+		if !ok {
+			t.Errorf("drawn cell %s × %s was not run", g.attr("data-a"), g.attr("data-b"))
+			continue
+		}
+		delete(printed, c.A+"|"+c.B)
+		share := fmt.Sprintf("%.4f", float64(c.Direct)/float64(c.Runs))
+		if g.attr("data-direct") != strconv.Itoa(c.Direct) || g.attr("data-runs") != "2" || g.attr("data-share") != share ||
+			g.attr("data-met") != strconv.FormatBool(c.Met) {
+			t.Errorf("cell %s × %s drawn direct=%s runs=%s share=%s met=%s; the run printed %d of %d (%s), met %v",
+				c.A, c.B, g.attr("data-direct"), g.attr("data-runs"), g.attr("data-share"), g.attr("data-met"), c.Direct, c.Runs, share, c.Met)
+		}
+	}
+}
+
+// `natpass lab --html FILE --replay SEED --a X --b Y` draws the run's timeline: both
+// sides end on a direct path.
+func TestLabHTMLReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.html")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lab", "--html", path, "--replay", "5", "--a", "linux", "--b", "cgnat"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	direct := map[string]bool{}
+	for _, m := range readSVG(t, path, "timeline").withClass("mark") {
+		if m.attr("data-label") == "direct confirmed" {
+			direct[m.attr("data-side")] = true
+		}
+	}
+	if !direct["a"] || !direct["b"] {
+		t.Errorf("direct confirmed drawn on %v, want both sides", direct)
+	}
+	if code := run([]string{"lab", "--html", path, "--room", "4"}, &out, &errOut); code != 2 {
+		t.Errorf("--html with --room: exit %d, want 2", code)
 	}
 }
