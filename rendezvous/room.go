@@ -314,6 +314,10 @@ func (s *Server) joinHome(r, i int32, sock int, to netip.AddrPort, txid uint64) 
 	case k >= 0 && t.rooms[r].members[k].slot == i:
 		// Already in: a refresh, answered with the state and changing nothing.
 		s.stats.Rooms.Refreshes++
+		t.rooms[r].members[k].seen = s.now
+		if s.cfg.Cluster && s.now >= t.rooms[r].claimedAt.Add(roomClaimInterval) {
+			s.claimRoom(r) // a home made at the same time as ours hears of it ([CLUSTER-4])
+		}
 		return s.sendRoomState(sock, to, txid, r)
 	case k < 0 && len(t.rooms[r].members) >= s.cfg.MaxRoomMembers:
 		s.stats.Rooms.Full++

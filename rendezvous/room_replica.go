@@ -90,13 +90,13 @@ func (s *Server) replicaFor(name RoomName, asker int32, a *pendingAsk) (int32, b
 
 // mergeReplica makes m, the home's state, replica r's, when it is newer (or the
 // replica is new), and owes it to every member of ours in it but asker, which gets
-// the answer. A state of another home older than ours is answered with a refresh
-// that raises that home's epoch past ours ([CLUSTER-5]).
+// the answer. A state of another home not newer than ours is answered with a
+// refresh that raises that home's epoch past ours ([CLUSTER-5]).
 func (s *Server) mergeReplica(r int32, m *proto.ClusterRoomState, asker int32) {
 	t := &s.rooms
 	rm := &t.rooms[r]
 	if rm.home != 0 && m.Epoch <= rm.epoch {
-		if m.Epoch < rm.epoch && m.Server != rm.home {
+		if m.Server != rm.home {
 			s.stats.Cluster.RoomStale++
 			s.refreshReplica(r)
 		}
