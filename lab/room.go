@@ -48,6 +48,7 @@ type RoomResult struct {
 	BroadcastsExpected, BroadcastsDelivered int
 	Corrupt                                 int           // messages out of order, repeated or altered
 	Mesh                                    time.Duration // last join → every link carried data both ways
+	HomeKilled                              bool          // KillHomeAt came before the run ended
 	Err                                     string
 }
 
@@ -375,6 +376,7 @@ func (w *roomWorld) delivered() int {
 func (w *roomWorld) measure(last proto.Instant) {
 	r := &w.res
 	r.BroadcastsDelivered = w.delivered()
+	r.HomeKilled = w.killed >= 0
 	var meshAt proto.Instant
 	for i, a := range w.members {
 		for j, b := range w.members {
@@ -420,6 +422,7 @@ func (w *roomWorld) measure(last proto.Instant) {
 // RoomSummary sums a set of room runs (natpass lab --room N --json).
 type RoomSummary struct {
 	RoomSize            int      `json:"room_size"`
+	Servers             int      `json:"servers"`
 	Runs                int      `json:"runs"`
 	Links               int      `json:"links"`
 	LinksDirect         int      `json:"links_direct"`
@@ -428,16 +431,26 @@ type RoomSummary struct {
 	BroadcastsExpected  int      `json:"broadcasts_expected"`
 	BroadcastsDelivered int      `json:"broadcasts_delivered"`
 	MeshMsP95           float64  `json:"mesh_ms_p95"`
+	HomesKilled         int      `json:"homes_killed,omitempty"` // runs whose home died mid-run (KillHomeAt)
 	Failed              []uint64 `json:"failed_seeds,omitempty"`
 }
 
-// RunRooms performs runs room runs of size members, seeds derived from seed.
+// RunRooms performs runs room runs of size members on one server, seeds derived
+// from seed.
 func RunRooms(size, runs int, seed uint64, loss float64) RoomSummary {
-	sum := RoomSummary{RoomSize: size, Runs: runs}
+	return RunRoomsOn(RoomConfig{Size: size, Loss: loss}, runs, seed)
+}
+
+// RunRoomsOn performs runs room runs of cfg (natpass lab --room N --servers S), each
+// with its own seed derived from seed.
+func RunRoomsOn(cfg RoomConfig, runs int, seed uint64) RoomSummary {
+	size := cfg.Size
+	sum := RoomSummary{RoomSize: size, Runs: runs, Servers: max(cfg.Servers, 1)}
 	var mesh []time.Duration
 	for i := range runs {
 		s := seed*1_000_003 + uint64(i)
-		r := RunRoom(RoomConfig{Size: size, Seed: s, Loss: loss})
+		cfg.Seed = s
+		r := RunRoom(cfg)
 		sum.Links += r.Links
 		sum.LinksDirect += r.LinksDirect
 		sum.LinksRelay += r.LinksRelay
@@ -446,6 +459,9 @@ func RunRooms(size, runs int, seed uint64, loss float64) RoomSummary {
 		sum.BroadcastsDelivered += r.BroadcastsDelivered
 		if r.Err != "" {
 			sum.Failed = append(sum.Failed, s)
+		}
+		if r.HomeKilled {
+			sum.HomesKilled++
 		}
 		mesh = append(mesh, r.Mesh)
 	}

@@ -51,8 +51,11 @@ var (
 )
 
 // maxClusterQueue bounds the cluster messages waiting for PollCluster. One input
-// makes at most two; a full queue means the owner stopped draining, and what does
-// not fit is dropped and counted (ClusterStats.DropQueueFull). Interest changes need
+// makes at most two, except a room change at its home (one notice per other server
+// with members, up to 15), a hand-over (a join per member, up to 16) and a liveness
+// sweep; a full queue means the owner stopped draining or a sweep dropped members
+// of many rooms at once, and what does not fit is dropped and counted
+// (ClusterStats.DropQueueFull): the nodes' next refreshes repair it. Interest changes need
 // no bound of their own: each peer ID is pending at most once (see interestSet).
 const maxClusterQueue = 64
 
