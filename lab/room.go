@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -28,7 +29,14 @@ type RoomConfig struct {
 	// drawn from the preset list by the seed.
 	Presets []string
 	Timeout time.Duration // after the last member joined (0: 30 s)
-	Log     func(line string)
+	// Servers is how many rendezvous servers run (0: 1); more than one form a
+	// cluster on a simulated bus, member i registers on server i mod Servers (the
+	// others follow in its list), and the room lives on one of them (PROTOCOL §13.1).
+	Servers int
+	// KillHomeAt, when set, kills the server holding the room (its home) this long
+	// after the first member joined: it drops off the network and the bus for good.
+	KillHomeAt time.Duration
+	Log        func(line string)
 }
 
 // RoomResult is what one room run measured.
@@ -40,6 +48,7 @@ type RoomResult struct {
 	BroadcastsExpected, BroadcastsDelivered int
 	Corrupt                                 int           // messages out of order, repeated or altered
 	Mesh                                    time.Duration // last join → every link carried data both ways
+	HomeKilled                              bool          // KillHomeAt came before the run ended
 	Err                                     string
 }
 
@@ -136,13 +145,20 @@ func (m *member) linkUp(now proto.Instant, peer string) {
 	}
 }
 
-// roomWorld is one room run's simulator, server and members.
+// roomWorld is one room run's simulator, servers and members.
 type roomWorld struct {
 	cfg     RoomConfig
 	s       *sim.Sim
 	members []*member
 	presets []string
 	res     RoomResult
+	// The servers: their hosts, machines and (in a cluster) bus memberships.
+	srvHosts []*sim.Host
+	srvs     []*rendezvous.Server
+	onBus    []*sim.BusMember
+	bus      *sim.Bus
+	killed   int           // the server killed, -1 for none
+	killAt   proto.Instant // when KillHomeAt kills the home (Never: no kill)
 }
 
 // RunRoom performs one room run.
@@ -167,12 +183,21 @@ func newRoomWorld(cfg RoomConfig) (*roomWorld, error) {
 	if cfg.Size < 2 || cfg.Size > proto.MaxRoomMembers {
 		return nil, fmt.Errorf("room size %d: want 2–%d", cfg.Size, proto.MaxRoomMembers)
 	}
-	w := &roomWorld{cfg: cfg, s: sim.New(sim.Config{Seed: cfg.Seed}), res: RoomResult{Seed: cfg.Seed}}
+	w := &roomWorld{cfg: cfg, s: sim.New(sim.Config{Seed: cfg.Seed}), res: RoomResult{Seed: cfg.Seed}, killed: -1, killAt: proto.Never}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x200))
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.IntN(hi-lo+1)) * time.Millisecond }
-	srv, err := w.startServer(ms(2, 8))
-	if err != nil {
-		return nil, err
+	n := max(cfg.Servers, 1)
+	if n > 1 {
+		// Servers of one cluster sit in one region: a millisecond or two apart.
+		w.bus = w.s.NewBus(sim.BusConfig{Latency: time.Millisecond, Jitter: time.Millisecond})
+	}
+	var srvs []netip.AddrPort
+	for k := range n {
+		srv, err := w.startServer(k, ms(2, 8))
+		if err != nil {
+			return nil, err
+		}
+		srvs = append(srvs, srv)
 	}
 	names := sim.PresetNames()
 	for i := range cfg.Size {
@@ -183,7 +208,7 @@ func newRoomWorld(cfg RoomConfig) (*roomWorld, error) {
 		w.presets = append(w.presets, p)
 		site := w.s.AddSite(fmt.Sprintf("m%d", i), sim.MustPreset(p),
 			sim.LinkConfig{Latency: ms(8, 37), Loss: cfg.Loss, Routers: 2}, sim.LinkConfig{Latency: time.Millisecond})
-		w.members = append(w.members, w.newMember(fmt.Sprintf("m%02d", i), site.Host, srv))
+		w.members = append(w.members, w.newMember(fmt.Sprintf("m%02d", i), site.Host, rotate(srvs, i%n)))
 	}
 	w.res.Presets = w.presets
 	reported := func() bool {
@@ -203,9 +228,10 @@ func newRoomWorld(cfg RoomConfig) (*roomWorld, error) {
 	return w, nil
 }
 
-// startServer puts a rendezvous server on a host of the core.
-func (w *roomWorld) startServer(lat time.Duration) (netip.AddrPort, error) {
-	h := w.s.AddHost("server", w.s.Core(), sim.LinkConfig{Latency: lat})
+// startServer puts rendezvous server k on a host of the core, on the bus when
+// there is one.
+func (w *roomWorld) startServer(k int, lat time.Duration) (netip.AddrPort, error) {
+	h := w.s.AddHost(fmt.Sprintf("server%d", k+1), w.s.Core(), sim.LinkConfig{Latency: lat})
 	h.AddAddr()
 	h.Open(h.Addrs()[0], sim.ServerPort)
 	h.Open(h.Addrs()[0], sim.ServerAltPort)
@@ -213,12 +239,16 @@ func (w *roomWorld) startServer(lat time.Duration) (netip.AddrPort, error) {
 	socks := h.Sockets()
 	srv, err := rendezvous.NewServer(rendezvous.Config{
 		Secret: testSecret, Seed: w.s.NewSeed32(), Primary: socks[0], AltPort: socks[1], AltAddr: socks[2],
-		WallClock: proto.WallClock{At: w.s.Now(), Time: time.Unix(wallStart, 0)},
+		WallClock: proto.WallClock{At: w.s.Now(), Time: time.Unix(wallStart, 0)}, Cluster: w.bus != nil,
 	})
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
 	h.Attach(srv)
+	w.srvHosts, w.srvs = append(w.srvHosts, h), append(w.srvs, srv)
+	if w.bus != nil {
+		w.onBus = append(w.onBus, w.bus.Join(h.Name(), h, sim.AdaptCluster(srv)))
+	}
 	h.AfterStep = func(proto.Instant) {
 		for {
 			if _, ok := srv.PollEvent(); !ok {
@@ -229,9 +259,9 @@ func (w *roomWorld) startServer(lat time.Duration) (netip.AddrPort, error) {
 	return socks[0], nil
 }
 
-func (w *roomWorld) newMember(name string, host *sim.Host, server netip.AddrPort) *member {
+func (w *roomWorld) newMember(name string, host *sim.Host, servers []netip.AddrPort) *member {
 	s := w.s
-	cfg := nodeConfig(s, name, host, []netip.AddrPort{server})
+	cfg := nodeConfig(s, name, host, servers)
 	m := &member{name: name, host: host, log: w.cfg.Log, links: map[string]*roomLink{}, toSend: w.cfg.Broadcasts}
 	for i := range w.cfg.Size {
 		if o := fmt.Sprintf("m%02d", i); o != name {
@@ -253,8 +283,9 @@ const roomJoinGap = 200 * time.Millisecond
 // or the timeout passed; it fills w.res.
 func (w *roomWorld) run() {
 	s := w.s
+	w.scheduleKill()
 	for i, m := range w.members {
-		if err := s.RunFor(roomJoinGap * time.Duration(min(i, 1))); err != nil {
+		if err := w.runUntil(s.Now().Add(roomJoinGap*time.Duration(min(i, 1))), nil); err != nil {
 			w.res.Err = err.Error()
 			return
 		}
@@ -269,10 +300,52 @@ func (w *roomWorld) run() {
 	n, b := w.cfg.Size, w.cfg.Broadcasts
 	w.res.BroadcastsExpected = n * (n - 1) * b
 	done := func() bool { return w.delivered() == w.res.BroadcastsExpected && w.settled() }
-	if err := s.RunUntil(last.Add(w.cfg.Timeout), done); err != nil {
+	if err := w.runUntil(last.Add(w.cfg.Timeout), done); err != nil {
 		w.res.Err = err.Error()
 	}
 	w.measure(last)
+}
+
+// scheduleKill arranges the KillHomeAt fault, if configured, from now: runUntil
+// performs it when its time comes.
+func (w *roomWorld) scheduleKill() {
+	w.killAt = proto.Never
+	if w.cfg.KillHomeAt != 0 && w.bus != nil {
+		w.killAt = w.s.Now().Add(w.cfg.KillHomeAt)
+	}
+}
+
+// runUntil runs the simulator until end or until done (nil: never) holds, killing
+// the home on the way when KillHomeAt's time comes.
+func (w *roomWorld) runUntil(end proto.Instant, done func() bool) error {
+	if done == nil {
+		done = func() bool { return false }
+	}
+	if w.killed < 0 && w.killAt <= end {
+		if err := w.s.RunUntil(w.killAt, done); err != nil || done() {
+			return err
+		}
+		w.killHome()
+	}
+	return w.s.RunUntil(end, done)
+}
+
+// killHome kills the server holding the room: cut off from every member for good
+// and dead on the bus. With no home (nobody joined yet) it kills server 0.
+func (w *roomWorld) killHome() {
+	k := 0
+	subject := "room." + hex.EncodeToString([]byte(roomName))
+	for i, bm := range w.onBus {
+		if bm.Subscribed(subject) {
+			k = i
+		}
+	}
+	forever := sim.Window{From: w.s.Now(), Until: proto.Never}
+	for _, m := range w.members {
+		w.s.Partition(w.srvHosts[k], m.host, forever)
+	}
+	w.bus.Kill(w.onBus[k])
+	w.killed = k
 }
 
 // settled reports whether every link has found its path: direct on both sides, or
@@ -303,6 +376,7 @@ func (w *roomWorld) delivered() int {
 func (w *roomWorld) measure(last proto.Instant) {
 	r := &w.res
 	r.BroadcastsDelivered = w.delivered()
+	r.HomeKilled = w.killed >= 0
 	var meshAt proto.Instant
 	for i, a := range w.members {
 		for j, b := range w.members {
@@ -348,6 +422,7 @@ func (w *roomWorld) measure(last proto.Instant) {
 // RoomSummary sums a set of room runs (natpass lab --room N --json).
 type RoomSummary struct {
 	RoomSize            int      `json:"room_size"`
+	Servers             int      `json:"servers"`
 	Runs                int      `json:"runs"`
 	Links               int      `json:"links"`
 	LinksDirect         int      `json:"links_direct"`
@@ -356,16 +431,26 @@ type RoomSummary struct {
 	BroadcastsExpected  int      `json:"broadcasts_expected"`
 	BroadcastsDelivered int      `json:"broadcasts_delivered"`
 	MeshMsP95           float64  `json:"mesh_ms_p95"`
+	HomesKilled         int      `json:"homes_killed,omitempty"` // runs whose home died mid-run (KillHomeAt)
 	Failed              []uint64 `json:"failed_seeds,omitempty"`
 }
 
-// RunRooms performs runs room runs of size members, seeds derived from seed.
+// RunRooms performs runs room runs of size members on one server, seeds derived
+// from seed.
 func RunRooms(size, runs int, seed uint64, loss float64) RoomSummary {
-	sum := RoomSummary{RoomSize: size, Runs: runs}
+	return RunRoomsOn(RoomConfig{Size: size, Loss: loss}, runs, seed)
+}
+
+// RunRoomsOn performs runs room runs of cfg (natpass lab --room N --servers S), each
+// with its own seed derived from seed.
+func RunRoomsOn(cfg RoomConfig, runs int, seed uint64) RoomSummary {
+	size := cfg.Size
+	sum := RoomSummary{RoomSize: size, Runs: runs, Servers: max(cfg.Servers, 1)}
 	var mesh []time.Duration
 	for i := range runs {
 		s := seed*1_000_003 + uint64(i)
-		r := RunRoom(RoomConfig{Size: size, Seed: s, Loss: loss})
+		cfg.Seed = s
+		r := RunRoom(cfg)
 		sum.Links += r.Links
 		sum.LinksDirect += r.LinksDirect
 		sum.LinksRelay += r.LinksRelay
@@ -374,6 +459,9 @@ func RunRooms(size, runs int, seed uint64, loss float64) RoomSummary {
 		sum.BroadcastsDelivered += r.BroadcastsDelivered
 		if r.Err != "" {
 			sum.Failed = append(sum.Failed, s)
+		}
+		if r.HomeKilled {
+			sum.HomesKilled++
 		}
 		mesh = append(mesh, r.Mesh)
 	}

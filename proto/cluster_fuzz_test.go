@@ -21,3 +21,16 @@ func FuzzClusterRelayData(f *testing.F) {
 	}
 	fuzzMessage(f, func() message { return new(ClusterRelayData) })
 }
+
+func FuzzClusterRoomJoin(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRoomJoin) })
+}
+func FuzzClusterRoomLeave(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRoomLeave) })
+}
+func FuzzClusterRoomState(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRoomState) })
+}
+func FuzzClusterRoomClaim(f *testing.F) {
+	fuzzMessage(f, func() message { return new(ClusterRoomClaim) })
+}

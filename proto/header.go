@@ -106,6 +106,10 @@ var typeNames = [...]string{
 	TypeClusterRelayBind:   "cluster-relay-bind",
 	TypeClusterRelayBound:  "cluster-relay-bound",
 	TypeClusterRelayData:   "cluster-relay-data",
+	TypeClusterRoomJoin:    "cluster-room-join",
+	TypeClusterRoomLeave:   "cluster-room-leave",
+	TypeClusterRoomState:   "cluster-room-state",
+	TypeClusterRoomClaim:   "cluster-room-claim",
 }
 
 func (t MsgType) String() string {

@@ -328,7 +328,7 @@ func rejectVectors() []rejectVector {
 	add("ProbeReply", "observed-v4-mapped", "ADDR-2", "malformed", reply(0, mapped))
 	add("ProbeReply", "tag-cut-short", "WIRE-2", "short", minusByte(reply(0, v6)))
 	add("ProbeReply", "byte-after-tag", "WIRE-1", "trailing", plusByte(reply(0, v6)))
-	return append(append(out, clusterRejectVectors()...), roomRejectVectors()...)
+	return append(append(append(out, clusterRejectVectors()...), roomRejectVectors()...), roomClusterRejectVectors()...)
 }
 
 // kebab spells a Go type name as the vector names do: NATProbeReply → nat-probe-reply.

@@ -51,8 +51,11 @@ var (
 )
 
 // maxClusterQueue bounds the cluster messages waiting for PollCluster. One input
-// makes at most two; a full queue means the owner stopped draining, and what does
-// not fit is dropped and counted (ClusterStats.DropQueueFull). Interest changes need
+// makes at most two, except a room change at its home (one notice per other server
+// with members, up to 15), a hand-over (a join per member, up to 16) and a liveness
+// sweep; a full queue means the owner stopped draining or a sweep dropped members
+// of many rooms at once, and what does not fit is dropped and counted
+// (ClusterStats.DropQueueFull): the nodes' next refreshes repair it. Interest changes need
 // no bound of their own: each peer ID is pending at most once (see interestSet).
 const maxClusterQueue = 64
 
@@ -83,6 +86,22 @@ type ClusterStats struct {
 	AsksOverwritten    uint64 // a pending request's slot reused before its answer came
 	TombstonesDropped  uint64 // replaced sessions not remembered (table full)
 	DrainNoticesQueued uint64 // error-11 notices sent while draining
+
+	// Rooms across the cluster (PROTOCOL.md §13.1).
+	RoomJoinsSent       uint64 // cluster-room-joins sent (forwarded room-joins, hand-overs, epoch refreshes)
+	RoomJoinsServed     uint64 // cluster-room-joins served as the room's home
+	RoomLeavesSent      uint64 // cluster-room-leaves sent (a member here left or ended)
+	RoomLeavesServed    uint64 // cluster-room-leaves that took a member out at the home
+	RoomStatesSent      uint64 // cluster-room-states sent: answers and notices
+	RoomStatesIn        uint64 // cluster-room-states received
+	RoomsFormed         uint64 // rooms this server became the home of, new
+	RoomsReformed       uint64 // rooms this server became the home of from its replica (the home had gone)
+	RoomClaims          uint64 // room claims sent
+	RoomHandovers       uint64 // rooms given to an older home
+	RoomEpochRaises     uint64 // [CLUSTER-5]: a join from a replica of another home raised the epoch
+	RoomMembersTimedOut uint64 // remote members dropped for want of refreshes
+	RoomStale           uint64 // states older than the replica, or for a room this server is the home of
+	DropRoomNotHome     uint64 // room joins and leaves for a room this server is not the home of
 }
 
 // Subjects (PROTOCOL.md §12.1).
@@ -154,6 +173,44 @@ type interestSet struct {
 	subscribed map[PeerID]bool // peer subjects the bus holds
 	dirty      []PeerID        // peers to compare, each at most once
 	isDirty    map[PeerID]bool
+
+	// The same for the rooms this server is the home of (§13.1).
+	roomSubscribed map[RoomName]bool
+	roomDirty      []RoomName
+	roomIsDirty    map[RoomName]bool
+}
+
+func (t *interestSet) markRoom(r RoomName) {
+	if t.roomIsDirty == nil {
+		t.roomIsDirty, t.roomSubscribed = make(map[RoomName]bool), make(map[RoomName]bool)
+	}
+	if !t.roomIsDirty[r] {
+		t.roomIsDirty[r] = true
+		t.roomDirty = append(t.roomDirty, r)
+	}
+}
+
+// pollRoomInterest returns the next change of the room subjects: a room this
+// server is the home of is subscribed.
+func (s *Server) pollRoomInterest() (Interest, bool) {
+	t := &s.interest
+	for len(t.roomDirty) > 0 {
+		name := t.roomDirty[0]
+		t.roomDirty = t.roomDirty[1:]
+		delete(t.roomIsDirty, name)
+		r, ok := s.rooms.byName[name]
+		want := ok && !s.rooms.rooms[r].replica
+		if want != t.roomSubscribed[name] {
+			if want {
+				t.roomSubscribed[name] = true
+			} else {
+				delete(t.roomSubscribed, name)
+			}
+			return Interest{Subject: roomSubject(name.Bytes()), Subscribe: want}, true
+		}
+	}
+	t.roomDirty = t.roomDirty[:0:0]
+	return Interest{}, false
 }
 
 func (t *interestSet) mark(p PeerID) {
@@ -192,7 +249,7 @@ func (s *Server) PollInterest() (Interest, bool) {
 		}
 	}
 	t.dirty = t.dirty[:0:0] // release the consumed prefix
-	return Interest{}, false
+	return s.pollRoomInterest()
 }
 
 // PollCluster returns the next cluster message to publish. Its Data is valid until
@@ -254,6 +311,14 @@ func (s *Server) HandleCluster(now proto.Instant, m ClusterMessage) error {
 		return s.handleRelayBound(now, m.Subject, m.Data)
 	case proto.TypeClusterRelayData:
 		return s.handleRelayData(now, m.Data)
+	case proto.TypeClusterRoomJoin:
+		return s.handleRoomJoinAsk(now, m.Data, m.Reply)
+	case proto.TypeClusterRoomLeave:
+		return s.handleRoomLeaveAsk(m.Data)
+	case proto.TypeClusterRoomState:
+		return s.handleRoomState(now, m.Subject, m.Data)
+	case proto.TypeClusterRoomClaim:
+		return s.handleRoomClaim(m.Data)
 	}
 	st.DropSubject++
 	return ErrClusterSubject

@@ -147,6 +147,9 @@ func (s *Server) handleNoResponders(now proto.Instant, subject string) error {
 		return ErrClusterUnknownAsk
 	}
 	s.stats.Cluster.NoResponders++
+	if a.kind == askRoom {
+		return s.formRoom(a) // nobody holds the room: it is ours now
+	}
 	i, ok := s.peers.byCookie[a.cookie]
 	if !ok {
 		return nil

@@ -24,6 +24,7 @@ type askKind uint8
 const (
 	askIntro askKind = iota + 1 // a cluster-intro-ask
 	askBind                     // a cluster-relay-bind
+	askRoom                     // a cluster-room-join for a node's room-join
 )
 
 // pendingAsk is one request sent on the bus, with what its answer needs: the node
@@ -38,6 +39,7 @@ type pendingAsk struct {
 	channel  uint16 // bind: the requester's channel
 	pairID   uint64 // bind
 	otherKey [proto.KeyLen]byte
+	room     RoomName // room: the room joined
 }
 
 // askTable holds pending requests in a fixed ring indexed by id: bounded, no

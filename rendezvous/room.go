@@ -48,14 +48,35 @@ func (r *RoomName) Bytes() []byte { return r.b[:r.n] }
 
 func (r RoomName) String() string { return string(r.b[:r.n]) }
 
-// room is one room of the table.
+// roomMember is one member of a room: a session of this server (slot) or, in a
+// cluster, of another (PROTOCOL.md §13.1), named by its server, registration tag
+// and peer ID.
+type roomMember struct {
+	server uint64
+	tag    [proto.RegTagLen]byte
+	peer   PeerID
+	slot   int32 // its session slot here, nilSlot for a session of another server
+	// seen (home only) is the member's last join: a remote member not seen for
+	// roomMemberLiveness is dropped as left ([CLUSTER-6]).
+	seen proto.Instant
+}
+
+// room is one room of the table: a room this server is the home of (on a lone
+// server every room), or in a cluster a replica of another server's room, kept for
+// the members of this server ([CLUSTER-4]).
 type room struct {
 	name    RoomName
-	members []int32 // session slots in join order; members[0] is the owner
-	epoch   uint32  // grows by one with every change of members
+	members []roomMember // in join order; members[0] is the owner
+	epoch   uint32       // grows by one with every change of members (the home's)
 	// emptySince is when the last member left; an empty room is on the table's
-	// empty list and is forgotten at emptySince + RoomTTL ([ROOM-4]).
+	// empty list (listed) and is forgotten at emptySince + RoomTTL ([ROOM-4]).
 	emptySince proto.Instant
+	listed     bool
+
+	replica       bool          // another server is the home; members is its latest state
+	home          uint64        // the home's server ID (this server's own when it is the home)
+	createdUnixMs uint64        // home: when it became the home, for the claim rule ([CLUSTER-4])
+	claimedAt     proto.Instant // home: when it last published its claim
 }
 
 // roomNotice owes the member in slot (while it holds cookie) the state of room.
@@ -89,6 +110,10 @@ type roomTable struct {
 	notices      [roomNoticeQueueLen]roomNotice
 	nhead, nsize int
 	pending      map[noticeKey]struct{} // the (slot, room) pairs in notices
+
+	// sweepAt is when the homes' remote members are next checked for liveness
+	// (Never while no home room has one).
+	sweepAt proto.Instant
 }
 
 func newRoomTable(maxPeers int) roomTable {
@@ -97,76 +122,112 @@ func newRoomTable(maxPeers int) roomTable {
 		empty:   newLRU(),
 		bySlot:  make([][]int32, maxPeers),
 		pending: make(map[noticeKey]struct{}),
+		sweepAt: proto.Never,
 	}
 }
 
 func (t *roomTable) len() int { return len(t.byName) }
 
-// create adds an empty room called name (the caller checked it is absent and
-// that the table has room) and returns its slot. It is not on the empty list: the
-// caller adds its first member at once.
-func (t *roomTable) create(name RoomName, maxMembers int) int32 {
+// create adds an empty room called name, held by home (the caller checked it is
+// absent and that the table has room), and returns its slot. It is not on the
+// empty list: the caller adds its first member at once.
+func (t *roomTable) create(name RoomName, maxMembers int, home uint64) int32 {
 	var r int32
 	if n := len(t.free); n > 0 {
 		r = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
 		r = int32(len(t.rooms))
-		t.rooms = append(t.rooms, room{members: make([]int32, 0, maxMembers)})
+		t.rooms = append(t.rooms, room{members: make([]roomMember, 0, maxMembers)})
 		t.links = append(t.links, link{prev: nilSlot, next: nilSlot})
 	}
 	rm := &t.rooms[r]
-	rm.name, rm.members, rm.epoch = name, rm.members[:0], 0
+	*rm = room{name: name, members: rm.members[:0], home: home}
 	t.byName[name] = r
 	return r
 }
 
-// forget removes empty room r from the table.
+// forget removes room r, which has no member of this server, from the table.
 func (t *roomTable) forget(r int32) {
-	t.empty.remove(t.links, r)
-	delete(t.byName, t.rooms[r].name)
+	rm := &t.rooms[r]
+	if rm.listed {
+		t.empty.remove(t.links, r)
+		rm.listed = false
+	}
+	delete(t.byName, rm.name)
+	rm.members = rm.members[:0]
 	t.free = append(t.free, r)
 }
 
 // index returns the position of slot among room r's members, or -1.
 func (t *roomTable) index(r, slot int32) int {
-	for k, m := range t.rooms[r].members {
-		if m == slot {
+	for k := range t.rooms[r].members {
+		if t.rooms[r].members[k].slot == slot {
 			return k
 		}
 	}
 	return -1
 }
 
-// add appends slot to room r's members (the caller checked the bounds).
-func (t *roomTable) add(r, slot int32) {
-	rm := &t.rooms[r]
-	if len(rm.members) == 0 && rm.epoch > 0 {
-		t.empty.remove(t.links, r) // it was waiting to be forgotten
+// indexPeer returns the position of peer id among room r's members, or -1.
+func (t *roomTable) indexPeer(r int32, id *PeerID) int {
+	for k := range t.rooms[r].members {
+		if t.rooms[r].members[k].peer == *id {
+			return k
+		}
 	}
-	rm.members = append(rm.members, slot)
-	rm.epoch++
-	t.bySlot[slot] = append(t.bySlot[slot], r)
+	return -1
 }
 
-// remove takes slot out of room r (it is a member), keeping the others' order; a
-// room left empty goes on the empty list.
-func (t *roomTable) remove(r, slot int32, now proto.Instant) {
+// add appends m to room r's members (the caller checked the bounds and counts
+// the epoch).
+func (t *roomTable) add(r int32, m roomMember) {
 	rm := &t.rooms[r]
-	k := t.index(r, slot)
+	if rm.listed {
+		t.empty.remove(t.links, r) // it was waiting to be forgotten
+		rm.listed = false
+	}
+	rm.members = append(rm.members, m)
+	if m.slot != nilSlot {
+		t.bySlot[m.slot] = append(t.bySlot[m.slot], r)
+	}
+}
+
+// removeAt takes the k-th member out of room r, keeping the others' order (the
+// caller counts the epoch); a home room left empty goes on the empty list.
+func (t *roomTable) removeAt(r int32, k int, now proto.Instant) {
+	rm := &t.rooms[r]
+	slot := rm.members[k].slot
 	rm.members = append(rm.members[:k], rm.members[k+1:]...)
-	rm.epoch++
-	if len(rm.members) == 0 {
+	if len(rm.members) == 0 && !rm.replica {
 		rm.emptySince = now
+		rm.listed = true
 		t.empty.pushBack(t.links, r)
 	}
+	if slot != nilSlot {
+		t.unlinkSlot(slot, r)
+	}
+}
+
+// unlinkSlot takes room r off session slot's list of rooms.
+func (t *roomTable) unlinkSlot(slot, r int32) {
 	mine := t.bySlot[slot]
 	for k, x := range mine {
 		if x == r {
 			t.bySlot[slot] = append(mine[:k], mine[k+1:]...)
-			break
+			return
 		}
 	}
+}
+
+// hasLocal reports whether room r has a member of this server.
+func (t *roomTable) hasLocal(r int32) bool {
+	for k := range t.rooms[r].members {
+		if t.rooms[r].members[k].slot != nilSlot {
+			return true
+		}
+	}
+	return false
 }
 
 // pushNotice owes the member in slot the state of room r; false when the queue is
@@ -210,40 +271,83 @@ func (s *Server) handleRoomJoin(now proto.Instant, sock int, from netip.AddrPort
 	t := &s.rooms
 	name := makeRoomName(m.Room)
 	r, ok := t.byName[name]
+	if s.cfg.Cluster && (!ok || t.rooms[r].replica) {
+		// Not the home: the room's home, wherever it is, decides ([CLUSTER-4]).
+		return s.forwardRoomJoin(now, sock, from, i, m.TxID, name)
+	}
+	if !ok {
+		if r, err = s.newRoom(sock, from, m.TxID, name); err != nil {
+			return err
+		}
+	}
+	return s.joinHome(r, i, sock, from, m.TxID)
+}
+
+// newRoom creates room name, held by this server, for a join answering txid: a
+// full table forgets its oldest empty room, or refuses with error 7.
+func (s *Server) newRoom(sock int, from netip.AddrPort, txid uint64, name RoomName) (int32, error) {
+	t := &s.rooms
+	if t.len() >= s.cfg.MaxRooms {
+		if t.empty.head == nilSlot {
+			s.stats.Rooms.TableFull++
+			_ = s.sendError(sock, from, txid, proto.CodeServerFull, textServerFull, unlimited)
+			return nilSlot, ErrRoomsFull
+		}
+		// An empty room is only waiting to be forgotten: forget it now.
+		s.forgetRoom(t.empty.head)
+		s.stats.Rooms.Expired++
+	}
+	r := t.create(name, s.cfg.MaxRoomMembers, s.id)
+	if s.cfg.Cluster {
+		s.interest.markRoom(name)
+	}
+	return r, nil
+}
+
+// joinHome adds session i to room r, which this server is the home of, answering
+// its room-join (txid) at to from socket sock ([ROOM-2]).
+func (s *Server) joinHome(r, i int32, sock int, to netip.AddrPort, txid uint64) error {
+	t := &s.rooms
+	ss := &s.peers.sessions[i]
+	k := t.indexPeer(r, &ss.peer)
 	switch {
-	case ok && t.index(r, i) >= 0:
+	case k >= 0 && t.rooms[r].members[k].slot == i:
 		// Already in: a refresh, answered with the state and changing nothing.
 		s.stats.Rooms.Refreshes++
-		return s.sendRoomState(sock, from, m.TxID, r)
-	case ok && len(t.rooms[r].members) >= s.cfg.MaxRoomMembers:
+		t.rooms[r].members[k].seen = s.now
+		if s.cfg.Cluster && s.now >= t.rooms[r].claimedAt.Add(roomClaimInterval) {
+			s.claimRoom(r) // a home made at the same time as ours hears of it ([CLUSTER-4])
+		}
+		return s.sendRoomState(sock, to, txid, r)
+	case k < 0 && len(t.rooms[r].members) >= s.cfg.MaxRoomMembers:
 		s.stats.Rooms.Full++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeRoomFull, textRoomFull, unlimited)
+		_ = s.sendError(sock, to, txid, proto.CodeRoomFull, textRoomFull, unlimited)
 		return ErrRoomFull
 	case len(t.bySlot[i]) >= s.cfg.MaxRoomsPerSession:
 		s.stats.Rooms.TableFull++
-		_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textServerFull, unlimited)
+		_ = s.sendError(sock, to, txid, proto.CodeServerFull, textServerFull, unlimited)
+		if len(t.rooms[r].members) == 0 {
+			s.forgetRoom(r)
+		}
 		return ErrRoomsFull
 	}
-	if !ok {
-		if t.len() >= s.cfg.MaxRooms {
-			if t.empty.head == nilSlot {
-				s.stats.Rooms.TableFull++
-				_ = s.sendError(sock, from, m.TxID, proto.CodeServerFull, textServerFull, unlimited)
-				return ErrRoomsFull
-			}
-			// An empty room is only waiting to be forgotten: forget it now.
-			t.forget(t.empty.head)
-			s.stats.Rooms.Expired++
-		}
-		r = t.create(name, s.cfg.MaxRoomMembers)
+	if k >= 0 {
+		s.leaveAt(r, k) // the same peer ID in another session (on another server): it moved
 	}
-	t.add(r, i)
+	t.add(r, s.localMember(i))
+	t.rooms[r].epoch++
 	s.stats.Rooms.Joins++
-	s.pushEvent(EventRoomJoined{Peer: s.peers.sessions[i].peer, Room: name})
-	err = s.sendRoomState(sock, from, m.TxID, r)
-	s.notifyMembers(r, i)
+	s.pushEvent(EventRoomJoined{Peer: ss.peer, Room: t.rooms[r].name})
+	err := s.sendRoomState(sock, to, txid, r)
+	s.notifyRoom(r, i, 0)
 	s.sendRoomNotices()
 	return err
+}
+
+// localMember names session i as a room member.
+func (s *Server) localMember(i int32) roomMember {
+	ss := &s.peers.sessions[i]
+	return roomMember{server: s.id, tag: ss.tag, peer: ss.peer, slot: i, seen: s.now}
 }
 
 func (s *Server) handleRoomLeave(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
@@ -263,40 +367,76 @@ func (s *Server) handleRoomLeave(now proto.Instant, sock int, from netip.AddrPor
 		st := proto.RoomState{TxID: m.TxID, Room: m.Room}
 		return s.commitReply(sock, from, st.Append(s.tx.begin()), unlimited)
 	}
-	if s.rooms.index(r, i) >= 0 {
-		s.leaveRoom(r, i)
+	replica := s.rooms.rooms[r].replica
+	if k := s.rooms.index(r, i); k >= 0 && replica {
+		s.replicaLeave(r, k)
+	} else if k >= 0 {
+		s.leaveAt(r, k)
 	}
 	err = s.sendRoomState(sock, from, m.TxID, r)
+	if replica && !s.rooms.hasLocal(r) {
+		s.forgetRoom(r) // its last member here left: the home keeps the room
+	}
 	s.sendRoomNotices()
 	return err
 }
 
-// leaveRoom takes session i out of room r and owes the others the new state.
-func (s *Server) leaveRoom(r, i int32) {
-	s.rooms.remove(r, i, s.now)
+// leaveAt takes the k-th member out of room r, which this server is the home of,
+// and owes the others the new state.
+func (s *Server) leaveAt(r int32, k int) {
+	t := &s.rooms
+	peer := t.rooms[r].members[k].peer
+	t.removeAt(r, k, s.now)
+	t.rooms[r].epoch++
 	s.stats.Rooms.Leaves++
-	s.pushEvent(EventRoomLeft{Peer: s.peers.sessions[i].peer, Room: s.rooms.rooms[r].name})
-	s.notifyMembers(r, nilSlot)
+	s.pushEvent(EventRoomLeft{Peer: peer, Room: t.rooms[r].name})
+	s.notifyRoom(r, nilSlot, 0)
 }
 
 // leaveAllRooms takes session i, which is ending, out of every room it is in
 // ([ROOM-3]). The notices go out at the next HandleTimeout (Deadline is now).
 func (s *Server) leaveAllRooms(i int32) {
+	t := &s.rooms
 	// Bounded by MaxRoomsPerSession: each iteration removes one room from the list.
-	for len(s.rooms.bySlot[i]) > 0 {
-		s.leaveRoom(s.rooms.bySlot[i][0], i)
+	for len(t.bySlot[i]) > 0 {
+		r := t.bySlot[i][0]
+		k := t.index(r, i)
+		if !t.rooms[r].replica {
+			s.leaveAt(r, k)
+			continue
+		}
+		s.replicaLeave(r, k)
+		if !t.hasLocal(r) {
+			s.forgetRoom(r)
+		}
 	}
 }
 
-// notifyMembers owes every member of room r but except its new state.
-func (s *Server) notifyMembers(r, except int32) {
-	for _, j := range s.rooms.rooms[r].members {
-		if j == except {
+// forgetRoom forgets room r (no member of this server is in it): a home stops
+// receiving the room's subject.
+func (s *Server) forgetRoom(r int32) {
+	name := s.rooms.rooms[r].name
+	s.rooms.forget(r)
+	if s.cfg.Cluster {
+		s.interest.markRoom(name)
+	}
+}
+
+// notifyRoom owes room r's new state to every member of this server but except
+// and, in a cluster, to every other server with members but skip ([CLUSTER-7]).
+func (s *Server) notifyRoom(r, except int32, skip uint64) {
+	rm := &s.rooms.rooms[r]
+	for k := range rm.members {
+		j := rm.members[k].slot
+		if j == nilSlot || j == except {
 			continue
 		}
 		if !s.rooms.pushNotice(j, s.peers.sessions[j].cookie, r) {
 			s.stats.Rooms.NoticesDropped++
 		}
+	}
+	if s.cfg.Cluster && !rm.replica {
+		s.noticeServers(r, skip)
 	}
 }
 
@@ -327,8 +467,8 @@ func (s *Server) sendRoomState(sock int, to netip.AddrPort, txid uint64, r int32
 	}
 	rm := &s.rooms.rooms[r]
 	members := s.roomMembers[:0]
-	for _, j := range rm.members {
-		members = append(members, s.peers.sessions[j].peer.Bytes())
+	for k := range rm.members {
+		members = append(members, rm.members[k].peer.Bytes())
 	}
 	st := proto.RoomState{TxID: txid, Room: rm.name.Bytes(), Epoch: rm.epoch, Members: members}
 	return s.commitReply(sock, to, st.Append(b), unlimited)
@@ -342,22 +482,23 @@ func (s *Server) expireRooms(now proto.Instant) {
 		if now < t.rooms[r].emptySince.Add(s.cfg.RoomTTL) {
 			return
 		}
-		t.forget(r)
+		s.forgetRoom(r)
 		s.stats.Rooms.Expired++
 	}
 }
 
-// roomDeadline is when the next empty room is forgotten, or now while notices wait
-// for transmit room.
+// roomDeadline is when the next empty room is forgotten or the homes' remote
+// members are checked, or now while notices wait for transmit room.
 func (s *Server) roomDeadline() proto.Instant {
 	t := &s.rooms
 	if t.nsize > 0 {
 		return s.now
 	}
+	d := t.sweepAt
 	if r := t.empty.head; r != nilSlot {
-		return t.rooms[r].emptySince.Add(s.cfg.RoomTTL)
+		d = proto.Min(d, t.rooms[r].emptySince.Add(s.cfg.RoomTTL))
 	}
-	return proto.Never
+	return d
 }
 
 // RoomStats counts the room messages (PROTOCOL.md §13).

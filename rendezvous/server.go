@@ -106,6 +106,12 @@ type Server struct {
 	relayReq  proto.RelayAllocate
 	roomJoin  proto.RoomJoin
 	roomLeave proto.RoomLeave
+	// Cluster room messages (§13.1).
+	roomJoinMsg        proto.ClusterRoomJoin
+	roomLeaveMsg       proto.ClusterRoomLeave
+	roomStateMsg       proto.ClusterRoomState
+	roomClaimMsg       proto.ClusterRoomClaim
+	roomClusterMembers [proto.MaxRoomMembers]proto.ClusterRoomMember
 	// roomMembers holds the member IDs of the room-state being encoded.
 	roomMembers [proto.MaxRoomMembers][]byte
 }
@@ -314,6 +320,7 @@ func (s *Server) HandleTimeout(now proto.Instant) {
 	s.advance(now)
 	s.repeatIntroductions(now)
 	s.sendDrainNotices()
+	s.sweepRoomMembers(now)
 	s.sendRoomNotices()
 	s.rearm()
 }

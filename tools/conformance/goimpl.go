@@ -67,6 +67,10 @@ var layoutTypes = map[string]func() message{
 	"ClusterRelayBind":   func() message { return new(proto.ClusterRelayBind) },
 	"ClusterRelayBound":  func() message { return new(proto.ClusterRelayBound) },
 	"ClusterRelayData":   func() message { return new(proto.ClusterRelayData) },
+	"ClusterRoomJoin":    func() message { return new(proto.ClusterRoomJoin) },
+	"ClusterRoomLeave":   func() message { return new(proto.ClusterRoomLeave) },
+	"ClusterRoomState":   func() message { return new(proto.ClusterRoomState) },
+	"ClusterRoomClaim":   func() message { return new(proto.ClusterRoomClaim) },
 }
 
 // errorClasses are PROTOCOL.md [WIRE-2]'s names for the parsers' sentinel errors.
