@@ -55,7 +55,7 @@ func parseLabFlags(args []string, stderr io.Writer) (labFlags, bool) {
 	fs.StringVar(&f.b, "b", "", "only the cell with this preset as B")
 	fs.Float64Var(&f.loss, "loss", 0.01, "packet loss on every access link")
 	fs.IntVar(&f.room, "room", 0, "run a room of this many members (2–16) instead of the pair matrix; presets drawn per run")
-	fs.IntVar(&f.servers, "servers", 1, "rendezvous servers in the simulated cluster; A and B register on different ones")
+	fs.IntVar(&f.servers, "servers", 1, "rendezvous servers in the simulated cluster; A and B (or the room's members, in turn) register on different ones")
 	fs.Uint64Var(&f.replay, "replay", 0, "run only the run with this seed (from a MISSED line) for --a/--b, printing its events")
 	fs.StringVar(&f.html, "html", "", "also write the matrix as a self-contained HTML page to this file "+
 		"(with --replay: the run's timeline)")
@@ -81,7 +81,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if f.room != 0 {
-		return runRoomLab(f.room, f.runs, f.seed, f.loss, f.asJSON, stdout, stderr)
+		return runRoomLab(f.room, f.runs, f.servers, f.seed, f.loss, f.asJSON, stdout, stderr)
 	}
 	cells := lab.Cells()
 	if f.a != "" || f.b != "" {
@@ -239,18 +239,18 @@ func cellMatches(c [2]string, a, b string) bool {
 // runRoomLab is `natpass lab --room N`: runs seeded runs of a room of n members on
 // the simulator, printing one summary (one JSON line with --json); exit 1 when a
 // broadcast went missing.
-func runRoomLab(n, runs int, seed uint64, loss float64, asJSON bool, stdout, stderr io.Writer) int {
+func runRoomLab(n, runs, servers int, seed uint64, loss float64, asJSON bool, stdout, stderr io.Writer) int {
 	if n < 2 || n > proto.MaxRoomMembers {
 		fmt.Fprintf(stderr, "natpass lab: --room must be 2–%d\n", proto.MaxRoomMembers)
 		return 2
 	}
 	started := time.Now()
-	sum := lab.RunRooms(n, runs, seed, loss)
+	sum := lab.RunRoomsOn(lab.RoomConfig{Size: n, Loss: loss, Servers: servers}, runs, seed)
 	if asJSON {
 		line, _ := json.Marshal(sum)
 		fmt.Fprintln(stdout, string(line))
 	} else {
-		fmt.Fprintf(stdout, "natpass lab: %d runs of a room of %d, seed %d, %.0f%% loss (simulated)\n", runs, n, seed, 100*loss)
+		fmt.Fprintf(stdout, "natpass lab: %d runs of a room of %d on %d server(s), seed %d, %.0f%% loss (simulated)\n", runs, n, servers, seed, 100*loss)
 		fmt.Fprintf(stdout, "links %d: %d direct, %d relay (the pair table predicts %.1f direct)\n",
 			sum.Links, sum.LinksDirect, sum.LinksRelay, sum.LinksDirectExpected)
 		fmt.Fprintf(stdout, "broadcasts delivered %d of %d; mesh p95 %.0f ms; %.1fs\n",

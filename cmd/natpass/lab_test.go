@@ -77,6 +77,23 @@ func TestLabRoomJSON(t *testing.T) {
 	}
 }
 
+// TestLabRoomOnServers: --servers spreads the room's members over a simulated
+// cluster and the summary says how many servers held it.
+func TestLabRoomOnServers(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"lab", "--room", "4", "--servers", "2", "--runs", "2", "--json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &sum); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	if sum["servers"] != 2.0 || sum["links"] != 12.0 || sum["broadcasts_delivered"] != sum["broadcasts_expected"] {
+		t.Errorf("summary %v: want 2 servers, 12 links, every broadcast delivered", sum)
+	}
+}
+
 // svgElement is any XML element with its attributes and children, for reading the
 // page's SVG back.
 type svgElement struct {
