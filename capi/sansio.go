@@ -61,7 +61,8 @@ func nodeConfig(cfg driver.Config, local netip.AddrPort, now proto.Instant) (nod
 		if err != nil {
 			return nc, fmt.Errorf("%w: server %s: %v", driver.ErrBadConfig, s, err)
 		}
-		nc.Servers = append(nc.Servers, a.AddrPort())
+		ap := a.AddrPort() // a 16-byte IPv4 in net.UDPAddr reads as ::ffff:a.b.c.d: unmap it
+		nc.Servers = append(nc.Servers, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
 	if _, err := rand.Read(nc.Seed[:]); err != nil {
 		return nc, err
