@@ -4,14 +4,14 @@
  * the way an engine with its own network loop embeds natpass.
  *
  *   cc -O2 -o sansio capi/examples/sansio.c -Icapi -L. -lnatpass
- *   LD_LIBRARY_PATH=. ./sansio --server 127.0.0.1:3478 --id carol --insecure-dev            # echoes
+ *   LD_LIBRARY_PATH=. ./sansio --server 127.0.0.1:3478 --id carol --insecure-dev   # echoes
  *   LD_LIBRARY_PATH=. ./sansio --server 127.0.0.1:3478 --id dave --insecure-dev --connect carol --count 5
  *
- * With --connect it sends --count messages ("message I from ID") once the
+ * With --connect it sends --count messages ("message I") once the
  * session is up, prints each answer on stdout and exits 0 when all came back.
- * Without it, it answers every message with "echo: " and the message, and
- * exits 0 when the peer closes. Other flags are natpass_config_set options
- * (--server must be a numeric IP:PORT here).
+ * Without it, it answers every message with "echo: " and the message (same
+ * lane and mode), and exits 0 when the peer closes. Other flags are
+ * natpass_config_set options (--server must be a numeric IP:PORT here).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -160,10 +160,6 @@ static void send_transmits(void) {
     check("poll transmit", n);
 }
 
-static void send_message(const char *peer, const char *text) {
-    check("send", natpass_sio_send(node, now_ns(), peer, 0, NATPASS_RELIABLE_ORDERED, text, strlen(text)));
-}
-
 static void on_event(const natpass_event *ev, const char *data) {
     static const char *kinds[] = {"none", "direct", "relay"};
     char text[256];
@@ -197,7 +193,7 @@ static void on_event(const natpass_event *ev, const char *data) {
         fprintf(stderr, "sansio: connected to \"%s\"\n", ev->peer);
         for (int i = 0; connect_to != NULL && i < count; i++) {
             snprintf(text, sizeof text, "message %d", i);
-            send_message(ev->peer, text);
+            check("send", natpass_sio_send(node, now_ns(), ev->peer, 0, NATPASS_RELIABLE_ORDERED, text, strlen(text)));
         }
         break;
     case NATPASS_EVENT_PATH_CHANGED:
@@ -205,12 +201,16 @@ static void on_event(const natpass_event *ev, const char *data) {
                 ev->addr2, ev->text);
         break;
     case NATPASS_EVENT_MESSAGE:
+        if (connect_to == NULL) {
+            static char echo[6 + MAX_MESSAGE];
+            memcpy(echo, "echo: ", 6);
+            memcpy(echo + 6, data, ev->data_len);
+            check("send", natpass_sio_send(node, now_ns(), ev->peer, ev->lane, ev->mode, echo, 6 + ev->data_len));
+            break;
+        }
         printf("%s: %.*s\n", ev->peer, (int)ev->data_len, data);
         fflush(stdout);
-        if (connect_to == NULL) {
-            snprintf(text, sizeof text, "echo: %.*s", (int)ev->data_len, data);
-            send_message(ev->peer, text);
-        } else if (++answered == count) {
+        if (++answered == count) {
             check("close", natpass_sio_close_peer(node, now_ns(), ev->peer, 0, "done"));
             done = 1;
         }
