@@ -25,7 +25,7 @@ func payload(seed byte, n int) []byte {
 // exchange runs the cat program prog (with args before the flags, e.g. the
 // Python script) as bob, accepting, and alice, connecting, through a server on
 // loopback: each sends 1 MiB on stdin, and each must print the other's.
-func exchange(t *testing.T, env []string, prog string, pre ...string) {
+func exchange(t *testing.T, env []string, prog string, pre ...string) (alice, bob *proc) {
 	addr := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testBound)
 	defer cancel()
@@ -34,9 +34,9 @@ func exchange(t *testing.T, env []string, prog string, pre ...string) {
 	flags := func(id string, more ...string) []string {
 		return append(append(append([]string{}, pre...), "--server", addr, "--id", id, "--insecure-dev"), more...)
 	}
-	bob := start(t, ctx, bobIn, env, prog, flags("bob")...)
+	bob = start(t, ctx, bobIn, env, prog, flags("bob")...)
 	bob.waitStderr(t, ctx, "registered")
-	alice := start(t, ctx, aliceIn, env, prog, flags("alice", "--connect", "bob")...)
+	alice = start(t, ctx, aliceIn, env, prog, flags("alice", "--connect", "bob")...)
 	alice.wait(t)
 	bob.wait(t)
 	sameBytes(t, "bob received", bob.stdout.Bytes(), aliceIn)
@@ -44,13 +44,25 @@ func exchange(t *testing.T, env []string, prog string, pre ...string) {
 	for _, p := range []*proc{alice, bob} {
 		t.Logf("%s stderr:\n%s", p.name, p.stderr.String())
 	}
+	return alice, bob
 }
 
 // TestCCatExchanges1MiBEachWay: two C programs on the driver level of the ABI
 // (examples/cat.c) exchange 1 MiB each way through a server, byte for byte.
+// The connecting side's Conn exists before the introduction, so it hears the
+// first path change (natpass_path_event) whatever the timing; both print the
+// connection's statistics (natpass_conn_stats_get).
 func TestCCatExchanges1MiBEachWay(t *testing.T) {
 	dir := buildAll(t)
-	exchange(t, nil, filepath.Join(dir, "cat"))
+	alice, bob := exchange(t, nil, filepath.Join(dir, "cat"))
+	if !strings.Contains(alice.stderr.String(), "path=") {
+		t.Errorf("alice printed no path event")
+	}
+	for _, p := range []*proc{alice, bob} {
+		if !strings.Contains(p.stderr.String(), "cat: srtt=") {
+			t.Errorf("%s printed no statistics", p.name)
+		}
+	}
 }
 
 // TestPythonCtypesCatExchanges1MiBEachWay: the same through Python's ctypes

@@ -110,7 +110,9 @@ enum natpass_event_type {
     NATPASS_EVENT_OTHER = 99          /* an event this ABI version does not describe; text names it */
 };
 
-/* One event, flat: which fields mean something depends on type (above). */
+/* One event, flat: which fields mean something depends on type (above). Its
+ * size never changes (functions fill it whole): what later versions add comes
+ * as new types using these fields. */
 typedef struct natpass_event {
     int32_t type;
     int32_t code;
@@ -175,7 +177,8 @@ natpass_config natpass_config_new(void);
  *   "insecure-dev"  "1": the server runs --insecure-dev, no real ticket needed
  *   "listen"        local IP:PORT of the main socket (driver level; default: any port)
  *   "relay"         "auto" (default), "force" (relay only) or "never" (direct only)
- *   "register-timeout"  how long listen waits for the server, e.g. "10s" (default 30s)
+ *   "register-timeout"  how long listen waits for the server, e.g. "10s" (default 30s);
+ *                   Sans-IO: how long the node tries before NATPASS_EVENT_CLOSED
  * Exactly one of ticket, secret-file, insecure-dev must be set at listen time.
  * Returns 0, or NATPASS_ERR_INVALID for an unknown name or a bad value. */
 int32_t natpass_config_set(natpass_config cfg, const char *name, const char *value);
