@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/rudp"
@@ -22,21 +25,30 @@ func payload(seed byte, n int) []byte {
 	return b
 }
 
-// exchange runs the cat program prog (with args before the flags, e.g. the
-// Python script) as bob, accepting, and alice, connecting, through a server on
-// loopback: each sends 1 MiB on stdin, and each must print the other's.
-func exchange(t *testing.T, env []string, prog string, pre ...string) (alice, bob *proc) {
-	addr := startServer(t)
+// catRun says how to run a cat program: prog with args before the flags (the
+// Python script), its environment, the server, and each side's admission flags.
+type catRun struct {
+	prog             string
+	pre, env         []string
+	server           string
+	aliceAdm, bobAdm []string
+	size             int
+}
+
+// exchange runs the cat program as bob, accepting, and alice, connecting,
+// through the server on loopback: each sends r.size bytes on stdin, and each
+// must print the other's.
+func exchange(t *testing.T, r catRun) (alice, bob *proc) {
 	ctx, cancel := context.WithTimeout(context.Background(), testBound)
 	defer cancel()
-	const size = 1 << 20
-	aliceIn, bobIn := payload('a', size), payload('b', size)
-	flags := func(id string, more ...string) []string {
-		return append(append(append([]string{}, pre...), "--server", addr, "--id", id, "--insecure-dev"), more...)
+	aliceIn, bobIn := payload('a', r.size), payload('b', r.size)
+	flags := func(id string, adm []string, more ...string) []string {
+		f := append(append([]string{}, r.pre...), "--server", r.server, "--id", id)
+		return append(append(f, adm...), more...)
 	}
-	bob = start(t, ctx, bobIn, env, prog, flags("bob")...)
+	bob = start(t, ctx, bobIn, r.env, r.prog, flags("bob", r.bobAdm)...)
 	bob.waitStderr(t, ctx, "registered")
-	alice = start(t, ctx, aliceIn, env, prog, flags("alice", "--connect", "bob")...)
+	alice = start(t, ctx, aliceIn, r.env, r.prog, flags("alice", r.aliceAdm, "--connect", "bob")...)
 	alice.wait(t)
 	bob.wait(t)
 	sameBytes(t, "bob received", bob.stdout.Bytes(), aliceIn)
@@ -47,6 +59,12 @@ func exchange(t *testing.T, env []string, prog string, pre ...string) (alice, bo
 	return alice, bob
 }
 
+// devRun is a 1 MiB exchange through an --insecure-dev server.
+func devRun(t *testing.T, prog string, env []string, pre ...string) catRun {
+	dev := []string{"--insecure-dev"}
+	return catRun{prog: prog, pre: pre, env: env, server: startServer(t), aliceAdm: dev, bobAdm: dev, size: 1 << 20}
+}
+
 // TestCCatExchanges1MiBEachWay: two C programs on the driver level of the ABI
 // (examples/cat.c) exchange 1 MiB each way through a server, byte for byte.
 // The connecting side's Conn exists before the introduction, so it hears the
@@ -54,7 +72,7 @@ func exchange(t *testing.T, env []string, prog string, pre ...string) (alice, bo
 // connection's statistics (natpass_conn_stats_get).
 func TestCCatExchanges1MiBEachWay(t *testing.T) {
 	dir := buildAll(t)
-	alice, bob := exchange(t, nil, filepath.Join(dir, "cat"))
+	alice, bob := exchange(t, devRun(t, filepath.Join(dir, "cat"), nil))
 	if !strings.Contains(alice.stderr.String(), "path=") {
 		t.Errorf("alice printed no path event")
 	}
@@ -77,7 +95,36 @@ func TestPythonCtypesCatExchanges1MiBEachWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exchange(t, []string{"NATPASS_LIB=" + filepath.Join(dir, "libnatpass.so")}, python, script)
+	exchange(t, devRun(t, python, []string{"NATPASS_LIB=" + filepath.Join(dir, "libnatpass.so")}, script))
+}
+
+// TestCCatAdmittedByTicketAndSecret: a server with a secret admits the C
+// programs through the other two admissions natpass_config_set takes: bob
+// mints his own ticket from the secret file, alice brings a ticket minted for
+// her key (in natpass ticket's encodings).
+func TestCCatAdmittedByTicketAndSecret(t *testing.T) {
+	dir := buildAll(t)
+	secret := []byte("a secret of more than sixteen bytes")
+	srv, err := driver.ListenServer(driver.ServerConfig{Listen: "127.0.0.1:0", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, err := driver.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := driver.MintTicket(secret, "alice", pub, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, catRun{prog: filepath.Join(dir, "cat"), server: srv.Addr().String(), size: 64 << 10,
+		aliceAdm: []string{"--ticket", base64.RawURLEncoding.EncodeToString(ticket), "--key", base64.StdEncoding.EncodeToString(priv[:])},
+		bobAdm:   []string{"--secret-file", secretFile}})
 }
 
 // TestCErrorContract runs testdata/errors.c, linked against the c-archive
