@@ -33,17 +33,42 @@
 //     decrements the TTL, and a packet that arrives with TTL 1 dies there before it
 //     makes any state, so a TTL-limited probe opens its own NAT and dies at the next
 //     hop.
-//   - Presets name the usual setups (Presets, PresetByName): open, firewall,
-//     full-cone, restricted-cone, port-restricted-cone, linux, cgnat,
-//     symmetric-sequential, symmetric-random. AddSite builds one in front of a host;
-//     NewPair builds the world most tests want: peers a and b behind presets, apart,
-//     on one LAN or as two subscribers of one carrier NAT (Placement), and a server
-//     with two addresses on the core.
-//   - An oracle (Oracle, DirectStrategy, Preset.Behavior) says which proto.Strategy
-//     gives two presets a direct path: simultaneous open, port prediction, birthday,
-//     or none; punch.Choose picks from the same type, so the two compare as values.
+//   - IPv6 (Family, Stack): the core routes both families. An IPv6 box
+//     (NATConfig.Family IPv6) is always a stateful firewall, since natpass meets no
+//     NAT66: hosts behind it have global addresses from its own /64
+//     (2001:db8:N::/64; public IPv6 hosts get 2001:db8::10 up, RFC 3849), outbound
+//     packets pass unchanged and open filter entries, inbound ones pass only as its
+//     Filtering admits, until MappingTimeout. A dual-stack host has a second
+//     interface (Host.AddInterface) with its own link: its IPv4 address sits behind
+//     the IPv4 chain, its IPv6 address behind the IPv6 one, and each family's packets
+//     take their own path (a partition naming the IPv4 NAT leaves IPv6 alone).
+//     Packets never cross families: a socket sends only to its own family (else
+//     DropFamily, before any box sees it), an IPv4 NAT drops IPv6 (DropFamily), and a
+//     Transmit without From leaves from the host's first socket of the
+//     destination's family. An IPv4-mapped address (::ffff:a.b.c.d) counts as IPv4.
+//   - Presets name the usual setups (PresetByName finds them all). Presets, the IPv4
+//     ones natpass lab's matrix runs: open, firewall, full-cone, restricted-cone,
+//     port-restricted-cone, linux, cgnat, symmetric-sequential, symmetric-random.
+//     IPv6Presets, the ones with IPv6 (Preset.Stack, Preset.Boxes6): ipv6-open
+//     (public IPv6, no IPv4), ipv6-firewall (IPv6 behind a stateful firewall,
+//     address-and-port-dependent filtering, 2 min timeout, no IPv4), and dual stack
+//     with that IPv6 firewall next to an IPv4 preset: dual-port-restricted-cone (a
+//     home router), dual-cgnat, dual-symmetric-random (a mobile carrier).
+//     AddSite builds one in front of a host; NewPair builds the world most tests
+//     want: peers a and b behind presets, apart, on one LAN or as two subscribers of
+//     one carrier NAT (Placement; a carrier is shared over IPv4 only), and a server
+//     with two addresses on the core, and two IPv6 ones as well when a side has IPv6
+//     (Pair.ServerSocketsOf).
+//   - An oracle (Oracle, OracleOf, OracleFamily, DirectStrategy, Preset.BehaviorOf)
+//     says which proto.Strategy gives two presets a direct path over each family:
+//     simultaneous open, port prediction, birthday, or none; punch.Choose picks from
+//     the same type, so the two compare as values. Over IPv6 (firewalls, no
+//     translation) every pair is simultaneous open; a dual-stack pair ends on IPv6
+//     when it has a path there, as a node prefers (OracleFamily). Oracle is the
+//     strategy of that family, which for IPv4 presets is what it always was.
 //     TestOracleAgreesWithSimulation checks it against punching runs for every pair
-//     and placement of presets, and TestPropertyOracleAgreesWithSimulation for
+//     and placement of presets, TestOracleIPv6AgreesWithSimulation for every pair
+//     with IPv6 over each family, and TestPropertyOracleAgreesWithSimulation for
 //     thousands of random NATs.
 //   - A cluster bus (Bus, Sim.NewBus): the servers of a cluster (DESIGN §12) join it
 //     as ClusterMachines, and it carries their ClusterMessages as NATS core would:

@@ -34,12 +34,17 @@ const (
 )
 
 // Host is an endpoint with one or more addresses and any number of UDP sockets, and at
-// most one Machine that owns all of its sockets.
+// most one Machine that owns all of its sockets. A dual-stack host has a second
+// interface (AddInterface) for its other address family, with its own link into its
+// own network: its IPv4 packets go through its IPv4 NAT, its IPv6 packets through
+// its IPv6 firewall, each on its own path.
 //
-//   - Getters: Name, Addr, Addrs, Network, Link, Machine, Socket, Sockets, and the
-//     Errors/LastError fields (datagrams the machine rejected).
+//   - Getters: Name, Addr, Addrs, AddrOf, Network, Link, LinkOf, Machine, Socket,
+//     SocketOf, Sockets, and the Errors/LastError fields (datagrams the machine
+//     rejected).
 //   - Setup and commands, at any time between steps or from AfterStep: Open, OpenPort,
-//     OpenSockets (the extra sockets a node asks for), Close, AddAddr, Attach.
+//     OpenSockets (the extra sockets a node asks for), Close, AddAddr, AddAddrOf,
+//     AddInterface, Attach.
 //   - Drain after issuing a command to the machine from outside a step.
 //   - AfterStep, the owner's hook, runs after every call the sim makes into the
 //     machine, once its transmits are drained; then the host's cluster bus member,
@@ -54,6 +59,7 @@ type Host struct {
 	AfterStep func(now proto.Instant)
 
 	deadline  proto.Instant // the machine's Deadline, cached after each call
+	other     *attachment   // the interface for the other address family (AddInterface), or nil
 	member    *BusMember    // the cluster bus member on this host (Bus.Join), drained after each call
 	sockets   map[netip.AddrPort]struct{}
 	order     []netip.AddrPort // sockets in the order they were opened
@@ -89,11 +95,83 @@ func (h *Host) AddAddr() netip.Addr {
 	return a
 }
 
+// AddAddrOf gives the host one more automatic address of family f and returns it:
+// on the interface of that family, or on the first interface when that one's
+// network is the core (a dual-stack server on the core, one interface, both
+// families). It panics when the host has no network that carries f.
+func (h *Host) AddAddrOf(f Family) netip.Addr {
+	att := h.interfaceOf(f)
+	if att == nil {
+		panic("sim: " + h.name + " has no network carrying " + f.String())
+	}
+	a := h.sim.autoAddrOf(att.net, f)
+	h.sim.addRoute(att.net, a, att)
+	att.addrs = append(att.addrs, a)
+	return a
+}
+
+// AddInterface attaches the host to a second network n, through its own link, for
+// the family its first interface lacks (a dual-stack host: the first interface
+// inside an IPv4 NAT, this one inside an IPv6 firewall), with one automatic address
+// of family f, which it returns. A host has at most two interfaces, one per family.
+func (h *Host) AddInterface(n *Network, f Family, link LinkConfig) netip.Addr {
+	if h.other != nil || FamilyOf(h.Addr()) == f {
+		panic("sim: " + h.name + " already has an " + f.String() + " interface")
+	}
+	a := h.sim.autoAddrOf(n, f)
+	h.other = &attachment{name: h.name, net: n, link: h.sim.newLink(link), host: h, addrs: []netip.Addr{a}}
+	h.sim.addRoute(n, a, h.other)
+	return a
+}
+
+// interfaceOf returns the interface that carries family f: the one whose addresses
+// are of f, or the first when it is on the core (which carries both); nil if none.
+func (h *Host) interfaceOf(f Family) *attachment {
+	switch {
+	case FamilyOf(h.addrs[0]) == f:
+		return &h.attachment
+	case h.other != nil && FamilyOf(h.other.addrs[0]) == f:
+		return h.other
+	case h.other == nil && h.net == h.sim.core:
+		return &h.attachment
+	}
+	return nil
+}
+
 // Name returns the host's name.
 func (h *Host) Name() string { return h.name }
 
-// Addrs returns the host's addresses; the first is its primary address.
-func (h *Host) Addrs() []netip.Addr { return h.addrs }
+// Addrs returns the host's addresses: the first interface's (the first of them is
+// the primary address), then the second interface's.
+func (h *Host) Addrs() []netip.Addr {
+	if h.other == nil {
+		return h.addrs
+	}
+	return append(append([]netip.Addr(nil), h.addrs...), h.other.addrs...)
+}
+
+// AddrOf returns the host's first address of family f.
+func (h *Host) AddrOf(f Family) (netip.Addr, bool) {
+	for _, att := range [2]*attachment{&h.attachment, h.other} {
+		if att == nil {
+			continue
+		}
+		for _, a := range att.addrs {
+			if FamilyOf(a) == f {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// LinkOf returns the link of the interface that carries family f, or nil.
+func (h *Host) LinkOf(f Family) *Link {
+	if att := h.interfaceOf(f); att != nil {
+		return att.link
+	}
+	return nil
+}
 
 // Addr returns the primary address.
 func (h *Host) Addr() netip.Addr { return h.addrs[0] }
@@ -168,12 +246,37 @@ func (h *Host) Close(ap netip.AddrPort) {
 // Sockets returns the open sockets in the order they were opened.
 func (h *Host) Sockets() []netip.AddrPort { return h.order }
 
-// Socket returns the first open socket, the default source of Transmits.
+// Socket returns the first open socket, the default source of Transmits to its
+// family.
 func (h *Host) Socket() netip.AddrPort {
 	if len(h.order) == 0 {
 		return netip.AddrPort{}
 	}
 	return h.order[0]
+}
+
+// SocketOf returns the first open socket of family f, the default source of
+// Transmits to addresses of f.
+func (h *Host) SocketOf(f Family) (netip.AddrPort, bool) {
+	for _, ap := range h.order {
+		if FamilyOf(ap.Addr()) == f {
+			return ap, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// defaultSource is the source of a Transmit without From: the first socket of the
+// destination's family, else the first socket (whose family then mismatches and
+// is dropped as such).
+func (h *Host) defaultSource(dst netip.AddrPort) netip.AddrPort {
+	if len(h.order) > 0 && FamilyOf(h.order[0].Addr()) == FamilyOf(dst.Addr()) {
+		return h.order[0]
+	}
+	if ap, ok := h.SocketOf(FamilyOf(dst.Addr())); ok {
+		return ap
+	}
+	return h.Socket()
 }
 
 func (h *Host) hasAddr(a netip.Addr) bool {
@@ -182,7 +285,26 @@ func (h *Host) hasAddr(a netip.Addr) bool {
 			return true
 		}
 	}
+	if h.other != nil {
+		for _, x := range h.other.addrs {
+			if x == a {
+				return true
+			}
+		}
+	}
 	return false
+}
+
+// sourceInterface returns the interface a packet from address a leaves by.
+func (h *Host) sourceInterface(a netip.Addr) *attachment {
+	if h.other != nil {
+		for _, x := range h.other.addrs {
+			if x == a {
+				return h.other
+			}
+		}
+	}
+	return &h.attachment
 }
 
 // Attach makes m the host's machine, replacing any previous one, and drains it (a
@@ -205,8 +327,8 @@ func (h *Host) Drain() {
 	}
 }
 
-// deliver hands p to the machine and frees it.
-func (h *Host) deliver(p *packet) {
+// deliver hands p, which arrived by interface att, to the machine and frees it.
+func (h *Host) deliver(att *attachment, p *packet) {
 	s := h.sim
 	switch {
 	case h.machine == nil:
@@ -215,7 +337,7 @@ func (h *Host) deliver(p *packet) {
 	case !h.hasSocket(p.dst):
 		s.drop(p, h.name, DropNoSocket)
 		return
-	case len(s.partitions) > 0 && s.partitioned(p.origin, h):
+	case len(s.partitions) > 0 && s.partitioned(p.origin, att):
 		s.drop(p, h.name, DropPartition)
 		return
 	}
@@ -293,9 +415,9 @@ func (h *Host) send(t proto.Transmit) {
 	// The payload is copied: t.Payload aliases the sim's transmit buffer, which the
 	// next PollTransmit reuses.
 	p := s.newPacket()
-	p.src, p.dst, p.ttl, p.origin = t.From, t.To, t.TTL, h
+	p.src, p.dst, p.ttl = t.From, t.To, t.TTL
 	if !p.src.IsValid() {
-		p.src = h.Socket()
+		p.src = h.defaultSource(p.dst)
 	}
 	if p.ttl == 0 {
 		p.ttl = DefaultTTL
@@ -319,5 +441,13 @@ func (h *Host) send(t proto.Transmit) {
 		s.drop(p, h.name, DropNoRoute) // before any NAT makes a mapping for it
 		return
 	}
-	s.sendUp(&h.attachment, p)
+	// A socket bound to an address of one family cannot reach the other; the
+	// kernel refuses such a send (EAFNOSUPPORT, ENETUNREACH), so the packet never
+	// leaves the host.
+	if FamilyOf(p.src.Addr()) != FamilyOf(p.dst.Addr()) {
+		s.drop(p, h.name, DropFamily)
+		return
+	}
+	p.origin = h.sourceInterface(p.src.Addr())
+	s.sendUp(p.origin, p)
 }

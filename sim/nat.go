@@ -55,6 +55,13 @@ type NATConfig struct {
 	// Inside is the prefix inside hosts get automatic addresses from (zero = 10.N.0.0/16
 	// for the N-th NAT; a firewall hands out public addresses).
 	Inside netip.Prefix
+	// Family is the box's address family (zero: IPv4). An IPv6 box must be a
+	// firewall (NoTranslation: natpass meets no NAT66); its own address comes from
+	// 2001:db8:ffff::/64 and its inside is a /64 of its own, 2001:db8:N::/64 for the
+	// N-th IPv6 box, unless Inside says otherwise. It must sit on the core or inside
+	// another IPv6 box. (A translating box is IPv4 and drops IPv6 with DropFamily; a
+	// firewall translates nothing, so it never turns a packet into another family.)
+	Family Family
 }
 
 const (
@@ -174,6 +181,12 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 		cfg.PortClash = false
 		cfg.Hairpin = false
 	}
+	if cfg.Family == IPv6 && !cfg.NoTranslation {
+		panic("sim: NAT " + name + ": an IPv6 box must be a firewall (NoTranslation)")
+	}
+	if nf, ok := networkFamily(n); ok && nf != cfg.Family {
+		panic("sim: NAT " + name + ": an " + cfg.Family.String() + " box inside an " + nf.String() + " network")
+	}
 	b := &Box{
 		sim:       s,
 		cfg:       cfg,
@@ -184,14 +197,21 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 	}
 	b.attachment = attachment{name: name, net: n, link: s.newLink(link), box: b}
 	var ext netip.Addr
-	if n == s.core {
+	switch {
+	case n == s.core && cfg.Family == IPv6:
+		ext = s.corePublicAddr6(true)
+	case n == s.core:
 		ext = s.corePublicAddr(!cfg.NoTranslation)
-	} else {
+	default:
 		ext = s.autoAddr(n)
 	}
 	b.addrs = []netip.Addr{ext}
 	s.addRoute(n, ext, &b.attachment)
 	b.inside = s.newNetwork(name, b)
+	if cfg.Family == IPv6 {
+		b.inside.prefix = s.nextInside6(cfg.Inside)
+		b.inside.next = b.inside.prefix.Addr().Next().Next() // ::1 is the box
+	}
 	if !cfg.NoTranslation {
 		nats := 0
 		for _, x := range s.boxes {
@@ -212,9 +232,13 @@ func (s *Sim) AddNAT(name string, n *Network, cfg NATConfig, link LinkConfig) *B
 	return b
 }
 
-// autoAddr returns a fresh address for a new member of n. Behind a firewall addresses
-// are public, so they come from the nearest translating network above (or the core).
+// autoAddr returns a fresh address for a new member of n. Behind an IPv4 firewall
+// addresses are public, so they come from the nearest translating network above (or
+// the core); an IPv6 box hands out its own prefix.
 func (s *Sim) autoAddr(n *Network) netip.Addr {
+	if n.box != nil && n.box.cfg.Family == IPv6 {
+		return n.autoAddr()
+	}
 	for n.box != nil && n.box.cfg.NoTranslation {
 		n = n.box.net
 	}
@@ -329,6 +353,13 @@ func (b *Box) remove(m *mapping) {
 // the inside network, and sends it up.
 func (b *Box) outbound(p *packet, from *attachment) {
 	s := b.sim
+	if !b.cfg.NoTranslation && FamilyOf(p.dst.Addr()) != IPv4 {
+		// An IPv4 NAT has no address to give an IPv6 packet (only a host given an
+		// IPv6 address by hand behind it gets here). A firewall translates nothing,
+		// so whatever it passes keeps its family.
+		s.drop(p, b.name, DropFamily)
+		return
+	}
 	if !s.hop(p, b.name) {
 		return
 	}
@@ -634,6 +665,9 @@ func (b *Box) hairpin(p *packet) {
 // String describes the box for traces and failure messages.
 func (b *Box) String() string {
 	c := b.cfg
+	if c.NoTranslation && c.Family == IPv6 {
+		return b.name + " ipv6 firewall filtering=" + c.Filtering.String()
+	}
 	if c.NoTranslation {
 		return b.name + " firewall filtering=" + c.Filtering.String()
 	}

@@ -66,10 +66,11 @@ type attachment struct {
 
 func (a *attachment) attach() *attachment { return a }
 
-// under reports whether a is x or sits somewhere inside x.
+// under reports whether a is x or sits somewhere inside x. A host's interfaces
+// (Host.AddInterface) all count as the host.
 func (a *attachment) under(x *attachment) bool {
 	for a != nil {
-		if a == x {
+		if a == x || a.host != nil && a.host == x.host {
 			return true
 		}
 		if a.net.box == nil {
@@ -221,7 +222,7 @@ func (s *Sim) arrive(ev event) {
 	}
 	switch {
 	case ev.down && att.host != nil:
-		att.host.deliver(p)
+		att.host.deliver(att, p)
 	case ev.down:
 		att.box.inbound(p)
 	default:
@@ -286,7 +287,10 @@ func (s *Sim) Partition(a, b Node, w Window) {
 	s.partitions = append(s.partitions, partition{a.attach(), b.attach(), w})
 }
 
-func (s *Sim) partitioned(from, to *Host) bool {
+// partitioned reports whether a packet that left by interface from and arrived by
+// interface to is cut by a live partition. Each family's path is judged on its own:
+// a partition naming an IPv4 NAT does not cut the host's IPv6 traffic.
+func (s *Sim) partitioned(from, to *attachment) bool {
 	if from == nil {
 		return false
 	}
@@ -294,7 +298,7 @@ func (s *Sim) partitioned(from, to *Host) bool {
 		if !pt.w.Contains(s.now) {
 			continue
 		}
-		f, t := &from.attachment, &to.attachment
+		f, t := from, to
 		if f.under(pt.a) && t.under(pt.b) || f.under(pt.b) && t.under(pt.a) {
 			return true
 		}

@@ -22,7 +22,28 @@ import "github.com/natpass/natpass/proto"
 // thousands of such pairs). Other chains can admit more than the finest filter says:
 // behind a per-destination NAT, an inner endpoint-independent mapping opens its
 // filter to every destination at once (TestPropertyFiltering has the exact rule).
+//
+// Behavior is the behaviour of the preset's IPv4 chain, or of its IPv6 chain for an
+// IPv6-only preset; BehaviorOf names the family.
 func (p Preset) Behavior() proto.NATBehavior {
+	if p.Stack == IPv6Only {
+		return chainBehavior(p.Boxes6)
+	}
+	return chainBehavior(p.Boxes)
+}
+
+// BehaviorOf returns the behaviour of the chain in front of the host's address of
+// family f (as Behavior describes it), and false when the host has none. An IPv6
+// chain is firewalls only: no translation, its filtering the finest of them.
+func (p Preset) BehaviorOf(f Family) (proto.NATBehavior, bool) {
+	boxes, ok := p.Chain(f)
+	if !ok {
+		return proto.NATBehavior{}, false
+	}
+	return chainBehavior(boxes), true
+}
+
+func chainBehavior(boxes []NATConfig) proto.NATBehavior {
 	b := proto.NATBehavior{
 		Mapping:       proto.EndpointIndependent,
 		Filtering:     proto.EndpointIndependent,
@@ -31,7 +52,7 @@ func (p Preset) Behavior() proto.NATBehavior {
 		NoTranslation: true,
 	}
 	started := false // a box with per-destination mapping has been passed
-	for _, c := range p.Boxes {
+	for _, c := range boxes {
 		b.Filtering = max(b.Filtering, c.Filtering)
 		if c.NoTranslation {
 			continue
@@ -141,7 +162,38 @@ func predictable(x, y proto.NATBehavior) bool {
 }
 
 // Oracle says which strategy gives hosts behind presets a and b a direct path in the
-// layout NewPair builds for placement:
+// layout NewPair builds for placement: the strategy of OracleFamily, the family a
+// dual-stack pair ends on. For IPv4 presets that is OracleOf(a, b, placement, IPv4).
+func Oracle(a, b Preset, placement Placement) proto.Strategy {
+	_, st := OracleFamily(a, b, placement)
+	return st
+}
+
+// OracleFamily returns the family on which hosts behind presets a and b get a direct
+// path, and the strategy that gives it, preferring IPv6 as a dual-stack node does
+// (DESIGN §14): IPv6 when both have it and OracleOf finds a strategy there, else
+// IPv4 likewise; (IPv4, StrategyNone) when no family has a direct path, or the two
+// share no family.
+func OracleFamily(a, b Preset, placement Placement) (Family, proto.Strategy) {
+	for _, f := range [...]Family{IPv6, IPv4} {
+		if st, ok := OracleOf(a, b, placement, f); ok && st != proto.StrategyNone {
+			return f, st
+		}
+	}
+	return IPv4, proto.StrategyNone
+}
+
+// OracleOf says which strategy gives hosts behind presets a and b a direct path over
+// family f in the layout NewPair builds for placement, and false when one of them
+// has no address of f (with SameLAN, B has A's stack, whatever b says).
+//
+// Over IPv6 the chains are firewalls (no translation), so every pair that has IPv6 is
+// simultaneous open, whatever the filtering: each side's address is its own, and
+// its firewall opens to the peer's when it sends there. Placement matters only on
+// one LAN (simultaneous open over the host addresses); a carrier shared over IPv4
+// is no carrier for IPv6, where NewPair gives B its own chain on the core.
+//
+// Over IPv4 the rules are these:
 //
 //   - Apart: DirectStrategy of the presets' behaviours.
 //   - SameLAN: the peers reach each other on their host candidates without any NAT:
@@ -154,18 +206,29 @@ func predictable(x, y proto.NATBehavior) bool {
 //     make new mappings while predicting each other, whether the predictions hold
 //     depends on timing and window size; the oracle does not model that (real
 //     carriers allocate randomly or in port blocks, RFC 6888, RFC 7422).
-func Oracle(a, b Preset, placement Placement) proto.Strategy {
-	switch placement {
-	case SameLAN:
-		return proto.StrategySimultaneousOpen
-	case SameCarrier:
-		carrier := a.Boxes[len(a.Boxes)-1]
-		if len(a.Boxes) < 2 || !carrier.Hairpin {
-			return proto.StrategyNone
-		}
-		return DirectStrategy(a.Behavior(), sharingCarrier(a, b).Behavior())
+func OracleOf(a, b Preset, placement Placement, f Family) (proto.Strategy, bool) {
+	if placement == SameLAN {
+		b = a
 	}
-	return DirectStrategy(a.Behavior(), b.Behavior())
+	ab, aok := a.BehaviorOf(f)
+	bb, bok := b.BehaviorOf(f)
+	switch {
+	case !aok || !bok:
+		return proto.StrategyNone, false
+	case placement == SameLAN:
+		return proto.StrategySimultaneousOpen, true
+	case placement == SameCarrier && f == IPv4:
+		return sameCarrierStrategy(a, b), true
+	}
+	return DirectStrategy(ab, bb), true
+}
+
+// sameCarrierStrategy is OracleOf for IPv4 and two subscribers of a's carrier.
+func sameCarrierStrategy(a, b Preset) proto.Strategy {
+	if len(a.Boxes) < 2 || !a.Boxes[len(a.Boxes)-1].Hairpin {
+		return proto.StrategyNone
+	}
+	return DirectStrategy(chainBehavior(a.Boxes), chainBehavior(sharingCarrier(a, b).Boxes))
 }
 
 // sharingCarrier returns b as NewPair builds it for SameCarrier: b's home setup

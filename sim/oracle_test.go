@@ -107,7 +107,8 @@ type punchOptions struct {
 	lateB   time.Duration // B starts this late
 	// setup runs on the fresh Pair before anything is sent (to set a tracer, or to
 	// place a NAT's allocator).
-	setup func(*Pair)
+	setup  func(*Pair)
+	family Family // the family to punch over (zero: IPv4)
 }
 
 // punchWith is punch varied by o.
@@ -121,9 +122,11 @@ func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st p
 	// Register: each peer sends to the server, which sees its server-reflexive endpoint.
 	srv := attachRecorder(pr.Server)
 	reflexive := map[*Host]netip.AddrPort{}
+	socket := func(h *Host) netip.AddrPort { ap, _ := h.SocketOf(o.family); return ap }
+	server, _ := pr.ServerAddrOf(o.family)
 	for _, h := range []*Host{pr.A.Host, pr.B.Host} {
 		attachRecorder(h)
-		sendNow(t, s, h, h.Socket(), pr.ServerAddr(), "register", 0)
+		sendNow(t, s, h, socket(h), server, "register", 0)
 		if err := s.RunFor(100 * time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
@@ -132,15 +135,16 @@ func punchWith(t *testing.T, seed uint64, a, b Preset, placement Placement, st p
 	start := s.Now()
 	side := func(h, peer *Host, me, other Preset, late time.Duration) *puncher {
 		m := &puncher{
-			socks: []netip.AddrPort{h.Socket()}, interval: 20 * time.Millisecond,
+			socks: []netip.AddrPort{socket(h)}, interval: 20 * time.Millisecond,
 			until: start.Add(3 * time.Second), next: start.Add(late), primed: o.noPrime,
-			server: pr.ServerAddr(), peers: map[netip.AddrPort]bool{},
+			server: server, peers: map[netip.AddrPort]bool{},
 		}
 		peerEP := reflexive[peer]
-		otherB, meB := other.Behavior(), me.Behavior()
+		otherB, _ := other.BehaviorOf(o.family)
+		meB, _ := me.BehaviorOf(o.family)
 		m.targets = []netip.AddrPort{peerEP}
 		if placement == SameLAN {
-			m.targets = append(m.targets, peer.Socket()) // the host candidate
+			m.targets = append(m.targets, socket(peer)) // the host candidate
 		}
 		switch st {
 		case proto.StrategyPortPrediction:

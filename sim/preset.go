@@ -8,12 +8,32 @@ import (
 )
 
 // Preset is a named NAT setup in front of a host: a chain of boxes from the host
-// outward. Boxes[0] is the host's own NAT or firewall; the last box is attached to the
-// public core. No boxes: the host is on the core.
+// outward for each address family the host has. Boxes[0] is the host's own NAT or
+// firewall; the last box is attached to the public core. No boxes: the host's
+// address of that family is on the core.
 type Preset struct {
 	Name    string
 	Summary string
-	Boxes   []NATConfig
+	// Stack says which families the host has (zero: IPv4 only, as every preset of
+	// Presets).
+	Stack Stack
+	// Boxes is the chain in front of the host's IPv4 address (empty for IPv6Only).
+	Boxes []NATConfig
+	// Boxes6 is the chain in front of its IPv6 address: IPv6 firewalls
+	// (NATConfig.Family IPv6, NoTranslation). Used when Stack has IPv6.
+	Boxes6 []NATConfig
+}
+
+// Chain returns the boxes in front of the host's address of family f, and false
+// when the host has no such address.
+func (p Preset) Chain(f Family) ([]NATConfig, bool) {
+	switch {
+	case !p.Stack.Has(f):
+		return nil, false
+	case f == IPv6:
+		return p.Boxes6, true
+	}
+	return p.Boxes, true
 }
 
 // presetTable is the single definition of the presets, in the order Presets lists
@@ -72,9 +92,45 @@ func presetTable() []Preset {
 	}
 }
 
-// Presets returns every preset, in a fixed order. The slices are fresh copies: a test
-// may change one without affecting others.
+// ipv6PresetTable defines the presets with IPv6, in the order IPv6Presets lists them
+// (IPv6 alone, then dual stack from most to least reachable over IPv4). The IPv6
+// side is what mobile carriers and home routers put in front of IPv6 (RFC 6092): no
+// translation, a stateful firewall admitting only flows the inside opened, filtering
+// by address and port, with the firewall preset's 2-minute timeout. A dual-stack
+// preset's IPv4 side is the IPv4 preset after "dual-" exactly.
+func ipv6PresetTable() []Preset {
+	fw6 := NATConfig{Family: IPv6, NoTranslation: true, Filtering: proto.AddressAndPortDependent}
+	dual := func(v4, summary string) Preset {
+		p := MustPreset(v4)
+		return Preset{Name: "dual-" + v4, Summary: summary, Stack: DualStack, Boxes: p.Boxes, Boxes6: []NATConfig{fw6}}
+	}
+	return []Preset{
+		{Name: "ipv6-open", Summary: "public IPv6 address, nothing in front, no IPv4", Stack: IPv6Only},
+		{Name: "ipv6-firewall", Summary: "IPv6 address behind a stateful firewall (address-and-port-dependent filtering), no IPv4",
+			Stack: IPv6Only, Boxes6: []NATConfig{fw6}},
+		dual("port-restricted-cone", "home router: IPv4 port-restricted cone NAT, IPv6 stateful firewall"),
+		dual("cgnat", "IPv4 behind a home NAT and a carrier NAT, IPv6 stateful firewall"),
+		dual("symmetric-random", "mobile carrier: IPv4 random symmetric NAT, IPv6 stateful firewall"),
+	}
+}
+
+// Presets returns every IPv4 preset, in a fixed order: the ones natpass lab's matrix
+// and the tests that predate IPv6 run. IPv6Presets has the others. The slices are
+// fresh copies: a test may change one without affecting others.
 func Presets() []Preset { return presetTable() }
+
+// IPv6Presets returns the presets whose host has an IPv6 address (IPv6 only or dual
+// stack), in a fixed order, as fresh copies.
+func IPv6Presets() []Preset { return ipv6PresetTable() }
+
+// IPv6PresetNames returns the names of IPv6Presets in order.
+func IPv6PresetNames() []string {
+	var names []string
+	for _, p := range ipv6PresetTable() {
+		names = append(names, p.Name)
+	}
+	return names
+}
 
 // PresetNames returns the preset names in the order of Presets.
 func PresetNames() []string {
@@ -85,9 +141,14 @@ func PresetNames() []string {
 	return names
 }
 
-// PresetByName returns the preset with the given name.
+// PresetByName returns the preset with the given name, from Presets or IPv6Presets.
 func PresetByName(name string) (Preset, bool) {
 	for _, p := range presetTable() {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	for _, p := range ipv6PresetTable() {
 		if p.Name == name {
 			return p, true
 		}

@@ -67,10 +67,14 @@ type Sim struct {
 
 	core      *Network
 	spareNext netip.Addr // next address to try in the large public spare range
-	networks  []*Network
-	hosts     []*Host
-	boxes     []*Box
-	links     []*Link
+	// next6Host and next6Box are the next public IPv6 addresses to try; boxes6 counts
+	// the IPv6 boxes, which number their inside prefixes.
+	next6Host, next6Box netip.Addr
+	boxes6              int
+	networks            []*Network
+	hosts               []*Host
+	boxes               []*Box
+	links               []*Link
 
 	partitions []partition
 	tracer     func(*TraceRecord)
@@ -332,7 +336,7 @@ func (q *eventQueue) less(i, j int) bool {
 type packet struct {
 	src, dst netip.AddrPort
 	ttl      uint8
-	origin   *Host // the sending host, for partitions
+	origin   *attachment // the sending host's interface it left by, for partitions
 	data     []byte
 }
 

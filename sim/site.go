@@ -5,11 +5,15 @@ import (
 	"time"
 )
 
-// Site is a host behind a preset's chain of boxes.
+// Site is a host behind a preset's chains of boxes.
 type Site struct {
 	Host *Host
-	// Boxes from the host outward (empty for "open").
+	// Boxes from the host outward in front of its IPv4 address (empty for "open" and
+	// for a host without IPv4).
 	Boxes []*Box
+	// Boxes6 from the host outward in front of its IPv6 address (empty when the
+	// host has none, or its IPv6 address is on the core).
+	Boxes6 []*Box
 }
 
 // Outer returns the box attached to the core, or nil for a host on the core.
@@ -31,51 +35,103 @@ func (st Site) Inner() *Box {
 // DefaultHostPort is the port of the socket AddSite and NewPair open on each host.
 const DefaultHostPort = 4000
 
-// AddSite builds preset p toward the core: its boxes, outermost first, the outermost
-// attached to the core through access, each other box to the one outside it through
-// nested, then a host named name on the innermost network through an ideal link, with
-// one socket open on DefaultHostPort. Boxes are named name+"-nat", name+"-nat2", ...
-// from the host out.
+// AddSite builds preset p toward the core: for each family the preset's host has
+// (IPv4 first), its boxes, outermost first, the outermost attached to the core
+// through access, each other box to the one outside it through nested, then a host
+// named name on the innermost network through an ideal link, with one socket open on
+// DefaultHostPort of that family's address. A dual-stack host gets one address per
+// family and reaches each chain through its own interface (Host.AddInterface).
+// Boxes are named name+"-nat", name+"-nat2", ... from the host out (a firewall
+// name+"-fw"), IPv6 boxes name+"-fw6", name+"-fw62", ...
 func (s *Sim) AddSite(name string, p Preset, access, nested LinkConfig) Site {
-	return s.AddSiteIn(name, p, s.core, access, nested)
+	return s.addSite(name, p, s.core, access, access, nested)
 }
 
-// AddSiteIn is AddSite with the outermost box (or the host, for a preset without
-// boxes) attached to network n instead of the core: a subscriber behind a carrier NAT
-// that already exists.
+// AddSiteIn is AddSite with the outermost IPv4 box (or the host, for a preset
+// without IPv4 boxes) attached to network n instead of the core: a subscriber behind
+// a carrier NAT that already exists. The IPv6 chain is attached to the core.
 func (s *Sim) AddSiteIn(name string, p Preset, n *Network, access, nested LinkConfig) Site {
-	boxes := make([]*Box, len(p.Boxes))
+	return s.addSite(name, p, n, access, access, nested)
+}
+
+// addSite is AddSiteIn with the IPv6 chain's own access link.
+func (s *Sim) addSite(name string, p Preset, n *Network, access, access6, nested LinkConfig) Site {
+	var st Site
+	var h *Host
+	if p.Stack.Has(IPv4) {
+		var inner *Network
+		var hostLink LinkConfig
+		st.Boxes, inner, hostLink = s.addChain(name, "-nat", p.Boxes, n, access, nested)
+		h = s.AddHost(name, inner, hostLink)
+		h.OpenPort(DefaultHostPort)
+	}
+	if p.Stack.Has(IPv6) {
+		boxes6, inner, hostLink := s.addChain(name, "-fw6", p.Boxes6, s.core, access6, nested)
+		st.Boxes6 = boxes6
+		var a netip.Addr
+		if h == nil {
+			a = s.autoAddrOf(inner, IPv6)
+			h = s.AddHost(name, inner, hostLink, a)
+		} else {
+			a = h.AddInterface(inner, IPv6, hostLink)
+		}
+		h.Open(a, DefaultHostPort)
+	}
+	st.Host = h
+	return st
+}
+
+// addChain builds boxes toward network n, outermost first, and returns them from
+// the host outward, the innermost network, and the link the host needs there
+// (access when there is no box).
+func (s *Sim) addChain(name, suffix string, cfgs []NATConfig, n *Network, access, nested LinkConfig) ([]*Box, *Network, LinkConfig) {
+	boxes := make([]*Box, len(cfgs))
 	link := access
-	for i := len(p.Boxes) - 1; i >= 0; i-- {
-		boxName := name + "-nat"
+	for i := len(cfgs) - 1; i >= 0; i-- {
+		boxName := name + suffix
 		if i > 0 {
 			boxName += string(rune('1' + i))
 		}
-		if p.Boxes[i].NoTranslation {
+		if cfgs[i].NoTranslation && cfgs[i].Family == IPv4 {
 			boxName = name + "-fw"
 		}
-		boxes[i] = s.AddNAT(boxName, n, p.Boxes[i], link)
+		boxes[i] = s.AddNAT(boxName, n, cfgs[i], link)
 		n = boxes[i].Inside()
 		link = nested
 	}
-	hostLink := LinkConfig{}
-	if len(p.Boxes) == 0 {
-		hostLink = access
+	if len(cfgs) == 0 {
+		return boxes, n, access
 	}
-	h := s.AddHost(name, n, hostLink)
-	h.OpenPort(DefaultHostPort)
-	return Site{Host: h, Boxes: boxes}
+	return boxes, n, LinkConfig{}
 }
 
-// AddLANHost adds another host on the innermost network of st (behind the same boxes)
-// with a socket on DefaultHostPort.
+// AddLANHost adds another host on the innermost networks of st (behind the same
+// boxes, with the same families as st's host) with a socket on DefaultHostPort of
+// each of its addresses.
 func (s *Sim) AddLANHost(name string, st Site) *Host {
-	n := s.core
-	if b := st.Inner(); b != nil {
-		n = b.Inside()
+	var h *Host
+	if _, ok := st.Host.AddrOf(IPv4); ok {
+		n := s.core
+		if b := st.Inner(); b != nil {
+			n = b.Inside()
+		}
+		h = s.AddHost(name, n, LinkConfig{})
+		h.OpenPort(DefaultHostPort)
 	}
-	h := s.AddHost(name, n, LinkConfig{})
-	h.OpenPort(DefaultHostPort)
+	if _, ok := st.Host.AddrOf(IPv6); ok {
+		n := s.core
+		if len(st.Boxes6) > 0 {
+			n = st.Boxes6[0].Inside()
+		}
+		var a netip.Addr
+		if h == nil {
+			a = s.autoAddrOf(n, IPv6)
+			h = s.AddHost(name, n, LinkConfig{}, a)
+		} else {
+			a = h.AddInterface(n, IPv6, LinkConfig{})
+		}
+		h.Open(a, DefaultHostPort)
+	}
 	return h
 }
 
@@ -124,7 +180,8 @@ type PairConfig struct {
 }
 
 // Pair is the world most protocol tests want: hosts A and B behind their presets and
-// a server on the public core with two addresses.
+// a server on the public core with two addresses (two per family when a side has
+// IPv6).
 type Pair struct {
 	Sim    *Sim
 	A, B   Site
@@ -133,7 +190,10 @@ type Pair struct {
 
 // NewPair builds a Pair. The server has sockets on ServerPort and ServerAltPort of
 // its first address and ServerPort of its second (for NAT behaviour discovery); A and
-// B each have one socket on DefaultHostPort.
+// B each have one socket on DefaultHostPort of each of their addresses. When A or B
+// has IPv6, the server has two IPv6 addresses too, with the same three sockets after
+// the IPv4 ones (ServerSocketsOf). With SameCarrier, only the IPv4 side shares A's
+// carrier: B's IPv6 chain is its own, on the core.
 func NewPair(cfg PairConfig) *Pair {
 	if cfg.Access.isZero() {
 		cfg.Access = LinkConfig{Latency: 10 * time.Millisecond}
@@ -150,18 +210,26 @@ func NewPair(cfg PairConfig) *Pair {
 	srv.Open(srv.Addrs()[0], ServerPort)
 	srv.Open(srv.Addrs()[0], ServerAltPort)
 	srv.Open(srv.Addrs()[1], ServerPort)
+	if cfg.A.Stack.Has(IPv6) || cfg.B.Stack.Has(IPv6) {
+		first, second := srv.AddAddrOf(IPv6), srv.AddAddrOf(IPv6)
+		srv.Open(first, ServerPort)
+		srv.Open(first, ServerAltPort)
+		srv.Open(second, ServerPort)
+	}
 	pr := &Pair{Sim: s, Server: srv}
 	pr.A = s.AddSite("a", cfg.A, cfg.Access, cfg.Nested)
 	switch cfg.Placement {
 	case SameLAN:
-		pr.B = Site{Host: s.AddLANHost("b", pr.A), Boxes: pr.A.Boxes}
+		pr.B = Site{Host: s.AddLANHost("b", pr.A), Boxes: pr.A.Boxes, Boxes6: pr.A.Boxes6}
 	case SameCarrier:
 		carrier := pr.A.Outer()
 		if len(cfg.A.Boxes) < 2 {
 			panic("sim: SameCarrier needs A's preset to have a carrier box outside another box")
 		}
-		b := s.AddSiteIn("b", homeOf(cfg.B), carrier.Inside(), cfg.Nested, cfg.Nested)
-		b.Boxes = append(b.Boxes, carrier)
+		b := s.addSite("b", homeOf(cfg.B), carrier.Inside(), cfg.Nested, cfg.Access, cfg.Nested)
+		if cfg.B.Stack.Has(IPv4) {
+			b.Boxes = append(b.Boxes, carrier)
+		}
 		pr.B = b
 	default:
 		pr.B = s.AddSite("b", cfg.B, cfg.Access, cfg.Nested)
@@ -169,8 +237,29 @@ func NewPair(cfg PairConfig) *Pair {
 	return pr
 }
 
-// ServerAddr returns the server's main socket.
+// ServerAddr returns the server's main socket (IPv4).
 func (pr *Pair) ServerAddr() netip.AddrPort { return pr.Server.Sockets()[0] }
+
+// ServerSocketsOf returns the server's three sockets of family f, in the order
+// NewPair opens them: ServerPort and ServerAltPort of its first address of f, then
+// ServerPort of its second; nil when the server has no address of f.
+func (pr *Pair) ServerSocketsOf(f Family) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ap := range pr.Server.Sockets() {
+		if FamilyOf(ap.Addr()) == f {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// ServerAddrOf returns the server's main socket of family f.
+func (pr *Pair) ServerAddrOf(f Family) (netip.AddrPort, bool) {
+	if ss := pr.ServerSocketsOf(f); len(ss) > 0 {
+		return ss[0], true
+	}
+	return netip.AddrPort{}, false
+}
 
 func (c *LinkConfig) isZero() bool {
 	return c.Latency == 0 && c.Jitter == 0 && c.Loss == 0 && c.Duplicate == 0 && c.Reorder == 0 &&
@@ -198,7 +287,7 @@ func (s *Sim) Describe() string {
 	for _, h := range s.hosts {
 		b = append(b, "host "...)
 		b = padRight(b, h.name, 10)
-		for i, a := range h.addrs {
+		for i, a := range h.Addrs() {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -206,6 +295,10 @@ func (s *Sim) Describe() string {
 		}
 		b = append(b, " in "...)
 		b = append(b, h.net.name...)
+		if h.other != nil {
+			b = append(b, '+')
+			b = append(b, h.other.net.name...)
+		}
 		b = append(b, ", sockets"...)
 		for i, ap := range h.order {
 			if i == 8 {

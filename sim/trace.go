@@ -27,11 +27,13 @@ const (
 	DropNoSocket                  // no socket open on the destination port
 	DropNoMachine                 // the destination host has no machine
 	DropBadSource                 // Transmit.From is not a socket of the sending host
+	DropFamily                    // source and destination of different families (a socket of one family to the other), or IPv6 at an IPv4 NAT
 	dropReasonCount
 )
 
 var dropNames = [...]string{"none", "loss", "queue-full", "blackhole", "mtu", "ttl-expired", "no-route",
-	"no-mapping", "filtered", "no-hairpin", "ports-exhausted", "partition", "no-socket", "no-machine", "bad-source"}
+	"no-mapping", "filtered", "no-hairpin", "ports-exhausted", "partition", "no-socket", "no-machine", "bad-source",
+	"family"}
 
 func (r DropReason) String() string {
 	if int(r) < len(dropNames) {

@@ -18,7 +18,7 @@ import (
 
 // CorePackages are the directories (relative to the module root) the rules cover.
 // sim/ is a core package too: its determinism is what makes a seed replay a failure.
-var CorePackages = []string{"proto", "keyx", "rudp", "punch", "relayframe", "rendezvous", "node", "sim"}
+var CorePackages = []string{"proto", "keyx", "rudp", "punch", "relayframe", "streamframe", "rendezvous", "node", "sim"}
 
 // rule says what of one imported package a core package may use.
 type rule struct {
