@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -53,8 +52,7 @@ func runCat(args []string, stdout, stderr io.Writer) int {
 }
 
 func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("cat", stderr)
 	server := fs.String("server", "", "rendezvous server HOST:PORT, or a comma-separated list of a cluster's servers, tried in order (required)")
 	id := fs.String("id", "", "this node's peer ID (required)")
 	connect := fs.String("connect", "", "peer ID to connect to (default: accept one incoming peer)")
@@ -63,7 +61,7 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	timeout := fs.Duration("timeout", 0, "give up connecting after this long (0: wait)")
 	var adm admission
 	adm.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if *server == "" || *id == "" || fs.NArg() > 0 {

@@ -13,17 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/natsbus"
 )
 
 // clusterMember is one `natpass server` of a test cluster, run in-process.
 type clusterMember struct {
-	addr           string
-	bus            *natsbus.Bus
-	stop           context.CancelFunc
-	exited         chan int
-	stdout, stderr *syncBuffer
+	addr   string
+	bus    *natsbus.Bus
+	stop   context.CancelFunc
+	exited chan int
+	stderr *syncBuffer // the server's log
 }
 
 // startCluster runs n servers joined by routes and waits until every route is up.
@@ -63,11 +62,11 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 func runClusterMember(t *testing.T, args []string) *clusterMember {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stderr: &syncBuffer{}}
 	started := make(chan struct{})
 	go func() {
-		m.exited <- serverMain(ctx, args, m.stdout, m.stderr, func(s *driver.Server, b *natsbus.Bus) {
-			m.addr, m.bus = s.Addr().String(), b
+		m.exited <- serverMain(ctx, args, m.stderr, func(up serverUp) {
+			m.addr, m.bus = up.srv.Addr().String(), up.bus
 			close(started)
 		})
 	}()
@@ -198,8 +197,8 @@ func TestClusterFlagsNeedSecret(t *testing.T) {
 		{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-secret-file", secretFile},
 		{"--listen", "127.0.0.1:0", "--insecure-dev", "--nats", "nats://127.0.0.1:1"},
 	} {
-		var stdout, stderr syncBuffer
-		if code := serverMain(context.Background(), args, &stdout, &stderr, nil); code != 2 {
+		var stderr syncBuffer
+		if code := serverMain(context.Background(), args, &stderr, nil); code != 2 {
 			t.Errorf("%v: exit %d, want 2; stderr %s", args, code, stderr.String())
 		}
 	}
