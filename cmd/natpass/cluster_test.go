@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 // clusterMember is one `natpass server` of a test cluster, run in-process.
 type clusterMember struct {
 	addr   string
+	admin  net.Addr // the admin endpoint (/metrics, /readyz)
 	bus    *natsbus.Bus
 	stop   context.CancelFunc
 	exited chan int
@@ -39,7 +41,7 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 	// ahead for all of them raced with the embedded servers' own client listeners.)
 	var ms []*clusterMember
 	for i := range n {
-		args := []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
+		args := []string{"--admin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
 			"--cluster-listen", "127.0.0.1:0", "--cluster-secret-file", clusterSecret, "--drain-timeout", "100ms"}
 		if i > 0 {
 			args = append(args, "--cluster-peers", "nats://"+ms[0].bus.ClusterAddr())
@@ -66,7 +68,7 @@ func runClusterMember(t *testing.T, args []string) *clusterMember {
 	started := make(chan struct{})
 	go func() {
 		m.exited <- serverMain(ctx, args, m.stderr, func(up serverUp) {
-			m.addr, m.bus = up.srv.Addr().String(), up.bus
+			m.addr, m.bus, m.admin = up.srv.Addr().String(), up.bus, up.admin
 			close(started)
 		})
 	}()
