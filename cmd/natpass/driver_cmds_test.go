@@ -296,6 +296,16 @@ func TestCatRelayForce(t *testing.T) {
 	if !bytes.Equal(outs[1].Bytes(), inA) || !bytes.Equal(outs[0].Bytes(), inB) {
 		t.Errorf("bytes differ: b got %d of %d, a got %d of %d", len(outs[1].Bytes()), len(inA), len(outs[0].Bytes()), len(inB))
 	}
+	// The connected lines say the relay carries it and nothing is punched, on the
+	// side that forced it and on the other; no strategy is named.
+	for i, want := range []string{
+		`natpass cat: connected to "cat-b" via relay ` + addr + ` (relay forced by --relay force: no hole punching)`,
+		`natpass cat: connected to "cat-a" via relay ` + addr + ` (relay forced by the peer: no hole punching)`,
+	} {
+		if !strings.Contains(errs[i].String(), want+"\n") || strings.Contains(errs[i].String(), "strategy") {
+			t.Errorf("cat %d: want the line %q and no strategy; stderr:\n%s", i, want, errs[i].String())
+		}
+	}
 }
 
 func TestDemoCommand(t *testing.T) {
