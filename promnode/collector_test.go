@@ -39,18 +39,15 @@ func value(m *dto.Metric) float64 {
 	return m.Gauge.GetValue()
 }
 
-// A server and two nodes on loopback: the connecting node's collector, tracking
-// its connection, shows the node's and the connection's counters grow between two
-// scrapes as 200 reliable messages go through, and forgets the connection once it
-// ends.
-func TestCollectorCountsRealTraffic(t *testing.T) {
+// connectedPair runs a server and two nodes on loopback and connects them: it
+// returns the connecting node, its connection and the accepting side's.
+func connectedPair(t *testing.T, ctx context.Context) (a *driver.Node, conn, peer *driver.Conn) {
+	t.Helper()
 	srv, err := driver.ListenServer(driver.ServerConfig{Listen: "127.0.0.1:0", InsecureDev: true, AltPort: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(func() { srv.Close() })
 	listen := func(id string) *driver.Node {
 		n, err := driver.Listen(ctx, driver.Config{Server: srv.Addr().String(), ID: id, InsecureDev: true, Listen: "127.0.0.1:0"})
 		if err != nil {
@@ -68,11 +65,21 @@ func TestCollectorCountsRealTraffic(t *testing.T) {
 		}
 		accepted <- c
 	}()
-	conn, err := a.Connect(ctx, "prom-b")
+	conn, err = a.Connect(ctx, "prom-b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := <-accepted
+	return a, conn, <-accepted
+}
+
+// A server and two nodes on loopback: the connecting node's collector, tracking
+// its connection, shows the node's and the connection's counters grow between two
+// scrapes as 200 reliable messages go through, and forgets the connection once it
+// ends.
+func TestCollectorCountsRealTraffic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, conn, peer := connectedPair(t, ctx)
 	col := NewCollector(a)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col)
