@@ -92,9 +92,10 @@ type Conn struct {
 	err          error // why the connection ended; nil while open
 	// rooms are woken (Room.ready) when a message is queued or the connection
 	// ends: the Rooms whose member this peer is read it (at most maxRooms).
-	rooms    []*Room
-	path     PathEvent
-	strategy string
+	rooms     []*Room
+	path      PathEvent
+	strategy  string
+	relayOnly bool
 }
 
 func newConn(n *Node, peer string, incoming bool) *Conn {
@@ -115,11 +116,21 @@ func sortConns(cs []*Conn) {
 // Peer is the peer's ID.
 func (c *Conn) Peer() string { return c.peer }
 
-// Strategy is the punching strategy the node chose for this peer.
+// Strategy is the punching strategy the node chose for this peer. It means
+// nothing when RelayOnly: then no punching happens.
 func (c *Conn) Strategy() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.strategy
+}
+
+// RelayOnly reports whether the server introduced the pair for the relay only
+// (this side or the peer asked with RelayForce): the addresses stay hidden and
+// nothing is punched.
+func (c *Conn) RelayOnly() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.relayOnly
 }
 
 // Path is the connection's current path.
@@ -271,9 +282,9 @@ func (c *Conn) isUp() bool {
 
 func (c *Conn) markUp() { c.upOnce.Do(func() { close(c.up) }) }
 
-func (c *Conn) setStrategy(s string) {
+func (c *Conn) setStrategy(s string, relayOnly bool) {
 	c.mu.Lock()
-	c.strategy = s
+	c.strategy, c.relayOnly = s, relayOnly
 	c.mu.Unlock()
 }
 

@@ -722,7 +722,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			c := newConn(n, e.Peer, true)
 			n.conns[e.Peer] = c
 		}
-		n.conns[e.Peer].setStrategy(e.Strategy.String())
+		n.conns[e.Peer].setStrategy(e.Strategy.String(), e.RelayOnly)
 		n.relinkConn(n.conns[e.Peer])
 	case node.EventPathChanged:
 		pe := PathEvent{Kind: e.Kind, Local: e.Local, Remote: e.Remote, RTT: e.RTT, Reason: e.Reason}

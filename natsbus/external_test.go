@@ -69,9 +69,10 @@ func TestExternalURL(t *testing.T) {
 	}
 }
 
-// driver/ and the core packages compile no NATS: an app embedding the client pulls
-// in none of it (DESIGN §10).
-func TestDriverImportsNoNATS(t *testing.T) {
+// driver/ and the core packages compile no NATS and no Prometheus: an app embedding
+// the client pulls in neither (DESIGN §10); metrics come from admin/ and promnode/,
+// packages an app may skip.
+func TestDriverImportsNoNATSNorPrometheus(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go not on PATH")
@@ -86,7 +87,8 @@ func TestDriverImportsNoNATS(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		if strings.Contains(dep, "nats-io") || strings.HasSuffix(dep, "/natsbus") {
+		if strings.Contains(dep, "nats-io") || strings.HasSuffix(dep, "/natsbus") || strings.Contains(dep, "prometheus") ||
+			strings.HasSuffix(dep, "natpass/admin") || strings.HasSuffix(dep, "natpass/promnode") {
 			t.Errorf("core imports %s", dep)
 		}
 	}

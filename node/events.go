@@ -47,6 +47,10 @@ type EventOpenSockets struct {
 type EventIntroduced struct {
 	Peer     string
 	Strategy proto.Strategy
+	// RelayOnly: the introduction shared no addresses (one side asked for the
+	// relay only, RelayForce): the pair goes through the relay and nothing is
+	// punched, whatever Strategy the NATs would allow.
+	RelayOnly bool
 }
 
 // EventPathChanged: a peer's traffic moved. Reason says why, for humans and logs

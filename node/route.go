@@ -179,7 +179,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		n.stats.Malformed++ // a low-order key from the server
 		return err
 	}
-	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy})
+	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy, RelayOnly: m.Flags&proto.IntroRelayOnly != 0})
 	p.startRelay(now, m.RelayToken, m.Flags)
 	p.drainAgent(now)
 	p.HandleTimeout(now) // the first relay-allocate goes out with the ack

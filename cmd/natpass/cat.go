@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -53,8 +53,7 @@ func runCat(args []string, stdout, stderr io.Writer) int {
 }
 
 func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("cat", stderr)
 	server := fs.String("server", "", "rendezvous server HOST:PORT, or a comma-separated list of a cluster's servers, tried in order (required)")
 	id := fs.String("id", "", "this node's peer ID (required)")
 	connect := fs.String("connect", "", "peer ID to connect to (default: accept one incoming peer)")
@@ -63,7 +62,7 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	timeout := fs.Duration("timeout", 0, "give up connecting after this long (0: wait)")
 	var adm admission
 	adm.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if *server == "" || *id == "" || fs.NArg() > 0 {
@@ -157,8 +156,37 @@ func catConnect(ctx context.Context, cfg driver.Config, peer string, timeout tim
 		n.Close()
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "natpass cat: connected to %q (strategy %s)\n", c.Peer(), c.Strategy())
+	fmt.Fprintln(stderr, "natpass cat: "+connectedLine(c.Peer(), c.Path(), c.Strategy(), c.RelayOnly(), cfg.Relay, n.Server().String()))
 	return &catSession{node: n, conn: c}, nil
+}
+
+// connectedLine says how the connection to peer came up: over which path, and
+// what happens next. A relay-only introduction (--relay force, here or at the
+// peer) punches nothing, so it names no strategy; otherwise the strategy is the
+// one the node tries (or tried) for a direct path.
+func connectedLine(peer string, path driver.PathEvent, strategy string, relayOnly bool, policy node.RelayPolicy, server string) string {
+	line := fmt.Sprintf("connected to %q", peer)
+	switch path.Kind {
+	case driver.PathRelay:
+		relay := server
+		if path.Remote.IsValid() {
+			relay = path.Remote.String()
+		}
+		line += " via relay " + relay
+	case driver.PathDirect:
+		line += " via direct path " + path.Remote.String()
+	}
+	switch {
+	case relayOnly && policy == node.RelayForce:
+		return line + " (relay forced by --relay force: no hole punching)"
+	case relayOnly:
+		return line + " (relay forced by the peer: no hole punching)"
+	case strategy == proto.StrategyNone.String():
+		return line + " (no direct path possible between these NATs: strategy none)"
+	case path.Kind == driver.PathDirect:
+		return line + " (strategy " + strategy + ")"
+	}
+	return line + " (looking for a direct path: strategy " + strategy + ")"
 }
 
 // pathLine is the stderr line for a path change. Locals that are not valid are

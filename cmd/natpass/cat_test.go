@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
+	"github.com/natpass/natpass/node"
 )
 
 func TestPathLine(t *testing.T) {
@@ -191,6 +192,33 @@ func TestParseServers(t *testing.T) {
 		}
 		if code := catMain(context.Background(), []string{"--server", v, "--id", "a", "--insecure-dev"}, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 			t.Errorf("cat --server %q: exit %d, want 2 (usage)", v, code)
+		}
+	}
+}
+
+func TestConnectedLine(t *testing.T) {
+	relay := driver.PathEvent{Kind: driver.PathRelay, Reason: "relay ready"}
+	direct := driver.PathEvent{Kind: driver.PathDirect, Remote: netip.MustParseAddrPort("192.0.2.7:4000"), Reason: "direct confirmed"}
+	for _, c := range []struct {
+		path      driver.PathEvent
+		strategy  string
+		relayOnly bool
+		policy    node.RelayPolicy
+		want      string
+	}{
+		{relay, "simultaneous-open", true, node.RelayForce,
+			`connected to "p" via relay 198.51.100.1:3478 (relay forced by --relay force: no hole punching)`},
+		{relay, "birthday", true, node.RelayAuto,
+			`connected to "p" via relay 198.51.100.1:3478 (relay forced by the peer: no hole punching)`},
+		{relay, "port-prediction", false, node.RelayAuto,
+			`connected to "p" via relay 198.51.100.1:3478 (looking for a direct path: strategy port-prediction)`},
+		{relay, "none", false, node.RelayAuto,
+			`connected to "p" via relay 198.51.100.1:3478 (no direct path possible between these NATs: strategy none)`},
+		{direct, "simultaneous-open", false, node.RelayNever,
+			`connected to "p" via direct path 192.0.2.7:4000 (strategy simultaneous-open)`},
+	} {
+		if got := connectedLine("p", c.path, c.strategy, c.relayOnly, c.policy, "198.51.100.1:3478"); got != c.want {
+			t.Errorf("connectedLine(%v, %s, relayOnly %v, policy %v):\n got %s\nwant %s", c.path.Kind, c.strategy, c.relayOnly, c.policy, got, c.want)
 		}
 	}
 }

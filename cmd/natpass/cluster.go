@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func (c *clusterFlags) enabled() bool { return c.listen != "" || c.peers != "" |
 
 // start starts the cluster bus the flags describe and sets cfg's cluster fields;
 // it returns nil (and changes nothing) when no cluster is asked for.
-func (c *clusterFlags) start(cfg *driver.ServerConfig, logf func(string, ...any)) (*natsbus.Bus, error) {
+func (c *clusterFlags) start(cfg *driver.ServerConfig, log *slog.Logger) (*natsbus.Bus, error) {
 	if !c.enabled() {
 		if c.secretFile != "" || c.name != "" || c.natsCreds != "" || c.natsTokenFile != "" {
 			return nil, errors.New("--cluster-secret-file, --cluster-name, --nats-creds and --nats-token-file need --cluster-listen, --cluster-peers or --nats")
@@ -46,7 +47,7 @@ func (c *clusterFlags) start(cfg *driver.ServerConfig, logf func(string, ...any)
 		return nil, nil
 	}
 	nc := natsbus.Config{ClusterName: c.name, ClusterListen: c.listen, URL: c.nats, CredsFile: c.natsCreds,
-		Log: func(line string) { logf("cluster: %s", line) }}
+		Log: func(line string) { log.Info(line, "component", "cluster") }}
 	if c.peers != "" {
 		nc.ClusterPeers = strings.Split(c.peers, ",")
 	}
@@ -78,21 +79,21 @@ func (c *clusterFlags) start(cfg *driver.ServerConfig, logf func(string, ...any)
 
 // drain tells the server's nodes to move to another server of the cluster and
 // waits for them, at most the drain timeout.
-func (c *clusterFlags) drain(s *driver.Server, logf func(string, ...any)) {
+func (c *clusterFlags) drain(s *driver.Server, log *slog.Logger) {
 	n := s.Stats().Sessions
 	if n == 0 || c.drainTimeout <= 0 {
 		return
 	}
-	logf("draining: telling %d nodes to move (at most %v)", n, c.drainTimeout)
+	log.Info("draining: telling the nodes to move", "nodes", n, "timeout", c.drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
 	defer cancel()
 	if err := s.Drain(ctx); err != nil {
-		logf("drain: %d nodes still registered after %v", s.Stats().Sessions, c.drainTimeout)
+		log.Warn("drain timed out: nodes still registered", "nodes", s.Stats().Sessions, "timeout", c.drainTimeout)
 		return
 	}
 	if left := s.Stats().Sessions; left > 0 {
-		logf("drained: %d silent sessions left (their nodes are gone)", left)
+		log.Info("drained: silent sessions left (their nodes are gone)", "sessions", left)
 		return
 	}
-	logf("drained: every node moved")
+	log.Info("drained: every node moved")
 }

@@ -7,23 +7,24 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/natsbus"
 )
 
 // clusterMember is one `natpass server` of a test cluster, run in-process.
 type clusterMember struct {
-	addr           string
-	bus            *natsbus.Bus
-	stop           context.CancelFunc
-	exited         chan int
-	stdout, stderr *syncBuffer
+	addr   string
+	admin  net.Addr // the admin endpoint (/metrics, /readyz)
+	bus    *natsbus.Bus
+	stop   context.CancelFunc
+	exited chan int
+	stderr *syncBuffer // the server's log
 }
 
 // startCluster runs n servers joined by routes and waits until every route is up.
@@ -40,7 +41,7 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 	// ahead for all of them raced with the embedded servers' own client listeners.)
 	var ms []*clusterMember
 	for i := range n {
-		args := []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
+		args := []string{"--admin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-name", "test",
 			"--cluster-listen", "127.0.0.1:0", "--cluster-secret-file", clusterSecret, "--drain-timeout", "100ms"}
 		if i > 0 {
 			args = append(args, "--cluster-peers", "nats://"+ms[0].bus.ClusterAddr())
@@ -63,11 +64,11 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 func runClusterMember(t *testing.T, args []string) *clusterMember {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stderr: &syncBuffer{}}
 	started := make(chan struct{})
 	go func() {
-		m.exited <- serverMain(ctx, args, m.stdout, m.stderr, func(s *driver.Server, b *natsbus.Bus) {
-			m.addr, m.bus = s.Addr().String(), b
+		m.exited <- serverMain(ctx, args, m.stderr, func(up serverUp) {
+			m.addr, m.bus, m.admin = up.srv.Addr().String(), up.bus, up.admin
 			close(started)
 		})
 	}()
@@ -198,8 +199,8 @@ func TestClusterFlagsNeedSecret(t *testing.T) {
 		{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--cluster-secret-file", secretFile},
 		{"--listen", "127.0.0.1:0", "--insecure-dev", "--nats", "nats://127.0.0.1:1"},
 	} {
-		var stdout, stderr syncBuffer
-		if code := serverMain(context.Background(), args, &stdout, &stderr, nil); code != 2 {
+		var stderr syncBuffer
+		if code := serverMain(context.Background(), args, &stderr, nil); code != 2 {
 			t.Errorf("%v: exit %d, want 2; stderr %s", args, code, stderr.String())
 		}
 	}

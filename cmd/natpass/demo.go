@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -18,12 +17,11 @@ import (
 //
 //	natpass demo [--messages N] [--bulk BYTES]
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	messages := fs.Int("messages", 1000, "reliable messages each way")
 	bulk := fs.Int("bulk", 8<<20, "bytes sent one way as a bulk transfer")
 	pings := fs.Int("pings", 200, "64-byte ping-pong round trips")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

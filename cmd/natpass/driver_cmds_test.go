@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/natpass/natpass/driver"
-	"github.com/natpass/natpass/natsbus"
 	"github.com/natpass/natpass/rendezvous"
 )
 
@@ -100,15 +99,16 @@ func TestTicketCommand(t *testing.T) {
 	}
 }
 
-// startServerCmd runs `natpass server` in-process and returns its primary address.
-func startServerCmd(t *testing.T, args ...string) (addr string, stdout *syncBuffer) {
+// startServerCmd runs `natpass server` in-process and returns its primary address
+// and its log (stderr).
+func startServerCmd(t *testing.T, args ...string) (addr string, log *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *driver.Server, 1)
 	exited := make(chan int, 1)
-	stdout = &syncBuffer{}
+	log = &syncBuffer{}
 	go func() {
-		exited <- serverMain(ctx, args, stdout, &syncBuffer{}, func(s *driver.Server, _ *natsbus.Bus) { started <- s })
+		exited <- serverMain(ctx, args, log, func(up serverUp) { started <- up.srv })
 	}()
 	var s *driver.Server
 	select {
@@ -121,11 +121,11 @@ func startServerCmd(t *testing.T, args ...string) (addr string, stdout *syncBuff
 		if code := <-exited; code != 0 {
 			t.Errorf("server exit %d", code)
 		}
-		if !strings.Contains(stdout.String(), "stats: ") {
-			t.Errorf("server printed no stats at exit: %q", stdout.String())
+		if !strings.Contains(log.String(), "msg=stats ") {
+			t.Errorf("server logged no stats at exit: %q", log.String())
 		}
 	})
-	return s.Addr().String(), stdout
+	return s.Addr().String(), log
 }
 
 func TestNatcheckCommand(t *testing.T) {
@@ -296,6 +296,16 @@ func TestCatRelayForce(t *testing.T) {
 	if !bytes.Equal(outs[1].Bytes(), inA) || !bytes.Equal(outs[0].Bytes(), inB) {
 		t.Errorf("bytes differ: b got %d of %d, a got %d of %d", len(outs[1].Bytes()), len(inA), len(outs[0].Bytes()), len(inB))
 	}
+	// The connected lines say the relay carries it and nothing is punched, on the
+	// side that forced it and on the other; no strategy is named.
+	for i, want := range []string{
+		`natpass cat: connected to "cat-b" via relay ` + addr + ` (relay forced by --relay force: no hole punching)`,
+		`natpass cat: connected to "cat-a" via relay ` + addr + ` (relay forced by the peer: no hole punching)`,
+	} {
+		if !strings.Contains(errs[i].String(), want+"\n") || strings.Contains(errs[i].String(), "strategy") {
+			t.Errorf("cat %d: want the line %q and no strategy; stderr:\n%s", i, want, errs[i].String())
+		}
+	}
 }
 
 func TestDemoCommand(t *testing.T) {
@@ -317,7 +327,7 @@ func TestServerRelayBudget(t *testing.T) {
 	secretFile, _ := writeSecret(t)
 	for _, bad := range []string{"-1", "NaN", "+Inf", "100001"} {
 		if code := serverMain(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", secretFile, "--relay-session-mbps", bad},
-			&syncBuffer{}, &syncBuffer{}, nil); code != 2 {
+			&syncBuffer{}, nil); code != 2 {
 			t.Errorf("--relay-session-mbps %s: exit %d, want 2", bad, code)
 		}
 	}
@@ -326,10 +336,10 @@ func TestServerRelayBudget(t *testing.T) {
 	if r, ok := relayBudget(maxRelayMbps); !ok || r.Burst <= 0 || r.Burst > math.MaxInt64/int64(time.Second) {
 		t.Fatalf("relayBudget(%g) = %+v, %v", maxRelayMbps, r, ok)
 	}
-	var stdout *syncBuffer
+	var serverLog *syncBuffer
 	t.Run("policed", func(t *testing.T) {
 		var addr string
-		addr, stdout = startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile,
+		addr, serverLog = startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--secret-file", secretFile,
 			"--quiet", "--relay-session-mbps", "1")
 		in := bytes.Repeat([]byte("over budget "), 10000) // 120 kB, about a second at 1 Mbit/s
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -348,11 +358,11 @@ func TestServerRelayBudget(t *testing.T) {
 			t.Fatalf("cat b exit %d with %d of %d bytes; stderr:\n%s", code, len(out.Bytes()), len(in), errB.String())
 		}
 	})
-	// The server printed its stats when the subtest's cleanup stopped it.
+	// The server logged its stats when the subtest's cleanup stopped it.
 	var dropped int
-	if i := strings.LastIndex(stdout.String(), "relay over budget "); i < 0 {
-		t.Fatalf("no relay counters in the server's stats: %q", stdout.String())
-	} else if _, err := fmt.Sscanf(stdout.String()[i:], "relay over budget %d", &dropped); err != nil || dropped == 0 {
+	if i := strings.LastIndex(serverLog.String(), "relay_over_budget="); i < 0 {
+		t.Fatalf("no relay counters in the server's stats: %q", serverLog.String())
+	} else if _, err := fmt.Sscanf(serverLog.String()[i:], "relay_over_budget=%d", &dropped); err != nil || dropped == 0 {
 		t.Fatalf("relay over budget %d (%v) after 120 kB at 1 Mbit/s; want frames dropped", dropped, err)
 	}
 }

@@ -2,6 +2,7 @@
 //
 //	natpass lab      [--runs N] [--seed S] [--json] [--a PRESET --b PRESET] [--replay SEED]
 //	natpass server   --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+//	                 [--admin-listen HOST:PORT] [--log-format text|json] [--log-level LEVEL]
 //	natpass ticket   --secret-file FILE --id NAME [--ttl DURATION]
 //	natpass cat      --server HOST:PORT --id NAME (--ticket T --key K | --secret-file FILE | --insecure-dev)
 //	                 [--connect PEER] [--relay auto|force|never]
@@ -10,7 +11,9 @@
 //	natpass natcheck --server HOST:PORT
 //	natpass demo
 //
-// Run a command with -h for all its flags.
+// Run a command with -h for all its flags. Every flag of server also comes from
+// NATPASS_<FLAG> (NATPASS_LISTEN), of cat, ticket, natcheck and demo from
+// NATPASS_<COMMAND>_<FLAG> (NATPASS_CAT_SERVER); the command line wins.
 package main
 
 import (

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -35,15 +34,14 @@ type natReport struct {
 // ticket it registers under the ticket's ID, which replaces a session of that ID
 // (a running `natpass cat`): mint natcheck a ticket of its own.
 func runNatcheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("natcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("natcheck", stderr)
 	server := fs.String("server", "", "rendezvous server HOST:PORT (required)")
 	id := fs.String("id", "", "peer ID to register as (default: natcheck-<random>)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	var adm admission
 	adm.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if *server == "" || fs.NArg() > 0 {

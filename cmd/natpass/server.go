@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/natpass/natpass/admin"
 	"github.com/natpass/natpass/driver"
 	"github.com/natpass/natpass/natsbus"
 	"github.com/natpass/natpass/relayframe"
@@ -20,101 +22,149 @@ import (
 // runServer runs a rendezvous server until SIGINT or SIGTERM:
 //
 //	natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+//	    [--admin-listen HOST:PORT] [--log-format text|json] [--log-level LEVEL]
 //	    [--cluster-listen HOST:PORT --cluster-peers URL[,URL...] --cluster-secret-file FILE | --nats URL]
 //
-// In a cluster, SIGTERM drains: the nodes are told to move to another server, and
-// the server exits 0 once they have (or --drain-timeout has passed).
-func runServer(args []string, stdout, stderr io.Writer) int {
+// Every flag also comes from NATPASS_<FLAG> (env.go). Every line goes through
+// log/slog on stderr. On SIGTERM /readyz turns 503 at once; in a cluster the nodes
+// are told to move to another server, and the server exits 0 once they have (or
+// --drain-timeout has passed).
+func runServer(args []string, _, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serverMain(ctx, args, stdout, stderr, nil)
+	return serverMain(ctx, args, stderr, nil)
+}
+
+// serverFlags are natpass server's flags.
+type serverFlags struct {
+	listen, listen2, altPort, secretFile, adminListen string
+	insecure, quiet                                   bool
+	statsEvery                                        time.Duration
+	sessionMbps, totalMbps                            float64
+	log                                               logFlags
+	cluster                                           clusterFlags
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
+	fs.StringVar(&f.listen2, "listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
+	fs.StringVar(&f.altPort, "alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
+	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the ticket secret")
+	fs.BoolVar(&f.insecure, "insecure-dev", false, "run without a secret: anyone may register under any ID (development only)")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not log registrations and introductions")
+	fs.DurationVar(&f.statsEvery, "stats", 0, "log the counters this often (0: only at exit)")
+	fs.Float64Var(&f.sessionMbps, "relay-session-mbps", 0, "relay budget of each session, Mbit/s (0: the default, 33.5)")
+	fs.Float64Var(&f.totalMbps, "relay-total-mbps", 0, "relay budget of the whole server, Mbit/s (0: the default, 537)")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "HOST:PORT of the admin HTTP endpoint: /metrics (Prometheus), /healthz, /readyz (default: none)")
+	f.log.register(fs)
+	f.cluster.register(fs)
+}
+
+// serverUp is what serverMain's started hook learns once the server listens.
+type serverUp struct {
+	srv   *driver.Server
+	bus   *natsbus.Bus // nil when alone
+	admin net.Addr     // nil without --admin-listen
 }
 
 // serverMain is runServer with the context and, for tests, a hook that learns the
-// server (and its cluster bus, nil when alone) once it listens.
-func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer, started func(*driver.Server, *natsbus.Bus)) int {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
-	listen2 := fs.String("listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
-	altPort := fs.String("alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
-	secretFile := fs.String("secret-file", "", "file holding the ticket secret")
-	insecure := fs.Bool("insecure-dev", false, "run without a secret: anyone may register under any ID (development only)")
-	quiet := fs.Bool("quiet", false, "do not log registrations and introductions")
-	statsEvery := fs.Duration("stats", 0, "print the counters this often (0: only at exit)")
-	sessionMbps := fs.Float64("relay-session-mbps", 0, "relay budget of each session, Mbit/s (0: the default, 33.5)")
-	totalMbps := fs.Float64("relay-total-mbps", 0, "relay budget of the whole server, Mbit/s (0: the default, 537)")
-	var cluster clusterFlags
-	cluster.register(fs)
-	if err := fs.Parse(args); err != nil {
+// server once it listens.
+func serverMain(ctx context.Context, args []string, stderr io.Writer, started func(serverUp)) int {
+	fs := newFlagSet("server", stderr)
+	var f serverFlags
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
-	if *listen == "" || (*secretFile == "") == !*insecure || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)")
+	if f.listen == "" || (f.secretFile == "") == !f.insecure || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev) [--admin-listen HOST:PORT]")
 		return 2
 	}
-	cfg := driver.ServerConfig{Listen: *listen, AltAddr: *listen2, AltPort: *altPort, InsecureDev: *insecure}
-	if code := serverBudgetsAndSecret(&cfg, *sessionMbps, *totalMbps, *secretFile, stderr); code != 0 {
+	log, err := f.log.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "natpass server:", err)
+		return 2
+	}
+	cfg := driver.ServerConfig{Listen: f.listen, AltAddr: f.listen2, AltPort: f.altPort, InsecureDev: f.insecure}
+	if code := serverBudgetsAndSecret(&cfg, f.sessionMbps, f.totalMbps, f.secretFile, log); code != 0 {
 		return code
 	}
-	var logMu sync.Mutex
-	logf := func(format string, a ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, a...)...)
+	if !f.quiet {
+		cfg.Log = func(line string) { log.Info(line) }
 	}
-	if !*quiet {
-		cfg.Log = func(line string) { logf("%s", line) }
-	}
-	bus, err := cluster.start(&cfg, logf)
+	var health admin.Health
+	ops, err := startAdmin(f.adminListen, &health, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "natpass server:", err)
-		return 2
-	}
-	if bus != nil {
-		defer bus.Close()
-	}
-	s, err := driver.ListenServer(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "natpass server:", err)
+		log.Error("admin endpoint", "err", err)
 		return 1
 	}
-	defer s.Close()
-	fmt.Fprintf(stdout, "natpass server listening on %v\n", s.Addrs())
-	if bus != nil {
-		fmt.Fprintf(stdout, "natpass server: cluster %q, routes on %s\n", cluster.name, bus.ClusterAddr())
+	defer ops.close()
+	up, code := startServer(&f, cfg, log)
+	if code != 0 {
+		return code
 	}
-	if *insecure {
-		fmt.Fprintln(stderr, "natpass server: --insecure-dev: tickets are not checked; do not expose this server")
+	defer up.srv.Close()
+	if up.bus != nil {
+		defer up.bus.Close()
 	}
+	ops.serve(up.srv, up.bus)
+	health.SetReady()
 	if started != nil {
-		started(s, bus)
+		up.admin = ops.addr()
+		started(up)
 	}
-	serveUntilDone(ctx, s, *statsEvery, stdout, func() {
-		if bus != nil {
-			cluster.drain(s, logf)
+	serveUntilDone(ctx, up.srv, f.statsEvery, log, func() {
+		health.StartDrain()
+		if up.bus != nil {
+			f.cluster.drain(up.srv, log)
 		}
 	})
 	return 0
 }
 
+// startServer starts the cluster bus (when the flags ask for one) and the server;
+// a non-zero code says it failed, and why was logged.
+func startServer(f *serverFlags, cfg driver.ServerConfig, log *slog.Logger) (serverUp, int) {
+	bus, err := f.cluster.start(&cfg, log)
+	if err != nil {
+		log.Error("cluster flags", "err", err)
+		return serverUp{}, 2
+	}
+	s, err := driver.ListenServer(cfg)
+	if err != nil {
+		if bus != nil {
+			bus.Close()
+		}
+		log.Error("listening", "err", err)
+		return serverUp{}, 1
+	}
+	log.Info("natpass server listening", "addrs", s.Addrs())
+	if bus != nil {
+		log.Info("cluster", "name", f.cluster.name, "routes", bus.ClusterAddr())
+	}
+	if f.insecure {
+		log.Warn("--insecure-dev: tickets are not checked; do not expose this server")
+	}
+	return serverUp{srv: s, bus: bus}, 0
+}
+
 // serverBudgetsAndSecret fills cfg's relay budgets and ticket secret from the
 // flags; a non-zero result is the exit code of a bad flag (2) or an unreadable
-// secret (1), already reported on stderr.
-func serverBudgetsAndSecret(cfg *driver.ServerConfig, sessionMbps, totalMbps float64, secretFile string, stderr io.Writer) int {
+// secret (1), already logged.
+func serverBudgetsAndSecret(cfg *driver.ServerConfig, sessionMbps, totalMbps float64, secretFile string, log *slog.Logger) int {
 	var ok bool
 	if cfg.Tune.RelaySessionRate, ok = relayBudget(sessionMbps); !ok {
-		fmt.Fprintf(stderr, "natpass server: --relay-session-mbps must be between 0 and %g\n", maxRelayMbps)
+		log.Error(fmt.Sprintf("--relay-session-mbps must be between 0 and %g", maxRelayMbps))
 		return 2
 	}
 	if cfg.Tune.RelayServerRate, ok = relayBudget(totalMbps); !ok {
-		fmt.Fprintf(stderr, "natpass server: --relay-total-mbps must be between 0 and %g\n", maxRelayMbps)
+		log.Error(fmt.Sprintf("--relay-total-mbps must be between 0 and %g", maxRelayMbps))
 		return 2
 	}
 	if secretFile != "" {
 		secret, err := readSecret(secretFile)
 		if err != nil {
-			fmt.Fprintln(stderr, "natpass server:", err)
+			log.Error("secret", "err", err)
 			return 1
 		}
 		cfg.Secret = secret
@@ -122,10 +172,10 @@ func serverBudgetsAndSecret(cfg *driver.ServerConfig, sessionMbps, totalMbps flo
 	return 0
 }
 
-// serveUntilDone prints the server's counters every statsEvery (0: never) until ctx
-// ends, then drains (a cluster's servers tell their nodes to move), closes the
-// server and prints them once more.
-func serveUntilDone(ctx context.Context, s *driver.Server, statsEvery time.Duration, stdout io.Writer, drain func()) {
+// serveUntilDone logs the server's counters every statsEvery (0: never) until ctx
+// ends, then drains (readyz turns 503; a cluster's servers tell their nodes to
+// move), closes the server and logs them once more.
+func serveUntilDone(ctx context.Context, s *driver.Server, statsEvery time.Duration, log *slog.Logger, drain func()) {
 	var tick <-chan time.Time
 	if statsEvery > 0 {
 		t := time.NewTicker(statsEvery)
@@ -135,11 +185,12 @@ func serveUntilDone(ctx context.Context, s *driver.Server, statsEvery time.Durat
 	for {
 		select {
 		case <-tick:
-			printServerStats(stdout, s.Stats())
+			logServerStats(log, s.Stats())
 		case <-ctx.Done():
+			log.Info("shutting down")
 			drain()
 			s.Close()
-			printServerStats(stdout, s.Stats())
+			logServerStats(log, s.Stats())
 			return
 		}
 	}
@@ -164,23 +215,24 @@ func relayBudget(mbps float64) (r relayframe.ByteRate, ok bool) {
 	return relayframe.ByteRate{BytesPerSecond: perSecond, Burst: max(perSecond/8, relayframe.MaxFrameLen+relayframe.FrameCostOverhead)}, true
 }
 
-func printServerStats(w io.Writer, st driver.ServerStats) {
+// logServerStats logs the counters an operator reads first: one "stats" line, and a
+// "cluster stats" line once the cluster carried anything. /metrics has them all.
+func logServerStats(log *slog.Logger, st driver.ServerStats) {
 	garbage := st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer +
 		st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint + st.DropSTUNUnknownAttr +
 		st.DropSTUNTooSmall + st.TooLong
-	fmt.Fprintf(w, "stats: in %d dgrams / %d B, out %d / %d B, sessions %d, registered %d, introductions %d, "+
-		"stun %d, bad tickets %d, rate-limited %d, garbage dropped %d, relayed %d frames / %d B, "+
-		"relay over budget %d\n",
-		st.DatagramsIn, st.BytesIn, st.DatagramsOut, st.BytesOut, st.Sessions, st.Registered, st.Introductions,
-		st.STUNBindings, st.BadTicket, st.DropRateLimited, garbage, st.Relay.Forwarded, st.Relay.BytesForwarded,
-		st.Relay.DropSessionRate+st.Relay.DropServerRate)
+	log.Info("stats", "datagrams_in", st.DatagramsIn, "bytes_in", st.BytesIn, "datagrams_out", st.DatagramsOut,
+		"bytes_out", st.BytesOut, "sessions", st.Sessions, "registered", st.Registered,
+		"introductions", st.Introductions, "stun", st.STUNBindings, "bad_tickets", st.BadTicket,
+		"rate_limited", st.DropRateLimited, "garbage_dropped", garbage, "relayed_frames", st.Relay.Forwarded,
+		"relayed_bytes", st.Relay.BytesForwarded, "relay_over_budget", st.Relay.DropSessionRate+st.Relay.DropServerRate)
 	if c := st.Cluster; c.MessagesIn+c.MessagesOut > 0 {
-		fmt.Fprintf(w, "cluster: in %d / out %d messages, intro asks %d sent / %d served, peer not here %d, "+
-			"relay to other servers %d frames / %d B, from them %d / %d B, moved away %d, replaced %d, "+
-			"dropped %d, bus errors %d\n",
-			c.MessagesIn, c.MessagesOut, c.IntroAsks, c.IntroAsksServed, c.NoResponders,
-			c.RelayFramesOut, c.RelayBytesOut, c.RelayFramesIn, c.RelayBytesIn, c.MovedAway, c.Replaced,
-			c.DropMalformed+c.DropSubject+c.DropUnknownAsk+c.DropQueueFull+c.DropRelayNoLink+c.DropRelayRate+c.DropRelayTxFull,
-			st.ClusterErrors)
+		log.Info("cluster stats", "messages_in", c.MessagesIn, "messages_out", c.MessagesOut,
+			"intro_asks_sent", c.IntroAsks, "intro_asks_served", c.IntroAsksServed, "peer_not_here", c.NoResponders,
+			"relay_frames_out", c.RelayFramesOut, "relay_bytes_out", c.RelayBytesOut,
+			"relay_frames_in", c.RelayFramesIn, "relay_bytes_in", c.RelayBytesIn,
+			"moved_away", c.MovedAway, "replaced", c.Replaced,
+			"dropped", c.DropMalformed+c.DropSubject+c.DropUnknownAsk+c.DropQueueFull+c.DropRelayNoLink+c.DropRelayRate+c.DropRelayTxFull,
+			"bus_errors", st.ClusterErrors)
 	}
 }

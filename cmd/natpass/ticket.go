@@ -31,13 +31,12 @@ var (
 //
 // so that `natpass cat ... $(cat alice.flags)` works.
 func runTicket(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ticket", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ticket", stderr)
 	secretFile := fs.String("secret-file", "", "file holding the server secret (required)")
 	id := fs.String("id", "", "peer ID the ticket admits (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the ticket is valid")
 	keyFile := fs.String("key-file", "", "private key file to bind (created if missing); default: print a new key")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if *secretFile == "" || *id == "" || fs.NArg() > 0 {

@@ -217,7 +217,7 @@ func (tp *topo) runServer(ctx context.Context, ns string, args ...string) *serve
 			<-p.exited
 		}
 	})
-	for !p.stdout.contains("listening") {
+	for !p.stderr.contains("natpass server listening") { // its log (slog, on stderr)
 		select {
 		case <-p.exited:
 			tp.t.Fatalf("server did not start: %v; stdout: %s; stderr: %s", p.err, p.stdout.bytes(), p.stderr.bytes())
