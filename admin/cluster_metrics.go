@@ -40,6 +40,19 @@ var clusterMetrics = []serverMetric{
 			c := &s.st.Cluster
 			return labeled("moved_away", c.MovedAway, "replaced", c.Replaced, "drain_notice", c.DrainNoticesQueued)
 		}},
+	{name: "natpass_server_cluster_room_messages_total", help: "Cluster room messages (PROTOCOL.md §13.1), by kind: joins and leaves sent to a room's home and served there, room states sent and received.", label: "kind",
+		points: func(s *snapshot) []point {
+			c := &s.st.Cluster
+			return labeled("join_sent", c.RoomJoinsSent, "join_served", c.RoomJoinsServed,
+				"leave_sent", c.RoomLeavesSent, "leave_served", c.RoomLeavesServed,
+				"state_sent", c.RoomStatesSent, "state_in", c.RoomStatesIn, "claim", c.RoomClaims)
+		}},
+	{name: "natpass_server_cluster_room_homes_total", help: "Rooms this server became the home of (new, or formed again from its copy after the home went) or handed to an older home.", label: "event",
+		points: func(s *snapshot) []point {
+			c := &s.st.Cluster
+			return labeled("formed", c.RoomsFormed, "reformed", c.RoomsReformed, "handed_over", c.RoomHandovers,
+				"epoch_raised", c.RoomEpochRaises, "member_timed_out", c.RoomMembersTimedOut)
+		}},
 	{name: "natpass_server_cluster_drops_total", help: "Cluster messages dropped, by reason.", label: "reason",
 		points: clusterDrops},
 }
@@ -54,6 +67,6 @@ func clusterDrops(s *snapshot) []point {
 		"relay_tx_full", c.DropRelayTxFull, "ask_overwritten", c.AsksOverwritten,
 		"tombstone_table_full", c.TombstonesDropped, "bus_refused", s.st.ClusterErrors,
 		"bus_inbox_full", b.DroppedInboxFull, "bus_slow_consumer", b.DroppedSlowConsumer,
-		"bus_foreign_reply", b.DroppedForeign,
+		"bus_foreign_reply", b.DroppedForeign, "room_state_stale", c.RoomStale, "room_not_home", c.DropRoomNotHome,
 	)
 }
