@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -46,8 +45,7 @@ type labFlags struct {
 
 func parseLabFlags(args []string, stderr io.Writer) (labFlags, bool) {
 	var f labFlags
-	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("lab", stderr)
 	fs.IntVar(&f.runs, "runs", 20, "runs per cell")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed every run derives from")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per cell instead of the table")
@@ -59,7 +57,7 @@ func parseLabFlags(args []string, stderr io.Writer) (labFlags, bool) {
 	fs.Uint64Var(&f.replay, "replay", 0, "run only the run with this seed (from a MISSED line) for --a/--b, printing its events")
 	fs.StringVar(&f.html, "html", "", "also write the matrix as a self-contained HTML page to this file "+
 		"(with --replay: the run's timeline)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return f, false
 	}
 	switch {

@@ -203,3 +203,21 @@ func TestLabHTMLReplay(t *testing.T) {
 		t.Errorf("--html with --room: exit %d, want 2", code)
 	}
 }
+
+// TestLabFlagsFromEnvironment: lab reads NATPASS_LAB_<FLAG> like every command,
+// and the command line wins.
+func TestLabFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("NATPASS_LAB_RUNS", "1")
+	t.Setenv("NATPASS_LAB_ROOM", "2")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lab", "--json", "--room", "3"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &sum); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	if sum["runs"] != 1.0 || sum["room_size"] != 3.0 {
+		t.Errorf("summary %v: want runs 1 (NATPASS_LAB_RUNS) and room_size 3 (--room over NATPASS_LAB_ROOM)", sum)
+	}
+}

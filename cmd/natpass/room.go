@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -56,8 +55,7 @@ const roomUsage = "usage: natpass room --server HOST:PORT[,HOST:PORT...] --id NA
 // parseRoomFlags parses natpass room's flags; code is 0 when they are usable, 2
 // (after printing why) when not.
 func parseRoomFlags(args []string, stderr io.Writer) (opt roomOptions, cfg driver.Config, code int) {
-	fs := flag.NewFlagSet("room", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("room", stderr)
 	server := fs.String("server", "", "rendezvous server HOST:PORT, or a comma-separated list of a cluster's servers, tried in order (required)")
 	id := fs.String("id", "", "this node's peer ID (required)")
 	fs.StringVar(&opt.room, "room", "", "the room to join, 1–64 bytes (required)")
@@ -68,7 +66,7 @@ func parseRoomFlags(args []string, stderr io.Writer) (opt roomOptions, cfg drive
 	fs.DurationVar(&opt.timeout, "timeout", 0, "give up joining (and --wait) after this long (0: wait)")
 	var adm admission
 	adm.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return opt, cfg, 2
 	}
 	if *server == "" || *id == "" || opt.room == "" || fs.NArg() > 0 {
