@@ -276,7 +276,9 @@ func TestSTUNParseRejects(t *testing.T) {
 
 // What the parser accepts, and the unknown attributes it lists for a 420.
 func TestSTUNParseAccepts(t *testing.T) {
-	change := func(flags uint32) []byte { return stunAttr(stunAttrChangeRequest, binary.BigEndian.AppendUint32(nil, flags)) }
+	change := func(flags uint32) []byte {
+		return stunAttr(stunAttrChangeRequest, binary.BigEndian.AppendUint32(nil, flags))
+	}
 	cases := []struct {
 		name    string
 		p       []byte
