@@ -84,7 +84,7 @@ func TestSTUNReplyBound(t *testing.T) {
 		{"CHANGE-REQUEST v4", aliceNAT, stunRequestBytes(1, false, change), stunBindingError, 36},
 		{"CHANGE-REQUEST+FINGERPRINT v6", v6Node, stunRequestBytes(1, true, change), stunBindingError, 44},
 		{"five unknown v4", aliceNAT, stunRequestBytes(1, true, many...), stunBindingError, 48},
-		{"classic CHANGE-REQUEST v4", aliceNAT, classicRequestBytes(1, change), stunBindingError, 36},
+		{"classic RESPONSE-ADDRESS v4", aliceNAT, classicRequestBytes(1, stunAttr(0x0002, make([]byte, 8))), stunBindingError, 36},
 	}
 	worst := 0.0
 	for _, c := range cases {
@@ -106,6 +106,13 @@ func TestSTUNReplyBound(t *testing.T) {
 	}
 	if worst != 2.2 {
 		t.Errorf("worst reply/request ratio %.3f, PROTOCOL.md [STUN-3] says 2.2", worst)
+	}
+	// An RFC 3489 client would take any reply to a change request for the change
+	// having happened: dropped, counted.
+	h := newHarness(t, nil)
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, classicRequestBytes(1, change)); !errors.Is(err, ErrSTUNUnknownAttribute) ||
+		len(out) != 0 || h.s.Stats().DropSTUNUnknownAttr != 1 {
+		t.Errorf("classic CHANGE-REQUEST: %v, %d replies, stats %+v", err, len(out), h.s.Stats())
 	}
 }
 

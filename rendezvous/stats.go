@@ -48,11 +48,10 @@ type Stats struct {
 	DropSTUNMalformed      uint64
 	DropSTUNNotRequest     uint64 // responses, indications, other methods
 	DropSTUNBadFingerprint uint64
-	// DropSTUNUnknownAttr and DropSTUNTooSmall are no longer counted: such requests
-	// are answered (STUNUnknownAttr, STUNBindings). Kept for the stats line that
-	// names them.
-	DropSTUNUnknownAttr uint64
-	DropSTUNTooSmall    uint64
+	DropSTUNUnknownAttr    uint64 // RFC 3489 request asking for a change of address
+	// DropSTUNTooSmall is no longer counted: small requests are answered. Kept for
+	// the stats line that names it.
+	DropSTUNTooSmall uint64
 
 	SourceEvictions uint64 // per-source limiter entries reused for a new source
 	EventsDropped   uint64 // event queue full: the caller did not drain

@@ -15,7 +15,7 @@ import (
 // (§14.7) when the request had one. A classic RFC 3489 request (no magic cookie) gets
 // MAPPED-ADDRESS instead (RFC 5389 §12.2). A request with a comprehension-required
 // attribute the server does not support gets a 420 error response listing it (RFC 8489
-// §6.3.1.1). Every reply is at most stunMaxGrowth bytes larger than its request and is
+// §6.3.1.1), except an RFC 3489 request asking for a change of address: dropped. Every reply is at most stunMaxGrowth bytes larger than its request and is
 // charged to the sender's source bucket.
 
 // Sentinel errors of the STUN parser.
@@ -108,6 +108,10 @@ type stunRequest struct {
 	// (ErrSTUNUnknownAttribute); a 420 response names them.
 	Unknown  [stunMaxUnknown]uint16
 	NUnknown int
+	// ChangeAsked: a CHANGE-REQUEST asks for a reply from another IP or port. The
+	// server cannot, and an RFC 3489 client would read any reply (a 420 too) as
+	// that test passing, so such a classic request is dropped instead.
+	ChangeAsked bool
 }
 
 // parseSTUNBindingRequest checks p as an RFC 8489 (or RFC 3489) message and accepts it
@@ -169,6 +173,7 @@ func (req *stunRequest) parseAttributes(p []byte) error {
 			}
 			req.HasFingerprint = true
 		case typ < 0x8000 && !stunIgnored(typ, p[off+stunAttrHeader:off+stunAttrHeader+vlen]):
+			req.ChangeAsked = req.ChangeAsked || typ == stunAttrChangeRequest
 			if req.NUnknown < len(req.Unknown) {
 				req.Unknown[req.NUnknown] = typ
 				req.NUnknown++
@@ -287,7 +292,8 @@ func finishSTUN(b []byte, start int, fingerprint bool) []byte {
 }
 
 // handleSTUN answers one STUN datagram p from an unauthenticated sender: a Binding
-// success response, or a 420 for unknown attributes, charged to the sender's source
+// success response, or a 420 for unknown attributes (an RFC 3489 request that asks
+// for a change of address is dropped: see ChangeAsked), charged to the sender's source
 // bucket and the server-wide budget like any unauthenticated request, and never more
 // than stunMaxGrowth bytes larger than p (PROTOCOL.md §10).
 func (s *Server) handleSTUN(now proto.Instant, sock int, from netip.AddrPort, p []byte) error {
@@ -302,6 +308,10 @@ func (s *Server) handleSTUN(now proto.Instant, sock int, from netip.AddrPort, p 
 		return err
 	default:
 		s.stats.DropSTUNMalformed++
+		return err
+	}
+	if req.Classic && req.ChangeAsked {
+		s.stats.DropSTUNUnknownAttr++
 		return err
 	}
 	unknown := err == ErrSTUNUnknownAttribute

@@ -297,6 +297,7 @@ func TestSTUNParseAccepts(t *testing.T) {
 		{"classic bare", classicRequestBytes(9), true, false, nil},
 		{"classic CHANGE-REQUEST 0 (stun client test I)", classicRequestBytes(9, change(0)), true, false, nil},
 		{"classic RESPONSE-ADDRESS", classicRequestBytes(9, stunAttr(0x0002, make([]byte, 8))), true, false, []uint16{2}},
+		{"classic CHANGE-REQUEST change port", classicRequestBytes(9, change(2)), true, false, []uint16{3}},
 	}
 	for _, c := range cases {
 		req, err := parseSTUNBindingRequest(c.p)
@@ -304,7 +305,8 @@ func TestSTUNParseAccepts(t *testing.T) {
 		if c.unknown != nil {
 			wantErr = ErrSTUNUnknownAttribute
 		}
-		if err != wantErr || req.Classic != c.classic || req.HasFingerprint != c.fp ||
+		changeAsked := slices.Contains(c.unknown, stunAttrChangeRequest)
+		if err != wantErr || req.Classic != c.classic || req.HasFingerprint != c.fp || req.ChangeAsked != changeAsked ||
 			!slices.Equal(req.Unknown[:req.NUnknown], c.unknown) || !bytes.Equal(req.ID[:], c.p[4:20]) {
 			t.Errorf("%s: %v, %+v", c.name, err, req)
 		}

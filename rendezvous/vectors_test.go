@@ -134,7 +134,8 @@ func TestSTUNVectors(t *testing.T) {
 		stunRequestBytes(0x43, false, stunAttr(0x0027, []byte{0x12, 0x34}), change(4)), "answer")
 	add("error-420-five-unknown-four-listed", "STUN-4", aliceNAT, stunRequestBytes(0x44, true, stunAttr(0x7001, nil),
 		stunAttr(0x7002, nil), stunAttr(0x7003, nil), stunAttr(0x7004, nil), stunAttr(0x7005, nil)), "answer")
-	add("error-420-rfc3489-change-request", "STUN-4", aliceNAT, classicRequestBytes(0x45, change(6)), "answer")
+	add("error-420-rfc3489-response-address", "STUN-4", aliceNAT, classicRequestBytes(0x45, stunAttr(0x0002, make([]byte, 8))), "answer")
+	add("rfc3489-change-request-dropped", "STUN-4", aliceNAT, classicRequestBytes(0x46, change(6)), "unknown-attribute")
 	badFP := bytes.Clone(good)
 	badFP[len(badFP)-1] ^= 1
 	add("bad-fingerprint", "STUN-1", aliceNAT, badFP, "bad-fingerprint")
