@@ -11,9 +11,9 @@ import (
 )
 
 // A plain STUN client (pion/stun) gets its own address back from natpass's server
-// as XOR-MAPPED-ADDRESS (RFC 8489 §14.2). The request carries a SOFTWARE attribute
-// so it is no smaller than the response, as the server requires of unauthenticated
-// senders (PROTOCOL.md §10).
+// as XOR-MAPPED-ADDRESS (RFC 8489 §14.2), for a bare 20-byte request as for one with
+// SOFTWARE and FINGERPRINT (PROTOCOL.md §10), and pion reads the server's 420 to a
+// CHANGE-REQUEST ([STUN-4]).
 func TestPionSTUNBinding(t *testing.T) {
 	srv, err := driver.ListenServer(driver.ServerConfig{Listen: "127.0.0.1:0", InsecureDev: true})
 	if err != nil {
@@ -25,34 +25,55 @@ func TestPionSTUNBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
-		stun.NewSoftware("natpass bench STUN interop test, padded"), stun.Fingerprint)
-	if _, err := c.WriteToUDPAddrPort(req.Raw, srv.Addr()); err != nil {
-		t.Fatal(err)
+	ask := func(req *stun.Message) *stun.Message {
+		t.Helper()
+		if _, err := c.WriteToUDPAddrPort(req.Raw, srv.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("no STUN response: %v (server stats %+v)", err, srv.Stats().Stats)
+		}
+		res := &stun.Message{Raw: buf[:n]}
+		if err := res.Decode(); err != nil {
+			t.Fatalf("response does not decode as STUN: %v", err)
+		}
+		if res.TransactionID != req.TransactionID {
+			t.Fatalf("response %v, want one for our transaction", res)
+		}
+		return res
 	}
-	buf := make([]byte, 1500)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, _, err := c.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatalf("no STUN response: %v (server stats %+v)", err, srv.Stats().Stats)
+	bare := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	padded := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
+		stun.NewSoftware("natpass bench STUN interop test"), stun.Fingerprint)
+	for _, req := range []*stun.Message{bare, padded} {
+		res := ask(req)
+		if res.Type != stun.BindingSuccess {
+			t.Fatalf("%d-byte request: response %v, want a Binding success", len(req.Raw), res)
+		}
+		if err := stun.Fingerprint.Check(res); (err == nil) != (req == padded) {
+			t.Fatalf("%d-byte request: response fingerprint: %v", len(req.Raw), err)
+		}
+		var xor stun.XORMappedAddress
+		if err := xor.GetFrom(res); err != nil {
+			t.Fatalf("no XOR-MAPPED-ADDRESS: %v", err)
+		}
+		local := c.LocalAddr().(*net.UDPAddr)
+		if !xor.IP.Equal(local.IP) || xor.Port != local.Port {
+			t.Fatalf("XOR-MAPPED-ADDRESS %v:%d, want our address %v", xor.IP, xor.Port, local)
+		}
 	}
-	res := &stun.Message{Raw: buf[:n]}
-	if err := res.Decode(); err != nil {
-		t.Fatalf("response does not decode as STUN: %v", err)
+	change := stun.RawAttribute{Type: stun.AttrType(0x0003), Value: []byte{0, 0, 0, 6}}
+	res := ask(stun.MustBuild(stun.TransactionID, stun.BindingRequest, change))
+	var code stun.ErrorCodeAttribute
+	var unknown stun.UnknownAttributes
+	if err := code.GetFrom(res); err != nil || res.Type != stun.BindingError || code.Code != stun.CodeUnknownAttribute {
+		t.Fatalf("CHANGE-REQUEST: response %v, error code %v (%v), want 420", res, code, err)
 	}
-	if res.Type != stun.BindingSuccess || res.TransactionID != req.TransactionID {
-		t.Fatalf("response %v, want a Binding success for our transaction", res)
-	}
-	if err := stun.Fingerprint.Check(res); err != nil {
-		t.Fatalf("response fingerprint: %v", err)
-	}
-	var xor stun.XORMappedAddress
-	if err := xor.GetFrom(res); err != nil {
-		t.Fatalf("no XOR-MAPPED-ADDRESS: %v", err)
-	}
-	local := c.LocalAddr().(*net.UDPAddr)
-	if !xor.IP.Equal(local.IP) || xor.Port != local.Port {
-		t.Fatalf("XOR-MAPPED-ADDRESS %v:%d, want our address %v", xor.IP, xor.Port, local)
+	if err := unknown.GetFrom(res); err != nil || len(unknown) != 1 || unknown[0] != 0x0003 {
+		t.Fatalf("CHANGE-REQUEST: UNKNOWN-ATTRIBUTES %v (%v)", unknown, err)
 	}
 }
 

@@ -22,9 +22,9 @@
 //     channels, from either node, an IPv4 or an IPv6 stranger (bits 2–3), on any of
 //     its sockets or an unknown one (bits 4–5): it never panics; to a datagram without
 //     a live session cookie it sends no more bytes in total than it received
-//     (PROTOCOL.md §5.10, STUN included, §10); a refused datagram adds no event, no
-//     session, leaves the deadline, answers at most with error messages and moves one
-//     drop counter (a rate-limit refusal also counts its notice).
+//     (PROTOCOL.md §5.10), to STUN at most 24 more (§10); a refused datagram adds no
+//     event, no session, leaves the deadline, answers at most with error messages and
+//     moves one drop counter (a rate-limit refusal also counts its notice).
 //
 // # FuzzSessionPayload(plaintext []byte)
 //

@@ -61,41 +61,96 @@ func TestSTUNBindingAnswered(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §10: a request smaller than its response is dropped, and FINGERPRINT
-// is left out when only the bare response fits.
-func TestSTUNAmplification(t *testing.T) {
+// PROTOCOL.md [STUN-3]: every standard request is answered, the bare 20-byte one
+// included, and no reply is more than 24 bytes (stunMaxGrowth) larger than its
+// request: at worst 2.2 times a bare request from IPv6.
+func TestSTUNReplyBound(t *testing.T) {
+	change := stunAttr(stunAttrChangeRequest, []byte{0, 0, 0, 6})
+	many := [][]byte{stunAttr(0x7001, nil), stunAttr(0x7002, nil), stunAttr(0x7003, nil), stunAttr(0x7004, nil), stunAttr(0x7005, nil)}
 	cases := []struct {
-		from        netip.AddrPort
-		size        int
-		fingerprint bool
-		wantLen     int // 0: dropped
+		name     string
+		from     netip.AddrPort
+		req      []byte
+		wantType uint16
+		wantLen  int
 	}{
-		{aliceNAT, 20, false, 0},  // the classic bare request
-		{aliceNAT, 28, true, 0},   // bare request with FINGERPRINT
-		{aliceNAT, 32, false, 32}, // exactly the bare IPv4 response
-		{aliceNAT, 36, true, 32},  // FINGERPRINT asked, no room: left out
-		{aliceNAT, 40, true, 40},  // room for FINGERPRINT
-		{v6Node, 40, true, 0},     // IPv6 response is 44 bytes
-		{v6Node, 44, false, 44},
-		{v6Node, 52, true, 52},
+		{"bare v4", aliceNAT, stunRequestBytes(1, false), stunBindingSuccess, 32},
+		{"bare v6", v6Node, stunRequestBytes(1, false), stunBindingSuccess, 44},
+		{"bare+FINGERPRINT v4", aliceNAT, stunRequestBytes(1, true), stunBindingSuccess, 40},
+		{"bare+FINGERPRINT v6", v6Node, stunRequestBytes(1, true), stunBindingSuccess, 52},
+		{"padded 64 v6", v6Node, paddedSTUN(1, 64, true), stunBindingSuccess, 52},
+		{"classic bare v4", aliceNAT, classicRequestBytes(1), stunBindingSuccess, 32},
+		{"classic bare v6", v6Node, classicRequestBytes(1), stunBindingSuccess, 44},
+		{"CHANGE-REQUEST v4", aliceNAT, stunRequestBytes(1, false, change), stunBindingError, 36},
+		{"CHANGE-REQUEST+FINGERPRINT v6", v6Node, stunRequestBytes(1, true, change), stunBindingError, 44},
+		{"five unknown v4", aliceNAT, stunRequestBytes(1, true, many...), stunBindingError, 48},
+		{"classic RESPONSE-ADDRESS v4", aliceNAT, classicRequestBytes(1, stunAttr(0x0002, make([]byte, 8))), stunBindingError, 36},
 	}
+	worst := 0.0
 	for _, c := range cases {
 		h := newHarness(t, nil)
-		req := paddedSTUN(3, c.size, c.fingerprint)
-		if len(req) != c.size {
-			t.Fatalf("built %d bytes, want %d", len(req), c.size)
+		err, out, _ := h.deliver(srvPrimary, c.from, c.req)
+		if err != nil || len(out) != 1 || out[0].To != c.from {
+			t.Errorf("%s: %v, %d replies", c.name, err, len(out))
+			continue
 		}
-		err, out, _ := h.deliver(srvPrimary, c.from, req)
-		switch {
-		case c.wantLen == 0:
-			if !errors.Is(err, ErrSTUNTooSmall) || len(out) != 0 || h.s.Stats().DropSTUNTooSmall != 1 {
-				t.Errorf("%v %d bytes: %v, %d replies; want a counted drop", c.from, c.size, err, len(out))
-			}
-		case err != nil || len(out) != 1 || len(out[0].Payload) != c.wantLen:
-			t.Errorf("%v %d bytes: %v, %d replies", c.from, c.size, err, len(out))
-		case len(out[0].Payload) > len(req):
-			t.Errorf("%v %d bytes: response of %d", c.from, c.size, len(out[0].Payload))
+		r := decodeSTUNReply(t, out[0].Payload)
+		if r.Type != c.wantType || len(out[0].Payload) != c.wantLen || len(out[0].Payload) > len(c.req)+stunMaxGrowth {
+			t.Errorf("%s: %d-byte request, reply type %#04x of %d bytes; want %#04x of %d",
+				c.name, len(c.req), r.Type, len(out[0].Payload), c.wantType, c.wantLen)
 		}
+		if r.Type == stunBindingSuccess && r.Mapped != c.from {
+			t.Errorf("%s: mapped %v", c.name, r.Mapped)
+		}
+		worst = max(worst, float64(len(out[0].Payload))/float64(len(c.req)))
+	}
+	if worst != 2.2 {
+		t.Errorf("worst reply/request ratio %.3f, PROTOCOL.md [STUN-3] says 2.2", worst)
+	}
+	// An RFC 3489 client would take any reply to a change request for the change
+	// having happened: dropped, counted.
+	h := newHarness(t, nil)
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, classicRequestBytes(1, change)); !errors.Is(err, ErrSTUNUnknownAttribute) ||
+		len(out) != 0 || h.s.Stats().DropSTUNUnknownAttr != 1 {
+		t.Errorf("classic CHANGE-REQUEST: %v, %d replies, stats %+v", err, len(out), h.s.Stats())
+	}
+}
+
+// The per-source bucket charges STUN like every unauthenticated request: with the
+// default SourceRate a source gets 20 answers in a row, then one per 100 ms; bare
+// requests from a spoofed source cannot buy more.
+func TestSTUNRateLimitedPerSource(t *testing.T) {
+	h := newHarness(t, nil)
+	answered, bytesOut := 0, 0
+	for i := range 50 {
+		err, out, _ := h.deliver(srvPrimary, v6Node, stunRequestBytes(byte(i), false))
+		if err == nil && len(out) == 1 {
+			answered++
+			bytesOut += len(out[0].Payload)
+		} else if !errors.Is(err, ErrRateLimited) || len(out) != 0 {
+			t.Fatalf("request %d: %v, %d replies", i, err, len(out))
+		}
+	}
+	if answered != DefaultSourceRate.Burst || bytesOut != 44*DefaultSourceRate.Burst || h.s.Stats().DropRateLimited != 30 {
+		t.Fatalf("answered %d (%d bytes), stats %+v", answered, bytesOut, h.s.Stats())
+	}
+	// Another address in the same /64 shares the bucket; a second later ten more.
+	other := netip.MustParseAddrPort("[2001:db8::99]:5000")
+	if sourceKey(other) != sourceKey(v6Node) {
+		t.Fatalf("test addresses %v and %v are in different /64s", other, v6Node)
+	}
+	if err, out, _ := h.deliver(srvPrimary, other, stunRequestBytes(1, false)); !errors.Is(err, ErrRateLimited) || len(out) != 0 {
+		t.Fatalf("same /64: %v, %d replies", err, len(out))
+	}
+	h.wait(time.Second)
+	answered = 0
+	for i := range 50 {
+		if err, out, _ := h.deliver(srvPrimary, v6Node, stunRequestBytes(byte(i), false)); err == nil && len(out) == 1 {
+			answered++
+		}
+	}
+	if want := int(time.Second / DefaultSourceRate.Interval); answered != want {
+		t.Fatalf("after a second: %d answered, want %d", answered, want)
 	}
 }
 
@@ -134,7 +189,8 @@ func TestGarbageIsCountedAndUnanswered(t *testing.T) {
 		"probe bad flags":    append(probeBytes(alice.Session, 1, 0)[:26], 0x04),
 		"introduce bad flag": append(introduceBytes(alice.Session, 1, "bob", 0)[:30], 0x03),
 		"stun response":      unhex(t, rfc5769ResponseV4),
-		"stun bad cookie":    func() []byte { p := paddedSTUN(1, 64, false); p[5] = 0; return p }(),
+		"stun top bits set":  func() []byte { p := paddedSTUN(1, 64, false); p[0] |= 0x80; return p }(),
+		"stun bad length":    func() []byte { p := paddedSTUN(1, 64, false); p[3] -= 4; return p }(),
 		"stun short":         {0x00, 0x01, 0x00},
 		"tls-like":           {0x16, 0x03, 0x01, 0x00, 0x10},
 		"rtp-like":           {0x80, 0x00, 0x12, 0x34},
@@ -168,7 +224,8 @@ func testSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// No reply to a sender without a valid cookie is larger than its request: every
+// No reply to a sender without a valid cookie is larger than its request, STUN's
+// stated bound aside (at most stunMaxGrowth bytes more, PROTOCOL.md [STUN-3]): every
 // reply type the server can send an unauthenticated sender is exercised here, with
 // valid-but-unauthenticated requests of every kind and with random bytes.
 func TestNoReplyLargerThanUnauthenticatedRequest(t *testing.T) {
@@ -186,17 +243,23 @@ func TestNoReplyLargerThanUnauthenticatedRequest(t *testing.T) {
 		keepaliveBytes(randomCookie, 1),                                                            // no session
 		probeBytes(randomCookie, 1, proto.ChangeAddress|proto.ChangePort),                          // no session
 		introduceBytes(randomCookie, 1, "b", 0),                                                    // no session
-		paddedSTUN(1, 32, false),                                                                   // STUN, IPv4 at the limit
-		paddedSTUN(1, 44, false),                                                                   // STUN, IPv6 at the limit
+		stunRequestBytes(1, false),                                                                 // STUN, bare
+		stunRequestBytes(1, true),                                                                  // bare with FINGERPRINT
+		classicRequestBytes(1),                                                                     // RFC 3489
+		stunRequestBytes(1, false, stunAttr(stunAttrChangeRequest, []byte{0, 0, 0, 6})),            // STUN 420
 		paddedSTUN(1, 40, true),
 		unhex(t, rfc5769Request),
 	}
 	replies := 0
 	check := func(from netip.AddrPort, p []byte) {
 		_, out, _ := h.deliver(srvPrimary, from, p)
+		limit := len(p)
+		if proto.Classify(p) == proto.ClassSTUN {
+			limit += stunMaxGrowth
+		}
 		for _, d := range out {
 			replies++
-			if len(d.Payload) > len(p) {
+			if len(d.Payload) > limit {
 				t.Fatalf("seed %d: %d-byte reply %x to a %d-byte unauthenticated request %x",
 					seed, len(d.Payload), d.Payload, len(p), p)
 			}
@@ -231,7 +294,7 @@ func TestNoReplyLargerThanUnauthenticatedRequest(t *testing.T) {
 	}
 	st := h.s.Stats()
 	if replies == 0 || st.ServerFull == 0 || st.NoSession == 0 || st.BadTicket == 0 || st.ExpiredTicket == 0 ||
-		st.RateLimitNotices == 0 || st.STUNBindings < 6 || st.Replaced == 0 {
+		st.RateLimitNotices == 0 || st.STUNBindings < 6 || st.STUNUnknownAttr == 0 || st.Replaced == 0 {
 		t.Fatalf("not every reply type was exercised: %+v", st)
 	}
 }

@@ -24,8 +24,9 @@
 //
 // A sender is authenticated once it shows a live session cookie. Every reply to a
 // sender without one passes through a single check (commitReply) that refuses to
-// send more bytes than the request had; error texts are cut to fit, and STUN
-// requests smaller than their response are dropped (PROTOCOL.md §10).
+// send more bytes than the request had; error texts are cut to fit. STUN is the
+// stated exception: standard clients send bare 20-byte requests, so a STUN reply may
+// be up to 24 bytes (stunMaxGrowth) larger than its request (PROTOCOL.md §10).
 //
 // # Call contract
 //

@@ -61,6 +61,11 @@ func fuzzSeeds(f *testing.F) {
 	f.Add(conv)
 	f.Add(fuzzRecord(0x00, reg))
 	f.Add(fuzzRecord(0x02, unhex(f, rfc5769Request)))
+	// PROTOCOL.md §10: a bare request, an RFC 3489 one, and one answered with 420.
+	stun := fuzzRecord(0x02, stunRequestBytes(1, false))
+	stun = append(stun, fuzzRecord(0x02, classicRequestBytes(2, stunAttr(stunAttrChangeRequest, make([]byte, 4))))...)
+	stun = append(stun, fuzzRecord(0x02, stunRequestBytes(3, true, stunAttr(stunAttrChangeRequest, []byte{0, 0, 0, 6})))...)
+	f.Add(stun)
 	f.Add(fuzzRecord(0x00, keepaliveBytes(proto.Session{}, 1)))
 	// alice in two rooms, then her session times out (0x90: 90 s later) and the
 	// register after it finds the rooms' notices and the TTL timer.
@@ -74,7 +79,8 @@ func fuzzSeeds(f *testing.F) {
 
 // FuzzServer feeds arbitrary datagram sequences to one server. Properties: nothing
 // panics; the tables stay within their bounds; and every datagram that does not
-// carry a live session cookie is answered with at most as many bytes as it had.
+// carry a live session cookie is answered with at most as many bytes as it had (a STUN
+// request: at most stunMaxGrowth more, PROTOCOL.md [STUN-3]).
 func FuzzServer(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -103,7 +109,11 @@ func FuzzServer(f *testing.F) {
 			}
 			_ = s.HandleDatagram(now, fuzzLocals[ctrl>>2&3], fuzzSources[ctrl&3], p)
 			out := fuzzDrain(s, now, buf)
-			if !authenticated && out > len(p) {
+			limit := len(p)
+			if proto.Classify(p) == proto.ClassSTUN {
+				limit += stunMaxGrowth // STUN's stated bound, PROTOCOL.md [STUN-3]
+			}
+			if !authenticated && out > limit {
 				t.Fatalf("%d bytes sent for an unauthenticated %d-byte datagram %x", out, len(p), p)
 			}
 			// What waits for transmit room (room notices) goes out now.

@@ -15,7 +15,7 @@ type Stats struct {
 	Rebinds       uint64 // keepalives from a new address on the session's socket
 	NATProbes     uint64
 	Introductions uint64 // pairs introduced (two datagrams each)
-	STUNBindings  uint64
+	STUNBindings  uint64 // Binding success responses (PROTOCOL.md §10)
 	Expired       uint64 // sessions ended by timeout or ticket expiry
 
 	// Refused with an error message (PROTOCOL.md §5.9 code in brackets).
@@ -31,6 +31,7 @@ type Stats struct {
 	IntroRepeats     uint64 // introduction copies sent again for want of an ack
 	NoAltSocket      uint64 // [1] nat-probe change the server has no socket for
 	SelfIntroduction uint64 // [1]
+	STUNUnknownAttr  uint64 // STUN 420: a Binding request with an unsupported attribute
 
 	// Dropped without a reply.
 	DropNotNatpass         uint64 // first byte neither STUN nor natpass
@@ -47,8 +48,10 @@ type Stats struct {
 	DropSTUNMalformed      uint64
 	DropSTUNNotRequest     uint64 // responses, indications, other methods
 	DropSTUNBadFingerprint uint64
-	DropSTUNUnknownAttr    uint64
-	DropSTUNTooSmall       uint64 // request smaller than its response (PROTOCOL.md §10)
+	DropSTUNUnknownAttr    uint64 // RFC 3489 request asking for a change of address
+	// DropSTUNTooSmall is no longer counted: small requests are answered. Kept for
+	// the stats line that names it.
+	DropSTUNTooSmall uint64
 
 	SourceEvictions uint64 // per-source limiter entries reused for a new source
 	EventsDropped   uint64 // event queue full: the caller did not drain

@@ -90,11 +90,11 @@ func TestTicketMACVectors(t *testing.T) {
 // from its source, is answered with exactly the response bytes in the file, or
 // dropped with the reason given.
 func TestSTUNVectors(t *testing.T) {
-	f := deriveFile{Comment: "natpass server STUN Binding behaviour (PROTOCOL.md §10 [STUN-1]-[STUN-3]): request from " +
+	f := deriveFile{Comment: "natpass server STUN Binding behaviour (PROTOCOL.md §10 [STUN-1]-[STUN-4]): request from " +
 		"source, and the exact response or the reason it is dropped; regenerate with: go test ./rendezvous -update. " +
 		"Format: README.md in this folder."}
 	reasons := map[error]string{ErrSTUNMalformed: "malformed", ErrSTUNNotBindingRequest: "not-binding-request",
-		ErrSTUNBadFingerprint: "bad-fingerprint", ErrSTUNUnknownAttribute: "unknown-attribute", ErrSTUNTooSmall: "too-small"}
+		ErrSTUNBadFingerprint: "bad-fingerprint", ErrSTUNUnknownAttribute: "unknown-attribute"}
 	add := func(name, rule string, from netip.AddrPort, req []byte, want string) {
 		h := newHarness(t, nil) // a fresh server: no rate limit carries over
 		err, out, _ := h.deliver(srvPrimary, from, req)
@@ -114,28 +114,42 @@ func TestSTUNVectors(t *testing.T) {
 			Outputs: o})
 	}
 	pad := func(n int) []byte { return stunAttr(stunAttrPadding, make([]byte, n)) }
+	change := func(flags byte) []byte { return stunAttr(stunAttrChangeRequest, []byte{0, 0, 0, flags}) }
 	good := stunRequestBytes(0x11, true, pad(32))
+	add("bare-20-bytes-v4", "STUN-2", aliceNAT, stunRequestBytes(0x21, false), "answer")
+	add("bare-20-bytes-v6", "STUN-2", v6Node, stunRequestBytes(0x22, false), "answer")
+	add("bare-fingerprint-28-bytes-v4", "STUN-2", aliceNAT, stunRequestBytes(0x25, true), "answer")
+	add("bare-fingerprint-28-bytes-v6", "STUN-2", v6Node, stunRequestBytes(0x26, true), "answer")
 	add("padded-64-fingerprint-v4", "STUN-2", aliceNAT, good, "answer")
 	add("padded-64-fingerprint-v6", "STUN-2", v6Node, stunRequestBytes(0x12, true, pad(32)), "answer")
-	add("32-bytes-no-fingerprint-v4", "STUN-2", aliceNAT, stunRequestBytes(0x13, false, pad(8)), "answer")
-	add("36-bytes-fingerprint-omitted-v4", "STUN-3", aliceNAT, stunRequestBytes(0x14, true, pad(4)), "answer")
 	add("software-attribute-v4", "STUN-1", bobNAT, stunRequestBytes(0x15, false, stunAttr(0x8022, []byte("natpass vectors"))), "answer")
 	add("rfc5769-ice-check-v4", "STUN-1", aliceNAT, unhex(t, rfc5769Request), "answer")
-	add("bare-20-bytes", "STUN-3", aliceNAT, stunRequestBytes(0x21, false), "too-small")
-	add("40-bytes-from-v6", "STUN-3", v6Node, stunRequestBytes(0x22, true, pad(8)), "too-small")
+	add("change-request-no-change", "STUN-1", aliceNAT, stunRequestBytes(0x23, false, change(0)), "answer")
+	add("rfc3489-bare-v4", "STUN-2", aliceNAT, classicRequestBytes(0x31), "answer")
+	add("rfc3489-change-request-no-change-v4", "STUN-2", bobNAT, classicRequestBytes(0x32, change(0)), "answer")
+	add("rfc3489-bare-v6", "STUN-2", v6Node, classicRequestBytes(0x33), "answer")
+	add("error-420-change-request-v4", "STUN-4", aliceNAT, stunRequestBytes(0x41, false, change(6)), "answer")
+	add("error-420-change-request-fingerprint-v6", "STUN-4", v6Node, stunRequestBytes(0x42, true, change(2)), "answer")
+	add("error-420-response-port-and-change", "STUN-4", aliceNAT,
+		stunRequestBytes(0x43, false, stunAttr(0x0027, []byte{0x12, 0x34}), change(4)), "answer")
+	add("error-420-five-unknown-four-listed", "STUN-4", aliceNAT, stunRequestBytes(0x44, true, stunAttr(0x7001, nil),
+		stunAttr(0x7002, nil), stunAttr(0x7003, nil), stunAttr(0x7004, nil), stunAttr(0x7005, nil)), "answer")
+	add("error-420-rfc3489-response-address", "STUN-4", aliceNAT, classicRequestBytes(0x45, stunAttr(0x0002, make([]byte, 8))), "answer")
+	add("rfc3489-change-request-dropped", "STUN-4", aliceNAT, classicRequestBytes(0x46, change(6)), "unknown-attribute")
 	badFP := bytes.Clone(good)
 	badFP[len(badFP)-1] ^= 1
 	add("bad-fingerprint", "STUN-1", aliceNAT, badFP, "bad-fingerprint")
-	add("change-request-attribute", "STUN-1", aliceNAT, stunRequestBytes(0x23, false, stunAttr(0x0003, make([]byte, 4)), pad(8)), "unknown-attribute")
 	indication := bytes.Clone(good)
 	indication[1] = 0x11
 	add("binding-indication", "STUN-1", aliceNAT, indication, "not-binding-request")
-	rfc3489 := bytes.Clone(good)
-	binary.BigEndian.PutUint32(rfc3489[4:], 0x01020304)
-	add("rfc3489-no-magic-cookie", "STUN-1", aliceNAT, rfc3489, "malformed")
+	allocate := stunRequestBytes(0x24, false)
+	allocate[1] = 0x03
+	add("allocate-request", "STUN-1", aliceNAT, allocate, "not-binding-request")
 	afterFP := append(bytes.Clone(good), stunAttr(0x8022, []byte("x"))...)
 	binary.BigEndian.PutUint16(afterFP[2:], uint16(len(afterFP)-stunHeaderLen))
 	add("attribute-after-fingerprint", "STUN-1", aliceNAT, afterFP, "malformed")
 	add("byte-after-attributes", "STUN-1", aliceNAT, append(stunRequestBytes(0x24, false, pad(12)), 0), "malformed")
+	add("attribute-past-end", "STUN-1", aliceNAT, stunRequestBytes(0x24, false, []byte{0x80, 0x22, 0x00, 0x09, 1, 2, 3, 4}), "malformed")
+	add("classic-byte-after-attributes", "STUN-1", aliceNAT, append(classicRequestBytes(0x34), 0), "malformed")
 	checkVectorFile(t, "stun", f)
 }
