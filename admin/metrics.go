@@ -54,6 +54,8 @@ var serverMetrics = []serverMetric{
 		}},
 	{name: "natpass_server_stun_answers_total", help: "STUN Binding requests answered.",
 		points: func(s *snapshot) []point { return one(s.st.STUNBindings) }},
+	{name: "natpass_server_stun_errors_total", help: "STUN Binding requests answered with error 420: a comprehension-required attribute this server does not support.",
+		points: func(s *snapshot) []point { return one(s.st.STUNUnknownAttr) }},
 	{name: "natpass_server_datagrams_total", help: "UDP datagrams received and sent.", label: "direction",
 		points: func(s *snapshot) []point {
 			return labeled("in", s.st.DatagramsIn, "out", s.st.DatagramsOut)
@@ -127,8 +129,7 @@ func drops(s *snapshot) []point {
 		"bad_source", st.DropBadSource, "rate_limited", st.DropRateLimited, "busy", st.DropBusy,
 		"amplification", st.DropAmplification, "queue_full", st.DropQueueFull, "too_long", st.TooLong,
 		"stun_malformed", st.DropSTUNMalformed, "stun_not_request", st.DropSTUNNotRequest,
-		"stun_bad_fingerprint", st.DropSTUNBadFingerprint, "stun_unknown_attribute", st.DropSTUNUnknownAttr,
-		"stun_too_small", st.DropSTUNTooSmall,
+		"stun_bad_fingerprint", st.DropSTUNBadFingerprint, "stun_change_request", st.DropSTUNChangeRequest,
 		"relay_malformed", r.DropMalformed, "relay_no_channel", r.DropNoChannel, "relay_wrong_source", r.DropWrongSource,
 		"relay_peer_not_ready", r.DropPeerNotReady, "relay_session_rate", r.DropSessionRate,
 		"relay_server_rate", r.DropServerRate, "relay_queue_full", r.DropQueueFull,

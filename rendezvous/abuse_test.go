@@ -110,8 +110,8 @@ func TestSTUNReplyBound(t *testing.T) {
 	// An RFC 3489 client would take any reply to a change request for the change
 	// having happened: dropped, counted.
 	h := newHarness(t, nil)
-	if err, out, _ := h.deliver(srvPrimary, aliceNAT, classicRequestBytes(1, change)); !errors.Is(err, ErrSTUNUnknownAttribute) ||
-		len(out) != 0 || h.s.Stats().DropSTUNUnknownAttr != 1 {
+	if err, out, _ := h.deliver(srvPrimary, aliceNAT, classicRequestBytes(1, change)); !errors.Is(err, ErrSTUNChangeRequest) ||
+		len(out) != 0 || h.s.Stats().DropSTUNChangeRequest != 1 {
 		t.Errorf("classic CHANGE-REQUEST: %v, %d replies, stats %+v", err, len(out), h.s.Stats())
 	}
 }
@@ -159,7 +159,7 @@ func dropCount(st Stats) uint64 {
 	return st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer + st.DropRelay +
 		st.DropUnknownSocket + st.DropBadSource + st.DropRateLimited + st.DropBusy + st.DropAmplification +
 		st.DropQueueFull + st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint +
-		st.DropSTUNUnknownAttr + st.DropSTUNTooSmall +
+		st.DropSTUNChangeRequest +
 		st.Relay.DropMalformed + st.Relay.DropNoChannel + st.Relay.DropWrongSource + st.Relay.DropPeerNotReady +
 		st.Relay.DropSessionRate + st.Relay.DropServerRate + st.Relay.DropQueueFull
 }

@@ -48,10 +48,7 @@ type Stats struct {
 	DropSTUNMalformed      uint64
 	DropSTUNNotRequest     uint64 // responses, indications, other methods
 	DropSTUNBadFingerprint uint64
-	DropSTUNUnknownAttr    uint64 // RFC 3489 request asking for a change of address
-	// DropSTUNTooSmall is no longer counted: small requests are answered. Kept for
-	// the stats line that names it.
-	DropSTUNTooSmall uint64
+	DropSTUNChangeRequest  uint64 // RFC 3489 request asking for a change of address
 
 	SourceEvictions uint64 // per-source limiter entries reused for a new source
 	EventsDropped   uint64 // event queue full: the caller did not drain

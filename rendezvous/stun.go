@@ -32,10 +32,10 @@ var (
 	// comprehension-required attribute this server does not support; the parsed
 	// request lists it, and the server answers with a 420 error response.
 	ErrSTUNUnknownAttribute = errors.New("rendezvous: unknown comprehension-required STUN attribute")
-	// ErrSTUNTooSmall is no longer returned: the server answers requests smaller than
-	// their response since PROTOCOL.md §10 states a fixed growth bound instead. It is
-	// kept because the server's stats line and the conformance tool still name it.
-	ErrSTUNTooSmall = errors.New("rendezvous: STUN request smaller than its response")
+	// ErrSTUNChangeRequest: an RFC 3489 request asks for an answer from another
+	// address or port, which this server does not have; it is dropped, not answered
+	// (a 420 reads as "the change worked" to classic clients, [STUN-4]).
+	ErrSTUNChangeRequest = errors.New("rendezvous: classic STUN request asks for a change of address")
 )
 
 const (
@@ -311,8 +311,8 @@ func (s *Server) handleSTUN(now proto.Instant, sock int, from netip.AddrPort, p 
 		return err
 	}
 	if req.Classic && req.ChangeAsked {
-		s.stats.DropSTUNUnknownAttr++
-		return err
+		s.stats.DropSTUNChangeRequest++
+		return ErrSTUNChangeRequest
 	}
 	unknown := err == ErrSTUNUnknownAttribute
 	if err := s.admitUnauthenticated(now, sock, from, 0, len(p), false); err != nil {

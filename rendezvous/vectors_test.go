@@ -94,7 +94,8 @@ func TestSTUNVectors(t *testing.T) {
 		"source, and the exact response or the reason it is dropped; regenerate with: go test ./rendezvous -update. " +
 		"Format: README.md in this folder."}
 	reasons := map[error]string{ErrSTUNMalformed: "malformed", ErrSTUNNotBindingRequest: "not-binding-request",
-		ErrSTUNBadFingerprint: "bad-fingerprint", ErrSTUNUnknownAttribute: "unknown-attribute"}
+		ErrSTUNBadFingerprint: "bad-fingerprint", ErrSTUNUnknownAttribute: "unknown-attribute",
+		ErrSTUNChangeRequest: "change-request"}
 	add := func(name, rule string, from netip.AddrPort, req []byte, want string) {
 		h := newHarness(t, nil) // a fresh server: no rate limit carries over
 		err, out, _ := h.deliver(srvPrimary, from, req)
@@ -135,7 +136,7 @@ func TestSTUNVectors(t *testing.T) {
 	add("error-420-five-unknown-four-listed", "STUN-4", aliceNAT, stunRequestBytes(0x44, true, stunAttr(0x7001, nil),
 		stunAttr(0x7002, nil), stunAttr(0x7003, nil), stunAttr(0x7004, nil), stunAttr(0x7005, nil)), "answer")
 	add("error-420-rfc3489-response-address", "STUN-4", aliceNAT, classicRequestBytes(0x45, stunAttr(0x0002, make([]byte, 8))), "answer")
-	add("rfc3489-change-request-dropped", "STUN-4", aliceNAT, classicRequestBytes(0x46, change(6)), "unknown-attribute")
+	add("rfc3489-change-request-dropped", "STUN-4", aliceNAT, classicRequestBytes(0x46, change(6)), "change-request")
 	badFP := bytes.Clone(good)
 	badFP[len(badFP)-1] ^= 1
 	add("bad-fingerprint", "STUN-1", aliceNAT, badFP, "bad-fingerprint")

@@ -219,8 +219,8 @@ func relayBudget(mbps float64) (r relayframe.ByteRate, ok bool) {
 // "cluster stats" line once the cluster carried anything. /metrics has them all.
 func logServerStats(log *slog.Logger, st driver.ServerStats) {
 	garbage := st.DropNotNatpass + st.DropUnknownVersion + st.DropMalformed + st.DropNotForServer +
-		st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint + st.DropSTUNUnknownAttr +
-		st.DropSTUNTooSmall + st.TooLong
+		st.DropSTUNMalformed + st.DropSTUNNotRequest + st.DropSTUNBadFingerprint + st.DropSTUNChangeRequest +
+		st.TooLong
 	log.Info("stats", "datagrams_in", st.DatagramsIn, "bytes_in", st.BytesIn, "datagrams_out", st.DatagramsOut,
 		"bytes_out", st.BytesOut, "sessions", st.Sessions, "registered", st.Registered,
 		"introductions", st.Introductions, "stun", st.STUNBindings, "bad_tickets", st.BadTicket,

@@ -277,7 +277,7 @@ func stunBinding(req []byte, from netip.AddrPort) (map[string]string, error) {
 		name string
 	}{{rendezvous.ErrSTUNMalformed, "malformed"}, {rendezvous.ErrSTUNNotBindingRequest, "not-binding-request"},
 		{rendezvous.ErrSTUNBadFingerprint, "bad-fingerprint"}, {rendezvous.ErrSTUNUnknownAttribute, "unknown-attribute"},
-		{rendezvous.ErrSTUNTooSmall, "too-small"}}
+		{rendezvous.ErrSTUNChangeRequest, "change-request"}}
 	if err := s.HandleDatagram(1, primary, from, req); err != nil {
 		for _, r := range reasons {
 			if errors.Is(err, r.err) {
