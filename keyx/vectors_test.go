@@ -3,8 +3,8 @@ package keyx
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"os"
