@@ -116,11 +116,11 @@ type Stats struct {
 // source rate limit, timestamps that must grow, one initiation per peer per 20 ms).
 //
 // Call contract (DESIGN §2):
-//   - Getters: PublicKey, Current, Stats, Deadline.
+//   - Getters: PublicKey, Suites, Current, Stats, Deadline.
 //   - Inputs: HandleDatagram for handshake messages (initiation, response, cookie
 //     reply) and Open for transport data; HandleTimeout when Deadline has passed
 //     (spurious calls are no-ops).
-//   - Commands: AddPeer, RemovePeer, Initiate.
+//   - Commands: AddPeer, SetPeerSuites, RemovePeer, Initiate.
 //   - Outputs: PollTransmit, PollEvent.
 //
 // Drain rule: after any Handle*, Open or command, call PollTransmit until false, then
