@@ -65,14 +65,8 @@ func checkHandshakeVectors(t *testing.T, suite Suite, fileName string) {
 	privI, privR := mustKey(t, keys), mustKey(t, keys)
 	psk := PresharedKey{0x50, 0x53, 0x4b, 31: 0x01}
 	recI, recR := &recorder{r: seeded(61)}, &recorder{r: seeded(62)}
-	both := proto.SuitesOf(SuiteChaChaPoly, suite)
-	p := &pair{t: t, now: t0, privA: privI,
-		a: New(Config{PrivateKey: privI, Rand: recI, Suites: both}, t0),
-		b: New(Config{PrivateKey: privR, Rand: recR, Suites: both}, t0)}
-	p.a.AddPeer(p.b.PublicKey(), psk)
-	p.b.AddPeer(p.a.PublicKey(), psk)
+	p := vectorPair(t, suite, privI, privR, psk, recI, recR)
 	pubI, pubR := p.a.PublicKey(), p.b.PublicKey()
-	p.a.SetPeerSuites(pubR, both)
 	add("initiator static private", privI[:], "")
 	add("initiator static public", pubI[:], "")
 	add("responder static private", privR[:], "")
@@ -121,12 +115,36 @@ func checkHandshakeVectors(t *testing.T, suite Suite, fileName string) {
 	add("transport responder to initiator, counter 0, \"natpass\"", data, "")
 	add("transport responder to initiator, counter 1, \"natpass\"", data1, "pins the nonce's byte order: "+nonceOrder(suite))
 
-	// Under load: the responder answers a second initiation with a cookie reply and
-	// the initiator resends it with mac2.
+	cookieVectors(t, p, recI, recR, add)
+	if suite != SuiteChaChaPoly {
+		for _, r := range suiteRejects(t, suite, privI, privR, psk, init.Payload) {
+			add(r.Name, mustHex(r.Hex), r.Note)
+		}
+	}
+
+	checkVectorFile(t, filepath.Join("testdata", "vectors", fileName), &got)
+}
+
+// vectorPair is the vector run's two endpoints, both accepting suite, the initiator
+// knowing that the responder advertised it.
+func vectorPair(t *testing.T, suite Suite, privI, privR PrivateKey, psk PresharedKey, recI, recR io.Reader) *pair {
+	both := proto.SuitesOf(SuiteChaChaPoly, suite)
+	p := &pair{t: t, now: t0, privA: privI,
+		a: New(Config{PrivateKey: privI, Rand: recI, Suites: both}, t0),
+		b: New(Config{PrivateKey: privR, Rand: recR, Suites: both}, t0)}
+	p.a.AddPeer(p.b.PublicKey(), psk)
+	p.b.AddPeer(p.a.PublicKey(), psk)
+	p.a.SetPeerSuites(p.b.PublicKey(), both)
+	return p
+}
+
+// cookieVectors adds the exchange under load: the responder answers a second
+// initiation with a cookie reply and the initiator resends it with mac2.
+func cookieVectors(t *testing.T, p *pair, recI, recR *recorder, add func(name string, b []byte, note string)) {
 	p.now = p.now.Add(RekeyTimeout)
 	p.b.loadUntil = p.now.Add(underLoadLinger)
 	nI, nR := len(recI.draws), len(recR.draws)
-	if err := p.a.Initiate(p.now, p.wall(), pubR, addrA, addrB); err != nil {
+	if err := p.a.Initiate(p.now, p.wall(), p.b.PublicKey(), addrA, addrB); err != nil {
 		t.Fatal(err)
 	}
 	init2 := p.one(p.a)
@@ -148,13 +166,11 @@ func checkHandshakeVectors(t *testing.T, suite Suite, fileName string) {
 	add("responder draw 4: cookie nonce", recR.draws[nR+1], "")
 	add("cookie reply", cookie.Payload, "to source "+addrA.String()+"; the cookie is MAC(secret, 192.0.2.1 ‖ port 40000)")
 	add("second initiation with mac2", withMAC2.Payload, "")
-	if suite != SuiteChaChaPoly {
-		for _, r := range suiteRejects(t, suite, privI, privR, psk, init.Payload) {
-			add(r.Name, mustHex(r.Hex), r.Note)
-		}
-	}
+}
 
-	path := filepath.Join("testdata", "vectors", fileName)
+// checkVectorFile compares got with the committed file at path, or writes it with
+// -update.
+func checkVectorFile(t *testing.T, path string, got *handshakeVectors) {
 	want, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
 		t.Fatal(err)
