@@ -34,7 +34,7 @@ var parsers = []parser{
 	{"introduction", []proto.MsgType{proto.TypeIntroduction}, func() message { return new(proto.Introduction) }},
 	{"error", []proto.MsgType{proto.TypeError}, func() message { return new(proto.Error) }},
 	{"introduction-ack", []proto.MsgType{proto.TypeIntroductionAck}, func() message { return new(proto.IntroductionAck) }},
-	{"initiation", []proto.MsgType{proto.TypeInitiation}, func() message { return new(proto.Initiation) }},
+	{"initiation", []proto.MsgType{proto.TypeInitiation, proto.TypeInitiationAESGCM}, func() message { return new(proto.Initiation) }},
 	{"response", []proto.MsgType{proto.TypeResponse}, func() message { return new(proto.Response) }},
 	{"cookie-reply", []proto.MsgType{proto.TypeCookieReply}, func() message { return new(proto.CookieReply) }},
 	{"transport-data", []proto.MsgType{proto.TypeTransportData}, func() message { return new(proto.TransportData) }},

@@ -11,12 +11,28 @@ import (
 )
 
 // flynn/noise speaks plain Noise: the WireGuard construction is Noise_IKpsk2 with the
-// identifier as prologue, so the same prologue and PSK must give the same keys.
-var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+// identifier as prologue, so the same prologue and PSK must give the same keys, in
+// each of natpass's cipher suites.
+var cipherSuites = map[keyx.Suite]noise.CipherSuite{
+	keyx.SuiteChaChaPoly: noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s),
+	keyx.SuiteAESGCM:     noise.NewCipherSuite(noise.DH25519, noise.CipherAESGCM, noise.HashBLAKE2s),
+}
+
+// suites lists natpass's suites in a fixed order for the tests to loop over.
+var suites = []keyx.Suite{keyx.SuiteChaChaPoly, keyx.SuiteAESGCM}
+
+func TestProtocolNames(t *testing.T) {
+	for _, s := range suites {
+		if got, want := "Noise_IKpsk2_"+string(cipherSuites[s].Name()), keyx.ConstructionOf(s); got != want {
+			t.Errorf("flynn/noise names the suite %s, keyx %s", got, want)
+		}
+	}
+}
 
 func stream(seed byte) *rand.ChaCha8 { return rand.NewChaCha8([32]byte{seed}) }
 
 type parties struct {
+	suite     keyx.Suite
 	ours      *keyx.Identity
 	theirs    noise.DHKey
 	ourPeer   *keyx.PeerKey // their key as we know it
@@ -25,17 +41,17 @@ type parties struct {
 	timestamp keyx.Timestamp
 }
 
-func newParties(t *testing.T, psk keyx.PresharedKey) *parties {
+func newParties(t *testing.T, suite keyx.Suite, psk keyx.PresharedKey) *parties {
 	r := stream(7)
 	ourPriv, err := keyx.NewPrivateKey(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := suite.GenerateKeypair(r)
+	theirs, err := cipherSuites[suite].GenerateKeypair(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &parties{ours: keyx.NewIdentity(ourPriv), theirs: theirs, psk: psk, rand: r,
+	p := &parties{suite: suite, ours: keyx.NewIdentity(ourPriv), theirs: theirs, psk: psk, rand: r,
 		timestamp: keyx.TAI64N(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))}
 	p.ourPeer, err = p.ours.NewPeerKey(keyx.PublicKey(theirs.Public), psk)
 	if err != nil {
@@ -47,7 +63,7 @@ func newParties(t *testing.T, psk keyx.PresharedKey) *parties {
 func (p *parties) config(initiator bool) noise.Config {
 	ourPub := p.ours.PublicKey()
 	c := noise.Config{
-		CipherSuite:           suite,
+		CipherSuite:           cipherSuites[p.suite],
 		Random:                p.rand,
 		Pattern:               noise.HandshakeIK,
 		Initiator:             initiator,
@@ -63,14 +79,14 @@ func (p *parties) config(initiator bool) noise.Config {
 }
 
 func TestOurInitiatorTheirResponder(t *testing.T) {
-	for _, psk := range []keyx.PresharedKey{{}, {0x50, 0x53, 0x4b}} {
-		p := newParties(t, psk)
+	for _, c := range suitesAndPSKs() {
+		p := newParties(t, c.suite, c.psk)
 		theirs, err := noise.NewHandshakeState(p.config(false))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var hs keyx.Handshake
-		var m1 proto.Initiation
+		m1 := proto.Initiation{Suite: c.suite}
 		if err := hs.CreateInitiation(p.ours, p.ourPeer, p.rand, p.timestamp, &m1); err != nil {
 			t.Fatal(err)
 		}
@@ -98,14 +114,14 @@ func TestOurInitiatorTheirResponder(t *testing.T) {
 		send, recv := hs.TransportKeys()
 		// Noise Split: the initiator sends with the first cipher state.
 		if send != csA.UnsafeKey() || recv != csB.UnsafeKey() {
-			t.Fatalf("psk %x: transport keys differ from flynn/noise's", psk[:3])
+			t.Fatalf("%v, psk %x: transport keys differ from flynn/noise's", c.suite, c.psk[:3])
 		}
 	}
 }
 
 func TestTheirInitiatorOurResponder(t *testing.T) {
-	for _, psk := range []keyx.PresharedKey{{}, {0x50, 0x53, 0x4b}} {
-		p := newParties(t, psk)
+	for _, c := range suitesAndPSKs() {
+		p := newParties(t, c.suite, c.psk)
 		theirs, err := noise.NewHandshakeState(p.config(true))
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +130,7 @@ func TestTheirInitiatorOurResponder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m1 proto.Initiation
+		m1 := proto.Initiation{Suite: c.suite}
 		if len(noise1) != len(m1.Ephemeral)+len(m1.Static)+len(m1.Timestamp) {
 			t.Fatalf("initiation of %d bytes", len(noise1))
 		}
@@ -148,7 +164,22 @@ func TestTheirInitiatorOurResponder(t *testing.T) {
 		}
 		send, recv := hs.TransportKeys()
 		if send != csB.UnsafeKey() || recv != csA.UnsafeKey() {
-			t.Fatalf("psk %x: transport keys differ from flynn/noise's", psk[:3])
+			t.Fatalf("%v, psk %x: transport keys differ from flynn/noise's", c.suite, c.psk[:3])
 		}
 	}
+}
+
+type suiteAndPSK struct {
+	suite keyx.Suite
+	psk   keyx.PresharedKey
+}
+
+func suitesAndPSKs() []suiteAndPSK {
+	var out []suiteAndPSK
+	for _, s := range suites {
+		for _, psk := range []keyx.PresharedKey{{}, {0x50, 0x53, 0x4b}} {
+			out = append(out, suiteAndPSK{s, psk})
+		}
+	}
+	return out
 }

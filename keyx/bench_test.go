@@ -2,6 +2,7 @@ package keyx
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -134,5 +135,87 @@ func TestSealOpenAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Seal+Open allocates %v times per packet, want 0", allocs)
+	}
+}
+
+// benchSizes are the payloads of the per-suite benchmarks: a datagram that fits any
+// path's MTU, and the largest transport payload (a GSO-sized bulk write).
+var benchSizes = []int{benchPacketLen, proto.MaxTransportLen - proto.TransportOverhead}
+
+// BenchmarkSessionSealOpen seals and opens one packet per iteration on an established
+// session pair of each suite (issue 18): what one packet costs its two ends.
+func BenchmarkSessionSealOpen(b *testing.B) {
+	for _, s := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%v/%d", s, n), func(b *testing.B) {
+				p := suitePair(b, 53, bothSuites, bothSuites, proto.SuitesOf(s))
+				sa, sb := p.handshake()
+				plain := make([]byte, n)
+				pkt := make([]byte, 0, n+proto.TransportOverhead)
+				out := make([]byte, 0, n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					if pkt, err = sa.Seal(p.now, pkt[:0], plain); err != nil {
+						b.Fatal(err)
+					}
+					if out, err = sb.Open(p.now, out[:0], pkt); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSessionSeal is the sender's half alone, per suite and size.
+func BenchmarkSessionSeal(b *testing.B) {
+	for _, s := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%v/%d", s, n), func(b *testing.B) {
+				p := suitePair(b, 54, bothSuites, bothSuites, proto.SuitesOf(s))
+				sa, _ := p.handshake()
+				plain := make([]byte, n)
+				pkt := make([]byte, 0, n+proto.TransportOverhead)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					if pkt, err = sa.Seal(p.now, pkt[:0], plain); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSessionSealOpenRaw is each suite's baseline: the bare AEAD sealing and
+// opening the same payload behind the same header with counter nonces, nothing else.
+func BenchmarkSessionSealOpenRaw(b *testing.B) {
+	for _, s := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%v/%d", s, n), func(b *testing.B) {
+				aead := newAEAD(s, make([]byte, KeyLen))
+				plain := make([]byte, n)
+				pkt := make([]byte, 0, n+proto.TransportOverhead)
+				out := make([]byte, 0, n)
+				var nonce [nonceLen]byte
+				var counter uint64
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					counter++
+					putNonce(s, &nonce, counter)
+					pkt = proto.AppendTransportHeader(pkt[:0], 1, counter)
+					pkt = aead.Seal(pkt, nonce[:], plain, nil)
+					var err error
+					if out, err = aead.Open(out[:0], nonce[:], pkt[proto.TransportHeaderLen:], nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

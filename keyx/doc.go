@@ -3,10 +3,22 @@
 // natpass's identifier "natpass v1"), its mac1/mac2 cookie defence, and the transport
 // Session that seals and opens packets (PROTOCOL.md §6).
 //
+// # Cipher suites
+//
+// ChaChaPoly is the default and the fallback; Noise_IKpsk2_25519_AESGCM_BLAKE2s is the
+// same construction with AES-256-GCM, for ends with AES hardware. Config.Suites says
+// what an endpoint accepts (by default AES-GCM only where HasAESHardware, injectable
+// through Config.AESHardware); SetPeerSuites records what a peer advertised; Initiate
+// proposes AES-GCM when both have it (an initiation of type 0x14 instead of 0x10) and
+// ChaChaPoly otherwise, and falls back to ChaChaPoly for a peer after an AES-GCM
+// initiation to it timed out. The suite is in the Noise protocol name, so a message
+// read in the other suite fails its first AEAD. Session.Suite tells which one a
+// session runs.
+//
 // # Messages
 //
 //	initiator                                        responder
-//	   | initiation 0x10 (146 B): sender, e, {s}, {TAI64N}, mac1, mac2 |
+//	   | initiation 0x10 or 0x14 (146 B): sender, e, {s}, {TAI64N}, macs|
 //	   |--------------------------------------------------------------->|  mac1 before any DH
 //	   |      under load and mac2 not valid for this source:            |
 //	   |<------- cookie reply 0x12 (62 B): receiver, nonce, {cookie} ---|  no DH at all
@@ -35,14 +47,15 @@
 // # Call contract
 //
 // Endpoint follows DESIGN §2: HandleDatagram (handshake messages) and Open (transport
-// data) are the inputs, Initiate/AddPeer/RemovePeer the commands; after each, drain
+// data) are the inputs, Initiate/AddPeer/SetPeerSuites/RemovePeer the commands; after each, drain
 // PollTransmit until false, then PollEvent until false, then read Deadline and call
 // HandleTimeout when it passes. now is a proto.Instant that never decreases; wall
 // time enters only as Initiate's argument, for the TAI64N timestamp. Randomness
 // (ephemeral keys, indexes, cookie secrets and nonces) comes from Config.Rand. A
 // datagram that fails any check returns a sentinel error (ErrBadMAC, ErrDecrypt,
 // ErrReplay, ErrRateLimited, ErrUnknownIndex, ErrUnknownPeer, ErrLowOrder or a proto
-// error) and changes no handshake, session or peer state; no reply to an
+// error; ErrSuite for an initiation in a suite the endpoint does not accept) and changes
+// no handshake, session or peer state; no reply to an
 // unauthenticated sender is larger than what it sent.
 //
 // Session.Seal and Endpoint.Open allocate nothing in steady state.

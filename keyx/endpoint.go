@@ -47,6 +47,28 @@ type Config struct {
 	LoadThreshold int
 	// RateTableSize bounds the per-source rate limiter; 0 means DefaultRateTableSize.
 	RateTableSize int
+	// Suites are the cipher suites the endpoint accepts as responder and may propose
+	// as initiator; ChaChaPoly is always among them, and bits of suites this version
+	// does not know are ignored. 0 means DefaultSuites(AESHardware()): AES-GCM only
+	// where the CPU has AES hardware. This is what a node advertises when it
+	// registers (PROTOCOL.md §6.1).
+	Suites SuiteSet
+	// AESHardware reports whether the CPU has AES hardware when Suites is 0; nil
+	// means HasAESHardware. Tests and the simulator inject it (or set Suites), so a
+	// run does not depend on the machine.
+	AESHardware func() bool
+}
+
+// suites resolves Config.Suites and its default.
+func (cfg *Config) suites() SuiteSet {
+	if cfg.Suites == 0 {
+		hw := HasAESHardware
+		if cfg.AESHardware != nil {
+			hw = cfg.AESHardware
+		}
+		return DefaultSuites(hw())
+	}
+	return cfg.Suites&knownSuites | proto.SuitesOf(SuiteChaChaPoly)
 }
 
 // Event is something the owner of an Endpoint must learn: one of EventEstablished,
@@ -68,8 +90,13 @@ type EventEstablished struct {
 type EventRekey struct{ Peer PublicKey }
 
 // EventHandshakeTimeout: an initiation got no response within RekeyTimeout and was
-// forgotten. The owner may Initiate again (WireGuard retries for 90 s).
-type EventHandshakeTimeout struct{ Peer PublicKey }
+// forgotten. The owner may Initiate again (WireGuard retries for 90 s). Suite is the
+// suite it proposed; after an AES-GCM timeout the peer's next initiations fall back to
+// ChaChaPoly (see SetPeerSuites).
+type EventHandshakeTimeout struct {
+	Peer  PublicKey
+	Suite Suite
+}
 
 func (EventEstablished) isEvent()      {}
 func (EventRekey) isEvent()            {}
@@ -89,11 +116,11 @@ type Stats struct {
 // source rate limit, timestamps that must grow, one initiation per peer per 20 ms).
 //
 // Call contract (DESIGN §2):
-//   - Getters: PublicKey, Current, Stats, Deadline.
+//   - Getters: PublicKey, Suites, Current, Stats, Deadline.
 //   - Inputs: HandleDatagram for handshake messages (initiation, response, cookie
 //     reply) and Open for transport data; HandleTimeout when Deadline has passed
 //     (spurious calls are no-ops).
-//   - Commands: AddPeer, RemovePeer, Initiate.
+//   - Commands: AddPeer, SetPeerSuites, RemovePeer, Initiate.
 //   - Outputs: PollTransmit, PollEvent.
 //
 // Drain rule: after any Handle*, Open or command, call PollTransmit until false, then
@@ -107,6 +134,7 @@ type Stats struct {
 type Endpoint struct {
 	id      *Identity
 	rand    io.Reader
+	suites  SuiteSet // accepted as responder, proposable as initiator
 	now     proto.Instant
 	peers   map[PublicKey]*peer
 	order   []*peer // insertion order: timers and events walk this, never the map
@@ -143,6 +171,11 @@ type indexEntry struct {
 // peer is the state kept per allowed static key.
 type peer struct {
 	key *PeerKey
+	// suites the peer advertised (SetPeerSuites; ChaChaPoly alone until then), and
+	// whether an AES-GCM initiation to it timed out since, which makes Initiate fall
+	// back to ChaChaPoly.
+	suites      SuiteSet
+	aesTimedOut bool
 
 	// Responder side: the greatest timestamp answered and when (whitepaper §5.1).
 	lastTimestamp  Timestamp
@@ -182,6 +215,7 @@ func New(cfg Config, now proto.Instant) *Endpoint {
 	e := &Endpoint{
 		id:            id,
 		rand:          cfg.Rand,
+		suites:        cfg.suites(),
 		now:           now,
 		peers:         map[PublicKey]*peer{},
 		indexes:       map[uint32]indexEntry{},
@@ -202,6 +236,10 @@ func New(cfg Config, now proto.Instant) *Endpoint {
 
 // PublicKey returns the node's static public key.
 func (e *Endpoint) PublicKey() PublicKey { return e.id.public }
+
+// Suites returns the cipher suites the endpoint accepts: what its node advertises in
+// registration (PROTOCOL.md §5.1).
+func (e *Endpoint) Suites() SuiteSet { return e.suites }
 
 // Stats returns the counters.
 func (e *Endpoint) Stats() Stats {
@@ -229,10 +267,34 @@ func (e *Endpoint) AddPeer(pub PublicKey, psk PresharedKey) error {
 		p.key = k
 		return nil
 	}
-	p := &peer{key: k}
+	p := &peer{key: k, suites: proto.SuitesOf(SuiteChaChaPoly)}
 	e.peers[pub] = p
 	e.order = append(e.order, p)
 	return nil
+}
+
+// SetPeerSuites records the cipher suites pub advertised (the introduction carries
+// them, PROTOCOL.md §5.8). Initiate then proposes AES-GCM when both sides have it and
+// ChaChaPoly otherwise. It also ends a fallback: after an AES-GCM initiation to pub
+// timed out, initiations to it use ChaChaPoly until the next SetPeerSuites. It fails
+// with ErrUnknownPeer for a peer not added.
+func (e *Endpoint) SetPeerSuites(pub PublicKey, suites SuiteSet) error {
+	p, ok := e.peers[pub]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	p.suites = suites | proto.SuitesOf(SuiteChaChaPoly)
+	p.aesTimedOut = false
+	return nil
+}
+
+// proposal is the suite of the next initiation to p.
+func (e *Endpoint) proposal(p *peer) Suite {
+	both := e.suites & p.suites
+	if p.aesTimedOut {
+		both &^= proto.SuitesOf(SuiteAESGCM)
+	}
+	return preferred(both)
 }
 
 // RemovePeer forgets pub: its handshake and sessions are erased and their indexes
@@ -264,7 +326,9 @@ func (e *Endpoint) Current(pub PublicKey) *Session {
 	return nil
 }
 
-// Initiate starts a handshake with pub: it queues an initiation from local to to.
+// Initiate starts a handshake with pub: it queues an initiation from local to to, in
+// AES-GCM if both this endpoint and pub's advertised suites have it and no AES-GCM
+// initiation to pub has timed out since SetPeerSuites, in ChaChaPoly otherwise.
 // wall is the wall-clock time the TAI64N timestamp carries. Any initiation already in
 // flight to pub is forgotten. It fails with ErrUnknownPeer, with ErrRateLimited within
 // InitiationMinInterval of the previous initiation to pub (the peer would drop it), or
@@ -287,7 +351,7 @@ func (e *Endpoint) Initiate(now proto.Instant, wall time.Time, pub PublicKey, lo
 		return err
 	}
 	var hs Handshake
-	m := proto.Initiation{Sender: index}
+	m := proto.Initiation{Sender: index, Suite: e.proposal(p)}
 	if err := hs.CreateInitiation(e.id, p.key, e.rand, ts, &m); err != nil {
 		return err
 	}
@@ -337,7 +401,7 @@ func (e *Endpoint) HandleDatagram(now proto.Instant, local, from netip.AddrPort,
 		return err
 	}
 	switch h.Type {
-	case proto.TypeInitiation:
+	case proto.TypeInitiation, proto.TypeInitiationAESGCM:
 		return e.handleInitiation(now, local, from, p)
 	case proto.TypeResponse:
 		return e.handleResponse(now, p)
@@ -364,6 +428,11 @@ func (e *Endpoint) handleInitiation(now proto.Instant, local, from netip.AddrPor
 	var m proto.Initiation
 	if err := m.Parse(p); err != nil {
 		return err
+	}
+	// A suite we do not accept costs nothing and gets nothing: the initiator's
+	// handshake times out and it falls back to ChaChaPoly.
+	if !e.suites.Has(m.Suite) {
+		return ErrSuite
 	}
 	// mac1 first: it costs one BLAKE2s and proves the sender knows our public key.
 	if !checkMAC1(p, &e.id.mac1Key) {
@@ -410,9 +479,10 @@ func (e *Endpoint) handleInitiation(now proto.Instant, local, from netip.AddrPor
 		return err
 	}
 	// Every check passed: from here on the state changes.
+	suite := hs.Suite()
 	send, recv := hs.TransportKeys()
 	pr.lastTimestamp, pr.lastAnswered, pr.answeredBefore = ts, now, true
-	s := newSession(now, pr.key.public, index, m.Sender, false, &send, &recv)
+	s := newSession(now, pr.key.public, index, m.Sender, false, suite, &send, &recv)
 	e.dropSession(&pr.next)
 	pr.next = s
 	e.indexes[index] = indexEntry{peer: pr, session: s}
@@ -458,8 +528,9 @@ func (e *Endpoint) handleResponse(now proto.Instant, p []byte) error {
 	if err := hs.ConsumeResponse(e.id, &m); err != nil {
 		return err
 	}
+	suite := hs.Suite()
 	send, recv := hs.TransportKeys()
-	s := newSession(now, pr.key.public, m.Receiver, m.Sender, true, &send, &recv)
+	s := newSession(now, pr.key.public, m.Receiver, m.Sender, true, suite, &send, &recv)
 	pr.hs.Erase()
 	pr.pending = false
 	e.indexes[m.Receiver] = indexEntry{peer: pr, session: s}
@@ -632,8 +703,10 @@ func (e *Endpoint) HandleTimeout(now proto.Instant) {
 	for _, p := range e.order {
 		t := p.timers()
 		if !now.Before(t[timerHandshake]) {
+			suite := p.hs.Suite()
+			p.aesTimedOut = p.aesTimedOut || suite == SuiteAESGCM
 			e.dropPending(p)
-			e.events = append(e.events, EventHandshakeTimeout{Peer: p.key.public})
+			e.events = append(e.events, EventHandshakeTimeout{Peer: p.key.public, Suite: suite})
 		}
 		if !now.Before(t[timerRekey]) {
 			p.rekeyAnnounced = true

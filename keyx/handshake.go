@@ -14,9 +14,10 @@ type Identity struct {
 	public  PublicKey
 
 	// chainKey0 = HASH(CONSTRUCTION) and hash0 = HASH(chainKey0 ‖ IDENTIFIER) start
-	// every handshake (whitepaper §5.4.2). responderHash mixes in our own public key:
-	// the starting hash of every initiation sent to us.
-	chainKey0, hash0, responderHash [KeyLen]byte
+	// every handshake (whitepaper §5.4.2), one of each per suite since the suite is
+	// part of CONSTRUCTION. responderHash mixes in our own public key: the starting
+	// hash of every initiation sent to us.
+	chainKey0, hash0, responderHash [proto.NumSuites][KeyLen]byte
 	// mac1Key = HASH(LABEL_MAC1 ‖ our public key) verifies mac1 of messages to us;
 	// cookieKey = HASH(LABEL_COOKIE ‖ our public key) encrypts our cookie replies.
 	mac1Key, cookieKey [KeyLen]byte
@@ -32,9 +33,11 @@ type Identity struct {
 func NewIdentity(priv PrivateKey) *Identity {
 	id := &Identity{private: ecdhKey(&priv), sym: newSymmetric()}
 	id.public = PublicKey(id.private.PublicKey().Bytes())
-	id.chainKey0 = hashOf([]byte(Construction), nil)
-	id.hash0 = hashOf(id.chainKey0[:], []byte(Identifier))
-	id.responderHash = hashOf(id.hash0[:], id.public[:])
+	for s := range Suite(proto.NumSuites) {
+		id.chainKey0[s] = hashOf([]byte(ConstructionOf(s)), nil)
+		id.hash0[s] = hashOf(id.chainKey0[s][:], []byte(Identifier))
+		id.responderHash[s] = hashOf(id.hash0[s][:], id.public[:])
+	}
 	id.mac1Key = hashOf([]byte(labelMAC1), id.public[:])
 	id.cookieKey = hashOf([]byte(labelCookie), id.public[:])
 	return id
@@ -69,8 +72,8 @@ type PeerKey struct {
 	// this peer, so computed once (whitepaper §5.4.2, "ss").
 	staticShared [KeyLen]byte
 	// initiatorHash is hash0 mixed with the peer's public key: the starting hash of
-	// every initiation we send it.
-	initiatorHash [KeyLen]byte
+	// every initiation we send it, per suite.
+	initiatorHash [proto.NumSuites][KeyLen]byte
 	// mac1Key and cookieKey are derived from the peer's public key: mac1 of messages
 	// we send it, and decryption of its cookie replies.
 	mac1Key, cookieKey [KeyLen]byte
@@ -83,14 +86,17 @@ func (id *Identity) NewPeerKey(remote PublicKey, psk PresharedKey) (*PeerKey, er
 	if err != nil {
 		return nil, err
 	}
-	return &PeerKey{
-		public:        remote,
-		psk:           psk,
-		staticShared:  ss,
-		initiatorHash: hashOf(id.hash0[:], remote[:]),
-		mac1Key:       hashOf([]byte(labelMAC1), remote[:]),
-		cookieKey:     hashOf([]byte(labelCookie), remote[:]),
-	}, nil
+	k := &PeerKey{
+		public:       remote,
+		psk:          psk,
+		staticShared: ss,
+		mac1Key:      hashOf([]byte(labelMAC1), remote[:]),
+		cookieKey:    hashOf([]byte(labelCookie), remote[:]),
+	}
+	for s := range Suite(proto.NumSuites) {
+		k.initiatorHash[s] = hashOf(id.hash0[s][:], remote[:])
+	}
+	return k, nil
 }
 
 // PublicKey returns the peer's static public key.
@@ -114,6 +120,7 @@ const (
 type Handshake struct {
 	state     handshakeState
 	initiator bool
+	suite     Suite
 	peer      *PeerKey
 	chainKey  [KeyLen]byte // Noise ck
 	hash      [KeyLen]byte // Noise h
@@ -127,16 +134,24 @@ type Handshake struct {
 // Peer returns the peer of the handshake, or nil before it knows one.
 func (hs *Handshake) Peer() *PeerKey { return hs.peer }
 
+// Suite returns the cipher suite of the handshake: the initiator's choice.
+func (hs *Handshake) Suite() Suite { return hs.suite }
+
 // Complete reports whether TransportKeys may be called.
 func (hs *Handshake) Complete() bool { return hs.state == stateComplete }
 
 func (hs *Handshake) mixHash(s *symmetric, data []byte) { s.hash(&hs.hash, hs.hash[:], data) }
 
 // CreateInitiation runs the initiator's first message (whitepaper §5.4.2; Noise
-// tokens e, es, s, ss with the psk2 modifier's extra MixKey on e) and fills the
-// Ephemeral, Static and Timestamp fields of m.
+// tokens e, es, s, ss with the psk2 modifier's extra MixKey on e) in the cipher suite
+// m.Suite names (the zero value is ChaChaPoly) and fills the Ephemeral, Static and
+// Timestamp fields of m. It panics on a suite this version does not implement.
 func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reader, ts Timestamp, m *proto.Initiation) error {
-	next := Handshake{initiator: true, peer: peer, chainKey: id.chainKey0, hash: peer.initiatorHash}
+	suite := m.Suite
+	if !knownSuites.Has(suite) {
+		panic("keyx: CreateInitiation in unknown suite " + suite.String())
+	}
+	next := Handshake{initiator: true, suite: suite, peer: peer, chainKey: id.chainKey0[suite], hash: peer.initiatorHash[suite]}
 	ePriv, ePub, err := id.newEphemeral(rand)
 	if err != nil {
 		return err
@@ -153,12 +168,12 @@ func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reade
 	var key [KeyLen]byte
 	id.sym.kdf(next.chainKey[:], es[:], &next.chainKey, &key)
 	var static [proto.PointLen + proto.TagLen]byte
-	aeadSeal(static[:], &key, id.public[:], next.hash[:])
+	aeadSeal(suite, static[:], &key, id.public[:], next.hash[:])
 	next.mixHash(id.sym, static[:])
 	// ss: (Ci, κ) = KDF2(Ci, DH(Si_priv, Sr_pub)); timestamp = AEAD(κ, 0, TAI64N, Hi).
 	id.sym.kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
 	var stamp [proto.TimestampLen + proto.TagLen]byte
-	aeadSeal(stamp[:], &key, ts[:], next.hash[:])
+	aeadSeal(suite, stamp[:], &key, ts[:], next.hash[:])
 	next.mixHash(id.sym, stamp[:])
 	clear(key[:])
 	clear(es[:])
@@ -171,12 +186,17 @@ func (hs *Handshake) CreateInitiation(id *Identity, peer *PeerKey, rand io.Reade
 	return nil
 }
 
-// ConsumeInitiation runs the responder's side of the first message. lookup maps the
+// ConsumeInitiation runs the responder's side of the first message in the suite
+// m.Suite names (the caller checks that it accepts that suite). lookup maps the
 // decrypted static key to its PeerKey, or nil if the key is not allowed. On success hs
 // holds the state for CreateResponse and the initiation's timestamp is returned; the
 // caller must check that it is later than the peer's last one before answering.
 func (hs *Handshake) ConsumeInitiation(id *Identity, m *proto.Initiation, lookup func(PublicKey) *PeerKey) (Timestamp, error) {
-	next := Handshake{chainKey: id.chainKey0, hash: id.responderHash}
+	suite := m.Suite
+	if !knownSuites.Has(suite) {
+		return Timestamp{}, ErrSuite
+	}
+	next := Handshake{suite: suite, chainKey: id.chainKey0[suite], hash: id.responderHash[suite]}
 	remoteE := PublicKey(m.Ephemeral)
 	id.sym.kdf(next.chainKey[:], remoteE[:], &next.chainKey)
 	next.mixHash(id.sym, remoteE[:])
@@ -188,7 +208,7 @@ func (hs *Handshake) ConsumeInitiation(id *Identity, m *proto.Initiation, lookup
 	id.sym.kdf(next.chainKey[:], es[:], &next.chainKey, &key)
 	clear(es[:])
 	var static PublicKey
-	if err := aeadOpen(static[:], &key, m.Static[:], next.hash[:]); err != nil {
+	if err := aeadOpen(suite, static[:], &key, m.Static[:], next.hash[:]); err != nil {
 		return Timestamp{}, err
 	}
 	next.mixHash(id.sym, m.Static[:])
@@ -198,7 +218,7 @@ func (hs *Handshake) ConsumeInitiation(id *Identity, m *proto.Initiation, lookup
 	}
 	id.sym.kdf(next.chainKey[:], peer.staticShared[:], &next.chainKey, &key)
 	var ts Timestamp
-	if err := aeadOpen(ts[:], &key, m.Timestamp[:], next.hash[:]); err != nil {
+	if err := aeadOpen(suite, ts[:], &key, m.Timestamp[:], next.hash[:]); err != nil {
 		return Timestamp{}, err
 	}
 	next.mixHash(id.sym, m.Timestamp[:])
@@ -257,11 +277,11 @@ func (hs *Handshake) mixPSKAndSeal(sym *symmetric, empty []byte, sealed []byte) 
 	hs.mixHash(sym, tau[:])
 	defer clear(key[:])
 	if sealed == nil {
-		aeadSeal(empty, &key, nil, hs.hash[:])
+		aeadSeal(hs.suite, empty, &key, nil, hs.hash[:])
 		hs.mixHash(sym, empty)
 		return nil
 	}
-	if err := aeadOpen(nil, &key, sealed, hs.hash[:]); err != nil {
+	if err := aeadOpen(hs.suite, nil, &key, sealed, hs.hash[:]); err != nil {
 		return err
 	}
 	hs.mixHash(sym, sealed)

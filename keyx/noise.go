@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/blake2s"
-	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/curve25519"
 )
 
 // The strings that make natpass's handshake its own. CONSTRUCTION is the Noise
-// protocol name, unchanged, so the construction is the one WireGuard's proofs cover;
+// protocol name of the default suite, unchanged, so the construction is the one
+// WireGuard's proofs cover (ConstructionAESGCM names the other suite);
 // IDENTIFIER is the Noise prologue and separates natpass from WireGuard and from any
 // other protocol built the same way; the labels derive the mac1 and cookie keys
 // (whitepaper §5.4.1, §5.4.4, §5.4.7).
@@ -170,17 +170,15 @@ func mac(key []byte, input []byte) [16]byte {
 }
 
 // The handshake AEAD uses each key once, so its nonce is always zero
-// (whitepaper §5.4.2: AEAD(κ, 0, …)).
-var zeroNonce [chacha20poly1305.NonceSize]byte
+// (whitepaper §5.4.2: AEAD(κ, 0, …)), the same bytes in either suite's byte order.
+var zeroNonce [nonceLen]byte
 
-func aeadSeal(dst []byte, key *[KeyLen]byte, plaintext, ad []byte) {
-	a, _ := chacha20poly1305.New(key[:])
-	a.Seal(dst[:0], zeroNonce[:], plaintext, ad)
+func aeadSeal(s Suite, dst []byte, key *[KeyLen]byte, plaintext, ad []byte) {
+	newAEAD(s, key[:]).Seal(dst[:0], zeroNonce[:], plaintext, ad)
 }
 
-func aeadOpen(dst []byte, key *[KeyLen]byte, ciphertext, ad []byte) error {
-	a, _ := chacha20poly1305.New(key[:])
-	if _, err := a.Open(dst[:0], zeroNonce[:], ciphertext, ad); err != nil {
+func aeadOpen(s Suite, dst []byte, key *[KeyLen]byte, ciphertext, ad []byte) error {
+	if _, err := newAEAD(s, key[:]).Open(dst[:0], zeroNonce[:], ciphertext, ad); err != nil {
 		return ErrDecrypt
 	}
 	return nil
@@ -258,6 +256,9 @@ var (
 	// ErrExpired: the session is past its reject time or its message limit, or was
 	// zeroed.
 	ErrExpired = errors.New("keyx: session expired")
+	// ErrSuite: an initiation in a cipher suite this endpoint does not accept
+	// (Config.Suites). Checked before mac1: the responder does nothing for it.
+	ErrSuite = errors.New("keyx: cipher suite not accepted")
 	// ErrUnconfirmed: a responder may not send on a session before the initiator's
 	// first transport packet confirms that the initiator holds the keys (WireGuard's
 	// key-confirmation rule; wireguard-go keeps such a session as keypairs.next).

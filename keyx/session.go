@@ -2,12 +2,10 @@ package keyx
 
 import (
 	"crypto/cipher"
-	"encoding/binary"
 	"math"
 	"time"
 
 	"github.com/natpass/natpass/proto"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Protocol constants of the whitepaper's §6.1 table. Times run on the caller's
@@ -37,9 +35,11 @@ const (
 )
 
 // Session is one direction pair of transport keys from one handshake: it seals and
-// opens transport data packets (PROTOCOL.md §6.4).
+// opens transport data packets (PROTOCOL.md §6.4) with the AEAD of the handshake's
+// suite (ChaCha20-Poly1305 or AES-256-GCM); counters, window and timers are the same
+// in both.
 //
-// Getters: Peer, LocalIndex, RemoteIndex, Initiator, Confirmed, Created, Zeroed,
+// Getters: Peer, Suite, LocalIndex, RemoteIndex, Initiator, Confirmed, Created, Zeroed,
 // NeedsRekey. Data: Seal, Open (both take now; Open is also a Handle* input whose
 // failure changes nothing). Timers: Deadline is the instant the keys are erased,
 // HandleTimeout erases them. A Session is not safe for concurrent use; its Endpoint
@@ -53,6 +53,7 @@ type Session struct {
 	localIndex  uint32 // the index peers put in packets to us
 	remoteIndex uint32 // the index we put in packets to the peer
 	initiator   bool
+	suite       Suite
 	// confirmed: the responder has received a packet under these keys, which proves
 	// the initiator holds them (key confirmation). The initiator's is confirmed at once.
 	confirmed bool
@@ -64,14 +65,14 @@ type Session struct {
 	window      replayWindow
 	// Nonce buffers live in the session so that passing them to the AEAD interface
 	// does not move a stack array to the heap on every packet.
-	sendNonce, recvNonce [chacha20poly1305.NonceSize]byte
+	sendNonce, recvNonce [nonceLen]byte
 }
 
-func newSession(now proto.Instant, peer PublicKey, local, remote uint32, initiator bool, sendKey, recvKey *[KeyLen]byte) *Session {
+func newSession(now proto.Instant, peer PublicKey, local, remote uint32, initiator bool, suite Suite, sendKey, recvKey *[KeyLen]byte) *Session {
 	s := &Session{peer: peer, localIndex: local, remoteIndex: remote, initiator: initiator,
-		confirmed: initiator, created: now}
-	s.send, _ = chacha20poly1305.New(sendKey[:])
-	s.recv, _ = chacha20poly1305.New(recvKey[:])
+		suite: suite, confirmed: initiator, created: now}
+	s.send = newAEAD(suite, sendKey[:])
+	s.recv = newAEAD(suite, recvKey[:])
 	clear(sendKey[:])
 	clear(recvKey[:])
 	return s
@@ -79,6 +80,9 @@ func newSession(now proto.Instant, peer PublicKey, local, remote uint32, initiat
 
 // Peer returns the static public key of the other side.
 func (s *Session) Peer() PublicKey { return s.peer }
+
+// Suite is the cipher suite the handshake chose.
+func (s *Session) Suite() Suite { return s.suite }
 
 // LocalIndex is the receiver index the peer writes in packets to us.
 func (s *Session) LocalIndex() uint32 { return s.localIndex }
@@ -129,8 +133,8 @@ func (s *Session) Seal(now proto.Instant, dst, plaintext []byte) ([]byte, error)
 	counter := s.sendCounter
 	s.sendCounter++
 	dst = proto.AppendTransportHeader(dst, s.remoteIndex, counter)
-	// The nonce is 32 zero bits then the counter little-endian (Noise §5.1, ChaChaPoly).
-	binary.LittleEndian.PutUint64(s.sendNonce[4:], counter)
+	// The nonce is 32 zero bits then the counter in the suite's byte order (Noise §12).
+	putNonce(s.suite, &s.sendNonce, counter)
 	return s.send.Seal(dst, s.sendNonce[:], plaintext, nil), nil
 }
 
@@ -158,7 +162,7 @@ func (s *Session) open(now proto.Instant, dst []byte, m *proto.TransportData) ([
 	case m.Counter >= RejectAfterMessages || !s.window.check(m.Counter):
 		return dst, ErrReplay
 	}
-	binary.LittleEndian.PutUint64(s.recvNonce[4:], m.Counter)
+	putNonce(s.suite, &s.recvNonce, m.Counter)
 	out, err := s.recv.Open(dst, s.recvNonce[:], m.Ciphertext, nil)
 	if err != nil {
 		return dst, ErrDecrypt
@@ -184,8 +188,8 @@ func (s *Session) HandleTimeout(now proto.Instant) {
 	}
 }
 
-// erase drops the AEADs. Go gives no way to wipe the copy of the key inside an x/crypto
-// AEAD value short of unsafe, which core packages may not use; dropping the only
+// erase drops the AEADs. Go gives no way to wipe the copy of the key (or the AES key
+// schedule) inside an AEAD value short of unsafe, which core packages may not use; dropping the only
 // reference leaves it to the collector. The keys handed to newSession were wiped.
 func (s *Session) erase() {
 	s.send, s.recv = nil, nil

@@ -35,10 +35,64 @@ const (
 	ResponseMAC2Offset   = ResponseLen - MACLen
 )
 
-// Initiation (0x10) is Noise IK's first message, as WireGuard's handshake initiation
-// (whitepaper §5.4.2): the initiator's session index, its ephemeral key, its static key
-// encrypted, a TAI64N timestamp encrypted, and the two MACs.
+// Suite names a keyx cipher suite (PROTOCOL.md §6.1): the AEAD of the Noise
+// protocol name Noise_IKpsk2_25519_<AEAD>_BLAKE2s. The zero value is ChaChaPoly, the
+// default every implementation has.
+type Suite uint8
+
+const (
+	// SuiteChaChaPoly: ChaCha20-Poly1305, initiation type 0x10.
+	SuiteChaChaPoly Suite = 0
+	// SuiteAESGCM: AES-256-GCM, initiation type 0x14.
+	SuiteAESGCM Suite = 1
+	// NumSuites is one more than the greatest suite this version defines.
+	NumSuites = 2
+)
+
+func (s Suite) String() string {
+	switch s {
+	case SuiteChaChaPoly:
+		return "ChaChaPoly"
+	case SuiteAESGCM:
+		return "AESGCM"
+	}
+	return "suite-" + string(hexDigits[s>>4]) + string(hexDigits[s&0xF])
+}
+
+// SuiteSet is a set of suites as one byte: bit i set means Suite i is in it
+// (PROTOCOL.md §6.1: 0x01 ChaChaPoly, 0x02 AES-GCM). A receiver ignores bits of
+// suites it does not know, so later versions can add suites.
+type SuiteSet uint8
+
+// SuitesOf returns the set holding suites.
+func SuitesOf(suites ...Suite) SuiteSet {
+	var set SuiteSet
+	for _, s := range suites {
+		set |= 1 << s
+	}
+	return set
+}
+
+// Has reports whether s is in the set.
+func (set SuiteSet) Has(s Suite) bool { return s < 8 && set&(1<<s) != 0 }
+
+// initiationType is the message type that carries an initiation in suite s.
+func initiationType(s Suite) MsgType {
+	switch s {
+	case SuiteChaChaPoly:
+		return TypeInitiation
+	case SuiteAESGCM:
+		return TypeInitiationAESGCM
+	}
+	panic("proto: initiation with unknown suite " + s.String())
+}
+
+// Initiation (0x10, or 0x14 in the AES-GCM suite) is Noise IK's first message, as
+// WireGuard's handshake initiation (whitepaper §5.4.2): the initiator's session index,
+// its ephemeral key, its static key encrypted, a TAI64N timestamp encrypted, and the
+// two MACs. Suite is carried by the message type: both types have this one layout.
 type Initiation struct {
+	Suite     Suite
 	Sender    uint32
 	Ephemeral [PointLen]byte
 	Static    [PointLen + TagLen]byte
@@ -47,8 +101,9 @@ type Initiation struct {
 	MAC2      [MACLen]byte
 }
 
+// Append encodes m; it panics on a Suite this version does not define.
 func (m *Initiation) Append(b []byte) []byte {
-	b = AppendHeader(b, TypeInitiation)
+	b = AppendHeader(b, initiationType(m.Suite))
 	b = binary.BigEndian.AppendUint32(b, m.Sender)
 	b = append(b, m.Ephemeral[:]...)
 	b = append(b, m.Static[:]...)
@@ -58,9 +113,17 @@ func (m *Initiation) Append(b []byte) []byte {
 }
 
 func (m *Initiation) Parse(p []byte) error {
-	rest, err := body(p, TypeInitiation)
+	h, rest, err := ParseHeader(p)
 	if err != nil {
 		return err
+	}
+	switch h.Type {
+	case TypeInitiation:
+		m.Suite = SuiteChaChaPoly
+	case TypeInitiationAESGCM:
+		m.Suite = SuiteAESGCM
+	default:
+		return ErrWrongType
 	}
 	r := reader{b: rest}
 	m.Sender = r.u32()

@@ -33,6 +33,9 @@ func init() {
 	ini2 := *ini
 	copy(ini2.MAC2[:], pattern(0xc0, MACLen))
 	add("initiation", "initiation-with-mac2", &ini2, func() message { return new(Initiation) })
+	ini3 := ini2
+	ini3.Suite = SuiteAESGCM
+	add("initiation", "initiation-aesgcm-with-mac2", &ini3, func() message { return new(Initiation) })
 
 	resp := &Response{Sender: 0x5e5e0001, Receiver: 0x1a2b3c4d}
 	copy(resp.Ephemeral[:], pattern(0x30, PointLen))
@@ -81,7 +84,8 @@ func TestTransportDataBounds(t *testing.T) {
 
 func TestKeyxTypeNames(t *testing.T) {
 	for typ, want := range map[MsgType]string{TypeInitiation: "initiation", TypeResponse: "response",
-		TypeCookieReply: "cookie-reply", TypeTransportData: "transport-data", 0x14: "type-0x14"} {
+		TypeCookieReply: "cookie-reply", TypeTransportData: "transport-data",
+		TypeInitiationAESGCM: "initiation-aesgcm", 0x15: "type-0x15"} {
 		if got := typ.String(); got != want {
 			t.Errorf("%#x.String() = %q, want %q", uint8(typ), got, want)
 		}
@@ -90,4 +94,22 @@ func TestKeyxTypeNames(t *testing.T) {
 		t.Errorf("sizes %d/%d/%d/%d differ from PROTOCOL.md §6.3 (146/90/62/30)",
 			InitiationLen, ResponseLen, CookieReplyLen, TransportOverhead)
 	}
+}
+
+func TestSuites(t *testing.T) {
+	set := SuitesOf(SuiteChaChaPoly, SuiteAESGCM)
+	if set != 0x03 || !set.Has(SuiteAESGCM) || SuitesOf(SuiteChaChaPoly).Has(SuiteAESGCM) || set.Has(7) || set.Has(200) {
+		t.Errorf("SuiteSet encoding differs from PROTOCOL.md §6.1: %#x", set)
+	}
+	for s, want := range map[Suite]string{SuiteChaChaPoly: "ChaChaPoly", SuiteAESGCM: "AESGCM", 9: "suite-09"} {
+		if got := s.String(); got != want {
+			t.Errorf("Suite(%d).String() = %q, want %q", s, got, want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Append of an initiation with an undefined suite did not panic")
+		}
+	}()
+	(&Initiation{Suite: 2}).Append(nil)
 }

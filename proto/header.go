@@ -62,6 +62,9 @@ const (
 	TypeResponse      MsgType = 0x11
 	TypeCookieReply   MsgType = 0x12
 	TypeTransportData MsgType = 0x13
+	// TypeInitiationAESGCM is the initiation of a handshake in the AES-GCM suite: the
+	// same layout as TypeInitiation; the type names the suite (PROTOCOL.md §6.3).
+	TypeInitiationAESGCM MsgType = 0x14
 )
 
 // Ranges reserved for other layers; their messages are defined beside the layer's
@@ -93,6 +96,7 @@ var typeNames = [...]string{
 	TypeResponse:         "response",
 	TypeCookieReply:      "cookie-reply",
 	TypeTransportData:    "transport-data",
+	TypeInitiationAESGCM: "initiation-aesgcm",
 	TypeRelayAllocate:    "relay-allocate",
 	TypeRelayAllocated:   "relay-allocated",
 	TypeRelaySend:        "relay-send",

@@ -115,7 +115,7 @@ func rejectVectors() []rejectVector {
 	add("Datagram", "version-0", "HDR-1", "unknown-version", []byte{0xe0, 0x01})
 	add("Datagram", "version-15", "HDR-1", "unknown-version", []byte{0xef, 0x01})
 	add("Datagram", "version-1-one-byte", "HDR-1", "short", []byte{0xe1})
-	for _, typ := range []byte{0x00, 0x0e, 0x0f, 0x14, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
+	for _, typ := range []byte{0x00, 0x0e, 0x0f, 0x15, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
 		add("Datagram", "type-0x"+hex.EncodeToString([]byte{typ}), "HDR-2", "unknown-type", []byte{0xe1, typ})
 	}
 
@@ -226,14 +226,14 @@ func rejectVectors() []rejectVector {
 
 	// §6.3 keyx messages: fixed sizes, transport data bounded.
 	for _, m := range []struct {
-		typ  string
-		t    MsgType
-		size int
-	}{{"Initiation", TypeInitiation, InitiationLen}, {"Response", TypeResponse, ResponseLen},
-		{"CookieReply", TypeCookieReply, CookieReplyLen}} {
+		typ, prefix string
+		t           MsgType
+		size        int
+	}{{"Initiation", "", TypeInitiation, InitiationLen}, {"Initiation", "aesgcm-", TypeInitiationAESGCM, InitiationLen},
+		{"Response", "", TypeResponse, ResponseLen}, {"CookieReply", "", TypeCookieReply, CookieReplyLen}} {
 		full := cat(hdr(m.t), pattern(1, m.size-HeaderLen))
-		add(m.typ, "one-byte-short", "KX-1", "short", minusByte(full))
-		add(m.typ, "one-byte-long", "KX-1", "trailing", plusByte(full))
+		add(m.typ, m.prefix+"one-byte-short", "KX-1", "short", minusByte(full))
+		add(m.typ, m.prefix+"one-byte-long", "KX-1", "trailing", plusByte(full))
 	}
 	td := cat(hdr(TypeTransportData), be32(1), be64(0), pattern(0xd0, TagLen))
 	add("TransportData", "tag-cut-short", "KX-2", "short", minusByte(td))
