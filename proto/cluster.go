@@ -27,7 +27,8 @@ const (
 const RegTagLen = 16
 
 // ClusterPeer is what a server tells another about a peer registered on it, for an
-// introduction: everything the introduction to the other side needs.
+// introduction: everything the introduction to the other side needs, the cipher
+// suites it registered with included (PROTOCOL.md §12.2).
 type ClusterPeer struct {
 	PeerID           []byte
 	Key              [KeyLen]byte
@@ -37,6 +38,7 @@ type ClusterPeer struct {
 	Predicted        netip.AddrPort // optional
 	Hosts            []netip.AddrPort
 	TicketExpiryUnix uint64
+	Suites           SuiteSet
 }
 
 func (m *ClusterPeer) append(b []byte) []byte {
@@ -50,7 +52,8 @@ func (m *ClusterPeer) append(b []byte) []byte {
 	b = appendAddr(b, m.Addr)
 	b = appendAddr(b, m.Predicted)
 	b = appendAddrList(b, "cluster hosts", m.Hosts, MaxHostCandidates)
-	return binary.BigEndian.AppendUint64(b, m.TicketExpiryUnix)
+	b = binary.BigEndian.AppendUint64(b, m.TicketExpiryUnix)
+	return append(b, byte(m.Suites))
 }
 
 func (r *reader) clusterPeer(m *ClusterPeer) {
@@ -62,6 +65,7 @@ func (r *reader) clusterPeer(m *ClusterPeer) {
 	m.Predicted = r.addrOpt()
 	m.Hosts = r.addrList(m.Hosts[:0], MaxHostCandidates)
 	m.TicketExpiryUnix = r.u64()
+	m.Suites = SuiteSet(r.u8())
 }
 
 // ClusterClaim (to the peer's subject, no reply) announces that Server registered

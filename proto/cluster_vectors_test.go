@@ -16,6 +16,7 @@ var vecClusterPeer = ClusterPeer{
 	Predicted:        netip.MustParseAddrPort("203.0.113.7:40003"),
 	Hosts:            []netip.AddrPort{vecLAN, vecV6},
 	TicketExpiryUnix: 1798761600,
+	Suites:           SuitesOf(SuiteChaChaPoly, SuiteAESGCM),
 }
 
 func init() {
@@ -29,6 +30,8 @@ func init() {
 		Target: []byte("bob"), Requester: vecClusterPeer}, newAsk)
 	add("cluster-intro-ask-bare", &ClusterIntroAsk{AskID: 8, Server: 2, TxID: 1, Target: []byte("bob"),
 		Requester: ClusterPeer{PeerID: []byte("carol"), Key: vecKey, Addr: vecV4b, TicketExpiryUnix: 1}}, newAsk)
+	add("cluster-intro-ask-suites-unknown-bits", &ClusterIntroAsk{AskID: 9, Server: 2, TxID: 2, Target: []byte("bob"),
+		Requester: ClusterPeer{PeerID: []byte("dave"), Key: vecKey, Addr: vecV6, TicketExpiryUnix: 2, Suites: 0xfc}}, newAsk)
 	newAnswer := func() message { return new(ClusterIntroAnswer) }
 	add("cluster-intro-answer", &ClusterIntroAnswer{AskID: 7, Server: 0x5e7e000000000002, Target: vecClusterPeer}, newAnswer)
 	add("cluster-intro-answer-not-ready", &ClusterIntroAnswer{AskID: 7, Server: 2, Status: ClusterNotReady}, newAnswer)
@@ -61,12 +64,16 @@ func clusterRejectVectors() []rejectVector {
 	add("ClusterClaim", "peer-id-empty", "CLUSTER-1", "malformed", cat(hdr(TypeClusterClaim), be64(1), be64(2), key32, vec8(nil)))
 
 	ask := (&ClusterIntroAsk{AskID: 1, Server: 1, TxID: 1, Target: bob, Requester: ClusterPeer{PeerID: bob, Addr: vecV4}}).Append(nil)
-	add("ClusterIntroAsk", "cut-short", "WIRE-2", "short", minusByte(ask))
-	add("ClusterIntroAsk", "byte-after-expiry", "WIRE-1", "trailing", plusByte(ask))
+	add("ClusterIntroAsk", "cut-short", "WIRE-2", "short", minusByte(minusByte(ask)))
+	add("ClusterIntroAsk", "suites-missing", "WIRE-2", "short", minusByte(ask))
+	add("ClusterIntroAsk", "byte-after-suites", "WIRE-1", "trailing", plusByte(ask))
 	noAddr := cat(hdr(TypeClusterIntroAsk), be64(1), be64(1), be64(1), []byte{0}, vec8(bob),
-		vec8(bob), key32, make([]byte, RegTagLen), make([]byte, NATBehaviorLen), []byte{0, 0, 0}, be64(1))
+		vec8(bob), key32, make([]byte, RegTagLen), make([]byte, NATBehaviorLen), []byte{0, 0, 0}, be64(1), []byte{1})
 	add("ClusterIntroAsk", "requester-without-address", "CLUSTER-1", "malformed", noAddr)
 
+	okAnswer := (&ClusterIntroAnswer{AskID: 1, Server: 2, Target: ClusterPeer{PeerID: bob, Addr: vecV4, Suites: 3}}).Append(nil)
+	add("ClusterIntroAnswer", "target-suites-missing", "WIRE-2", "short", minusByte(okAnswer))
+	add("ClusterIntroAnswer", "byte-after-target-suites", "WIRE-1", "trailing", plusByte(okAnswer))
 	answer := (&ClusterIntroAnswer{AskID: 1, Server: 2, Status: ClusterNotReady}).Append(nil)
 	add("ClusterIntroAnswer", "byte-after-status", "WIRE-1", "trailing", plusByte(answer))
 	add("ClusterIntroAnswer", "status-5", "CLUSTER-2", "malformed", cat(hdr(TypeClusterIntroAnswer), be64(1), be64(2), []byte{5}))

@@ -129,9 +129,10 @@ func rejectVectors() []rejectVector {
 	add("Ticket", "no-mac", "TICKET-1", "short", ticketBody)
 
 	// §5.1 register.
-	reg := func(ticket []byte, hosts ...[]byte) []byte {
+	regNoSuites := func(ticket []byte, hosts ...[]byte) []byte {
 		return cat(hdr(TypeRegister), be64(1), vec16(ticket), []byte{byte(len(hosts))}, cat(hosts...))
 	}
+	reg := func(ticket []byte, hosts ...[]byte) []byte { return cat(regNoSuites(ticket, hosts...), []byte{0x03}) }
 	add("Register", "ticket-empty", "REG-1", "malformed", reg(nil))
 	add("Register", "ticket-257-bytes", "REG-1", "too-long", reg(make([]byte, MaxTicketLen+1)))
 	add("Register", "ticket-length-past-end", "WIRE-2", "short", cat(hdr(TypeRegister), be64(1), be16(79), vecTicket[:40]))
@@ -140,8 +141,9 @@ func rejectVectors() []rejectVector {
 	add("Register", "host-family-5", "ADDR-1", "malformed", reg(vecTicket, badFamily))
 	add("Register", "host-v4-mapped-v6", "ADDR-2", "malformed", reg(vecTicket, mapped))
 	add("Register", "host-port-0", "ADDR-3", "malformed", reg(vecTicket, port0))
-	add("Register", "host-cut-short", "WIRE-2", "short", minusByte(reg(vecTicket, v6)))
-	add("Register", "byte-after-hosts", "WIRE-1", "trailing", plusByte(reg(vecTicket, v4)))
+	add("Register", "host-cut-short", "WIRE-2", "short", minusByte(regNoSuites(vecTicket, v6)))
+	add("Register", "suites-missing", "WIRE-2", "short", regNoSuites(vecTicket, v4))
+	add("Register", "byte-after-suites", "WIRE-1", "trailing", plusByte(reg(vecTicket, v4)))
 
 	// §5.2 registered.
 	regd := func(observed []byte, keepalive uint16, alts ...[]byte) []byte {
@@ -197,9 +199,12 @@ func rejectVectors() []rejectVector {
 	add("IntroduceRequest", "byte-after-flags", "WIRE-1", "trailing", plusByte(irq(bob, 0)))
 
 	// §5.8 introduction.
-	intro := func(id, nat []byte, cands [][]byte, token []byte, flags byte) []byte {
+	introNoSuites := func(id, nat []byte, cands [][]byte, token []byte, flags byte) []byte {
 		return cat(hdr(TypeIntroduction), be64(11), vec8(id), key32, nat, be16(500),
 			[]byte{byte(len(cands))}, cat(cands...), vec16(token), vecPSK[:], []byte{flags})
+	}
+	intro := func(id, nat []byte, cands [][]byte, token []byte, flags byte) []byte {
+		return cat(introNoSuites(id, nat, cands, token, flags), []byte{0x03})
 	}
 	cand := func(kind byte, a []byte) []byte { return cat([]byte{kind}, a) }
 	add("Introduction", "peer-id-empty", "INTRO-1", "malformed", intro(nil, natZero, nil, nil, 0))
@@ -211,8 +216,9 @@ func rejectVectors() []rejectVector {
 	add("Introduction", "candidate-address-none", "ADDR-1", "malformed", intro(bob, natZero, [][]byte{cand(2, noAddr)}, nil, 0))
 	add("Introduction", "relay-token-129-bytes", "INTRO-1", "too-long", intro(bob, natZero, nil, make([]byte, MaxRelayTokenLen+1), 0))
 	add("Introduction", "never-relay-and-relay-only", "FLAGS-1", "malformed", intro(bob, natZero, nil, nil, 0x03))
-	add("Introduction", "flags-missing", "WIRE-2", "short", minusByte(intro(bob, natZero, nil, nil, 0)))
-	add("Introduction", "byte-after-flags", "WIRE-1", "trailing", plusByte(intro(bob, natZero, nil, nil, 0)))
+	add("Introduction", "flags-missing", "WIRE-2", "short", minusByte(introNoSuites(bob, natZero, nil, nil, 0)))
+	add("Introduction", "peer-suites-missing", "WIRE-2", "short", introNoSuites(bob, natZero, nil, nil, 0))
+	add("Introduction", "byte-after-peer-suites", "WIRE-1", "trailing", plusByte(intro(bob, natZero, nil, nil, 0)))
 
 	// §5.8.1 introduction-ack, §5.9 error.
 	add("IntroductionAck", "peer-id-empty", "INTROACK-1", "malformed", cat(hdr(TypeIntroductionAck), sess, vec8(nil)))

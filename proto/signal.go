@@ -22,18 +22,24 @@ type Session [SessionLen]byte
 
 // Register (client → server) asks the server to admit the node named by Ticket and to
 // report the address it observes. Hosts are the node's own interface addresses, passed
-// to peers as host candidates for paths inside one LAN.
+// to peers as host candidates for paths inside one LAN. Suites are the cipher suites
+// the node's keyx endpoint accepts (PROTOCOL.md §5.1, [SUITE-2]); the server passes
+// them to the node's peers in introductions. They travel as the byte the node sent:
+// bit 0 counts as set and unknown bits are ignored by whoever uses them, so no value
+// is malformed, and the zero value means ChaChaPoly only.
 type Register struct {
 	TxID   uint64
 	Ticket []byte // an encoded Ticket, verified by the server
 	Hosts  []netip.AddrPort
+	Suites SuiteSet
 }
 
 func (m *Register) Append(b []byte) []byte {
 	b = AppendHeader(b, TypeRegister)
 	b = binary.BigEndian.AppendUint64(b, m.TxID)
 	b = appendVec16(b, "register ticket", m.Ticket, 1, MaxTicketLen)
-	return appendAddrList(b, "register hosts", m.Hosts, MaxHostCandidates)
+	b = appendAddrList(b, "register hosts", m.Hosts, MaxHostCandidates)
+	return append(b, byte(m.Suites))
 }
 
 func (m *Register) Parse(p []byte) error {
@@ -45,6 +51,7 @@ func (m *Register) Parse(p []byte) error {
 	m.TxID = r.u64()
 	m.Ticket = r.vec16(1, MaxTicketLen)
 	m.Hosts = r.addrList(m.Hosts[:0], MaxHostCandidates)
+	m.Suites = SuiteSet(r.u8())
 	return r.done()
 }
 
@@ -275,7 +282,9 @@ type Candidate struct {
 // reach it. The requester gets its request's TxID; the other side gets TxID 0.
 // StartDelayMs is when, after receiving this message, both sides should begin
 // punching, so that their first probes cross. PSK is the per-pair pre-shared key for
-// the handshake; the zero key means none.
+// the handshake; the zero key means none. PeerSuites are the cipher suites the other
+// side registered with (PROTOCOL.md §5.8), as it sent them: the node hands them to
+// its keyx endpoint (SetPeerSuites, which applies [SUITE-2]) before it initiates.
 type Introduction struct {
 	TxID         uint64
 	PeerID       []byte
@@ -286,6 +295,7 @@ type Introduction struct {
 	RelayToken   []byte
 	PSK          [KeyLen]byte
 	Flags        uint8
+	PeerSuites   SuiteSet
 }
 
 func (m *Introduction) Append(b []byte) []byte {
@@ -309,7 +319,7 @@ func (m *Introduction) Append(b []byte) []byte {
 	}
 	b = appendVec16(b, "relay token", m.RelayToken, 0, MaxRelayTokenLen)
 	b = append(b, m.PSK[:]...)
-	return append(b, m.Flags)
+	return append(b, m.Flags, byte(m.PeerSuites))
 }
 
 func (m *Introduction) Parse(p []byte) error {
@@ -342,6 +352,7 @@ func (m *Introduction) Parse(p []byte) error {
 	if r.err == nil && !validIntroFlags(m.Flags) {
 		r.fail(ErrMalformed)
 	}
+	m.PeerSuites = SuiteSet(r.u8())
 	return r.done()
 }
 

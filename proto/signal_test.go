@@ -137,3 +137,25 @@ func TestErrorLen(t *testing.T) {
 		t.Errorf("ErrorLen = %d, encoded %d", ErrorLen(len(m.Text)), got)
 	}
 }
+
+// [AMP-1] for registration (PROTOCOL.md §5.1): the smallest register whose ticket
+// parses is larger than the largest registered, so the server may answer every such
+// register without a size check; the numbers are those of the §5 size table.
+func TestRegisterOutsizesRegistered(t *testing.T) {
+	shortestTicket := (&Ticket{PeerID: []byte("a")}).Append(nil)
+	smallest := (&Register{Ticket: shortestTicket}).Append(nil)
+	v6 := vecV6
+	largest := (&Registered{Observed: v6, Keepalive: 25, AltPort: v6, AltAddr: v6}).Append(nil)
+	if len(shortestTicket) != 75 || len(smallest) != 89 || len(largest) != 85 {
+		t.Fatalf("ticket %d, register %d, registered %d bytes; PROTOCOL.md §5 says 75, 89, 85",
+			len(shortestTicket), len(smallest), len(largest))
+	}
+	if len(smallest) <= len(largest) {
+		t.Fatalf("a %d-byte register can be answered by a %d-byte registered", len(smallest), len(largest))
+	}
+	bare := (&Register{Ticket: []byte{1}}).Append(nil)
+	most := (&Register{Ticket: make([]byte, MaxTicketLen), Hosts: []netip.AddrPort{v6, v6, v6, v6, v6, v6, v6, v6}}).Append(nil)
+	if len(bare) != 15 || len(most) != 422 {
+		t.Fatalf("register spans %d–%d bytes; PROTOCOL.md §5 says 15–422", len(bare), len(most))
+	}
+}

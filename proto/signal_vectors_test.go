@@ -29,9 +29,14 @@ func init() {
 		MAC: [KeyLen]byte{0: 0xaa, 31: 0x55}}, func() message { return new(Ticket) })
 
 	newRegister := func() message { return new(Register) }
-	add("register", "register-no-hosts", &Register{TxID: 1, Ticket: vecTicket}, newRegister)
+	add("register", "register-no-hosts", &Register{TxID: 1, Ticket: vecTicket, Suites: SuitesOf(SuiteChaChaPoly)}, newRegister)
 	add("register", "register-two-hosts", &Register{TxID: 0x0102030405060708, Ticket: vecTicket,
-		Hosts: []netip.AddrPort{vecLAN, vecV6}}, newRegister)
+		Hosts: []netip.AddrPort{vecLAN, vecV6}, Suites: SuitesOf(SuiteChaChaPoly, SuiteAESGCM)}, newRegister)
+	// [SUITE-2]: no suites byte is malformed. 0 (what a node that does not advertise
+	// sends) and unknown bits travel as they are; the receiver of the set reads both as
+	// "ChaChaPoly" plus the known bits.
+	add("register", "register-suites-zero", &Register{TxID: 2, Ticket: vecTicket, Hosts: []netip.AddrPort{vecLAN}}, newRegister)
+	add("register", "register-suites-unknown-bits", &Register{TxID: 3, Ticket: vecTicket, Suites: 0xfe}, newRegister)
 
 	newRegistered := func() message { return new(Registered) }
 	add("registered", "registered-v4-no-alt", &Registered{TxID: 1, Session: vecSession, Observed: vecV4,
@@ -82,12 +87,20 @@ func init() {
 		},
 		RelayToken: []byte{0x72, 0x74, 0x6b, 0x6e, 1, 2, 3, 4},
 		PSK:        vecPSK,
+		PeerSuites: SuitesOf(SuiteChaChaPoly, SuiteAESGCM),
 	}, newIntro)
 	add("introduction", "introduction-relay-only", &Introduction{
 		TxID: 0, PeerID: []byte("alice"), PeerKey: vecKey,
 		NAT:        NATBehavior{Mapping: EndpointIndependent, Filtering: EndpointIndependent, NoTranslation: true},
 		RelayToken: []byte{0xee},
 		Flags:      IntroRelayOnly,
+		PeerSuites: SuitesOf(SuiteChaChaPoly),
+	}, newIntro)
+	add("introduction", "introduction-peer-suites-unknown-bits", &Introduction{
+		TxID: 12, PeerID: []byte("carol"), PeerKey: vecKey,
+		Candidates: []Candidate{{Kind: CandidateServerReflexive, Addr: vecV4b}},
+		Flags:      IntroNoRelay,
+		PeerSuites: 0x82,
 	}, newIntro)
 
 	add("introduction-ack", "introduction-ack", &IntroductionAck{Session: vecSession, PeerID: []byte("bob")},

@@ -111,7 +111,7 @@ func (s *Server) storeRemote(now proto.Instant, server uint64, m *proto.ClusterP
 	}
 	r.server, r.seen = server, now
 	r.session = session{peer: id, key: m.Key, tag: m.Tag, addr: m.Addr, nat: m.NAT,
-		predicted: m.Predicted, ticketExpiryUnix: m.TicketExpiryUnix}
+		predicted: m.Predicted, suites: m.Suites, ticketExpiryUnix: m.TicketExpiryUnix}
 	r.nhosts = uint8(copy(r.hosts[:], m.Hosts))
 	return &r.session
 }
@@ -163,6 +163,7 @@ func clusterPeer(ss *session) proto.ClusterPeer {
 	return proto.ClusterPeer{
 		PeerID: ss.peer.Bytes(), Key: ss.key, Tag: ss.tag, NAT: ss.nat, Addr: ss.addr,
 		Predicted: ss.predicted, Hosts: ss.hosts[:ss.nhosts], TicketExpiryUnix: ss.ticketExpiryUnix,
+		Suites: ss.suites,
 	}
 }
 

@@ -19,6 +19,9 @@ type session struct {
 	local  netip.AddrPort     // server socket it registered on
 	hosts  [proto.MaxHostCandidates]netip.AddrPort
 	nhosts uint8
+	// suites is the suite set the node registered with, as it sent it; every
+	// introduction to its peers carries it (PROTOCOL.md [INTRO-3]).
+	suites proto.SuiteSet
 	nat    proto.NATBehavior // unknown until the node reports it (keepalive or ReportNAT)
 	// predicted is the node's own guess of its sequential NAT's next external
 	// address, passed to peers as a predicted candidate; zero when it has none.

@@ -58,6 +58,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		addr:             from,
 		local:            s.sockets[sock],
 		nat:              nat,
+		suites:           m.Suites, // a re-registration's suites replace the old ones
 		ticketExpiryUnix: t.ExpiryUnix,
 		regTxID:          m.TxID,
 		lastSeen:         now,
@@ -370,6 +371,7 @@ func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte,
 	m.RelayToken = token
 	m.PSK = *psk
 	m.Flags = flags
+	m.PeerSuites = about.suites
 	m.Candidates = s.cands[:0]
 	if flags&proto.IntroRelayOnly == 0 {
 		srflxIsHost := false
