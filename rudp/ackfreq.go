@@ -93,8 +93,9 @@ func (c *Conn) ackFreqTarget() ackFreq {
 
 // ackFreqDue reports whether an ACK-FREQUENCY frame should go in the next packet; the
 // values it should carry are left in afOut.want. A return to the default goes at
-// once; other changes at most once per smoothed RTT, and a delay only when it moved
-// by more than a quarter, so an RTT that wanders does not cost a frame per packet.
+// once; other changes at most once per smoothed RTT, and a delay only when it is off
+// by more than a factor of two, so an RTT that wanders (loopback's does, by the
+// scheduler) does not cost a frame per round trip.
 func (c *Conn) ackFreqDue(now proto.Instant) bool {
 	want := c.ackFreqTarget()
 	o := &c.afOut
@@ -109,17 +110,10 @@ func (c *Conn) ackFreqDue(now proto.Instant) bool {
 	case want.threshold <= 1:
 		return true
 	case want.threshold == o.asked.threshold && want.reorder == o.asked.reorder &&
-		absDuration(want.delay-o.asked.delay) <= o.asked.delay/4:
+		want.delay <= 2*o.asked.delay && o.asked.delay <= 2*want.delay:
 		return false
 	}
 	return now.Sub(o.askedAt) >= c.rtt.smooth
-}
-
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }
 
 // appendAckFreq writes an ACK-FREQUENCY frame asking for what ackFreqDue chose.
