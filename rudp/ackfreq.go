@@ -50,13 +50,14 @@ func defaultAckFreq(cfg *Config) ackFreq {
 
 // ackFreqOut is what this end has asked of its peer.
 type ackFreqOut struct {
-	asked     ackFreq       // the values of the last frame sent
-	want      ackFreq       // what ackFreqDue last chose
-	any       bool          // a frame was sent
-	nextSeq   uint64        // the next frame's sequence number
-	askedAt   proto.Instant // when the last frame was sent
-	resend    bool          // a packet carrying a frame was lost
-	limitedAt proto.Instant // when the window was last seen in use (cwndLimited)
+	asked      ackFreq       // the values of the last frame sent
+	want       ackFreq       // what ackFreqDue last chose
+	any        bool          // a frame was sent
+	nextSeq    uint64        // the next frame's sequence number
+	askedAt    proto.Instant // when the last frame was sent
+	resend     bool          // a packet carrying a frame was lost
+	busyAt     proto.Instant // when ackBulkMinWindow packets were last seen in flight
+	flightPeak int           // packets in flight, the most seen since the last frame
 }
 
 // ackFreqIn is the peer's request as this end honours it.
@@ -67,25 +68,31 @@ type ackFreqIn struct {
 }
 
 // ackFreqTarget is what the sender wants of the receiver now. Bulk (a threshold
-// above 1) needs a measured RTT, a window of ackBulkMinWindow packets that was in
-// use within the last two RTTs, no congestion event within the last RTT (loss
-// recovery wants every acknowledgement) and no probe timeout outstanding.
+// above 1) needs a measured RTT, a window of ackBulkMinWindow packets, as many in
+// flight within the last two RTTs (a flow limited by its window, by flow control or
+// by the sender's CPU all qualify; a sparse one does not), no congestion event
+// within the last RTT (loss recovery wants every acknowledgement) and no probe
+// timeout outstanding. The threshold asks for about ackPerWindow acknowledgements
+// per window or per flight, whichever is smaller.
 func (c *Conn) ackFreqTarget() ackFreq {
 	def := defaultAckFreq(&c.cfg)
-	if c.cwndLimited {
-		c.afOut.limitedAt = c.now
+	o := &c.afOut
+	flight := c.bytesInFlight / c.cc.mss
+	if flight >= ackBulkMinWindow {
+		o.busyAt = c.now
+		o.flightPeak = max(o.flightPeak, flight)
 	}
-	cwndPackets := c.cc.cwnd / c.cc.mss
+	window := min(c.cc.cwnd/c.cc.mss, o.flightPeak)
 	switch {
-	case c.cfg.FixedAckFrequency, !c.rtt.sampled, cwndPackets < ackBulkMinWindow, c.ptoCount > 0:
+	case c.cfg.FixedAckFrequency, !c.rtt.sampled, window < ackBulkMinWindow, c.ptoCount > 0:
 		return def
 	case c.now.Sub(c.cc.recoveryStart) < c.rtt.smooth:
 		return def
-	case c.now.Sub(c.afOut.limitedAt) > 2*c.rtt.smooth:
+	case c.now.Sub(o.busyAt) > 2*c.rtt.smooth:
 		return def
 	}
 	return ackFreq{
-		threshold: uint64(min(ackThresholdMax, cwndPackets/ackPerWindow-1)),
+		threshold: uint64(min(ackThresholdMax, window/ackPerWindow-1)),
 		delay:     min(c.cfg.MaxAckDelay, max(c.rtt.smooth/4, ackDelayFloor)),
 		reorder:   ackBulkReorder,
 	}
@@ -127,6 +134,7 @@ func (c *Conn) appendAckFreq(b []byte, now proto.Instant, sp *sentPacket) []byte
 		ReorderThreshold:  want.reorder,
 	}
 	o.asked, o.any, o.askedAt, o.resend = want, true, now, false
+	o.flightPeak = c.bytesInFlight / c.cc.mss
 	o.nextSeq++
 	sp.flags |= pktAckFreq
 	c.stats.AckFrequencySent++

@@ -22,7 +22,7 @@
 //
 // The receiver follows RFC 9000 §13.2.1 (every second packet, at once on a gap or a
 // PING, else within MaxAckDelay) until the sender's ACK-FREQUENCY frame adjusts it.
-// During bulk, with a window of at least 16 packets in use, the sender asks for an
+// During bulk, with at least 16 packets in flight, the sender asks for an
 // acknowledgement about eight times per window (at most every tenth packet), within
 // a quarter RTT, and at once on a gap three packets old; it returns to the default
 // on loss recovery, a probe timeout or a small window, and adds a PING to the last
