@@ -77,11 +77,6 @@ type ackFreqIn struct {
 func (c *Conn) ackFreqTarget() ackFreq {
 	def := defaultAckFreq(&c.cfg)
 	o := &c.afOut
-	flight := c.bytesInFlight / c.cc.mss
-	if flight >= ackBulkMinWindow {
-		o.busyAt = c.now
-		o.flightPeak = max(o.flightPeak, flight)
-	}
 	window := min(c.cc.cwnd/c.cc.mss, o.flightPeak)
 	switch {
 	case c.cfg.FixedAckFrequency, !c.rtt.sampled, window < ackBulkMinWindow, c.ptoCount > 0:
@@ -104,8 +99,15 @@ func (c *Conn) ackFreqTarget() ackFreq {
 // by more than a factor of two, so an RTT that wanders (loopback's does, by the
 // scheduler) does not cost a frame per round trip.
 func (c *Conn) ackFreqDue(now proto.Instant) bool {
-	want := c.ackFreqTarget()
 	o := &c.afOut
+	if c.bytesInFlight >= ackBulkMinWindow*c.cc.mss {
+		o.busyAt = now
+		o.flightPeak = max(o.flightPeak, c.bytesInFlight/c.cc.mss)
+	}
+	if !o.any && o.flightPeak < ackBulkMinWindow {
+		return false // never busy, never asked: the default stands (the per-packet fast path)
+	}
+	want := c.ackFreqTarget()
 	o.want = want
 	switch {
 	case !o.any:
