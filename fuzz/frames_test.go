@@ -34,6 +34,8 @@ func splitPacket(p []byte) (pn uint64, frames []frame, ok bool) {
 			n, err = new(proto.RUDPMaxData).Decode(b)
 		case t == proto.RUDPCloseType:
 			n, err = new(proto.RUDPClose).Decode(b)
+		case t == proto.RUDPAckFrequencyType:
+			n, err = new(proto.RUDPAckFrequency).Decode(b)
 		case t >= proto.RUDPDataFirst && t <= proto.RUDPDataLast:
 			f.data = new(proto.RUDPData)
 			n, err = f.data.Decode(b)

@@ -36,6 +36,8 @@ func sessionSeeds() [][]byte {
 		pkt(100, &proto.RUDPAck{Ranges: []proto.RUDPAckRange{{Smallest: 0, Largest: 1 << 20}}}),
 		pkt(100, &proto.RUDPMaxData{Limit: 1 << 40}),
 		pkt(100, &proto.RUDPClose{Code: 7, Text: []byte("bye")}),
+		pkt(100, &proto.RUDPAckFrequency{Sequence: 0, Threshold: 9, MaxAckDelayMicros: 2500, ReorderThreshold: 3}),
+		pkt(100, &proto.RUDPAckFrequency{Sequence: 1, Threshold: 0, MaxAckDelayMicros: 0, ReorderThreshold: 0}),
 		pkt(0, ping),                    // a packet number the stand-in used
 		pkt(5, ping),                    // one it will use next
 		pkt(proto.MaxVarint, ping),      // the last one

@@ -270,6 +270,21 @@ func rejectVectors() []rejectVector {
 	add("RUDPClose", "reason-129-bytes", "CLOSE-1", "too-long", closeFrame(0, make([]byte, RUDPMaxCloseText+1)))
 	add("RUDPClose", "code-cut-short", "WIRE-2", "short", []byte{byte(RUDPCloseType), 0xff})
 	add("RUDPClose", "byte-after-reason", "WIRE-1", "trailing", plusByte(closeFrame(0xff01, []byte("x"))))
+	ackFreq := func(fields ...uint64) []byte {
+		b := []byte{byte(RUDPAckFrequencyType)}
+		for _, v := range fields {
+			b = AppendVarint(b, v)
+		}
+		return b
+	}
+	add("RUDPAckFrequency", "threshold-256", "ACKFREQ-1", "malformed", ackFreq(0, 256, 1000, 1))
+	add("RUDPAckFrequency", "delay-over-1s", "ACKFREQ-1", "malformed", ackFreq(0, 1, 1_000_001, 1))
+	add("RUDPAckFrequency", "reorder-256", "ACKFREQ-1", "malformed", ackFreq(0, 1, 1000, 256))
+	// [WIRE-3]: the bad threshold decides, although the frame also ends early.
+	add("RUDPAckFrequency", "threshold-256-then-cut", "ACKFREQ-1", "malformed", ackFreq(0, 256))
+	add("RUDPAckFrequency", "reorder-missing", "WIRE-2", "short", ackFreq(0, 1, 1000))
+	add("RUDPAckFrequency", "non-minimal-threshold", "VARINT-1", "malformed", []byte{byte(RUDPAckFrequencyType), 0, 0x40, 0x01, 0x00, 0x01})
+	add("RUDPAckFrequency", "byte-after-reorder", "WIRE-1", "trailing", plusByte(ackFreq(0, 1, 1000, 1)))
 	data := func(t byte, lane byte, varints ...uint64) []byte {
 		b := []byte{t, lane}
 		for _, v := range varints {
@@ -289,10 +304,10 @@ func rejectVectors() []rejectVector {
 	add("RUDPData", "byte-after-data", "WIRE-1", "trailing", plusByte(cat(data(0x10, 0, 0, 2), []byte("hi"))))
 	add("RUDPPacket", "packet-number-only", "RUDP-1", "short", []byte{0x07})
 	add("RUDPPacket", "empty", "RUDP-1", "short", []byte{})
-	add("RUDPPacket", "frame-type-0x05", "RUDP-1", "malformed", []byte{0x07, 0x05})
+	add("RUDPPacket", "frame-type-0x06", "RUDP-1", "malformed", []byte{0x07, 0x06})
 	add("RUDPPacket", "frame-type-0x18", "RUDP-1", "malformed", cat([]byte{0x07}, data(0x18, 0, 0, 0)))
 	add("RUDPPacket", "padding-not-zero", "RUDP-2", "malformed", []byte{0x07, byte(RUDPPing), 0, 0, 0, 1})
-	add("RUDPPacket", "garbage-after-close", "RUDP-1", "malformed", cat([]byte{0x07}, closeFrame(0, nil), []byte{0x05}))
+	add("RUDPPacket", "garbage-after-close", "RUDP-1", "malformed", cat([]byte{0x07}, closeFrame(0, nil), []byte{0x06}))
 	add("RUDPPacket", "bad-frame-after-good", "DATA-1", "malformed", cat([]byte{0x07, byte(RUDPPing)}, data(0x10, 16, 0, 0)))
 	add("RUDPPacket", "non-minimal-packet-number", "VARINT-1", "malformed", []byte{0x40, 0x07, byte(RUDPPing)})
 

@@ -28,6 +28,8 @@ const (
 	RUDPMaxDataType RUDPFrameType = 0x03
 	// RUDPCloseType ends the connection with a code and a reason.
 	RUDPCloseType RUDPFrameType = 0x04
+	// RUDPAckFrequencyType tells the peer how often to acknowledge.
+	RUDPAckFrequencyType RUDPFrameType = 0x05
 	// RUDPDataFirst..RUDPDataLast carry message data: 0x10 | mode<<1 | fragmented.
 	RUDPDataFirst RUDPFrameType = 0x10
 	RUDPDataLast  RUDPFrameType = 0x17
@@ -40,6 +42,10 @@ const (
 	RUDPMaxAckRanges  = 32      // ranges in one ACK frame
 	RUDPMaxMessageLen = 1 << 30 // total length of one (fragmented) message
 	RUDPMaxCloseText  = 128     // bytes of close reason text
+
+	RUDPMaxAckThreshold     = 255       // ACK-FREQUENCY ack-eliciting threshold
+	RUDPMaxAckDelayMicros   = 1_000_000 // ACK-FREQUENCY requested max ack delay (1 s)
+	RUDPMaxReorderThreshold = 255       // ACK-FREQUENCY reordering threshold
 )
 
 // RUDPMode is the delivery mode of a message; it travels in bits 1–2 of a data frame's
@@ -306,6 +312,52 @@ func (f *RUDPClose) Decode(p []byte) (int, error) {
 
 func (f *RUDPClose) Parse(p []byte) error { return parseWhole(f.Decode, p) }
 
+// RUDPAckFrequency is the data sender's request for how its peer acknowledges (in the
+// spirit of QUIC's ACK_FREQUENCY, draft-ietf-quic-ack-frequency §4; PROTOCOL.md
+// §7.9). The receiver acknowledges once more than Threshold ack-eliciting packets are
+// unacknowledged, or MaxAckDelayMicros after the first of them, and at once when a
+// packet number is missing below ReorderThreshold later ones (0: never for order,
+// 1: on any packet out of order). Sequence orders the requests: a receiver keeps the
+// one with the largest.
+type RUDPAckFrequency struct {
+	Sequence          uint64
+	Threshold         uint64 // 0..RUDPMaxAckThreshold
+	MaxAckDelayMicros uint64 // 0..RUDPMaxAckDelayMicros
+	ReorderThreshold  uint64 // 0..RUDPMaxReorderThreshold
+}
+
+// Append encodes the frame; it panics on a field out of range, which a peer rejects.
+func (f *RUDPAckFrequency) Append(b []byte) []byte {
+	if f.Threshold > RUDPMaxAckThreshold || f.MaxAckDelayMicros > RUDPMaxAckDelayMicros ||
+		f.ReorderThreshold > RUDPMaxReorderThreshold {
+		panic("proto: rudp ack-frequency field out of range")
+	}
+	b = AppendVarint(append(b, byte(RUDPAckFrequencyType)), f.Sequence)
+	b = AppendVarint(b, f.Threshold)
+	b = AppendVarint(b, f.MaxAckDelayMicros)
+	return AppendVarint(b, f.ReorderThreshold)
+}
+
+// Decode reads one ACK-FREQUENCY frame at the start of p and returns its length. Each
+// bound is checked as its field is read ([ACKFREQ-1], [WIRE-3]).
+func (f *RUDPAckFrequency) Decode(p []byte) (int, error) {
+	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPAckFrequencyType })
+	bounded := func(limit uint64) uint64 {
+		v := r.varint()
+		if r.err == nil && v > limit {
+			r.fail(ErrMalformed)
+		}
+		return v
+	}
+	f.Sequence = r.varint()
+	f.Threshold = bounded(RUDPMaxAckThreshold)
+	f.MaxAckDelayMicros = bounded(RUDPMaxAckDelayMicros)
+	f.ReorderThreshold = bounded(RUDPMaxReorderThreshold)
+	return consumed(&r, p)
+}
+
+func (f *RUDPAckFrequency) Parse(p []byte) error { return parseWhole(f.Decode, p) }
+
 // RUDPData carries a message or one fragment of it.
 //
 // Seq numbers the messages of one lane and one mode (each pair counts from 0). A
@@ -490,6 +542,9 @@ func rudpFrameLen(p []byte) (int, error) {
 		return f.Decode(p)
 	case t == RUDPCloseType:
 		var f RUDPClose
+		return f.Decode(p)
+	case t == RUDPAckFrequencyType:
+		var f RUDPAckFrequency
 		return f.Decode(p)
 	case t >= RUDPDataFirst && t <= RUDPDataLast:
 		var f RUDPData

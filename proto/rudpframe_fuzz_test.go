@@ -10,7 +10,10 @@ func FuzzRUDPAck(f *testing.F)     { fuzzMessage(f, func() message { return new(
 func FuzzRUDPMaxData(f *testing.F) { fuzzMessage(f, func() message { return new(RUDPMaxData) }) }
 func FuzzRUDPClose(f *testing.F)   { fuzzMessage(f, func() message { return new(RUDPClose) }) }
 func FuzzRUDPData(f *testing.F)    { fuzzMessage(f, func() message { return new(RUDPData) }) }
-func FuzzRUDPPacket(f *testing.F)  { fuzzMessage(f, func() message { return new(RUDPPacket) }) }
+func FuzzRUDPAckFrequency(f *testing.F) {
+	fuzzMessage(f, func() message { return new(RUDPAckFrequency) })
+}
+func FuzzRUDPPacket(f *testing.F) { fuzzMessage(f, func() message { return new(RUDPPacket) }) }
 
 // FuzzVarint: every accepted varint is minimal and re-encodes to the bytes it used.
 func FuzzVarint(f *testing.F) {

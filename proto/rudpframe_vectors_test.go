@@ -36,6 +36,15 @@ func init() {
 	// 0xff01 reads 0x01ff in the other byte order, so a port that swaps bytes fails here.
 	add("rudp-close", "close-idle-timeout", &RUDPClose{Code: 0xff01}, newClose)
 
+	newAckFreq := func() message { return new(RUDPAckFrequency) }
+	// The RFC 9000 default (every second packet, 10 ms, any reordering) and a bulk
+	// request: every tenth packet, 2.5 ms, three packets of reordering.
+	add("rudp-ack-frequency", "default", &RUDPAckFrequency{Sequence: 0, Threshold: 1, MaxAckDelayMicros: 10000, ReorderThreshold: 1}, newAckFreq)
+	add("rudp-ack-frequency", "bulk", &RUDPAckFrequency{Sequence: 300, Threshold: 9, MaxAckDelayMicros: 2500, ReorderThreshold: 3}, newAckFreq)
+	add("rudp-ack-frequency", "bounds", &RUDPAckFrequency{Sequence: MaxVarint, Threshold: RUDPMaxAckThreshold,
+		MaxAckDelayMicros: RUDPMaxAckDelayMicros, ReorderThreshold: RUDPMaxReorderThreshold}, newAckFreq)
+	add("rudp-ack-frequency", "ignore-order", &RUDPAckFrequency{Sequence: 1, Threshold: 0, MaxAckDelayMicros: 0, ReorderThreshold: 0}, newAckFreq)
+
 	newData := func() message { return new(RUDPData) }
 	add("rudp-data", "reliable-ordered-whole", &RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 7,
 		Total: 5, Data: []byte("hello")}, newData)
@@ -66,5 +75,10 @@ func init() {
 		frame(&RUDPData{Mode: RUDPUnreliable, Lane: 0, Seq: 1, Total: 5, Count: 2, Index: 1, Data: []byte{4, 5}}),
 		frame(&RUDPMaxData{Limit: 1 << 20}),
 		frame(&RUDPClose{Code: 0xff01, Text: []byte("bye")}),
+	}}, newPacket)
+	addPacket("rudp-packet", "data-ack-frequency-ping", &RUDPPacket{PacketNumber: 5000, Frames: [][]byte{
+		frame(&RUDPData{Mode: RUDPReliableOrdered, Lane: 0, Seq: 77, Total: 4, Data: []byte("bulk")}),
+		frame(&RUDPAckFrequency{Sequence: 2, Threshold: 9, MaxAckDelayMicros: 2500, ReorderThreshold: 3}),
+		{byte(RUDPPing)},
 	}}, newPacket)
 }

@@ -88,3 +88,20 @@ func (s *recvRanges) forgetBelow(pn uint64) {
 
 // ranges returns the ranges to put in an ACK frame.
 func (s *recvRanges) ranges() []proto.RUDPAckRange { return s.r[:s.n] }
+
+// lowestGapFrom returns the smallest packet number at or above from that has not
+// arrived and lies below the largest one received, if there is one. Packet numbers
+// below the floor count as received.
+func (s *recvRanges) lowestGapFrom(from uint64) (uint64, bool) {
+	from = max(from, s.floor)
+	for i := s.n - 1; i >= 0; i-- { // ascending
+		r := s.r[i]
+		if from < r.Smallest {
+			return from, true
+		}
+		if from <= r.Largest {
+			from = r.Largest + 1
+		}
+	}
+	return 0, false
+}

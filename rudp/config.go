@@ -75,6 +75,13 @@ type Config struct {
 	PTOMax            time.Duration // cap on the backed-off probe timeout; default 2 s
 	KeepaliveInterval time.Duration // PING after this long without sending; default 10 s
 	IdleTimeout       time.Duration // close after this long without receiving; default 30 s
+
+	// FixedAckFrequency keeps the peer at RFC 9000's acknowledgement rule (every
+	// second ack-eliciting packet, within MaxAckDelay) for the whole connection:
+	// this end never sends ACK-FREQUENCY (PROTOCOL.md §7.9), which otherwise asks
+	// for an acknowledgement every few packets during bulk. For comparisons; a Conn
+	// always honours its peer's requests.
+	FixedAckFrequency bool
 }
 
 // Defaults.

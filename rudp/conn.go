@@ -70,6 +70,8 @@ type Conn struct {
 	peerMaxData   uint64 // the peer's flow-control limit
 	pingPending   bool
 	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
+	afOut         ackFreqOut
+	packetHasTop  bool // the packet being built carries a top-priority message (mixed priorities)
 
 	// Recovery (RFC 9002 §6) and congestion control (§7).
 	rtt                  rttEstimator
@@ -97,6 +99,9 @@ type Conn struct {
 	ackPending          bool          // something new to acknowledge
 	ackImmediate        bool          // send the ACK now rather than at timerAck
 	ackElicitingUnacked int
+	ackSent             bool   // an ACK frame was sent
+	ackSentLargest      uint64 // the largest packet number the last ACK frame reported
+	afIn                ackFreqIn
 	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
 	recvReliable        uint64        // flow-control cost received (§7.5)
 	recvPolled          uint64        // ... of it handed out with EventMessage.Credit
@@ -142,7 +147,7 @@ type sentPacket struct {
 	ackLargest uint64 // largest packet number in the ACK frame it carried
 }
 
-type packetFlags uint8
+type packetFlags uint16
 
 const (
 	pktAckEliciting packetFlags = 1 << iota
@@ -151,6 +156,7 @@ const (
 	pktMaxData
 	pktPMTUProbe
 	pktOverCwnd // sent by a top-priority lane beyond the window
+	pktAckFreq  // carried an ACK-FREQUENCY frame
 	pktAcked
 	pktLost
 )
@@ -172,6 +178,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 		lastAckElicitingSent: now,
 		largestRecvTime:      now,
 		advertisedMaxData:    initialMaxData,
+		afIn:                 ackFreqIn{params: defaultAckFreq(&cfg)},
 		// The real window goes out in the first packet (§7.5).
 		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
 	}

@@ -13,10 +13,22 @@
 //	| packet number: varint | frame 1 | ... | frame n |
 //	+-----------------------+---------+-----+---------+
 //
-//	PADDING 0x00 | PING 0x01 | ACK 0x02 | MAX_DATA 0x03 | CLOSE 0x04
+//	PADDING 0x00 | PING 0x01 | ACK 0x02 | MAX_DATA 0x03 | CLOSE 0x04 | ACK-FREQUENCY 0x05
 //	DATA 0x10|mode<<1|fragmented: lane, seq, [total, count, index], length, data
 //
 // The encoders and parsers live in proto (RUDPHeader, RUDPAck, RUDPData, ...).
+//
+// # Acknowledgements
+//
+// The receiver follows RFC 9000 §13.2.1 (every second packet, at once on a gap or a
+// PING, else within MaxAckDelay) until the sender's ACK-FREQUENCY frame adjusts it.
+// During bulk, with at least 16 packets in flight, the sender asks for an
+// acknowledgement about eight times per window (at most every tenth packet), within
+// a quarter RTT, and at once on a gap three packets old; it returns to the default
+// on loss recovery, a probe timeout or a small window, and adds a PING to the last
+// packet of a burst, to probes and to top-priority messages so these are
+// acknowledged at once. Congestion control counts acknowledged bytes, not ACKs, and
+// RTT samples subtract the reported ack delay, so fewer ACKs change neither.
 //
 // # Call contract
 //

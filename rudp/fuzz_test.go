@@ -47,6 +47,11 @@ func FuzzConnDatagram(f *testing.F) {
 	}
 	f.Add([]byte{0x00})
 	f.Add([]byte{0x05, 0x02, 0x05, 0x00, 0x00, 0x00})
+	// ACK-FREQUENCY: a bulk request, one asking for an ACK per packet and ignoring
+	// order, and one with a threshold over its bound.
+	f.Add([]byte{0x06, 0x05, 0x00, 0x09, 0x49, 0xc4, 0x03})
+	f.Add([]byte{0x06, 0x05, 0x01, 0x00, 0x00, 0x00, 0x01})
+	f.Add([]byte{0x06, 0x05, 0x02, 0x41, 0x00, 0x00, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		now := proto.Instant(1_000_000_000)
 		c := New(Config{Lanes: []LaneConfig{{Weight: 1}, {Priority: 1, Weight: 2}}}, now)

@@ -235,6 +235,9 @@ func (c *Conn) onPacketLost(p *sentPacket, now proto.Instant) {
 	if p.has(pktMaxData) {
 		c.sendMaxData = true
 	}
+	if p.has(pktAckFreq) {
+		c.afOut.resend = true
+	}
 	for i := p.chunkStart; i < p.chunkEnd; i++ {
 		if ref := *c.chunks.at(i); ref.live() {
 			c.lanes[ref.msg.lane].stats.FragmentsLost++

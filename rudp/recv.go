@@ -47,19 +47,16 @@ func (c *Conn) HandleDatagram(now proto.Instant, p []byte) error {
 	if !had || pn > largest {
 		c.largestRecvTime = now
 	}
-	if info.eliciting {
-		c.ackPending = true
-		c.ackElicitingUnacked++
-		// RFC 9000 §13.2.1: acknowledge at once every second packet, on a gap (so the
-		// sender's loss detection starts a round trip earlier) and on a PING (a probe
-		// is waiting for it); otherwise within max_ack_delay.
-		if c.ackElicitingUnacked >= 2 || info.ping || (had && pn != largest+1) {
-			c.ackImmediate = true
-		} else if c.timers[timerAck] == proto.Never {
-			c.timers[timerAck] = now.Add(c.cfg.MaxAckDelay)
-		}
-	}
+	// Frames first, so that an ACK-FREQUENCY frame already governs the
+	// acknowledgement of the packet that carries it.
 	c.apply(p[n:], now)
+	if info.eliciting && c.state == stateOpen {
+		// RFC 9000 §13.2.1 as the peer's ACK-FREQUENCY adjusts it (§7.9): at once
+		// every second packet (or past the peer's threshold), on a gap (so the
+		// sender's loss detection starts a round trip earlier) and on a PING (a
+		// probe is waiting for it); otherwise within the max ack delay.
+		c.onAckEliciting(now, pn, had, largest, info.ping)
+	}
 	return nil
 }
 
@@ -98,6 +95,10 @@ func (c *Conn) validate(b []byte) (packetInfo, error) {
 			var f proto.RUDPClose
 			n, err = f.Decode(b)
 			info.close = true
+		case t == proto.RUDPAckFrequencyType:
+			var f proto.RUDPAckFrequency
+			n, err = f.Decode(b)
+			info.eliciting = true
 		case t >= proto.RUDPDataFirst && t <= proto.RUDPDataLast:
 			var f proto.RUDPData
 			if n, err = f.Decode(b); err == nil {
@@ -178,6 +179,10 @@ func (c *Conn) apply(b []byte, now proto.Instant) {
 			_, _ = f.Decode(b)
 			c.finish(proto.CloseReason{Code: f.Code, Text: string(f.Text)})
 			return
+		case t == proto.RUDPAckFrequencyType:
+			var f proto.RUDPAckFrequency
+			n, _ = f.Decode(b)
+			c.onAckFrequency(&f, now)
 		default:
 			var f proto.RUDPData
 			n, _ = f.Decode(b)

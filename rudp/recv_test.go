@@ -33,7 +33,7 @@ func TestBadDatagramsChangeNothing(t *testing.T) {
 		{"empty datagram", nil, proto.ErrShort},
 		{"no frames", pkt(0), ErrEmpty},
 		{"non-minimal packet number", []byte{0x40, 0x00, 0x01}, proto.ErrMalformed},
-		{"unknown frame type", pkt(0, []byte{0x05}), proto.ErrMalformed},
+		{"unknown frame type", pkt(0, []byte{0x06}), proto.ErrMalformed},
 		{"padding then a frame", pkt(0, []byte{0x00, 0x01}), proto.ErrMalformed},
 		{"ACK of a packet never sent", pkt(0, ack(5)), ErrProtocol},
 		{"lane not configured", pkt(0, data(3, ReliableOrdered, 0, []byte("x"))), ErrProtocol},

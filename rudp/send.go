@@ -116,7 +116,8 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 		return c.sendPMTUProbe(now, buf), true
 	}
 
-	work := c.sendMaxData || c.pingPending || probe || c.hasData(now, true)
+	ackFreqDue := c.ackFreqDue(now)
+	work := c.sendMaxData || c.pingPending || probe || ackFreqDue || c.hasData(now, true)
 	sendAck := c.ackPending && c.ackImmediate
 	if !sendAck && !(work && allowTop) {
 		c.timers[timerPacing] = proto.Never
@@ -133,7 +134,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	if c.ackPending {
 		b = c.appendAck(b, now, budget/2, &sp)
 	}
-	eliciting := allowTop && c.fillEliciting(&b, &sp, budget, now, allowLow, probe)
+	eliciting := allowTop && c.fillEliciting(&b, &sp, budget, now, allowLow, probe, ackFreqDue)
 	if len(b) == proto.VarintLen(pn) {
 		return nil, false // nothing fitted after all; the packet number stays unused
 	}
@@ -151,9 +152,11 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 }
 
 // fillEliciting appends the ack-eliciting frames that fit after the header and ACK:
-// MAX_DATA when due, data, redundant repeats, and a PING when one is due (keepalive,
-// probe, or too many ack-only packets in a row). It reports whether it added any.
-func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.Instant, allowLow, probe bool) bool {
+// MAX_DATA when due, data, redundant repeats, ACK-FREQUENCY when ackFreq, and a PING
+// when one is due (keepalive, probe, too many ack-only packets in a row, or an
+// acknowledgement wanted at once while the peer may hold it back). It reports
+// whether it added any.
+func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.Instant, allowLow, probe, ackFreq bool) bool {
 	eliciting := false
 	if c.sendMaxData && budget-len(*b) >= 9 {
 		c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
@@ -163,16 +166,41 @@ func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.In
 		sp.flags |= pktMaxData
 		eliciting = true
 	}
-	if c.fillData(b, budget, now, allowLow) {
+	c.packetHasTop = false
+	wroteData := c.fillData(b, budget, now, allowLow)
+	if wroteData {
 		eliciting = true
 		c.fillRedundant(b, budget, sp.chunkStart)
 	}
-	if c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting) {
+	if ackFreq && budget-len(*b) >= ackFreqFrameMax {
+		*b = c.appendAckFreq(*b, now, sp)
+		eliciting = true
+	}
+	ping := c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting)
+	if !ping && eliciting && c.peerDelaysAcks() && (probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())) {
+		// The peer may hold this packet's acknowledgement back: ask for it at once for a
+		// probe, a top-priority message, and the last packet of a burst (draft-ietf-
+		// quic-ack-frequency §9.1: nothing then follows that would trip the threshold).
+		ping = true
+		c.stats.ImmediateAckPings++
+	}
+	if ping && budget-len(*b) >= 1 {
 		*b = append(*b, byte(proto.RUDPPing))
 		c.pingPending = false
 		eliciting = true
 	}
 	return eliciting
+}
+
+// sendQueueEmpty reports whether no lane has anything left to send (neither new
+// messages nor retransmissions).
+func (c *Conn) sendQueueEmpty() bool {
+	for i := range c.lanes {
+		if !c.lanes[i].idle() {
+			return false
+		}
+	}
+	return true
 }
 
 // recordSent files a just-built packet in the sent ring and updates the in-flight
@@ -225,6 +253,7 @@ func (c *Conn) appendAck(b []byte, now proto.Instant, limit int, sp *sentPacket)
 	c.ackOut.Ranges = nil
 	sp.flags |= pktHasAck
 	sp.ackLargest = ranges[0].Largest
+	c.ackSent, c.ackSentLargest = true, ranges[0].Largest
 	c.ackPending, c.ackImmediate, c.ackElicitingUnacked = false, false, 0
 	c.timers[timerAck] = proto.Never
 	return b
@@ -305,6 +334,9 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		if need > space {
 			return false
 		}
+		if c.mixedPriority && l.cfg.Priority == c.topPriority {
+			c.packetHasTop = true
+		}
 		l.retx.pop()
 		f := ref.msg.frame(ref.frag)
 		*b = f.Append(*b)
@@ -321,6 +353,9 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 	need := m.frameLen(m.next)
 	if need > space {
 		return false
+	}
+	if c.mixedPriority && l.cfg.Priority == c.topPriority {
+		c.packetHasTop = true
 	}
 	if !m.started {
 		m.started = true

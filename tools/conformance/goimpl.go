@@ -55,6 +55,7 @@ var layoutTypes = map[string]func() message{
 	"RUDPMaxData":      func() message { return new(proto.RUDPMaxData) },
 	"RUDPClose":        func() message { return new(proto.RUDPClose) },
 	"RUDPData":         func() message { return new(proto.RUDPData) },
+	"RUDPAckFrequency": func() message { return new(proto.RUDPAckFrequency) },
 	"RUDPPacket":       func() message { return new(proto.RUDPPacket) },
 
 	"RoomJoin":  func() message { return new(proto.RoomJoin) },
