@@ -234,8 +234,18 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 // the keyx endpoint's handshakes, then each peer's.
 func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	n.advance(now)
+	t, p, ok := n.pollTransmit(now, buf)
+	if ok {
+		n.noteTransmit(now, t, p)
+	}
+	return t, ok
+}
+
+// pollTransmit is PollTransmit, naming the peer the datagram is for (nil: the
+// server's, or a handshake's).
+func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *peerConn, bool) {
 	if t, ok := n.srv.PollTransmit(now, buf); ok {
-		return t, true
+		return t, nil, true
 	}
 	for {
 		t, ok := n.keyx.PollTransmit(now, buf)
@@ -244,18 +254,18 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool
 		}
 		p, toRelay := n.byRelayAddr[t.To]
 		if !toRelay {
-			return t, true
+			return t, nil, true
 		}
 		if t, ok := p.wrapRelay(t, buf, 0); ok {
-			return t, true
+			return t, nil, true
 		}
 	}
 	for _, p := range n.peers {
 		if t, ok := p.PollTransmit(now, buf); ok {
-			return t, true
+			return t, p, true
 		}
 	}
-	return proto.Transmit{}, false
+	return proto.Transmit{}, nil, false
 }
 
 // PollEvent returns the next event for the application.

@@ -315,6 +315,18 @@ func (a *Agent) buildTargets() {
 	}
 }
 
+// PredictionCovers reports whether a peer told that our sequential NAT's next port
+// is predicted (with step delta) aims at port: whether port is one of the
+// predictWindow ports it probes from there (PROTOCOL.md §9.3).
+func PredictionCovers(predicted, port uint16, delta int) bool {
+	for k := 0; k < predictWindow && delta != 0; k++ {
+		if p, ok := proto.StepPort(predicted, k*delta); ok && p == port {
+			return true
+		}
+	}
+	return false
+}
+
 // sharedSpace is RFC 6598's carrier-grade NAT range.
 var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 
