@@ -29,15 +29,9 @@ func TestRoomTwoSequentialMembersLinkDirect(t *testing.T) {
 		for _, i := range []int{1, 3} {
 			seq := w.members[i]
 			for j, m := range w.members {
-				if ps[j] == "symmetric-sequential" {
-					continue // sequential × sequential: both predictions must be exact (below target in rooms)
-				}
-				if l := seq.link(m.name); !l.direct {
+				if l := seq.link(m.name); j != i && !l.direct {
 					t.Errorf("sequential %s – %s (%s): not direct (gave up: %v)", seq.name, m.name, ps[j], l.gaveUp)
 				}
-			}
-			if seq.node.Stats().Realigned == 0 {
-				t.Errorf("%s never realigned: the test no longer exercises the late mappings", seq.name)
 			}
 		}
 	})

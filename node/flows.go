@@ -29,6 +29,10 @@ const (
 	// UDP mappings at least 2 minutes (RFC 4787 REQ-5); too long only means a
 	// reused port is counted as kept, the safe side (the window looks ahead).
 	flowIdle = 2 * time.Minute
+	// predictKeepaliveDelay: a moved prediction goes to the server in a keepalive
+	// this long after the flow that moved it (a burst of flows costs one), so the
+	// server introduces us to the next peer with a current one.
+	predictKeepaliveDelay = 50 * time.Millisecond
 )
 
 // maxAnnounced bounds the keepalives whose prediction is remembered until the
@@ -110,6 +114,7 @@ func (s *serverSession) noteFlow(now proto.Instant, from, to netip.AddrPort) (po
 	}
 	port, ok = s.predictedAt(f.opened)
 	f.opened++
+	s.timers.earlier(srvPredict, now.Add(predictKeepaliveDelay))
 	return port, ok
 }
 
@@ -127,13 +132,20 @@ func (s *serverSession) predictedAt(k int) (uint16, bool) {
 	return proto.StepPort(s.predicted.Port(), k*int(s.nat.PortDelta))
 }
 
-// currentPrediction is where the NAT's next new mapping goes now: the measured
-// next address stepped by the flows opened since (zero without a prediction).
+// currentPrediction is where the NAT's next new mapping goes once the searches
+// already planned have started: the measured next address stepped by the flows
+// opened since and by those the agents not yet started will open (zero without a
+// prediction). A peer introduced now starts after them, so that is where it must
+// aim.
 func (s *serverSession) currentPrediction() netip.AddrPort {
 	if !s.predicted.IsValid() || s.nat.PortDelta == 0 {
 		return s.predicted
 	}
-	p, ok := s.predictedAt(s.flows.opened)
+	ahead := 0
+	if s.reserve != nil {
+		ahead = s.reserve()
+	}
+	p, ok := s.predictedAt(s.flows.opened + ahead)
 	if !ok {
 		return netip.AddrPort{}
 	}
@@ -169,7 +181,12 @@ func (s *serverSession) covers(predictions []netip.AddrPort, port uint16) bool {
 }
 
 // noteIntro keeps what the introduction m tells about where the peer aims at us.
-func (pc *peerConn) noteIntro(m *proto.Introduction) {
+// Behind a sequential NAT its search will take ports: the server hears of the
+// moved prediction soon (srvPredict).
+func (pc *peerConn) noteIntro(now proto.Instant, m *proto.Introduction) {
+	if pc.srv.classified && pc.srv.tracking() {
+		pc.srv.timers.earlier(srvPredict, now.Add(predictKeepaliveDelay))
+	}
 	pc.aim.srflx, pc.aim.predicted = netip.AddrPort{}, pc.aim.predicted[:0]
 	for _, a := range pc.srv.announced {
 		pc.aim.predicted = append(pc.aim.predicted, a.predicted)
@@ -218,4 +235,30 @@ func (n *Node) noteTransmit(now proto.Instant, t proto.Transmit, pc *peerConn) {
 	// start again at the introduction's instant, primed as the first time.
 	pc.agent.Forget()
 	n.srv.realign(now, pc.id, port)
+}
+
+// bothSequential reports whether pc is punched by prediction on both sides.
+func (pc *peerConn) bothSequential() bool {
+	plan := pc.agent.Plan()
+	return plan.Strategy == proto.StrategyPortPrediction && plan.LocalHard && plan.RemoteHard
+}
+
+// reservedFlows counts the new flows the peers' agents not yet started will open
+// (Node sets it as the server session's reserve).
+func (n *Node) reservedFlows() int {
+	if !n.srv.tracking() || !n.srv.classified {
+		return 0
+	}
+	k := 0
+	for _, p := range n.peers {
+		if p.closed {
+			continue
+		}
+		for _, to := range p.agent.Pending() {
+			if _, known := n.srv.flows.last[flowKey{n.cfg.Local, to}]; !known {
+				k++
+			}
+		}
+	}
+	return k
 }

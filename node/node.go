@@ -104,6 +104,7 @@ func New(cfg Config) *Node {
 	}
 	copy(n.pub[:], pub)
 	n.srv = newServerSession(&n.cfg, n.rng, &n.stats)
+	n.srv.reserve = n.reservedFlows
 	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng}
 	return n
 }
@@ -258,6 +259,19 @@ func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *pee
 		}
 		if t, ok := p.wrapRelay(t, buf, 0); ok {
 			return t, nil, true
+		}
+	}
+	if n.srv.tracking() {
+		// Behind a sequential NAT, probes to a sequential peer go before any other
+		// peer's: both sides aim at the other's next ports, so the first round must
+		// open ours before the other agents that start at the same instant take
+		// them (flows.go).
+		for _, p := range n.peers {
+			if p.bothSequential() && !p.closed {
+				if t, ok := p.agent.PollTransmit(now, buf); ok {
+					return t, p, true
+				}
+			}
 		}
 	}
 	for _, p := range n.peers {

@@ -161,7 +161,7 @@ func (pc *peerConn) sameIntro(startAt proto.Instant) bool {
 func (pc *peerConn) refresh(now, startAt proto.Instant, m *proto.Introduction, sameNAT bool) {
 	pc.introStart = startAt
 	pc.agent.Refresh(startAt, pc.srv.nat, m.NAT, m.Candidates, sameNAT)
-	pc.noteIntro(m)
+	pc.noteIntro(now, m)
 	pc.drainAgent(now)
 	if pc.relay.client.Denied() != 0 && len(m.RelayToken) > 0 {
 		// The server refused the token we held: this introduction brings a new one.

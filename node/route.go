@@ -208,7 +208,7 @@ func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, 
 		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
 		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
 	})
-	p.noteIntro(m)
+	p.noteIntro(now, m)
 	n.peers = append(n.peers, p)
 	n.byID[id], n.byKey[p.key] = p, p
 	n.byPair[p.agent.Pair()] = p

@@ -59,6 +59,7 @@ const (
 	srvReport                    // repeat the NAT-report keepalive until acked
 	srvCheck                     // repeat the keepalive of a server check
 	srvRoom                      // retransmit or refresh room-joins, repeat room-leaves
+	srvPredict                   // our prediction moved: tell the server (flows.go)
 	srvTimerCount
 )
 
@@ -105,6 +106,7 @@ type serverSession struct {
 	nat            proto.NATBehavior
 	predicted      netip.AddrPort // our sequential NAT's next external address, as measured
 	flows          flowTracker    // the flows opened since (currentPrediction)
+	reserve        func() int     // the flows planned but not yet opened (Node.reservedFlows)
 	// announced: the predictions of the keepalives since the latest one the
 	// server acknowledged (that one first): the server passes peers one of them.
 	announced  []announcement // bounded by maxAnnounced
@@ -199,7 +201,7 @@ func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room", "prediction")}
 }
 
 // start sends the first register, to the first server of the list.
@@ -361,6 +363,9 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		// Unregistered, the requests wait: onRegistered sends them to the server
 		// that admits us (a session cookie the server forgot gets only code 5).
 		s.retryIntroductions(now)
+	}
+	if s.timers.due(srvPredict, now) && s.registered && s.currentPrediction() != s.lastAnnounced() {
+		s.sendKeepalive(now)
 	}
 	if s.timers.due(srvRoom, now) && s.registered {
 		s.retryRooms(now) // unregistered, they wait for onRegistered, as introductions do
