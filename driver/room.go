@@ -65,6 +65,11 @@ type RoomMessage struct {
 // Conn (direct or relayed, its own keys and flow control). Its methods are safe
 // for concurrent use.
 //
+// A link that ends while both stay members (either side closed it, it timed out) is
+// made again by the node, at a backoff (1 s doubling to 16 s, six tries while links
+// keep ending): a new Conn, reported by RoomLinkUp; messages queued on the old one
+// are gone with it. To stop talking to a member, leave the room.
+//
 // Links of members do not go to Node.Accept: an incoming connection from a peer
 // the node knows as a member of one of its rooms is the room's. The node learns
 // who joined from the server's notice, which the server sends before the joiner

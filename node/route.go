@@ -37,6 +37,11 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		n.requestSockets(n.srv, e.n)
 	case srvPeerError:
 		n.emit(e.e)
+		if n.srv.relinking(e.e.Peer) {
+			n.srv.linkEnded(now, e.e.Peer) // the new introduction failed: later
+		}
+	case srvRelinkDue:
+		n.relinkDue(now, e.peer)
 	case srvClosed:
 		n.emit(EventClosed{Reason: e.reason, Code: e.code})
 	case srvRoomState:
@@ -77,6 +82,7 @@ func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
 	switch e := e.(type) {
 	case Event:
 		n.emit(e)
+		n.peerLinkEvent(now, e)
 	case peerWantsIntroduction:
 		if !p.closed {
 			n.srv.introduce(now, p.id, true)

@@ -60,6 +60,7 @@ const (
 	srvCheck                     // repeat the keepalive of a server check
 	srvRoom                      // retransmit or refresh room-joins, repeat room-leaves
 	srvPredict                   // our prediction moved: tell the server (flows.go)
+	srvRelink                    // link again with room members whose link ended (relink.go)
 	srvTimerCount
 )
 
@@ -118,6 +119,7 @@ type serverSession struct {
 	// behaviour on in the introduction (bounded with intros).
 	waiting []string
 	rooms   []*roomJoin // bounded by maxRooms
+	relinks []relink    // bounded by maxRelinks
 	leaves  []roomLeave // bounded by maxRoomLeaves
 	// roomEarlyAt: no early room refresh before then (strangerIntroduced).
 	roomEarlyAt proto.Instant
@@ -201,7 +203,7 @@ func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room", "prediction")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room", "prediction", "relink")}
 }
 
 // start sends the first register, to the first server of the list.
@@ -366,6 +368,9 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 	}
 	if s.timers.due(srvPredict, now) && s.registered && s.currentPrediction() != s.lastAnnounced() {
 		s.sendKeepalive(now)
+	}
+	if s.timers.due(srvRelink, now) {
+		s.retryRelinks(now)
 	}
 	if s.timers.due(srvRoom, now) && s.registered {
 		s.retryRooms(now) // unregistered, they wait for onRegistered, as introductions do
