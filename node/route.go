@@ -162,8 +162,11 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	n.srv.introduced(m.PeerID)
 	n.srv.ackIntroduction(m.PeerID)
 	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
-	if p, ok := n.byID[id]; ok && p.closed && m.Flags&proto.IntroRefresh == 0 {
-		n.forget(p) // the peer connects again after our connection ended
+	if p, ok := n.byID[id]; ok && (p.closed || p.closing) && m.Flags&proto.IntroRefresh == 0 {
+		// The peer connects again after our connection ended, or while ours is
+		// still closing: kept, the closing one would answer the new handshake with
+		// its close and end the new connection (a room member re-linking).
+		n.forget(p)
 	}
 	if p, ok := n.byID[id]; ok {
 		if p.key != m.PeerKey {
