@@ -86,7 +86,8 @@ func TestLoopbackRoomSlowMemberSlowsOnlyItself(t *testing.T) {
 		go func() { got <- recvFrom(ctx, r, "ann", 0, total) }()
 	}
 	for i := range total {
-		if err := ann.Broadcast(0, rudp.ReliableOrdered, []byte(roomMsg("ann", i))); err != nil {
+		// ctx bounds a broadcast that waits on dan (it must not).
+		if err := ann.BroadcastContext(ctx, 0, rudp.ReliableOrdered, []byte(roomMsg("ann", i))); err != nil {
 			t.Fatalf("Broadcast %d: %v", i, err)
 		}
 	}
