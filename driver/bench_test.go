@@ -76,3 +76,51 @@ func BenchmarkPingPong(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoomBroadcast: 64-byte reliable broadcasts from one member of a room of
+// three to the other two, each counted by its reader (b.N broadcasts, 2·b.N
+// deliveries). go test -bench RoomBroadcast ./driver
+func BenchmarkRoomBroadcast(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	b.Cleanup(cancel)
+	s := startServer(b)
+	rooms := make([]*Room, 3)
+	for i, id := range []string{"bench-a", "bench-b", "bench-c"} {
+		r, err := listen(b, ctx, s, id).JoinRoom(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		rooms[i] = r
+	}
+	for _, r := range rooms {
+		for len(r.Linked()) < 2 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	msg := make([]byte, 64)
+	done := make(chan error, 2)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, r := range rooms[1:] {
+		go func() {
+			for range b.N {
+				if _, err := r.Recv(ctx); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range b.N {
+		if err := rooms[0].Broadcast(0, rudp.ReliableOrdered, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}

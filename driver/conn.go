@@ -96,6 +96,11 @@ type Conn struct {
 	path      PathEvent
 	strategy  string
 	relayOnly bool
+	// out holds what Room.Broadcast queued for this peer until the connection
+	// takes it (outbox.go); outSpace (capacity 1) wakes a broadcast waiting for
+	// room in it.
+	out      outbox
+	outSpace chan struct{}
 }
 
 func newConn(n *Node, peer string, incoming bool) *Conn {
@@ -105,6 +110,8 @@ func newConn(n *Node, peer string, incoming bool) *Conn {
 		done:  make(chan struct{}),
 		ready: make(chan struct{}, 1),
 		paths: make(chan PathEvent, pathQueue),
+
+		outSpace: make(chan struct{}, 1),
 	}
 }
 
@@ -359,6 +366,7 @@ func (c *Conn) fail(err error) {
 	}
 	c.err = err
 	rooms := c.rooms
+	c.out.drop() // lost with the link, counted; a listed outbox leaves the list when the loop finds it empty
 	c.mu.Unlock()
 	close(c.done)
 	for _, r := range rooms {
@@ -448,6 +456,9 @@ func (c *command) attempt(n *Node, now proto.Instant) bool {
 	if err := c.conn.closeErr(); err != nil {
 		c.finishLocked(err)
 		return true
+	}
+	if c.conn.outboxBusy() {
+		return false // behind the room messages queued before it
 	}
 	switch c.kind {
 	case cmdFlush:

@@ -79,6 +79,11 @@ type Config struct {
 	// MaxExtraSockets bounds the extra sockets the node may ask for, NAT
 	// measurement and birthday punching together (default 600).
 	MaxExtraSockets int
+	// RoomOutboxBytes bounds each room link's outbox: the messages Room.Broadcast
+	// queued for one member that its connection has not taken yet (default 1 MiB,
+	// each message counted as its length plus 32 bytes; one message always fits).
+	// A member that stops reading holds a broadcast only once its outbox is full.
+	RoomOutboxBytes int
 }
 
 // Defaults of Config.
@@ -177,8 +182,18 @@ type Node struct {
 	creditKick  chan struct{}
 	creditBatch int // bytes of credit a Conn gathers before it wakes the loop
 
+	// Room outboxes with messages to move (outbox.go): a Conn whose outbox was
+	// empty joins outs (under outMu) and outKick (capacity 1) wakes the loop, which
+	// keeps it on outPending until its outbox is empty. Each Conn is on one of the
+	// two lists at most once.
+	outMu   sync.Mutex
+	outs    []*Conn
+	outKick chan struct{}
+	rudp    rudp.Config // cfg.RUDP with rudp's defaults: what checkMessage checks
+
 	// Loop-owned.
 	creditsTaken []*Conn // the other half of credits, swapped in by the loop
+	outPending   []*Conn // outboxes the loop is moving into their connections
 	conns        map[string]*Conn
 	rooms        []*Room    // the rooms joined or joining, in join order (node.maxRooms at most)
 	waiters      []*command // Flush, Send and SendContext calls waiting on the send buffer
@@ -257,6 +272,8 @@ func newNode(cfg Config) (*Node, error) {
 		natReady:    make(chan struct{}),
 		accept:      make(chan *Conn, cfg.AcceptQueue),
 		creditKick:  make(chan struct{}, 1),
+		outKick:     make(chan struct{}, 1),
+		rudp:        cfg.RUDP.WithDefaults(),
 		creditBatch: recvWindow(cfg.RUDP) / 8,
 		conns:       map[string]*Conn{},
 		local:       main.addr,
@@ -312,6 +329,12 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.MaxExtraSockets == 0 {
 		cfg.MaxExtraSockets = defaultMaxExtraSockets
+	}
+	if cfg.RoomOutboxBytes == 0 {
+		cfg.RoomOutboxBytes = defaultRoomOutboxBytes
+	}
+	if cfg.RoomOutboxBytes < 0 {
+		return cfg, fmt.Errorf("%w: RoomOutboxBytes is negative", ErrBadConfig)
 	}
 	if cfg.MaxExtraSockets < 0 || cfg.MaxExtraSockets >= maxSockets {
 		return cfg, fmt.Errorf("%w: MaxExtraSockets must be below %d", ErrBadConfig, maxSockets)
@@ -611,6 +634,10 @@ func (n *Node) run() {
 			now := l.now()
 			n.returnCredit(now)
 			l.drain(now)
+		case <-n.outKick:
+			now := l.now()
+			n.drainOutboxes(now)
+			l.drain(now)
 		case <-n.dead:
 			// Send what Close queued (the peers' close frames) before the sockets go.
 			l.drain(l.now())
@@ -664,6 +691,11 @@ func (n *Node) events(now proto.Instant) {
 		n.event(now, e)
 		// An event may have led to a command (HandleSockets, ClosePeer): its
 		// datagrams go out before the next event is polled.
+		n.loop.drainTransmits(now)
+	}
+	// The machine moved (acknowledgements free send buffers): outboxes first,
+	// so that a Send parked behind one goes after it.
+	if len(n.outPending) > 0 && n.drainOutboxes(now) {
 		n.loop.drainTransmits(now)
 	}
 	if len(n.waiters) > 0 {

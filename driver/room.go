@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ const (
 	RoomOwnerChanged                          // Member is the owner now (the earliest member still present)
 	RoomLinkUp                                // the link with Member is up: Send and Broadcast reach it
 	RoomPathChanged                           // the link with Member moved to Path
+	RoomMemberSlow                            // Member's outbox is full: broadcasts wait for it (reported once until half of it is free again)
 )
 
 func (k RoomEventKind) String() string {
@@ -41,6 +43,8 @@ func (k RoomEventKind) String() string {
 		return "link-up"
 	case RoomPathChanged:
 		return "path"
+	case RoomMemberSlow:
+		return "slow"
 	}
 	return fmt.Sprintf("RoomEventKind(%d)", uint8(k))
 }
@@ -64,6 +68,11 @@ type RoomMessage struct {
 // server keeps the member list; every pair of members has its own link, a normal
 // Conn (direct or relayed, its own keys and flow control). Its methods are safe
 // for concurrent use.
+//
+// A link that ends while both stay members (either side closed it, it timed out) is
+// made again by the node, at a backoff (1 s doubling to 16 s, six tries while links
+// keep ending): a new Conn, reported by RoomLinkUp; messages queued on the old one
+// are gone with it. To stop talking to a member, leave the room.
 //
 // Links of members do not go to Node.Accept: an incoming connection from a peer
 // the node knows as a member of one of its rooms is the room's. The node learns
@@ -206,8 +215,9 @@ func (r *Room) linkList() []roomLink {
 }
 
 // Send sends msg to one member on its link (which waits while the link's send
-// buffer is full, as Conn.Send does). ErrNotMember if the node has no link with
-// member.
+// buffer is full, as Conn.Send does, and behind the broadcasts waiting in the
+// link's outbox, so order holds on a lane). ErrNotMember if the node has no link
+// with member.
 func (r *Room) Send(member string, lane int, mode rudp.Mode, msg []byte) error {
 	c, ok := r.Conn(member)
 	if !ok {
@@ -217,31 +227,91 @@ func (r *Room) Send(member string, lane int, mode rudp.Mode, msg []byte) error {
 }
 
 // Broadcast sends msg to every member on its own link: direct or relayed, whatever
-// the link is. A link not up yet holds it in its send buffer and delivers it once
-// up; a member the node has no link with at all yet (it joined a moment ago and
-// its introduction has not come) does not get it. Each link has its own flow
-// control, and Broadcast waits while a link's send buffer is full: a slow member
-// holds the broadcaster (use Send per member to go around it). The error joins
-// the failures of links, each naming its member; links that ended are skipped.
+// the link is. A link not up yet holds it and delivers it once up; a member the
+// node has no link with at all yet (it joined a moment ago and its introduction has
+// not come) does not get it. The bytes are copied once, for every link.
+//
+// Flow control holds per link: msg goes into each link's outbox (bounded by
+// Config.RoomOutboxBytes), which the node moves into the connection as its send
+// buffer takes it, so a member that reads slowly slows only what goes to it.
+// Broadcast waits only while some member's outbox is full (RoomMemberSlow reports
+// it, Backlog shows it), and then only for that member; the others already have
+// msg. A reliable message is never dropped; an unreliable one finds a full outbox
+// dropped for that member and counted (Backlog's Dropped). Order holds per lane for
+// the broadcasts (and Sends) of one goroutine. Links that ended are skipped.
 func (r *Room) Broadcast(lane int, mode rudp.Mode, msg []byte) error {
 	return r.BroadcastContext(context.Background(), lane, mode, msg)
 }
 
-// BroadcastContext is Broadcast that gives up when ctx ends.
+// BroadcastContext is Broadcast that stops waiting when ctx ends: then the members
+// whose outboxes were still full did not get msg, and the error is a
+// *BroadcastError naming them (wrapping ctx.Err()). A deadline thus bounds how
+// long a stopped member can hold the broadcaster.
 func (r *Room) BroadcastContext(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
 	if err := r.doneErr(); err != nil {
 		return err
 	}
-	var errs []error
+	if err := r.n.checkMessage(lane, mode, msg); err != nil {
+		return err
+	}
+	m := outMsg{lane: lane, mode: mode, data: bytes.Clone(msg)}
+	var full []roomLink
 	for _, l := range r.linkList() {
-		if err := l.c.SendContext(ctx, lane, mode, msg); err != nil && l.c.closeErr() == nil {
-			errs = append(errs, fmt.Errorf("member %q: %w", l.id, err))
+		if l.c.offer(m) == offerFull {
+			full = append(full, l)
 		}
 	}
-	return errors.Join(errs...)
+	var late []string
+	for i, l := range full {
+		if err := r.waitOutbox(ctx, l.c, m); err != nil {
+			for _, l := range full[i:] {
+				if l.c.offer(m) == offerFull {
+					late = append(late, l.id)
+				}
+			}
+			if len(late) > 0 {
+				return &BroadcastError{Members: late, Err: err}
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
-// Flush waits until every link that is open acknowledged everything sent on it.
+// waitOutbox waits until m is in c's outbox (or c ended); ctx's error when ctx
+// ends first, or the room's when the node is out of it.
+func (r *Room) waitOutbox(ctx context.Context, c *Conn, m outMsg) error {
+	for {
+		select {
+		case <-c.outSpace:
+			if res := c.offer(m); res != offerFull {
+				return nil
+			}
+		case <-c.done:
+			return nil
+		case <-r.done:
+			return r.doneErr()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Backlog returns, for every linked member in member order, what waits in its
+// link's outbox: a member that stops reading shows here first.
+func (r *Room) Backlog() []MemberBacklog {
+	var out []MemberBacklog
+	for _, l := range r.linkList() {
+		l.c.mu.Lock()
+		o := &l.c.out
+		out = append(out, MemberBacklog{Member: l.id, Messages: o.len(), Bytes: o.bytes, Peak: o.peak, Dropped: o.dropped})
+		l.c.mu.Unlock()
+	}
+	return out
+}
+
+// Flush waits until every link that is open acknowledged everything sent on it,
+// what waited in its outbox included.
 func (r *Room) Flush(ctx context.Context) error {
 	var errs []error
 	for _, l := range r.linkList() {

@@ -99,3 +99,64 @@ func waitLinked(t *testing.T, ctx context.Context, r *Room, n int) {
 		}
 	}
 }
+
+// A member's link that ends while both stay in the room is linked again (node's
+// re-link at a backoff), and traffic flows on the new link: here ann closes her
+// link with ben; both sides link again, and a message each way arrives.
+func TestLoopbackRoomRelinksClosedLink(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startServer(t)
+	ids := []string{"ann", "ben", "cat"}
+	rooms := make([]*Room, len(ids))
+	for i, id := range ids {
+		r, err := listen(t, ctx, s, id).JoinRoom(ctx, "lobby")
+		if err != nil {
+			t.Fatalf("%s: JoinRoom: %v", id, err)
+		}
+		rooms[i] = r
+	}
+	for _, r := range rooms {
+		waitLinked(t, ctx, r, len(ids)-1)
+	}
+	old, _ := rooms[0].Conn("ben")
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []struct {
+		r    *Room
+		peer string
+	}{{rooms[0], "ben"}, {rooms[1], "ann"}} {
+		for {
+			if c, ok := side.r.Conn(side.peer); ok && c != old && c.isUp() && c.closeErr() == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: no new link with %s", side.r.n.ID(), side.peer)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	if err := rooms[0].Send("ben", 0, rudp.ReliableOrdered, []byte("again")); err != nil {
+		t.Fatalf("Send on the new link: %v", err)
+	}
+	if err := rooms[1].Send("ann", 0, rudp.ReliableOrdered, []byte("back")); err != nil {
+		t.Fatalf("Send on the new link: %v", err)
+	}
+	for i, want := range map[int]string{1: "again", 0: "back"} {
+		m, err := rooms[i].Recv(ctx)
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("%s: Recv %q %v, want %q", ids[i], m.Data, err, want)
+		}
+	}
+	relinks := 0
+	for _, r := range rooms[:2] {
+		if err := r.n.do(func(proto.Instant) { relinks += r.n.nm.Stats().Relinks }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if relinks == 0 {
+		t.Error("linked again, but by no re-link")
+	}
+}

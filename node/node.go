@@ -104,6 +104,7 @@ func New(cfg Config) *Node {
 	}
 	copy(n.pub[:], pub)
 	n.srv = newServerSession(&n.cfg, n.rng, &n.stats)
+	n.srv.reserve = n.reservedFlows
 	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng}
 	return n
 }
@@ -234,8 +235,18 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 // the keyx endpoint's handshakes, then each peer's.
 func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	n.advance(now)
+	t, p, ok := n.pollTransmit(now, buf)
+	if ok {
+		n.noteTransmit(now, t, p)
+	}
+	return t, ok
+}
+
+// pollTransmit is PollTransmit, naming the peer the datagram is for (nil: the
+// server's, or a handshake's).
+func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *peerConn, bool) {
 	if t, ok := n.srv.PollTransmit(now, buf); ok {
-		return t, true
+		return t, nil, true
 	}
 	for {
 		t, ok := n.keyx.PollTransmit(now, buf)
@@ -244,18 +255,31 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool
 		}
 		p, toRelay := n.byRelayAddr[t.To]
 		if !toRelay {
-			return t, true
+			return t, nil, true
 		}
 		if t, ok := p.wrapRelay(t, buf, 0); ok {
-			return t, true
+			return t, nil, true
+		}
+	}
+	if n.srv.tracking() {
+		// Behind a sequential NAT, probes to a sequential peer go before any other
+		// peer's: both sides aim at the other's next ports, so the first round must
+		// open ours before the other agents that start at the same instant take
+		// them (flows.go).
+		for _, p := range n.peers {
+			if p.bothSequential() && !p.closed {
+				if t, ok := p.agent.PollTransmit(now, buf); ok {
+					return t, p, true
+				}
+			}
 		}
 	}
 	for _, p := range n.peers {
 		if t, ok := p.PollTransmit(now, buf); ok {
-			return t, true
+			return t, p, true
 		}
 	}
-	return proto.Transmit{}, false
+	return proto.Transmit{}, nil, false
 }
 
 // PollEvent returns the next event for the application.

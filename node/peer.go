@@ -63,6 +63,16 @@ type peerConn struct {
 	// socket it reached): the path to answer on while the agent has none, as
 	// WireGuard roams.
 	lastLocal, lastFrom netip.AddrPort
+	// aim: where the peer aims its probes at us, for a hard side predicted by an
+	// easy one (flows.go): the peer's server-reflexive address (our mapping toward
+	// it is the one the peer must hit) and the predictions the server may have
+	// passed it (those we announced and it had not yet acknowledged when the
+	// introduction came). realigned: a refreshed introduction was asked for.
+	aim struct {
+		srflx     netip.AddrPort
+		predicted []netip.AddrPort // at most maxAnnounced
+	}
+	realigned bool
 
 	// events holds node Events and peer* requests until Node drains them. Its bound
 	// is the flow-control window (every message holds credit until Consumed: at most
@@ -151,6 +161,7 @@ func (pc *peerConn) sameIntro(startAt proto.Instant) bool {
 func (pc *peerConn) refresh(now, startAt proto.Instant, m *proto.Introduction, sameNAT bool) {
 	pc.introStart = startAt
 	pc.agent.Refresh(startAt, pc.srv.nat, m.NAT, m.Candidates, sameNAT)
+	pc.noteIntro(now, m)
 	pc.drainAgent(now)
 	if pc.relay.client.Denied() != 0 && len(m.RelayToken) > 0 {
 		// The server refused the token we held: this introduction brings a new one.

@@ -37,6 +37,11 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		n.requestSockets(n.srv, e.n)
 	case srvPeerError:
 		n.emit(e.e)
+		if n.srv.relinking(e.e.Peer) {
+			n.srv.linkEnded(now, e.e.Peer) // the new introduction failed: later
+		}
+	case srvRelinkDue:
+		n.relinkDue(now, e.peer)
 	case srvClosed:
 		n.emit(EventClosed{Reason: e.reason, Code: e.code})
 	case srvRoomState:
@@ -77,6 +82,7 @@ func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
 	switch e := e.(type) {
 	case Event:
 		n.emit(e)
+		n.peerLinkEvent(now, e)
 	case peerWantsIntroduction:
 		if !p.closed {
 			n.srv.introduce(now, p.id, true)
@@ -156,8 +162,11 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 	n.srv.introduced(m.PeerID)
 	n.srv.ackIntroduction(m.PeerID)
 	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
-	if p, ok := n.byID[id]; ok && p.closed && m.Flags&proto.IntroRefresh == 0 {
-		n.forget(p) // the peer connects again after our connection ended
+	if p, ok := n.byID[id]; ok && (p.closed || p.closing) && m.Flags&proto.IntroRefresh == 0 {
+		// The peer connects again after our connection ended, or while ours is
+		// still closing: kept, the closing one would answer the new handshake with
+		// its close and end the new connection (a room member re-linking).
+		n.forget(p)
 	}
 	if p, ok := n.byID[id]; ok {
 		if p.key != m.PeerKey {
@@ -208,6 +217,7 @@ func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, 
 		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
 		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
 	})
+	p.noteIntro(now, m)
 	n.peers = append(n.peers, p)
 	n.byID[id], n.byKey[p.key] = p, p
 	n.byPair[p.agent.Pair()] = p

@@ -59,6 +59,8 @@ const (
 	srvReport                    // repeat the NAT-report keepalive until acked
 	srvCheck                     // repeat the keepalive of a server check
 	srvRoom                      // retransmit or refresh room-joins, repeat room-leaves
+	srvPredict                   // our prediction moved: tell the server (flows.go)
+	srvRelink                    // link again with room members whose link ended (relink.go)
 	srvTimerCount
 )
 
@@ -103,15 +105,21 @@ type serverSession struct {
 	reportSeq      uint32 // seq of the keepalive that first carried the current report
 	reportLeft     int    // repeats left for it
 	nat            proto.NATBehavior
-	predicted      netip.AddrPort // our sequential NAT's next external address
-	classifier     *punch.Classifier
-	classified     bool
+	predicted      netip.AddrPort // our sequential NAT's next external address, as measured
+	flows          flowTracker    // the flows opened since (currentPrediction)
+	reserve        func() int     // the flows planned but not yet opened (Node.reservedFlows)
+	// announced: the predictions of the keepalives since the latest one the
+	// server acknowledged (that one first): the server passes peers one of them.
+	announced  []announcement // bounded by maxAnnounced
+	classifier *punch.Classifier
+	classified bool
 
 	intros []introRequest // bounded by maxPendingIntros
 	// waiting: Connect calls before the NAT measurement, so the server passes our
 	// behaviour on in the introduction (bounded with intros).
 	waiting []string
 	rooms   []*roomJoin // bounded by maxRooms
+	relinks []relink    // bounded by maxRelinks
 	leaves  []roomLeave // bounded by maxRoomLeaves
 	// roomEarlyAt: no early room refresh before then (strangerIntroduced).
 	roomEarlyAt proto.Instant
@@ -133,6 +141,10 @@ type introRequest struct {
 	next     proto.Instant
 	notReady int  // code-9 answers so far
 	refresh  bool // the pair is known: ask for a new introduction, not a repeat
+	// aim, when set, is the predicted address the server must pass the peer with
+	// this introduction (realign): a keepalive naming it goes just before the
+	// request, and one naming the current prediction just after.
+	aim netip.AddrPort
 }
 
 // srvEvent is what the server session reports to Node.
@@ -191,7 +203,7 @@ func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room", "prediction", "relink")}
 }
 
 // start sends the first register, to the first server of the list.
@@ -277,8 +289,14 @@ func (s *serverSession) checkNow(now proto.Instant, wait time.Duration) {
 }
 
 func (s *serverSession) sendKeepalive(now proto.Instant) {
+	s.sendKeepaliveNaming(now, s.currentPrediction())
+}
+
+// sendKeepaliveNaming sends a keepalive whose predicted address is predicted.
+func (s *serverSession) sendKeepaliveNaming(now proto.Instant, predicted netip.AddrPort) {
 	s.kaSeq++
-	s.queue(&proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: s.predicted})
+	s.announce(predicted)
+	s.queue(&proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted})
 	s.timers.set(srvKeepalive, now.Add(s.keepalive))
 }
 
@@ -348,6 +366,12 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		// that admits us (a session cookie the server forgot gets only code 5).
 		s.retryIntroductions(now)
 	}
+	if s.timers.due(srvPredict, now) && s.registered && s.currentPrediction() != s.lastAnnounced() {
+		s.sendKeepalive(now)
+	}
+	if s.timers.due(srvRelink, now) {
+		s.retryRelinks(now)
+	}
 	if s.timers.due(srvRoom, now) && s.registered {
 		s.retryRooms(now) // unregistered, they wait for onRegistered, as introductions do
 	}
@@ -371,12 +395,30 @@ func (s *serverSession) retryIntroductions(now proto.Instant) {
 			if r.refresh {
 				flags |= proto.IntroRefresh
 			}
-			s.queue(&proto.IntroduceRequest{Session: s.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags})
+			s.introduceRequest(now, &r, flags)
 		}
 		s.timers.earlier(srvIntroduce, r.next)
 		keep = append(keep, r)
 	}
 	s.intros = keep
+}
+
+// introduceRequest queues r's introduce-request. The server passes peers the
+// predicted address of our latest keepalive, so one goes first when the prediction
+// moved since (or r aims elsewhere; then one after puts the current one back).
+func (s *serverSession) introduceRequest(now proto.Instant, r *introRequest, flags uint8) {
+	cur := s.currentPrediction()
+	aim := cur
+	if r.aim.IsValid() {
+		aim = r.aim
+	}
+	if aim != s.lastAnnounced() {
+		s.sendKeepaliveNaming(now, aim)
+	}
+	s.queue(&proto.IntroduceRequest{Session: s.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags})
+	if aim != cur {
+		s.sendKeepaliveNaming(now, cur)
+	}
 }
 
 // reregister starts registering again: the server forgot us, or stopped answering.

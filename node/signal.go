@@ -129,6 +129,7 @@ func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck)
 	s.timers.stop(srvCheck)
 	s.checkUntil = 0
 	s.emit(srvAnswered{})
+	s.announceAcked(m.Seq)
 	if s.reportLeft > 0 && m.Seq >= s.reportSeq {
 		s.reportLeft = 0
 		s.timers.stop(srvReport)
@@ -250,6 +251,7 @@ func (s *serverSession) drainClassifier(now proto.Instant) {
 			s.emit(srvNeedSockets{e.N})
 		case punch.EventClassified:
 			s.nat, s.predicted, s.classified = e.Behavior, e.Next, true
+			s.measured()
 			s.emit(srvNATReport{EventNATReport{Behavior: e.Behavior, Observed: e.Observed}})
 			s.sendReport(now)
 			waiting := s.waiting

@@ -13,6 +13,9 @@ type Stats struct {
 	RoomRefused                                                            int // JoinRoom calls refused: the node was in maxRooms rooms already
 	RoomStale                                                              int // room-states older than the one held (reordered or repeated notices)
 	StrayErrors                                                            int // errors from the server whose TxID names no request of ours nor our session (a spoofed "replaced" or "moving" among them)
+	FlowsUntracked                                                         int // new flows the port prediction could not remember (maxFlows full): counted as new again when reused
+	Realigned                                                              int // refreshed introductions asked for because our mapping toward an easy peer fell outside the port window it was given (PROTOCOL §9.3)
+	Relinks                                                                int // introductions asked for again for a room member whose link ended
 }
 
 // Stats returns the drop counters, its peers' punch agents' included.

@@ -122,7 +122,8 @@ type Agent struct {
 	nextRound           proto.Instant
 	primed              bool
 
-	targets        []target // remote addresses to probe from the main socket
+	targets        []target         // remote addresses to probe from the main socket
+	pending        []netip.AddrPort // Pending's answer, reused
 	sockets        []netip.AddrPort
 	waitingSockets bool
 
@@ -315,6 +316,18 @@ func (a *Agent) buildTargets() {
 	}
 }
 
+// PredictionCovers reports whether a peer told that our sequential NAT's next port
+// is predicted (with step delta) aims at port: whether port is one of the
+// predictWindow ports it probes from there (PROTOCOL.md §9.3).
+func PredictionCovers(predicted, port uint16, delta int) bool {
+	for k := 0; k < predictWindow && delta != 0; k++ {
+		if p, ok := proto.StepPort(predicted, k*delta); ok && p == port {
+			return true
+		}
+	}
+	return false
+}
+
 // sharedSpace is RFC 6598's carrier-grade NAT range.
 var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 
@@ -325,6 +338,21 @@ var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 func isLocal(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsPrivate() || a.IsLinkLocalUnicast() || sharedSpace.Contains(a)
+}
+
+// Pending returns the addresses the agent will probe once its search starts, and
+// none once it started: a node behind a sequential NAT counts the mappings they
+// will take (each new destination takes the NAT's next port) into the prediction
+// it tells the server. The slice is the agent's; do not keep it.
+func (a *Agent) Pending() []netip.AddrPort {
+	if a.started {
+		return nil
+	}
+	a.pending = a.pending[:0]
+	for _, t := range a.targets {
+		a.pending = append(a.pending, t.addr)
+	}
+	return a.pending
 }
 
 // Refresh takes a new introduction of the same pair (a path was lost, or a side
