@@ -39,6 +39,7 @@ type counters struct {
 	tooLong                atomic.Uint64 // longer than maxDatagram, dropped before the machine
 	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
 	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
+	sourcesForgotten       atomic.Uint64 // remote addresses a full source table forgot (pktinfo.go)
 	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
 	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it) for the datagrams in no run
 }
@@ -163,6 +164,9 @@ func (l *loop) handlePackets(p *packet) {
 // handle gives the packet's datagrams to the machine, draining after each,
 // returns the packet to its pool and reports how many datagrams there were.
 func (l *loop) handle(p *packet) int {
+	if p.dst.IsValid() && p.sock.noteSource(p.from, p.dst) {
+		l.stats.sourcesForgotten.Add(1)
+	}
 	k := 0
 	for ; ; k++ {
 		d, ok := p.datagram(k)

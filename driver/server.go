@@ -15,9 +15,10 @@ import (
 
 // ServerConfig configures a rendezvous server.
 type ServerConfig struct {
-	// Listen is the primary socket, "host:port". Required. Give a specific IP on a
-	// host with several: replies must leave from the address they were sent to,
-	// and the server tells nodes its other sockets' addresses.
+	// Listen is the primary socket, "host:port". Required. An unspecified IP
+	// (0.0.0.0, [::]) serves every address of the host: on Linux each reply leaves
+	// from the address its request was sent to (IP_PKTINFO); elsewhere give a
+	// specific IP on a host with several.
 	Listen string
 	// AltPort is the second socket on Listen's IP, for "answer from another port"
 	// (NAT filtering and mapping tests). "" means an ephemeral port; on an
@@ -192,6 +193,10 @@ type ServerStats struct {
 	WriteErrors uint64
 	// ClusterErrors: cluster messages or interest changes the bus refused.
 	ClusterErrors uint64
+	// SourcesForgotten: remote addresses a socket on an unspecified address forgot
+	// the local address of, its table full (16 Ki remotes); each is answered from
+	// the kernel's choice of address until it sends again.
+	SourcesForgotten uint64
 }
 
 // Stats returns the counters (the last ones seen, after Close).
@@ -207,7 +212,7 @@ func (s *Server) Stats() ServerStats {
 		s.mu.Unlock()
 	}
 	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load(),
-		ClusterErrors: s.clusterErrors.Load()}
+		ClusterErrors: s.clusterErrors.Load(), SourcesForgotten: s.loop.stats.sourcesForgotten.Load()}
 }
 
 // Close stops the server and closes its sockets; it returns once its goroutines

@@ -46,7 +46,7 @@ type serverFlags struct {
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
+	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; 0.0.0.0 answers from the address asked, on Linux)")
 	fs.StringVar(&f.listen2, "listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
 	fs.StringVar(&f.altPort, "alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
 	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the ticket secret")
