@@ -77,6 +77,13 @@ type loop struct {
 	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
 	// polls the machine's events there.
 	drained func(now proto.Instant)
+	// divertIn, when set, sees every datagram that came over UDP before the
+	// machine does, and reports whether it took it (stream.go's fallback).
+	divertIn func(now proto.Instant, p *packet, d []byte) bool
+	// divertOut, when set, sees every transmit before the sockets do, and reports
+	// whether it took it (into a TCP/TLS stream). The payload is valid only
+	// during the call.
+	divertOut func(t proto.Transmit) bool
 }
 
 func newLoop(m machine, start time.Time, txBufLen int) *loop {
@@ -176,6 +183,10 @@ func (l *loop) handle(p *packet) int {
 		l.stats.datagramsIn.Add(1)
 		l.stats.bytesIn.Add(uint64(len(d)))
 		now := l.now()
+		if l.divertIn != nil && !p.stream && l.divertIn(now, p, d) {
+			l.drain(now)
+			continue
+		}
 		if err := l.m.HandleDatagram(now, p.sock.addr, p.from, d); err != nil {
 			l.stats.rejected.Add(1)
 		}
@@ -216,6 +227,10 @@ func (l *loop) drainTransmits(now proto.Instant) {
 		t, ok := l.m.PollTransmit(now, slot)
 		if !ok {
 			break
+		}
+		if l.divertOut != nil && t.TTL == 0 && l.divertOut(t) {
+			l.count(nil, len(t.Payload))
+			continue
 		}
 		s := l.sockets[t.From]
 		if s == nil {

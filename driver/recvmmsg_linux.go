@@ -166,7 +166,7 @@ func (r *batchReader) accept(i int, p *packet, tooLong *atomic.Uint64) bool {
 		return false
 	}
 	p.sock, p.from, p.n, p.seg = r.s, from, n, seg
-	p.dst = netip.Addr{}
+	p.dst, p.stream = netip.Addr{}, false
 	if r.s.pktinfo {
 		p.dst = pktinfoDst(r.oobs[i][:h.Hdr.Controllen])
 	}

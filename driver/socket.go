@@ -26,8 +26,11 @@ type packet struct {
 	// dst is the local address the datagrams were sent to, on a socket that asks
 	// for it (socket.pktinfo); the zero Addr otherwise.
 	dst netip.Addr
-	n   int
-	buf [maxDatagram + 1]byte
+	// stream: the datagram came over a TCP/TLS stream (loop.deliverStream), not
+	// from sock itself.
+	stream bool
+	n      int
+	buf    [maxDatagram + 1]byte
 
 	// gro, when set, holds a coalesced read of n bytes instead of buf: datagrams
 	// of seg bytes each, the last possibly shorter. Such a packet belongs to its
@@ -203,7 +206,7 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 				continue
 			}
 			p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
-			p.dst = netip.Addr{}
+			p.dst, p.stream = netip.Addr{}, false
 			if s.pktinfo {
 				p.dst = pktinfoDst(oob[:oobn])
 			}
