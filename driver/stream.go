@@ -142,9 +142,6 @@ func (c *streamConn) close() {
 	})
 }
 
-// closed is closed once the stream is.
-func (c *streamConn) closed() <-chan struct{} { return c.done }
-
 // deliverStream gives datagram d, read from a stream, to the loop as a datagram
 // that arrived on sock from from. It copies d into a pool buffer and waits for one
 // and for room in the loop's queue (so a busy loop holds the stream's reader and,
