@@ -681,8 +681,9 @@ func (n *Node) run() {
 			ev(now)
 			l.drain(now)
 		case <-fbTick:
-			n.fallbackTick()
-			l.drain(l.now())
+			now := l.now()
+			n.fallbackTick(now)
+			l.drain(now)
 		case c := <-n.cmds:
 			now := l.now()
 			c.run(n, now)
