@@ -23,6 +23,9 @@ type sendBatch struct {
 	msgs  [sendBatchLen]ipv4.Message
 	fail  [sendBatchLen]bool
 	to    [sendBatchLen]netip.AddrPort
+	// oobs hold each slot's packet-information control message, when its socket
+	// sends from the address the destination asked on (pktinfo.go).
+	oobs [sendBatchLen][64]byte
 
 	iov [sendBatchLen][1][]byte
 	gso gsoWriter
@@ -64,6 +67,9 @@ func (b *sendBatch) add(s *socket, p []byte, to netip.AddrPort) {
 	b.iov[i][0] = p
 	b.to[i] = to
 	b.msgs[i] = ipv4.Message{Buffers: b.iov[i][:], Addr: a}
+	if src := s.sourceFor(to); src.IsValid() {
+		b.msgs[i].OOB = s.appendPktinfo(b.oobs[i][:0], src)
+	}
 	b.n++
 }
 
@@ -103,7 +109,7 @@ func (s *socket) writeBatch(ms []ipv4.Message, failed []bool) {
 				i += n
 				continue
 			}
-		} else if _, err := s.conn.WriteToUDP(ms[i].Buffers[0], ms[i].Addr.(*net.UDPAddr)); err == nil {
+		} else if _, _, err := s.conn.WriteMsgUDP(ms[i].Buffers[0], ms[i].OOB, ms[i].Addr.(*net.UDPAddr)); err == nil {
 			ms[i].N = len(ms[i].Buffers[0])
 			i++
 			continue

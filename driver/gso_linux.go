@@ -32,7 +32,7 @@ type gsoWriter struct {
 	hdr   unix.Msghdr
 	iov   [gsoMaxSegments]unix.Iovec
 	name  unix.RawSockaddrInet6 // room for either family
-	oob   [64]byte
+	oob   [96]byte              // UDP_SEGMENT, and the source address (pktinfo.go)
 	errno unix.Errno
 	send  func(fd uintptr) bool
 }
@@ -67,7 +67,7 @@ func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.Addr
 	}
 	w.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.name)), Namelen: namelen, Iov: &w.iov[0]}
 	w.hdr.SetIovlen(len(segs))
-	oob := gsoOOB(w.oob[:], seg)
+	oob := s.appendPktinfo(gsoOOB(w.oob[:], seg), s.sourceFor(to))
 	w.hdr.Control = &oob[0]
 	w.hdr.SetControllen(len(oob))
 	w.errno = 0

@@ -39,6 +39,7 @@ type counters struct {
 	tooLong                atomic.Uint64 // longer than maxDatagram, dropped before the machine
 	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
 	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
+	sourcesForgotten       atomic.Uint64 // remote addresses a full source table forgot (pktinfo.go)
 	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
 	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it) for the datagrams in no run
 }
@@ -76,6 +77,13 @@ type loop struct {
 	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
 	// polls the machine's events there.
 	drained func(now proto.Instant)
+	// divertIn, when set, sees every datagram that came over UDP before the
+	// machine does, and reports whether it took it (stream.go's fallback).
+	divertIn func(now proto.Instant, p *packet, d []byte) bool
+	// divertOut, when set, sees every transmit before the sockets do, and reports
+	// whether it took it (into a TCP/TLS stream). The payload is valid only
+	// during the call.
+	divertOut func(t proto.Transmit) bool
 }
 
 func newLoop(m machine, start time.Time, txBufLen int) *loop {
@@ -163,6 +171,9 @@ func (l *loop) handlePackets(p *packet) {
 // handle gives the packet's datagrams to the machine, draining after each,
 // returns the packet to its pool and reports how many datagrams there were.
 func (l *loop) handle(p *packet) int {
+	if p.dst.IsValid() && p.sock.noteSource(p.from, p.dst) {
+		l.stats.sourcesForgotten.Add(1)
+	}
 	k := 0
 	for ; ; k++ {
 		d, ok := p.datagram(k)
@@ -172,6 +183,10 @@ func (l *loop) handle(p *packet) int {
 		l.stats.datagramsIn.Add(1)
 		l.stats.bytesIn.Add(uint64(len(d)))
 		now := l.now()
+		if l.divertIn != nil && !p.stream && l.divertIn(now, p, d) {
+			l.drain(now)
+			continue
+		}
 		if err := l.m.HandleDatagram(now, p.sock.addr, p.from, d); err != nil {
 			l.stats.rejected.Add(1)
 		}
@@ -212,6 +227,10 @@ func (l *loop) drainTransmits(now proto.Instant) {
 		t, ok := l.m.PollTransmit(now, slot)
 		if !ok {
 			break
+		}
+		if l.divertOut != nil && t.TTL == 0 && l.divertOut(t) {
+			l.count(nil, len(t.Payload))
+			continue
 		}
 		s := l.sockets[t.From]
 		if s == nil {

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -79,6 +80,19 @@ type Config struct {
 	// MaxExtraSockets bounds the extra sockets the node may ask for, NAT
 	// measurement and birthday punching together (default 600).
 	MaxExtraSockets int
+	// ServerTCP, when set, is "host:port" of the server's TCP listener (natpass
+	// server --tcp-listen): when a register or keepalive gets no answer over UDP
+	// for 3 s the node carries its datagrams to the server over TCP instead
+	// (PROTOCOL.md §14), and back over UDP as soon as the server answers there
+	// (the driver asks it a STUN Binding every second meanwhile). It pairs with
+	// the first of Servers. With ServerTLS set the connection is TLS with that
+	// configuration (ServerName defaults to ServerTCP's host).
+	ServerTCP string
+	ServerTLS *tls.Config
+	// OnTransport, when set, hears each move between UDP and the stream
+	// (TransportUDP, TransportTCP, TransportTLS). Like OnPath it runs on the
+	// node's goroutine.
+	OnTransport func(transport string)
 	// RoomOutboxBytes bounds each room link's outbox: the messages Room.Broadcast
 	// queued for one member that its connection has not taken yet (default 1 MiB,
 	// each message counted as its length plus 32 bytes; one message always fits).
@@ -150,6 +164,7 @@ type Node struct {
 	id   string
 	loop *loop
 	nm   *node.Node
+	fb   *fallback // nil without Config.ServerTCP
 	cmds chan *command
 	// exited is closed when the loop goroutine has stopped and every socket is
 	// closed.
@@ -282,6 +297,9 @@ func newNode(cfg Config) (*Node, error) {
 	n.loop = newLoop(nm, start, txBufLen)
 	n.loop.drained = n.events
 	n.loop.dropInbound = cfg.DropInbound
+	if n.fb = newFallback(cfg, servers[0]); n.fb != nil {
+		n.loop.divertIn, n.loop.divertOut = n.divertIn, n.divertOut
+	}
 	n.loop.addSocket(main, true)
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
@@ -533,7 +551,28 @@ type Stats struct {
 	// (Config.AcceptQueue) was full: their connections were closed at once.
 	IncomingRefused uint64
 	Sockets         int // open UDP sockets
-	Node            node.Stats
+	// Stream: the fallback to the server's TCP/TLS listener (Config.ServerTCP).
+	Stream NodeStreamStats
+	Node   node.Stats
+}
+
+// NodeStreamStats count a node's fallback to TCP/TLS.
+type NodeStreamStats struct {
+	Transport  string // how the node reaches its server now: TransportUDP, TCP or TLS
+	Dials      uint64 // connections tried
+	DialFails  uint64 // of them, failed (refused, timed out, TLS handshake)
+	Moves      uint64 // moves between UDP and a stream, both ways
+	QueueDrops uint64 // datagrams dropped: the stream's write queue (256 KiB) was full
+	BadFrames  uint64 // streams closed for a frame length of 0 or above 1472
+}
+
+// ServerTransport is how the node reaches its server now: TransportUDP, or
+// TransportTCP / TransportTLS while on its fallback stream.
+func (n *Node) ServerTransport() string {
+	if n.fb == nil {
+		return TransportUDP
+	}
+	return n.fb.transport.Load().(string)
 }
 
 // Stats returns the counters. After Close they are the last ones seen.
@@ -553,6 +592,11 @@ func (n *Node) Stats() Stats {
 		n.mu.Unlock()
 	}
 	st.Node, st.Sockets = ns, socks
+	st.Stream.Transport = n.ServerTransport()
+	if f := n.fb; f != nil {
+		st.Stream.Dials, st.Stream.DialFails, st.Stream.Moves = f.dials.Load(), f.dialFails.Load(), f.moves.Load()
+		st.Stream.QueueDrops, st.Stream.BadFrames = f.stats.queueDrops.Load(), f.stats.badFrames.Load()
+	}
 	return st
 }
 
@@ -608,6 +652,7 @@ func (n *Node) run() {
 		for _, w := range n.waiters {
 			w.finish(err)
 		}
+		n.stopFallback()
 		l.shutdown()
 		// Commands sent after the loop stopped: answer them.
 		for {
@@ -619,6 +664,11 @@ func (n *Node) run() {
 			}
 		}
 	}()
+	var fbEvents <-chan func(proto.Instant)
+	var fbTick <-chan time.Time
+	if n.fb != nil {
+		fbEvents, fbTick = n.fb.events, n.fb.tick.C
+	}
 	for {
 		l.arm()
 		select {
@@ -626,6 +676,14 @@ func (n *Node) run() {
 			l.handlePackets(p)
 		case <-l.timer.C:
 			l.handleTimer()
+		case ev := <-fbEvents:
+			now := l.now()
+			ev(now)
+			l.drain(now)
+		case <-fbTick:
+			now := l.now()
+			n.fallbackTick(now)
+			l.drain(now)
 		case c := <-n.cmds:
 			now := l.now()
 			c.run(n, now)

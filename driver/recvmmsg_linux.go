@@ -61,7 +61,7 @@ type batchReader struct {
 	hdrs  [recvBatchLen]unix.Mmsghdr
 	iovs  [recvBatchLen]unix.Iovec
 	names [recvBatchLen]unix.RawSockaddrInet6 // room for either family
-	oobs  [recvBatchLen][64]byte              // UDP_GRO's segment size
+	oobs  [recvBatchLen][96]byte              // UDP_GRO's segment size, the destination address
 	want  int                                 // buffers offered to this call
 	got   int                                 // reads received
 	errno unix.Errno
@@ -166,6 +166,10 @@ func (r *batchReader) accept(i int, p *packet, tooLong *atomic.Uint64) bool {
 		return false
 	}
 	p.sock, p.from, p.n, p.seg = r.s, from, n, seg
+	p.dst, p.stream = netip.Addr{}, false
+	if r.s.pktinfo {
+		p.dst = pktinfoDst(r.oobs[i][:h.Hdr.Controllen])
+	}
 	return true
 }
 

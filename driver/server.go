@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -15,9 +16,10 @@ import (
 
 // ServerConfig configures a rendezvous server.
 type ServerConfig struct {
-	// Listen is the primary socket, "host:port". Required. Give a specific IP on a
-	// host with several: replies must leave from the address they were sent to,
-	// and the server tells nodes its other sockets' addresses.
+	// Listen is the primary socket, "host:port". Required. An unspecified IP
+	// (0.0.0.0, [::]) serves every address of the host: on Linux each reply leaves
+	// from the address its request was sent to (IP_PKTINFO); elsewhere give a
+	// specific IP on a host with several.
 	Listen string
 	// AltPort is the second socket on Listen's IP, for "answer from another port"
 	// (NAT filtering and mapping tests). "" means an ephemeral port; on an
@@ -39,6 +41,16 @@ type ServerConfig struct {
 	// ClusterSecret: the shared key source of an InsecureDev cluster (ignored with a
 	// Secret).
 	ClusterSecret []byte
+	// TCPListen, when set, is "host:port" of a TCP listener for nodes whose UDP
+	// to the server is blocked (DESIGN §14, PROTOCOL.md §14): each connection
+	// carries the datagrams such a node would send the primary socket, framed,
+	// and the server answers and relays on it as over UDP. With TLS set, every
+	// connection is TLS with that configuration (a certificate at least).
+	TCPListen string
+	TLS       *tls.Config
+	// MaxStreams bounds the open TCP/TLS connections (default 4096); more are
+	// closed at once and counted.
+	MaxStreams int
 	// Tune carries every other rendezvous.Config field (rates, bounds, timeouts);
 	// its Secret, InsecureDev, Seed, sockets and WallClock are set by the driver.
 	Tune rendezvous.Config
@@ -57,6 +69,7 @@ type Server struct {
 	once    sync.Once
 	addrs   []netip.AddrPort
 	log     func(string)
+	streams *serverStreams // nil without ServerConfig.TCPListen
 
 	bus           ClusterBus // nil when alone
 	clusterErrors atomic.Uint64
@@ -101,6 +114,11 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		closeAll()
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
+	streams, err := listenStreams(cfg, socks[0])
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	s := &Server{
 		srv: srv, loop: newLoop(srv, start, rendezvous.MaxDatagramLen),
 		cmds:    make(chan func(proto.Instant)),
@@ -108,11 +126,20 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		exited:  make(chan struct{}),
 		log:     cfg.Log,
 		bus:     cfg.Cluster,
+		streams: streams,
 	}
 	s.loop.drained = s.events
 	for _, so := range socks {
 		s.loop.addSocket(so, true)
 		s.addrs = append(s.addrs, so.addr)
+	}
+	if streams != nil {
+		s.loop.divertOut = streams.divert
+		s.loop.wg.Add(1)
+		go func() {
+			defer s.loop.wg.Done()
+			streams.acceptLoop(s.loop)
+		}()
 	}
 	go s.run()
 	return s, nil
@@ -192,6 +219,22 @@ type ServerStats struct {
 	WriteErrors uint64
 	// ClusterErrors: cluster messages or interest changes the bus refused.
 	ClusterErrors uint64
+	// SourcesForgotten: remote addresses a socket on an unspecified address forgot
+	// the local address of, its table full (16 Ki remotes); each is answered from
+	// the kernel's choice of address until it sends again.
+	SourcesForgotten uint64
+	// Streams: the TCP/TLS listener's connections (zero without TCPListen).
+	Streams StreamStats
+}
+
+// StreamStats count a server's TCP/TLS connections and what they turned away.
+type StreamStats struct {
+	Accepted          uint64 // connections served (after the TLS handshake, with TLS)
+	Refused           uint64 // closed at once: MaxStreams open already
+	HandshakeFailures uint64 // TLS handshakes that failed or timed out
+	QueueDrops        uint64 // datagrams dropped: a connection's write queue (256 KiB) was full
+	BadFrames         uint64 // connections closed for a frame length of 0 or above 1472
+	NoConn            uint64 // datagrams for a connection that had closed
 }
 
 // Stats returns the counters (the last ones seen, after Close).
@@ -207,7 +250,27 @@ func (s *Server) Stats() ServerStats {
 		s.mu.Unlock()
 	}
 	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load(),
-		ClusterErrors: s.clusterErrors.Load()}
+		ClusterErrors: s.clusterErrors.Load(), SourcesForgotten: s.loop.stats.sourcesForgotten.Load(),
+		Streams: s.streamStats()}
+}
+
+func (s *Server) streamStats() StreamStats {
+	st := s.streams
+	if st == nil {
+		return StreamStats{}
+	}
+	return StreamStats{Accepted: st.accepted.Load(), Refused: st.refused.Load(),
+		HandshakeFailures: st.handshakeFailures.Load(), QueueDrops: st.stats.queueDrops.Load(),
+		BadFrames: st.stats.badFrames.Load(), NoConn: st.noStream.Load()}
+}
+
+// TCPAddr is the TCP/TLS listener's address; the zero AddrPort without one.
+func (s *Server) TCPAddr() netip.AddrPort {
+	if s.streams == nil {
+		return netip.AddrPort{}
+	}
+	a, _ := netip.ParseAddrPort(s.streams.ln.Addr().String())
+	return a
 }
 
 // Close stops the server and closes its sockets; it returns once its goroutines
@@ -225,6 +288,9 @@ func (s *Server) run() {
 		s.mu.Lock()
 		s.last = s.srv.Stats()
 		s.mu.Unlock()
+		if s.streams != nil {
+			s.streams.shutdown()
+		}
 		l.shutdown()
 	}()
 	var inbox <-chan rendezvous.ClusterMessage

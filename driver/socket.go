@@ -23,8 +23,14 @@ const maxDatagram = 2048
 type packet struct {
 	sock *socket
 	from netip.AddrPort
-	n    int
-	buf  [maxDatagram + 1]byte
+	// dst is the local address the datagrams were sent to, on a socket that asks
+	// for it (socket.pktinfo); the zero Addr otherwise.
+	dst netip.Addr
+	// stream: the datagram came over a TCP/TLS stream (loop.deliverStream), not
+	// from sock itself.
+	stream bool
+	n      int
+	buf    [maxDatagram + 1]byte
 
 	// gro, when set, holds a coalesced read of n bytes instead of buf: datagrams
 	// of seg bytes each, the last possibly shorter. Such a packet belongs to its
@@ -78,6 +84,14 @@ type socket struct {
 	batch bool
 	// groFree is the pool of coalesced-read packets of a GRO socket.
 	groFree chan *packet
+
+	// pktinfo: the socket is bound to an unspecified address and learns each
+	// datagram's destination address; sources maps a remote address to the local
+	// address it last reached (pktinfo.go). Only the loop uses sources.
+	pktinfo bool
+	sources map[netip.AddrPort]netip.Addr
+	// oob is write's control-message buffer (the loop's only).
+	oob []byte
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still
@@ -113,6 +127,7 @@ func listenUDP(addr netip.AddrPort, name netip.AddrPort) (*socket, error) {
 	if err != nil || s.ttl <= 0 {
 		s.ttl = 64
 	}
+	s.enablePktinfo(addr.Addr())
 	// Bigger kernel buffers absorb bursts (a window of rudp packets, a punching
 	// burst) while the loop is busy. Errors only mean the OS kept its default.
 	_ = c.SetReadBuffer(4 << 20)
@@ -129,6 +144,11 @@ func (s *socket) write(p []byte, to netip.AddrPort, ttl uint8) error {
 			return err
 		}
 		defer s.setTTL(s.ttl)
+	}
+	if src := s.sourceFor(to); src.IsValid() {
+		s.oob = s.appendPktinfo(s.oob[:0], src)
+		_, _, err := s.conn.WriteMsgUDPAddrPort(p, s.oob, to)
+		return err
 	}
 	_, err := s.conn.WriteToUDPAddrPort(p, to)
 	return err
@@ -157,6 +177,7 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
 		return
 	}
+	var oob [96]byte // a packet-information control message
 	for {
 		var p *packet
 		select {
@@ -165,7 +186,7 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 			return
 		}
 		for {
-			n, from, err := s.conn.ReadFromUDPAddrPort(p.buf[:])
+			n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(p.buf[:], oob[:])
 			if err != nil {
 				select {
 				case <-done:
@@ -185,6 +206,10 @@ func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan stru
 				continue
 			}
 			p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
+			p.dst, p.stream = netip.Addr{}, false
+			if s.pktinfo {
+				p.dst = pktinfoDst(oob[:oobn])
+			}
 			break
 		}
 		select {

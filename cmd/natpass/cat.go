@@ -60,6 +60,8 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	relay := fs.String("relay", "auto", "relay policy: auto (relay first, then direct), force (relay only, addresses stay hidden) or never (direct only)")
 	listen := fs.String("listen", "", "local IP:PORT for the main socket (default: the route to the server, any port)")
 	timeout := fs.Duration("timeout", 0, "give up connecting after this long (0: wait)")
+	var tcp nodeTCPFlags
+	tcp.register(fs)
 	var adm admission
 	adm.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -84,12 +86,17 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 2
 	}
+	if err := tcp.apply(&cfg); err != nil {
+		fmt.Fprintln(stderr, "natpass cat:", err)
+		return 2
+	}
 	// Path lines come from the node, so that a connection that never comes up
 	// still says why.
 	paths := newPathPrinter(stderr, servers[0])
 	defer paths.stop()
 	cfg.OnPath = paths.onPath
 	cfg.OnServer = paths.onServer
+	cfg.OnTransport = paths.onTransport
 	c, err := catConnect(ctx, cfg, *connect, *timeout, stderr)
 	if c != nil {
 		paths.setConn(c.conn)
@@ -238,27 +245,50 @@ const relayRTTWait = time.Second
 type pathPrinter struct {
 	stderr io.Writer
 	server string
-	events chan driver.PathEvent // bounded: when full, a line is printed at once, without the RTT
-	known  chan struct{}         // closed once conn is set (nil when connecting failed)
-	conn   *driver.Conn
-	done   chan struct{} // closed when the printer has printed everything
-	mu     sync.Mutex    // one line at a time on stderr
-	once   sync.Once
+	events chan pathItem // bounded: when full, a line is printed at once, without the RTT
+	// transport is how the node reaches its server (driver.TransportUDP, TCP,
+	// TLS); a relay line names a stream (via=tcp, via=tls). Node goroutine only.
+	transport string
+	known     chan struct{} // closed once conn is set (nil when connecting failed)
+	conn      *driver.Conn
+	done      chan struct{} // closed when the printer has printed everything
+	mu        sync.Mutex    // one line at a time on stderr
+	once      sync.Once
 }
 
 func newPathPrinter(stderr io.Writer, server string) *pathPrinter {
-	p := &pathPrinter{stderr: stderr, server: server, events: make(chan driver.PathEvent, 64),
+	p := &pathPrinter{stderr: stderr, server: server, events: make(chan pathItem, 64), transport: driver.TransportUDP,
 		known: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
+// pathItem is a path event and the transport to the server when it came.
+type pathItem struct {
+	e   driver.PathEvent
+	via string
+}
+
 func (p *pathPrinter) onPath(_ string, e driver.PathEvent) {
 	select {
-	case p.events <- e:
+	case p.events <- pathItem{e, p.transport}:
 	default:
-		p.print(pathLine(e, p.server, 0))
+		p.print(viaLine(pathLine(e, p.server, 0), e, p.transport))
 	}
+}
+
+// onTransport prints a move between UDP and the TCP/TLS fallback at once.
+func (p *pathPrinter) onTransport(transport string) {
+	p.transport = transport
+	p.print("server transport=" + transport)
+}
+
+// viaLine appends to a relay path's line the stream the relay is reached over.
+func viaLine(line string, e driver.PathEvent, transport string) string {
+	if e.Kind != driver.PathRelay || transport == driver.TransportUDP {
+		return line
+	}
+	return line + " via=" + transport
 }
 
 // onServer prints a move to another server at once (it runs on the node's
@@ -290,13 +320,13 @@ func (p *pathPrinter) print(line string) {
 
 func (p *pathPrinter) run() {
 	defer close(p.done)
-	for e := range p.events {
+	for it := range p.events {
 		var srtt time.Duration
-		if e.Kind == driver.PathRelay && e.RTT == 0 {
+		if it.e.Kind == driver.PathRelay && it.e.RTT == 0 {
 			<-p.known
 			srtt = p.srtt()
 		}
-		p.print(pathLine(e, p.server, srtt))
+		p.print(viaLine(pathLine(it.e, p.server, srtt), it.e, it.via))
 	}
 }
 

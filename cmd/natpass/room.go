@@ -64,6 +64,8 @@ func parseRoomFlags(args []string, stderr io.Writer) (opt roomOptions, cfg drive
 	fs.IntVar(&opt.wait, "wait", 0, "wait until links with this many other members are up before reading stdin")
 	fs.DurationVar(&opt.linger, "linger", 2*time.Second, "stay this long after stdin ended and every line was acknowledged")
 	fs.DurationVar(&opt.timeout, "timeout", 0, "give up joining (and --wait) after this long (0: wait)")
+	var tcp nodeTCPFlags
+	tcp.register(fs)
 	var adm admission
 	adm.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -92,6 +94,10 @@ func parseRoomFlags(args []string, stderr io.Writer) (opt roomOptions, cfg drive
 	}
 	cfg = driver.Config{Servers: servers, ID: *id, Listen: *listen, Relay: policy}
 	if err := adm.apply(&cfg, false); err != nil {
+		fmt.Fprintln(stderr, "natpass room:", err)
+		return opt, cfg, 2
+	}
+	if err := tcp.apply(&cfg); err != nil {
 		fmt.Fprintln(stderr, "natpass room:", err)
 		return opt, cfg, 2
 	}

@@ -43,10 +43,11 @@ type serverFlags struct {
 	sessionMbps, totalMbps                            float64
 	log                                               logFlags
 	cluster                                           clusterFlags
+	tcp                                               serverTCPFlags
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; a specific IP on multi-homed hosts)")
+	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; 0.0.0.0 answers from the address asked, on Linux)")
 	fs.StringVar(&f.listen2, "listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
 	fs.StringVar(&f.altPort, "alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
 	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the ticket secret")
@@ -58,6 +59,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.adminListen, "admin-listen", "", "HOST:PORT of the admin HTTP endpoint: /metrics (Prometheus), /healthz, /readyz (default: none)")
 	f.log.register(fs)
 	f.cluster.register(fs)
+	f.tcp.register(fs)
 }
 
 // serverUp is what serverMain's started hook learns once the server listens.
@@ -77,7 +79,7 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 		return 2
 	}
 	if f.listen == "" || (f.secretFile == "") == !f.insecure || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev) [--admin-listen HOST:PORT]")
+		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev) [--admin-listen HOST:PORT] [--tcp-listen HOST:PORT [--tls-cert FILE --tls-key FILE]]")
 		return 2
 	}
 	log, err := f.log.logger(stderr)
@@ -88,6 +90,10 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 	cfg := driver.ServerConfig{Listen: f.listen, AltAddr: f.listen2, AltPort: f.altPort, InsecureDev: f.insecure}
 	if code := serverBudgetsAndSecret(&cfg, f.sessionMbps, f.totalMbps, f.secretFile, log); code != 0 {
 		return code
+	}
+	if err := f.tcp.apply(&cfg); err != nil {
+		log.Error("tcp flags", "err", err)
+		return 2
 	}
 	if !f.quiet {
 		cfg.Log = func(line string) { log.Info(line) }
@@ -139,6 +145,9 @@ func startServer(f *serverFlags, cfg driver.ServerConfig, log *slog.Logger) (ser
 		return serverUp{}, 1
 	}
 	log.Info("natpass server listening", "addrs", s.Addrs())
+	if tcp := s.TCPAddr(); tcp.IsValid() {
+		log.Info("tcp listener", "addr", tcp, "tls", cfg.TLS != nil)
+	}
 	if bus != nil {
 		log.Info("cluster", "name", f.cluster.name, "routes", bus.ClusterAddr())
 	}

@@ -185,10 +185,11 @@ func (r *clusterRun) startCats(ctx context.Context) {
 	}()
 }
 
-// startCat starts `natpass cat` on host; the caller writes its stdin.
-func (tp *topo) startCat(ctx context.Context, host, id, connect, servers, secretFile string) *catProc {
+// startCat starts `natpass cat` on host, with extra flags after the usual ones;
+// the caller writes its stdin.
+func (tp *topo) startCat(ctx context.Context, host, id, connect, servers, secretFile string, extra ...string) *catProc {
 	tp.t.Helper()
-	cmd := exec.CommandContext(ctx, "ip", catArgs(host, id, connect, servers, secretFile, 30*time.Second)...)
+	cmd := exec.CommandContext(ctx, "ip", append(catArgs(host, id, connect, servers, secretFile, 30*time.Second), extra...)...)
 	p := &catProc{id: id, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	var err error
