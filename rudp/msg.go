@@ -85,14 +85,14 @@ type inMsg struct {
 	count uint32 // fragments; 0 = not fragmented
 	got   bitset
 	nGot  uint32
-	cost  int // flow-control cost charged for it (PROTOCOL.md §7.5)
+	cost  int // flow-control cost charged for it (PROTOCOL.md §7.6)
 }
 
 func (m *inMsg) complete() bool { return m.nGot == max(m.count, 1) }
 
 // flowCost is what one data frame of a reliable message charges against the
 // flow-control window: its data plus a fixed 32 bytes, so that even empty messages
-// are bounded in number (PROTOCOL.md §7.5).
+// are bounded in number (PROTOCOL.md §7.6).
 func flowCost(dataLen int) int { return dataLen + 32 }
 
 // pool recycles message structs and their buffers. It is bounded so that a burst

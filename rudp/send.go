@@ -159,7 +159,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.Instant, allowLow, probe, ackFreq bool) bool {
 	eliciting := false
 	if c.sendMaxData && budget-len(*b) >= 9 {
-		c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
+		c.advertisedMaxData = c.nextMaxData()
 		f := proto.RUDPMaxData{Limit: c.advertisedMaxData}
 		*b = f.Append(*b)
 		c.sendMaxData = false
