@@ -117,8 +117,9 @@ const (
 	// RecvWindow ≥ 2 × MaxMessageSize as well, the largest message's flow-control
 	// cost (data plus 32 bytes per fragment, fragments of at least 208 bytes) stays
 	// below the three quarters of the window a receiver always leaves open (it
-	// raises the limit once a quarter is free), so a message already started always
-	// finishes. 4 KiB also keeps MAX_DATA frames to one per KiB delivered at most.
+	// raises the limit once a quarter is free), so the one message the sender may
+	// have started without room for all of it always finishes (PROTOCOL.md §7.6
+	// [FLOW-4], [FLOW-5]). 4 KiB also keeps MAX_DATA to one per KiB taken at most.
 	minRecvWindow = 4 << 10
 
 	// messageWindow bounds how far a reliable lane's sequence numbers may run ahead of

@@ -68,6 +68,11 @@ type Conn struct {
 	sendBuffered  int    // bytes of messages from Send until acked or gone
 	reliableSent  uint64 // flow-control cost of first transmissions (§7.6)
 	peerMaxData   uint64 // the peer's flow-control limit
+	// partlySent counts reliable messages whose first transmission has begun and not
+	// ended; creditOwed is what their fragments never sent will still charge. A
+	// second message starts only if all of them fit (§7.6 [FLOW-5]).
+	partlySent    int
+	creditOwed    uint64
 	pingPending   bool
 	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
 	afOut         ackFreqOut
@@ -310,6 +315,7 @@ func (c *Conn) dropSendState() {
 		for l.pending.len() > 0 {
 			l.pending.pop()
 		}
+		c.partlySent, c.creditOwed = 0, 0
 		for l.retx.len() > 0 {
 			l.retx.pop()
 		}

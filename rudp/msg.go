@@ -47,6 +47,20 @@ func (m *outMsg) piece(i uint32) []byte {
 	return m.data[off : off+n]
 }
 
+// unsentCost is the flow-control cost of m's fragments never sent: what the rest of
+// its first transmission will charge (PROTOCOL.md §7.6).
+func (m *outMsg) unsentCost() uint64 {
+	left := uint64(m.pieces() - m.next)
+	if left == 0 {
+		return 0
+	}
+	off := uint64(0)
+	if m.count > 0 {
+		off, _, _ = proto.FragmentBounds(uint64(len(m.data)), uint64(m.count), uint64(m.next))
+	}
+	return uint64(len(m.data)) - off + left*uint64(flowCost(0))
+}
+
 // frame builds the data frame for fragment i (Data aliases m.data).
 func (m *outMsg) frame(i uint32) proto.RUDPData {
 	f := proto.RUDPData{Mode: m.mode, Lane: m.lane, Seq: m.seq, Total: uint64(len(m.data)), Data: m.piece(i)}

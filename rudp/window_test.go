@@ -1,20 +1,23 @@
 package rudp
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/sim/simtest"
+	"pgregory.net/rapid"
 )
 
-// sizedFeed queues reliable messages of the given sizes on one lane, alternating
-// ordered and unordered, as fast as the send buffer takes them.
+// sizedFeed queues reliable messages of the given sizes, message i on lane
+// i mod lanes, two in three ordered and the rest unordered, as fast as the send
+// buffer takes them.
 type sizedFeed struct {
 	c      *Conn
 	o      *oracle
-	lane   int
+	lanes  int
 	sizes  []int
 	queued int // messages of sizes already queued
 	buf    []byte
@@ -26,7 +29,7 @@ func (f *sizedFeed) feed(now proto.Instant) bool {
 		if f.queued%3 == 2 {
 			mode = ReliableUnordered
 		}
-		err := f.o.send(f.c, now, f.lane, mode, f.sizes[f.queued], f.buf)
+		err := f.o.send(f.c, now, f.queued%f.lanes, mode, f.sizes[f.queued], f.buf)
 		if err == ErrSendBufferFull {
 			return true
 		} else if err != nil {
@@ -55,8 +58,9 @@ func everySize(largest int) []int {
 
 // windowWatch checks, after every step of a run, the flow-control invariants between
 // sender x and receiver y: y's advertised limit never falls, never below what x
-// believes (so y accepts everything x may send), and y holds at most
-// max(RecvWindow, 64 KiB) of reliable data it has not had back from the application.
+// believes (so y accepts everything x may send); y holds at most max(RecvWindow,
+// 64 KiB) of reliable data it has not had back from the application; and when x has
+// more than one message part-sent, the limit covers all of them [FLOW-5].
 type windowWatch struct {
 	x, y       *Conn
 	advertised uint64
@@ -71,6 +75,10 @@ func (w *windowWatch) check(failf func(string, ...any)) {
 	w.advertised = adv
 	if w.x.peerMaxData > adv {
 		failf("sender may send up to %d, receiver accepts up to %d", w.x.peerMaxData, adv)
+	}
+	if w.x.partlySent > 1 && w.x.reliableSent+w.x.creditOwed > w.x.peerMaxData {
+		failf("%d messages part-sent owe %d bytes of credit beyond the limit %d (sent %d)",
+			w.x.partlySent, w.x.creditOwed, w.x.peerMaxData, w.x.reliableSent)
 	}
 	held := w.y.recvReliable - w.y.recvConsumed
 	w.heldPeak = max(w.heldPeak, held)
@@ -90,50 +98,108 @@ func TestSmallRecvWindows(t *testing.T) {
 	for _, window := range []int{4 << 10, 16 << 10, 63 << 10} {
 		t.Run(byteSize(window), func(t *testing.T) {
 			simtest.Seeds(t, 1, 6, 50, func(t *testing.T, seed uint64) {
-				runSmallWindow(t, seed, window, everySize(window/2))
+				cfg := Config{MaxMessageSize: window / 2, RecvWindow: window, SendBufferBytes: 64 << 10}
+				t.Log(runWindow(newNetwork(t, seed), cfg, everySize(window/2), 0.10))
 			})
 		})
 	}
 }
 
-func runSmallWindow(t *testing.T, seed uint64, window int, sizes []int) {
-	n := newNetwork(t, seed)
+// TestWindowSharedByLanes: several lanes send messages of MaxMessageSize (half the
+// window) at once, over loss, and all of them arrive. Before a sender started a
+// message only when the window had room for all of it and what other part-sent
+// messages still owed [FLOW-5], lanes of equal priority each got part of the window
+// and none all of it: the receiver, which hands over only whole messages, gave no
+// credit back, and the transfer stalled for good, with windows of any size (two
+// lanes, 1 MiB window, 512 KiB messages: nothing delivered).
+func TestWindowSharedByLanes(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		lanes []LaneConfig
+	}{
+		{"two-equal", make([]LaneConfig, 2)},
+		{"four-equal", []LaneConfig{{Weight: 1}, {Weight: 3}, {Weight: 1}, {Weight: 2}}},
+		{"mixed-priority", []LaneConfig{{Priority: 0}, {Priority: 1}, {Priority: 0}}},
+	} {
+		for _, window := range []int{4 << 10, 16 << 10, 256 << 10} {
+			t.Run(c.name+"/"+byteSize(window), func(t *testing.T) {
+				simtest.Seeds(t, 1, 3, 50, func(t *testing.T, seed uint64) {
+					cfg := Config{Lanes: c.lanes, MaxMessageSize: window / 2, RecvWindow: window, SendBufferBytes: 8 * window}
+					sizes := make([]int, 12*len(c.lanes))
+					for i := range sizes {
+						sizes[i] = window / 2
+						if i%5 == 4 {
+							sizes[i] = 14 + i // small ones between
+						}
+					}
+					t.Log(runWindow(newNetwork(t, seed), cfg, sizes, 0.05))
+				})
+			})
+		}
+	}
+}
+
+// TestWindowProperty: rapid picks the window (4 KiB to 128 KiB), MaxMessageSize (up to
+// half of it), up to four lanes with their priorities and weights, the messages and
+// the loss; every message arrives and the invariants of windowWatch hold throughout.
+func TestWindowProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		window := rapid.OneOf(rapid.IntRange(minRecvWindow, 128<<10),
+			rapid.SampledFrom([]int{4 << 10, 16 << 10, 63 << 10, 64 << 10, 128 << 10})).Draw(rt, "window")
+		maxMsg := rapid.OneOf(rapid.IntRange(14, window/2), rapid.Just(window/2)).Draw(rt, "maxMessage")
+		lanes := make([]LaneConfig, rapid.IntRange(1, 4).Draw(rt, "lanes"))
+		for i := range lanes {
+			lanes[i] = LaneConfig{Priority: uint8(rapid.IntRange(0, 1).Draw(rt, "priority")),
+				Weight: uint16(rapid.IntRange(1, 4).Draw(rt, "weight"))}
+		}
+		// Large messages matter most: they are the ones a window can fail to hold.
+		size := rapid.OneOf(rapid.IntRange(14, min(maxMsg, 300)), rapid.IntRange(maxMsg/2, maxMsg), rapid.Just(maxMsg))
+		sizes := rapid.SliceOfN(size, 10, 60).Draw(rt, "sizes")
+		loss := rapid.Float64Range(0, 0.1).Draw(rt, "loss")
+		seed := rapid.Uint64().Draw(rt, "seed")
+		cfg := Config{Lanes: lanes, MaxMessageSize: maxMsg, RecvWindow: window, SendBufferBytes: 2 * window}
+		n := newNetwork(t, seed)
+		n.fatalf = rt.Fatalf // rapid shrinks a failure and prints how to replay it
+		runWindow(n, cfg, sizes, loss)
+	})
+}
+
+// runWindow sends sizes from a to b over links with up to maxLoss loss (and some
+// duplication, jitter and reordering) both ways and checks that every message
+// arrives, that b refused no packet, and windowWatch's invariants after every step.
+func runWindow(n *network, cfg Config, sizes []int, maxLoss float64) string {
 	r := n.rng
 	mk := func() *link {
 		return &link{cfg: linkConfig{
 			delay:        time.Duration(1+r.IntN(40)) * time.Millisecond,
 			jitter:       time.Duration(r.IntN(10)) * time.Millisecond,
-			loss:         0.02 + r.Float64()*0.10,
+			loss:         r.Float64() * maxLoss,
 			dup:          r.Float64() * 0.03,
-			reorder:      0.02 + r.Float64()*0.05,
+			reorder:      r.Float64() * 0.05,
 			reorderDelay: time.Duration(5+r.IntN(30)) * time.Millisecond,
 		}}
 	}
-	cfg := Config{MaxMessageSize: window / 2, RecvWindow: window, SendBufferBytes: 64 << 10}
 	a, b := n.pair(cfg, mk(), mk())
 	o := newOracle(n.failf)
 	b.onMsg = o.receive
-	f := &sizedFeed{c: a.c, o: o, sizes: sizes, buf: make([]byte, window)}
+	f := &sizedFeed{c: a.c, o: o, lanes: len(a.c.lanes), sizes: sizes, buf: make([]byte, cfg.MaxMessageSize)}
 	w := &windowWatch{x: a.c, y: b.c}
 	n.afterStep = func() { w.check(n.failf) }
 	start := n.now
 	n.every(start, time.Millisecond, f.feed)
-	limit := n.now.Add(time.Duration(len(sizes)) * 200 * time.Millisecond)
+	limit := n.now.Add(60*time.Second + time.Duration(len(sizes))*200*time.Millisecond)
 	if !n.run(limit, func() bool { return f.queued == len(sizes) && o.complete() }) {
 		n.failf("window %d: %d of %d messages (%d queued) arrived by %v\na %+v\nb %+v",
-			window, o.arrived, len(sizes), f.queued, limit, a.c.Stats(), b.c.Stats())
+			cfg.RecvWindow, o.arrived, len(sizes), f.queued, limit, a.c.Stats(), b.c.Stats())
 	}
 	if o.arrived != len(sizes) {
-		n.failf("window %d: %d messages arrived, %d sent", window, o.arrived, len(sizes))
+		n.failf("window %d: %d messages arrived, %d sent", cfg.RecvWindow, o.arrived, len(sizes))
 	}
 	if bad := b.c.Stats().InvalidDatagrams; bad != 0 {
-		n.failf("window %d: the receiver refused %d packets", window, bad)
+		n.failf("window %d: the receiver refused %d packets", cfg.RecvWindow, bad)
 	}
-	t.Logf("window %d: %d messages (%d bytes) in %v virtual; receiver held at most %d bytes; %d retransmits, %d packets lost",
-		window, o.arrived, b.c.LaneStats(0).BytesDelivered, n.now.Sub(start), w.heldPeak, a.c.Stats().Retransmits, a.c.Stats().PacketsLost)
-	if w.heldPeak == 0 || a.c.Stats().Retransmits == 0 {
-		n.failf("the run exercised nothing: held peak %d, retransmits %d", w.heldPeak, a.c.Stats().Retransmits)
-	}
+	return fmt.Sprintf("window %d: %d messages in %v virtual; receiver held at most %d bytes; %d retransmits",
+		cfg.RecvWindow, o.arrived, n.now.Sub(start), w.heldPeak, a.c.Stats().Retransmits)
 }
 
 // byteSize names a window in KiB for subtest names.
