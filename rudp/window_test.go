@@ -80,6 +80,9 @@ func (w *windowWatch) check(failf func(string, ...any)) {
 		failf("%d messages part-sent owe %d bytes of credit beyond the limit %d (sent %d)",
 			w.x.partlySent, w.x.creditOwed, w.x.peerMaxData, w.x.reliableSent)
 	}
+	if w.x.partlySent == 0 && w.x.creditOwed != 0 {
+		failf("no message part-sent, yet %d bytes of credit owed", w.x.creditOwed)
+	}
 	held := w.y.recvReliable - w.y.recvConsumed
 	w.heldPeak = max(w.heldPeak, held)
 	if bound := max(uint64(w.y.cfg.RecvWindow), initialMaxData); held > bound {
