@@ -66,8 +66,16 @@ type Config struct {
 	// 16 MiB). Send returns ErrSendBufferFull beyond it.
 	SendBufferBytes int
 	// RecvWindow is the flow-control window: reliable bytes the peer may have in
-	// flight beyond what this end has delivered (default 4 MiB; at least 2 ×
-	// MaxMessageSize, so that a whole message always fits).
+	// flight beyond what the application has taken (default 4 MiB). It must be at
+	// least 2 × MaxMessageSize and at least 4 KiB: the sender cannot finish a message
+	// whose fragments the window cannot hold at once, and the receiver cannot hand
+	// over a part, so a smaller window could stall for good.
+	//
+	// A window below 64 KiB bounds memory only once the connection is under way:
+	// every sender may send 64 KiB before it hears the receiver's window (PROTOCOL.md
+	// §7.6), and a limit once in force never falls, so such a Conn holds up to 64 KiB
+	// of reliable data until the application has taken 64 KiB − RecvWindow, and at
+	// most RecvWindow after that.
 	RecvWindow int
 
 	InitialRTT        time.Duration // RFC 9002 §6.2.2 kInitialRtt; default 333 ms
@@ -100,9 +108,19 @@ const (
 	defaultIdleTimeout       = 30 * time.Second
 
 	// initialMaxData is the flow-control limit each end assumes of the other before a
-	// MAX_DATA frame arrives (PROTOCOL.md §7.5). Every Conn sends its real window in
-	// its first packets.
+	// MAX_DATA frame arrives, and honours as a receiver whatever its own window
+	// (PROTOCOL.md §7.6 [FLOW-1]). A Conn whose window is larger sends it in its first
+	// packets; a smaller window takes over only as the limit rises past 64 KiB.
 	initialMaxData = 64 << 10
+
+	// minRecvWindow is the smallest RecvWindow WithDefaults accepts. With
+	// RecvWindow ≥ 2 × MaxMessageSize as well, the largest message's flow-control
+	// cost (data plus 32 bytes per fragment, fragments of at least 208 bytes) stays
+	// below the three quarters of the window a receiver always leaves open (it
+	// raises the limit once a quarter is free), so the one message the sender may
+	// have started without room for all of it always finishes (PROTOCOL.md §7.6
+	// [FLOW-4], [FLOW-5]). 4 KiB also keeps MAX_DATA to one per KiB taken at most.
+	minRecvWindow = 4 << 10
 
 	// messageWindow bounds how far a reliable lane's sequence numbers may run ahead of
 	// the oldest unacknowledged message, which bounds the receiver's reorder buffer
@@ -163,6 +181,8 @@ func (c Config) WithDefaults() Config {
 		panic("rudp: MaxMessageSize over 1 GiB")
 	case c.RecvWindow < 2*c.MaxMessageSize:
 		panic("rudp: RecvWindow below 2 × MaxMessageSize")
+	case c.RecvWindow < minRecvWindow:
+		panic("rudp: RecvWindow below 4 KiB")
 	case c.SendBufferBytes < c.MaxMessageSize:
 		panic("rudp: SendBufferBytes below MaxMessageSize")
 	case c.IdleTimeout <= c.KeepaliveInterval:

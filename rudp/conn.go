@@ -66,8 +66,13 @@ type Conn struct {
 	mixedPriority bool // lanes have more than one priority: the reserve and overshoot apply
 	pool          pool
 	sendBuffered  int    // bytes of messages from Send until acked or gone
-	reliableSent  uint64 // flow-control cost of first transmissions (§7.5)
+	reliableSent  uint64 // flow-control cost of first transmissions (§7.6)
 	peerMaxData   uint64 // the peer's flow-control limit
+	// partlySent counts reliable messages whose first transmission has begun and not
+	// ended; creditOwed is what their fragments never sent will still charge. A
+	// second message starts only if all of them fit (§7.6 [FLOW-5]).
+	partlySent    int
+	creditOwed    uint64
 	pingPending   bool
 	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
 	afOut         ackFreqOut
@@ -103,7 +108,7 @@ type Conn struct {
 	ackSentLargest      uint64 // the largest packet number the last ACK frame reported
 	afIn                ackFreqIn
 	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
-	recvReliable        uint64        // flow-control cost received (§7.5)
+	recvReliable        uint64        // flow-control cost received (§7.6)
 	recvPolled          uint64        // ... of it handed out with EventMessage.Credit
 	recvConsumed        uint64        // ... of that given back with Consumed (taken by the application)
 	advertisedMaxData   uint64
@@ -179,7 +184,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 		largestRecvTime:      now,
 		advertisedMaxData:    initialMaxData,
 		afIn:                 ackFreqIn{params: defaultAckFreq(&cfg)},
-		// The real window goes out in the first packet (§7.5).
+		// The real window goes out in the first packet (§7.6).
 		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
 	}
 	c.pmtu = newPMTU(cfg)
@@ -310,6 +315,7 @@ func (c *Conn) dropSendState() {
 		for l.pending.len() > 0 {
 			l.pending.pop()
 		}
+		c.partlySent, c.creditOwed = 0, 0
 		for l.retx.len() > 0 {
 			l.retx.pop()
 		}
@@ -407,9 +413,19 @@ func (c *Conn) Consumed(now proto.Instant, cr Credit) {
 	c.recvConsumed += uint64(cr.reliable)
 	c.unreliableQueued -= int(cr.unreliable)
 	if c.state == stateOpen && cr.reliable > 0 &&
-		c.recvConsumed+uint64(c.cfg.RecvWindow)-c.advertisedMaxData >= uint64(c.cfg.RecvWindow)/4 {
+		c.nextMaxData() >= c.advertisedMaxData+uint64(c.cfg.RecvWindow)/4 {
 		c.sendMaxData = true
 	}
+}
+
+// nextMaxData is the limit the next MAX_DATA advertises: the credit the application
+// has given back plus the window, but never less than the limit already in force
+// (§7.6). A limit only rises: the peer may already have sent up to the old one, so
+// a lower one would refuse data the peer was allowed to send, and it would stall
+// there. Below 64 KiB of window the limit therefore stays at the initial 65,536
+// until the application has taken 65,536 − RecvWindow bytes of credit.
+func (c *Conn) nextMaxData() uint64 {
+	return max(c.advertisedMaxData, c.recvConsumed+uint64(c.cfg.RecvWindow))
 }
 
 // HandleDatagram is defined in recv.go, Send and PollTransmit in send.go, recovery in

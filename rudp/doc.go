@@ -49,7 +49,13 @@
 // and the top lanes may overshoot a shrunken window by a quarter, so urgent messages
 // wait for at most the pacer's next slot. A Redundant lane also repeats its oldest
 // unacknowledged small messages in each new packet while the window has room, so a
-// lost game input is repaired by the next packet.
+// lost game input is repaired by the next packet. Flow control gates new reliable
+// data: a message under way may send a fragment whenever the peer's limit has room
+// for it, but a new message starts while another is part-sent only if the limit has
+// room for both to finish (PROTOCOL.md §7.6 [FLOW-5]), so lanes sharing a small
+// window never each hold part of a message the receiver cannot hand over (an urgent
+// message may then wait for a part-sent one to finish, but only while the peer's
+// application, not the path, is what holds the sender back).
 //
 // # Recovery
 //

@@ -235,6 +235,9 @@ func TestMisuse(t *testing.T) {
 	mustPanic("time going backwards", func() { c.HandleTimeout(99) })
 	mustPanic("small buffer", func() { c.PollTransmit(100, make([]byte, 100)) })
 	mustPanic("17 lanes", func() { New(Config{Lanes: make([]LaneConfig, 17)}, 0) })
+	mustPanic("window below 2 × MaxMessageSize", func() { New(Config{MaxMessageSize: 8 << 10, RecvWindow: 16<<10 - 1}, 0) })
+	mustPanic("window below 4 KiB", func() { New(Config{MaxMessageSize: 100, RecvWindow: 4<<10 - 1}, 0) })
+	New(Config{MaxMessageSize: 2 << 10, RecvWindow: 4 << 10}, 0) // the smallest window allowed
 	if err := c.Send(100, 1, ReliableOrdered, nil); !errors.Is(err, ErrBadLane) {
 		t.Errorf("lane 1 of 1: %v", err)
 	}

@@ -93,6 +93,8 @@ type network struct {
 	// afterStep, when set, runs after every step of virtual time (all inputs at that
 	// instant handled and drained).
 	afterStep func()
+	// fatalf, when set, takes failures instead of t.Fatalf (a rapid property's).
+	fatalf func(format string, args ...any)
 }
 
 // ticker calls fn every period from start until it returns false.
@@ -129,6 +131,9 @@ func (n *network) every(start proto.Instant, period time.Duration, fn func(now p
 // failf reports a failure with the seed and the command that replays it.
 func (n *network) failf(format string, args ...any) {
 	n.t.Helper()
+	if n.fatalf != nil {
+		n.fatalf("%s\nnetwork seed %d", fmt.Sprintf(format, args...), n.seed)
+	}
 	n.t.Fatalf("%s\nseed %d; replay: go test ./rudp -run '%s' -seed %d",
 		fmt.Sprintf(format, args...), n.seed, n.t.Name(), n.seed)
 }

@@ -47,6 +47,20 @@ func (m *outMsg) piece(i uint32) []byte {
 	return m.data[off : off+n]
 }
 
+// unsentCost is the flow-control cost of m's fragments never sent: what the rest of
+// its first transmission will charge (PROTOCOL.md §7.6).
+func (m *outMsg) unsentCost() uint64 {
+	left := uint64(m.pieces() - m.next)
+	if left == 0 {
+		return 0
+	}
+	off := uint64(0)
+	if m.count > 0 {
+		off, _, _ = proto.FragmentBounds(uint64(len(m.data)), uint64(m.count), uint64(m.next))
+	}
+	return uint64(len(m.data)) - off + left*uint64(flowCost(0))
+}
+
 // frame builds the data frame for fragment i (Data aliases m.data).
 func (m *outMsg) frame(i uint32) proto.RUDPData {
 	f := proto.RUDPData{Mode: m.mode, Lane: m.lane, Seq: m.seq, Total: uint64(len(m.data)), Data: m.piece(i)}
@@ -85,14 +99,14 @@ type inMsg struct {
 	count uint32 // fragments; 0 = not fragmented
 	got   bitset
 	nGot  uint32
-	cost  int // flow-control cost charged for it (PROTOCOL.md §7.5)
+	cost  int // flow-control cost charged for it (PROTOCOL.md §7.6)
 }
 
 func (m *inMsg) complete() bool { return m.nGot == max(m.count, 1) }
 
 // flowCost is what one data frame of a reliable message charges against the
 // flow-control window: its data plus a fixed 32 bytes, so that even empty messages
-// are bounded in number (PROTOCOL.md §7.5).
+// are bounded in number (PROTOCOL.md §7.6).
 func flowCost(dataLen int) int { return dataLen + 32 }
 
 // pool recycles message structs and their buffers. It is bounded so that a burst

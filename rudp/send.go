@@ -159,7 +159,7 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.Instant, allowLow, probe, ackFreq bool) bool {
 	eliciting := false
 	if c.sendMaxData && budget-len(*b) >= 9 {
-		c.advertisedMaxData = c.recvConsumed + uint64(c.cfg.RecvWindow)
+		c.advertisedMaxData = c.nextMaxData()
 		f := proto.RUDPMaxData{Limit: c.advertisedMaxData}
 		*b = f.Append(*b)
 		c.sendMaxData = false
@@ -298,9 +298,25 @@ func (c *Conn) laneReady(l *lane, now proto.Instant, allowLow bool) bool {
 				return false // §7.6: the receiver's window is full
 			}
 		}
-		return c.reliableSent+uint64(flowCost(len(m.piece(m.next)))) <= c.peerMaxData
+		return c.creditAllows(m)
 	}
 	return false
+}
+
+// creditAllows reports whether the peer's flow-control limit lets reliable message
+// m send its next fragment (§7.6 [FLOW-5]). A message under way only needs room
+// for that fragment. A new one needs room for the fragment too when no other
+// message is part-sent; otherwise it needs room for all of itself and everything
+// the part-sent ones still owe. Without that, messages on several lanes could each
+// get part of the window and none of them all of it: the receiver hands over only
+// whole messages, so no credit would come back and the connection would stall for
+// good. With it, at most one part-sent message lacks the credit to finish, and it
+// gets it once everything else has been delivered.
+func (c *Conn) creditAllows(m *outMsg) bool {
+	if !m.started && c.partlySent > 0 {
+		return c.reliableSent+c.creditOwed+m.unsentCost() <= c.peerMaxData
+	}
+	return c.reliableSent+uint64(flowCost(len(m.piece(m.next)))) <= c.peerMaxData
 }
 
 // fillData appends data frames to *b up to limit bytes: lanes by priority, equal
@@ -362,6 +378,8 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		l.nextSeq[m.mode]++
 		if m.mode.Reliable() {
 			l.unacked[m.mode].push(m)
+			c.partlySent++
+			c.creditOwed += m.unsentCost()
 		}
 		d := now.Sub(m.queued)
 		l.stats.QueueDelay += (d - l.stats.QueueDelay) / 8
@@ -375,9 +393,13 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 	if m.mode.Reliable() {
 		c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: m.next})
 		c.reliableSent += uint64(flowCost(len(f.Data)))
+		c.creditOwed -= uint64(flowCost(len(f.Data)))
 	}
 	m.next++
 	if m.next == m.pieces() {
+		if m.mode.Reliable() {
+			c.partlySent--
+		}
 		l.pending.pop()
 		if !m.mode.Reliable() {
 			c.sendBuffered -= len(m.data)
