@@ -75,8 +75,9 @@ type Conn struct {
 	mu sync.Mutex
 	// q holds received messages until Recv. Its bound is the flow-control window,
 	// because a message's credit goes back to the peer only when Recv takes it:
-	// reliable messages hold at most RUDP.RecvWindow bytes (counted as qBytes
-	// counts them), and unreliable ones at most RecvWindow more, since rudp drops
+	// reliable messages hold at most max(RUDP.RecvWindow, 64 KiB) bytes (counted as
+	// qBytes counts them; 64 KiB is what every receiver accepts before its first
+	// window update, [FLOW-1]), and unreliable ones at most as much more, since rudp drops
 	// and counts (Stats.UnreliableDropped) unreliable messages past that. A reader
 	// that stops reading stops the sender; nothing is dropped and nothing closes.
 	q      []queued

@@ -13,9 +13,9 @@ import (
 )
 
 // smallWindows makes a link hold little: 64 KiB of window and of send buffer,
-// about 870 of the tests' messages each. (Not less: rudp assumes a 64 KiB window
-// of its peer before the first MAX_DATA, and a smaller RecvWindow advertises less
-// than that later, which the receiver then enforces.)
+// about 870 of the tests' messages each. (A smaller RecvWindow would hold no less:
+// every receiver accepts 64 KiB before its first window update, PROTOCOL.md §7.6
+// [FLOW-1].)
 var smallWindows = rudp.Config{MaxMessageSize: 1024, SendBufferBytes: 64 << 10, RecvWindow: 64 << 10}
 
 // roomOf has the nodes join room "lobby" one after another and waits until every
