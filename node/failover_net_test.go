@@ -43,6 +43,19 @@ type moveWorld struct {
 // make the tokens s1 minted expired there) and both nodes, measures their NATs
 // and connects them through s1's relay.
 func newMoveWorld(t *testing.T, skew2 time.Duration) *moveWorld {
+	w := startMoveWorld(t, skew2)
+	w.a.Connect(w.net.Now, "b")
+	w.net.Drain()
+	w.run(5 * time.Second)
+	w.stream(20, 20*time.Millisecond)
+	if ka, _ := w.a.Peer("b"); ka != proto.PathRelay || w.received != w.sent {
+		t.Fatalf("no relayed session to test on: path %v, %d of %d messages; events a %v, b %v", ka, w.received, w.sent, w.na.Events, w.nb.Events)
+	}
+	return w
+}
+
+// startMoveWorld starts both servers and both nodes and measures their NATs.
+func startMoveWorld(t *testing.T, skew2 time.Duration) *moveWorld {
 	w := &moveWorld{t: t, net: machinetest.NewNet(t, 0, 10*time.Millisecond)}
 	for i := range moveServers {
 		wall := time.Unix(moveWall, 0)
@@ -63,13 +76,6 @@ func newMoveWorld(t *testing.T, skew2 time.Duration) *moveWorld {
 	w.b.Start(0)
 	w.net.Drain()
 	w.run(15 * time.Second)
-	w.a.Connect(w.net.Now, "b")
-	w.net.Drain()
-	w.run(5 * time.Second)
-	w.stream(20, 20*time.Millisecond)
-	if ka, _ := w.a.Peer("b"); ka != proto.PathRelay || w.received != w.sent {
-		t.Fatalf("no relayed session to test on: path %v, %d of %d messages; events a %v, b %v", ka, w.received, w.sent, w.na.Events, w.nb.Events)
-	}
 	return w
 }
 

@@ -277,6 +277,11 @@ func (pc *peerConn) HandleTimeout(now proto.Instant) {
 	if pc.srv.registered && now >= pc.relay.client.Deadline() {
 		pc.relay.client.HandleTimeout(now)
 		pc.drainRelay(now)
+		if pc.relay.unanswered+1 >= checkAfterSends {
+			// The relay-allocate due now repeats ones the server left
+			// unanswered: is it there?
+			pc.emit(peerChecksServer{})
+		}
 	}
 	if pc.timers.due(peerRetryDirect, now) {
 		pc.emit(peerWantsIntroduction{})

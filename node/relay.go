@@ -43,10 +43,17 @@ func (r RelayPolicy) introFlags() uint8 {
 // resuming, p95 within 3 s). relayCheckEvery spaces such checks while the server
 // answers but the peer stays silent, so a silent peer costs one keepalive and its
 // repeats every 5 s, not a stream of them.
+//
+// A first handshake over the relay has no data in flight to stall: a channel
+// ready for handshakeQuietRelay with the session still not up (our initiation
+// unanswered, or the peer's never come) checks the same way. The server that
+// said "ready" may have died right after, taking the handshake with it; the
+// node must move and allocate again for the pair to meet (issue 14).
 const (
-	quietRelayMin   = 500 * time.Millisecond
-	relayCheckWait  = time.Second
-	relayCheckEvery = 5 * time.Second
+	quietRelayMin       = 500 * time.Millisecond
+	relayCheckWait      = time.Second
+	relayCheckEvery     = 5 * time.Second
+	handshakeQuietRelay = 2 * time.Second
 )
 
 // relayPath is one peer's relay: relayframe.Client keeps the channel (PROTOCOL.md §8);
@@ -71,6 +78,13 @@ type relayPath struct {
 	// refreshAsked: the server refused the token we hold and we asked for a fresh
 	// introduction (with a fresh token); a second refusal is only reported.
 	refreshAsked bool
+	// readyAt is when the channel last became ready: a first handshake over it
+	// that has not finished handshakeQuietRelay later makes the node check on its
+	// server (quietRelayDue).
+	readyAt proto.Instant
+	// unanswered counts the relay-allocates sent since the server last answered
+	// one: from checkAfterSends on, the node checks on its server.
+	unanswered int
 }
 
 // relayClientOff is a Client that never sends: the policy forbids the relay, the
@@ -103,7 +117,7 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
-	pc.relay.checkOut = false
+	pc.relay.checkOut, pc.relay.unanswered = false, 0
 	pc.relay.moved = pc.relay.moved || changed
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
@@ -119,6 +133,7 @@ func (pc *peerConn) serverLost(now proto.Instant, reason string) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: reason})
 	}
+	pc.relay.unanswered = 0
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
 }
@@ -129,6 +144,7 @@ func (pc *peerConn) relayAllocated(now proto.Instant, m *proto.RelayAllocated) b
 	if !pc.relay.client.HandleAllocated(now, m) {
 		return false
 	}
+	pc.relay.unanswered = 0
 	pc.drainRelay(now)
 	return true
 }
@@ -139,6 +155,7 @@ func (pc *peerConn) relayError(now proto.Instant, m *proto.Error) bool {
 	if !pc.relay.client.HandleError(now, m) {
 		return false
 	}
+	pc.relay.unanswered = 0
 	pc.drainRelay(now)
 	return true
 }
@@ -156,6 +173,7 @@ func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit,
 	if len(b) == 0 {
 		return proto.Transmit{}, false
 	}
+	pc.relay.unanswered++
 	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}, true
 }
 
@@ -172,7 +190,7 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			if pc.relay.moved {
 				reason = "server changed"
 			}
-			pc.relay.moved, pc.relay.refreshAsked = false, false
+			pc.relay.moved, pc.relay.refreshAsked, pc.relay.readyAt = false, false, now
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
@@ -201,10 +219,11 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 	}
 }
 
-// quietRelayDue is when relayed data in flight with the peer silent makes the peer
-// check on the server; Never when no check is due.
+// quietRelayDue is when relayed data in flight with the peer silent, or a first
+// handshake over the relay unfinished, makes the peer check on the server; Never
+// when no check is due.
 func (pc *peerConn) quietRelayDue() proto.Instant {
-	if !pc.srv.registered || !pc.established || pc.closed || !pc.relay.client.Ready() || pc.relay.checkOut {
+	if !pc.srv.registered || pc.closed || !pc.relay.client.Ready() || pc.relay.checkOut {
 		return proto.Never
 	}
 	if _, remote, ok := pc.route(); !ok || remote != pc.relay.addr {
@@ -214,6 +233,10 @@ func (pc *peerConn) quietRelayDue() proto.Instant {
 	quiet := max(4*srtt, quietRelayMin)
 	var due proto.Instant
 	switch {
+	case !pc.established:
+		// No session yet: the handshake rides the relay now (route), and the
+		// peer's answer, or its initiation, is overdue.
+		due = pc.relay.readyAt.Add(handshakeQuietRelay)
 	case inFlight > 0:
 		// Silence counts from the later of the peer's last packet and the start of
 		// the data now in flight: data sent after a quiet spell has had no time to
