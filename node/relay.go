@@ -56,6 +56,22 @@ const (
 	handshakeQuietRelay = 2 * time.Second
 )
 
+// relayUnlinkedAfter: a peer with no session whose relay channel the server has
+// not linked to the peer's this long after giving it asks for a new introduction,
+// once. Both sides allocate as their introductions arrive, so the peer holds no
+// channel of the pair: its copy of the introduction died with a server, and it
+// does not know us at all (PROTOCOL §8.4). The new introduction reaches both.
+const relayUnlinkedAfter = 4 * time.Second
+
+// unlinkedDue is when the relay not linked makes the peer ask for a new
+// introduction; Never when it need not.
+func (pc *peerConn) unlinkedDue() proto.Instant {
+	if pc.established || pc.closed || pc.relay.reintroduced || pc.relay.unlinkedSince == 0 || pc.relay.client.Ready() {
+		return proto.Never
+	}
+	return pc.relay.unlinkedSince.Add(relayUnlinkedAfter)
+}
+
 // relayPath is one peer's relay: relayframe.Client keeps the channel (PROTOCOL.md §8);
 // this keeps what makes the relay a path.
 type relayPath struct {
@@ -85,6 +101,14 @@ type relayPath struct {
 	// unanswered counts the relay-allocates sent since the server last answered
 	// one: from checkAfterSends on, the node checks on its server.
 	unanswered int
+	// unlinkedSince is when the server first gave a channel that it has not yet
+	// linked to the peer's (0: none, or linked); reintroduced: that made us ask
+	// for a new introduction once (unlinkedDue).
+	unlinkedSince proto.Instant
+	reintroduced  bool
+	// everReady: the server linked our channel to the peer's once, so the peer
+	// holds the pair's token as we do.
+	everReady bool
 }
 
 // relayClientOff is a Client that never sends: the policy forbids the relay, the
@@ -117,10 +141,22 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
-	pc.relay.checkOut, pc.relay.unanswered = false, 0
+	pc.relay.checkOut, pc.relay.unanswered, pc.relay.unlinkedSince = false, 0, 0
 	pc.relay.moved = pc.relay.moved || changed
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
+}
+
+// dropRelay ends the relay without allocating again: the node registered again
+// and the peer, with no session, waits for a new introduction and its token
+// (rebase).
+func (pc *peerConn) dropRelay(now proto.Instant) {
+	if pc.path == proto.PathRelay {
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
+	}
+	pc.relay.client, pc.relay.checkOut = relayClientOff, false
+	pc.relay.unanswered, pc.relay.unlinkedSince = 0, 0
+	pc.drainRelay(now) // the channel leaves the router's index
 }
 
 // serverLost: keepalives went unanswered, or the server is moving us away; a
@@ -185,7 +221,12 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			break
 		}
 		switch e {
+		case relayframe.ClientAllocated:
+			if pc.relay.unlinkedSince == 0 && !pc.relay.client.Ready() {
+				pc.relay.unlinkedSince = now
+			}
 		case relayframe.ClientReady:
+			pc.relay.unlinkedSince, pc.relay.everReady = 0, true
 			reason := "relay ready"
 			if pc.relay.moved {
 				reason = "server changed"

@@ -98,11 +98,12 @@ type serverSession struct {
 	regTxID        uint64
 	regRTO         time.Duration
 	regGiveUp      proto.Instant
-	regMoveAt      proto.Instant // a register unanswered by then moves to the next server
-	regMoveWhy     string        // why, when a refusal brought regMoveAt forward ("" : no answer)
-	checkUntil     proto.Instant // a server check is out until then (its lost timer)
-	lastAnswer     proto.Instant // the latest keepalive the server acknowledged came then
-	checkEvery     time.Duration // and repeats its keepalive this often
+	regMoveAt      proto.Instant  // a register unanswered by then moves to the next server
+	regMoveWhy     string         // why, when a refusal brought regMoveAt forward ("" : no answer)
+	checkUntil     proto.Instant  // a server check is out until then (its lost timer)
+	lastAnswer     proto.Instant  // the latest keepalive the server acknowledged came then
+	suites         proto.SuiteSet // the cipher suites the register advertises (keyx.Endpoint.Suites)
+	checkEvery     time.Duration  // and repeats its keepalive this often
 	session        proto.Session
 	observed       netip.AddrPort
 	altPort        netip.AddrPort
@@ -227,7 +228,7 @@ func (s *serverSession) start(now proto.Instant) {
 // sendRegister sends the register and arms its repetition, or the move to the
 // next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
-	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts()})
+	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts(), Suites: s.suites})
 	next := now.Add(s.regRTO)
 	if len(s.servers) > 1 {
 		next = max(min(next, s.regMoveAt), now)
