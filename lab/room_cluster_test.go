@@ -15,10 +15,13 @@ import (
 // leaving at random and one server killed (with the cluster): no reliable
 // broadcast lost or reordered per sender for members present throughout". Sixteen
 // members spread over three servers; ten stay throughout, six join, leave and join
-// again at random; 3 s in, the room's home server dies. Its members move to the
-// next server of their lists and join again, the room forms again on a surviving
-// server (PROTOCOL §13.1), and every broadcast between members present throughout
-// arrives once and in order per sender.
+// again at random; at a time drawn per seed from the first 6 s (while members
+// join, while the mesh forms, or after), the room's home server dies (server 1
+// when nobody has joined yet). Its members move to the next server of their lists
+// and join again, a member whose join went to the dead server joins on the next,
+// the room forms again on a surviving server (PROTOCOL §13.1), and every broadcast
+// between members present throughout (the ten: a member that moved servers never
+// left) arrives once and in order per sender.
 func TestRoomClusterChurnAndHomeKilled(t *testing.T) {
 	simtest.Seeds(t, 1, 3, 10, func(t *testing.T, seed uint64) {
 		w, err := newRoomWorld(RoomConfig{Size: 16, Seed: seed, Loss: 0.01, Broadcasts: 50, Servers: 3})
@@ -55,7 +58,8 @@ func TestRoomClusterChurnAndHomeKilled(t *testing.T) {
 			}
 		}
 		slices.SortStableFunc(plan, func(a, b action) int { return cmp.Compare(a.at, b.at) })
-		w.killAt = start.Add(3 * time.Second)
+		w.killAt = start.Add(time.Duration(rng.IntN(6000)) * time.Millisecond)
+		t.Logf("server killed %v after the first join", w.killAt.Sub(start))
 		for _, a := range plan {
 			if err := w.runUntil(a.at, nil); err != nil {
 				t.Fatal(err)
@@ -80,22 +84,30 @@ func TestRoomClusterChurnAndHomeKilled(t *testing.T) {
 			}
 			return n
 		}
-		if err := w.runUntil(w.s.Now().Add(60*time.Second), func() bool { return got() == want }); err != nil {
+		homes := func() (n int) {
+			for k, srv := range w.srvs {
+				if k != w.killed {
+					st := srv.Stats().Cluster
+					n += int(st.RoomsFormed + st.RoomsReformed)
+				}
+			}
+			return n
+		}
+		// A late kill can come after the last broadcast arrived: the run goes on
+		// until the room lives on a surviving server too.
+		done := func() bool { return got() == want && w.killed >= 0 && homes() > 0 }
+		if err := w.runUntil(w.s.Now().Add(60*time.Second), done); err != nil {
 			t.Fatal(err)
 		}
 		if w.killed < 0 {
 			t.Fatal("no server was killed")
 		}
-		homes := 0
 		for k, srv := range w.srvs {
-			if k == w.killed {
-				continue
+			if k != w.killed {
+				t.Logf("server %d: %+v", k, srv.Stats().Cluster)
 			}
-			st := srv.Stats().Cluster
-			homes += int(st.RoomsFormed + st.RoomsReformed)
-			t.Logf("server %d: %+v", k, st)
 		}
-		if homes == 0 {
+		if homes() == 0 {
 			t.Error("the room never formed again on a surviving server")
 		}
 		for _, a := range stable {
@@ -117,11 +129,10 @@ func TestRoomClusterChurnAndHomeKilled(t *testing.T) {
 
 // A room of 16 over three servers, every member joining once, 200 ms apart (natpass
 // lab --room 16 --servers 3), with and without its home dying 3.2 s after the
-// first join (once all are in, before the mesh is done): every broadcast reaches every other member (the killed
-// server's members move and carry on), over 3 runs (30 with NATPASS_LONG=1); the
-// summary is logged for BENCHMARKS. (A member whose room-join goes to a server
-// already dead gives the room up after its tries, EventRoomError, instead of moving
-// to its next server: node behaviour, so the kill waits for the joins here.)
+// first join (200 ms after the last join, as the mesh forms: introductions and
+// relay handshakes are in flight): every broadcast reaches every other member (the
+// killed server's members move and carry on), over 3 runs (30 with NATPASS_LONG=1);
+// the summary is logged for BENCHMARKS.
 func TestRoomOfSixteenOnThreeServers(t *testing.T) {
 	runs := 3
 	if simtest.Long() {
@@ -133,11 +144,15 @@ func TestRoomOfSixteenOnThreeServers(t *testing.T) {
 		if kill != 0 && sum.HomesKilled != runs {
 			t.Errorf("the home died in %d of %d runs", sum.HomesKilled, runs)
 		}
-		if kill != 0 {
-			// Open (node/relay, not rooms): relayed links the last joiner, on the
-			// dying server, set up in the last 200 ms before the kill carry nothing
-			// and idle out (seeds 1000003–4: m15 to five sequential-NAT members);
-			// every member is in the room. Logged, not asserted, until fixed.
+		if kill != 0 && simtest.Long() {
+			// Open (rendezvous, not node): 2 of 30 runs (seeds 1000021, 1000026)
+			// lose one link. The last joiner, on the dying server, re-meets the
+			// members whose introduction copies died with it as a new pair (new
+			// PSK and token) on its next server; its session there already holds
+			// a channel per member with the old tokens, and past 16 the server
+			// answers "relay full" (MaxRelayChannelsPerSession) for the new
+			// pair's. Logged, not asserted, under NATPASS_LONG until the server
+			// lets a new pair's channel replace the old pair's of the same keys.
 			continue
 		}
 		if len(sum.Failed) > 0 || sum.BroadcastsDelivered != sum.BroadcastsExpected {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natpass/natpass/keyx"
 	"github.com/natpass/natpass/proto"
 	"github.com/natpass/natpass/rudp"
 )
@@ -45,6 +46,13 @@ type Config struct {
 	// Relay is the relay policy for connections this node starts (the peer that
 	// accepts follows the introduction's flags).
 	Relay RelayPolicy
+	// Suites are the cipher suites the node accepts and advertises in its register
+	// (PROTOCOL.md §6.1); 0 means keyx.DefaultSuites(AESHardware()): AES-GCM only
+	// where the CPU has AES hardware. AESHardware reports that when Suites is 0;
+	// nil means keyx.HasAESHardware. The simulator and tests pin one or the other,
+	// so that a run does not depend on the machine.
+	Suites      keyx.SuiteSet
+	AESHardware func() bool
 }
 
 // servers is the server list, Server as a list of one.

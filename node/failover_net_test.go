@@ -43,6 +43,20 @@ type moveWorld struct {
 // make the tokens s1 minted expired there) and both nodes, measures their NATs
 // and connects them through s1's relay.
 func newMoveWorld(t *testing.T, skew2 time.Duration) *moveWorld {
+	w := startMoveWorld(t, skew2)
+	w.a.Connect(w.net.Now, "b")
+	w.net.Drain()
+	w.run(5 * time.Second)
+	w.stream(20, 20*time.Millisecond)
+	if ka, _ := w.a.Peer("b"); ka != proto.PathRelay || w.received != w.sent {
+		t.Fatalf("no relayed session to test on: path %v, %d of %d messages; events a %v, b %v", ka, w.received, w.sent, w.na.Events, w.nb.Events)
+	}
+	return w
+}
+
+// startMoveWorld starts both servers and both nodes (tune, if given, adjusts each
+// node's Config) and measures their NATs.
+func startMoveWorld(t *testing.T, skew2 time.Duration, tune ...func(*Config)) *moveWorld {
 	w := &moveWorld{t: t, net: machinetest.NewNet(t, 0, 10*time.Millisecond)}
 	for i := range moveServers {
 		wall := time.Unix(moveWall, 0)
@@ -57,30 +71,28 @@ func newMoveWorld(t *testing.T, skew2 time.Duration) *moveWorld {
 		w.srvs = append(w.srvs, srv)
 		w.net.Add(fmt.Sprintf("s%d", i+1), machinetest.Of(srv), moveServers[i], moveAlts[i])
 	}
-	w.a, w.b = moveNode("a", moveA, 1), moveNode("b", moveB, 2)
+	w.a, w.b = moveNode("a", moveA, 1, tune...), moveNode("b", moveB, 2, tune...)
 	w.na, w.nb = w.net.Add("a", machinetest.Of(w.a), moveA), w.net.Add("b", machinetest.Of(w.b), moveB)
 	w.a.Start(0)
 	w.b.Start(0)
 	w.net.Drain()
 	w.run(15 * time.Second)
-	w.a.Connect(w.net.Now, "b")
-	w.net.Drain()
-	w.run(5 * time.Second)
-	w.stream(20, 20*time.Millisecond)
-	if ka, _ := w.a.Peer("b"); ka != proto.PathRelay || w.received != w.sent {
-		t.Fatalf("no relayed session to test on: path %v, %d of %d messages; events a %v, b %v", ka, w.received, w.sent, w.na.Events, w.nb.Events)
-	}
 	return w
 }
 
-func moveNode(id string, local netip.AddrPort, seed byte) *Node {
+func moveNode(id string, local netip.AddrPort, seed byte, tune ...func(*Config)) *Node {
 	priv := [32]byte{1: seed, 2: 0x5a}
 	pub, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
 	tk := proto.Ticket{PeerID: []byte(id), ExpiryUnix: moveWall + 24*3600}
 	copy(tk.PublicKey[:], pub)
-	return New(Config{ID: []byte(id), Ticket: rendezvous.MintTicket(moveSecret, tk),
+	cfg := Config{ID: []byte(id), Ticket: rendezvous.MintTicket(moveSecret, tk),
 		PrivateKey: priv, Local: local, Servers: moveServers, Seed: [32]byte{seed, 1}, Relay: RelayForce,
-		Rand: rand.NewChaCha8([32]byte{seed, 2}), Wall: proto.WallClock{Time: time.Unix(moveWall, 0)}})
+		Rand: rand.NewChaCha8([32]byte{seed, 2}), Wall: proto.WallClock{Time: time.Unix(moveWall, 0)},
+		AESHardware: func() bool { return false }}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	return New(cfg)
 }
 
 // run steps the net for d, answering the nodes' socket requests and counting b's

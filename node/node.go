@@ -97,13 +97,15 @@ func New(cfg Config) *Node {
 		byRelayAddr: map[netip.AddrPort]*peerConn{}, byChannel: map[uint16]*peerConn{},
 		sockTags: map[uint64]any{},
 	}
-	n.keyx = keyx.New(keyx.Config{PrivateKey: keyx.PrivateKey(cfg.PrivateKey), Rand: cfg.Rand}, 0)
+	n.keyx = keyx.New(keyx.Config{PrivateKey: keyx.PrivateKey(cfg.PrivateKey), Rand: cfg.Rand,
+		Suites: cfg.Suites, AESHardware: cfg.AESHardware}, 0)
 	pub, err := curve25519.X25519(n.priv[:], curve25519.Basepoint)
 	if err != nil {
 		panic("node: invalid private key: " + err.Error())
 	}
 	copy(n.pub[:], pub)
 	n.srv = newServerSession(&n.cfg, n.rng, &n.stats)
+	n.srv.suites = n.keyx.Suites()
 	n.srv.reserve = n.reservedFlows
 	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng}
 	return n

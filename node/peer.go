@@ -277,8 +277,17 @@ func (pc *peerConn) HandleTimeout(now proto.Instant) {
 	if pc.srv.registered && now >= pc.relay.client.Deadline() {
 		pc.relay.client.HandleTimeout(now)
 		pc.drainRelay(now)
+		if pc.relay.unanswered+1 >= checkAfterSends {
+			// The relay-allocate due now repeats ones the server left
+			// unanswered: is it there?
+			pc.emit(peerChecksServer{})
+		}
 	}
 	if pc.timers.due(peerRetryDirect, now) {
+		pc.emit(peerWantsIntroduction{})
+	}
+	if now >= pc.unlinkedDue() {
+		pc.relay.reintroduced = true
 		pc.emit(peerWantsIntroduction{})
 	}
 	if pc.timers.due(peerHandshake, now) {
@@ -307,7 +316,7 @@ func (pc *peerConn) Deadline() proto.Instant {
 		return proto.Never
 	}
 	d, _ := pc.timers.next()
-	d = min(d, pc.agent.Deadline(), pc.connDeadline(), pc.quietCheckDue(), pc.quietRelayDue())
+	d = min(d, pc.agent.Deadline(), pc.connDeadline(), pc.quietCheckDue(), pc.quietRelayDue(), pc.unlinkedDue())
 	if pc.srv.registered {
 		d = min(d, pc.relay.client.Deadline())
 	}
@@ -328,6 +337,8 @@ func (pc *peerConn) deadlineReason() string {
 		return "quiet direct path"
 	case pc.quietRelayDue() == d:
 		return "quiet relay"
+	case pc.unlinkedDue() == d:
+		return "relay unlinked"
 	}
 	return "relay allocation"
 }

@@ -43,11 +43,34 @@ func (r RelayPolicy) introFlags() uint8 {
 // resuming, p95 within 3 s). relayCheckEvery spaces such checks while the server
 // answers but the peer stays silent, so a silent peer costs one keepalive and its
 // repeats every 5 s, not a stream of them.
+//
+// A first handshake over the relay has no data in flight to stall: a channel
+// ready for handshakeQuietRelay with the session still not up (our initiation
+// unanswered, or the peer's never come) checks the same way. The server that
+// said "ready" may have died right after, taking the handshake with it; the
+// node must move and allocate again for the pair to meet (issue 14).
 const (
-	quietRelayMin   = 500 * time.Millisecond
-	relayCheckWait  = time.Second
-	relayCheckEvery = 5 * time.Second
+	quietRelayMin       = 500 * time.Millisecond
+	relayCheckWait      = time.Second
+	relayCheckEvery     = 5 * time.Second
+	handshakeQuietRelay = 2 * time.Second
 )
+
+// relayUnlinkedAfter: a peer with no session whose relay channel the server has
+// not linked to the peer's this long after giving it asks for a new introduction,
+// once. Both sides allocate as their introductions arrive, so the peer holds no
+// channel of the pair: its copy of the introduction died with a server, and it
+// does not know us at all (PROTOCOL §8.4). The new introduction reaches both.
+const relayUnlinkedAfter = 4 * time.Second
+
+// unlinkedDue is when the relay not linked makes the peer ask for a new
+// introduction; Never when it need not.
+func (pc *peerConn) unlinkedDue() proto.Instant {
+	if pc.established || pc.closed || pc.relay.reintroduced || pc.relay.unlinkedSince == 0 || pc.relay.client.Ready() {
+		return proto.Never
+	}
+	return pc.relay.unlinkedSince.Add(relayUnlinkedAfter)
+}
 
 // relayPath is one peer's relay: relayframe.Client keeps the channel (PROTOCOL.md §8);
 // this keeps what makes the relay a path.
@@ -71,6 +94,21 @@ type relayPath struct {
 	// refreshAsked: the server refused the token we hold and we asked for a fresh
 	// introduction (with a fresh token); a second refusal is only reported.
 	refreshAsked bool
+	// readyAt is when the channel last became ready: a first handshake over it
+	// that has not finished handshakeQuietRelay later makes the node check on its
+	// server (quietRelayDue).
+	readyAt proto.Instant
+	// unanswered counts the relay-allocates sent since the server last answered
+	// one: from checkAfterSends on, the node checks on its server.
+	unanswered int
+	// unlinkedSince is when the server first gave a channel that it has not yet
+	// linked to the peer's (0: none, or linked); reintroduced: that made us ask
+	// for a new introduction once (unlinkedDue).
+	unlinkedSince proto.Instant
+	reintroduced  bool
+	// everReady: the server linked our channel to the peer's once, so the peer
+	// holds the pair's token as we do.
+	everReady bool
 }
 
 // relayClientOff is a Client that never sends: the policy forbids the relay, the
@@ -103,10 +141,22 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
 	}
-	pc.relay.checkOut = false
+	pc.relay.checkOut, pc.relay.unanswered, pc.relay.unlinkedSince = false, 0, 0
 	pc.relay.moved = pc.relay.moved || changed
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
+}
+
+// dropRelay ends the relay without allocating again: the node registered again
+// and the peer, with no session, waits for a new introduction and its token
+// (rebase).
+func (pc *peerConn) dropRelay(now proto.Instant) {
+	if pc.path == proto.PathRelay {
+		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "server lost the session"})
+	}
+	pc.relay.client, pc.relay.checkOut = relayClientOff, false
+	pc.relay.unanswered, pc.relay.unlinkedSince = 0, 0
+	pc.drainRelay(now) // the channel leaves the router's index
 }
 
 // serverLost: keepalives went unanswered, or the server is moving us away; a
@@ -119,6 +169,7 @@ func (pc *peerConn) serverLost(now proto.Instant, reason string) {
 	if pc.path == proto.PathRelay {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: reason})
 	}
+	pc.relay.unanswered = 0
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
 	pc.drainRelay(now)
 }
@@ -129,6 +180,7 @@ func (pc *peerConn) relayAllocated(now proto.Instant, m *proto.RelayAllocated) b
 	if !pc.relay.client.HandleAllocated(now, m) {
 		return false
 	}
+	pc.relay.unanswered = 0
 	pc.drainRelay(now)
 	return true
 }
@@ -139,6 +191,7 @@ func (pc *peerConn) relayError(now proto.Instant, m *proto.Error) bool {
 	if !pc.relay.client.HandleError(now, m) {
 		return false
 	}
+	pc.relay.unanswered = 0
 	pc.drainRelay(now)
 	return true
 }
@@ -156,6 +209,7 @@ func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit,
 	if len(b) == 0 {
 		return proto.Transmit{}, false
 	}
+	pc.relay.unanswered++
 	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}, true
 }
 
@@ -167,12 +221,17 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			break
 		}
 		switch e {
+		case relayframe.ClientAllocated:
+			if pc.relay.unlinkedSince == 0 && !pc.relay.client.Ready() {
+				pc.relay.unlinkedSince = now
+			}
 		case relayframe.ClientReady:
+			pc.relay.unlinkedSince, pc.relay.everReady = 0, true
 			reason := "relay ready"
 			if pc.relay.moved {
 				reason = "server changed"
 			}
-			pc.relay.moved, pc.relay.refreshAsked = false, false
+			pc.relay.moved, pc.relay.refreshAsked, pc.relay.readyAt = false, false, now
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
@@ -201,10 +260,11 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 	}
 }
 
-// quietRelayDue is when relayed data in flight with the peer silent makes the peer
-// check on the server; Never when no check is due.
+// quietRelayDue is when relayed data in flight with the peer silent, or a first
+// handshake over the relay unfinished, makes the peer check on the server; Never
+// when no check is due.
 func (pc *peerConn) quietRelayDue() proto.Instant {
-	if !pc.srv.registered || !pc.established || pc.closed || !pc.relay.client.Ready() || pc.relay.checkOut {
+	if !pc.srv.registered || pc.closed || !pc.relay.client.Ready() || pc.relay.checkOut {
 		return proto.Never
 	}
 	if _, remote, ok := pc.route(); !ok || remote != pc.relay.addr {
@@ -214,6 +274,10 @@ func (pc *peerConn) quietRelayDue() proto.Instant {
 	quiet := max(4*srtt, quietRelayMin)
 	var due proto.Instant
 	switch {
+	case !pc.established:
+		// No session yet: the handshake rides the relay now (route), and the
+		// peer's answer, or its initiation, is overdue.
+		due = pc.relay.readyAt.Add(handshakeQuietRelay)
 	case inFlight > 0:
 		// Silence counts from the later of the peer's last packet and the start of
 		// the data now in flight: data sent after a quiet spell has had no time to

@@ -43,8 +43,9 @@ var (
 // roomJoin is one room the node is in, or is joining.
 type roomJoin struct {
 	name     string
-	txid     uint64 // of our room-joins: the answer carries it
-	tries    int    // joins sent since the last answer
+	txid     uint64        // of our room-joins: the answer carries it
+	tries    int           // joins sent since the last answer
+	since    proto.Instant // the first of them went then
 	next     proto.Instant
 	answered bool // our join was answered (we are a member)
 	// rebase: a registration with a server (again) since the last answer; the
@@ -162,21 +163,25 @@ func (s *serverSession) rejoinRooms(now proto.Instant) {
 }
 
 // retryRooms sends the room-joins and room-leaves that are due: a join not yet
-// answered at the introduce-request's backoff (giving up after roomTries with
-// EventRoomError), an answered one every roomRefresh.
+// answered, or a refresh (an answered one every roomRefresh), at the
+// introduce-request's backoff until answered. From the checkAfterSends-th send on
+// the server is checked (a dead one moves the node to the next, where
+// onRegistered joins again); a join gives up with EventRoomError only after
+// roomTries sends that a server which answers its keepalives left unanswered.
 func (s *serverSession) retryRooms(now proto.Instant) {
 	keep := s.rooms[:0]
 	for _, r := range s.rooms {
 		if now >= r.next {
-			if r.tries >= roomTries {
+			if r.tries >= roomTries && s.lastAnswer > r.since {
 				s.emit(srvRoomError{EventRoomError{Room: r.name, Text: "no answer from the server"}})
 				continue
 			}
-			r.tries++
-			r.next = now.Add(min(introduceRTO<<(r.tries-1), introduceRTOMax))
-			if r.answered && !r.rebase {
-				r.next = now.Add(roomRefresh) // a refresh: the next one repeats it
+			if r.tries == 0 {
+				r.since = now
 			}
+			r.tries++
+			r.next = now.Add(min(introduceRTO<<(min(r.tries, roomTries)-1), introduceRTOMax))
+			s.unanswered(now, r.tries)
 			s.queue(&proto.RoomJoin{Session: s.session, TxID: r.txid, Room: []byte(r.name)})
 		}
 		s.timers.earlier(srvRoom, r.next)
@@ -196,6 +201,7 @@ func (s *serverSession) retryLeaves(now proto.Instant) {
 			}
 			l.tries++
 			l.next = now.Add(min(introduceRTO<<(l.tries-1), introduceRTOMax))
+			s.unanswered(now, l.tries)
 			s.queue(&proto.RoomLeave{Session: s.session, TxID: l.txid, Room: []byte(l.name)})
 		}
 		s.timers.earlier(srvRoom, l.next)

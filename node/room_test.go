@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -46,6 +48,21 @@ func joinTxID(t *testing.T, n *Node, now proto.Instant, room string) uint64 {
 	return js[0].TxID
 }
 
+// ackKeepalives has the server answer every keepalive among txs at now.
+func ackKeepalives(t *testing.T, n *Node, now proto.Instant, txs []proto.Transmit) {
+	t.Helper()
+	for _, tx := range txs {
+		var k proto.Keepalive
+		if k.Parse(tx.Payload) != nil {
+			continue
+		}
+		ack := (&proto.KeepaliveAck{Seq: k.Seq, Observed: n.Observed()}).Append(nil)
+		if err := n.HandleDatagram(now, testLocal, tx.To, ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // roomState is the server's room-state datagram.
 func roomState(txid uint64, room string, epoch uint32, members ...string) []byte {
 	m := proto.RoomState{TxID: txid, Room: []byte(room), Epoch: epoch}
@@ -72,13 +89,16 @@ func roomEvents(evs []Event) []string {
 func TestRoomJoinRetriedAnsweredRefreshedAndLinks(t *testing.T) {
 	n, _ := roomNode(t)
 	txid := joinTxID(t, n, 2, "lobby")
-	// Unanswered: repeated with the same txid at a growing interval.
+	// Unanswered: repeated with the same txid at a growing interval (the server
+	// answers its keepalives: it is there, so the checks find nothing).
 	var at []proto.Instant
 	now := proto.Instant(2)
 	for len(at) < 3 {
 		now = n.Deadline()
 		n.HandleTimeout(now)
-		for _, j := range roomJoins(drainTx(n, now)) {
+		txs := drainTx(n, now)
+		ackKeepalives(t, n, now, txs)
+		for _, j := range roomJoins(txs) {
 			if j.TxID != txid {
 				t.Fatalf("repeat with txid %x, want %x", j.TxID, txid)
 			}
@@ -110,7 +130,9 @@ func TestRoomJoinRetriedAnsweredRefreshedAndLinks(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		now = n.Deadline()
 		n.HandleTimeout(now)
-		if js := roomJoins(drainTx(n, now)); len(js) > 0 {
+		txs := drainTx(n, now)
+		ackKeepalives(t, n, now, txs)
+		if js := roomJoins(txs); len(js) > 0 {
 			if d := now.Sub(start); d != roomRefresh || js[0].TxID != txid {
 				t.Fatalf("refresh after %v with txid %x, want %v and %x", d, js[0].TxID, roomRefresh, txid)
 			}
@@ -288,5 +310,72 @@ func TestRoomLeaveRepeatedUntilAnswered(t *testing.T) {
 	// A notice for the room left is no longer ours.
 	if err := n.HandleDatagram(now, testLocal, testServer, roomState(proto.SessionTag(&session), "lobby", 3, "bob")); !errors.Is(err, ErrUnexpected) {
 		t.Errorf("notice after leaving: err %v", err)
+	}
+}
+
+// Issue 14: a room-join sent to a server that has died goes unanswered; that is
+// taken as a sign the server is gone (a check, unanswered too), not as the room's
+// refusal: the node moves to the next server of its list and joins the room
+// there, and never reports EventRoomError or forgets the room.
+func TestRoomJoinToDeadServerMovesAndJoinsThere(t *testing.T) {
+	n := newListNode(testServer, testServer2)
+	n.Start(0)
+	admit(t, n, 1, drainTx(n, 0), testServer)
+	events(n)
+	joinTxID(t, n, 2, "lobby") // testServer is dead from here on: it answers nothing
+	var evs []Event
+	for now := proto.Instant(2); now < proto.Instant(60*time.Second); {
+		now = n.Deadline()
+		n.HandleTimeout(now)
+		txs := drainTx(n, now)
+		evs = append(evs, events(n)...)
+		if len(registers(txs, testServer2)) == 0 {
+			continue
+		}
+		txs = admit(t, n, now, txs, testServer2)
+		js := roomJoins(txs)
+		if len(js) != 1 || js[0].Session != n.srv.session {
+			t.Fatalf("registered with %v: room-joins %+v, want one with the new session", testServer2, js)
+		}
+		if err := n.HandleDatagram(now, testLocal, testServer2, roomState(js[0].TxID, "lobby", 1, "bob", "alice")); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, events(n)...)
+		if got := roomEvents(evs); len(got) != 1 || !strings.HasPrefix(got[0], "node.EventRoomState{Room:lobby") {
+			t.Errorf("room events %q, want only the state from %v", got, testServer2)
+		}
+		if !slices.Equal(n.Rooms(), []string{"lobby"}) || !n.srv.pendingIntro("bob") {
+			t.Errorf("rooms %v, bob asked for %v; want in lobby and linking to bob", n.Rooms(), n.srv.pendingIntro("bob"))
+		}
+		if c := serverChanges(evs); len(c) != 1 || c[0].Reason != "server not answering" || now > proto.Instant(10*time.Second) {
+			t.Errorf("moved %+v at %v; want one move, for the unanswered check, within seconds", c, time.Duration(now))
+		}
+		return
+	}
+	t.Fatalf("never moved to %v; room events %q", testServer2, roomEvents(evs))
+}
+
+// A server that answers its keepalives but never a room-join is there and ignores
+// us: the join gives up after roomTries sends with EventRoomError, and the node
+// stays with the server.
+func TestRoomJoinIgnoredByLiveServerGivesUp(t *testing.T) {
+	n := newListNode(testServer, testServer2)
+	n.Start(0)
+	admit(t, n, 1, drainTx(n, 0), testServer)
+	events(n)
+	joinTxID(t, n, 2, "lobby")
+	var evs []Event
+	for now := proto.Instant(2); len(roomEvents(evs)) == 0 && now < proto.Instant(60*time.Second); {
+		now = n.Deadline()
+		n.HandleTimeout(now)
+		ackKeepalives(t, n, now, drainTx(n, now))
+		evs = append(evs, events(n)...)
+	}
+	want := []string{`node.EventRoomError{Room:lobby Code:0 Text:no answer from the server}`}
+	if got := roomEvents(evs); !slices.Equal(got, want) || len(n.Rooms()) != 0 || len(n.srv.rooms) != 0 {
+		t.Errorf("events %q, rooms %v; want %q and no room", got, n.Rooms(), want)
+	}
+	if c := serverChanges(evs); len(c) != 0 || n.Server() != testServer {
+		t.Errorf("moved %+v from a server that answers", c)
 	}
 }

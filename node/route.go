@@ -28,7 +28,19 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 			// the relay hears so, then its channel is allocated again with the
 			// token it holds, which every server of the cluster honours.
 			for _, p := range n.peers {
-				p.restartRelay(now, e.changed)
+				if p.established || p.closed || p.relay.everReady {
+					p.restartRelay(now, e.changed)
+					continue
+				}
+				// No session, and the server never linked our relay channel to
+				// the peer's: the peer may hold no channel of the pair because
+				// its copy of the introduction died with the old server, and
+				// knows nothing of us. A new introduction reaches both sides,
+				// for the pair our new registration makes (a new PSK and token,
+				// PROTOCOL §5.10: rebase); the relay waits for its token rather
+				// than take a channel of the session's 16 with the old one.
+				p.dropRelay(now)
+				n.srv.introduce(now, p.id, true)
 			}
 		}
 	case srvNATReport:
@@ -173,6 +185,11 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 			n.stats.Unexpected++
 			return ErrUnexpected
 		}
+		// What the peer advertised now holds for the handshakes to come.
+		_ = n.keyx.SetPeerSuites(p.pub(), m.PeerSuites) // p is keyx's peer: cannot fail
+		if !p.established && p.psk != m.PSK {
+			return n.rebase(now, p, m, key, startAt)
+		}
 		if m.Flags&proto.IntroRefresh != 0 && !p.sameIntro(startAt) {
 			p.refresh(now, startAt, m, n.sameNAT(m.Candidates))
 		}
@@ -201,28 +218,69 @@ func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, 
 	if err := n.keyx.AddPeer(keyx.PublicKey(m.PeerKey), keyx.PresharedKey(m.PSK)); err != nil {
 		return nil, err
 	}
+	// Before any handshake: the initiator proposes AES-GCM only when both have it
+	// (PROTOCOL.md §6.1, [INTRO-3]).
+	_ = n.keyx.SetPeerSuites(keyx.PublicKey(m.PeerKey), m.PeerSuites) // just added: cannot fail
 	cfg := n.cfg.RUDP
 	cfg.Headroom = relayHeadroom + proto.TransportHeaderLen
 	cfg.Tailroom = proto.TagLen
-	var seed [32]byte
-	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
 	n.connSeq++
 	n.relaySeq++ // never reused, even after a peer is forgotten
 	p := &peerConn{peerEnv: n.env, id: id, key: m.PeerKey, psk: m.PSK, flags: m.Flags, remoteNAT: m.NAT,
 		initiator: n.initiatorOf(m.PeerKey), conn: rudp.New(cfg, now), connNum: n.connSeq,
 		introStart: startAt, timers: newTimerTable[peerTimer]("retry direct", "handshake")}
 	p.relay.addr = relayAddrFor(n.relaySeq)
-	p.agent = punch.NewAgent(punch.AgentConfig{
-		Key: key, Controlling: n.initiatorOf(m.PeerKey), Local: n.cfg.Local,
-		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
-		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
-	})
+	p.agent = n.newAgent(m, key, startAt)
 	p.noteIntro(now, m)
 	n.peers = append(n.peers, p)
 	n.byID[id], n.byKey[p.key] = p, p
 	n.byPair[p.agent.Pair()] = p
 	n.byRelayAddr[p.relay.addr] = p
 	return p, nil
+}
+
+// newAgent makes the punch agent of an introduction.
+func (n *Node) newAgent(m *proto.Introduction, key punch.Key, startAt proto.Instant) *punch.Agent {
+	var seed [32]byte
+	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
+	return punch.NewAgent(punch.AgentConfig{
+		Key: key, Controlling: n.initiatorOf(m.PeerKey), Local: n.cfg.Local,
+		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
+		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
+	})
+}
+
+// rebase starts a peer with no session yet over from an introduction of a new
+// pair: one side registered again (a server died, or restarted) and the server
+// derived a new pair ID and PSK from the new registration (PROTOCOL §5.10). Kept as
+// it was, the peer would shake hands with the old PSK, probe with the old key and
+// allocate the relay with the old pair's token, none of which meets the other
+// side's. The connection stays, and with it what the application queued.
+func (n *Node) rebase(now proto.Instant, p *peerConn, m *proto.Introduction, key punch.Key, startAt proto.Instant) error {
+	// The new PSK is for the handshakes to come; a session the peer started
+	// with the old one and has not yet confirmed stays, for the peer may hold it
+	// already (keyx.Endpoint.AddPeer keeps the sessions).
+	if err := n.keyx.AddPeer(p.pub(), keyx.PresharedKey(m.PSK)); err != nil {
+		n.stats.Malformed++
+		return err
+	}
+	n.stats.Rebased++
+	delete(n.byPair, p.agent.Pair())
+	p.psk, p.flags, p.remoteNAT, p.introStart = m.PSK, m.Flags, m.NAT, startAt
+	p.agent = n.newAgent(m, key, startAt)
+	n.byPair[p.agent.Pair()] = p
+	p.noteIntro(now, m)
+	p.timers.stop(peerHandshake)
+	p.hsTries = 0
+	if p.path != proto.PathNone {
+		p.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "introduced again"})
+	}
+	p.relay.client, p.relay.unanswered, p.relay.unlinkedSince, p.relay.everReady = relayClientOff, 0, 0, false
+	p.startRelay(now, m.RelayToken, m.Flags)
+	p.drainRelay(now) // the old channel leaves the router's index
+	p.drainAgent(now)
+	p.HandleTimeout(now)
+	return nil
 }
 
 func (n *Node) handleProbe(now proto.Instant, local, from netip.AddrPort, p []byte) error {

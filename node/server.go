@@ -38,6 +38,12 @@ const (
 	// within its wait, so that one lost datagram does not count the server lost (a
 	// false loss moves a node with many servers away from its relayed peers).
 	checkRepeats = 3
+	// checkAfterSends: a request to the server (introduce-request, room-join,
+	// relay-allocate) sent this many times without an answer makes the node check
+	// on the server (checkNow): a dead server answers nothing, and a node that only
+	// waits for its keepalives to go unanswered notices after minutes (DESIGN §12).
+	// Each repetition after that checks again unless a check is out.
+	checkAfterSends = 3
 	// maxPendingIntros bounds the introduce-requests in flight (and the Connect calls
 	// waiting for the NAT measurement); more are refused with EventPeerError.
 	maxPendingIntros = 64
@@ -92,10 +98,12 @@ type serverSession struct {
 	regTxID        uint64
 	regRTO         time.Duration
 	regGiveUp      proto.Instant
-	regMoveAt      proto.Instant // a register unanswered by then moves to the next server
-	regMoveWhy     string        // why, when a refusal brought regMoveAt forward ("" : no answer)
-	checkUntil     proto.Instant // a server check is out until then (its lost timer)
-	checkEvery     time.Duration // and repeats its keepalive this often
+	regMoveAt      proto.Instant  // a register unanswered by then moves to the next server
+	regMoveWhy     string         // why, when a refusal brought regMoveAt forward ("" : no answer)
+	checkUntil     proto.Instant  // a server check is out until then (its lost timer)
+	lastAnswer     proto.Instant  // the latest keepalive the server acknowledged came then
+	suites         proto.SuiteSet // the cipher suites the register advertises (keyx.Endpoint.Suites)
+	checkEvery     time.Duration  // and repeats its keepalive this often
 	session        proto.Session
 	observed       netip.AddrPort
 	altPort        netip.AddrPort
@@ -220,7 +228,7 @@ func (s *serverSession) start(now proto.Instant) {
 // sendRegister sends the register and arms its repetition, or the move to the
 // next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
-	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts()})
+	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts(), Suites: s.suites})
 	next := now.Add(s.regRTO)
 	if len(s.servers) > 1 {
 		next = max(min(next, s.regMoveAt), now)
@@ -276,9 +284,11 @@ func (s *serverSession) handleSockets(now proto.Instant, addrs []netip.AddrPort)
 }
 
 // checkNow sends a keepalive at once, repeated checkRepeats times, and counts the
-// server lost unless one is answered within wait: a peer's relayed data stalled.
+// server lost unless one is answered within wait: a peer's relayed data stalled, or
+// a request went unanswered (unanswered). A check already out is left to run: a
+// second would only repeat its keepalives.
 func (s *serverSession) checkNow(now proto.Instant, wait time.Duration) {
-	if !s.registered {
+	if !s.registered || now < s.checkUntil {
 		return
 	}
 	s.sendKeepalive(now)
@@ -286,6 +296,14 @@ func (s *serverSession) checkNow(now proto.Instant, wait time.Duration) {
 	s.checkUntil = now.Add(wait)
 	s.checkEvery = wait / (checkRepeats + 1)
 	s.timers.set(srvCheck, now.Add(s.checkEvery))
+}
+
+// unanswered: a request went out for the sends-th time with no answer to the ones
+// before it; from checkAfterSends on, the server is checked.
+func (s *serverSession) unanswered(now proto.Instant, sends int) {
+	if sends >= checkAfterSends {
+		s.checkNow(now, relayCheckWait)
+	}
 }
 
 func (s *serverSession) sendKeepalive(now proto.Instant) {
@@ -391,6 +409,7 @@ func (s *serverSession) retryIntroductions(now proto.Instant) {
 			}
 			r.tries++
 			r.next = now.Add(min(introduceRTO<<(r.tries-1), introduceRTOMax))
+			s.unanswered(now, r.tries)
 			flags := s.cfg.Relay.introFlags()
 			if r.refresh {
 				flags |= proto.IntroRefresh

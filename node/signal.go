@@ -79,8 +79,13 @@ func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
 	s.timers.set(srvKeepalive, now.Add(s.keepalive))
 	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
 	s.emit(srvRegistered{observed: m.Observed, server: s.server, again: again, changed: changed})
+	s.checkUntil, s.lastAnswer = 0, now
+	for i := range s.intros {
+		// They waited for a session; each has its tries afresh with this server.
+		s.intros[i].tries, s.intros[i].next = 0, now
+	}
 	if len(s.intros) > 0 {
-		s.timers.earlier(srvIntroduce, now) // they waited for a session
+		s.timers.earlier(srvIntroduce, now)
 	}
 	s.rejoinRooms(now)
 	if s.measure() {
@@ -127,7 +132,7 @@ func (s *serverSession) setAlternates(m *proto.Registered) {
 func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck) {
 	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
 	s.timers.stop(srvCheck)
-	s.checkUntil = 0
+	s.checkUntil, s.lastAnswer = 0, now
 	s.emit(srvAnswered{})
 	s.announceAcked(m.Seq)
 	if s.reportLeft > 0 && m.Seq >= s.reportSeq {

@@ -1,5 +1,7 @@
 package node
 
+import "github.com/natpass/natpass/keyx"
+
 // Stats counts what the node dropped, by reason.
 type Stats struct {
 	Malformed, NotFromServer, Unexpected, UnknownPair, BadProbe, Unhandled int
@@ -16,11 +18,16 @@ type Stats struct {
 	FlowsUntracked                                                         int // new flows the port prediction could not remember (maxFlows full): counted as new again when reused
 	Realigned                                                              int // refreshed introductions asked for because our mapping toward an easy peer fell outside the port window it was given (PROTOCOL §9.3)
 	Relinks                                                                int // introductions asked for again for a room member whose link ended
+	Rebased                                                                int // peers with no session yet started over from a new pair's introduction (a side registered again)
+	// Keyx is the handshake endpoint's counters: its X25519 operations,
+	// handshake-free cookie replies sent under load, transmits dropped (issue 16).
+	Keyx keyx.Stats
 }
 
 // Stats returns the drop counters, its peers' punch agents' included.
 func (n *Node) Stats() Stats {
 	st := n.stats
+	st.Keyx = n.keyx.Stats()
 	for _, p := range n.peers {
 		as := p.agent.Stats()
 		st.ProbeDrops += as.TransmitDrops + as.EventDrops
