@@ -117,6 +117,13 @@ func TestCollectorCountsRealTraffic(t *testing.T) {
 	if got := after["natpass_conn_bytes_total,direction=out,peer=prom-b"]; got < messages*1000 {
 		t.Errorf("natpass_conn_bytes_total out = %v, want at least the %d bytes sent", got, messages*1000)
 	}
+	// The IK handshake costs the initiator at least two X25519 operations (es, ss).
+	if got := after["natpass_node_dh_operations_total"]; got < 2 {
+		t.Errorf("natpass_node_dh_operations_total = %v after a handshake, want at least 2", got)
+	}
+	if _, ok := after["natpass_node_cookie_replies_total"]; !ok {
+		t.Error("natpass_node_cookie_replies_total missing")
+	}
 	if after["natpass_conn_srtt_seconds,peer=prom-b"] <= 0 {
 		t.Error("natpass_conn_srtt_seconds not measured after acknowledged traffic")
 	}

@@ -1,6 +1,7 @@
 package promnode
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,10 @@ var nodeMetrics = []metric[driver.Stats]{
 		points: func(s *driver.Stats) []point { return one(s.Sockets) }},
 	{name: "natpass_node_handshakes_total", help: "Encrypted sessions established with peers (first ones and rekeys).",
 		points: func(s *driver.Stats) []point { return one(s.Node.Handshakes) }},
+	{name: "natpass_node_cookie_replies_total", help: "Handshake-free cookie replies sent: initiations answered under load with a cookie instead of a handshake (no Diffie-Hellman done).",
+		points: func(s *driver.Stats) []point { return one(s.Node.Keyx.CookieRepliesSent) }},
+	{name: "natpass_node_dh_operations_total", help: "X25519 operations the node did for handshakes.",
+		points: func(s *driver.Stats) []point { return one(s.Node.Keyx.DHOps) }},
 	{name: "natpass_node_write_errors_total", help: "Sends the kernel refused.",
 		points: func(s *driver.Stats) []point { return one(s.WriteErrors) }},
 	{name: "natpass_node_incoming_refused_total", help: "Peers that connected while the accept queue was full.",
@@ -78,13 +83,14 @@ var nodeMetrics = []metric[driver.Stats]{
 // down (they overlap it).
 func nodeDrops(s *driver.Stats) []point {
 	n := &s.Node
-	return append(pairs[uint64]("rejected", s.Rejected, "too_long", s.TooLong),
+	return slices.Concat(pairs[uint64]("rejected", s.Rejected, "too_long", s.TooLong,
+		"handshake_transmit_queue_full", n.Keyx.TransmitsDropped),
 		pairs[int]("malformed", n.Malformed, "not_from_server", n.NotFromServer, "unexpected", n.Unexpected,
 			"unknown_pair", n.UnknownPair, "bad_probe", n.BadProbe, "unhandled", n.Unhandled,
 			"bad_handshake", n.BadHandshake, "bad_transport", n.BadTransport, "duplicate", n.Duplicates,
 			"handshake_error", n.HandshakeErrors, "seal_error", n.SealErrors, "relay", n.RelayDrops,
 			"queue_full", n.QueueDrops, "probe_queue_full", n.ProbeDrops, "room_refused", n.RoomRefused,
-			"room_stale", n.RoomStale, "stray_error", n.StrayErrors)...)
+			"room_stale", n.RoomStale, "stray_error", n.StrayErrors))
 }
 
 // connMetrics are a connection's rudp.Stats (Collect adds the peer label).
