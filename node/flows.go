@@ -165,7 +165,16 @@ func (s *serverSession) realign(now proto.Instant, peer string, port uint16) {
 	}
 	s.introduce(now, peer, true)
 	if i := len(s.intros) - 1; i >= 0 && s.intros[i].peer == peer {
-		s.intros[i].aim = netip.AddrPortFrom(s.predicted.Addr(), port)
+		aim := netip.AddrPortFrom(s.predicted.Addr(), port)
+		s.intros[i].aim = aim
+		if s.registered {
+			// The keepalive naming the aim goes twice before the request (which
+			// then sends none): were it lost, the server would introduce with the
+			// prediction before it, which our mapping lies behind, and a pair is
+			// realigned only once.
+			s.sendKeepaliveNaming(now, aim)
+			s.sendKeepaliveNaming(now, aim)
+		}
 	}
 }
 

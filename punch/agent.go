@@ -103,6 +103,9 @@ type Agent struct {
 
 	started   bool
 	searching bool // probing candidates for a (better) path
+	// swept: a round went to every target since the search started (the first,
+	// TTL-limited round skips the LAN ones).
+	swept bool
 	// refreshed: a new introduction says a path was lost or a side moved, so the
 	// first path the new search confirms takes over at once, without hysteresis.
 	refreshed bool
@@ -340,17 +343,21 @@ func isLocal(a netip.Addr) bool {
 	return a.IsPrivate() || a.IsLinkLocalUnicast() || sharedSpace.Contains(a)
 }
 
-// Pending returns the addresses the agent will probe once its search starts, and
-// none once it started: a node behind a sequential NAT counts the mappings they
-// will take (each new destination takes the NAT's next port) into the prediction
-// it tells the server. The slice is the agent's; do not keep it.
+// Pending returns the addresses the agent's search has yet to probe: every target
+// before it starts, the LAN ones its first (TTL-limited) round skipped until the
+// next round, none after that or once the search stopped. A node behind a
+// sequential NAT counts the mappings they will take (each new destination takes
+// the NAT's next port) into the prediction it tells the server. The slice is the
+// agent's; do not keep it.
 func (a *Agent) Pending() []netip.AddrPort {
-	if a.started {
-		return nil
-	}
 	a.pending = a.pending[:0]
+	if a.started && (a.swept || !a.searching) {
+		return a.pending
+	}
 	for _, t := range a.targets {
-		a.pending = append(a.pending, t.addr)
+		if !a.started || t.lan {
+			a.pending = append(a.pending, t.addr)
+		}
 	}
 	return a.pending
 }
@@ -367,7 +374,7 @@ func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBeha
 	a.plan = choosePlan(a.cfg)
 	a.targets = a.targets[:0]
 	a.buildTargets()
-	a.started, a.searching, a.primed, a.failed = false, false, false, false
+	a.started, a.searching, a.primed, a.failed, a.swept = false, false, false, false, false
 	a.sprayed = 0
 	a.refreshed = true
 }
@@ -464,6 +471,7 @@ func (a *Agent) searchRound(now proto.Instant) {
 			}
 			a.nextRound = now.Add(probeRoundInterval / 4)
 		} else {
+			a.swept = true
 			for _, t := range a.targets {
 				a.queueProbe(now, a.cfg.Local, t.addr, 0)
 			}

@@ -165,3 +165,63 @@ func TestIntroduceWaitsForRequesterNAT(t *testing.T) {
 		t.Fatalf("after both reports: err %v, %d datagrams", err, len(out))
 	}
 }
+
+// predictedIn returns the predicted candidate of intro (zero without one).
+func predictedIn(intro proto.Introduction) netip.AddrPort {
+	for _, c := range intro.Candidates {
+		if c.Kind == proto.CandidatePredicted {
+			return c.Addr
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// PROTOCOL.md [INTRO-4], §9.3: bob's sequential NAT prediction moves as soon as he
+// counts his search toward alice, and his keepalive says so; alice's copy was
+// lost. Her repeated copy and her repeated request must carry the prediction of
+// the first copy: with the moved one her 24-port window starts past bob's mapping
+// toward her, which lies at the first one (regression: seeds 1000116 and 1000202
+// of firewall × symmetric-sequential stayed relayed).
+func TestRepeatedIntroductionKeepsFirstPrediction(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	reportNAT(t, h, alice.Session, aliceBehavior)
+	first, moved := netip.AddrPortFrom(bobNAT.Addr(), 50008), netip.AddrPortFrom(bobNAT.Addr(), 50009)
+	keepalive := func(seq uint32, predicted netip.AddrPort) {
+		t.Helper()
+		ka := (&proto.Keepalive{Session: bob.Session, Seq: seq, NAT: bobBehavior, Predicted: predicted}).Append(nil)
+		if err, _, _ := h.deliver(srvPrimary, bobNAT, ka); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keepalive(1, first)
+	_, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
+	intros := introductionsTo(out, aliceNAT)
+	if len(intros) != 1 || predictedIn(intros[0]) != first {
+		t.Fatalf("first copy to alice: %+v", intros)
+	}
+	keepalive(2, moved) // alice's copy is lost; bob's search toward her counts
+
+	h.now += proto.Instant(introRepeatRTO)
+	h.s.HandleTimeout(h.now)
+	repeats, _ := h.drain()
+	_, again, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0))
+	copies := append(introductionsTo(repeats, aliceNAT), introductionsTo(again, aliceNAT)...)
+	if len(copies) != 2 {
+		t.Fatalf("want a repeated copy and an answer to the repeated request, got %d copies", len(copies))
+	}
+	for k, m := range copies {
+		if got := predictedIn(m); got != first {
+			t.Errorf("copy %d to alice predicts %v, want the first copy's %v", k, got, first)
+		}
+	}
+
+	// A new introduction of the pair (a refresh) is not a repeat: it carries the
+	// prediction bob holds now.
+	h.now += proto.Instant(2 * time.Second)
+	_, out, _ = h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 6, "bob", proto.IntroRefresh))
+	if intros := introductionsTo(out, aliceNAT); len(intros) != 1 || predictedIn(intros[0]) != moved {
+		t.Errorf("refreshed introduction to alice: %+v, want prediction %v", intros, moved)
+	}
+}

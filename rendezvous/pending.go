@@ -44,6 +44,9 @@ type pendingSide struct {
 	acked  bool
 	sent   int
 	next   proto.Instant
+	// predicted is the other side's predicted address as this side's first copy
+	// carried it; every repeat carries it too ([INTRO-4]).
+	predicted netip.AddrPort
 }
 
 // pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
@@ -183,10 +186,17 @@ func (s *Server) repeatIntroductions(now proto.Instant) {
 }
 
 // sendIntroCopy sends side sd (the session to) its copy of e, about the session
-// about, with the start delay that names the pair's start instant.
+// about, with the start delay that names the pair's start instant and the
+// predicted address of its first copy. A sequential-NAT peer's prediction moves
+// with every flow it opens after the introduction, its search toward this side
+// among them: a repeat with the latest one would aim this side's window past the
+// mapping it must hit (PROTOCOL.md §9.3).
 func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSide, to, about *session) {
+	if sd.sent == 0 {
+		sd.predicted = about.predicted
+	}
 	_, psk := s.derivePair(&to.tag, &about.tag)
-	s.sendIntroduction(to, about, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
+	s.sendIntroduction(to, about, sd.predicted, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
 	sd.sent++
 	sd.next = now.Add(introRepeatRTO)
 }

@@ -359,9 +359,10 @@ func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tg
 	return e, first
 }
 
-// sendIntroduction tells to about the peer about. Relay-only introductions carry no
-// candidates: the addresses stay hidden (PROTOCOL.md §5.7).
-func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte, psk *[proto.KeyLen]byte, flags uint8, startDelayMs uint16) {
+// sendIntroduction tells to about the peer about, whose predicted address is
+// predicted (sendIntroCopy). Relay-only introductions carry no candidates: the
+// addresses stay hidden (PROTOCOL.md §5.7).
+func (s *Server) sendIntroduction(to, about *session, predicted netip.AddrPort, txid uint64, token []byte, psk *[proto.KeyLen]byte, flags uint8, startDelayMs uint16) {
 	m := &s.intro
 	m.TxID = txid
 	m.PeerID = about.peer.Bytes()
@@ -382,8 +383,8 @@ func (s *Server) sendIntroduction(to, about *session, txid uint64, token []byte,
 		if !srflxIsHost {
 			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateServerReflexive, Addr: about.addr})
 		}
-		if about.predicted.IsValid() {
-			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidatePredicted, Addr: about.predicted})
+		if predicted.IsValid() {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidatePredicted, Addr: predicted})
 		}
 	}
 	sock := s.socketIndex(to.local)
