@@ -84,7 +84,8 @@ var serverMetrics = []serverMetric{
 		points: func(s *snapshot) []point { return one(s.st.Relay.ReadyNotices) }},
 	{name: "natpass_server_relay_channels_ended_total", help: "Relay channels ended, by reason.", label: "reason",
 		points: func(s *snapshot) []point {
-			return labeled("expired", s.st.Relay.ChannelsExpired, "session_ended", s.st.Relay.ChannelsClosed)
+			return labeled("expired", s.st.Relay.ChannelsExpired, "session_ended", s.st.Relay.ChannelsClosed,
+				"replaced", s.st.Relay.ChannelsReplaced)
 		}},
 	{name: "natpass_server_relayed_frames_total", help: "Relay frames forwarded from one node to another.",
 		points: func(s *snapshot) []point { return one(s.st.Relay.Forwarded) }},

@@ -59,6 +59,9 @@ func (pc *peerConn) onKeyx(now proto.Instant, e keyx.Event) {
 	switch e := e.(type) {
 	case keyx.EventEstablished:
 		pc.stats.Handshakes++
+		// A handshake packet of the peer came: the connection, made at the
+		// introduction, counts its idle timeout from here, not from its setup.
+		pc.conn.HeardPeer(now)
 		if e.Session.Initiator() {
 			// The responder takes the session only at our first transport packet
 			// (key confirmation): send one at once, empty if rudp has nothing.

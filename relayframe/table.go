@@ -15,7 +15,8 @@ import (
 // that holds the channel), and the server checks a frame's source against that
 // session's registered address before it calls Charge.
 //
-// Inputs: Allocate (a verified relay-allocate), DropOwner (a session ended), Expire
+// Inputs: Allocate (a verified relay-allocate), Release (one channel given up),
+// DropOwner (a session ended), Expire
 // (the clock reached Deadline), Reanchor (the wall clock moved). Hot path: Lookup
 // then Charge, once per relay-send; neither allocates nor touches a map.
 //
@@ -325,6 +326,16 @@ func (t *Table) DropOwner(owner int32) int {
 		n++
 	}
 	return n
+}
+
+// Release removes owner's channel of pair pairID, if it holds one, and reports
+// whether it did. The peer's channel stays, unlinked, as after DropOwner.
+func (t *Table) Release(owner int32, pairID uint64) bool {
+	i, ok := t.byPair[pairKey{pairID, owner}]
+	if ok {
+		t.remove(i)
+	}
+	return ok
 }
 
 // Expire removes the channels whose deadline is at or before now and returns how

@@ -57,7 +57,7 @@ func (m *tableModel) perOwner(o int32) int {
 	return n
 }
 
-// TestTableAgainstModel runs random allocations, refreshes, session ends and expiries
+// TestTableAgainstModel runs random allocations, refreshes, releases, session ends and expiries
 // against the model and checks after every step: the same channels, unique non-zero
 // numbers stable across refreshes, symmetric links, routes, quotas and the earliest
 // deadline.
@@ -92,6 +92,14 @@ func TestTableAgainstModel(t *testing.T) {
 				if n != want {
 					rt.Fatalf("DropOwner(%d) removed %d, model %d", o, n, want)
 				}
+			case 9:
+				o := rapid.Int32Range(0, owners-1).Draw(rt, "release owner")
+				pair := uint64(rapid.IntRange(1, 4).Draw(rt, "release pair"))
+				_, want := m.chans[pairKey{pair, o}]
+				if got := tb.Release(o, pair); got != want {
+					rt.Fatalf("Release(%d, %d) = %v, model holds %v", o, pair, got, want)
+				}
+				m.remove(pairKey{pair, o})
 			case 1:
 				now = now.Add(time.Duration(rapid.IntRange(0, 20).Draw(rt, "advance")) * time.Second)
 				n := tb.Expire(now)

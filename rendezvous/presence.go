@@ -33,6 +33,11 @@ type session struct {
 	registeredAt     proto.Instant // when the session was created
 	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
 	lastActive       proto.Instant // last request or relay frame with its cookie or on its channel
+	// relayPeers: the pairs it allocated a relay channel of, by the key at the
+	// other end, so that a newer pair of the same keys replaces an older one
+	// (relay.go). Entries whose channel has ended are dropped at the next
+	// allocation: at most MaxRelayChannelsPerSession+1.
+	relayPeers []relayPeer
 	limiter
 }
 

@@ -23,9 +23,12 @@ type RelayStats struct {
 	Refreshes       uint64 // relay-allocates that renewed a channel the session held
 	ChannelsExpired uint64 // ended at their token's expiry
 	ChannelsClosed  uint64 // ended with their session
-	ReadyNotices    uint64 // repeated relay-allocated telling a peer its channel is now linked
-	Forwarded       uint64 // relay-deliver frames queued
-	BytesForwarded  uint64 // their bytes (equal to the relay-send bytes they came from)
+	// ChannelsReplaced: ended by their session's allocation for a newer pair of the
+	// same two keys ([RELAY-1]).
+	ChannelsReplaced uint64
+	ReadyNotices     uint64 // repeated relay-allocated telling a peer its channel is now linked
+	Forwarded        uint64 // relay-deliver frames queued
+	BytesForwarded   uint64 // their bytes (equal to the relay-send bytes they came from)
 
 	// relay-allocate refused (error code in brackets).
 	DeniedDisabled     uint64 // [8] the relay is off
@@ -105,6 +108,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	}
 	j, ok := s.localPeer(now, m.PeerID)
 	if !ok && s.cfg.Cluster {
+		s.replaceOlderPair(i, other, tok.PairID)
 		return s.allocateRemote(now, sock, from, m, i, tok, other, unix, len(p))
 	}
 	if !ok {
@@ -116,6 +120,7 @@ func (s *Server) handleRelayAllocate(now proto.Instant, sock int, from netip.Add
 	if j == i || tgt.key != other {
 		return deny(&st.DeniedPeerKey, textRelayPeerKey)
 	}
+	s.replaceOlderPair(i, other, tok.PairID)
 	return s.allocateRelay(now, sock, from, m.TxID, i, j, tok, unix, len(p))
 }
 
@@ -148,6 +153,37 @@ func (s *Server) allocateRelay(now proto.Instant, sock int, from netip.AddrPort,
 		s.sendAllocated(s.socketIndex(tgt.local), tgt.addr, a.PeerTag, a.PeerNumber, true, unix, a.PeerExpiryUnix, tok, unlimited)
 	}
 	return nil
+}
+
+// relayPeer is a relay pair a session allocated a channel of, by the key at the
+// pair's other end.
+type relayPeer struct {
+	key    [proto.KeyLen]byte
+	pairID uint64
+}
+
+// replaceOlderPair notes that session i allocates its channel of pair pairID with
+// the peer whose key is other, and releases the channel it holds of another pair of
+// the same two keys ([RELAY-1]): both registered again (a server died, the
+// next introduced them anew, with a new pair ID and token), and the old channel
+// would otherwise hold a place in the session's quota until its token expired, so
+// that a session with many peers (a room) is refused "relay full".
+func (s *Server) replaceOlderPair(i int32, other [proto.KeyLen]byte, pairID uint64) {
+	req := &s.peers.sessions[i]
+	kept := req.relayPeers[:0]
+	for _, rp := range req.relayPeers {
+		if _, _, _, _, ok := s.relay.Find(i, rp.pairID); !ok || rp.pairID == pairID {
+			continue // ended, or the pair noted again below
+		}
+		if rp.key == other {
+			if s.relay.Release(i, rp.pairID) {
+				s.stats.Relay.ChannelsReplaced++
+			}
+			continue
+		}
+		kept = append(kept, rp)
+	}
+	req.relayPeers = append(kept, relayPeer{key: other, pairID: pairID})
 }
 
 // sendAllocated sends a relay-allocated for channel ch expiring at expiry, with a

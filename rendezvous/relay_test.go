@@ -370,29 +370,87 @@ func TestRelayChannelsEndWithSessions(t *testing.T) {
 	}
 }
 
+// mintPair mints a relay token of pair for the keys of the test tickets a and b
+// (testTicket's keys).
+func mintPair(h *harness, pair uint64, a, b byte) []byte {
+	return h.s.tokens.AppendToken(nil, relayframe.Token{PairID: pair, ExpiryUnix: h.s.wall.UnixAt(h.now) + 60,
+		KeyA: [proto.KeyLen]byte{0: a, 31: a}, KeyB: [proto.KeyLen]byte{0: b, 31: b}})
+}
+
+// extraPeerAddr is the address of the test's k-th extra peer (ticket key k).
+func extraPeerAddr(k byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, 100 + k}), 40000)
+}
+
 // Quotas: a session holds at most MaxRelayChannelsPerSession channels, the table at
 // most MaxRelayChannels; beyond them code 7 and nothing allocated.
 func TestRelayQuotas(t *testing.T) {
 	rp := newRelayPair(t, func(c *Config) { c.MaxRelayChannelsPerSession = 2; c.MaxRelayChannels = 3 })
 	h := rp.h
-	mint := func(pair uint64) []byte {
-		return h.s.tokens.AppendToken(nil, relayframe.Token{PairID: pair, ExpiryUnix: h.s.wall.UnixAt(h.now) + 60,
-			KeyA: [proto.KeyLen]byte{0: 1, 31: 1}, KeyB: [proto.KeyLen]byte{0: 2, 31: 2}})
-	}
-	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", mint(1))
-	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", mint(2))
-	req := allocateBytes(rp.alice.Session, 3, "bob", mint(3))
+	carol := h.register("carol", 3, extraPeerAddr(3))
+	h.register("dave", 4, extraPeerAddr(4))
+	rp.allocate(t, aliceNAT, rp.alice.Session, "bob", mintPair(h, 1, 1, 2))
+	rp.allocate(t, aliceNAT, rp.alice.Session, "carol", mintPair(h, 2, 1, 3))
+	req := allocateBytes(rp.alice.Session, 3, "dave", mintPair(h, 3, 1, 4))
 	err, out, _ := h.deliver(srvPrimary, aliceNAT, req)
 	if !errors.Is(err, ErrRelayTableFull) || errorCode(t, out) != proto.CodeServerFull {
 		t.Fatalf("third channel of one session: %v", err)
 	}
-	rp.allocate(t, bobNAT, rp.bob.Session, "alice", mint(1))
-	err, out, _ = h.deliver(srvPrimary, bobNAT, allocateBytes(rp.bob.Session, 3, "alice", mint(2)))
+	rp.allocate(t, bobNAT, rp.bob.Session, "alice", mintPair(h, 1, 1, 2))
+	err, out, _ = h.deliver(srvPrimary, extraPeerAddr(3), allocateBytes(carol.Session, 3, "bob", mintPair(h, 4, 2, 3)))
 	if !errors.Is(err, ErrRelayTableFull) || errorCode(t, out) != proto.CodeServerFull {
 		t.Fatalf("fourth channel of the table: %v", err)
 	}
-	if st := h.s.Stats().Relay; st.Channels != 3 || st.TableFull != 2 {
+	if st := h.s.Stats().Relay; st.Channels != 3 || st.TableFull != 2 || st.ChannelsReplaced != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// [RELAY-1]: a session holding its maximum of channels (16, one per peer) allocates
+// a channel of a newer pair of the same two keys as one of them (both registered
+// again and were introduced anew); the older channel ends, counted as replaced, its
+// peer's channel stays unlinked, and the new pair links as usual. A channel for a
+// seventeenth peer is still refused.
+func TestRelayNewerPairReplacesOlder(t *testing.T) {
+	rp := newRelayPair(t, nil)
+	h := rp.h
+	const n = DefaultMaxRelayChannelsPerSession
+	var first proto.Registered // the peer with key 3, whose pair is renewed
+	var oldCh uint16
+	for k := byte(3); k < 3+n; k++ {
+		peer := h.register(fmt.Sprint("peer", k), k, extraPeerAddr(k))
+		m := rp.allocate(t, aliceNAT, rp.alice.Session, fmt.Sprint("peer", k), mintPair(h, uint64(k), 1, k))
+		if k == 3 {
+			first, oldCh = peer, m.Channel
+			rp.allocate(t, extraPeerAddr(3), first.Session, "alice", mintPair(h, 3, 1, 3))
+		}
+	}
+	err, out, _ := h.deliver(srvPrimary, aliceNAT, allocateBytes(rp.alice.Session, 5, "bob", mintPair(h, 2, 1, 2)))
+	if !errors.Is(err, ErrRelayTableFull) || errorCode(t, out) != proto.CodeServerFull {
+		t.Fatalf("a channel for a seventeenth peer: %v", err)
+	}
+	renewed := mintPair(h, 1003, 3, 1) // the same two keys, the other way round
+	a := rp.allocate(t, aliceNAT, rp.alice.Session, "peer3", renewed)
+	if a.Channel == oldCh || a.Flags&proto.RelayPeerReady != 0 {
+		t.Fatalf("the newer pair's channel %+v; the older was %d", a, oldCh)
+	}
+	if st := h.s.Stats().Relay; st.ChannelsReplaced != 1 || st.Channels != n+1 {
+		t.Fatalf("stats %+v; want 1 replaced and %d channels", st, n+1)
+	}
+	rp.expectNothing(t, srvPrimary, aliceNAT, sendFrame(oldCh, []byte{1}), ErrRelayNoChannel)
+	if again := rp.allocate(t, aliceNAT, rp.alice.Session, "peer3", renewed); again.Channel != a.Channel {
+		t.Fatalf("refresh of the newer pair: channel %d, want %d", again.Channel, a.Channel)
+	}
+	b := rp.allocate(t, extraPeerAddr(3), first.Session, "alice", renewed)
+	if b.Flags&proto.RelayPeerReady == 0 {
+		t.Fatal("peer3's channel of the newer pair is not linked with alice's")
+	}
+	err, out, _ = h.deliver(srvPrimary, extraPeerAddr(3), sendFrame(b.Channel, []byte{1}))
+	if err != nil || len(out) != 1 || out[0].To != aliceNAT {
+		t.Fatalf("frame on the newer pair: %v, %d datagrams", err, len(out))
+	}
+	if st := h.s.Stats().Relay; st.ChannelsReplaced != 2 || st.Channels != n+1 {
+		t.Fatalf("stats %+v; want 2 replaced (alice's and peer3's older channels) and %d channels", st, n+1)
 	}
 }
 

@@ -231,6 +231,21 @@ func (c *Conn) IdleDeadline() proto.Instant {
 	return c.timers[timerIdle]
 }
 
+// HeardPeer tells the connection its peer was heard in a packet rudp did not see (a
+// key-exchange handshake its owner processed): the idle timer restarts as for a
+// received packet, for RFC 9000 §10.1 restarts it on every packet processed, the
+// handshake's included. An owner that makes the connection before its peer can
+// answer (node does, at the introduction, so messages queue while paths and keys
+// are set up) calls it when the session comes up; otherwise the idle timeout would
+// count the setup time and end a connection that has only just been able to start.
+// A closing or closed connection ignores it.
+func (c *Conn) HeardPeer(now proto.Instant) {
+	c.advance(now)
+	if c.state == stateOpen {
+		c.timers[timerIdle] = now.Add(c.cfg.IdleTimeout)
+	}
+}
+
 // DeadlineReason names the timer behind Deadline ("loss", "ack", "pacing",
 // "keepalive", "idle", "pmtu", "close"), or "" when none is armed.
 func (c *Conn) DeadlineReason() string {

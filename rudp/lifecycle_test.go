@@ -55,6 +55,40 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// A connection made long before its peer can answer (node makes it at the
+// introduction and queues messages while paths and keys are set up) counts its idle
+// timeout from HeardPeer, when the session comes up: without the call it ends at
+// once, with it the queued message is delivered and both ends stay open.
+func TestIdleTimeoutCountsFromHeardPeer(t *testing.T) {
+	for _, heard := range []bool{false, true} {
+		n, a, b := quietPair(t, 15, Config{}, linkConfig{delay: 10 * time.Millisecond})
+		n.now = n.now.Add(defaultIdleTimeout + 15*time.Second) // the setup took 45 s
+		up := n.now
+		if heard {
+			a.c.HeardPeer(up)
+			b.c.HeardPeer(up)
+		}
+		var got []string
+		b.onMsg = func(_ proto.Instant, ev *EventMessage) { got = append(got, string(ev.Data)) }
+		if err := a.c.Send(up, 0, ReliableOrdered, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		n.run(up.Add(time.Second), nil)
+		if !heard {
+			if a.closed == nil || a.closed.Code != CodeIdleTimeout || len(got) != 0 {
+				n.failf("without HeardPeer: closed %v, delivered %q; want an idle timeout at once", a.closed, got)
+			}
+			continue
+		}
+		if a.closed != nil || b.closed != nil || len(got) != 1 || got[0] != "hello" {
+			n.failf("with HeardPeer: closed %v %v, delivered %q; want both open and hello", a.closed, b.closed, got)
+		}
+		if d := a.c.IdleDeadline(); d < up.Add(defaultIdleTimeout) {
+			n.failf("idle deadline %v after the session came up at %v", d.Sub(up), up)
+		}
+	}
+}
+
 // Close sends the code and reason to the peer, which reports them as remote; the
 // closing side reports its own close after the closing period.
 func TestCloseWithReason(t *testing.T) {
