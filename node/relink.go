@@ -100,6 +100,19 @@ func (n *Node) peerLinkEvent(now proto.Instant, e Event) {
 	}
 }
 
+// memberAppeared: member id is listed now and the node has no live link with it.
+// A member that joins asks for its introductions itself (a late joiner links to
+// everyone), so the node only waits: the re-link backoff asks after relinkFirst
+// unless a link is up or on its way by then. Members that appear without joining
+// need it — two rooms of one name that merged on a cluster's home (PROTOCOL.md
+// §13.1): none of them is the joiner, and nobody else would ask.
+func (n *Node) memberAppeared(now proto.Instant, id string) {
+	if p, ok := n.byID[id]; ok && !p.closed && !p.closing {
+		return
+	}
+	n.srv.linkEnded(now, id)
+}
+
 // relinkDue links with a member whose link ended, unless a live peer is there
 // already (the member linked with us first).
 func (n *Node) relinkDue(now proto.Instant, peer string) {

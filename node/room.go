@@ -339,6 +339,7 @@ func (n *Node) onRoomState(now proto.Instant, e srvRoomState) {
 		for _, id := range e.members {
 			if id != me && !slices.Contains(e.prev, id) {
 				n.emit(EventRoomMemberJoined{Room: e.room, Member: id})
+				n.memberAppeared(now, id)
 			}
 		}
 		for _, id := range e.prev {
