@@ -68,6 +68,18 @@ var serverMetrics = []serverMetric{
 		points: drops},
 	{name: "natpass_server_write_errors_total", help: "Sends the kernel refused.",
 		points: func(s *snapshot) []point { return one(s.st.WriteErrors) }},
+	{name: "natpass_server_sources_forgotten_total", help: "Remote addresses a socket bound to an unspecified address forgot the local address of (its table was full): their replies leave from the kernel's choice.",
+		points: func(s *snapshot) []point { return one(s.st.SourcesForgotten) }},
+	{name: "natpass_server_tcp_connections_total", help: "TCP/TLS connections of nodes whose UDP is blocked (PROTOCOL.md §14): served, refused (too many open), TLS handshakes failed, closed for a bad frame length.", label: "outcome",
+		points: func(s *snapshot) []point {
+			t := &s.st.Streams
+			return labeled("accepted", t.Accepted, "refused", t.Refused, "tls_handshake_failed", t.HandshakeFailures,
+				"bad_frame", t.BadFrames)
+		}},
+	{name: "natpass_server_tcp_datagrams_dropped_total", help: "Datagrams for TCP/TLS connections dropped: the connection's write queue was full, or the connection had closed.", label: "reason",
+		points: func(s *snapshot) []point {
+			return labeled("queue_full", s.st.Streams.QueueDrops, "connection_closed", s.st.Streams.NoConn)
+		}},
 	{name: "natpass_server_events_dropped_total", help: "Server events (log lines) the event queue had no room for.",
 		points: func(s *snapshot) []point { return one(s.st.EventsDropped) }},
 	{name: "natpass_server_rate_limit_sources", help: "Per-source rate-limiter entries now.", gauge: true,
