@@ -9,6 +9,29 @@
 // timed until the last byte arrives); 64-byte ping-pong round trips per second;
 // 20 Hz × 200-byte messages with each end dropping -loss of the datagrams it
 // receives, one-way latency p50/p99.
+//
+// Issue 18's measurements; any of their flags runs them instead of the above:
+//
+//	go run . -relay [-raw] [-game-sessions 1000] [-game-dur 10s] [-high-dur 5s] [-high-sessions 1]
+//	go run . -ceiling [-bulk 256] [-ceiling-dur 3s]
+//	go run . -load 2000 [-load-idle 30s] [-load-timeout 5m] [-load-max-peers 0]
+//
+// -relay: natpass's server and coturn (turnserver from apt; pion/turn v4 clients)
+// relaying the same traffic, each server a child process whose CPU time comes from
+// /proc: -high-sessions at high rate (MiB per server CPU-second), then -game-sessions
+// sessions of 20 Hz × 200-byte datagrams (server CPU per relayed datagram). coturn
+// is skipped with a message when turnserver is missing. With -raw, once the
+// sessions are up the bench writes the relay frames itself (natpass relay-send from
+// Sans-IO nodes' sockets, TURN ChannelData from the pion clients' sockets): no
+// client protocol, each frame one datagram in and one out, the servers alone.
+//
+// -ceiling: a raw UDP GSO blast on loopback (UDP_SEGMENT sends, UDP_GRO receives,
+// one way) as the ceiling, then natpass and quic-go bulk in the same run.
+//
+// -load N: N Sans-IO node machines (no driver, no goroutine each; one epoll loop)
+// register with a natpass server child, each from its own 127.x.y.z address (then
+// the server's RSS and CPU over -load-idle with them registered and keeping alive),
+// then with a fresh server all from 127.0.0.1, one port each; registration times.
 package main
 
 import (
@@ -27,7 +50,32 @@ func main() {
 	gameDur := flag.Duration("game", 10*time.Second, "duration of the 20 Hz test")
 	loss := flag.Float64("loss", 0.05, "share of datagrams each end drops in the 20 Hz test")
 	only := flag.String("only", "", "run only this transport")
+	var rc relayConfig
+	relay := flag.Bool("relay", false, "measure natpass's relay against coturn (issue 18)")
+	flag.IntVar(&rc.gameSessions, "game-sessions", 1000, "sessions of the -relay game-rate run (0: skip it)")
+	flag.IntVar(&rc.gameSize, "game-size", 200, "bytes per datagram of the -relay game-rate run")
+	flag.DurationVar(&rc.gameDur, "game-dur", 10*time.Second, "measured window of the -relay game-rate run")
+	flag.DurationVar(&rc.highDur, "high-dur", 5*time.Second, "measured window of the -relay high-rate run")
+	flag.IntVar(&rc.highSessions, "high-sessions", 1, "sessions of the -relay high-rate run")
+	flag.BoolVar(&rc.raw, "raw", false, "-relay with relay frames written by the bench: the servers alone")
+	ceiling := flag.Bool("ceiling", false, "raw UDP GSO blast ceiling, then natpass and quic-go bulk")
+	ceilingDur := flag.Duration("ceiling-dur", 3*time.Second, "duration of the GSO blast")
+	loadN := flag.Int("load", 0, "register this many Sans-IO nodes, spread and from one address (0: off)")
+	loadIdle := flag.Duration("load-idle", 30*time.Second, "window of the -load idle measurement")
+	loadTimeout := flag.Duration("load-timeout", 5*time.Minute, "longest wait for the one-address registrations of -load")
+	loadMaxPeers := flag.Int("load-max-peers", 0, "the -load servers' presence table size (0: rendezvous.DefaultMaxPeers)")
+	runChildIfAsked()
 	flag.Parse()
+	if *relay || *ceiling || *loadN > 0 {
+		fmt.Printf("%s, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), loadAverage())
+		err := runIssue18(*relay, rc, *ceiling, *ceilingDur, *bulkMiB<<20, *loadN, *loadIdle, *loadTimeout, *loadMaxPeers)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\nload average at the end %s\n", loadAverage())
+		return
+	}
 	results, err := runAll(*bulkMiB<<20, *ppDur, *gameDur, *loss, *only)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -211,6 +211,7 @@ func dialKCP(ctx context.Context, loss float64) (*pair, error) {
 	tune := func(s *kcp.UDPSession) {
 		s.SetNoDelay(1, 10, 2, 1)
 		s.SetWindowSize(1024, 1024)
+		//lint:ignore SA1019 stream mode packs messages into full segments, as its bulk users run it; kcp-go keeps it working
 		s.SetStreamMode(true)
 		s.SetWriteDelay(false)
 		s.SetACKNoDelay(true)

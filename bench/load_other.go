@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"time"
+)
+
+// runLoad needs Linux (epoll, and 127.0.0.0/8 routed to lo).
+func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
+	return errors.New("the load generator needs Linux")
+}
