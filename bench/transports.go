@@ -106,7 +106,7 @@ func dialNatpass(ctx context.Context, loss float64) (*pair, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &pair{client: natpassEnd{ca}, server: natpassEnd{cb}, close: closeAll, cipher: "ChaCha20-Poly1305 (Noise IKpsk2)"}, nil
+	return &pair{client: natpassEnd{ca}, server: natpassEnd{cb}, close: closeAll, cipher: "Noise IKpsk2, AES-256-GCM with AES hardware on both ends, else ChaCha20-Poly1305"}, nil
 }
 
 // Streams (kcp-go, quic-go) carry messages with a 4-byte length prefix.
