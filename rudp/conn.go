@@ -418,7 +418,10 @@ func (cr Credit) IsZero() bool { return cr == Credit{} }
 // credit reopens the peer's window (a MAX_DATA goes out once a quarter of the window
 // is free again, so the sender never waits a round trip on a window that is already
 // free); unreliable credit makes room for more unreliable messages. Giving back more
-// than was polled is a caller bug and panics; after the close it is a no-op.
+// than was polled is a caller bug and panics; after the close it is a no-op. Drain
+// after it like after any command: the MAX_DATA it makes due goes out only from
+// PollTransmit, and no timer fires for it (a sender blocked on the limit has nothing
+// in flight that would make this side send anything else).
 func (c *Conn) Consumed(now proto.Instant, cr Credit) {
 	c.advance(now)
 	if cr.reliable < 0 || cr.unreliable < 0 || c.recvConsumed+uint64(cr.reliable) > c.recvPolled ||

@@ -33,8 +33,8 @@
 // # Call contract
 //
 // A Conn is one peer's connection and knows no addresses. Feed it received packets
-// with HandleDatagram, call HandleTimeout at Deadline, give it messages with Send, and
-// after each of these drain it: PollTransmit until false (each result is one packet to
+// with HandleDatagram, call HandleTimeout at Deadline, give it messages with Send and
+// the credit of messages taken with Consumed, and after each of these drain it: PollTransmit until false (each result is one packet to
 // encrypt and send), then PollEvent until false, then read Deadline. PollTransmit
 // writes at buf[Config.Headroom:], so the transport header and relay framing can be
 // prepended and the AEAD tag appended in place.

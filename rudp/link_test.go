@@ -195,7 +195,10 @@ func (n *network) transmit(e *endpoint, pkt []byte) {
 	}
 }
 
-// drain follows the drain rule for e.
+// drain follows the drain rule for e: PollTransmit until false, then PollEvent until
+// false, and again while the events gave credit back. Consumed is a command, so what it
+// makes due (a MAX_DATA reopening the peer's window) must be polled before the host
+// waits: a sender that has nothing in flight sends nothing that would poll it later.
 func (n *network) drain(e *endpoint) {
 	for i := 0; ; i++ {
 		if i > 100000 {
@@ -203,14 +206,16 @@ func (n *network) drain(e *endpoint) {
 		}
 		pkt, ok := e.c.PollTransmit(n.now, e.buf)
 		if !ok {
-			break
+			if !pollEvents(e.c, n.now, e.onMsg, &e.closed) {
+				return
+			}
+			continue
 		}
 		if &pkt[0] != &e.buf[e.c.cfg.Headroom] {
 			n.failf("packet not written at headroom")
 		}
 		n.transmit(e, pkt)
 	}
-	pollEvents(e.c, n.now, e.onMsg, &e.closed)
 }
 
 // run advances virtual time until stop returns true or until is reached; it reports

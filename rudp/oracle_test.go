@@ -132,12 +132,15 @@ func (o *oracle) sendRandom(r *rand.Rand, c *Conn, now proto.Instant, lanes int,
 	return o.send(c, now, r.IntN(lanes), mode, size, buf)
 }
 
-// pollEvents drains c's events: messages to onMsg, the close reason to *closed.
-func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMessage), closed **proto.CloseReason) {
+// pollEvents drains c's events: messages to onMsg (their credit given back with
+// Consumed), the close reason to *closed. It reports whether it gave credit back, after
+// which the host must drain c's transmits again.
+func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMessage), closed **proto.CloseReason) bool {
+	consumed := false
 	for {
 		ev, ok := c.PollEvent()
 		if !ok {
-			return
+			return consumed
 		}
 		switch ev := ev.(type) {
 		case *EventMessage:
@@ -145,6 +148,7 @@ func pollEvents(c *Conn, now proto.Instant, onMsg func(proto.Instant, *EventMess
 				onMsg(now, ev)
 			}
 			c.Consumed(now, ev.Credit)
+			consumed = true
 		case *EventClosed:
 			r := ev.Reason
 			*closed = &r
