@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +22,21 @@ import (
 	"github.com/natpass/natpass/rudp"
 )
 
-// catChunk is how much of stdin one message carries.
-const catChunk = 32 << 10
+// catRead is the most one read of stdin takes. A read returns what the input
+// holds, so reads are this large while input streams in (a system call per
+// 256 KiB) and a line typed at a terminal still goes at once.
+const catRead = 256 << 10
+
+// catMessage is the most one message carries: rudp keeps the buffers of messages
+// up to 64 KiB for the next ones (rudp's pool, poolKeepBytes), so a stream of
+// them costs the sender no allocation; larger ones would be allocated and
+// dropped one by one.
+const catMessage = 64 << 10
+
+// catOutBuffer is stdout's buffer. Small messages gather in it and are written
+// out together once no more messages wait; a message as large as the buffer is
+// written as it is, not copied.
+const catOutBuffer = 256 << 10
 
 // catLinger is how long cat keeps its node up after it finished, so that its last
 // acknowledgements and close reach the peer.
@@ -354,6 +368,8 @@ func (p *pathPrinter) srtt() time.Duration {
 // stream runs the two directions until both ended.
 func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	c := s.conn
+	growPipe(stdin)
+	growPipe(stdout)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Sending: stdin, then the end marker, then wait for every acknowledgement.
@@ -362,19 +378,8 @@ func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr
 	sent := make(chan error, 1)
 	go func() { sent <- sendAll(ctx, c, stdin) }()
 	// Receiving, here: the peer's bytes until its end marker.
-	gotEnd := false
-	for !gotEnd {
-		m, err := c.Recv(ctx)
-		if err != nil {
-			return fmt.Errorf("receiving: %w", err)
-		}
-		if len(m.Data) == 0 {
-			gotEnd = true
-			break
-		}
-		if _, err := stdout.Write(m.Data); err != nil {
-			return fmt.Errorf("writing stdout: %w", err)
-		}
+	if err := receive(ctx, c, stdout); err != nil {
+		return err
 	}
 	// The peer finished; wait for our side. A peer's normal close while our flush
 	// waited ends it with io.EOF: a peer closes only after it received our end
@@ -391,15 +396,54 @@ func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr
 	return nil
 }
 
-// sendAll sends stdin in chunks, then the end marker, and waits until the peer
-// acknowledged all of it. A peer's normal close after our end marker left returns
-// io.EOF.
+// expired is a context that has ended: Recv with it takes a message only if one
+// is queued.
+var expired = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// receive writes the peer's bytes to stdout until the peer's end marker. Stdout
+// is written when no further message is queued (and before an error returns), so
+// nothing received waits in the buffer while cat waits for the network.
+func receive(ctx context.Context, c *driver.Conn, stdout io.Writer) error {
+	w := bufio.NewWriterSize(stdout, catOutBuffer)
+	for {
+		m, err := c.Recv(expired)
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			if err := w.Flush(); err != nil {
+				return fmt.Errorf("writing stdout: %w", err)
+			}
+			m, err = c.Recv(ctx)
+		}
+		if err != nil {
+			_ = w.Flush() // what came before the error is the peer's
+			return fmt.Errorf("receiving: %w", err)
+		}
+		if len(m.Data) == 0 {
+			break
+		}
+		if _, err := w.Write(m.Data); err != nil {
+			return fmt.Errorf("writing stdout: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing stdout: %w", err)
+	}
+	return nil
+}
+
+// sendAll sends stdin in messages of at most catMessage, then the end marker,
+// and waits until the peer acknowledged all of it. A peer's normal close after our
+// end marker left returns io.EOF.
 func sendAll(ctx context.Context, c *driver.Conn, stdin io.Reader) error {
-	buf := make([]byte, catChunk)
+	buf := make([]byte, catRead)
 	for {
 		n, rerr := stdin.Read(buf)
-		if n > 0 {
-			if err := c.SendContext(ctx, 0, rudp.ReliableOrdered, buf[:n]); err != nil {
+		for off := 0; off < n; off += catMessage {
+			// Send copies the bytes before it returns: buf is free again after.
+			if err := c.SendContext(ctx, 0, rudp.ReliableOrdered, buf[off:min(off+catMessage, n)]); err != nil {
 				// %v, not %w: a close before our end marker is never success.
 				return fmt.Errorf("before the end of input: %v", err)
 			}

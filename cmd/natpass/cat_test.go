@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -221,4 +222,98 @@ func TestConnectedLine(t *testing.T) {
 			t.Errorf("connectedLine(%v, %s, relayOnly %v, policy %v):\n got %s\nwant %s", c.path.Kind, c.strategy, c.relayOnly, c.policy, got, c.want)
 		}
 	}
+}
+
+// 32 MiB each way at once through two `natpass cat`, relayed and direct, with OS
+// pipes for stdin and stdout as a shell gives them (so the large reads, the
+// gathered writes and the grown pipes are the ones under test): both exit 0 and
+// each side's stdout hashes to what the other read from its stdin.
+func TestCatLargeBothWays(t *testing.T) {
+	const size = 32 << 20
+	addr, _ := startServerCmd(t, "--listen", "127.0.0.1:0", "--listen2", "127.0.0.2:0", "--insecure-dev", "--quiet",
+		"--relay-session-mbps", "10000", "--relay-total-mbps", "10000")
+	for _, c := range []struct{ relay, want string }{{"force", "path=relay"}, {"never", "path=direct"}} {
+		t.Run(c.relay, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			ids := [2]string{"large-a-" + c.relay, "large-b-" + c.relay}
+			args := [2][]string{{"--connect", ids[1]}, nil}
+			var ins [2]*randInput
+			var outs [2]*hashedPipe
+			var codes [2]int
+			errs := [2]*syncBuffer{{}, {}}
+			var wg sync.WaitGroup
+			for i := range 2 {
+				ins[i] = &randInput{rng: rand.New(rand.NewPCG(uint64(i), 32)), left: size, h: sha256.New()}
+				stdin := pipeFrom(t, ins[i])
+				outs[i] = newHashedPipe(t)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if i == 0 {
+						time.Sleep(100 * time.Millisecond) // b registers first
+					}
+					a := append([]string{"--server", addr, "--id", ids[i], "--insecure-dev", "--relay", c.relay}, args[i]...)
+					codes[i] = catMain(ctx, a, stdin, outs[i].w, errs[i])
+					outs[i].w.Close()
+				}()
+			}
+			wg.Wait()
+			for i := range 2 {
+				n, sum := outs[i].result()
+				from := ins[1-i]
+				if codes[i] != 0 || !strings.Contains(errs[i].String(), c.want) {
+					t.Errorf("cat %d exit %d, want 0 and a %q line; stderr:\n%s", i, codes[i], c.want, errs[i])
+				}
+				if from.left != 0 || n != size || !bytes.Equal(sum, from.h.Sum(nil)) {
+					t.Errorf("cat %d wrote %d bytes of the %d its peer sent (%d unread); equal hashes: %v",
+						i, n, size-from.left, from.left, bytes.Equal(sum, from.h.Sum(nil)))
+				}
+			}
+		})
+	}
+}
+
+// pipeFrom is the read end of an OS pipe that a goroutine fills from r and then
+// closes.
+func pipeFrom(t *testing.T, r io.Reader) *os.File {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	go func() {
+		_, _ = io.Copy(pw, r)
+		pw.Close()
+	}()
+	return pr
+}
+
+// hashedPipe is an OS pipe whose read end a goroutine drains into a hash.
+type hashedPipe struct {
+	w    *os.File
+	done chan struct{}
+	n    int64
+	h    hash.Hash
+}
+
+func newHashedPipe(t *testing.T) *hashedPipe {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close(); pw.Close() })
+	p := &hashedPipe{w: pw, done: make(chan struct{}), h: sha256.New()}
+	go func() {
+		defer close(p.done)
+		p.n, _ = io.Copy(p.h, pr)
+	}()
+	return p
+}
+
+// result waits for the end of the pipe (its write end closed) and returns how
+// many bytes came through and their hash.
+func (p *hashedPipe) result() (int, []byte) {
+	<-p.done
+	return int(p.n), p.h.Sum(nil)
 }
