@@ -373,8 +373,8 @@ func (s *catSession) stream(ctx context.Context, stdin io.Reader, stdout, stderr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Sending: stdin, then the end marker, then wait for every acknowledgement.
-	// Not in wg: a read of a terminal's stdin cannot be interrupted, and an error
-	// on the receiving side must not wait for it.
+	// Not waited for when receiving fails: a read of a terminal's stdin cannot
+	// be interrupted, and an error on the receiving side must not wait for it.
 	sent := make(chan error, 1)
 	go func() { sent <- sendAll(ctx, c, stdin) }()
 	// Receiving, here: the peer's bytes until its end marker.
