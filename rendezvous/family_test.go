@@ -404,3 +404,29 @@ func TestOtherFamilyKeepaliveOnTheSessionsSocket(t *testing.T) {
 		t.Fatalf("peer record's other-family address %v", p.OtherAddr)
 	}
 }
+
+// Nothing is allocated per datagram in steady state (Server's contract): a
+// register-family retransmission and the other family's keepalive included.
+func TestFamilyRequestsDoNotAllocate(t *testing.T) {
+	h := newHarness(t, dualStack)
+	alice := h.register("alice", 1, aliceNAT)
+	h.bindFamily(alice.Session, 1, aliceV6)
+	for _, c := range []struct {
+		name string
+		p    []byte
+	}{
+		{"register-family", regFamilyBytes(alice.Session, 1)},
+		{"keepalive", keepaliveBytes(alice.Session, 2)},
+	} {
+		n := testing.AllocsPerRun(100, func() {
+			h.now += proto.Instant(110 * time.Millisecond) // inside the session's rate
+			if err := h.s.HandleDatagram(h.now, srvV6, aliceV6, c.p); err != nil {
+				t.Fatal(err)
+			}
+			benchDrain(h.s, h.now, h.buf)
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations per datagram", c.name, n)
+		}
+	}
+}
