@@ -15,6 +15,11 @@
 //	  |-- introduce-request(B) ------->|                           |
 //	  |<------- introduction(B) -------|------ introduction(A) --->|
 //
+// On a dual-stack host a node registered over one IP family binds its socket of the
+// other family to the same session (register-family, PROTOCOL.md §5.12, [SRV-14],
+// family.go) and keeps that binding with keepalives from it; peers then get the
+// bound address as a second server-reflexive candidate.
+//
 // PROTOCOL.md §5 gives the messages and §5.10 and §10 the server's rules: what it
 // answers, its rate limits and bounds, and the STUN subset. The server reads no
 // clock: monotonic time is every call's `now`, wall time (for ticket expiry) is
@@ -24,7 +29,9 @@
 //
 // A sender is authenticated once it shows a live session cookie. Every reply to a
 // sender without one passes through a single check (commitReply) that refuses to
-// send more bytes than the request had; error texts are cut to fit. STUN is the
+// send more bytes than the request had; error texts are cut to fit. A
+// register-family's cookie proves nothing about its source, so its reply passes the
+// same check (88 bytes pay for at most 85). STUN is the
 // stated exception: standard clients send bare 20-byte requests, so a STUN reply may
 // be up to 24 bytes (stunMaxGrowth) larger than its request (PROTOCOL.md §10).
 //
