@@ -1,0 +1,165 @@
+package punch
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natpass/natpass/internal/machinetest"
+	"github.com/natpass/natpass/proto"
+)
+
+var (
+	addrA6 = netip.MustParseAddrPort("[2001:db8:1::2]:4000")
+	addrB6 = netip.MustParseAddrPort("[2001:db8:2::2]:5000")
+)
+
+// dualCands is a dual-stack peer's candidates as the server introduces it: its
+// registered (IPv4) address, then its other-family address, both server-reflexive.
+func dualCands(v4, v6 netip.AddrPort) []proto.Candidate {
+	return []proto.Candidate{{Kind: proto.CandidateServerReflexive, Addr: v4}, {Kind: proto.CandidateServerReflexive, Addr: v6}}
+}
+
+// dualPair returns agents A and B, each with an IPv4 Local and, when otherA/otherB,
+// an IPv6 OtherLocal, behind the given IPv4 behaviours.
+func dualPair(nat proto.NATBehavior, otherA, otherB bool) (*Agent, *Agent) {
+	cfgA := AgentConfig{Key: testKey, Controlling: true, Local: addrA, LocalNAT: nat, RemoteNAT: nat,
+		Remote: dualCands(addrB, addrB6), Seed: [32]byte{1}}
+	cfgB := AgentConfig{Key: testKey, Local: addrB, LocalNAT: nat, RemoteNAT: nat,
+		Remote: dualCands(addrA, addrA6), Seed: [32]byte{2}}
+	if otherA {
+		cfgA.OtherLocal = addrA6
+	}
+	if otherB {
+		cfgB.OtherLocal = addrB6
+	}
+	return NewAgent(cfgA), NewAgent(cfgB)
+}
+
+// dualWire puts a and b on a virtual-time network, each receiving on its Local and,
+// when set, its OtherLocal.
+func dualWire(t *testing.T, a, b *Agent) *machinetest.Net {
+	w := machinetest.NewNet(t, 0, 20*time.Millisecond)
+	for _, ag := range []*Agent{a, b} {
+		addrs := []netip.AddrPort{ag.cfg.Local}
+		if ag.cfg.OtherLocal.IsValid() {
+			addrs = append(addrs, ag.cfg.OtherLocal)
+		}
+		w.Add(ag.cfg.Local.String(), machinetest.Of(ag), addrs...)
+	}
+	return w
+}
+
+// Both families answer: the pair ends on IPv6, and every IPv6 probe leaves from
+// OtherLocal (a socket never sends to the other family).
+func TestAgentDualStackPrefersIPv6(t *testing.T) {
+	a, b := dualPair(natOpen, true, true)
+	w := dualWire(t, a, b)
+	var crossed int
+	w.Drop = func(tx proto.Transmit) bool {
+		if is6(tx.From) != is6(tx.To) {
+			crossed++
+			return true
+		}
+		return false
+	}
+	w.RunUntil(proto.Instant(3 * time.Second))
+	for name, ag := range map[string]*Agent{"a": a, "b": b} {
+		p, ok := ag.Active()
+		if !ok || !is6(p.Remote) || !is6(p.Local) {
+			t.Errorf("%s: active path %+v (ok=%v), want IPv6", name, p, ok)
+		}
+		if st := ag.Strategy(); st != proto.StrategySimultaneousOpen {
+			t.Errorf("%s: strategy %v", name, st)
+		}
+	}
+	if crossed != 0 {
+		t.Errorf("%d probes crossed families", crossed)
+	}
+}
+
+// Random symmetric NATs on both IPv4 sides leave no IPv4 strategy, but the IPv6
+// candidates are still probed: the pair ends direct over IPv6, and no probe goes
+// to an IPv4 candidate.
+func TestAgentNoIPv4StrategyStillSearchesIPv6(t *testing.T) {
+	a, b := dualPair(natSymRandom, true, true)
+	if a.Plan().Strategy != proto.StrategyNone || a.Strategy() != proto.StrategySimultaneousOpen {
+		t.Fatalf("plan %v, strategy %v; want none over IPv4, simultaneous open overall", a.Plan().Strategy, a.Strategy())
+	}
+	w := dualWire(t, a, b)
+	var v4 int
+	w.Drop = func(tx proto.Transmit) bool {
+		if !is6(tx.To) {
+			v4++
+		}
+		return false
+	}
+	w.RunUntil(proto.Instant(3 * time.Second))
+	for name, ag := range map[string]*Agent{"a": a, "b": b} {
+		if p, ok := ag.Active(); !ok || !is6(p.Remote) {
+			t.Errorf("%s: active path %+v (ok=%v), want IPv6", name, p, ok)
+		}
+	}
+	if v4 != 0 {
+		t.Errorf("%d probes to IPv4 candidates with no IPv4 strategy", v4)
+	}
+}
+
+// A node without OtherLocal skips the peer's IPv6 candidates, counts them, and
+// finds the IPv4 path; a pair with no strategy and nothing to probe gives up at
+// once, as before dual stack.
+func TestAgentSkipsFamilyWithoutSocket(t *testing.T) {
+	a, b := dualPair(natOpen, false, true)
+	w := dualWire(t, a, b)
+	w.RunUntil(proto.Instant(3 * time.Second))
+	if n := a.Stats().NoSocket; n != 1 {
+		t.Errorf("NoSocket %d, want 1 (B's IPv6 candidate)", n)
+	}
+	if p, ok := a.Active(); !ok || is6(p.Remote) {
+		t.Errorf("a: active path %+v (ok=%v), want IPv4", p, ok)
+	}
+	if a.Strategy() != proto.StrategySimultaneousOpen {
+		t.Errorf("a: strategy %v", a.Strategy())
+	}
+	s, _ := dualPair(natSymRandom, false, false)
+	s.HandleTimeout(0)
+	if e, ok := s.PollEvent(); !ok {
+		t.Error("no event from a pair with no strategy and no IPv6 socket")
+	} else if np, ok := e.(EventNoPath); !ok || np.Strategy != proto.StrategyNone {
+		t.Errorf("event %#v, want EventNoPath{none}", e)
+	}
+}
+
+// An IPv4 path that confirmed first gives way to an IPv6 path at once, without
+// waiting out the RTT hysteresis (switchHold), even when the IPv6 path is slower.
+func TestAgentIPv6TakesOverFromIPv4(t *testing.T) {
+	a, b := dualPair(natOpen, true, true)
+	w := dualWire(t, a, b)
+	blocked := true
+	w.Drop = func(tx proto.Transmit) bool { return blocked && is6(tx.To) }
+	w.RunUntil(proto.Instant(time.Second))
+	p, ok := a.Active()
+	if !ok || is6(p.Remote) {
+		t.Fatalf("before IPv6 opens: active %+v (ok=%v), want IPv4", p, ok)
+	}
+	blocked = false
+	w.Latency = 60 * time.Millisecond // the IPv6 path is slower: RTT alone would never switch
+	w.RunUntil(proto.Instant(2 * time.Second))
+	if p, ok := a.Active(); !ok || !is6(p.Remote) {
+		t.Fatalf("after IPv6 opens: active %+v (ok=%v), want IPv6 within a second", p, ok)
+	}
+}
+
+func TestPathRanking(t *testing.T) {
+	v4 := Path{Remote: addrB, RTT: time.Millisecond}
+	v6 := Path{Remote: addrB6, RTT: time.Second}
+	lan4 := Path{Remote: lanB, LAN: true, RTT: time.Second}
+	switch {
+	case !ranksAbove(v6, v4) || ranksAbove(v4, v6):
+		t.Error("IPv6 does not rank above IPv4")
+	case !ranksAbove(lan4, v6) || ranksAbove(v6, lan4):
+		t.Error("LAN does not rank above IPv6")
+	case !sameRank(v4, Path{Remote: addrA}) || sameRank(v4, v6):
+		t.Error("sameRank")
+	}
+}
