@@ -28,7 +28,9 @@ const RegTagLen = 16
 
 // ClusterPeer is what a server tells another about a peer registered on it, for an
 // introduction: everything the introduction to the other side needs, the cipher
-// suites it registered with included (PROTOCOL.md §12.2).
+// suites it registered with included (PROTOCOL.md §12.2). OtherAddr is the address
+// the peer bound over the other IP family (register-family, §5.12), passed to peers as
+// a server-reflexive candidate; zero when it has none. It is never of Addr's family.
 type ClusterPeer struct {
 	PeerID           []byte
 	Key              [KeyLen]byte
@@ -39,6 +41,7 @@ type ClusterPeer struct {
 	Hosts            []netip.AddrPort
 	TicketExpiryUnix uint64
 	Suites           SuiteSet
+	OtherAddr        netip.AddrPort // optional
 }
 
 func (m *ClusterPeer) append(b []byte) []byte {
@@ -53,7 +56,17 @@ func (m *ClusterPeer) append(b []byte) []byte {
 	b = appendAddr(b, m.Predicted)
 	b = appendAddrList(b, "cluster hosts", m.Hosts, MaxHostCandidates)
 	b = binary.BigEndian.AppendUint64(b, m.TicketExpiryUnix)
-	return append(b, byte(m.Suites))
+	b = append(b, byte(m.Suites))
+	if m.OtherAddr.IsValid() && sameFamily(m.OtherAddr, m.Addr) {
+		panic("proto: ClusterPeer other-family address of the address's family")
+	}
+	return appendAddr(b, m.OtherAddr)
+}
+
+// sameFamily reports whether a and b are both IPv4 or both IPv6 (mapped IPv4 counts
+// as IPv4, as on the wire).
+func sameFamily(a, b netip.AddrPort) bool {
+	return a.Addr().Unmap().Is4() == b.Addr().Unmap().Is4()
 }
 
 func (r *reader) clusterPeer(m *ClusterPeer) {
@@ -66,6 +79,10 @@ func (r *reader) clusterPeer(m *ClusterPeer) {
 	m.Hosts = r.addrList(m.Hosts[:0], MaxHostCandidates)
 	m.TicketExpiryUnix = r.u64()
 	m.Suites = SuiteSet(r.u8())
+	m.OtherAddr = r.addrOpt()
+	if r.err == nil && m.OtherAddr.IsValid() && sameFamily(m.OtherAddr, m.Addr) {
+		r.fail(ErrMalformed)
+	}
 }
 
 // ClusterClaim (to the peer's subject, no reply) announces that Server registered

@@ -17,6 +17,7 @@ var vecClusterPeer = ClusterPeer{
 	Hosts:            []netip.AddrPort{vecLAN, vecV6},
 	TicketExpiryUnix: 1798761600,
 	Suites:           SuitesOf(SuiteChaChaPoly, SuiteAESGCM),
+	OtherAddr:        netip.MustParseAddrPort("[2001:db8::7]:40001"),
 }
 
 func init() {
@@ -32,6 +33,8 @@ func init() {
 		Requester: ClusterPeer{PeerID: []byte("carol"), Key: vecKey, Addr: vecV4b, TicketExpiryUnix: 1}}, newAsk)
 	add("cluster-intro-ask-suites-unknown-bits", &ClusterIntroAsk{AskID: 9, Server: 2, TxID: 2, Target: []byte("bob"),
 		Requester: ClusterPeer{PeerID: []byte("dave"), Key: vecKey, Addr: vecV6, TicketExpiryUnix: 2, Suites: 0xfc}}, newAsk)
+	add("cluster-intro-ask-v6-with-other-v4", &ClusterIntroAsk{AskID: 10, Server: 2, TxID: 3, Target: []byte("bob"),
+		Requester: ClusterPeer{PeerID: []byte("erin"), Key: vecKey, Addr: vecV6, TicketExpiryUnix: 3, Suites: 1, OtherAddr: vecV4b}}, newAsk)
 	newAnswer := func() message { return new(ClusterIntroAnswer) }
 	add("cluster-intro-answer", &ClusterIntroAnswer{AskID: 7, Server: 0x5e7e000000000002, Target: vecClusterPeer}, newAnswer)
 	add("cluster-intro-answer-not-ready", &ClusterIntroAnswer{AskID: 7, Server: 2, Status: ClusterNotReady}, newAnswer)
@@ -64,16 +67,23 @@ func clusterRejectVectors() []rejectVector {
 	add("ClusterClaim", "peer-id-empty", "CLUSTER-1", "malformed", cat(hdr(TypeClusterClaim), be64(1), be64(2), key32, vec8(nil)))
 
 	ask := (&ClusterIntroAsk{AskID: 1, Server: 1, TxID: 1, Target: bob, Requester: ClusterPeer{PeerID: bob, Addr: vecV4}}).Append(nil)
-	add("ClusterIntroAsk", "cut-short", "WIRE-2", "short", minusByte(minusByte(ask)))
-	add("ClusterIntroAsk", "suites-missing", "WIRE-2", "short", minusByte(ask))
-	add("ClusterIntroAsk", "byte-after-suites", "WIRE-1", "trailing", plusByte(ask))
-	noAddr := cat(hdr(TypeClusterIntroAsk), be64(1), be64(1), be64(1), []byte{0}, vec8(bob),
-		vec8(bob), key32, make([]byte, RegTagLen), make([]byte, NATBehaviorLen), []byte{0, 0, 0}, be64(1), []byte{1})
-	add("ClusterIntroAsk", "requester-without-address", "CLUSTER-1", "malformed", noAddr)
+	add("ClusterIntroAsk", "cut-short", "WIRE-2", "short", minusByte(minusByte(minusByte(ask))))
+	add("ClusterIntroAsk", "suites-missing", "WIRE-2", "short", minusByte(minusByte(ask)))
+	add("ClusterIntroAsk", "other-address-missing", "WIRE-2", "short", minusByte(ask))
+	add("ClusterIntroAsk", "byte-after-other-address", "WIRE-1", "trailing", plusByte(ask))
+	bare := cat(hdr(TypeClusterIntroAsk), be64(1), be64(1), be64(1), []byte{0}, vec8(bob),
+		vec8(bob), key32, make([]byte, RegTagLen), make([]byte, NATBehaviorLen), []byte{0, 0, 0}, be64(1), []byte{1}, noAddr)
+	add("ClusterIntroAsk", "requester-without-address", "CLUSTER-1", "malformed", bare)
+	withOther := func(other []byte) []byte { return cat(ask[:len(ask)-1], other) }
+	add("ClusterIntroAsk", "other-address-same-family", "CLUSTER-1", "malformed", withOther(addrBytes("198.51.100.20:3478")))
+	add("ClusterIntroAsk", "other-address-family-5", "ADDR-1", "malformed", withOther(badFamily))
+	add("ClusterIntroAsk", "other-address-v4-mapped", "ADDR-2", "malformed", withOther(mapped))
+	add("ClusterIntroAsk", "other-address-port-0", "ADDR-3", "malformed", withOther(cat([]byte{6}, make([]byte, 16), be16(0))))
 
 	okAnswer := (&ClusterIntroAnswer{AskID: 1, Server: 2, Target: ClusterPeer{PeerID: bob, Addr: vecV4, Suites: 3}}).Append(nil)
-	add("ClusterIntroAnswer", "target-suites-missing", "WIRE-2", "short", minusByte(okAnswer))
-	add("ClusterIntroAnswer", "byte-after-target-suites", "WIRE-1", "trailing", plusByte(okAnswer))
+	add("ClusterIntroAnswer", "target-suites-missing", "WIRE-2", "short", minusByte(minusByte(okAnswer)))
+	add("ClusterIntroAnswer", "target-other-address-missing", "WIRE-2", "short", minusByte(okAnswer))
+	add("ClusterIntroAnswer", "byte-after-target-other-address", "WIRE-1", "trailing", plusByte(okAnswer))
 	answer := (&ClusterIntroAnswer{AskID: 1, Server: 2, Status: ClusterNotReady}).Append(nil)
 	add("ClusterIntroAnswer", "byte-after-status", "WIRE-1", "trailing", plusByte(answer))
 	add("ClusterIntroAnswer", "status-5", "CLUSTER-2", "malformed", cat(hdr(TypeClusterIntroAnswer), be64(1), be64(2), []byte{5}))

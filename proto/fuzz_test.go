@@ -65,3 +65,7 @@ func FuzzError(f *testing.F)        { fuzzMessage(f, func() message { return new
 func FuzzIntroductionAck(f *testing.F) {
 	fuzzMessage(f, func() message { return new(IntroductionAck) })
 }
+
+func FuzzRegisterFamily(f *testing.F) {
+	fuzzMessage(f, func() message { return new(RegisterFamily) })
+}

@@ -42,7 +42,8 @@ func Classify(p []byte) Class {
 // so that a port can dispatch on the high nibble (PROTOCOL.md, "Message types").
 type MsgType uint8
 
-// Rendezvous signaling, 0x01–0x0F.
+// Rendezvous signaling, 0x01–0x0F (room messages in room.go, register-family in
+// family.go).
 const (
 	TypeRegister         MsgType = 0x01
 	TypeRegistered       MsgType = 0x02
@@ -89,6 +90,7 @@ var typeNames = [...]string{
 	TypeIntroduction:     "introduction",
 	TypeError:            "error",
 	TypeIntroductionAck:  "introduction-ack",
+	TypeRegisterFamily:   "register-family",
 	TypeRoomJoin:         "room-join",
 	TypeRoomLeave:        "room-leave",
 	TypeRoomState:        "room-state",

@@ -115,7 +115,7 @@ func rejectVectors() []rejectVector {
 	add("Datagram", "version-0", "HDR-1", "unknown-version", []byte{0xe0, 0x01})
 	add("Datagram", "version-15", "HDR-1", "unknown-version", []byte{0xef, 0x01})
 	add("Datagram", "version-1-one-byte", "HDR-1", "short", []byte{0xe1})
-	for _, typ := range []byte{0x00, 0x0e, 0x0f, 0x15, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
+	for _, typ := range []byte{0x00, 0x0f, 0x15, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
 		add("Datagram", "type-0x"+hex.EncodeToString([]byte{typ}), "HDR-2", "unknown-type", []byte{0xe1, typ})
 	}
 
@@ -349,6 +349,7 @@ func rejectVectors() []rejectVector {
 	add("ProbeReply", "observed-v4-mapped", "ADDR-2", "malformed", reply(0, mapped))
 	add("ProbeReply", "tag-cut-short", "WIRE-2", "short", minusByte(reply(0, v6)))
 	add("ProbeReply", "byte-after-tag", "WIRE-1", "trailing", plusByte(reply(0, v6)))
+	out = append(out, familyRejectVectors()...)
 	return append(append(append(out, clusterRejectVectors()...), roomRejectVectors()...), roomClusterRejectVectors()...)
 }
 

@@ -137,6 +137,9 @@ func TestVectorsCoverEveryType(t *testing.T) {
 			t.Errorf("no golden vector for %v", typ)
 		}
 	}
+	if !seen[TypeRegisterFamily] {
+		t.Errorf("no golden vector for %v", TypeRegisterFamily)
+	}
 	for typ := TypeInitiation; typ <= TypeInitiationAESGCM; typ++ {
 		if !seen[typ] {
 			t.Errorf("no golden vector for %v", typ)

@@ -33,6 +33,7 @@ var layoutTypes = map[string]func() message{
 	"Ticket":           func() message { return new(proto.Ticket) },
 	"Register":         func() message { return new(proto.Register) },
 	"Registered":       func() message { return new(proto.Registered) },
+	"RegisterFamily":   func() message { return new(proto.RegisterFamily) },
 	"Keepalive":        func() message { return new(proto.Keepalive) },
 	"KeepaliveAck":     func() message { return new(proto.KeepaliveAck) },
 	"NATProbe":         func() message { return new(proto.NATProbe) },
