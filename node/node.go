@@ -90,7 +90,11 @@ func New(cfg Config) *Node {
 	if len(cfg.Servers) > maxServers {
 		panic("node: Config.Servers longer than 64")
 	}
+	if len(cfg.OtherServers) > len(cfg.servers()) {
+		panic("node: Config.OtherServers longer than the server list")
+	}
 	cfg.Servers = slices.Clone(cfg.Servers)
+	cfg.OtherServers = slices.Clone(cfg.OtherServers)
 	n := &Node{
 		cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed)), priv: cfg.PrivateKey,
 		byID: map[string]*peerConn{}, byPair: map[uint64]*peerConn{}, byKey: map[[32]byte]*peerConn{},
