@@ -124,6 +124,16 @@ func (n *Node) NAT() proto.NATBehavior { return n.srv.nat }
 // Observed is the node's address as the server sees it.
 func (n *Node) Observed() netip.AddrPort { return n.srv.observed }
 
+// OtherObserved is the address of the node's other-family socket (Config.OtherLocal)
+// as the server sees it: zero until the server answered register-family, and again
+// once the binding is lost (DESIGN §14).
+func (n *Node) OtherObserved() netip.AddrPort {
+	if !n.srv.fam.bound {
+		return netip.AddrPort{}
+	}
+	return n.srv.fam.observed
+}
+
 // Server is the server the node registers with now (it changes when the node moves
 // to the next server of Config.Servers).
 func (n *Node) Server() netip.AddrPort { return n.srv.server }

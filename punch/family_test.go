@@ -163,3 +163,35 @@ func TestPathRanking(t *testing.T) {
 		t.Error("sameRank")
 	}
 }
+
+// A classifier over a node's other-family socket gets no extra sockets; with no
+// alternates either, the measurement ends as soon as the base answer is in.
+func TestClassifierWithoutSocketsFinishes(t *testing.T) {
+	server := netip.MustParseAddrPort("[2001:db8::1]:3478")
+	c := NewClassifier(ClassifierConfig{Local: addrA6, Hosts: []netip.AddrPort{addrA, addrA6}, Server: server})
+	c.Start(0)
+	var buf [128]byte
+	tx, ok := c.PollTransmit(0, buf[:])
+	if !ok || tx.From != addrA6 || tx.To != server {
+		t.Fatalf("first probe %+v (ok=%v)", tx, ok)
+	}
+	var probe proto.NATProbe
+	if err := probe.Parse(tx.Payload); err != nil {
+		t.Fatal(err)
+	}
+	reply := (&proto.NATProbeReply{TxID: probe.TxID, Observed: addrA6}).Append(nil)
+	if err := c.HandleDatagram(1, addrA6, server, reply); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := c.PollEvent(); !ok {
+		t.Fatal("no EventNeedSockets")
+	} else if _, need := e.(EventNeedSockets); !need {
+		t.Fatalf("event %#v, want EventNeedSockets", e)
+	}
+	c.HandleSockets(1, nil)
+	e, ok := c.PollEvent()
+	cl, done := e.(EventClassified)
+	if !ok || !done || !cl.Behavior.NoTranslation || cl.Observed != addrA6 || c.Deadline() != proto.Never {
+		t.Fatalf("after no sockets: event %#v (ok=%v), deadline %v; want EventClassified, no translation, idle", e, ok, c.Deadline())
+	}
+}
