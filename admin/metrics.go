@@ -44,8 +44,14 @@ var serverMetrics = []serverMetric{
 	{name: "natpass_server_requests_total", help: "Requests answered other than registrations and introductions, by kind.", label: "kind",
 		points: func(s *snapshot) []point {
 			return labeled("register_retransmit", s.st.Retransmits, "keepalive", s.st.Keepalives,
-				"rebind", s.st.Rebinds, "nat_probe", s.st.NATProbes)
+				"rebind", s.st.Rebinds, "nat_probe", s.st.NATProbes,
+				"register_family", s.st.FamilyBinds, "register_family_retransmit", s.st.FamilyRetransmits,
+				"family_rebind", s.st.FamilyRebinds)
 		}},
+	{name: "natpass_server_family_bindings", help: "Sessions with an address of their other IP family bound now (register-family, dual stack).", gauge: true,
+		points: func(s *snapshot) []point { return one(s.st.FamilyBindings) }},
+	{name: "natpass_server_family_bindings_expired_total", help: "Other-family bindings dropped for want of a keepalive within the session timeout.",
+		points: func(s *snapshot) []point { return one(s.st.FamilyExpired) }},
 	{name: "natpass_server_introductions_total", help: "Pairs of nodes introduced to each other.",
 		points: func(s *snapshot) []point { return one(s.st.Introductions) }},
 	{name: "natpass_server_introduction_copies_total", help: "Introduction copies acknowledged, and sent again for want of an acknowledgement.", label: "outcome",
@@ -124,7 +130,7 @@ func refusals(s *snapshot) []point {
 		"bad_ticket", st.BadTicket, "expired_ticket", st.ExpiredTicket, "unknown_peer", st.UnknownPeer,
 		"no_session", st.NoSession, "rate_limited", st.RateLimitNotices, "server_full", st.ServerFull,
 		"relay_denied", st.RelayDenied, "peer_not_ready", st.PeerNotReady, "no_alt_socket", st.NoAltSocket,
-		"self_introduction", st.SelfIntroduction,
+		"self_introduction", st.SelfIntroduction, "same_family", st.SameFamily,
 		"relay_disabled", r.DeniedDisabled, "relay_bad_token", r.DeniedBadToken,
 		"relay_expired_token", r.DeniedExpiredToken, "relay_foreign_token", r.DeniedForeignToken,
 		"relay_peer_key", r.DeniedPeerKey, "relay_unknown_peer", r.UnknownPeer, "relay_table_full", r.TableFull,

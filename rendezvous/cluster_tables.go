@@ -111,7 +111,7 @@ func (s *Server) storeRemote(now proto.Instant, server uint64, m *proto.ClusterP
 	}
 	r.server, r.seen = server, now
 	r.session = session{peer: id, key: m.Key, tag: m.Tag, addr: m.Addr, nat: m.NAT,
-		predicted: m.Predicted, suites: m.Suites, ticketExpiryUnix: m.TicketExpiryUnix}
+		predicted: m.Predicted, suites: m.Suites, ticketExpiryUnix: m.TicketExpiryUnix, addr2: m.OtherAddr}
 	r.nhosts = uint8(copy(r.hosts[:], m.Hosts))
 	return &r.session
 }
@@ -158,13 +158,20 @@ func (s *Server) sideSession(sd *pendingSide) *session {
 	return nil
 }
 
-// clusterPeer describes session ss for another server.
+// clusterPeer describes session ss for another server, its other-family address
+// included (PROTOCOL.md §12.2), so that peers on other servers get it as a candidate.
 func clusterPeer(ss *session) proto.ClusterPeer {
-	return proto.ClusterPeer{
+	p := proto.ClusterPeer{
 		PeerID: ss.peer.Bytes(), Key: ss.key, Tag: ss.tag, NAT: ss.nat, Addr: ss.addr,
 		Predicted: ss.predicted, Hosts: ss.hosts[:ss.nhosts], TicketExpiryUnix: ss.ticketExpiryUnix,
 		Suites: ss.suites,
 	}
+	// Always of the other family (handleKeepalive keeps it so); checked because the
+	// encoder refuses anything else.
+	if ss.addr2.IsValid() && isIPv4(ss.addr2) != isIPv4(ss.addr) {
+		p.OtherAddr = ss.addr2
+	}
+	return p
 }
 
 // tombstones remembers the cookies of replaced sessions for a while, so their node

@@ -26,9 +26,18 @@ type testCluster struct {
 var measured = proto.NATBehavior{Mapping: proto.EndpointIndependent, Filtering: proto.EndpointIndependent}
 
 func newTestCluster(t *testing.T, n int) *testCluster {
+	return newTestClusterWith(t, n, func(*Config) {})
+}
+
+// newTestClusterWith is newTestCluster with mutate applied to every server's config.
+func newTestClusterWith(t *testing.T, n int, mutate func(*Config)) *testCluster {
 	c := &testCluster{t: t, cut: map[[2]int]bool{}}
 	for k := range n {
-		h := newHarness(t, func(cfg *Config) { cfg.Cluster = true; cfg.Seed = [32]byte{byte(k + 1), 7} })
+		h := newHarness(t, func(cfg *Config) {
+			mutate(cfg)
+			cfg.Cluster = true
+			cfg.Seed = [32]byte{byte(k + 1), 7}
+		})
 		c.hs = append(c.hs, h)
 		c.subs = append(c.subs, map[string]bool{})
 		c.out = append(c.out, nil)

@@ -44,7 +44,17 @@ type Config struct {
 	AltPort netip.AddrPort
 	// AltAddr is a socket on another IP, for nat-probe replies with ChangeAddress.
 	// Optional. With a port other than Primary's it also serves "change both".
+	// Both alternates are of Primary's IP family.
 	AltAddr netip.AddrPort
+
+	// OtherPrimary is the primary socket of the other IP family than Primary's, on a
+	// dual-stack server (PROTOCOL.md §5.12, [SRV-1]): nodes may register on either
+	// primary and bind their socket of the other family to the session with
+	// register-family at the other one. OtherAltPort and OtherAltAddr are its
+	// alternates, as AltPort and AltAddr are Primary's, of OtherPrimary's family.
+	// All optional; the alternates need OtherPrimary. Every socket accepts every
+	// message; registered names the alternates of the family of the socket reached.
+	OtherPrimary, OtherAltPort, OtherAltAddr netip.AddrPort
 
 	// WallClock anchors wall time (for ticket and relay-token expiry) to the
 	// monotonic timeline: at instant At the Unix time was Unix seconds. The server
@@ -157,7 +167,8 @@ var (
 	ErrShortSecret     = errors.New("rendezvous: secret shorter than MinSecretLen")
 	ErrSecretAndDev    = errors.New("rendezvous: InsecureDev set together with a Secret")
 	ErrNoPrimary       = errors.New("rendezvous: Config.Primary is not set")
-	ErrBadAltSocket    = errors.New("rendezvous: AltPort must share Primary's IP with another port; AltAddr must have another IP")
+	ErrBadAltSocket    = errors.New("rendezvous: AltPort must share Primary's IP with another port; AltAddr must have another IP of Primary's family")
+	ErrBadOtherSocket  = errors.New("rendezvous: OtherPrimary must be of the other IP family than Primary; OtherAltPort must share its IP with another port, OtherAltAddr have another IP of its family; neither without OtherPrimary")
 	ErrBadConfigValues = errors.New("rendezvous: a Config duration, bound or rate is out of range")
 	ErrClusterNoSecret = errors.New("rendezvous: an InsecureDev cluster needs a ClusterSecret (servers must derive the same keys)")
 )
@@ -176,10 +187,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Cluster && c.InsecureDev && len(c.ClusterSecret) == 0:
 		return c, ErrClusterNoSecret
 	}
-	prim := c.Primary.Addr().Unmap()
-	if c.AltPort.IsValid() && (c.AltPort.Addr().Unmap() != prim || c.AltPort.Port() == c.Primary.Port()) ||
-		c.AltAddr.IsValid() && c.AltAddr.Addr().Unmap() == prim {
-		return c, ErrBadAltSocket
+	if err := c.checkSockets(); err != nil {
+		return c, err
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -233,3 +242,27 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// checkSockets checks the roles of the sockets against each other (Primary is set).
+func (c *Config) checkSockets() error {
+	if !validAlternates(c.Primary, c.AltPort, c.AltAddr) {
+		return ErrBadAltSocket
+	}
+	if c.OtherPrimary.IsValid() && (isIPv4(c.OtherPrimary) == isIPv4(c.Primary) || !validAlternates(c.OtherPrimary, c.OtherAltPort, c.OtherAltAddr)) ||
+		!c.OtherPrimary.IsValid() && (c.OtherAltPort.IsValid() || c.OtherAltAddr.IsValid()) {
+		return ErrBadOtherSocket
+	}
+	return nil
+}
+
+// validAlternates reports whether altPort (same IP as primary, another port) and
+// altAddr (another IP of primary's family) fit primary; a zero one always fits.
+func validAlternates(primary, altPort, altAddr netip.AddrPort) bool {
+	prim := primary.Addr().Unmap()
+	return (!altPort.IsValid() || altPort.Addr().Unmap() == prim && altPort.Port() != primary.Port()) &&
+		(!altAddr.IsValid() || altAddr.Addr().Unmap() != prim && isIPv4(altAddr) == isIPv4(primary))
+}
+
+// isIPv4 reports whether a is an IPv4 address (an IPv4-mapped IPv6 one included):
+// the IP family, as the wire spells it (PROTOCOL.md §4.1).
+func isIPv4(a netip.AddrPort) bool { return a.Addr().Unmap().Is4() }

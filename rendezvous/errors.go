@@ -47,6 +47,9 @@ var (
 	// ErrReplaced: the cookie belonged to a session a newer registration of its ID
 	// replaced (error 10 sent again).
 	ErrReplaced = errors.New("rendezvous: session replaced by a newer registration")
+	// ErrSameFamily: a register-family came from the IP family the session
+	// registered over (error code 1): it binds nothing.
+	ErrSameFamily = errors.New("rendezvous: register-family from the registered family")
 	// ErrRoomFull: a room-join found the room at MaxRoomMembers (error code 12).
 	ErrRoomFull = errors.New("rendezvous: room full")
 	// ErrRoomsFull: a room-join would pass MaxRooms or the session's

@@ -12,19 +12,30 @@ import (
 //
 //	ctrl u8 ‖ len u8 ‖ payload (len bytes, cut short at the end of the input)
 //
-// ctrl bits 0–1 pick the source, bits 2–3 the local socket (3 = an unknown one) and
-// bits 4–7 advance virtual time by that many 10-second steps, so sessions expire and
-// buckets refill under the fuzzer's control.
+// ctrl bits 0–1 pick the source, bits 2–3 the local socket (3 = an unknown one) of
+// the source's family (the server is dual stack: an IPv6 source arrives on an IPv6
+// socket) and bits 4–7 advance virtual time by that many 10-second steps, so
+// sessions expire and buckets refill under the fuzzer's control.
 var (
-	fuzzSources = [4]netip.AddrPort{aliceNAT, bobNAT, v6Node, netip.MustParseAddrPort("[::ffff:203.0.113.77]:9")}
-	fuzzLocals  = [4]netip.AddrPort{srvPrimary, srvAltPort, srvAltAddr, netip.MustParseAddrPort("192.0.2.1:1")}
+	fuzzSources  = [4]netip.AddrPort{aliceNAT, bobNAT, v6Node, netip.MustParseAddrPort("[::ffff:203.0.113.77]:9")}
+	fuzzLocals   = [4]netip.AddrPort{srvPrimary, srvAltPort, srvAltAddr, netip.MustParseAddrPort("192.0.2.1:1")}
+	fuzzLocalsV6 = [4]netip.AddrPort{srvV6, srvV6AltPort, srvV6AltAddr, netip.MustParseAddrPort("[2001:db8:5::1]:1")}
 )
 
 func fuzzConfig() Config {
 	c := testConfig()
+	dualStack(&c)
 	c.MaxPeers = 4
 	c.MaxSources = 3
 	return c
+}
+
+// fuzzLocal is the local socket ctrl picks for source from.
+func fuzzLocal(ctrl byte, from netip.AddrPort) netip.AddrPort {
+	if isIPv4(from) {
+		return fuzzLocals[ctrl>>2&3]
+	}
+	return fuzzLocalsV6[ctrl>>2&3]
 }
 
 func fuzzRecord(ctrl byte, p []byte) []byte { return append([]byte{ctrl, byte(len(p))}, p...) }
@@ -75,6 +86,20 @@ func fuzzSeeds(f *testing.F) {
 	rooms = append(rooms, fuzzRecord(0x90, regBob)...)
 	rooms = append(rooms, fuzzRecord(0xF1, leaveBytes(r.Session, 3, "a"))...)
 	f.Add(rooms)
+	// Dual stack ([SRV-14]): alice binds her IPv6 address (source 2 on srvV6), keeps
+	// it with an IPv6 keepalive, is introduced with it; the same family is refused;
+	// then 100 s pass and the binding expires before the session's IPv4 keepalive.
+	dual := fuzzRecord(0x00, reg)
+	dual = append(dual, fuzzRecord(0x01, regBob)...)
+	dual = append(dual, fuzzRecord(0x02, regFamilyBytes(r.Session, 1))...)
+	dual = append(dual, fuzzRecord(0x00, regFamilyBytes(r.Session, 2))...)
+	dual = append(dual, fuzzRecord(0x12, keepaliveBytes(r.Session, 3))...)
+	dual = append(dual, fuzzRecord(0x02, regFamilyBytes(r.Session, 1))...)
+	dual = append(dual, fuzzRecord(0x00, introduceBytes(r.Session, 4, "bob", 0))...)
+	dual = append(dual, fuzzRecord(0x50, keepaliveBytes(r.Session, 5))...)
+	dual = append(dual, fuzzRecord(0x50, keepaliveBytes(r.Session, 6))...)
+	dual = append(dual, fuzzRecord(0x06, regFamilyBytes(proto.Session{}, 7))...)
+	f.Add(dual)
 }
 
 // FuzzServer feeds arbitrary datagram sequences to one server. Properties: nothing
@@ -107,7 +132,8 @@ func FuzzServer(f *testing.F) {
 					_, authenticated = s.peers.byCookie[proto.Session(p[2:18])]
 				}
 			}
-			_ = s.HandleDatagram(now, fuzzLocals[ctrl>>2&3], fuzzSources[ctrl&3], p)
+			from := fuzzSources[ctrl&3]
+			_ = s.HandleDatagram(now, fuzzLocal(ctrl, from), from, p)
 			out := fuzzDrain(s, now, buf)
 			limit := len(p)
 			if proto.Classify(p) == proto.ClassSTUN {

@@ -21,7 +21,14 @@ type modelSession struct {
 	// registeredAt: the model never reports a NAT, so introductions to this peer
 	// wait (error code 9) until notReadyWindow after it.
 	registeredAt proto.Instant
+	// The other-family binding ([SRV-14]); addr2 zero when none.
+	addr2, local2 netip.AddrPort
+	lastSeen2     proto.Instant
 }
+
+// modelLocals are the server sockets requests reach: the IPv4 primary, where every
+// session registers, and the IPv6 one.
+var modelLocals = []netip.AddrPort{srvPrimary, srvV6}
 
 // presenceModel is a deliberately naive oracle for the presence table: a map, a
 // clock and the rules of PROTOCOL.md §5.10, with nothing bounded or indexed.
@@ -39,11 +46,13 @@ var modelAddrs = []netip.AddrPort{aliceNAT, bobNAT, v6Node, strangerA,
 
 func modelPeerID(k int) string { return fmt.Sprintf("peer%d", k) }
 
-// expire drops the sessions the server must have timed out by now.
+// expire drops the sessions, and the bindings, the server must have timed out by now.
 func (m *presenceModel) expire() {
 	for id, s := range m.peers {
 		if m.h.now >= s.lastSeen.Add(DefaultSessionTimeout) {
 			delete(m.peers, id)
+		} else if s.addr2.IsValid() && m.h.now >= s.lastSeen2.Add(DefaultSessionTimeout) {
+			s.addr2, s.local2 = netip.AddrPort{}, netip.AddrPort{}
 		}
 	}
 }
@@ -94,17 +103,19 @@ func (m *presenceModel) deliverRegister(t *rapid.T, k int, from netip.AddrPort, 
 	if r.Observed != from {
 		t.Fatalf("observed %v, sent from %v", r.Observed, from)
 	}
-	regAt := m.h.now
+	ns := &modelSession{cookie: r.Session, addr: from, lastSeen: m.h.now, lastReg: req, registeredAt: m.h.now}
 	if old, ok := m.peers[id]; ok && old.cookie == r.Session {
-		regAt = old.registeredAt // a retransmit: the same session
+		// A retransmit: the same session, its binding included.
+		ns.registeredAt, ns.addr2, ns.local2, ns.lastSeen2 = old.registeredAt, old.addr2, old.local2, old.lastSeen2
 	}
-	m.peers[id] = &modelSession{cookie: r.Session, addr: from, lastSeen: m.h.now, lastReg: req, registeredAt: regAt}
+	m.peers[id] = ns
 	return r
 }
 
 func (m *presenceModel) keepalive(t *rapid.T) {
 	k := rapid.IntRange(0, modelPeers-1).Draw(t, "peer")
 	from := rapid.SampledFrom(modelAddrs).Draw(t, "from")
+	local := rapid.SampledFrom(modelLocals).Draw(t, "local")
 	m.h.now += proto.Instant(time.Millisecond)
 	m.expire()
 	s, ok := m.peers[modelPeerID(k)]
@@ -113,7 +124,7 @@ func (m *presenceModel) keepalive(t *rapid.T) {
 		cookie = s.cookie
 	}
 	cookie[0] ^= byte(rapid.IntRange(0, 1).Draw(t, "stale")) // sometimes a wrong cookie
-	err, out, _ := m.h.deliver(srvPrimary, from, keepaliveBytes(cookie, 1))
+	err, out, _ := m.h.deliver(local, from, keepaliveBytes(cookie, 1))
 	if !ok || cookie != s.cookie {
 		if !errors.Is(err, ErrNoSession) || errorCode(t, out) != proto.CodeNoSession {
 			t.Fatalf("keepalive without a session: %v", err)
@@ -128,7 +139,49 @@ func (m *presenceModel) keepalive(t *rapid.T) {
 	if ack.Observed != from {
 		t.Fatalf("ack observed %v, sent from %v", ack.Observed, from)
 	}
-	s.addr, s.lastSeen = from, m.h.now
+	switch {
+	case s.addr2.IsValid() && isIPv4(from) != isIPv4(s.addr):
+		if local == s.local2 {
+			s.addr2, s.lastSeen2 = from, m.h.now
+		}
+	case local == srvPrimary:
+		s.addr, s.lastSeen = from, m.h.now
+	}
+}
+
+// registerFamily binds (or tries to) an address of the other family ([SRV-14]).
+func (m *presenceModel) registerFamily(t *rapid.T) {
+	k := rapid.IntRange(0, modelPeers-1).Draw(t, "peer")
+	from := rapid.SampledFrom(modelAddrs).Draw(t, "from")
+	local := rapid.SampledFrom(modelLocals).Draw(t, "local")
+	m.h.now += proto.Instant(time.Millisecond)
+	m.expire()
+	s, ok := m.peers[modelPeerID(k)]
+	var cookie proto.Session
+	if ok {
+		cookie = s.cookie
+	}
+	m.txid++
+	err, out, _ := m.h.deliver(local, from, regFamilyBytes(cookie, m.txid))
+	switch {
+	case !ok:
+		if !errors.Is(err, ErrNoSession) || errorCode(t, out) != proto.CodeNoSession {
+			t.Fatalf("register-family without a session: %v", err)
+		}
+	case isIPv4(from) == isIPv4(s.addr):
+		if !errors.Is(err, ErrSameFamily) || errorCode(t, out) != proto.CodeMalformed {
+			t.Fatalf("register-family of the registered family: %v", err)
+		}
+	default:
+		var r proto.Registered
+		if err != nil {
+			t.Fatalf("register-family: %v", err)
+		}
+		if d := only(t, out, &r); r.Observed != from || r.Session != s.cookie || d.From != local {
+			t.Fatalf("register-family answered %+v from %v", r, d.From)
+		}
+		s.addr2, s.local2, s.lastSeen2 = from, local, m.h.now
+	}
 }
 
 func (m *presenceModel) introduce(t *rapid.T) {
@@ -184,7 +237,7 @@ func (m *presenceModel) check(t *rapid.T) {
 	if got := m.h.s.Stats().Sessions; got != len(m.peers) {
 		t.Fatalf("server has %d sessions, model %d", got, len(m.peers))
 	}
-	want := proto.Never
+	want, wantBinding, bound := proto.Never, proto.Never, 0
 	for k := range modelPeers {
 		id := modelPeerID(k)
 		info, ok := m.h.s.Peer([]byte(id))
@@ -196,15 +249,29 @@ func (m *presenceModel) check(t *rapid.T) {
 			if info.Addr != s.addr || info.LastSeen != s.lastSeen {
 				t.Fatalf("%s: server %v seen %v, model %v seen %v", id, info.Addr, info.LastSeen, s.addr, s.lastSeen)
 			}
+			if info.OtherAddr != s.addr2 || info.OtherLocal != s.local2 || s.addr2.IsValid() && info.OtherLastSeen != s.lastSeen2 {
+				t.Fatalf("%s: server binding %v on %v seen %v, model %v on %v seen %v", id,
+					info.OtherAddr, info.OtherLocal, info.OtherLastSeen, s.addr2, s.local2, s.lastSeen2)
+			}
 			want = proto.Min(want, s.lastSeen.Add(DefaultSessionTimeout))
+			if s.addr2.IsValid() {
+				wantBinding = proto.Min(wantBinding, s.lastSeen2.Add(DefaultSessionTimeout))
+				bound++
+			}
 		}
+	}
+	if got := m.h.s.timers[timerBindingExpiry]; got != wantBinding {
+		t.Fatalf("binding expiry %v, model %v", got, wantBinding)
+	}
+	if got := m.h.s.Stats().FamilyBindings; got != bound {
+		t.Fatalf("server has %d bindings, model %d", got, bound)
 	}
 	// The session-expiry timer must match the model exactly; the server's Deadline
 	// may be earlier only for repeating introduction copies.
 	if got := m.h.s.timers[timerSessionExpiry]; got != want {
 		t.Fatalf("session expiry %v, model %v", got, want)
 	}
-	if got := m.h.s.Deadline(); got != proto.Min(want, m.h.s.pending.deadline()) {
+	if got := m.h.s.Deadline(); got != proto.Min(proto.Min(want, wantBinding), m.h.s.pending.deadline()) {
 		t.Fatalf("deadline %v, model %v", got, want)
 	}
 }
@@ -217,6 +284,7 @@ func TestPresenceAgainstModel(t *testing.T) {
 		maxPeers := rapid.IntRange(1, modelPeers).Draw(t, "maxPeers")
 		m := &presenceModel{
 			h: newHarness(t, func(c *Config) {
+				dualStack(c)
 				c.MaxPeers = maxPeers
 				c.SourceRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
 				c.SessionRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
@@ -228,6 +296,7 @@ func TestPresenceAgainstModel(t *testing.T) {
 			"register":   m.register,
 			"retransmit": m.retransmit,
 			"keepalive":  m.keepalive,
+			"family":     m.registerFamily,
 			"introduce":  m.introduce,
 			"wait":       m.wait,
 			"deadline":   m.waitDeadline,

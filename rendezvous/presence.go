@@ -33,6 +33,17 @@ type session struct {
 	registeredAt     proto.Instant // when the session was created
 	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
 	lastActive       proto.Instant // last request or relay frame with its cookie or on its channel
+	// The other-family binding (register-family, PROTOCOL.md [SRV-14]): the node's
+	// address in the IP family other than addr's, the server socket it reached, when
+	// a register-family or keepalive last refreshed it, that family's NAT report
+	// (stored for diagnostics, never passed on: peers probe other-family candidates
+	// without prediction), and the txid of the register-family that made it, for
+	// retransmissions. addr2 is zero when the session has none.
+	addr2     netip.AddrPort
+	local2    netip.AddrPort
+	lastSeen2 proto.Instant
+	nat2      proto.NATBehavior
+	regf2TxID uint64
 	// relayPeers: the pairs it allocated a relay channel of, by the key at the
 	// other end, so that a newer pair of the same keys replaces an older one
 	// (relay.go). Entries whose channel has ended are dropped at the next
@@ -52,16 +63,23 @@ type presence struct {
 	byCookie map[proto.Session]int32
 	byPeer   map[PeerID]int32
 	lru      lruList
+	// bound lists the sessions with an other-family binding, in the order their
+	// bindings were refreshed (its own links): the head's binding expires next.
+	links2 []link
+	bound  lruList
+	nbound int
 }
 
 func newPresence(max int) presence {
 	p := presence{
 		sessions: make([]session, max),
 		links:    make([]link, max),
+		links2:   make([]link, max),
 		free:     make([]int32, max),
 		byCookie: make(map[proto.Session]int32, max),
 		byPeer:   make(map[PeerID]int32, max),
 		lru:      newLRU(),
+		bound:    newLRU(),
 	}
 	for i := range p.free {
 		p.free[i] = int32(max - 1 - i) // slot 0 is used first
@@ -89,6 +107,7 @@ func (p *presence) remove(i int32) {
 	delete(p.byCookie, s.cookie)
 	delete(p.byPeer, s.peer)
 	p.lru.remove(p.links, i)
+	p.unbind(i)
 	*s = session{}
 	p.free = append(p.free, i)
 }
@@ -101,3 +120,30 @@ func (p *presence) refresh(i int32, now proto.Instant) {
 
 // oldest returns the least recently refreshed session, or nilSlot.
 func (p *presence) oldest() int32 { return p.lru.head }
+
+// bind sets session i's other-family binding to addr on local, seen at now, and
+// moves it to the back of the binding expiry order.
+func (p *presence) bind(i int32, addr, local netip.AddrPort, now proto.Instant) {
+	s := &p.sessions[i]
+	if s.addr2.IsValid() {
+		p.bound.touch(p.links2, i)
+	} else {
+		p.bound.pushBack(p.links2, i)
+		p.nbound++
+	}
+	s.addr2, s.local2, s.lastSeen2 = addr, local, now
+}
+
+// unbind drops session i's other-family binding, if it has one.
+func (p *presence) unbind(i int32) {
+	s := &p.sessions[i]
+	if !s.addr2.IsValid() {
+		return
+	}
+	p.bound.remove(p.links2, i)
+	p.nbound--
+	s.addr2, s.local2, s.lastSeen2, s.nat2, s.regf2TxID = netip.AddrPort{}, netip.AddrPort{}, 0, proto.NATBehavior{}, 0
+}
+
+// oldestBound returns the session whose binding was refreshed longest ago, or nilSlot.
+func (p *presence) oldestBound() int32 { return p.bound.head }

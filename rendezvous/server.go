@@ -90,6 +90,7 @@ type Server struct {
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
 	register  proto.Register
+	regFamily proto.RegisterFamily
 	ticket    proto.Ticket
 	keepalive proto.Keepalive
 	probe     proto.NATProbe
@@ -116,11 +117,15 @@ type Server struct {
 	roomMembers [proto.MaxRoomMembers][]byte
 }
 
-// Local sockets, by the role the config gives them.
+// Local sockets, by the role the config gives them: Primary's family first, then
+// the other family's (OtherPrimary and its alternates).
 const (
 	sockPrimary = iota
 	sockAltPort
 	sockAltAddr
+	sockOtherPrimary
+	sockOtherAltPort
+	sockOtherAltAddr
 	numSockets
 )
 
@@ -139,6 +144,8 @@ const (
 	// timerRooms: room notices wait for transmit room (now), or an empty room is
 	// to be forgotten.
 	timerRooms
+	// timerBindingExpiry: the least recently refreshed other-family binding ends.
+	timerBindingExpiry
 	timerCount
 )
 
@@ -191,6 +198,9 @@ func NewServer(cfg Config) (*Server, error) {
 	s.sockets[sockPrimary] = cfg.Primary
 	s.sockets[sockAltPort] = cfg.AltPort
 	s.sockets[sockAltAddr] = cfg.AltAddr
+	s.sockets[sockOtherPrimary] = cfg.OtherPrimary
+	s.sockets[sockOtherAltPort] = cfg.OtherAltPort
+	s.sockets[sockOtherAltAddr] = cfg.OtherAltAddr
 
 	tokenKey, pairKey := s.sharedKeys(cfg)
 	s.tokens = relayframe.NewTokenSigner(tokenKey)
@@ -245,16 +255,24 @@ func (s *Server) Stats() Stats {
 		st.Relay.Channels = s.relay.Len()
 	}
 	st.Rooms.Rooms = s.rooms.len()
+	st.FamilyBindings = s.peers.nbound
 	return st
 }
 
-// PeerInfo is what the server holds about a registered peer.
+// PeerInfo is what the server holds about a registered peer. The Other* fields are
+// its other-family binding (register-family, PROTOCOL.md [SRV-14]); OtherAddr is
+// zero without one.
 type PeerInfo struct {
 	Key      [proto.KeyLen]byte
 	Addr     netip.AddrPort // observed (server-reflexive) address
 	Local    netip.AddrPort // the server socket it registered on
 	NAT      proto.NATBehavior
 	LastSeen proto.Instant
+
+	OtherAddr     netip.AddrPort    // observed address in the other IP family
+	OtherLocal    netip.AddrPort    // the server socket the binding reached
+	OtherNAT      proto.NATBehavior // that family's NAT report (not passed to peers)
+	OtherLastSeen proto.Instant
 }
 
 // Peer returns the session of a registered peer ID.
@@ -267,7 +285,8 @@ func (s *Server) Peer(id []byte) (PeerInfo, bool) {
 		return PeerInfo{}, false
 	}
 	ss := &s.peers.sessions[i]
-	return PeerInfo{Key: ss.key, Addr: ss.addr, Local: ss.local, NAT: ss.nat, LastSeen: ss.lastSeen}, true
+	return PeerInfo{Key: ss.key, Addr: ss.addr, Local: ss.local, NAT: ss.nat, LastSeen: ss.lastSeen,
+		OtherAddr: ss.addr2, OtherLocal: ss.local2, OtherNAT: ss.nat2, OtherLastSeen: ss.lastSeen2}, true
 }
 
 // Deadline is when HandleTimeout must next be called; proto.Never when no session
@@ -380,6 +399,8 @@ func (s *Server) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p
 	switch h.Type {
 	case proto.TypeRegister:
 		return s.handleRegister(now, sock, from, p)
+	case proto.TypeRegisterFamily:
+		return s.handleRegisterFamily(now, sock, from, p)
 	case proto.TypeKeepalive:
 		return s.handleKeepalive(now, sock, from, p)
 	case proto.TypeNATProbe:
@@ -419,6 +440,7 @@ func (s *Server) advance(now proto.Instant) {
 		}
 		s.expire(i, ExpireTimeout)
 	}
+	s.expireBindings(now)
 	s.expireChannels(now)
 	s.expireRooms(now)
 }
@@ -455,6 +477,10 @@ func (s *Server) rearm() {
 	}
 	s.timers[timerDrain] = s.drainDeadline()
 	s.timers[timerRooms] = s.roomDeadline()
+	s.timers[timerBindingExpiry] = proto.Never
+	if i := s.peers.oldestBound(); i != nilSlot {
+		s.timers[timerBindingExpiry] = s.peers.sessions[i].lastSeen2.Add(s.cfg.SessionTimeout)
+	}
 }
 
 func (s *Server) pushEvent(e Event) {
@@ -489,7 +515,9 @@ func (s *Server) chooseSocket(arrival int, change uint8) (int, bool) {
 	a := s.sockets[arrival]
 	fallback := -1
 	for i, c := range s.sockets {
-		if !c.IsValid() || i == arrival {
+		// A reply from the other IP family would tell the node nothing about the
+		// NAT of the family it probes (PROTOCOL.md §5.12).
+		if !c.IsValid() || i == arrival || isIPv4(c) != isIPv4(a) {
 			continue
 		}
 		sameIP := c.Addr().Unmap() == a.Addr().Unmap()

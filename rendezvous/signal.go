@@ -125,15 +125,24 @@ func (s *Server) newCookie() proto.Session {
 }
 
 func (s *Server) sendRegistered(sock int, ss *session, limit int) error {
+	return s.sendRegisteredTo(sock, ss.addr, ss.regTxID, &ss.cookie, limit)
+}
+
+// sendRegisteredTo answers a register or register-family with txid from to, which
+// reached socket sock: the alternates named are those of sock's IP family ([SRV-1]).
+func (s *Server) sendRegisteredTo(sock int, to netip.AddrPort, txid uint64, cookie *proto.Session, limit int) error {
 	m := proto.Registered{
-		TxID:      ss.regTxID,
-		Session:   ss.cookie,
-		Observed:  ss.addr,
+		TxID:      txid,
+		Session:   *cookie,
+		Observed:  to,
 		Keepalive: s.keepaliveS,
 		AltPort:   s.cfg.AltPort,
 		AltAddr:   s.cfg.AltAddr,
 	}
-	return s.commitReply(sock, ss.addr, m.Append(s.tx.begin()), limit)
+	if sock >= sockOtherPrimary {
+		m.AltPort, m.AltAddr = s.cfg.OtherAltPort, s.cfg.OtherAltAddr
+	}
+	return s.commitReply(sock, to, m.Append(s.tx.begin()), limit)
 }
 
 // session finds the live session of cookie and charges the request to it. A request
@@ -194,7 +203,13 @@ func (s *Server) handleKeepalive(now proto.Instant, sock int, from netip.AddrPor
 	ss := &s.peers.sessions[i]
 	// Only the session's own socket sees the address other peers will reach the node
 	// at; a keepalive that reached another socket proves liveness of another mapping.
-	if sameAddrPort(ss.local, s.sockets[sock]) {
+	// While the session has an other-family binding, a keepalive of that family
+	// speaks for the binding only, whatever socket it reached (one socket may serve
+	// both families): the registered address never changes family under a binding.
+	switch {
+	case ss.addr2.IsValid() && isIPv4(from) != isIPv4(ss.addr):
+		s.refreshBinding(now, i, sock, from, m)
+	case sameAddrPort(ss.local, s.sockets[sock]):
 		if from != ss.addr {
 			s.stats.Rebinds++
 			s.pushEvent(EventRebound{Peer: ss.peer, Old: ss.addr, New: from})
@@ -382,6 +397,9 @@ func (s *Server) sendIntroduction(to, about *session, predicted netip.AddrPort, 
 		}
 		if !srflxIsHost {
 			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateServerReflexive, Addr: about.addr})
+		}
+		if other := about.addr2; other.IsValid() && !isHost(about, other) {
+			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidateServerReflexive, Addr: other})
 		}
 		if predicted.IsValid() {
 			m.Candidates = append(m.Candidates, proto.Candidate{Kind: proto.CandidatePredicted, Addr: predicted})

@@ -18,6 +18,12 @@ type Stats struct {
 	STUNBindings  uint64 // Binding success responses (PROTOCOL.md §10)
 	Expired       uint64 // sessions ended by timeout or ticket expiry
 
+	// Dual stack (register-family, PROTOCOL.md §5.12, [SRV-14]).
+	FamilyBinds       uint64 // register-family that bound (or replaced) a session's other-family address
+	FamilyRetransmits uint64 // a register-family repeated verbatim, answered alike
+	FamilyRebinds     uint64 // other-family keepalives from a new address: the binding moved
+	FamilyExpired     uint64 // bindings dropped for want of a refresh within the session timeout
+
 	// Refused with an error message (PROTOCOL.md §5.9 code in brackets).
 	BadTicket        uint64 // [2]
 	ExpiredTicket    uint64 // [3] at register, or a session whose ticket ran out
@@ -31,6 +37,7 @@ type Stats struct {
 	IntroRepeats     uint64 // introduction copies sent again for want of an ack
 	NoAltSocket      uint64 // [1] nat-probe change the server has no socket for
 	SelfIntroduction uint64 // [1]
+	SameFamily       uint64 // [1] register-family from the family the session registered over
 	STUNUnknownAttr  uint64 // STUN 420: a Binding request with an unsupported attribute
 
 	// Dropped without a reply.
@@ -55,6 +62,8 @@ type Stats struct {
 
 	Sessions int // registered sessions now
 	Sources  int // per-source limiter entries now
+	// FamilyBindings: sessions with an other-family address bound now.
+	FamilyBindings int
 
 	Relay   RelayStats   // relay-allocate and relay-send (PROTOCOL.md §8)
 	Cluster ClusterStats // the cluster bus (PROTOCOL.md §12)
