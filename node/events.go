@@ -33,8 +33,9 @@ type EventServerChanged struct {
 // EventNATReport: the node measured the NAT in front of it (DESIGN §6.2): Behavior
 // and Observed are Local's family's. On a dual-stack node (Config.OtherLocal)
 // OtherBehavior and OtherObserved are the other family's, zero until it is
-// measured; the event comes again when that measurement completes, with the
-// latest of both.
+// measured. The first report is always Local's family's (with the other's when
+// that finished first); it comes again when the other family's measurement
+// completes later, with the latest of both.
 type EventNATReport struct {
 	Behavior      proto.NATBehavior
 	Observed      netip.AddrPort

@@ -37,10 +37,12 @@ type otherFamily struct {
 	observed netip.AddrPort
 	altPort  netip.AddrPort
 	altAddr  netip.AddrPort
-	// kaOut: the latest keepalive is unanswered; reportLeft: repeats left of the
-	// keepalive that first carries a new measurement.
+	// kaOut: the latest keepalive is unanswered; reporting: a new measurement is
+	// being sent, the keepalive repeated (reportLeft more times) until one is
+	// acknowledged.
 	kaOut      bool
 	kaSeq      uint32
+	reporting  bool
 	reportLeft int
 	classifier *punch.Classifier
 	nat        proto.NATBehavior
@@ -80,7 +82,7 @@ func (s *serverSession) registerFamily(now proto.Instant) {
 // measured behaviour stays (it is the network's, not the server's).
 func (s *serverSession) dropFamily() {
 	f := &s.fam
-	f.bound, f.kaOut, f.reportLeft = false, false, 0
+	f.bound, f.kaOut, f.reporting, f.reportLeft = false, false, false, 0
 	f.classifier = nil
 	s.timers.stop(srvFamily)
 	s.timers.stop(srvFamilyKeepalive)
@@ -170,8 +172,9 @@ func (s *serverSession) handleFamilySignal(now proto.Instant, local, from netip.
 			return s.stats.count(ErrUnexpected)
 		}
 		f.observed, f.kaOut = m.Observed, false
-		if m.Seq == f.kaSeq && f.reportLeft > 0 {
-			f.reportLeft = 0
+		if f.reporting {
+			// Every keepalive since the measurement carried it: the server has it.
+			f.reporting, f.reportLeft = false, 0
 			s.timers.set(srvFamilyKeepalive, now.Add(s.keepalive))
 		}
 	case proto.TypeError:
@@ -220,7 +223,12 @@ func (s *serverSession) onFamilyRegistered(now proto.Instant, m *proto.Registere
 		s.startFamilyClassifier(now)
 		return
 	}
-	f.reportLeft = reportTries
+	s.startFamilyReport(now)
+}
+
+// startFamilyReport sends the other family's report, repeated until acknowledged.
+func (s *serverSession) startFamilyReport(now proto.Instant) {
+	s.fam.reporting, s.fam.reportLeft = true, reportTries
 	s.sendFamilyKeepalive(now)
 }
 
@@ -258,9 +266,11 @@ func (s *serverSession) drainFamilyClassifier(now proto.Instant) {
 			if e.Observed.IsValid() {
 				f.observed = e.Observed
 			}
-			s.emit(srvNATReport{s.natReport()})
-			f.reportLeft = reportTries
-			s.sendFamilyKeepalive(now)
+			if s.classified {
+				// Otherwise Local's report, still to come, carries this one.
+				s.emit(srvNATReport{s.natReport()})
+			}
+			s.startFamilyReport(now)
 		}
 	}
 }

@@ -31,6 +31,8 @@ type familyHarness struct {
 	regFam []proto.RegisterFamily
 	kas    []proto.Keepalive
 	probes []proto.NATProbe
+	// mainProbes are the nat-probes from Local to the server.
+	mainProbes []proto.NATProbe
 }
 
 func newFamilyHarness(t *testing.T) *familyHarness {
@@ -49,6 +51,10 @@ func newFamilyHarness(t *testing.T) *familyHarness {
 // other-family server.
 func (h *familyHarness) collect() {
 	for _, tx := range drainTx(h.n, h.now) {
+		var mp proto.NATProbe
+		if tx.From == testLocal && tx.To == testServer && mp.Parse(tx.Payload) == nil {
+			h.mainProbes = append(h.mainProbes, mp)
+		}
 		if tx.From != testLocal6 {
 			continue
 		}
@@ -79,6 +85,17 @@ func (h *familyHarness) runTo(end proto.Instant) {
 		h.collect()
 	}
 	h.now = end
+}
+
+// natReport returns the latest EventNATReport the node emitted since the last call.
+func (h *familyHarness) natReport() *EventNATReport {
+	var report *EventNATReport
+	for e, ok := h.n.PollEvent(); ok; e, ok = h.n.PollEvent() {
+		if r, is := e.(EventNATReport); is {
+			report = &r
+		}
+	}
+	return report
 }
 
 func (h *familyHarness) deliver(m interface{ Append([]byte) []byte }) error {
@@ -132,28 +149,40 @@ func TestRegisterFamilyMeasuresAndKeepsAlive(t *testing.T) {
 	if err := h.deliver(&proto.NATProbeReply{TxID: h.probes[0].TxID, Observed: testLocal6}); err != nil {
 		t.Fatal(err)
 	}
-	var report *EventNATReport
-	for e, ok := h.n.PollEvent(); ok; e, ok = h.n.PollEvent() {
-		if r, is := e.(EventNATReport); is {
-			report = &r
-		}
-	}
-	if report == nil || !report.OtherBehavior.NoTranslation || report.OtherObserved != testLocal6 {
-		t.Fatalf("NAT report %+v, want the other family measured: no translation at %v", report, testLocal6)
+	if report := h.natReport(); report != nil {
+		t.Fatalf("report %+v before Local's family was measured", report)
 	}
 	if len(h.kas) != 1 || !h.kas[0].NAT.NoTranslation {
 		t.Fatalf("keepalives from OtherLocal %+v, want one carrying the report", h.kas)
 	}
-	if err := h.deliver(&proto.KeepaliveAck{Seq: h.kas[0].Seq, Observed: testLocal6}); err != nil {
+	// Local's measurement ends (its hairpin probe unanswered): its report carries
+	// the other family's.
+	if err := h.n.HandleDatagram(h.now, testLocal, testServer,
+		(&proto.NATProbeReply{TxID: h.mainProbes[0].TxID, Observed: netip.MustParseAddrPort("198.51.100.7:5000")}).Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	for e, ok := h.n.PollEvent(); ok; e, ok = h.n.PollEvent() {
+		if o, is := e.(EventOpenSockets); is {
+			h.n.HandleSockets(h.now, o.Tag, nil)
+		}
+	}
+	h.collect()
+	h.runTo(h.now.Add(5 * time.Second))
+	report := h.natReport()
+	if report == nil || !report.OtherBehavior.NoTranslation || report.OtherObserved != testLocal6 {
+		t.Fatalf("NAT report %+v, want the other family measured: no translation at %v", report, testLocal6)
+	}
+	if err := h.deliver(&proto.KeepaliveAck{Seq: h.kas[len(h.kas)-1].Seq, Observed: testLocal6}); err != nil {
 		t.Fatal(err)
 	}
 	// Acknowledged, the next keepalive comes an interval later, not sooner.
+	sent := len(h.kas)
 	h.runTo(h.now.Add(24 * time.Second))
-	if len(h.kas) != 1 {
-		t.Fatalf("%d keepalives within the interval after an ack", len(h.kas))
+	if len(h.kas) != sent {
+		t.Fatalf("%d keepalives within the interval after an ack (%+v, stats %+v, regfam %d)", len(h.kas)-sent, h.kas, h.n.Stats(), len(h.regFam))
 	}
 	h.runTo(h.now.Add(2 * time.Second))
-	if len(h.kas) != 2 || h.n.Stats().FamilyLost != 0 {
+	if len(h.kas) != sent+1 || h.n.Stats().FamilyLost != 0 {
 		t.Fatalf("%d keepalives, lost %d after one interval", len(h.kas), h.n.Stats().FamilyLost)
 	}
 	h.runTo(h.now.Add(26 * time.Second))

@@ -256,12 +256,18 @@ func NewAgent(cfg AgentConfig) *Agent {
 	}
 	a.sockets = []netip.AddrPort{cfg.Local}
 	a.buildTargets()
+	a.dropEmptyPlan()
 	return a
 }
 
 func choosePlan(cfg AgentConfig) Plan {
 	if cfg.SameNAT {
 		return Plan{Strategy: proto.StrategySimultaneousOpen}
+	}
+	if !peerFamilyMatches(&cfg) {
+		// The peer's NAT report is of its other family: nothing is known of its
+		// side of ours (in practice an IPv6 firewall, which does not translate).
+		return Choose(cfg.LocalNAT, proto.NATBehavior{})
 	}
 	return Choose(cfg.LocalNAT, cfg.RemoteNAT)
 }
@@ -404,6 +410,7 @@ func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBeha
 	a.plan = choosePlan(a.cfg)
 	a.targets = a.targets[:0]
 	a.buildTargets()
+	a.dropEmptyPlan()
 	a.started, a.searching, a.primed, a.failed, a.swept = false, false, false, false, false
 	a.sprayed = 0
 	a.refreshed = true

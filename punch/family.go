@@ -2,6 +2,7 @@ package punch
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -86,3 +87,31 @@ func ranksAbove(p, q Path) bool {
 
 // sameRank reports whether p and q differ only in RTT.
 func sameRank(p, q Path) bool { return p.LAN == q.LAN && is6(p.Remote) == is6(q.Remote) }
+
+// peerFamilyMatches reports whether the peer registered over Local's family: its
+// first server-reflexive candidate (the address it registered from; the server
+// lists the other-family address after it), else its first host candidate (a node
+// lists Local first), is of that family. Without candidates it is assumed.
+// Otherwise the introduction's RemoteNAT describes the peer's other family, and
+// says nothing of the side Local's family meets.
+func peerFamilyMatches(cfg *AgentConfig) bool {
+	for _, kind := range [...]proto.CandidateKind{proto.CandidateServerReflexive, proto.CandidateHost} {
+		for _, c := range cfg.Remote {
+			if c.Kind == kind {
+				return sameFamily(c.Addr, cfg.Local)
+			}
+		}
+	}
+	return true
+}
+
+// dropEmptyPlan: a peer with candidates, none of Local's family, leaves Local's
+// plan nothing to probe (no birthday sockets, no prediction): its strategy is none,
+// and only the other family's targets, if any, are searched.
+func (a *Agent) dropEmptyPlan() {
+	local := func(c proto.Candidate) bool { return sameFamily(c.Addr, a.cfg.Local) }
+	if len(a.cfg.Remote) == 0 || slices.ContainsFunc(a.cfg.Remote, local) {
+		return
+	}
+	a.plan = Plan{Strategy: proto.StrategyNone}
+}

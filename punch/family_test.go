@@ -195,3 +195,33 @@ func TestClassifierWithoutSocketsFinishes(t *testing.T) {
 		t.Fatalf("after no sockets: event %#v (ok=%v), deadline %v; want EventClassified, no translation, idle", e, ok, c.Deadline())
 	}
 }
+
+// A peer that registered over the other family (an IPv6-only node facing a
+// dual-stack one registered over IPv4) reports the NAT of a family this side does
+// not meet: the plan ignores it, and a side with no candidate of its own family at
+// all has no plan for it (no birthday sockets asked for, nothing sprayed).
+func TestAgentPeerOfOtherFamily(t *testing.T) {
+	v6only := NewAgent(AgentConfig{Key: testKey, Controlling: true, Local: addrA6, LocalNAT: natOpen,
+		RemoteNAT: natSymRandom, Remote: dualCands(addrB, addrB6)})
+	if p := v6only.Plan(); p.Strategy != proto.StrategySimultaneousOpen {
+		t.Errorf("IPv6-only side: plan %+v, want simultaneous open (the peer's IPv4 NAT is not on its path)", p)
+	}
+	dual := NewAgent(AgentConfig{Key: testKey, Local: addrB, OtherLocal: addrB6, LocalNAT: natSymRandom,
+		RemoteNAT: natOpen, Remote: []proto.Candidate{{Kind: proto.CandidateHost, Addr: addrA6}}})
+	if p := dual.Plan(); p.Strategy != proto.StrategyNone || p.LocalHard {
+		t.Errorf("dual side: plan %+v, want none over IPv4 (no IPv4 candidate)", p)
+	}
+	if st := dual.Strategy(); st != proto.StrategySimultaneousOpen {
+		t.Errorf("dual side: strategy %v, want simultaneous open over IPv6", st)
+	}
+	w := dualWire(t, v6only, dual)
+	w.RunUntil(proto.Instant(3 * time.Second))
+	for name, ag := range map[string]*Agent{"v6only": v6only, "dual": dual} {
+		if p, ok := ag.Active(); !ok || !is6(p.Remote) {
+			t.Errorf("%s: active %+v (ok=%v), want IPv6", name, p, ok)
+		}
+	}
+	if w.Sent > 100 {
+		t.Errorf("%d datagrams in 3 s: more than plain rounds and heartbeats", w.Sent)
+	}
+}
