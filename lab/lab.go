@@ -78,6 +78,9 @@ type Result struct {
 	FirstMessage time.Duration
 	Err          string        // why the run failed, if it did
 	PeerRTT      time.Duration // the drawn peer-to-peer round trip
+	// Family is the IP family of A's direct path at the end of a direct run (IPv4
+	// otherwise): a dual-stack pair should end on IPv6 when it can.
+	Family sim.Family
 }
 
 // testSecret is the lab server's ticket secret; nothing leaves the simulator.
@@ -92,6 +95,7 @@ type side struct {
 	host     *sim.Host
 	node     *node.Node
 	reported bool
+	nat      node.EventNATReport // the latest NAT report
 	direct   proto.Instant
 	closed   string
 	strategy proto.Strategy
@@ -104,8 +108,12 @@ type side struct {
 	firstMsg  proto.Instant // first message received
 	peer      string
 	sent      int // messages sent so far
-	// lastDirect and lastDown are the latest direct-path and path-lost events.
+	// lastDirect and lastDown are the latest direct-path and path-lost events;
+	// directRemote is where the latest direct path went, directOn when the first
+	// direct path of each family came.
 	lastDirect, lastDown proto.Instant
+	directRemote         netip.AddrPort
+	directOn             [2]proto.Instant
 	// moves are the node's server changes; relayMoved is when the relay was last
 	// ready again after one (path event "server changed"), relayAt the server it
 	// named.
@@ -171,7 +179,7 @@ func (s *side) afterStep(now proto.Instant) {
 		case node.EventOpenSockets:
 			s.node.HandleSockets(now, e.Tag, s.host.OpenSockets(e.N))
 		case node.EventNATReport:
-			s.reported = true
+			s.reported, s.nat = true, e
 		case node.EventIntroduced:
 			s.strategy = e.Strategy
 		case node.EventPathChanged:
@@ -207,7 +215,10 @@ func (s *side) onPath(now proto.Instant, e node.EventPathChanged) {
 		s.direct = now
 	}
 	if e.Kind == proto.PathDirect {
-		s.lastDirect = now
+		s.lastDirect, s.directRemote = now, e.Remote
+		if f := sim.FamilyOf(e.Remote.Addr()); s.directOn[f] == 0 {
+			s.directOn[f] = now
+		}
 		return
 	}
 	if e.Kind == proto.PathRelay {
@@ -310,23 +321,20 @@ func newWorld(cfg RunConfig) (*world, error) {
 		ServerLink: sim.LinkConfig{Latency: latS},
 	})
 	if !sameLAN {
-		// B's access link gets its own latency (NewPair gave both sides A's).
-		link := pr.B.Host.Link()
-		if outer := pr.B.Outer(); outer != nil {
-			link = outer.Link()
+		// B's access links get their own latency (NewPair gave both sides A's).
+		for _, link := range accessLinks(pr.B) {
+			link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter, Duplicate: cfg.Duplicate})
 		}
-		link.Set(sim.LinkConfig{Latency: latB, Loss: cfg.Loss, Routers: 2, Jitter: cfg.Jitter, Duplicate: cfg.Duplicate})
 	}
 	w.pr, w.s = pr, pr.Sim
 	s := pr.Sim
-	primaries, err := w.startServers(max(cfg.Servers, 1), latS)
-	if err != nil {
+	if err := w.startServers(max(cfg.Servers, 1), latS); err != nil {
 		return nil, err
 	}
 	ia, ib := w.serverOf(cfg.Seed)
 	cfg.timeline.watch(w)
-	w.a = newSide(s, "a", pr.A.Host, rotate(primaries, ia), cfg.Log, cfg.Relay, cfg.RUDP)
-	w.b = newSide(s, "b", pr.B.Host, rotate(primaries, ib), cfg.Log, node.RelayAuto, cfg.RUDP)
+	w.a = newSide(s, "a", pr.A.Host, w.serverLists(pr.A.Host, ia), cfg.Log, cfg.Relay, cfg.RUDP)
+	w.b = newSide(s, "b", pr.B.Host, w.serverLists(pr.B.Host, ib), cfg.Log, node.RelayAuto, cfg.RUDP)
 	w.a.timeline, w.b.timeline = cfg.timeline, cfg.timeline
 	w.a.peer, w.b.peer = "b", "a"
 	w.a.toSend, w.b.toSend = cfg.Messages, cfg.Messages
@@ -339,11 +347,33 @@ func newWorld(cfg RunConfig) (*world, error) {
 	return w, nil
 }
 
+// accessLinks returns a site's links to the core, one per family its host has: the
+// outermost box's of that family's chain, or the host's own interface when no box
+// is in front.
+func accessLinks(st sim.Site) []*sim.Link {
+	var out []*sim.Link
+	if _, ok := st.Host.AddrOf(sim.IPv4); ok {
+		link := st.Host.LinkOf(sim.IPv4)
+		if outer := st.Outer(); outer != nil {
+			link = outer.Link()
+		}
+		out = append(out, link)
+	}
+	if _, ok := st.Host.AddrOf(sim.IPv6); ok {
+		link := st.Host.LinkOf(sim.IPv6)
+		if n := len(st.Boxes6); n > 0 {
+			link = st.Boxes6[n-1].Link()
+		}
+		out = append(out, link)
+	}
+	return out
+}
+
 // startServers starts n servers: the Pair's, and n-1 more on hosts of their own on
 // the core with latency latS and the same sockets (two addresses, ports ServerPort
-// and ServerAltPort). More than one form a cluster (unless cfg.Independent), joined
-// by a bus. It returns their primary sockets.
-func (w *world) startServers(n int, latS time.Duration) ([]netip.AddrPort, error) {
+// and ServerAltPort, per family the Pair's server has). More than one form a
+// cluster (unless cfg.Independent), joined by a bus.
+func (w *world) startServers(n int, latS time.Duration) error {
 	w.hosts = []*sim.Host{w.pr.Server}
 	if n > 1 && !w.cfg.Independent {
 		// Servers of one cluster sit in one region: a millisecond or two apart.
@@ -355,17 +385,67 @@ func (w *world) startServers(n int, latS time.Duration) ([]netip.AddrPort, error
 		h.Open(h.Addrs()[0], sim.ServerPort)
 		h.Open(h.Addrs()[0], sim.ServerAltPort)
 		h.Open(h.Addrs()[1], sim.ServerPort)
+		if len(serverSocketsOf(w.pr.Server, sim.IPv6)) > 0 {
+			first, second := h.AddAddrOf(sim.IPv6), h.AddAddrOf(sim.IPv6)
+			h.Open(first, sim.ServerPort)
+			h.Open(first, sim.ServerAltPort)
+			h.Open(second, sim.ServerPort)
+		}
 		w.hosts = append(w.hosts, h)
 	}
 	w.srvs, w.members = make([]*rendezvous.Server, n), make([]*sim.BusMember, n)
-	var primaries []netip.AddrPort
-	for k, h := range w.hosts {
+	for k := range w.hosts {
 		if err := w.startServerAt(k); err != nil {
-			return nil, err
+			return err
 		}
-		primaries = append(primaries, h.Sockets()[0])
 	}
-	return primaries, nil
+	return nil
+}
+
+// serverSocketsOf returns a server host's sockets of family f, in the order they
+// were opened (primary, alt port, alt address), as sim.Pair.ServerSocketsOf.
+func serverSocketsOf(h *sim.Host, f sim.Family) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ap := range h.Sockets() {
+		if sim.FamilyOf(ap.Addr()) == f {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// serverList is what a node on host is configured with: its server list in the
+// family of its main socket (the host's first), starting at server k, and, on a
+// dual-stack host, the same servers' sockets of the other family, index for index
+// (zero where a server has none).
+type serverList struct {
+	servers, other []netip.AddrPort
+	otherLocal     netip.AddrPort
+}
+
+func (w *world) serverLists(host *sim.Host, k int) serverList {
+	fam := sim.FamilyOf(host.Socket().Addr())
+	otherFam := sim.IPv4
+	if fam == sim.IPv4 {
+		otherFam = sim.IPv6
+	}
+	var l serverList
+	otherLocal, dual := host.SocketOf(otherFam)
+	for _, h := range w.hosts {
+		primary := serverSocketsOf(h, fam)[0]
+		var other netip.AddrPort
+		if ss := serverSocketsOf(h, otherFam); len(ss) > 0 {
+			other = ss[0]
+		}
+		l.servers, l.other = append(l.servers, primary), append(l.other, other)
+	}
+	l.servers = rotate(l.servers, k)
+	if dual {
+		l.otherLocal, l.other = otherLocal, rotate(l.other, k)
+	} else {
+		l.other = nil
+	}
+	return l
 }
 
 // serverOf picks the servers of A and B for a run: the first for both without a
@@ -393,11 +473,17 @@ func (w *world) startServer() error { return w.startServerAt(0) }
 func (w *world) startServerAt(k int) error {
 	s, host := w.s, w.hosts[k]
 	socks := host.Sockets()
-	srv, err := rendezvous.NewServer(rendezvous.Config{
+	cfg := rendezvous.Config{
 		Secret: testSecret, Seed: s.NewSeed32(), StartDelay: w.cfg.StartDelay,
 		Primary: socks[0], AltPort: socks[1], AltAddr: socks[2], Cluster: w.bus != nil,
 		WallClock: proto.WallClock{At: s.Now(), Time: time.Unix(wallStart+int64(s.Now()/proto.Instant(time.Second)), 0)},
-	})
+	}
+	if six := serverSocketsOf(host, sim.IPv6); len(six) == 3 {
+		// A server listening on both families (dual-stack cells): IPv6 is its
+		// other family, with alternates of its own.
+		cfg.OtherPrimary, cfg.OtherAltPort, cfg.OtherAltAddr = six[0], six[1], six[2]
+	}
+	srv, err := rendezvous.NewServer(cfg)
 	if err != nil {
 		return err
 	}
@@ -429,9 +515,18 @@ func (w *world) connect() {
 	w.start = s.Now()
 	a.node.Connect(w.start, "b")
 	a.host.Drain()
+	// A pair that both have IPv6 is done direct only on it: an IPv4 path that
+	// confirmed first gives way to it (punch prefers IPv6).
+	want := sim.IPv4
+	if _, a6 := a.host.AddrOf(sim.IPv6); a6 {
+		if _, b6 := b.host.AddrOf(sim.IPv6); b6 {
+			want = sim.IPv6
+		}
+	}
 	done := func() bool {
 		delivered := a.received == n && b.received == n
-		return delivered && (a.direct != 0 && b.direct != 0 || a.gaveUp && b.gaveUp) || a.closed != "" || b.closed != ""
+		_, direct := w.bothOn(want)
+		return delivered && (direct || a.gaveUp && b.gaveUp) || a.closed != "" || b.closed != ""
 	}
 	if err := s.RunUntil(w.start.Add(w.cfg.Timeout), done); err != nil {
 		w.res.Err = err.Error()
@@ -445,6 +540,10 @@ func (w *world) connect() {
 	case a.direct != 0 && b.direct != 0:
 		res.Direct = true
 		res.ToDirect = max(a.direct, b.direct).Sub(w.start)
+		res.Family = sim.FamilyOf(a.directRemote.Addr())
+		if on, ok := w.bothOn(res.Family); ok {
+			res.ToDirect = on.Sub(w.start) // to the path the pair ended on
+		}
 	}
 	res.Delivered = a.received == n && b.received == n && a.corrupt+b.corrupt == 0
 	res.Relay = res.Delivered && !res.Direct
@@ -468,6 +567,16 @@ func Run(cfg RunConfig) Result {
 	return w.res
 }
 
+// bothOn reports whether both sides' latest direct path is of family f, and when
+// the later of them first had a direct path of f.
+func (w *world) bothOn(f sim.Family) (proto.Instant, bool) {
+	a, b := w.a, w.b
+	if a.direct == 0 || b.direct == 0 || sim.FamilyOf(a.directRemote.Addr()) != f || sim.FamilyOf(b.directRemote.Addr()) != f {
+		return 0, false
+	}
+	return max(a.directOn[f], b.directOn[f]), true
+}
+
 func nonZero(t proto.Instant) proto.Instant {
 	if t == 0 {
 		return proto.Never
@@ -475,10 +584,11 @@ func nonZero(t proto.Instant) proto.Instant {
 	return t
 }
 
-func newSide(s *sim.Sim, name string, host *sim.Host, servers []netip.AddrPort, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
+func newSide(s *sim.Sim, name string, host *sim.Host, servers serverList, log func(string), relay node.RelayPolicy, conn rudp.Config) *side {
 	sd := &side{name: name, host: host, log: log}
-	cfg := nodeConfig(s, name, host, servers)
+	cfg := nodeConfig(s, name, host, servers.servers)
 	cfg.Relay, cfg.RUDP = relay, conn
+	cfg.OtherLocal, cfg.OtherServers = servers.otherLocal, servers.other
 	sd.node = node.New(cfg)
 	host.Attach(sd.node)
 	host.AfterStep = sd.afterStep

@@ -21,6 +21,16 @@ type Config struct {
 	// candidates). Empty Hosts means just Local.
 	Local netip.AddrPort
 	Hosts []netip.AddrPort
+	// OtherLocal is the node's socket in the other IP family than Local (a
+	// dual-stack host); zero means single stack. The node binds it to its session
+	// (register-family), measures that family's NAT through it, and probes the
+	// peers' candidates of its family from it (DESIGN §14). Hosts may hold
+	// addresses of both families; empty Hosts means Local and OtherLocal.
+	OtherLocal netip.AddrPort
+	// OtherServers are the servers' addresses in OtherLocal's family, index for
+	// index with the server list (Server or Servers); a zero entry: that server
+	// has none. Longer than the server list panics in New.
+	OtherServers []netip.AddrPort
 	// Server is the rendezvous server's primary socket: the same as a Servers list
 	// of one.
 	Server netip.AddrPort
@@ -64,8 +74,11 @@ func (c *Config) servers() []netip.AddrPort {
 }
 
 func (c *Config) hosts() []netip.AddrPort {
-	if len(c.Hosts) == 0 {
-		return []netip.AddrPort{c.Local}
+	switch {
+	case len(c.Hosts) > 0:
+		return c.Hosts
+	case c.OtherLocal.IsValid():
+		return []netip.AddrPort{c.Local, c.OtherLocal}
 	}
-	return c.Hosts
+	return []netip.AddrPort{c.Local}
 }

@@ -30,10 +30,17 @@ type EventServerChanged struct {
 	Reason   string
 }
 
-// EventNATReport: the node measured the NAT in front of it (DESIGN §6.2).
+// EventNATReport: the node measured the NAT in front of it (DESIGN §6.2): Behavior
+// and Observed are Local's family's. On a dual-stack node (Config.OtherLocal)
+// OtherBehavior and OtherObserved are the other family's, zero until it is
+// measured. The first report is always Local's family's (with the other's when
+// that finished first); it comes again when the other family's measurement
+// completes later, with the latest of both.
 type EventNATReport struct {
-	Behavior proto.NATBehavior
-	Observed netip.AddrPort
+	Behavior      proto.NATBehavior
+	Observed      netip.AddrPort
+	OtherBehavior proto.NATBehavior
+	OtherObserved netip.AddrPort
 }
 
 // EventOpenSockets asks the owner to open N more UDP sockets and report their

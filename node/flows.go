@@ -226,6 +226,9 @@ var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 // the peer is introduced again with that port as our prediction (once per
 // introduction of the pair).
 func (n *Node) noteTransmit(now proto.Instant, t proto.Transmit, pc *peerConn) {
+	if t.From == n.cfg.OtherLocal && t.From.IsValid() {
+		return // the other family's flows do not cross Local's NAT
+	}
 	port, ok := n.srv.noteFlow(now, t.From, t.To)
 	if !ok || pc == nil || pc.realigned || t.To != pc.aim.srflx || pc.closed {
 		return

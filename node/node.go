@@ -90,7 +90,11 @@ func New(cfg Config) *Node {
 	if len(cfg.Servers) > maxServers {
 		panic("node: Config.Servers longer than 64")
 	}
+	if len(cfg.OtherServers) > len(cfg.servers()) {
+		panic("node: Config.OtherServers longer than the server list")
+	}
 	cfg.Servers = slices.Clone(cfg.Servers)
+	cfg.OtherServers = slices.Clone(cfg.OtherServers)
 	n := &Node{
 		cfg: cfg, rng: rand.New(rand.NewChaCha8(cfg.Seed)), priv: cfg.PrivateKey,
 		byID: map[string]*peerConn{}, byPair: map[uint64]*peerConn{}, byKey: map[[32]byte]*peerConn{},
@@ -119,6 +123,16 @@ func (n *Node) NAT() proto.NATBehavior { return n.srv.nat }
 
 // Observed is the node's address as the server sees it.
 func (n *Node) Observed() netip.AddrPort { return n.srv.observed }
+
+// OtherObserved is the address of the node's other-family socket (Config.OtherLocal)
+// as the server sees it: zero until the server answered register-family, and again
+// once the binding is lost (DESIGN §14).
+func (n *Node) OtherObserved() netip.AddrPort {
+	if !n.srv.fam.bound {
+		return netip.AddrPort{}
+	}
+	return n.srv.fam.observed
+}
 
 // Server is the server the node registers with now (it changes when the node moves
 // to the next server of Config.Servers).

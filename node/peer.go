@@ -255,7 +255,7 @@ func (pc *peerConn) fallBack(now proto.Instant, reason string) {
 		pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: reason})
 		return
 	}
-	if pc.agent.Plan().Strategy != proto.StrategyNone {
+	if pc.agent.Strategy() != proto.StrategyNone {
 		// Try for a direct path again later (DESIGN §6.6: every 30–60 s): the
 		// network may change.
 		pc.timers.set(peerRetryDirect, now.Add(30*time.Second+time.Duration(pc.rng.Uint64()%uint64(30*time.Second))))

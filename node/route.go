@@ -205,7 +205,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		n.stats.Malformed++ // a low-order key from the server
 		return err
 	}
-	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Plan().Strategy, RelayOnly: m.Flags&proto.IntroRelayOnly != 0})
+	n.emit(EventIntroduced{Peer: id, Strategy: p.agent.Strategy(), RelayOnly: m.Flags&proto.IntroRelayOnly != 0})
 	p.startRelay(now, m.RelayToken, m.Flags)
 	p.drainAgent(now)
 	p.HandleTimeout(now) // the first relay-allocate goes out with the ack
@@ -244,7 +244,7 @@ func (n *Node) newAgent(m *proto.Introduction, key punch.Key, startAt proto.Inst
 	var seed [32]byte
 	binaryPut(seed[:], n.rng.Uint64(), n.rng.Uint64())
 	return punch.NewAgent(punch.AgentConfig{
-		Key: key, Controlling: n.initiatorOf(m.PeerKey), Local: n.cfg.Local,
+		Key: key, Controlling: n.initiatorOf(m.PeerKey), Local: n.cfg.Local, OtherLocal: n.cfg.OtherLocal,
 		LocalNAT: n.srv.nat, RemoteNAT: m.NAT, Remote: slices.Clone(m.Candidates),
 		StartAt: startAt, SameNAT: n.sameNAT(m.Candidates), Seed: seed,
 	})

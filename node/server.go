@@ -58,15 +58,17 @@ const (
 type srvTimer uint8
 
 const (
-	srvRegister  srvTimer = iota // retransmit register
-	srvKeepalive                 // next keepalive
-	srvLostTimer                 // no keepalive ack for too long
-	srvIntroduce                 // retransmit introduce requests
-	srvReport                    // repeat the NAT-report keepalive until acked
-	srvCheck                     // repeat the keepalive of a server check
-	srvRoom                      // retransmit or refresh room-joins, repeat room-leaves
-	srvPredict                   // our prediction moved: tell the server (flows.go)
-	srvRelink                    // link again with room members whose link ended (relink.go)
+	srvRegister        srvTimer = iota // retransmit register
+	srvKeepalive                       // next keepalive
+	srvLostTimer                       // no keepalive ack for too long
+	srvIntroduce                       // retransmit introduce requests
+	srvReport                          // repeat the NAT-report keepalive until acked
+	srvCheck                           // repeat the keepalive of a server check
+	srvRoom                            // retransmit or refresh room-joins, repeat room-leaves
+	srvPredict                         // our prediction moved: tell the server (flows.go)
+	srvRelink                          // link again with room members whose link ended (relink.go)
+	srvFamily                          // retransmit register-family (family.go)
+	srvFamilyKeepalive                 // next keepalive from the other-family socket
 	srvTimerCount
 )
 
@@ -121,6 +123,9 @@ type serverSession struct {
 	announced  []announcement // bounded by maxAnnounced
 	classifier *punch.Classifier
 	classified bool
+	// fam is the other-family socket's binding and measurement (dual stack,
+	// family.go).
+	fam otherFamily
 
 	intros []introRequest // bounded by maxPendingIntros
 	// waiting: Connect calls before the NAT measurement, so the server passes our
@@ -136,10 +141,11 @@ type serverSession struct {
 	events queue[srvEvent] // a few per call: the owner drains after every call
 }
 
-// outMsg is a signaling message waiting for PollTransmit.
+// outMsg is a signaling message waiting for PollTransmit, sent from Local unless
+// from says otherwise (the other-family socket's messages).
 type outMsg struct {
-	to  netip.AddrPort
-	msg interface{ Append([]byte) []byte }
+	from, to netip.AddrPort
+	msg      interface{ Append([]byte) []byte }
 }
 
 type introRequest struct {
@@ -211,7 +217,8 @@ func (srvError) srvEvent()       {}
 
 func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
 	return &serverSession{cfg: cfg, rng: rng, stats: stats,
-		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room", "prediction", "relink")}
+		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room",
+			"prediction", "relink", "register-family", "other-family keepalive")}
 }
 
 // start sends the first register, to the first server of the list.
@@ -238,11 +245,16 @@ func (s *serverSession) sendRegister(now proto.Instant) {
 }
 
 func (s *serverSession) queue(m interface{ Append([]byte) []byte }) {
+	s.queueFrom(s.cfg.Local, s.server, m)
+}
+
+// queueFrom queues m from socket from to to.
+func (s *serverSession) queueFrom(from, to netip.AddrPort, m interface{ Append([]byte) []byte }) {
 	if s.out.len() >= maxSignalQueue {
 		s.stats.QueueDrops++
 		return
 	}
-	s.out.push(outMsg{to: s.server, msg: m})
+	s.out.push(outMsg{from: from, to: to, msg: m})
 }
 
 func (s *serverSession) emit(e srvEvent) { s.events.push(e) }
@@ -397,6 +409,7 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		c.HandleTimeout(now)
 		s.drainClassifier(now)
 	}
+	s.familyTimeout(now)
 }
 
 func (s *serverSession) retryIntroductions(now proto.Instant) {
@@ -453,6 +466,7 @@ func (s *serverSession) reregister(now proto.Instant) {
 	s.timers.stop(srvCheck)
 	s.timers.stop(srvReport)
 	s.reportLeft = 0
+	s.dropFamily()
 	s.sendRegister(now)
 }
 
@@ -501,15 +515,17 @@ func (s *serverSession) moving(now proto.Instant) {
 	s.regMoveAt, s.regMoveWhy = now, "server moving"
 }
 
-// PollTransmit returns the next signaling datagram, then the classifier's probes.
+// PollTransmit returns the next signaling datagram, then the classifiers' probes.
 func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	if o, ok := s.out.pop(); ok {
-		return proto.Transmit{From: s.cfg.Local, To: o.to, Payload: o.msg.Append(buf[:0])}, true
+		return proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}, true
 	}
 	if c := s.classifier; c != nil {
-		return c.PollTransmit(now, buf)
+		if t, ok := c.PollTransmit(now, buf); ok {
+			return t, true
+		}
 	}
-	return proto.Transmit{}, false
+	return s.pollFamilyClassifier(now, buf)
 }
 
 // PollEvent returns the next srvEvent.
@@ -524,5 +540,5 @@ func (s *serverSession) Deadline() proto.Instant {
 	if c := s.classifier; c != nil {
 		d = min(d, c.Deadline())
 	}
-	return d
+	return min(d, s.familyDeadline())
 }

@@ -15,6 +15,9 @@ import (
 // session. Only the server's sockets may send them, except our own nat-probe coming
 // back through a hairpinning NAT.
 func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPort, t proto.MsgType, p []byte) error {
+	if local == s.cfg.OtherLocal && local.IsValid() {
+		return s.handleFamilySignal(now, local, from, t, p)
+	}
 	if t == proto.TypeNATProbe && s.classifier != nil {
 		err := s.classifier.HandleDatagram(now, local, from, p)
 		s.drainClassifier(now)
@@ -88,6 +91,7 @@ func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
 		s.timers.earlier(srvIntroduce, now)
 	}
 	s.rejoinRooms(now)
+	s.registerFamily(now)
 	if s.measure() {
 		s.startClassifier(now)
 		return
@@ -113,20 +117,7 @@ func (s *serverSession) measure() bool {
 
 // setAlternates takes the server's other sockets from its registered.
 func (s *serverSession) setAlternates(m *proto.Registered) {
-	s.altPort, s.altAddr = m.AltPort, m.AltAddr
-	// A server bound to every address names its alt port by port alone
-	// (PROTOCOL §5.2): that port on the IP we reached it at.
-	if s.altPort.IsValid() && s.altPort.Addr().IsUnspecified() {
-		s.altPort = netip.AddrPortFrom(s.server.Addr(), s.altPort.Port())
-	}
-	if s.altPort == s.server {
-		// Not another socket: answers "from the alt port" would make every
-		// filtering test pass and the NAT look open.
-		s.altPort = netip.AddrPort{}
-	}
-	if s.altAddr.IsValid() && s.altAddr.Addr().IsUnspecified() {
-		s.altAddr = netip.AddrPort{}
-	}
+	s.altPort, s.altAddr = alternates(s.server, m)
 }
 
 func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck) {
@@ -257,7 +248,9 @@ func (s *serverSession) drainClassifier(now proto.Instant) {
 		case punch.EventClassified:
 			s.nat, s.predicted, s.classified = e.Behavior, e.Next, true
 			s.measured()
-			s.emit(srvNATReport{EventNATReport{Behavior: e.Behavior, Observed: e.Observed}})
+			r := s.natReport()
+			r.Observed = e.Observed
+			s.emit(srvNATReport{r})
 			s.sendReport(now)
 			waiting := s.waiting
 			s.waiting = nil

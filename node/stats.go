@@ -18,6 +18,10 @@ type Stats struct {
 	FlowsUntracked                                                         int // new flows the port prediction could not remember (maxFlows full): counted as new again when reused
 	Realigned                                                              int // refreshed introductions asked for because our mapping toward an easy peer fell outside the port window it was given (PROTOCOL §9.3)
 	Relinks                                                                int // introductions asked for again for a room member whose link ended
+	FamilyGaveUp                                                           int // register-family sent familyTries times unanswered: the other-family socket stays unbound until the next registration
+	FamilyRefused                                                          int // register-family refused by the server (an error naming its txid): likewise
+	FamilyLost                                                             int // other-family bindings dropped because a keepalive from that socket went unanswered for an interval (bound again at once)
+	NoSocket                                                               int // the peers' candidates skipped for want of a socket of their family (punch.AgentStats.NoSocket)
 	Rebased                                                                int // peers with no session yet started over from a new pair's introduction (a side registered again)
 	// Keyx is the handshake endpoint's counters: its X25519 operations,
 	// handshake-free cookie replies sent under load, transmits dropped (issue 16).
@@ -31,6 +35,7 @@ func (n *Node) Stats() Stats {
 	for _, p := range n.peers {
 		as := p.agent.Stats()
 		st.ProbeDrops += as.TransmitDrops + as.EventDrops
+		st.NoSocket += as.NoSocket
 	}
 	return st
 }

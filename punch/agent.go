@@ -19,8 +19,13 @@ type AgentConfig struct {
 	Controlling bool
 	// Local is the node's main socket.
 	Local netip.AddrPort
-	// LocalNAT and RemoteNAT are the measured behaviours; Remote are the peer's
-	// candidates from the introduction.
+	// OtherLocal is the node's socket of the other IP family (a dual-stack host;
+	// zero: single stack). The peer's candidates of its family are probed from it
+	// in plain rounds (family.go).
+	OtherLocal netip.AddrPort
+	// LocalNAT and RemoteNAT are the measured behaviours (of Local's family and the
+	// peer's registered one); Remote are the peer's candidates from the
+	// introduction, of either family.
 	LocalNAT, RemoteNAT proto.NATBehavior
 	Remote              []proto.Candidate
 	// StartAt is when both sides begin (the server's start delay after receipt).
@@ -76,7 +81,8 @@ const (
 
 // Agent runs the probes of one pair: it finds direct paths with the strategy both
 // sides derive from their NAT behaviours, confirms them with authenticated
-// probe/reply exchanges, picks the best (LAN first, then lowest RTT, with hysteresis),
+// probe/reply exchanges, picks the best (LAN first, then IPv6 before IPv4, then lowest
+// RTT, with hysteresis),
 // heartbeats the active one and reports when it dies.
 //
 // Call contract: HandleDatagram for probe and probe-reply packets that carry this
@@ -137,6 +143,7 @@ type Agent struct {
 
 	outstanding []pending
 	paths       []Path
+	noSocket    int // AgentStats.NoSocket
 	active      int // index into paths, -1 when none
 	activeSince proto.Instant
 	nextBeat    proto.Instant
@@ -157,11 +164,19 @@ type AgentStats struct {
 	// waiting for PollEvent. The state they reported stays readable through
 	// Active, Suspected and Plan.
 	EventDrops int
+	// NoSocket: the peer's candidates skipped because the node has no socket of
+	// their family (an IPv6 candidate without OtherLocal), counted at each
+	// introduction.
+	NoSocket int
 }
 
 type target struct {
 	addr netip.AddrPort
 	lan  bool
+	// from is the socket the target is probed from: Local, or OtherLocal for a
+	// target of the other family (plain: probed every round, never primed).
+	from  netip.AddrPort
+	plain bool
 }
 
 type pending struct {
@@ -241,12 +256,18 @@ func NewAgent(cfg AgentConfig) *Agent {
 	}
 	a.sockets = []netip.AddrPort{cfg.Local}
 	a.buildTargets()
+	a.dropEmptyPlan()
 	return a
 }
 
 func choosePlan(cfg AgentConfig) Plan {
 	if cfg.SameNAT {
 		return Plan{Strategy: proto.StrategySimultaneousOpen}
+	}
+	if !peerFamilyMatches(&cfg) {
+		// The peer's NAT report is of its other family: nothing is known of its
+		// side of ours (in practice an IPv6 firewall, which does not translate).
+		return Choose(cfg.LocalNAT, proto.NATBehavior{})
 	}
 	return Choose(cfg.LocalNAT, cfg.RemoteNAT)
 }
@@ -274,7 +295,12 @@ func (a *Agent) addTarget(addr netip.AddrPort, lan bool) {
 			return
 		}
 	}
-	a.targets = append(a.targets, target{addr: addr, lan: lan})
+	from, plain, ok := a.socketFor(addr)
+	if !ok {
+		a.noSocket++
+		return
+	}
+	a.targets = append(a.targets, target{addr: addr, lan: lan, from: from, plain: plain})
 }
 
 // buildTargets lists the remote addresses to probe, in the order their first probes
@@ -282,14 +308,19 @@ func (a *Agent) addTarget(addr netip.AddrPort, lan bool) {
 // next port, so when both sides predict, the j-th target of each side must be the
 // j-th new mapping of the other for the two mappings to meet. The server-reflexive
 // address comes next (the first new mapping of a symmetric side toward an easy one),
-// host candidates last.
+// then the other family's server-reflexive addresses, host candidates last. The
+// prediction concerns Local's family only: its server-reflexive and predicted
+// addresses are the first of that family.
 func (a *Agent) buildTargets() {
 	var srflx, predicted netip.AddrPort
 	for _, c := range a.cfg.Remote {
-		switch c.Kind {
-		case proto.CandidateServerReflexive:
+		if !sameFamily(c.Addr, a.cfg.Local) {
+			continue
+		}
+		switch {
+		case c.Kind == proto.CandidateServerReflexive && !srflx.IsValid():
 			srflx = c.Addr
-		case proto.CandidatePredicted:
+		case c.Kind == proto.CandidatePredicted && !predicted.IsValid():
 			predicted = c.Addr
 		}
 	}
@@ -312,6 +343,11 @@ func (a *Agent) buildTargets() {
 		a.addTarget(predicted, false)
 	}
 	a.addTarget(srflx, false)
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidateServerReflexive && !sameFamily(c.Addr, a.cfg.Local) {
+			a.addTarget(c.Addr, false)
+		}
+	}
 	for _, c := range a.cfg.Remote {
 		if c.Kind == proto.CandidateHost {
 			a.addTarget(c.Addr, isLocal(c.Addr.Addr()))
@@ -355,7 +391,7 @@ func (a *Agent) Pending() []netip.AddrPort {
 		return a.pending
 	}
 	for _, t := range a.targets {
-		if !a.started || t.lan {
+		if !t.plain && (!a.started || t.lan) {
 			a.pending = append(a.pending, t.addr)
 		}
 	}
@@ -374,6 +410,7 @@ func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBeha
 	a.plan = choosePlan(a.cfg)
 	a.targets = a.targets[:0]
 	a.buildTargets()
+	a.dropEmptyPlan()
 	a.started, a.searching, a.primed, a.failed, a.swept = false, false, false, false, false
 	a.sprayed = 0
 	a.refreshed = true
@@ -400,7 +437,7 @@ func (a *Agent) start(now proto.Instant) {
 	}
 	a.deadlineP = now.Add(timeout)
 	a.nextRound = now
-	if a.plan.Strategy == proto.StrategyNone {
+	if a.plan.Strategy == proto.StrategyNone && !a.hasPlain() {
 		a.failed, a.searching = true, false
 		a.emit(EventNoPath{Strategy: proto.StrategyNone})
 		return
@@ -447,7 +484,7 @@ func (a *Agent) HandleTimeout(now proto.Instant) {
 		a.searching = false
 		if a.active < 0 {
 			a.failed = true
-			a.emit(EventNoPath{Strategy: a.plan.Strategy})
+			a.emit(EventNoPath{Strategy: a.Strategy()})
 		}
 	}
 	if a.searching {
@@ -465,7 +502,10 @@ func (a *Agent) searchRound(now proto.Instant) {
 			// TTL-limited probe opens our mapping and dies before the peer's NAT.
 			a.primed = true
 			for _, t := range a.targets {
-				if !t.lan {
+				switch {
+				case t.plain:
+					a.queueProbe(now, t.from, t.addr, 0) // plain: no priming
+				case !t.lan && a.plan.Strategy != proto.StrategyNone:
 					a.queueProbe(now, a.cfg.Local, t.addr, primeTTL)
 				}
 			}
@@ -473,7 +513,11 @@ func (a *Agent) searchRound(now proto.Instant) {
 		} else {
 			a.swept = true
 			for _, t := range a.targets {
-				a.queueProbe(now, a.cfg.Local, t.addr, 0)
+				// With no strategy for Local's family only the other family's
+				// targets are probed.
+				if t.plain || a.plan.Strategy != proto.StrategyNone {
+					a.queueProbe(now, t.from, t.addr, 0)
+				}
 			}
 		}
 	}
@@ -489,7 +533,7 @@ func (a *Agent) searchRound(now proto.Instant) {
 		a.refreshAt = now.Add(birthdayRefresh)
 		for _, s := range a.sockets[1:] {
 			for _, t := range a.targets {
-				if !t.lan {
+				if !t.lan && !t.plain {
 					a.queueProbe(now, s, t.addr, primeTTL)
 				}
 			}
@@ -517,12 +561,12 @@ func (a *Agent) searchRound(now proto.Instant) {
 // address when it has no NAT (the server then sends no server-reflexive candidate).
 func (a *Agent) remoteIP() netip.Addr {
 	for _, c := range a.cfg.Remote {
-		if c.Kind == proto.CandidateServerReflexive {
+		if c.Kind == proto.CandidateServerReflexive && sameFamily(c.Addr, a.cfg.Local) {
 			return c.Addr.Addr()
 		}
 	}
 	for _, t := range a.targets {
-		if !t.lan {
+		if !t.lan && !t.plain {
 			return t.addr.Addr()
 		}
 	}
@@ -645,7 +689,9 @@ func (a *Agent) HandleDatagram(now proto.Instant, local, from netip.AddrPort, p 
 		// the same socket so the path confirms from our side too.
 		if a.active < 0 || a.paths[a.active].Remote != from {
 			if !a.knownTarget(from) && len(a.targets) < maxTargets {
-				a.targets = append(a.targets, target{addr: from})
+				if sock, plain, ok := a.socketFor(from); ok {
+					a.targets = append(a.targets, target{addr: from, from: sock, plain: plain})
+				}
 			}
 			a.queueProbe(now, local, from, 0)
 		}
@@ -781,9 +827,11 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 		a.activate(now, i)
 		return
 	}
+	// LAN first, then IPv6 before IPv4, both at once; within a rank, a faster path
+	// takes over only with hysteresis.
 	cur, cand := a.paths[a.active], a.paths[i]
-	better := cand.LAN && !cur.LAN ||
-		cand.LAN == cur.LAN && float64(cand.RTT) < switchRatio*float64(cur.RTT) && now.Sub(a.activeSince) >= switchHold
+	better := ranksAbove(cand, cur) ||
+		sameRank(cand, cur) && float64(cand.RTT) < switchRatio*float64(cur.RTT) && now.Sub(a.activeSince) >= switchHold
 	if better {
 		a.activate(now, i)
 	}
@@ -797,10 +845,12 @@ func (a *Agent) activate(now proto.Instant, i int) {
 	a.nextBeat = now.Add(heartbeatInterval)
 	a.failed = false
 	// Keep searching a little longer for a LAN path if this one is not; otherwise
-	// stop probing candidates.
-	if a.paths[i].LAN {
+	// stop probing candidates. An IPv4 path with IPv6 targets keeps the search to
+	// its deadline: an IPv6 path may still confirm, and would take over.
+	switch p := a.paths[i]; {
+	case p.LAN:
 		a.searching = false
-	} else {
+	case is6(p.Remote) || !a.has6Target():
 		a.deadlineP = proto.Min(a.deadlineP, now.Add(time.Second))
 	}
 	a.emit(EventPathUp{Path: a.paths[i]})
@@ -813,7 +863,7 @@ func (a *Agent) best(now proto.Instant) int {
 		if now.Sub(p.lastReply) >= pathDeadAfter {
 			continue
 		}
-		if best < 0 || p.LAN && !a.paths[best].LAN || p.LAN == a.paths[best].LAN && p.RTT < a.paths[best].RTT {
+		if best < 0 || ranksAbove(p, a.paths[best]) || sameRank(p, a.paths[best]) && p.RTT < a.paths[best].RTT {
 			best = i
 		}
 	}
@@ -853,7 +903,7 @@ func (a *Agent) emit(e AgentEvent) { a.events.push(e) }
 
 // Stats returns the agent's drop counters.
 func (a *Agent) Stats() AgentStats {
-	return AgentStats{TransmitDrops: a.out.drops, EventDrops: a.events.drops}
+	return AgentStats{TransmitDrops: a.out.drops, EventDrops: a.events.drops, NoSocket: a.noSocket}
 }
 
 // Deadline is when HandleTimeout must next be called.

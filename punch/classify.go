@@ -215,6 +215,8 @@ func (c *Classifier) HandleSockets(now proto.Instant, addrs []netip.AddrPort) {
 	for _, a := range addrs[min(1, len(addrs)):] {
 		c.add(now, roleExtra, a, c.cfg.Server, 0)
 	}
+	// No socket and no alternate leaves nothing to ask: the measurement ends here.
+	c.advance(now)
 }
 
 // HandleDatagram takes a nat-probe-reply from a server socket, or the node's own

@@ -80,8 +80,9 @@ func WriteMatrix(w io.Writer, m Matrix) error {
 	return err
 }
 
-// axis returns the presets the pair cells name, in sim's preset order (unknown
-// names after them, sorted), and the same-NAT cells present.
+// axis returns the presets the pair cells name, in sim's preset order (the IPv4
+// presets, then the IPv6 ones; unknown names after them, sorted), and the same-NAT
+// cells present.
 func axis(cells []lab.Cell) (names, same []string) {
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -91,7 +92,7 @@ func axis(cells []lab.Cell) (names, same []string) {
 		}
 		seen[c.A], seen[c.B] = true, true
 	}
-	for _, n := range sim.PresetNames() {
+	for _, n := range append(sim.PresetNames(), sim.IPv6PresetNames()...) {
 		if seen[n] {
 			names = append(names, n)
 			delete(seen, n)
