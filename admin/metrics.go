@@ -88,6 +88,17 @@ var serverMetrics = []serverMetric{
 		}},
 	{name: "natpass_server_events_dropped_total", help: "Server events (log lines) the event queue had no room for.",
 		points: func(s *snapshot) []point { return one(s.st.EventsDropped) }},
+	{name: "natpass_server_admission_retries_total", help: "Admission challenges (retry, PROTOCOL.md §5.13) sent to registers.",
+		points: func(s *snapshot) []point { return one(s.st.Admission.Retries) }},
+	{name: "natpass_server_admission_challenges_total", help: "Registers answered with an admission challenge, by cause (source: its bucket was empty; load: the server-wide budget of unproven registers was spent; proven: a register with a valid token found its source's proven bucket empty). Challenges that could not be sent count here and as drops.", label: "cause",
+		points: func(s *snapshot) []point {
+			a := &s.st.Admission
+			return labeled("source", a.ChallengedSource, "load", a.ChallengedLoad, "proven", a.ChallengedProven)
+		}},
+	{name: "natpass_server_admission_tokens_total", help: "Registers carrying an admission token, by verdict (invalid: stale, another source's or forged; such a register counts as tokenless).", label: "verdict",
+		points: func(s *snapshot) []point {
+			return labeled("valid", s.st.Admission.TokensValid, "invalid", s.st.Admission.TokensInvalid)
+		}},
 	{name: "natpass_server_rate_limit_sources", help: "Per-source rate-limiter entries now.", gauge: true,
 		points: func(s *snapshot) []point { return one(s.st.Sources) }},
 	{name: "natpass_server_rate_limit_evictions_total", help: "Per-source rate-limiter entries reused for a new source.",

@@ -11,3 +11,8 @@ import (
 func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 	return errors.New("the load generator needs Linux")
 }
+
+// runLoadOne needs Linux too.
+func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
+	return errors.New("the load generator needs Linux")
+}

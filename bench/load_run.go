@@ -22,6 +22,8 @@ type loadPhase struct {
 	last       time.Duration
 	closed     int // nodes that gave up (EventClosed)
 	sendErrors uint64
+	// retries, retriesWaited: the nodes' node.Stats of the admission challenge.
+	retries, retriesWaited int
 }
 
 // loadIdle is the server at rest with the nodes registered.
@@ -63,6 +65,22 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 		return err
 	}
 	printLoadPhase(p)
+	return nil
+}
+
+// runLoadOne is the one-address phase alone: n nodes behind 127.0.0.1 (each its
+// own port, as behind one carrier-grade NAT address) start at once against a freshly
+// started server, which is what a restart looks like once its nodes know of it. It
+// prints the registration times and the nodes' admission retries (PROTOCOL.md §5.13).
+func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
+	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, n)
+	p, _, err := loadRegister("one address", one, timeout, 0, maxPeers)
+	if err != nil {
+		return err
+	}
+	printLoadPhase(p)
+	fmt.Printf("admission: %d registers repeated at once with a retry's token, %d retries kept for the next repetition\n",
+		p.retries, p.retriesWaited)
 	return nil
 }
 
@@ -127,6 +145,9 @@ func (g *loadGen) phase(name string) loadPhase {
 	p := loadPhase{name: name, n: len(g.nodes), registered: g.registered, closed: g.closed, sendErrors: g.sendErrors}
 	var times []time.Duration
 	for _, n := range g.nodes {
+		st := n.m.Stats()
+		p.retries += st.Retries
+		p.retriesWaited += st.RetriesWaited
 		if n.registeredAt > 0 {
 			times = append(times, n.registeredAt)
 			if n.registeredAt <= 10*time.Second {

@@ -15,6 +15,7 @@
 //	go run . -relay [-raw] [-game-sessions 1000] [-game-dur 10s] [-high-dur 5s] [-high-sessions 1]
 //	go run . -ceiling [-bulk 256] [-ceiling-dur 3s]
 //	go run . -load 2000 [-load-idle 30s] [-load-timeout 5m] [-load-max-peers 0]
+//	go run . -load-one 10000 [-load-timeout 5m]
 //
 // -relay: natpass's server and coturn (turnserver from apt; pion/turn v4 clients)
 // relaying the same traffic, each server a child process whose CPU time comes from
@@ -32,6 +33,9 @@
 // register with a natpass server child, each from its own 127.x.y.z address (then
 // the server's RSS and CPU over -load-idle with them registered and keeping alive),
 // then with a fresh server all from 127.0.0.1, one port each; registration times.
+//
+// -load-one N: that last phase alone (N nodes behind one address at once against a
+// fresh server, as after a restart), with the nodes' admission retries.
 package main
 
 import (
@@ -64,11 +68,15 @@ func main() {
 	loadIdle := flag.Duration("load-idle", 30*time.Second, "window of the -load idle measurement")
 	loadTimeout := flag.Duration("load-timeout", 5*time.Minute, "longest wait for the one-address registrations of -load")
 	loadMaxPeers := flag.Int("load-max-peers", 0, "the -load servers' presence table size (0: rendezvous.DefaultMaxPeers)")
+	loadOne := flag.Int("load-one", 0, "only the one-address phase of -load: this many nodes behind 127.0.0.1 start at once against a freshly started server, as after a restart (0: off)")
 	runChildIfAsked()
 	flag.Parse()
-	if *relay || *ceiling || *loadN > 0 {
+	if *relay || *ceiling || *loadN > 0 || *loadOne > 0 {
 		fmt.Printf("%s, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), loadAverage())
 		err := runIssue18(*relay, rc, *ceiling, *ceilingDur, *bulkMiB<<20, *loadN, *loadIdle, *loadTimeout, *loadMaxPeers)
+		if err == nil && *loadOne > 0 {
+			err = runLoadOne(*loadOne, *loadTimeout, *loadMaxPeers)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)

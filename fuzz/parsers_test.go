@@ -27,6 +27,7 @@ var parsers = []parser{
 	{"register", []proto.MsgType{proto.TypeRegister}, func() message { return new(proto.Register) }},
 	{"registered", []proto.MsgType{proto.TypeRegistered}, func() message { return new(proto.Registered) }},
 	{"register-family", []proto.MsgType{proto.TypeRegisterFamily}, func() message { return new(proto.RegisterFamily) }},
+	{"retry", []proto.MsgType{proto.TypeRetry}, func() message { return new(proto.Retry) }},
 	{"keepalive", []proto.MsgType{proto.TypeKeepalive}, func() message { return new(proto.Keepalive) }},
 	{"keepalive-ack", []proto.MsgType{proto.TypeKeepaliveAck}, func() message { return new(proto.KeepaliveAck) }},
 	{"nat-probe", []proto.MsgType{proto.TypeNATProbe}, func() message { return new(proto.NATProbe) }},

@@ -195,7 +195,7 @@ func (n *Node) route(now proto.Instant, local, from netip.AddrPort, p []byte) er
 	switch {
 	case h.Type == proto.TypeIntroduction:
 		return n.handleIntroduction(now, from, p)
-	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError, h.Type == proto.TypeRoomState:
+	case h.Type >= proto.TypeRegister && h.Type <= proto.TypeError, h.Type == proto.TypeRoomState, h.Type == proto.TypeRetry:
 		return n.srv.handleSignal(now, local, from, h.Type, p)
 	case h.Type >= proto.TypePunchFirst && h.Type <= proto.TypePunchLast:
 		return n.handleProbe(now, local, from, p)

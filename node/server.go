@@ -99,6 +99,7 @@ type serverSession struct {
 	closed         bool
 	regTxID        uint64
 	regRTO         time.Duration
+	regToken       admissionToken // the latest retry's token for this registration (retry.go)
 	regGiveUp      proto.Instant
 	regMoveAt      proto.Instant  // a register unanswered by then moves to the next server
 	regMoveWhy     string         // why, when a refusal brought regMoveAt forward ("" : no answer)
@@ -226,6 +227,7 @@ func (s *serverSession) start(now proto.Instant) {
 	s.servers = s.cfg.servers()
 	s.server = s.servers[0]
 	s.regTxID = s.rng.Uint64()
+	s.regToken = admissionToken{}
 	s.regRTO = registerRTO
 	s.regGiveUp = now.Add(s.cfg.RegisterTimeout)
 	s.regMoveAt = now.Add(registerMoveAfter)
@@ -235,7 +237,7 @@ func (s *serverSession) start(now proto.Instant) {
 // sendRegister sends the register and arms its repetition, or the move to the
 // next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
-	s.queue(&proto.Register{TxID: s.regTxID, Ticket: s.cfg.Ticket, Hosts: s.cfg.hosts(), Suites: s.suites})
+	s.queueRegister()
 	next := now.Add(s.regRTO)
 	if len(s.servers) > 1 {
 		next = max(min(next, s.regMoveAt), now)
@@ -457,6 +459,7 @@ func (s *serverSession) introduceRequest(now proto.Instant, r *introRequest, fla
 func (s *serverSession) reregister(now proto.Instant) {
 	s.registered = false
 	s.regTxID = s.rng.Uint64()
+	s.regToken = admissionToken{} // a new registration, perhaps with another server: proven afresh
 	s.regRTO = registerRTO
 	s.regMoveAt = now.Add(registerMoveAfter) // regGiveUp stays: it bounds only the first registration, moves included
 	s.regMoveWhy = ""

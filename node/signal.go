@@ -53,6 +53,8 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 		err := s.classifier.HandleDatagram(now, local, from, p)
 		s.drainClassifier(now)
 		return s.stats.count(err)
+	case proto.TypeRetry:
+		return s.onRetry(p)
 	case proto.TypeRoomState:
 		var m proto.RoomState
 		if err := m.Parse(p); err != nil {

@@ -23,6 +23,8 @@ type Stats struct {
 	FamilyLost                                                             int // other-family bindings dropped because a keepalive from that socket went unanswered for an interval (bound again at once)
 	NoSocket                                                               int // the peers' candidates skipped for want of a socket of their family (punch.AgentStats.NoSocket)
 	Rebased                                                                int // peers with no session yet started over from a new pair's introduction (a side registered again)
+	Retries                                                                int // admission challenges (retry, PROTOCOL §5.13) answering our register: the register went again at once with the token
+	RetriesWaited                                                          int // retries answering a register that carried a token: the new token waits for the register's next repetition (no loop with the server)
 	// Keyx is the handshake endpoint's counters: its X25519 operations,
 	// handshake-free cookie replies sent under load, transmits dropped (issue 16).
 	Keyx keyx.Stats

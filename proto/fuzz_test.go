@@ -69,3 +69,5 @@ func FuzzIntroductionAck(f *testing.F) {
 func FuzzRegisterFamily(f *testing.F) {
 	fuzzMessage(f, func() message { return new(RegisterFamily) })
 }
+
+func FuzzRetry(f *testing.F) { fuzzMessage(f, func() message { return new(Retry) }) }

@@ -43,7 +43,7 @@ func Classify(p []byte) Class {
 type MsgType uint8
 
 // Rendezvous signaling, 0x01–0x0F (room messages in room.go, register-family in
-// family.go).
+// family.go, retry in retry.go).
 const (
 	TypeRegister         MsgType = 0x01
 	TypeRegistered       MsgType = 0x02
@@ -91,6 +91,7 @@ var typeNames = [...]string{
 	TypeError:            "error",
 	TypeIntroductionAck:  "introduction-ack",
 	TypeRegisterFamily:   "register-family",
+	TypeRetry:            "retry",
 	TypeRoomJoin:         "room-join",
 	TypeRoomLeave:        "room-leave",
 	TypeRoomState:        "room-state",

@@ -115,7 +115,7 @@ func rejectVectors() []rejectVector {
 	add("Datagram", "version-0", "HDR-1", "unknown-version", []byte{0xe0, 0x01})
 	add("Datagram", "version-15", "HDR-1", "unknown-version", []byte{0xef, 0x01})
 	add("Datagram", "version-1-one-byte", "HDR-1", "short", []byte{0xe1})
-	for _, typ := range []byte{0x00, 0x0f, 0x15, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
+	for _, typ := range []byte{0x00, 0x15, 0x1f, 0x24, 0x2f, 0x32, 0x3f, 0x4f, 0x50, 0xff} {
 		add("Datagram", "type-0x"+hex.EncodeToString([]byte{typ}), "HDR-2", "unknown-type", []byte{0xe1, typ})
 	}
 
@@ -143,7 +143,8 @@ func rejectVectors() []rejectVector {
 	add("Register", "host-port-0", "ADDR-3", "malformed", reg(vecTicket, port0))
 	add("Register", "host-cut-short", "WIRE-2", "short", minusByte(regNoSuites(vecTicket, v6)))
 	add("Register", "suites-missing", "WIRE-2", "short", regNoSuites(vecTicket, v4))
-	add("Register", "byte-after-suites", "WIRE-1", "trailing", plusByte(reg(vecTicket, v4)))
+	// [REG-4]: a byte after the suites byte starts a token, which is then cut short.
+	add("Register", "byte-after-suites", "REG-4", "short", plusByte(reg(vecTicket, v4)))
 
 	// §5.2 registered.
 	regd := func(observed []byte, keepalive uint16, alts ...[]byte) []byte {
@@ -350,6 +351,7 @@ func rejectVectors() []rejectVector {
 	add("ProbeReply", "tag-cut-short", "WIRE-2", "short", minusByte(reply(0, v6)))
 	add("ProbeReply", "byte-after-tag", "WIRE-1", "trailing", plusByte(reply(0, v6)))
 	out = append(out, familyRejectVectors()...)
+	out = append(out, retryRejectVectors()...)
 	return append(append(append(out, clusterRejectVectors()...), roomRejectVectors()...), roomClusterRejectVectors()...)
 }
 

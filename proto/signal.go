@@ -27,19 +27,30 @@ type Session [SessionLen]byte
 // them to the node's peers in introductions. They travel as the byte the node sent:
 // bit 0 counts as set and unknown bits are ignored by whoever uses them, so no value
 // is malformed, and the zero value means ChaChaPoly only.
+//
+// Token is the admission token of a retry (PROTOCOL.md §5.13) the server sent in
+// answer to this register: empty (absent on the wire) or exactly RetryTokenLen bytes,
+// echoed as they came ([REG-4]). Parse leaves it pointing into the packet, as Ticket.
 type Register struct {
 	TxID   uint64
 	Ticket []byte // an encoded Ticket, verified by the server
 	Hosts  []netip.AddrPort
 	Suites SuiteSet
+	Token  []byte // empty, or the RetryTokenLen bytes of a retry
 }
 
+// Append encodes m; a Token of another length than 0 or RetryTokenLen is caller
+// misuse and panics.
 func (m *Register) Append(b []byte) []byte {
+	if len(m.Token) != 0 && len(m.Token) != RetryTokenLen {
+		panic("proto: register token must be empty or RetryTokenLen bytes")
+	}
 	b = AppendHeader(b, TypeRegister)
 	b = binary.BigEndian.AppendUint64(b, m.TxID)
 	b = appendVec16(b, "register ticket", m.Ticket, 1, MaxTicketLen)
 	b = appendAddrList(b, "register hosts", m.Hosts, MaxHostCandidates)
-	return append(b, byte(m.Suites))
+	b = append(b, byte(m.Suites))
+	return append(b, m.Token...)
 }
 
 func (m *Register) Parse(p []byte) error {
@@ -52,6 +63,11 @@ func (m *Register) Parse(p []byte) error {
 	m.Ticket = r.vec16(1, MaxTicketLen)
 	m.Hosts = r.addrList(m.Hosts[:0], MaxHostCandidates)
 	m.Suites = SuiteSet(r.u8())
+	m.Token = nil
+	if r.err == nil && len(r.b) > 0 {
+		// [REG-4]: anything after the suites byte is the token, all 16 bytes of it.
+		m.Token = r.bytes(RetryTokenLen)
+	}
 	return r.done()
 }
 

@@ -299,33 +299,51 @@ func TestNoReplyLargerThanUnauthenticatedRequest(t *testing.T) {
 	}
 }
 
-// A flooding source is held to its rate, gets one notice per second, and does not
-// affect another source.
+// A flooding source is held to its rate: registers beyond it are challenged with a
+// retry each ([SRV-15]); other unauthenticated requests get one notice per second.
+// Neither affects another source.
 func TestSourceRateLimit(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SourceRate = Rate{Interval: 100 * time.Millisecond, Burst: 5} })
 	req := registerBytes(1, ticketFor("alice", 1))
-	answered, notices := 0, 0
+	answered, retries := 0, 0
 	for i := 0; i < 50; i++ { // 50 registers in one instant
 		err, out, _ := h.deliver(srvPrimary, aliceNAT, req)
 		switch {
 		case err == nil:
 			answered++
-		case errors.Is(err, ErrRateLimited):
-			if len(out) == 1 && errorCode(t, out) == proto.CodeRateLimited {
-				notices++
-			} else if len(out) != 0 {
-				t.Fatalf("rate-limited request got %d replies", len(out))
+		case errors.Is(err, ErrChallenged):
+			if len(out) != 1 || len(out[0].Payload) != proto.RetryLen || out[0].To != aliceNAT {
+				t.Fatalf("challenged register got %d replies: %v", len(out), out)
 			}
+			var r proto.Retry
+			if err := r.Parse(out[0].Payload); err != nil || r.TxID != 1 {
+				t.Fatalf("retry %x: %v, txid %d", out[0].Payload, err, r.TxID)
+			}
+			retries++
 		default:
 			t.Fatal(err)
 		}
 	}
-	if answered != 5 || notices != 1 {
-		t.Fatalf("answered %d (want the burst, 5), notices %d (want 1)", answered, notices)
+	if answered != 5 || retries != 45 || h.s.Stats().Admission.ChallengedSource != 45 {
+		t.Fatalf("answered %d (want the burst, 5), retries %d (want 45), stats %+v", answered, retries, h.s.Stats().Admission)
 	}
 	// Another port of the same IPv4 address is the same source.
-	if err, _, _ := h.deliver(srvPrimary, netip.AddrPortFrom(aliceNAT.Addr(), 1), req); !errors.Is(err, ErrRateLimited) {
+	if err, _, _ := h.deliver(srvPrimary, netip.AddrPortFrom(aliceNAT.Addr(), 1), req); !errors.Is(err, ErrChallenged) {
 		t.Fatalf("same IP, other port: %v", err)
+	}
+	// Requests with an unknown cookie from the spent source: one notice, then silence.
+	notices := 0
+	for i := range 10 {
+		err, out, _ := h.deliver(srvPrimary, aliceNAT, keepaliveBytes(proto.Session{9}, uint32(i)))
+		if !errors.Is(err, ErrRateLimited) {
+			t.Fatalf("unknown cookie from a spent source: %v", err)
+		}
+		if len(out) == 1 && errorCode(t, out) == proto.CodeRateLimited {
+			notices++
+		}
+	}
+	if notices != 1 {
+		t.Fatalf("%d rate-limit notices, want 1", notices)
 	}
 	// Another source is unaffected.
 	if err, _, _ := h.deliver(srvPrimary, bobNAT, registerBytes(2, ticketFor("bob", 2))); err != nil {

@@ -109,12 +109,23 @@ type Config struct {
 
 	// SourceRate limits what each source address (an IPv4 address, or an IPv6 /64)
 	// may ask that costs the server work or a reply before it is authenticated:
-	// register, STUN Binding, and requests with an unknown cookie.
+	// register without a valid admission token, STUN Binding, and requests with an
+	// unknown cookie. A register it refuses is answered with retry (PROTOCOL.md
+	// [SRV-15]).
 	SourceRate Rate
+	// SourceTokenRate limits each source's registers that carry a valid admission
+	// token (proven: the sender receives at its address). It is what a busy shared
+	// address (a carrier-grade NAT's) registers at; a register it refuses gets a
+	// fresh retry and its node waits for its backoff.
+	SourceTokenRate Rate
+	// OpenRegisterRate is the server-wide budget of registers without a valid token
+	// from sources the server has no entry for. Beyond it the server is under load:
+	// such registers get a retry and cost no per-source entry and no ticket MAC.
+	OpenRegisterRate Rate
 	// SessionRate limits each session's requests (keepalive, nat-probe, introduce).
 	SessionRate Rate
 	// UnauthRate is the server-wide budget of replies to senders without a session
-	// cookie (registered, errors, STUN responses), whatever their source.
+	// cookie (registered, retry, errors, STUN responses), whatever their source.
 	UnauthRate Rate
 }
 
@@ -152,9 +163,19 @@ const (
 // dozen nat-probes while it measures its NAT, and an introduce per connection; the
 // session budget leaves room for that and for retransmissions.
 var (
-	DefaultSourceRate  = Rate{Interval: 100 * time.Millisecond, Burst: 20}
-	DefaultSessionRate = Rate{Interval: 50 * time.Millisecond, Burst: 40}
-	DefaultUnauthRate  = Rate{Interval: 50 * time.Microsecond, Burst: 2000}
+	DefaultSourceRate = Rate{Interval: 100 * time.Millisecond, Burst: 20}
+	// DefaultSourceTokenRate: 5000/s, burst 2000. A proven source receives at its
+	// address, so it may have more than an unproven one (10,000 nodes behind one
+	// address register in about 2 s of it), but at most a quarter of the server-wide
+	// reply budget: one address (an attacker's own) cannot take the server from the
+	// rest.
+	DefaultSourceTokenRate = Rate{Interval: 200 * time.Microsecond, Burst: 2000}
+	// DefaultOpenRegisterRate: 2000/s, burst 1000, of ticket checks for sources not
+	// yet seen, about 0.5 % of a core; beyond it every new source proves itself
+	// first (one round trip more), as WireGuard demands cookies under load.
+	DefaultOpenRegisterRate = Rate{Interval: 500 * time.Microsecond, Burst: 1000}
+	DefaultSessionRate      = Rate{Interval: 50 * time.Millisecond, Burst: 40}
+	DefaultUnauthRate       = Rate{Interval: 50 * time.Microsecond, Burst: 2000}
 	// Relay budgets (PROTOCOL.md §8.4): about 33 Mbit/s per session, 540 Mbit/s for
 	// the server, so one client cannot take the relay from the others.
 	DefaultRelaySessionRate = relayframe.ByteRate{BytesPerSecond: 4 << 20, Burst: 512 << 10}
@@ -212,6 +233,8 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.StartDelay, DefaultStartDelay)
 	def(&c.RelayTokenLifetime, DefaultRelayTokenLifetime)
 	defRate(&c.SourceRate, DefaultSourceRate)
+	defRate(&c.SourceTokenRate, DefaultSourceTokenRate)
+	defRate(&c.OpenRegisterRate, DefaultOpenRegisterRate)
 	defRate(&c.SessionRate, DefaultSessionRate)
 	defRate(&c.UnauthRate, DefaultUnauthRate)
 	defInt(&c.MaxRelayChannels, DefaultMaxRelayChannels)
@@ -233,6 +256,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.StartDelay < 0 || c.StartDelay > 65535*time.Millisecond ||
 		c.RelayTokenLifetime < time.Second ||
 		!okRate(c.SourceRate) || !okRate(c.SessionRate) || !okRate(c.UnauthRate) ||
+		!okRate(c.SourceTokenRate) || !okRate(c.OpenRegisterRate) ||
 		c.MaxRelayChannels < 1 || c.MaxRelayChannels > relayframe.MaxTableChannels ||
 		c.MaxRelayChannelsPerSession < 1 ||
 		c.MaxRoomMembers < 1 || c.MaxRoomMembers > proto.MaxRoomMembers ||

@@ -35,6 +35,16 @@
 // stated exception: standard clients send bare 20-byte requests, so a STUN reply may
 // be up to 24 bytes (stunMaxGrowth) larger than its request (PROTOCOL.md §10).
 //
+// # Admission
+//
+// A register from a source whose bucket is empty, or from a source the server has no
+// entry for while the server-wide budget of unproven registers is spent, is answered
+// with a retry (admission.go, PROTOCOL.md [SRV-15]): a token that is a truncated HMAC
+// over the source address and port and a 10 s time slot, under a key derived from
+// the seed. The node repeats the register with the token; a valid token is charged to
+// the source's proven bucket instead. Challenging costs one HMAC and keeps no state,
+// and the retry (26 bytes) is never larger than its register.
+//
 // # Call contract
 //
 // See Server. Tickets are minted with MintTicket and checked with VerifyTicket.

@@ -23,6 +23,9 @@ var (
 	// ErrRateLimited: the source address or session is over its rate (error code 6,
 	// at most once per second per source; otherwise silently dropped).
 	ErrRateLimited = errors.New("rendezvous: rate limited")
+	// ErrChallenged: a register was answered with retry, an admission challenge
+	// (PROTOCOL.md [SRV-15]): the node repeats it with the token.
+	ErrChallenged = errors.New("rendezvous: register answered with an admission challenge")
 	// ErrBusy: the server-wide budget for answering unauthenticated senders is spent.
 	ErrBusy = errors.New("rendezvous: unauthenticated reply budget spent")
 	// ErrNotForServer: a natpass message type the server does not accept (a reply

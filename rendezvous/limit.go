@@ -56,6 +56,7 @@ func sourceKey(a netip.AddrPort) netip.Addr {
 type sourceEntry struct {
 	key netip.Addr
 	limiter
+	proven gcra // registers with a valid admission token ([SRV-15])
 }
 
 // sourceTable holds a limiter per recent source, at most len(entries) of them. A
@@ -80,13 +81,24 @@ func newSourceTable(max int) sourceTable {
 	}
 }
 
-// get returns the limiter of from's source, creating (and if needed evicting) one.
+// find returns the entry of from's source, or nil when the table has none; it
+// creates nothing, so an unknown source costs no state.
+func (t *sourceTable) find(from netip.AddrPort) *sourceEntry {
+	i, ok := t.index[sourceKey(from)]
+	if !ok {
+		return nil
+	}
+	t.lru.touch(t.links, i)
+	return &t.entries[i]
+}
+
+// get returns the entry of from's source, creating (and if needed evicting) one.
 // evicted reports an eviction, for Stats.
-func (t *sourceTable) get(from netip.AddrPort) (l *limiter, evicted bool) {
+func (t *sourceTable) get(from netip.AddrPort) (e *sourceEntry, evicted bool) {
 	key := sourceKey(from)
 	if i, ok := t.index[key]; ok {
 		t.lru.touch(t.links, i)
-		return &t.entries[i].limiter, false
+		return &t.entries[i], false
 	}
 	var i int32
 	if len(t.entries) < t.max {
@@ -101,5 +113,5 @@ func (t *sourceTable) get(from netip.AddrPort) (l *limiter, evicted bool) {
 	t.entries[i] = sourceEntry{key: key}
 	t.index[key] = i
 	t.lru.pushBack(t.links, i)
-	return &t.entries[i].limiter, evicted
+	return &t.entries[i], evicted
 }

@@ -76,10 +76,12 @@ type Server struct {
 	drainRounds int             // rounds of notices started
 	drainList   []proto.Session // sessions still to be told to move this round
 
-	peers   presence
-	sources sourceTable
-	unauth  gcra // server-wide budget of replies to unauthenticated senders
-	timers  [timerCount]proto.Instant
+	peers         presence
+	sources       sourceTable
+	unauth        gcra // server-wide budget of replies to unauthenticated senders
+	openRegisters gcra // server-wide budget of unproven registers from new sources ([SRV-15])
+	admission     admission
+	timers        [timerCount]proto.Instant
 
 	tx      txQueue
 	events  eventQueue
@@ -90,6 +92,7 @@ type Server struct {
 
 	// Scratch values reused by every call, so parsing and encoding allocate nothing.
 	register  proto.Register
+	retry     proto.Retry
 	regFamily proto.RegisterFamily
 	ticket    proto.Ticket
 	keepalive proto.Keepalive
@@ -193,6 +196,7 @@ func NewServer(cfg Config) (*Server, error) {
 		peers:        newPresence(cfg.MaxPeers),
 		sources:      newSourceTable(cfg.MaxSources),
 		tickets:      newTicketVerifier(cfg.Secret),
+		admission:    newAdmission(cfg.Seed),
 		rooms:        newRoomTable(cfg.MaxPeers),
 	}
 	s.sockets[sockPrimary] = cfg.Primary
@@ -596,7 +600,7 @@ func (s *Server) admitUnauthenticated(now proto.Instant, sock int, from netip.Ad
 			s.stats.DropRateLimited++
 			return ErrRateLimited
 		}
-		return s.refuseRate(now, l, sock, from, txid, reqLen)
+		return s.refuseRate(now, &l.limiter, sock, from, txid, reqLen)
 	}
 	if !s.unauth.allow(now, s.cfg.UnauthRate) {
 		s.stats.DropBusy++

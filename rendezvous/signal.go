@@ -19,7 +19,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		s.stats.DropMalformed++
 		return err
 	}
-	if err := s.admitUnauthenticated(now, sock, from, m.TxID, len(p), true); err != nil {
+	if err := s.admitRegister(now, sock, from, m, len(p)); err != nil {
 		return err
 	}
 	if s.draining {

@@ -65,7 +65,21 @@ type Stats struct {
 	// FamilyBindings: sessions with an other-family address bound now.
 	FamilyBindings int
 
-	Relay   RelayStats   // relay-allocate and relay-send (PROTOCOL.md §8)
-	Cluster ClusterStats // the cluster bus (PROTOCOL.md §12)
-	Rooms   RoomStats    // room-join and room-leave (PROTOCOL.md §13)
+	Admission AdmissionStats // the admission challenge of registers ([SRV-15])
+	Relay     RelayStats     // relay-allocate and relay-send (PROTOCOL.md §8)
+	Cluster   ClusterStats   // the cluster bus (PROTOCOL.md §12)
+	Rooms     RoomStats      // room-join and room-leave (PROTOCOL.md §13)
+}
+
+// AdmissionStats counts the admission challenge of registers (PROTOCOL.md [SRV-15]).
+// A challenge that could not be sent is counted here and as DropBusy,
+// DropAmplification or DropQueueFull.
+type AdmissionStats struct {
+	Retries uint64 // retry messages queued
+	// Challenges by cause: the source's bucket was empty, the server-wide budget of
+	// unproven registers was spent (load), or a proven register found its source's
+	// proven bucket empty.
+	ChallengedSource, ChallengedLoad, ChallengedProven uint64
+	TokensValid                                        uint64 // registers whose token the server minted for their source
+	TokensInvalid                                      uint64 // registers with a stale, misplaced or forged token, taken as tokenless
 }

@@ -34,6 +34,7 @@ var layoutTypes = map[string]func() message{
 	"Register":         func() message { return new(proto.Register) },
 	"Registered":       func() message { return new(proto.Registered) },
 	"RegisterFamily":   func() message { return new(proto.RegisterFamily) },
+	"Retry":            func() message { return new(proto.Retry) },
 	"Keepalive":        func() message { return new(proto.Keepalive) },
 	"KeepaliveAck":     func() message { return new(proto.KeepaliveAck) },
 	"NATProbe":         func() message { return new(proto.NATProbe) },
