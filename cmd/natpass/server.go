@@ -75,6 +75,7 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 	fs := newFlagSet("server", stderr)
 	var f serverFlags
 	f.register(fs)
+	applyLimits := registerLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -88,6 +89,7 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 		return 2
 	}
 	cfg := driver.ServerConfig{Listen: f.listen, AltAddr: f.listen2, AltPort: f.altPort, InsecureDev: f.insecure}
+	applyLimits(&cfg.Tune)
 	if code := serverBudgetsAndSecret(&cfg, f.sessionMbps, f.totalMbps, f.secretFile, log); code != 0 {
 		return code
 	}
