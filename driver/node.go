@@ -300,7 +300,9 @@ func newNode(cfg Config) (*Node, error) {
 	if n.fb = newFallback(cfg, servers[0]); n.fb != nil {
 		n.loop.divertIn, n.loop.divertOut = n.divertIn, n.divertOut
 	}
+	n.loop.mu.Lock() // the reader starts handing datagrams in at once
 	n.loop.addSocket(main, true)
+	n.loop.mu.Unlock()
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
 	return n, nil
@@ -633,72 +635,83 @@ func (n *Node) stopErr() error {
 	return n.err
 }
 
-// run is the loop goroutine.
+// run is the owner's goroutine: timers, commands, credit, outboxes and the
+// fallback, each holding the loop's mu (the sockets' readers hand datagrams to
+// the machine themselves, loop.deliver).
 func (n *Node) run() {
 	l := n.loop
 	defer close(n.exited)
-	defer func() {
-		// Everything waiting on the node learns it stopped.
-		n.mu.Lock()
-		n.lastStat = n.nm.Stats()
-		err := n.err
-		n.mu.Unlock()
-		for _, c := range n.connList() {
-			c.fail(err)
-		}
-		for _, r := range n.rooms {
-			r.fail(err)
-		}
-		for _, w := range n.waiters {
-			w.finish(err)
-		}
-		n.stopFallback()
-		l.shutdown()
-		// Commands sent after the loop stopped: answer them.
-		for {
-			select {
-			case c := <-n.cmds:
-				c.finish(err)
-			default:
-				return
-			}
-		}
-	}()
+	defer n.finish()
 	var fbEvents <-chan func(proto.Instant)
 	var fbTick <-chan time.Time
 	if n.fb != nil {
 		fbEvents, fbTick = n.fb.events, n.fb.tick.C
 	}
 	for {
-		l.arm()
 		select {
-		case p := <-l.in:
-			l.handlePackets(p)
 		case <-l.timer.C:
+			l.mu.Lock()
 			l.handleTimer()
 		case ev := <-fbEvents:
-			now := l.now()
+			now := l.lock()
 			ev(now)
 			l.drain(now)
 		case <-fbTick:
-			now := l.now()
+			now := l.lock()
 			n.fallbackTick(now)
 			l.drain(now)
 		case c := <-n.cmds:
-			now := l.now()
+			now := l.lock()
 			c.run(n, now)
 			l.drain(now)
 		case <-n.creditKick:
-			now := l.now()
+			now := l.lock()
 			n.returnCredit(now)
 			l.drain(now)
 		case <-n.outKick:
-			now := l.now()
+			now := l.lock()
 			n.drainOutboxes(now)
 			l.drain(now)
 		case <-n.dead:
 			// Send what Close queued (the peers' close frames) before the sockets go.
+			l.mu.Lock()
 			l.drain(l.now())
+			l.mu.Unlock()
+			return
+		}
+		l.arm()
+		l.mu.Unlock()
+	}
+}
+
+// finish ends the loop: everything waiting on the node learns it stopped, the
+// readers stop calling the machine, the sockets close.
+func (n *Node) finish() {
+	l := n.loop
+	l.mu.Lock()
+	n.mu.Lock()
+	n.lastStat = n.nm.Stats()
+	err := n.err
+	n.mu.Unlock()
+	for _, c := range n.connList() {
+		c.fail(err)
+	}
+	for _, r := range n.rooms {
+		r.fail(err)
+	}
+	for _, w := range n.waiters {
+		w.finish(err)
+	}
+	n.stopFallback()
+	l.stopped = true
+	l.mu.Unlock()
+	l.shutdown()
+	// Commands sent after the loop stopped: answer them.
+	for {
+		select {
+		case c := <-n.cmds:
+			c.finish(err)
+		default:
 			return
 		}
 	}
