@@ -47,7 +47,7 @@ func testBatchRead(t *testing.T, gro bool) {
 	// deliver copies each read out, as the machine would take it, before the
 	// reader reuses the buffers.
 	in := make(chan read, 64)
-	deliver := func(pkts []*packet) {
+	deliver := func(pkts []*packet) bool {
 		for _, p := range pkts {
 			r := read{coalesced: len(p.buf) == groBufLen, sock: p.sock, from: p.from}
 			for k := 0; ; k++ {
@@ -59,6 +59,7 @@ func testBatchRead(t *testing.T, gro bool) {
 			}
 			in <- r
 		}
+		return true
 	}
 	done := make(chan struct{})
 	var tooLong atomic.Uint64

@@ -158,12 +158,12 @@ const inBurst = 64
 // system call, and the acks and data it released leave as one GSO run or sendmmsg
 // batch. The reader's goroutine does all of it, holding mu: no other goroutine is
 // woken for a datagram. The buffers are the reader's again when deliver returns;
-// once the loop stopped they are dropped unread.
-func (l *loop) deliver(pkts []*packet) {
+// once the loop stopped they are dropped unread, and deliver returns false.
+func (l *loop) deliver(pkts []*packet) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped {
-		return
+		return false
 	}
 	l.holding = true
 	for _, p := range pkts {
@@ -172,6 +172,7 @@ func (l *loop) deliver(pkts []*packet) {
 	l.holding = false
 	l.flush()
 	l.arm()
+	return true
 }
 
 // handle gives the packet's datagrams to the machine, draining after each.
@@ -291,7 +292,7 @@ func (l *loop) sendmmsg(i, j int) {
 	}
 	b := &l.batch
 	l.stats.mmsgSends.Add(1)
-	b.sock.writeBatch(b.msgs[i:j], b.fail[i:j])
+	b.mmsg.write(b.sock, i, j, b.fail[:])
 	for k := i; k < j; k++ {
 		if b.fail[k] {
 			l.stats.writeErrors.Add(1)

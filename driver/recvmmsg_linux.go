@@ -21,24 +21,18 @@ const recvBatchLen = 8
 // groBufLen), each handed on whole with its segment size. Every call's reads go
 // to deliver together. It returns false if the socket cannot be read this way;
 // readLoop then reads one datagram at a time.
-func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet), done <-chan struct{}, tooLong *atomic.Uint64) bool {
+func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) bool {
 	r := newBatchReader(s, batchLen, bufLen)
+	r.deliver, r.tooLong = deliver, tooLong
 	recv := r.recv // built once: a method value per call would allocate
 	for {
-		r.got, r.errno = 0, 0
-		if err := s.rc.Read(recv); err != nil {
-			return true // closed
+		if err := s.rc.Read(recv); err != nil || r.stopped {
+			return true // closed, or the loop stopped
 		}
-		if r.errno != 0 {
-			select {
-			case <-done:
-				return true
-			default:
-				continue // ICMP-induced errors and the like
-			}
-		}
-		if n := r.accepted(tooLong); n > 0 {
-			deliver(r.ready[:n])
+		select {
+		case <-done:
+			return true
+		default: // a read error: ICMP-induced (connection refused) and the like
 		}
 	}
 }
@@ -48,15 +42,17 @@ func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet), do
 type batchReader struct {
 	s        *socket
 	batchLen int
+	deliver  func([]*packet) bool
+	tooLong  *atomic.Uint64
 
-	pkts  [recvBatchLen]*packet
-	ready [recvBatchLen]*packet // the reads accepted, for deliver
-	hdrs  [recvBatchLen]unix.Mmsghdr
-	iovs  [recvBatchLen]unix.Iovec
-	names [recvBatchLen]unix.RawSockaddrInet6 // room for either family
-	oobs  [recvBatchLen][96]byte              // UDP_GRO's segment size, the destination address
-	got   int                                 // reads received
-	errno unix.Errno
+	pkts    [recvBatchLen]*packet
+	ready   [recvBatchLen]*packet // the reads accepted, for deliver
+	hdrs    [recvBatchLen]unix.Mmsghdr
+	iovs    [recvBatchLen]unix.Iovec
+	names   [recvBatchLen]unix.RawSockaddrInet6 // room for either family
+	oobs    [recvBatchLen][96]byte              // UDP_GRO's segment size, the destination address
+	got     int                                 // reads received
+	stopped bool                                // deliver said the loop stopped
 }
 
 // newBatchReader gives s batchLen (at most recvBatchLen) buffers of bufLen bytes
@@ -73,9 +69,39 @@ func newBatchReader(s *socket, batchLen, bufLen int) *batchReader {
 	return r
 }
 
-// recv is one recvmmsg on fd, for RawConn.Read: false asks to wait for
-// readiness.
+// recv is RawConn.Read's function: it reads with recvmmsg and hands each call's
+// reads to deliver until the socket is empty, and returns false to wait for
+// readiness (true on an error, or once the loop stopped). Once a call took fewer
+// reads than it offered buffers, the socket was empty: it waits before reading
+// again, rather than make a call that would only say EAGAIN. No datagram is
+// missed: within one RawConn.Read the poller's readiness is not reset, and each
+// arrival after the read is an edge that ends the wait. The system call never
+// blocks (MSG_DONTWAIT), so it is a raw one: entering the scheduler's syscall
+// state would wake its monitor thread (sysmon), which then polls every 20 µs for
+// a while, a cost paid per datagram at low rates.
 func (r *batchReader) recv(fd uintptr) bool {
+	for {
+		r.prepare()
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.batchLen), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == unix.EAGAIN || e == unix.EWOULDBLOCK:
+			return false
+		case e != 0:
+			return true
+		}
+		r.got = int(n)
+		if k := r.accepted(r.tooLong); k > 0 && !r.deliver(r.ready[:k]) {
+			r.stopped = true
+			return true
+		}
+		if r.got < r.batchLen {
+			return false // emptied: wait
+		}
+	}
+}
+
+// prepare resets the headers' address, control and result fields for a call.
+func (r *batchReader) prepare() {
 	for i := range r.batchLen {
 		h := &r.hdrs[i]
 		h.Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
@@ -84,12 +110,6 @@ func (r *batchReader) recv(fd uintptr) bool {
 		h.Hdr.SetControllen(len(r.oobs[i]))
 		h.Hdr.Flags, h.Len = 0, 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.batchLen), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-		return false // wait for readiness
-	}
-	r.got, r.errno = int(n), e
-	return true
 }
 
 // accepted fills the packets of the reads received, puts those that go to the

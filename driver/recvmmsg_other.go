@@ -4,7 +4,7 @@ package driver
 
 import "sync/atomic"
 
-func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet), done <-chan struct{}, tooLong *atomic.Uint64) bool {
+func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) bool {
 	return false
 }
 

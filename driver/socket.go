@@ -150,12 +150,12 @@ func (s *socket) setTTL(ttl int) error {
 	return s.v6.SetHopLimit(ttl)
 }
 
-// readLoop reads datagrams until the socket is closed and hands each read to
-// deliver (loop.deliver), which returns once the machine has had it; the reader
-// then reads into the same buffers again. When the machine falls behind, the
+// readLoop reads datagrams until the socket is closed (or deliver reports the
+// loop stopped) and hands each read to deliver (loop.deliver), which returns once
+// the machine has had it; the reader then reads into the same buffers again. When the machine falls behind, the
 // reader waits in deliver: the kernel's socket buffer then overflows and drops,
 // so memory stays bounded by the reader's buffers whatever arrives.
-func (s *socket) readLoop(deliver func([]*packet), done <-chan struct{}, tooLong *atomic.Uint64) {
+func (s *socket) readLoop(deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) {
 	// GRO hands the loop whole coalesced reads; an impaired socket (DropInbound)
 	// drops datagram by datagram, so it reads them one by one.
 	if s.batch && s.dropRate == 0 && s.enableGRO() {
@@ -194,6 +194,8 @@ func (s *socket) readLoop(deliver func([]*packet), done <-chan struct{}, tooLong
 		if s.pktinfo {
 			p.dst = pktinfoDst(oob[:oobn])
 		}
-		deliver(one)
+		if !deliver(one) {
+			return
+		}
 	}
 }
