@@ -29,7 +29,7 @@ const gsoMaxBytes = 65507
 // iovecs, so the kernel gathers them where they lie and nothing is copied into a
 // run buffer first. Its message, address and control buffers are reused for every
 // send, and the function handed to RawConn.Write is built once: sending allocates
-// nothing. Only the loop goroutine uses it.
+// nothing. Only the loop (holding its mu) uses it.
 type gsoWriter struct {
 	hdr   unix.Msghdr
 	iov   [gsoMaxSegments]unix.Iovec

@@ -82,7 +82,7 @@ type loop struct {
 	// dropInbound is Config.DropInbound, applied to every socket added.
 	dropInbound float64
 
-	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
+	// drained runs after every PollTransmit drain, holding mu: the owner
 	// polls the machine's events there.
 	drained func(now proto.Instant)
 	// divertIn, when set, sees every datagram that came over UDP before the

@@ -36,7 +36,7 @@ type streamCounters struct {
 	badFrames  atomic.Uint64 // streams closed for a bad frame length (PROTOCOL [STREAM-2])
 }
 
-// streamConn is one framed stream. send runs on the loop goroutine; writeLoop and
+// streamConn is one framed stream. send runs on the loop (holding its mu); writeLoop and
 // readLoop each on a goroutine of their own; close on any.
 type streamConn struct {
 	conn  net.Conn
