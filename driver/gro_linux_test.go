@@ -44,23 +44,8 @@ func testBatchRead(t *testing.T, gro bool) {
 	}
 	defer tx.conn.Close()
 
-	// deliver copies each read out, as the machine would take it, before the
-	// reader reuses the buffers.
 	in := make(chan read, 64)
-	deliver := func(pkts []*packet) bool {
-		for _, p := range pkts {
-			r := read{coalesced: len(p.buf) == groBufLen, sock: p.sock, from: p.from}
-			for k := 0; ; k++ {
-				d, ok := p.datagram(k)
-				if !ok {
-					break
-				}
-				r.datagrams = append(r.datagrams, bytes.Clone(d))
-			}
-			in <- r
-		}
-		return true
-	}
+	deliver := copyReads(in)
 	done := make(chan struct{})
 	var tooLong atomic.Uint64
 	exited := make(chan struct{})
@@ -143,6 +128,25 @@ type read struct {
 	sock      *socket
 	from      netip.AddrPort
 	datagrams [][]byte
+}
+
+// copyReads is a deliver that copies each read out, as the machine would take
+// it, before the reader reuses the buffers, and passes it to in.
+func copyReads(in chan<- read) func([]*packet) bool {
+	return func(pkts []*packet) bool {
+		for _, p := range pkts {
+			r := read{coalesced: len(p.buf) == groBufLen, sock: p.sock, from: p.from}
+			for k := 0; ; k++ {
+				d, ok := p.datagram(k)
+				if !ok {
+					break
+				}
+				r.datagrams = append(r.datagrams, bytes.Clone(d))
+			}
+			in <- r
+		}
+		return true
+	}
 }
 
 // collectReads takes want datagrams from in, checking each read came from from
