@@ -63,3 +63,48 @@ func TestFlushGathersRunsAndSingles(t *testing.T) {
 		}
 	}
 }
+
+// A datagram the kernel refuses inside a sendmmsg batch (here: an IPv6
+// destination from an IPv4 socket, then port 0) is counted as a write error and
+// costs the others in the batch nothing: they arrive, in order.
+func TestFlushSkipsRefusedDatagrams(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	tx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.conn.Close()
+	rx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.conn.Close()
+	l := &loop{batch: newSendBatch(maxDatagram)}
+	refused := []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:9"), netip.AddrPortFrom(rx.addr.Addr(), 0)}
+	// Sizes rise, so no two form a GSO run: all go in one sendmmsg.
+	for k := range 5 {
+		to := rx.addr
+		if k == 1 || k == 3 {
+			to = refused[k/2]
+		}
+		buf := l.batch.next()
+		l.batch.add(tx, buf[:copy(buf, bytes.Repeat([]byte{byte(k)}, 10+k))], to)
+	}
+	l.flush()
+	if e, out := l.stats.writeErrors.Load(), l.stats.datagramsOut.Load(); e != 2 || out != 3 {
+		t.Fatalf("%d write errors, %d datagrams out; want 2 and 3", e, out)
+	}
+	buf := make([]byte, 64)
+	for _, k := range []int{0, 2, 4} {
+		if err := rx.conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := rx.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", k, err)
+		}
+		if !bytes.Equal(buf[:n], bytes.Repeat([]byte{byte(k)}, 10+k)) {
+			t.Fatalf("got %d bytes of %v, want datagram %d", n, buf[:min(n, 4)], k)
+		}
+	}
+}

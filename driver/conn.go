@@ -286,7 +286,7 @@ func (c *Conn) isUp() bool {
 	}
 }
 
-// The methods below run on the loop goroutine.
+// The methods below run on the loop, holding its mu.
 
 func (c *Conn) markUp() { c.upOnce.Do(func() { close(c.up) }) }
 
@@ -433,7 +433,7 @@ func (c *command) finishLocked(err error) {
 	c.done <- struct{}{}
 }
 
-// run executes c on the loop; a command that cannot complete yet parks.
+// run executes c holding the loop's mu; a command that cannot complete yet parks.
 func (c *command) run(n *Node, now proto.Instant) {
 	if c.kind == cmdFunc {
 		c.fn(now)

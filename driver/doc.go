@@ -11,29 +11,36 @@
 // # How a machine runs
 //
 // Each Node and Server owns one machine (node.Node, rendezvous.Server), which is
-// not safe for concurrent use, and one goroutine, the loop, that alone calls it:
+// not safe for concurrent use, and one lock, the loop's, that every call to it
+// holds. Whichever goroutine has work calls the machine itself, holding the lock:
 //
-//	socket readers ──packets──▶ ┐
+//	socket readers ──reads────▶ ┐
 //	API calls ─────commands───▶ ├─ loop: Handle*/command, then the drain rule:
 //	timer (machine Deadline) ─▶ ┘        PollTransmit until false (sent in
 //	                                     GSO runs or sendmmsg batches), PollEvent
 //	                                     until false, re-arm the one timer
 //	                                     at Deadline
 //
-// One goroutine per socket reads datagrams into buffers from a fixed pool (512
-// buffers plus what each socket brings, 256 queued to the loop at most; the main
-// and server sockets read up to 8 at a time with recvmmsg on Linux): when the loop
-// falls behind the readers wait and the kernel drops, so a flood costs bounded
+// One goroutine per socket reads datagrams into buffers of its own (the main and
+// server sockets read up to 8 at a time with recvmmsg on Linux, or 4 coalesced
+// GRO reads) and hands each read to the machine itself: a datagram wakes no other
+// goroutine, and its replies leave in one send at the end of the read. An API
+// call runs its command on the caller's goroutine the same way; the owner's
+// goroutine only runs the timer and the rare wake-ups (returned credit, room
+// outboxes). A reader reads again only once the machine has had its last read,
+// so when the machine falls behind the kernel drops, and a flood costs bounded
 // memory. Datagrams longer than
 // any natpass datagram are dropped unread; everything the machine refuses is
 // counted (Stats.Rejected, and by reason in Stats.Node). The machine's clock is
 // time.Since of the node's start (monotonic); wall time enters once, as the
-// WallClock anchor.
+// WallClock anchor. Callbacks (Config.OnPath, OnServer, OnTransport,
+// ServerConfig.Log) run holding the lock: they must be quick and must not call
+// the Node or Server.
 //
 // Extra sockets (EventOpenSockets: NAT measurement, birthday punching) are bound
 // on the main socket's IP, each with its reader, up to Config.MaxExtraSockets. A
 // Transmit with TTL set leaves with that IP TTL (hop limit on IPv6): the socket
-// option is set around that one write, which only the loop makes.
+// option is set around that one write, which only the loop (holding its lock) makes.
 //
 // # The API
 //

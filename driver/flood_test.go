@@ -205,14 +205,13 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := new(packet)
+	p := newPacket(maxDatagram + 1)
 	p.sock, p.from = sock, a.LocalAddr()
-	p.n = copy(p.buf[:], garbage(rand.New(rand.NewPCG(3, 4)))[:100])
+	p.n = copy(p.buf, garbage(rand.New(rand.NewPCG(3, 4)))[:100])
 	p.buf[0] = 0xE1
+	// The socket without a reader: the test is the only goroutine on the loop.
 	l := newLoop(srv, time.Now(), 1500)
-	l.addSocket(sock, false)
-	defer func() { close(l.done); sock.conn.Close(); l.wg.Wait() }()
-	<-l.free // the test holds one buffer, as a reader would
+	l.main, l.sockets[sock.addr] = sock, sock
 	handle := testing.AllocsPerRun(1000, func() {
 		l.m.HandleDatagram(l.now(), sock.addr, p.from, p.buf[:p.n])
 		l.drain(l.now())
@@ -220,30 +219,32 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if handle != 0 {
 		t.Errorf("handling a datagram allocates %.1f times", handle)
 	}
-	// The same through the loop's burst path, a plain packet and a coalesced (GRO)
-	// one of four datagrams; each goes back to its pool.
+	// The same through the path a reader takes, a plain packet and a coalesced
+	// (GRO) one of four datagrams.
+	q := newPacket(maxDatagram + 1)
+	plain := []*packet{q}
 	burst := testing.AllocsPerRun(1000, func() {
-		q := <-l.free
-		q.sock, q.from, q.n = p.sock, p.from, copy(q.buf[:], p.buf[:p.n])
-		l.handlePackets(q)
+		q.sock, q.from, q.n = p.sock, p.from, copy(q.buf, p.buf[:p.n])
+		l.deliver(plain)
 	})
 	if burst != 0 {
 		t.Errorf("a burst of one datagram allocates %.1f times", burst)
 	}
-	sock.groFree = newGROPool()
-	if sock.groFree != nil {
-		gro := testing.AllocsPerRun(1000, func() {
-			q := <-sock.groFree
-			q.sock, q.from, q.seg = sock, p.from, p.n
-			q.n = 0
-			for range 4 {
-				q.n += copy(q.gro[q.n:], p.buf[:p.n])
-			}
-			l.handlePackets(q)
-		})
-		if gro != 0 {
-			t.Errorf("a coalesced read of 4 datagrams allocates %.1f times", gro)
+	g := newPacket(groBufLen)
+	coalesced := []*packet{g}
+	gro := testing.AllocsPerRun(1000, func() {
+		g.sock, g.from, g.seg, g.n = sock, p.from, p.n, 0
+		for range 4 {
+			g.n += copy(g.buf[g.n:], p.buf[:p.n])
 		}
+		l.deliver(coalesced)
+	})
+	if gro != 0 {
+		t.Errorf("a coalesced read of 4 datagrams allocates %.1f times", gro)
+	}
+	stream := testing.AllocsPerRun(1000, func() { l.deliverStream(sock, p.from, p.buf[:p.n]) })
+	if stream != 0 {
+		t.Errorf("a datagram from a stream allocates %.1f times", stream)
 	}
 	checkSendAllocs(t, l, sock, p, a.LocalAddr())
 }

@@ -16,11 +16,12 @@ import (
 // call instead of one; elsewhere every read holds one datagram, as without GRO.
 
 const (
-	// groBatchLen is how many (possibly coalesced) reads one recvmmsg returns.
+	// groBatchLen is how many (possibly coalesced) reads one recvmmsg returns: a
+	// GRO socket's reader owns that many groBufLen buffers (512 KiB, the only
+	// memory GRO adds), and hands each read to the loop whole, with its segment
+	// size; the loop gives the machine one segment at a time. A coalesced read
+	// thus costs one system call and no copy, however many datagrams it holds.
 	groBatchLen = 4
-	// groPoolLen is how many coalesced-read buffers a GRO socket owns: the reader
-	// fills some while the loop works through the others.
-	groPoolLen = 2 * groBatchLen
 	// groBufLen holds the largest coalesced read of datagrams the driver takes:
 	// the kernel coalesces at most 64 segments (UDP_GRO_CNT_MAX), and with a
 	// raised gro_max_size (BIG TCP) a read may pass the 64 KiB of one IP packet.
@@ -36,20 +37,6 @@ func (s *socket) enableGRO() bool {
 		return false
 	}
 	return true
-}
-
-// newGROPool gives a GRO socket its own groPoolLen packets with groBufLen
-// buffers (1 MiB, the only memory GRO adds). The reader fills up to groBatchLen
-// of them per recvmmsg while the loop works through the others; each goes to the
-// loop whole, with its segment size, and the loop gives the machine one segment
-// at a time and sends the packet back here. A coalesced read thus costs one
-// system call, one channel hand-over and no copy, however many datagrams it holds.
-func newGROPool() chan *packet {
-	pool := make(chan *packet, groPoolLen)
-	for range groPoolLen {
-		pool <- &packet{gro: make([]byte, groBufLen)}
-	}
-	return pool
 }
 
 // groSegmentSize reads the UDP_GRO control message in oob: the size of every

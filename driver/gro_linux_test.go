@@ -16,7 +16,7 @@ import (
 
 // A GSO run arrives as one datagram per segment, in order, from the sender,
 // whether the socket reads coalesced (GRO: the run in one read) or one datagram
-// per buffer (recvmmsg into the loop's pool); an empty datagram still reaches the
+// per buffer (recvmmsg into the reader's buffers); an empty datagram still reaches the
 // loop and an over-long one is counted.
 func TestBatchReadSplitsGSORuns(t *testing.T) {
 	for _, gro := range []bool{true, false} {
@@ -31,17 +31,12 @@ func testBatchRead(t *testing.T, gro bool) {
 		t.Fatal(err)
 	}
 	defer rx.conn.Close()
-	pool := make(chan *packet, recvBatchLen)
+	batchLen, bufLen := recvBatchLen, maxDatagram+1
 	if gro {
 		if !rx.enableGRO() {
 			t.Skip("this kernel has no UDP_GRO (Linux < 5.0)")
 		}
-		rx.groFree = newGROPool()
-		pool = rx.groFree
-	} else {
-		for range cap(pool) {
-			pool <- new(packet)
-		}
+		batchLen, bufLen = groBatchLen, groBufLen
 	}
 	tx, err := listenUDP(loop, netip.AddrPort{})
 	if err != nil {
@@ -49,11 +44,12 @@ func testBatchRead(t *testing.T, gro bool) {
 	}
 	defer tx.conn.Close()
 
-	in := make(chan *packet, 64)
+	in := make(chan read, 64)
+	deliver := copyReads(in)
 	done := make(chan struct{})
 	var tooLong atomic.Uint64
 	exited := make(chan struct{})
-	go func() { rx.readLoopBatch(pool, in, done, &tooLong); close(exited) }()
+	go func() { rx.readLoopBatch(batchLen, bufLen, deliver, done, &tooLong); close(exited) }()
 	defer func() {
 		close(done)
 		rx.conn.Close()
@@ -62,7 +58,7 @@ func testBatchRead(t *testing.T, gro bool) {
 
 	run := sendGSORun(t, tx, rx.addr)
 	const seg, segs = gsoRunSeg, gsoRunSegs
-	got, reads := collectReads(t, in, pool, rx, tx.addr, gro, segs+2)
+	got, reads := collectReads(t, in, rx, tx.addr, gro, segs+2)
 	for i := range segs {
 		want := bytes.Repeat([]byte{byte(i)}, len(run[i*seg:min((i+1)*seg, len(run))]))
 		if !bytes.Equal(got[i], want) {
@@ -126,26 +122,45 @@ func sendGSORun(t *testing.T, tx *socket, to netip.AddrPort) []byte {
 	return run
 }
 
-// collectReads takes want datagrams from in, as the loop would, checking each
-// read came from from on rx (coalesced if gro), and returns them and how many
-// reads carried them.
-func collectReads(t *testing.T, in <-chan *packet, pool chan<- *packet, rx *socket, from netip.AddrPort, gro bool, want int) (got [][]byte, reads int) {
-	t.Helper()
-	for len(got) < want {
-		select {
-		case p := <-in:
-			if (p.gro != nil) != gro || p.sock != rx || p.from != from {
-				t.Fatalf("a read from %v on %p (coalesced %t), want one from %v on %p (coalesced %t)", p.from, p.sock, p.gro != nil, from, rx, gro)
-			}
+// read is what the reader handed on in one packet.
+type read struct {
+	coalesced bool
+	sock      *socket
+	from      netip.AddrPort
+	datagrams [][]byte
+}
+
+// copyReads is a deliver that copies each read out, as the machine would take
+// it, before the reader reuses the buffers, and passes it to in.
+func copyReads(in chan<- read) func([]*packet) bool {
+	return func(pkts []*packet) bool {
+		for _, p := range pkts {
+			r := read{coalesced: len(p.buf) == groBufLen, sock: p.sock, from: p.from}
 			for k := 0; ; k++ {
 				d, ok := p.datagram(k)
 				if !ok {
 					break
 				}
-				got = append(got, bytes.Clone(d))
+				r.datagrams = append(r.datagrams, bytes.Clone(d))
 			}
+			in <- r
+		}
+		return true
+	}
+}
+
+// collectReads takes want datagrams from in, checking each read came from from
+// on rx (coalesced if gro), and returns them and how many reads carried them.
+func collectReads(t *testing.T, in <-chan read, rx *socket, from netip.AddrPort, gro bool, want int) (got [][]byte, reads int) {
+	t.Helper()
+	for len(got) < want {
+		select {
+		case r := <-in:
+			if r.coalesced != gro || r.sock != rx || r.from != from {
+				t.Fatalf("a read from %v on %p (coalesced %t), want one from %v on %p (coalesced %t)", r.from, r.sock, r.coalesced, from, rx, gro)
+			}
+			got = append(got, r.datagrams...)
 			reads++
-			pool <- p
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%d datagrams from the GRO reader after 5 s, want %d", len(got), want)
 		}

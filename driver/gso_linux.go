@@ -5,7 +5,9 @@ package driver
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +29,7 @@ const gsoMaxBytes = 65507
 // iovecs, so the kernel gathers them where they lie and nothing is copied into a
 // run buffer first. Its message, address and control buffers are reused for every
 // send, and the function handed to RawConn.Write is built once: sending allocates
-// nothing. Only the loop goroutine uses it.
+// nothing. Only the loop (holding its mu) uses it.
 type gsoWriter struct {
 	hdr   unix.Msghdr
 	iov   [gsoMaxSegments]unix.Iovec
@@ -42,7 +44,9 @@ type gsoWriter struct {
 func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.AddrPort) error {
 	if w.send == nil {
 		w.send = func(fd uintptr) bool {
-			_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&w.hdr)), 0)
+			// Raw: the socket is non-blocking, and entering the scheduler's
+			// syscall state would wake its monitor (recvmmsg_linux.go's recv).
+			_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&w.hdr)), unix.MSG_DONTWAIT)
 			if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 				return false // the socket buffer is full: wait until it drains
 			}
@@ -83,19 +87,40 @@ func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.Addr
 // setName writes to as the socket's family wants it and returns its length; 0 if
 // the socket cannot reach it.
 func (w *gsoWriter) setName(s *socket, to netip.AddrPort) uint32 {
-	port := (*[2]byte)(unsafe.Pointer(&w.name.Port))
+	return putSockaddr(&w.name, s, to)
+}
+
+// putSockaddr writes to into name (zeroed) as s's family wants it and returns
+// its length; 0 if s cannot reach it.
+func putSockaddr(name *unix.RawSockaddrInet6, s *socket, to netip.AddrPort) uint32 {
+	port := (*[2]byte)(unsafe.Pointer(&name.Port))
 	binary.BigEndian.PutUint16(port[:], to.Port())
 	if s.v4 != nil {
 		ip := to.Addr().Unmap()
 		if !ip.Is4() {
 			return 0
 		}
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&w.name))
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 		sa.Family, sa.Addr = unix.AF_INET, ip.As4()
 		return unix.SizeofSockaddrInet4
 	}
-	w.name.Family, w.name.Addr = unix.AF_INET6, to.Addr().As16()
+	name.Family, name.Addr = unix.AF_INET6, to.Addr().As16()
+	if zone := to.Addr().Zone(); zone != "" {
+		name.Scope_id = zoneIndex(zone)
+	}
 	return unix.SizeofSockaddrInet6
+}
+
+// zoneIndex is the interface index of an IPv6 zone (a name or a number); 0 if
+// there is no such interface.
+func zoneIndex(zone string) uint32 {
+	if i, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(i)
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
 }
 
 // errEmptySegment: writeGSO was given an empty datagram, which a run cannot carry.

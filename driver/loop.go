@@ -19,17 +19,14 @@ type machine interface {
 	Deadline() proto.Instant
 }
 
-// Bounds of the receive path: the loop holds at most inQueue buffers waiting, and
-// the readers fill buffers from a pool of poolSize plus what each socket brings
-// (one, or recvBatchLen for a batch reader), so that every reader always finds
-// one however many sockets there are. With maxSockets, and the GRO sockets' own
-// pools (groPoolLen × groBufLen, 1 MiB, on each of at most 8 batch sockets), that
-// is all the memory a flood can take, besides the kernel's socket buffers.
-const (
-	poolSize   = 512
-	inQueue    = 256
-	maxSockets = 1024
-)
+// maxSockets bounds the sockets of one loop. Each socket's reader owns its
+// receive buffers: one datagram's (maxDatagram+1 bytes), recvBatchLen of them for
+// a batch reader, or groBatchLen coalesced-read buffers of groBufLen bytes (512
+// KiB) for a GRO one (at most 8 batch sockets). That is all the memory a flood can
+// take, besides the kernel's socket buffers: a reader reads again only once the
+// machine has had what it read, so a busy machine leaves datagrams waiting in the
+// kernel, which drops (and counts) what does not fit.
+const maxSockets = 1024
 
 // counters are the loop's own statistics, readable from any goroutine.
 type counters struct {
@@ -44,10 +41,22 @@ type counters struct {
 	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it) for the datagrams in no run
 }
 
-// loop owns one machine and runs it: one goroutine per socket reads, one goroutine
-// (run) calls the machine, which is not safe for concurrent use. It follows the
+// loop owns one machine and runs it. The machine is not safe for concurrent use:
+// every call to it, and every field below mu, is made holding mu. One goroutine
+// per socket reads and, holding mu, hands what it read to the machine itself and
+// sends what that produced, so a datagram costs no hand-over between goroutines
+// (no scheduler wake-up of another goroutine); the owner's goroutine (run) takes
+// mu for everything else: timers, commands, cluster messages. It follows the
 // drain rule after every call and keeps one timer at the machine's Deadline.
 type loop struct {
+	done chan struct{} // closed when the loop stops: readers exit
+	wg   sync.WaitGroup
+
+	mu sync.Mutex
+	// stopped: the owner made its last machine call; readers and streams drop
+	// what they read from then on.
+	stopped bool
+
 	m     machine
 	start time.Time
 	last  proto.Instant
@@ -56,10 +65,9 @@ type loop struct {
 	sockets map[netip.AddrPort]*socket
 	all     []*socket
 
-	free chan *packet
-	in   chan *packet
-	done chan struct{} // closed when the loop stops: readers exit
-	wg   sync.WaitGroup
+	// streamPkt carries a datagram read from a TCP/TLS stream through handle
+	// (deliverStream), so that it needs no allocation.
+	streamPkt packet
 
 	timer *time.Timer
 	armed proto.Instant
@@ -74,7 +82,7 @@ type loop struct {
 	// dropInbound is Config.DropInbound, applied to every socket added.
 	dropInbound float64
 
-	// drained runs after every PollTransmit drain, on the loop goroutine: the owner
+	// drained runs after every PollTransmit drain, holding mu: the owner
 	// polls the machine's events there.
 	drained func(now proto.Instant)
 	// divertIn, when set, sees every datagram that came over UDP before the
@@ -91,18 +99,19 @@ func newLoop(m machine, start time.Time, txBufLen int) *loop {
 		m:       m,
 		start:   start,
 		sockets: map[netip.AddrPort]*socket{},
-		free:    make(chan *packet, poolSize+maxSockets+8*recvBatchLen),
-		in:      make(chan *packet, inQueue),
 		done:    make(chan struct{}),
 		timer:   time.NewTimer(time.Hour),
 		armed:   proto.Never,
 		batch:   newSendBatch(txBufLen),
 	}
 	l.timer.Stop()
-	for range poolSize {
-		l.free <- new(packet)
-	}
 	return l
+}
+
+// lock takes mu and returns the machine's clock.
+func (l *loop) lock() proto.Instant {
+	l.mu.Lock()
+	return l.now()
 }
 
 // now is the machine's clock: monotonic nanoseconds since start, never decreasing.
@@ -116,16 +125,12 @@ func (l *loop) now() proto.Instant {
 }
 
 // addSocket registers s under its address and starts its reader; batch readers
-// (recvmmsg) are for the few busy sockets: main sockets, the server's.
+// (recvmmsg) are for the few busy sockets: main sockets, the server's. The caller
+// holds mu.
 func (l *loop) addSocket(s *socket, batch bool) {
 	s.batch = batch && l.batchSockets < 8
-	bring := 1
 	if s.batch {
 		l.batchSockets++
-		bring = recvBatchLen
-	}
-	for range bring {
-		l.free <- new(packet)
 	}
 	if l.main == nil {
 		l.main = s
@@ -139,43 +144,43 @@ func (l *loop) addSocket(s *socket, batch bool) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		s.readLoop(l.free, l.in, l.done, &l.stats.tooLong)
+		s.readLoop(l.deliver, l.done, &l.stats.tooLong)
 	}()
 }
 
-// inBurst is how many queued datagrams the loop takes in one go. It follows the
-// drain rule after every datagram, but the transmits those drains produce wait in
-// the send batch (until it fills) and go to the kernel together when the burst
-// ends: a run of received datagrams costs one send system call, and the acks and
-// data it released leave as one GSO run or sendmmsg batch.
+// inBurst is how many cluster messages the server takes in one go (handleCluster).
 const inBurst = 64
 
-// handlePackets gives p and then the datagrams already waiting (until inBurst
-// datagrams) to the machine, draining after each, and sends what they produced.
-func (l *loop) handlePackets(p *packet) {
+// deliver gives the machine what one read of a socket brought (pkts, in order; one
+// recvmmsg's worth at most), following the drain rule after every datagram. The
+// transmits those drains produce wait in the send batch (until it fills) and go
+// to the kernel together at the end: a run of received datagrams costs one send
+// system call, and the acks and data it released leave as one GSO run or sendmmsg
+// batch. The reader's goroutine does all of it, holding mu: no other goroutine is
+// woken for a datagram. The buffers are the reader's again when deliver returns;
+// once the loop stopped they are dropped unread, and deliver returns false.
+func (l *loop) deliver(pkts []*packet) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
 	l.holding = true
-	n := l.handle(p)
-	for n < inBurst {
-		select {
-		case p := <-l.in:
-			n += l.handle(p)
-			continue
-		default:
-		}
-		break
+	for _, p := range pkts {
+		l.handle(p)
 	}
 	l.holding = false
 	l.flush()
+	l.arm()
+	return true
 }
 
-// handle gives the packet's datagrams to the machine, draining after each,
-// returns the packet to its pool and reports how many datagrams there were.
-func (l *loop) handle(p *packet) int {
+// handle gives the packet's datagrams to the machine, draining after each.
+func (l *loop) handle(p *packet) {
 	if p.dst.IsValid() && p.sock.noteSource(p.from, p.dst) {
 		l.stats.sourcesForgotten.Add(1)
 	}
-	k := 0
-	for ; ; k++ {
+	for k := 0; ; k++ {
 		d, ok := p.datagram(k)
 		if !ok {
 			break
@@ -192,12 +197,6 @@ func (l *loop) handle(p *packet) int {
 		}
 		l.drain(now)
 	}
-	if p.gro != nil {
-		p.sock.groFree <- p
-	} else {
-		l.free <- p
-	}
-	return k
 }
 
 // handleTimer runs the machine's timers if they are due and drains.
@@ -293,7 +292,7 @@ func (l *loop) sendmmsg(i, j int) {
 	}
 	b := &l.batch
 	l.stats.mmsgSends.Add(1)
-	b.sock.writeBatch(b.msgs[i:j], b.fail[i:j])
+	b.mmsg.write(b.sock, i, j, b.fail[:])
 	for k := i; k < j; k++ {
 		if b.fail[k] {
 			l.stats.writeErrors.Add(1)
@@ -329,7 +328,10 @@ func (l *loop) count(err error, n int) {
 	l.stats.bytesOut.Add(uint64(n))
 }
 
-// arm sets the timer to the machine's deadline if it moved.
+// arm sets the timer to the machine's deadline if it moved. Whoever holds mu
+// calls it after the machine moved; the owner's goroutine receives from the
+// timer, and handleTimer checks the deadline again (a Reset after the timer fired
+// leaves no stale tick, Go ≥ 1.23, and a tick that raced a Reset finds nothing due).
 func (l *loop) arm() {
 	d := l.m.Deadline()
 	if d == l.armed {
@@ -343,12 +345,16 @@ func (l *loop) arm() {
 	l.timer.Reset(time.Duration(d - proto.Instant(time.Since(l.start))))
 }
 
-// shutdown closes every socket and waits for the readers. Only the loop goroutine
-// calls it, once, after its last machine call.
+// shutdown closes every socket and waits for the readers. The owner calls it
+// once, not holding mu, after it set stopped (holding mu) with its last machine
+// call: no socket is added after that.
 func (l *loop) shutdown() {
+	l.mu.Lock()
 	l.timer.Stop()
+	all := l.all
+	l.mu.Unlock()
 	close(l.done)
-	for _, s := range l.all {
+	for _, s := range all {
 		s.conn.Close()
 	}
 	l.wg.Wait()

@@ -165,7 +165,6 @@ type Node struct {
 	loop *loop
 	nm   *node.Node
 	fb   *fallback // nil without Config.ServerTCP
-	cmds chan *command
 	// exited is closed when the loop goroutine has stopped and every socket is
 	// closed.
 	exited chan struct{}
@@ -280,7 +279,6 @@ func newNode(cfg Config) (*Node, error) {
 	})
 	n := &Node{
 		cfg: cfg, id: cfg.ID, nm: nm,
-		cmds:        make(chan *command, 64),
 		exited:      make(chan struct{}),
 		dead:        make(chan struct{}),
 		registered:  make(chan struct{}),
@@ -300,7 +298,9 @@ func newNode(cfg Config) (*Node, error) {
 	if n.fb = newFallback(cfg, servers[0]); n.fb != nil {
 		n.loop.divertIn, n.loop.divertOut = n.divertIn, n.divertOut
 	}
+	n.loop.mu.Lock() // the reader starts handing datagrams in at once
 	n.loop.addSocket(main, true)
+	n.loop.mu.Unlock()
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
 	return n, nil
@@ -633,75 +633,73 @@ func (n *Node) stopErr() error {
 	return n.err
 }
 
-// run is the loop goroutine.
+// run is the owner's goroutine: timers, credit, outboxes and the fallback, each
+// holding the loop's mu (the sockets' readers hand datagrams to the machine
+// themselves, loop.deliver; API calls run their commands themselves, send).
 func (n *Node) run() {
 	l := n.loop
 	defer close(n.exited)
-	defer func() {
-		// Everything waiting on the node learns it stopped.
-		n.mu.Lock()
-		n.lastStat = n.nm.Stats()
-		err := n.err
-		n.mu.Unlock()
-		for _, c := range n.connList() {
-			c.fail(err)
-		}
-		for _, r := range n.rooms {
-			r.fail(err)
-		}
-		for _, w := range n.waiters {
-			w.finish(err)
-		}
-		n.stopFallback()
-		l.shutdown()
-		// Commands sent after the loop stopped: answer them.
-		for {
-			select {
-			case c := <-n.cmds:
-				c.finish(err)
-			default:
-				return
-			}
-		}
-	}()
+	defer n.finish()
 	var fbEvents <-chan func(proto.Instant)
 	var fbTick <-chan time.Time
 	if n.fb != nil {
 		fbEvents, fbTick = n.fb.events, n.fb.tick.C
 	}
 	for {
-		l.arm()
 		select {
-		case p := <-l.in:
-			l.handlePackets(p)
 		case <-l.timer.C:
+			l.mu.Lock()
 			l.handleTimer()
 		case ev := <-fbEvents:
-			now := l.now()
+			now := l.lock()
 			ev(now)
 			l.drain(now)
 		case <-fbTick:
-			now := l.now()
+			now := l.lock()
 			n.fallbackTick(now)
 			l.drain(now)
-		case c := <-n.cmds:
-			now := l.now()
-			c.run(n, now)
-			l.drain(now)
 		case <-n.creditKick:
-			now := l.now()
+			now := l.lock()
 			n.returnCredit(now)
 			l.drain(now)
 		case <-n.outKick:
-			now := l.now()
+			now := l.lock()
 			n.drainOutboxes(now)
 			l.drain(now)
 		case <-n.dead:
 			// Send what Close queued (the peers' close frames) before the sockets go.
+			l.mu.Lock()
 			l.drain(l.now())
+			l.mu.Unlock()
 			return
 		}
+		l.arm()
+		l.mu.Unlock()
 	}
+}
+
+// finish ends the loop: everything waiting on the node learns it stopped, the
+// readers stop calling the machine, the sockets close.
+func (n *Node) finish() {
+	l := n.loop
+	l.mu.Lock()
+	n.mu.Lock()
+	n.lastStat = n.nm.Stats()
+	err := n.err
+	n.mu.Unlock()
+	for _, c := range n.connList() {
+		c.fail(err)
+	}
+	for _, r := range n.rooms {
+		r.fail(err)
+	}
+	for _, w := range n.waiters {
+		w.finish(err)
+	}
+	n.stopFallback()
+	l.stopped = true
+	l.mu.Unlock()
+	l.shutdown()
 }
 
 // giveCredit puts c, which has credit waiting, on the loop's list and wakes the
@@ -717,7 +715,7 @@ func (n *Node) giveCredit(c *Conn) {
 }
 
 // returnCredit gives the machine the credit of every Conn on the list (a command:
-// the caller drains). It runs on the loop goroutine.
+// the caller drains). It runs holding the loop's mu.
 func (n *Node) returnCredit(now proto.Instant) {
 	n.creditMu.Lock()
 	n.credits, n.creditsTaken = n.creditsTaken[:0], n.credits
@@ -919,7 +917,7 @@ func (n *Node) Accept(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// do runs f on the loop goroutine and waits for it; ErrClosed (wrapped) if the node
+// do runs f holding the loop's mu and waits for it; ErrClosed (wrapped) if the node
 // stopped first.
 func (n *Node) do(f func(now proto.Instant)) error {
 	c := getCommand()
@@ -927,14 +925,32 @@ func (n *Node) do(f func(now proto.Instant)) error {
 	return n.wait(context.Background(), c)
 }
 
-// send hands c to the loop, or fails when the node is gone.
+// send runs c on the caller's goroutine, holding the loop's mu, and drains: an
+// API call wakes no other goroutine. A command that cannot complete yet parks
+// among the waiters, which whoever holds mu next retries after the machine moved
+// (events). It fails when the node is gone.
 func (n *Node) send(c *command) error {
 	select {
-	case n.cmds <- c:
-		return nil
 	case <-n.dead:
-		err := n.stopErr()
-		putCommand(c)
-		return err
+		return n.refuse(c)
+	default:
 	}
+	l := n.loop
+	now := l.lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return n.refuse(c)
+	}
+	c.run(n, now)
+	l.drain(now)
+	l.arm()
+	l.mu.Unlock()
+	return nil
+}
+
+// refuse gives c back to the pool and says why the node cannot run it.
+func (n *Node) refuse(c *command) error {
+	err := n.stopErr()
+	putCommand(c)
+	return err
 }

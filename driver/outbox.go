@@ -131,7 +131,7 @@ func (n *Node) listOutbox(c *Conn) {
 
 // drainOutboxes moves what the listed outboxes hold into their connections, as
 // far as the send buffers take it; an outbox that emptied leaves the list. It runs
-// on the loop goroutine and reports whether it sent anything.
+// holding the loop's mu and reports whether it sent anything.
 func (n *Node) drainOutboxes(now proto.Instant) bool {
 	n.outMu.Lock()
 	n.outPending = append(n.outPending, n.outs...)

@@ -18,7 +18,7 @@ import "net/netip"
 const maxSourcePeers = 1 << 14
 
 // noteSource records that from reached s at local address dst. It returns false
-// when an entry had to be forgotten to make room. Only the loop goroutine calls
+// when an entry had to be forgotten to make room. Only the loop (holding its mu) calls
 // it.
 func (s *socket) noteSource(from netip.AddrPort, dst netip.Addr) (forgot bool) {
 	if old, ok := s.sources[from]; ok {

@@ -15,92 +15,94 @@ import (
 const recvBatchLen = 8
 
 // readLoopBatch is readLoop with recvmmsg(2): several reads per system call,
-// straight into pool buffers, addresses parsed without allocating (x/net's
-// ReadBatch allocates a net.Addr per datagram). pool is where the buffers come
-// from: the loop's free list (one datagram per buffer, recvBatchLen per call), or a
-// GRO socket's own groFree (one coalesced read per buffer, groBatchLen per call),
-// whose packets go to the loop whole with their segment size. It returns false if
-// the socket cannot be read this way; readLoop then reads one datagram at a time.
-func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
-	r := &batchReader{s: s, pool: pool, batchLen: recvBatchLen}
-	if pool == s.groFree {
-		r.batchLen = groBatchLen
-	}
+// straight into the reader's own batchLen buffers of bufLen bytes each, addresses
+// parsed without allocating (x/net's ReadBatch allocates a net.Addr per
+// datagram). A GRO socket's buffers take coalesced reads (groBatchLen of
+// groBufLen), each handed on whole with its segment size. Every call's reads go
+// to deliver together. It returns false if the socket cannot be read this way;
+// readLoop then reads one datagram at a time.
+func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) bool {
+	r := newBatchReader(s, batchLen, bufLen)
+	r.deliver, r.tooLong = deliver, tooLong
 	recv := r.recv // built once: a method value per call would allocate
-	defer r.giveBack()
 	for {
-		if !r.fill(done) {
+		if err := s.rc.Read(recv); err != nil || r.stopped {
+			return true // closed, or the loop stopped
+		}
+		select {
+		case <-done:
 			return true
-		}
-		r.got, r.errno = 0, 0
-		if err := s.rc.Read(recv); err != nil {
-			return true // closed
-		}
-		if r.errno != 0 {
-			select {
-			case <-done:
-				return true
-			default:
-				continue // ICMP-induced errors and the like
-			}
-		}
-		if !r.handOn(in, done, tooLong) {
-			return true
+		default: // a read error: ICMP-induced (connection refused) and the like
 		}
 	}
 }
 
-// batchReader is the state of one socket's recvmmsg reads: the buffers offered
-// to the next call and the headers that point into them.
+// batchReader is the state of one socket's recvmmsg reads: its buffers and the
+// headers that point into them.
 type batchReader struct {
 	s        *socket
-	pool     chan *packet
 	batchLen int
+	deliver  func([]*packet) bool
+	tooLong  *atomic.Uint64
 
-	pkts  [recvBatchLen]*packet
-	hdrs  [recvBatchLen]unix.Mmsghdr
-	iovs  [recvBatchLen]unix.Iovec
-	names [recvBatchLen]unix.RawSockaddrInet6 // room for either family
-	oobs  [recvBatchLen][96]byte              // UDP_GRO's segment size, the destination address
-	want  int                                 // buffers offered to this call
-	got   int                                 // reads received
-	errno unix.Errno
+	pkts    [recvBatchLen]*packet
+	ready   [recvBatchLen]*packet // the reads accepted, for deliver
+	hdrs    [recvBatchLen]unix.Mmsghdr
+	iovs    [recvBatchLen]unix.Iovec
+	names   [recvBatchLen]unix.RawSockaddrInet6 // room for either family
+	oobs    [recvBatchLen][96]byte              // UDP_GRO's segment size, the destination address
+	got     int                                 // reads received
+	stopped bool                                // deliver said the loop stopped
 }
 
-// fill takes one buffer at least (waiting for it), then whatever else is free,
-// up to batchLen, and points the headers at them; false when done closed first.
-func (r *batchReader) fill(done <-chan struct{}) bool {
-	if r.want == 0 {
-		select {
-		case r.pkts[0] = <-r.pool:
-			r.want = 1
-		case <-done:
-			return false
-		}
-	}
-fill:
-	for r.want < r.batchLen {
-		select {
-		case r.pkts[r.want] = <-r.pool:
-			r.want++
-		default:
-			break fill
-		}
-	}
-	for i := range r.want {
-		b := r.pkts[i].recvBuffer()
-		r.iovs[i].Base = &b[0]
-		r.iovs[i].SetLen(len(b))
+// newBatchReader gives s batchLen (at most recvBatchLen) buffers of bufLen bytes
+// and points the headers at them.
+func newBatchReader(s *socket, batchLen, bufLen int) *batchReader {
+	r := &batchReader{s: s, batchLen: min(batchLen, recvBatchLen)}
+	for i := range r.batchLen {
+		r.pkts[i] = newPacket(bufLen)
+		r.iovs[i].Base = &r.pkts[i].buf[0]
+		r.iovs[i].SetLen(bufLen)
 		r.hdrs[i].Hdr.Iov = &r.iovs[i]
 		r.hdrs[i].Hdr.SetIovlen(1)
 	}
-	return true
+	return r
 }
 
-// recv is one recvmmsg on fd, for RawConn.Read: false asks to wait for
-// readiness.
+// recv is RawConn.Read's function: it reads with recvmmsg and hands each call's
+// reads to deliver until the socket is empty, and returns false to wait for
+// readiness (true on an error, or once the loop stopped). Once a call took fewer
+// reads than it offered buffers, the socket was empty: it waits before reading
+// again, rather than make a call that would only say EAGAIN. No datagram is
+// missed: within one RawConn.Read the poller's readiness is not reset, and each
+// arrival after the read is an edge that ends the wait. The system call never
+// blocks (MSG_DONTWAIT), so it is a raw one: entering the scheduler's syscall
+// state would wake its monitor thread (sysmon), which then polls every 20 µs for
+// a while, a cost paid per datagram at low rates.
 func (r *batchReader) recv(fd uintptr) bool {
-	for i := range r.want {
+	for {
+		r.prepare()
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.batchLen), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == unix.EAGAIN || e == unix.EWOULDBLOCK:
+			return false
+		case e != 0:
+			return true
+		}
+		r.got = int(n)
+		if k := r.accepted(r.tooLong); k > 0 && !r.deliver(r.ready[:k]) {
+			r.stopped = true
+			return true
+		}
+		if r.got < r.batchLen {
+			return false // emptied: wait
+		}
+	}
+}
+
+// prepare resets the headers' address, control and result fields for a call.
+func (r *batchReader) prepare() {
+	for i := range r.batchLen {
 		h := &r.hdrs[i]
 		h.Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		h.Hdr.Namelen = unix.SizeofSockaddrInet6
@@ -108,43 +110,19 @@ func (r *batchReader) recv(fd uintptr) bool {
 		h.Hdr.SetControllen(len(r.oobs[i]))
 		h.Hdr.Flags, h.Len = 0, 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-		return false // wait for readiness
-	}
-	r.got, r.errno = int(n), e
-	return true
 }
 
-// handOn gives the loop the reads received and keeps the unused (and dropped)
-// buffers for the next call; false when done closed, every buffer then back in
-// the pool.
-func (r *batchReader) handOn(in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
-	kept := 0
-	for i := range r.want {
-		p := r.pkts[i]
-		if i < r.got && r.accept(i, p, tooLong) {
-			select {
-			case in <- p:
-				continue
-			case <-done:
-				// Every buffer back: the ones kept so far, this one, the rest.
-				for _, q := range r.pkts[:kept] {
-					r.pool <- q
-				}
-				r.pool <- p
-				for j := i + 1; j < r.want; j++ {
-					r.pool <- r.pkts[j]
-				}
-				r.want = 0
-				return false
-			}
+// accepted fills the packets of the reads received, puts those that go to the
+// loop in ready and returns how many.
+func (r *batchReader) accepted(tooLong *atomic.Uint64) int {
+	k := 0
+	for i := range r.got {
+		if r.accept(i, r.pkts[i], tooLong) {
+			r.ready[k] = r.pkts[i]
+			k++
 		}
-		r.pkts[kept] = p // unused or dropped: reuse the buffer
-		kept++
 	}
-	r.want = kept
-	return true
+	return k
 }
 
 // accept fills p from read i and says whether it goes to the loop: truncated or
@@ -171,14 +149,6 @@ func (r *batchReader) accept(i int, p *packet, tooLong *atomic.Uint64) bool {
 		p.dst = pktinfoDst(r.oobs[i][:h.Hdr.Controllen])
 	}
 	return true
-}
-
-// giveBack returns the buffers offered and not handed on.
-func (r *batchReader) giveBack() {
-	for i := range r.want {
-		r.pool <- r.pkts[i]
-	}
-	r.want = 0
 }
 
 // sockaddrAddrPort parses a raw IPv4 or IPv6 socket address.

@@ -4,7 +4,7 @@ package driver
 
 import "sync/atomic"
 
-func (s *socket) readLoopBatch(pool chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) bool {
+func (s *socket) readLoopBatch(batchLen, bufLen int, deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) bool {
 	return false
 }
 
@@ -12,4 +12,5 @@ const recvBatchLen = 8
 
 func (s *socket) enableGRO() bool { return false }
 
-func newGROPool() chan *packet { return nil }
+// groBatchLen and groBufLen: see gro_linux.go; no GRO here.
+const groBatchLen, groBufLen = 1, maxDatagram + 1

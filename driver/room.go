@@ -389,7 +389,7 @@ func (r *Room) doneErr() error {
 	return r.err
 }
 
-// The methods below run on the loop goroutine.
+// The methods below run on the loop, holding its mu.
 
 func (r *Room) wake() {
 	select {

@@ -55,7 +55,9 @@ type ServerConfig struct {
 	// its Secret, InsecureDev, Seed, sockets and WallClock are set by the driver.
 	Tune rendezvous.Config
 	// Log, when set, receives one line per server event (registrations,
-	// introductions, expiries). It runs on the server's goroutine: keep it quick.
+	// introductions, expiries). It runs holding the server's lock, on whichever
+	// of its goroutines moved the machine: keep it quick, and do not call the
+	// Server from it.
 	Log func(line string)
 }
 
@@ -129,12 +131,17 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		streams: streams,
 	}
 	s.loop.drained = s.events
+	if streams != nil {
+		s.loop.divertOut = streams.divert
+	}
+	// Each reader starts handing datagrams in as its socket is added.
+	s.loop.mu.Lock()
 	for _, so := range socks {
 		s.loop.addSocket(so, true)
 		s.addrs = append(s.addrs, so.addr)
 	}
+	s.loop.mu.Unlock()
 	if streams != nil {
-		s.loop.divertOut = streams.divert
 		s.loop.wg.Add(1)
 		go func() {
 			defer s.loop.wg.Done()
@@ -281,13 +288,19 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// run is the owner's goroutine: timers, commands and cluster messages, each
+// holding the loop's mu (the sockets' readers hand datagrams to the machine
+// themselves, loop.deliver).
 func (s *Server) run() {
 	l := s.loop
 	defer close(s.exited)
 	defer func() {
+		l.mu.Lock()
 		s.mu.Lock()
 		s.last = s.srv.Stats()
 		s.mu.Unlock()
+		l.stopped = true
+		l.mu.Unlock()
 		if s.streams != nil {
 			s.streams.shutdown()
 		}
@@ -296,27 +309,32 @@ func (s *Server) run() {
 	var inbox <-chan rendezvous.ClusterMessage
 	if s.bus != nil {
 		inbox = s.bus.Inbox()
+		l.mu.Lock()
 		l.drain(l.now()) // the server's own subject first
+		l.arm()
+		l.mu.Unlock()
 	}
 	for {
-		l.arm()
 		select {
-		case p := <-l.in:
-			l.handlePackets(p)
 		case m, ok := <-inbox:
+			l.mu.Lock()
 			if !s.handleCluster(m, ok, inbox) {
 				inbox = nil // the bus closed: the server carries on alone
 				s.logf("cluster bus closed")
 			}
 		case <-l.timer.C:
+			l.mu.Lock()
 			l.handleTimer()
 		case f := <-s.cmds:
+			l.mu.Lock()
 			now := l.now()
 			f(now)
 			l.drain(now)
 		case <-s.stopped:
 			return
 		}
+		l.arm()
+		l.mu.Unlock()
 	}
 }
 

@@ -18,8 +18,9 @@ import (
 // is seen as too long and dropped rather than silently truncated.
 const maxDatagram = 2048
 
-// packet is one received datagram in a pooled buffer. The reader goroutine fills it,
-// the event loop hands it to the machine and returns it to the pool.
+// packet is one read: a datagram, or a run of them the kernel coalesced (GRO), in
+// a buffer its socket's reader owns. The reader fills it and hands it to the loop
+// (loop.deliver), which gives it to the machine before the reader reads again.
 type packet struct {
 	sock *socket
 	from netip.AddrPort
@@ -29,37 +30,26 @@ type packet struct {
 	// stream: the datagram came over a TCP/TLS stream (loop.deliverStream), not
 	// from sock itself.
 	stream bool
-	n      int
-	buf    [maxDatagram + 1]byte
-
-	// gro, when set, holds a coalesced read of n bytes instead of buf: datagrams
-	// of seg bytes each, the last possibly shorter. Such a packet belongs to its
-	// socket's groFree pool, not the loop's.
-	gro []byte
-	seg int
+	// buf[:n] is the read: one datagram when seg is 0, else datagrams of seg
+	// bytes each, the last possibly shorter (recvmmsg sets seg to n for a read
+	// that was not coalesced).
+	buf    []byte
+	n, seg int
 }
 
-// recvBuffer is where a read goes: the coalesced-read buffer or buf.
-func (p *packet) recvBuffer() []byte {
-	if p.gro != nil {
-		return p.gro
-	}
-	return p.buf[:]
-}
+// newPacket is a packet with a receive buffer of size bytes.
+func newPacket(size int) *packet { return &packet{buf: make([]byte, size)} }
 
 // datagram returns the k-th datagram the packet holds and whether there is one.
 func (p *packet) datagram(k int) ([]byte, bool) {
-	if p.gro == nil {
-		return p.buf[:p.n], k == 0
-	}
 	if p.seg <= 0 {
-		return nil, false // no reader makes one; never loop on it
+		return p.buf[:p.n], k == 0
 	}
 	off := k * p.seg
 	if off >= p.n && (k > 0 || p.n > 0) {
 		return nil, false
 	}
-	return p.gro[off:min(off+p.seg, p.n)], true
+	return p.buf[off:min(off+p.seg, p.n)], true
 }
 
 // socket is one bound UDP socket: the machine names it by addr (Transmit.From, the
@@ -80,10 +70,9 @@ type socket struct {
 	// noGSO: a GSO send failed in a way that says the kernel or device cannot do
 	// it; this socket sends with sendmmsg from then on.
 	noGSO bool
-	// batch: the reader uses recvmmsg and may hold recvBatchLen buffers.
+	// batch: the reader uses recvmmsg (and UDP_GRO where it can) and owns
+	// recvBatchLen buffers (groBatchLen coalesced-read ones).
 	batch bool
-	// groFree is the pool of coalesced-read packets of a GRO socket.
-	groFree chan *packet
 
 	// pktinfo: the socket is bound to an unspecified address and learns each
 	// datagram's destination address; sources maps a remote address to the local
@@ -161,61 +150,51 @@ func (s *socket) setTTL(ttl int) error {
 	return s.v6.SetHopLimit(ttl)
 }
 
-// readLoop reads datagrams into buffers from free and passes them to in until the
-// socket is closed. When the loop falls behind, free runs dry and the reader waits:
-// the kernel's socket buffer then overflows and drops, so memory stays bounded by the
-// pool whatever arrives.
-func (s *socket) readLoop(free chan *packet, in chan<- *packet, done <-chan struct{}, tooLong *atomic.Uint64) {
+// readLoop reads datagrams until the socket is closed (or deliver reports the
+// loop stopped) and hands each read to deliver (loop.deliver), which returns once
+// the machine has had it; the reader then reads into the same buffers again. When the machine falls behind, the
+// reader waits in deliver: the kernel's socket buffer then overflows and drops,
+// so memory stays bounded by the reader's buffers whatever arrives.
+func (s *socket) readLoop(deliver func([]*packet) bool, done <-chan struct{}, tooLong *atomic.Uint64) {
 	// GRO hands the loop whole coalesced reads; an impaired socket (DropInbound)
 	// drops datagram by datagram, so it reads them one by one.
 	if s.batch && s.dropRate == 0 && s.enableGRO() {
-		s.groFree = newGROPool()
-		if s.readLoopBatch(s.groFree, in, done, tooLong) {
+		if s.readLoopBatch(groBatchLen, groBufLen, deliver, done, tooLong) {
 			return
 		}
 	}
-	if s.batch && s.readLoopBatch(free, in, done, tooLong) {
+	if s.batch && s.readLoopBatch(recvBatchLen, maxDatagram+1, deliver, done, tooLong) {
 		return
 	}
+	p := newPacket(maxDatagram + 1)
+	one := []*packet{p}
 	var oob [96]byte // a packet-information control message
 	for {
-		var p *packet
-		select {
-		case p = <-free:
-		case <-done:
-			return
-		}
-		for {
-			n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(p.buf[:], oob[:])
-			if err != nil {
-				select {
-				case <-done:
-				default:
-					if !errors.Is(err, net.ErrClosed) {
-						continue // ICMP-induced errors (connection refused) and the like
-					}
-				}
-				free <- p
+		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(p.buf, oob[:])
+		if err != nil {
+			select {
+			case <-done:
 				return
+			default:
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // ICMP-induced errors (connection refused) and the like
 			}
-			if n > maxDatagram {
-				tooLong.Add(1)
-				continue
-			}
-			if s.dropRate > 0 && s.dropRNG.Float64() < s.dropRate {
-				continue
-			}
-			p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
-			p.dst, p.stream = netip.Addr{}, false
-			if s.pktinfo {
-				p.dst = pktinfoDst(oob[:oobn])
-			}
-			break
 		}
-		select {
-		case in <- p:
-		case <-done:
-			free <- p
+		if n > maxDatagram {
+			tooLong.Add(1)
+			continue
+		}
+		if s.dropRate > 0 && s.dropRNG.Float64() < s.dropRate {
+			continue
+		}
+		p.sock, p.from, p.n = s, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), n
+		p.dst, p.stream = netip.Addr{}, false
+		if s.pktinfo {
+			p.dst = pktinfoDst(oob[:oobn])
+		}
+		if !deliver(one) {
 			return
 		}
 	}

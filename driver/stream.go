@@ -36,7 +36,7 @@ type streamCounters struct {
 	badFrames  atomic.Uint64 // streams closed for a bad frame length (PROTOCOL [STREAM-2])
 }
 
-// streamConn is one framed stream. send runs on the loop goroutine; writeLoop and
+// streamConn is one framed stream. send runs on the loop (holding its mu); writeLoop and
 // readLoop each on a goroutine of their own; close on any.
 type streamConn struct {
 	conn  net.Conn
@@ -142,23 +142,20 @@ func (c *streamConn) close() {
 	})
 }
 
-// deliverStream gives datagram d, read from a stream, to the loop as a datagram
-// that arrived on sock from from. It copies d into a pool buffer and waits for one
-// and for room in the loop's queue (so a busy loop holds the stream's reader and,
-// through TCP, the sender); false once the loop stopped.
+// deliverStream gives datagram d, read from a stream, to the machine as a
+// datagram that arrived on sock from from. The stream's reader does it itself,
+// holding mu (so a busy loop holds the stream's reader and, through TCP, the
+// sender), and d is not kept; false once the loop stopped.
 func (l *loop) deliverStream(sock *socket, from netip.AddrPort, d []byte) bool {
-	var p *packet
-	select {
-	case p = <-l.free:
-	case <-l.done:
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
 		return false
 	}
-	p.sock, p.from, p.dst, p.n, p.stream = sock, from, netip.Addr{}, copy(p.buf[:], d), true
-	select {
-	case l.in <- p:
-		return true
-	case <-l.done:
-		l.free <- p
-		return false
-	}
+	p := &l.streamPkt
+	*p = packet{sock: sock, from: from, stream: true, buf: d, n: len(d)}
+	l.handle(p)
+	p.buf = nil
+	l.arm()
+	return true
 }

@@ -49,7 +49,7 @@ const (
 	TransportTLS = "tls"
 )
 
-// fallback is a node's stream state; the loop goroutine owns it, except for the
+// fallback is a node's stream state; the loop owns it (under its mu), except for the
 // counters and transport, which Stats reads.
 type fallback struct {
 	addr      string      // Config.ServerTCP
