@@ -27,6 +27,10 @@ var (
 	ErrReplaced = errors.New("driver: replaced by another node with the same ID")
 	// ErrBadConfig: Listen or ListenServer got an unusable configuration.
 	ErrBadConfig = errors.New("driver: bad configuration")
+	// ErrNoOtherFamily: Node.OtherNAT on a node with no socket in the other IP
+	// family (the servers have one family, the host routes only one, or
+	// Config.ListenOther is "off").
+	ErrNoOtherFamily = errors.New("driver: no socket in the other IP family")
 )
 
 // PeerError is the server's refusal to introduce a peer.

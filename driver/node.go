@@ -52,6 +52,14 @@ type Config struct {
 	// unspecified IP the driver binds the IP it would use to reach the server, so
 	// the address the node announces is one peers on its network can reach.
 	Listen string
+	// ListenOther is the local address of the socket in the other IP family, for
+	// a server name with both A and AAAA records (dual stack, PROTOCOL.md §5.12):
+	// the node registers over the main socket's family (IPv4 when the name has
+	// both) and binds this socket to its session too, so peers get candidates of
+	// both families and a pair can go direct over IPv6 where IPv4 NATs are hard.
+	// "" (default) opens it when the host routes to the server's other address,
+	// on the main socket's port when free; "off" keeps the node single-stack.
+	ListenOther string
 	// RUDP configures every peer connection; the zero value is rudp's defaults.
 	RUDP rudp.Config
 	// Relay is the relay policy for connections this node starts: node.RelayAuto
@@ -177,7 +185,10 @@ type Node struct {
 
 	registered chan struct{}
 	natReady   chan struct{}
-	accept     chan *Conn
+	// otherNATReady is closed when the other family's NAT report came (dual
+	// stack); never without a socket in the other family.
+	otherNATReady chan struct{}
+	accept        chan *Conn
 
 	mu       sync.Mutex
 	err      error // why the node stopped
@@ -185,6 +196,11 @@ type Node struct {
 	nat      proto.NATBehavior
 	local    netip.AddrPort
 	server   netip.AddrPort // the server the node registers with now
+	// otherLocal is the socket in the other family (zero: single stack);
+	// otherNAT and otherObserved its family's report.
+	otherLocal    netip.AddrPort
+	otherNAT      proto.NATBehavior
+	otherObserved netip.AddrPort
 
 	// Credit that Recv took goes back to the machine in batches (Conn.creditTaken):
 	// a Conn with credit waiting joins credits (under creditMu) and creditKick
@@ -214,6 +230,7 @@ type Node struct {
 	extras       int
 	closing      bool
 	natSeen      bool
+	otherNATSeen bool
 	regSeen      bool
 	lastStat     node.Stats
 }
@@ -253,7 +270,7 @@ func newNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	servers, err := resolveAll(cfg.Servers)
+	servers, others, err := resolveAll(cfg.Servers)
 	if err != nil {
 		return nil, err
 	}
@@ -265,32 +282,43 @@ func newNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	other, others := listenOther(&cfg, main.addr, others)
 	var seed [32]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		main.conn.Close()
+		if other != nil {
+			other.conn.Close()
+		}
 		return nil, err
+	}
+	var otherAddr netip.AddrPort
+	if other != nil {
+		otherAddr = other.addr
 	}
 	start := time.Now()
 	nm := node.New(node.Config{
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
 		Local: main.addr, Servers: servers, Seed: seed,
+		OtherLocal: otherAddr, OtherServers: others,
 		RegisterTimeout: nodeRegisterForever, Rand: rand.Reader,
 		Wall: proto.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
 	})
 	n := &Node{
 		cfg: cfg, id: cfg.ID, nm: nm,
-		exited:      make(chan struct{}),
-		dead:        make(chan struct{}),
-		registered:  make(chan struct{}),
-		natReady:    make(chan struct{}),
-		accept:      make(chan *Conn, cfg.AcceptQueue),
-		creditKick:  make(chan struct{}, 1),
-		outKick:     make(chan struct{}, 1),
-		rudp:        cfg.RUDP.WithDefaults(),
-		creditBatch: recvWindow(cfg.RUDP) / 8,
-		conns:       map[string]*Conn{},
-		local:       main.addr,
-		server:      servers[0],
+		exited:        make(chan struct{}),
+		dead:          make(chan struct{}),
+		registered:    make(chan struct{}),
+		natReady:      make(chan struct{}),
+		otherNATReady: make(chan struct{}),
+		accept:        make(chan *Conn, cfg.AcceptQueue),
+		creditKick:    make(chan struct{}, 1),
+		outKick:       make(chan struct{}, 1),
+		rudp:          cfg.RUDP.WithDefaults(),
+		creditBatch:   recvWindow(cfg.RUDP) / 8,
+		conns:         map[string]*Conn{},
+		local:         main.addr,
+		otherLocal:    otherAddr,
+		server:        servers[0],
 	}
 	n.loop = newLoop(nm, start, txBufLen)
 	n.loop.drained = n.events
@@ -300,6 +328,9 @@ func newNode(cfg Config) (*Node, error) {
 	}
 	n.loop.mu.Lock() // the reader starts handing datagrams in at once
 	n.loop.addSocket(main, true)
+	if other != nil {
+		n.loop.addSocket(other, true)
+	}
 	n.loop.mu.Unlock()
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
@@ -419,37 +450,12 @@ func recvWindow(rc rudp.Config) int { return rc.WithDefaults().RecvWindow }
 const maxServers = 64
 
 // resolveAll resolves every server address.
-func resolveAll(hostports []string) ([]netip.AddrPort, error) {
-	out := make([]netip.AddrPort, len(hostports))
-	for i, hp := range hostports {
-		ap, err := resolve(hp)
-		if err != nil {
-			return nil, fmt.Errorf("%w: server %q: %v", ErrBadConfig, hp, err)
-		}
-		out[i] = ap
-	}
-	return out, nil
-}
-
 // serverNames names the configured servers, for messages.
 func (n *Node) serverNames() string {
 	if len(n.cfg.Servers) == 1 {
 		return "the server " + n.cfg.Servers[0]
 	}
 	return "any of the servers " + strings.Join(n.cfg.Servers, ", ")
-}
-
-// resolve turns "host:port" into one address, IPv4 preferred.
-func resolve(hostport string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-	a, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	ap := a.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // localFor picks the address to bind and the name the node gives its main socket.
@@ -533,6 +539,30 @@ func (n *Node) NAT(ctx context.Context) (NATReport, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return NATReport{Behavior: n.nat, Observed: n.observed, Local: n.local}, nil
+}
+
+// OtherLocalAddr is the node's socket in the other IP family (Config.ListenOther),
+// or the zero address when the node is single-stack.
+func (n *Node) OtherLocalAddr() netip.AddrPort { return n.otherLocal }
+
+// OtherNAT waits for the measurement of the NAT (or firewall) in front of the
+// node's socket in the other family: it comes once the server bound that socket
+// to the session (PROTOCOL.md §5.12). A single-stack node gets ErrNoOtherFamily
+// at once; a server that never answers over the other family leaves it to ctx.
+func (n *Node) OtherNAT(ctx context.Context) (NATReport, error) {
+	if !n.otherLocal.IsValid() {
+		return NATReport{}, ErrNoOtherFamily
+	}
+	select {
+	case <-n.otherNATReady:
+	case <-n.dead:
+		return NATReport{}, n.stopErr()
+	case <-ctx.Done():
+		return NATReport{}, ctx.Err()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NATReport{Behavior: n.otherNAT, Observed: n.otherObserved, Local: n.otherLocal}, nil
 }
 
 // Stats are a node's counters.
@@ -781,10 +811,15 @@ func (n *Node) serverEvent(e node.Event) bool {
 	case node.EventNATReport:
 		n.mu.Lock()
 		n.nat, n.observed = e.Behavior, e.Observed
+		n.otherNAT, n.otherObserved = e.OtherBehavior, e.OtherObserved
 		n.mu.Unlock()
 		if !n.natSeen {
 			n.natSeen = true
 			close(n.natReady)
+		}
+		if !n.otherNATSeen && e.OtherObserved.IsValid() && e.OtherBehavior != (proto.NATBehavior{}) {
+			n.otherNATSeen = true
+			close(n.otherNATReady)
 		}
 	case node.EventClosed:
 		if e.Code == proto.CodeReplaced {

@@ -29,6 +29,12 @@ type ServerConfig struct {
 	// AltAddr is a socket on another IP (natpass server --listen2), for "answer
 	// from another address". Optional.
 	AltAddr string
+	// OtherListen is the primary socket of the other IP family (dual stack,
+	// PROTOCOL.md §5.12: natpass server --listen given twice), with OtherAltPort
+	// and OtherAltAddr its alternates as AltPort and AltAddr are Listen's. A node
+	// registered over one family binds its socket of the other family here, and
+	// its peers get candidates of both. Optional.
+	OtherListen, OtherAltPort, OtherAltAddr string
 	// Secret, or InsecureDev: see rendezvous.Config.
 	Secret      []byte
 	InsecureDev bool
@@ -153,15 +159,10 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 }
 
 // openServerSockets opens the primary socket and the alternate port and address
-// cfg asks for, and returns cfg.Tune with their addresses filled in. On an error
-// every socket it opened is closed again.
+// cfg asks for, then the other family's (OtherListen), and returns cfg.Tune with
+// their addresses filled in. On an error every socket it opened is closed again.
 func openServerSockets(cfg ServerConfig) (rc rendezvous.Config, socks []*socket, err error) {
 	rc = cfg.Tune
-	primary, err := netip.ParseAddrPort(cfg.Listen)
-	if err != nil {
-		return rc, nil, fmt.Errorf("%w: listen %q: want IP:port (%v)", ErrBadConfig, cfg.Listen, err)
-	}
-	primary = netip.AddrPortFrom(primary.Addr().Unmap(), primary.Port())
 	defer func() {
 		if err != nil {
 			for _, s := range socks {
@@ -181,42 +182,60 @@ func openServerSockets(cfg ServerConfig) (rc rendezvous.Config, socks []*socket,
 		socks = append(socks, s)
 		return s.addr, nil
 	}
-	if rc.Primary, err = open(primary); err != nil {
+	if rc.Primary, rc.AltPort, rc.AltAddr, err = openFamily(open, cfg.Listen, cfg.AltPort, cfg.AltAddr); err != nil {
 		return rc, socks, err
 	}
+	if cfg.OtherListen != "" {
+		rc.OtherPrimary, rc.OtherAltPort, rc.OtherAltAddr, err = openFamily(open, cfg.OtherListen, cfg.OtherAltPort, cfg.OtherAltAddr)
+	} else if cfg.OtherAltAddr != "" || cfg.OtherAltPort != "" {
+		err = fmt.Errorf("%w: OtherAltPort and OtherAltAddr need OtherListen", ErrBadConfig)
+	}
+	return rc, socks, err
+}
+
+// openFamily opens one family's sockets with open: the primary (listen), the
+// alternate port (altPort: "" an ephemeral port on listen's IP, "off" none) and
+// the alternate address (altAddr, optional).
+func openFamily(open func(netip.AddrPort) (netip.AddrPort, error), listen, altPort, altAddr string) (primary, port, addr netip.AddrPort, err error) {
+	a, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return primary, port, addr, fmt.Errorf("%w: listen %q: want IP:port (%v)", ErrBadConfig, listen, err)
+	}
+	if primary, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port())); err != nil {
+		return primary, port, addr, err
+	}
 	switch {
-	case cfg.AltPort == "off":
-	case cfg.AltPort != "":
-		a, perr := netip.ParseAddrPort(cfg.AltPort)
+	case altPort == "off":
+	case altPort != "":
+		a, perr := netip.ParseAddrPort(altPort)
 		if perr != nil {
-			return rc, socks, fmt.Errorf("%w: alt port %q: %v", ErrBadConfig, cfg.AltPort, perr)
+			return primary, port, addr, fmt.Errorf("%w: alt port %q: %v", ErrBadConfig, altPort, perr)
 		}
-		if rc.AltPort, err = open(a); err != nil {
-			return rc, socks, err
+		if port, err = open(a); err != nil {
+			return primary, port, addr, err
 		}
 	default:
 		// On an unspecified primary the alt port is unspecified too: nodes take it
 		// as that port on the address they reached (PROTOCOL §5.2).
-		if rc.AltPort, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
-			return rc, socks, err
+		if port, err = open(netip.AddrPortFrom(primary.Addr(), 0)); err != nil {
+			return primary, port, addr, err
 		}
 	}
-	if cfg.AltAddr != "" {
-		a, perr := netip.ParseAddrPort(cfg.AltAddr)
+	if altAddr != "" {
+		a, perr := netip.ParseAddrPort(altAddr)
 		if perr != nil {
-			return rc, socks, fmt.Errorf("%w: listen2 %q: %v", ErrBadConfig, cfg.AltAddr, perr)
+			return primary, port, addr, fmt.Errorf("%w: listen2 %q: %v", ErrBadConfig, altAddr, perr)
 		}
-		if rc.AltAddr, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port())); err != nil {
-			return rc, socks, err
-		}
+		addr, err = open(netip.AddrPortFrom(a.Addr().Unmap(), a.Port()))
 	}
-	return rc, socks, nil
+	return primary, port, addr, err
 }
 
 // Addr is the primary socket's address (with the port the OS chose for ":0").
 func (s *Server) Addr() netip.AddrPort { return s.addrs[0] }
 
-// Addrs are every socket: primary, then the alternate port and address if open.
+// Addrs are every socket: primary, then the alternate port and address if open,
+// then the other family's (OtherListen) in the same order.
 func (s *Server) Addrs() []netip.AddrPort { return append([]netip.AddrPort(nil), s.addrs...) }
 
 // ServerStats are the server machine's counters and the driver's.

@@ -144,6 +144,9 @@ func TestNatcheckCommand(t *testing.T) {
 	if r.Mapping != "endpoint-independent" || r.Filtering != "endpoint-independent" {
 		t.Fatalf("loopback natcheck: %+v; want endpoint-independent mapping and filtering", r)
 	}
+	if r.Family != "ipv4" || r.Other != nil || r.OtherError != "" {
+		t.Fatalf("natcheck of a server known by an IPv4 literal: %+v; want ipv4 only", r)
+	}
 }
 
 func TestNatcheckRefusedWithoutTicket(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/natpass/natpass/driver"
@@ -13,6 +14,7 @@ import (
 
 // natReport is `natpass natcheck --json`; the field names are an interface.
 type natReport struct {
+	Family        string `json:"family"` // "ipv4" or "ipv6"
 	Local         string `json:"local"`
 	External      string `json:"external"`
 	Translation   bool   `json:"translation"`
@@ -22,7 +24,15 @@ type natReport struct {
 	PortDelta     int    `json:"port_delta,omitempty"`
 	Hairpinning   string `json:"hairpinning"`
 	PunchingHints string `json:"punching"`
+	// Other is the other IP family's report, on a dual-stack host whose server
+	// has both (PROTOCOL.md §5.12); OtherError says why it is missing when the
+	// node had a socket in that family but got no report.
+	Other      *natReport `json:"other,omitempty"`
+	OtherError string     `json:"other_error,omitempty"`
 }
+
+// otherWait bounds the wait for the other family's report after the first.
+const otherWait = 15 * time.Second
 
 // runNatcheck registers with a server, measures the NAT in front of this host and
 // prints what it found:
@@ -83,25 +93,55 @@ func runNatcheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	out := reportOf(r)
+	if n.OtherLocalAddr().IsValid() {
+		octx, ocancel := context.WithTimeout(ctx, otherWait)
+		o, err := n.OtherNAT(octx)
+		ocancel()
+		if err != nil {
+			out.OtherError = fmt.Sprintf("no %s report from the server (%v): it may not listen on %s, or %s is blocked", familyOf(n.OtherLocalAddr()), err, familyOf(n.OtherLocalAddr()), familyOf(n.OtherLocalAddr()))
+		} else {
+			other := reportOf(o)
+			out.Other = &other
+		}
+	}
 	if *asJSON {
 		b, _ := json.Marshal(out)
 		fmt.Fprintln(stdout, string(b))
 		return 0
 	}
-	fmt.Fprintf(stdout, "local        %s\nexternal     %s\ntranslation  %v\nmapping      %s\nfiltering    %s\n",
-		out.Local, out.External, out.Translation, out.Mapping, out.Filtering)
+	printReport(stdout, out)
+	if out.Other != nil {
+		fmt.Fprintln(stdout)
+		printReport(stdout, *out.Other)
+	} else if out.OtherError != "" {
+		fmt.Fprintf(stdout, "\n%-12s %s\n", familyOf(n.OtherLocalAddr()), out.OtherError)
+	}
+	return 0
+}
+
+// printReport prints one family's report as natcheck's text output.
+func printReport(w io.Writer, out natReport) {
+	fmt.Fprintf(w, "family       %s\nlocal        %s\nexternal     %s\ntranslation  %v\nmapping      %s\nfiltering    %s\n",
+		out.Family, out.Local, out.External, out.Translation, out.Mapping, out.Filtering)
 	alloc := out.Allocation
 	if out.PortDelta != 0 {
 		alloc += fmt.Sprintf(" (delta %d)", out.PortDelta)
 	}
-	fmt.Fprintf(stdout, "allocation   %s\nhairpinning  %s\npunching     %s\n", alloc, out.Hairpinning, out.PunchingHints)
-	return 0
+	fmt.Fprintf(w, "allocation   %s\nhairpinning  %s\npunching     %s\n", alloc, out.Hairpinning, out.PunchingHints)
+}
+
+// familyOf names a's IP family as natcheck prints it.
+func familyOf(a netip.AddrPort) string {
+	if a.Addr().Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
 }
 
 func reportOf(r driver.NATReport) natReport {
 	b := r.Behavior
 	return natReport{
-		Local: r.Local.String(), External: r.Observed.String(), Translation: !b.NoTranslation,
+		Family: familyOf(r.Local), Local: r.Local.String(), External: r.Observed.String(), Translation: !b.NoTranslation,
 		Mapping: b.Mapping.String(), Filtering: b.Filtering.String(), Allocation: b.Allocation.String(),
 		PortDelta: int(b.PortDelta), Hairpinning: b.Hairpin.String(), PunchingHints: punchingHint(b),
 	}

@@ -21,7 +21,7 @@ import (
 
 // runServer runs a rendezvous server until SIGINT or SIGTERM:
 //
-//	natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
+//	natpass server --listen HOST:PORT [--listen HOST6:PORT] [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev)
 //	    [--admin-listen HOST:PORT] [--log-format text|json] [--log-level LEVEL]
 //	    [--cluster-listen HOST:PORT --cluster-peers URL[,URL...] --cluster-secret-file FILE | --nats URL]
 //
@@ -37,19 +37,20 @@ func runServer(args []string, _, stderr io.Writer) int {
 
 // serverFlags are natpass server's flags.
 type serverFlags struct {
-	listen, listen2, altPort, secretFile, adminListen string
-	insecure, quiet                                   bool
-	statsEvery                                        time.Duration
-	sessionMbps, totalMbps                            float64
-	log                                               logFlags
-	cluster                                           clusterFlags
-	tcp                                               serverTCPFlags
+	listen, listen2                  addrList
+	altPort, secretFile, adminListen string
+	insecure, quiet                  bool
+	statsEvery                       time.Duration
+	sessionMbps, totalMbps           float64
+	log                              logFlags
+	cluster                          clusterFlags
+	tcp                              serverTCPFlags
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "listen", "", "primary socket IP:PORT (required; 0.0.0.0 answers from the address asked, on Linux)")
-	fs.StringVar(&f.listen2, "listen2", "", "socket on a second IP of this host, for NAT filtering/mapping tests")
-	fs.StringVar(&f.altPort, "alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none)`)
+	fs.Var(&f.listen, "listen", "primary socket IP:PORT (required; 0.0.0.0 answers from the address asked, on Linux); given twice, one IPv4 and one IPv6, the server serves both families (dual stack)")
+	fs.Var(&f.listen2, "listen2", "socket on a second IP of this host, for NAT filtering/mapping tests; once per family, like --listen")
+	fs.StringVar(&f.altPort, "alt-port", "", `second socket on the primary IP (default: an ephemeral port; "off" for none); an IP:PORT goes with the --listen of its family`)
 	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the ticket secret")
 	fs.BoolVar(&f.insecure, "insecure-dev", false, "run without a secret: anyone may register under any ID (development only)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not log registrations and introductions")
@@ -79,8 +80,8 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
-	if f.listen == "" || (f.secretFile == "") == !f.insecure || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev) [--admin-listen HOST:PORT] [--tcp-listen HOST:PORT [--tls-cert FILE --tls-key FILE]]")
+	if len(f.listen) == 0 || (f.secretFile == "") == !f.insecure || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: natpass server --listen HOST:PORT [--listen HOST6:PORT] [--listen2 HOST:PORT] (--secret-file FILE | --insecure-dev) [--admin-listen HOST:PORT] [--tcp-listen HOST:PORT [--tls-cert FILE --tls-key FILE]]")
 		return 2
 	}
 	log, err := f.log.logger(stderr)
@@ -88,7 +89,11 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 		fmt.Fprintln(stderr, "natpass server:", err)
 		return 2
 	}
-	cfg := driver.ServerConfig{Listen: f.listen, AltAddr: f.listen2, AltPort: f.altPort, InsecureDev: f.insecure}
+	cfg := driver.ServerConfig{InsecureDev: f.insecure}
+	if err := applyListen(&cfg, f.listen, f.listen2, f.altPort); err != nil {
+		log.Error("listen flags", "err", err)
+		return 2
+	}
 	applyLimits(&cfg.Tune)
 	if code := serverBudgetsAndSecret(&cfg, f.sessionMbps, f.totalMbps, f.secretFile, log); code != 0 {
 		return code
