@@ -26,20 +26,14 @@ import (
 // so a relayed session follows and the pair punches again once UDP works.
 
 const (
-	fallbackAfter = 3 * time.Second        // an unanswered register or keepalive this old: use the stream
-	probeEvery    = time.Second            // a STUN probe over UDP this often while on the stream
-	fallbackTick  = 250 * time.Millisecond // how often the loop looks at the fallback's clocks
-	dialTimeout   = 10 * time.Second       // TCP connect and TLS handshake
-	streamLinger  = 5 * time.Second        // a stream left for UDP still delivers this long
-	// reannounceAfter: the network change is told once more this long after a
-	// move back to UDP. A peer that lost UDP with us gets it back within its own
-	// probe period; until it has moved, the introductions carry its stream's
-	// address, which no punch reaches, and the search fails. Told again once it
-	// has moved, both sides get each other's UDP addresses and punch.
-	reannounceAfter = 3 * time.Second
-	stunBindingReq  = 0x0001
-	stunBindingOK   = 0x0101
-	stunCookie      = 0x2112A442
+	fallbackAfter  = 3 * time.Second        // an unanswered register or keepalive this old: use the stream
+	probeEvery     = time.Second            // a STUN probe over UDP this often while on the stream
+	fallbackTick   = 250 * time.Millisecond // how often the loop looks at the fallback's clocks
+	dialTimeout    = 10 * time.Second       // TCP connect and TLS handshake
+	streamLinger   = 5 * time.Second        // a stream left for UDP still delivers this long
+	stunBindingReq = 0x0001
+	stunBindingOK  = 0x0101
+	stunCookie     = 0x2112A442
 )
 
 // Transports a node reaches its server over (Node.ServerTransport).
@@ -61,8 +55,7 @@ type fallback struct {
 	dialing    bool
 	unanswered time.Time // the first register or keepalive sent over UDP since the server last answered there
 	lastProbe  time.Time
-	reannounce time.Time // when to tell the machine of the move back to UDP again (zero: not)
-	probeID    [8]byte   // the random first 8 bytes of every probe's transaction ID
+	probeID    [8]byte // the random first 8 bytes of every probe's transaction ID
 	probeSeq   uint32
 	pending    []byte // the last datagram to the server while not registered: resent on the new stream
 
@@ -133,14 +126,11 @@ func (f *fallback) isProbeAnswer(d []byte) bool {
 		binary.BigEndian.Uint32(d[4:]) == stunCookie && bytes.Equal(d[8:16], f.probeID[:])
 }
 
-// fallbackTick dials when UDP has gone unanswered too long, probes UDP while on
-// the stream, and repeats the news of a move back to UDP.
+// fallbackTick dials when UDP has gone unanswered too long and probes UDP while on
+// the stream.
 func (n *Node) fallbackTick(now proto.Instant) {
 	f := n.fb
 	switch {
-	case f.stream == nil && !f.reannounce.IsZero() && time.Now().After(f.reannounce):
-		f.reannounce = time.Time{}
-		n.nm.NetworkChanged(now)
 	case f.stream == nil && !f.dialing && !f.unanswered.IsZero() && time.Since(f.unanswered) >= fallbackAfter:
 		f.dialing = true
 		f.dials.Add(1)
@@ -232,12 +222,17 @@ func (n *Node) enterStream(now proto.Instant, c net.Conn) {
 }
 
 // leaveStream moves the node back to UDP; the stream lingers a moment for what
-// the server sent on it before it heard the node over UDP.
+// the server sent on it before it heard the node over UDP. The move is told once:
+// a peer that lost UDP with us gets it back within its own probe period, and until
+// it has moved, introductions carry its stream's address, which no punch reaches.
+// Its own move asks for a refreshed introduction, which the server makes anew when
+// a side moved since the last (rendezvous introEntry), so both sides then get each
+// other's UDP addresses and punch. Telling our change again later would make us
+// forget the direct path that search found.
 func (n *Node) leaveStream(now proto.Instant) {
 	f := n.fb
 	sc := f.stream
 	f.stream, f.old = nil, sc
-	f.reannounce = time.Now().Add(reannounceAfter)
 	time.AfterFunc(streamLinger, sc.close)
 	n.moved(now, TransportUDP)
 }

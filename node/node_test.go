@@ -182,3 +182,53 @@ func TestUnspecifiedAltPortMeansServerAddress(t *testing.T) {
 		t.Fatalf("alt port %v: the primary's own port taken as the alt port", m.srv.altPort)
 	}
 }
+
+// A NAT measurement that could not finish (here: a server that answers no probe,
+// as for a node registered over its TCP fallback) is run again at NetworkChanged,
+// and an introduction asked for meanwhile waits for it (PROTOCOL.md §14 [STREAM-5]).
+func TestNetworkChangeMeasuresAnIncompleteNATAgain(t *testing.T) {
+	n := newTestNode()
+	txid := startNode(t, n)
+	reg := (&proto.Registered{TxID: txid, Observed: testLocal, Keepalive: 25}).Append(nil)
+	if err := n.HandleDatagram(1, testLocal, testServer, reg); err != nil {
+		t.Fatal(err)
+	}
+	probes := func(now proto.Instant) (probes, intros int) {
+		for _, tx := range drainTx(n, now) {
+			var p proto.NATProbe
+			var r proto.IntroduceRequest
+			switch {
+			case p.Parse(tx.Payload) == nil:
+				probes++
+			case r.Parse(tx.Payload) == nil:
+				intros++
+			}
+		}
+		return probes, intros
+	}
+	now := proto.Instant(1)
+	if p, _ := probes(now); p == 0 {
+		t.Fatal("registration started no NAT measurement")
+	}
+	var report EventNATReport
+	got := false
+	for i := 0; i < 200 && !got; i++ {
+		now = n.Deadline()
+		n.HandleTimeout(now)
+		probes(now)
+		for e, ok := n.PollEvent(); ok; e, ok = n.PollEvent() {
+			if r, ok := e.(EventNATReport); ok {
+				report, got = r, true
+			}
+		}
+	}
+	if !got || report.Behavior.Mapping != proto.DependenceUnknown {
+		t.Fatalf("report %+v: the fake server answered nothing, want mapping unknown", report.Behavior)
+	}
+	now += proto.Instant(time.Second)
+	n.NetworkChanged(now)
+	n.Connect(now, "bob")
+	if p, intros := probes(now); p == 0 || intros != 0 {
+		t.Fatalf("after NetworkChanged: %d nat-probes and %d introduce-requests, want a new measurement first", p, intros)
+	}
+}

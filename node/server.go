@@ -131,7 +131,7 @@ type serverSession struct {
 	intros []introRequest // bounded by maxPendingIntros
 	// waiting: Connect calls before the NAT measurement, so the server passes our
 	// behaviour on in the introduction (bounded with intros).
-	waiting []string
+	waiting []waitingIntro
 	rooms   []*roomJoin // bounded by maxRooms
 	relinks []relink    // bounded by maxRelinks
 	leaves  []roomLeave // bounded by maxRoomLeaves
@@ -147,6 +147,12 @@ type serverSession struct {
 type outMsg struct {
 	from, to netip.AddrPort
 	msg      interface{ Append([]byte) []byte }
+}
+
+// waitingIntro is an introduction asked for before the NAT measurement finished.
+type waitingIntro struct {
+	peer    string
+	refresh bool
 }
 
 type introRequest struct {
@@ -277,7 +283,7 @@ func (s *serverSession) introduce(now proto.Instant, peer string, refresh bool) 
 		return
 	}
 	if !s.classified {
-		s.waiting = append(s.waiting, peer)
+		s.waiting = append(s.waiting, waitingIntro{peer: peer, refresh: refresh})
 		return
 	}
 	s.intros = append(s.intros, introRequest{peer: peer, txid: s.rng.Uint64(), next: now, refresh: refresh})
@@ -286,7 +292,8 @@ func (s *serverSession) introduce(now proto.Instant, peer string, refresh bool) 
 
 // pendingIntro reports whether an introduction of peer is asked for or waiting.
 func (s *serverSession) pendingIntro(peer string) bool {
-	return slices.Contains(s.waiting, peer) || slices.ContainsFunc(s.intros, func(r introRequest) bool { return r.peer == peer })
+	return slices.ContainsFunc(s.waiting, func(w waitingIntro) bool { return w.peer == peer }) ||
+		slices.ContainsFunc(s.intros, func(r introRequest) bool { return r.peer == peer })
 }
 
 // handleSockets gives the classifier the extra sockets it asked for.
@@ -335,8 +342,17 @@ func (s *serverSession) sendKeepaliveNaming(now proto.Instant, predicted netip.A
 // networkChanged: the device moved; the keepalive moves our session to the address
 // it arrives from before the introduce-requests that follow on the same path.
 func (s *serverSession) networkChanged(now proto.Instant) {
-	if s.registered && !s.closed {
-		s.sendKeepalive(now)
+	if !s.registered || s.closed {
+		return
+	}
+	s.sendKeepalive(now)
+	if s.nat.Mapping == proto.DependenceUnknown || s.nat.Filtering == proto.DependenceUnknown {
+		// The measurement could not finish where we were (a node that registered
+		// over its TCP fallback reaches no alternate socket): measure again here,
+		// and let the introductions the peers now ask for wait for it, so that both
+		// sides of a pair choose their strategy from real reports.
+		s.classified = false
+		s.startClassifier(now)
 	}
 }
 

@@ -256,8 +256,8 @@ func (s *serverSession) drainClassifier(now proto.Instant) {
 			s.sendReport(now)
 			waiting := s.waiting
 			s.waiting = nil
-			for _, id := range waiting {
-				s.introduce(now, id, false)
+			for _, w := range waiting {
+				s.introduce(now, w.peer, w.refresh)
 			}
 		}
 	}

@@ -421,6 +421,11 @@ func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBeha
 // before it is ready would poison a Linux NAT in front of it (DESIGN §9): its
 // [UNREPLIED] entry would move the peer's own probes to another port.
 func (a *Agent) Forget() {
+	if !a.started {
+		// A pending start came with an introduction that named our old address to
+		// the peer: probing the peer now is what poisons its NAT.
+		a.cfg.StartAt = proto.Never
+	}
 	a.paths = a.paths[:0]
 	a.active = -1
 	a.searching, a.failed = false, false

@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -223,5 +224,44 @@ func TestRepeatedIntroductionKeepsFirstPrediction(t *testing.T) {
 	_, out, _ = h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 6, "bob", proto.IntroRefresh))
 	if intros := introductionsTo(out, aliceNAT); len(intros) != 1 || predictedIn(intros[0]) != moved {
 		t.Errorf("refreshed introduction to alice: %+v, want prediction %v", intros, moved)
+	}
+}
+
+// TestRefreshAfterAMoveIsNotMerged: a refresh within refreshMerge of the pair's
+// last one is normally merged into it (both sides noticed the same loss), but not
+// when a side's session moved since: the last introduction named its old address
+// (a node back on UDP from its TCP fallback), and its peer must learn the new one.
+func TestRefreshAfterAMoveIsNotMerged(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	reportNAT(t, h, alice.Session, aliceBehavior)
+	reportNAT(t, h, bob.Session, bobBehavior)
+	_, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", proto.IntroRefresh))
+	if len(introductionsTo(out, bobNAT)) != 1 {
+		t.Fatalf("first refresh: %d copies to bob, want 1", len(introductionsTo(out, bobNAT)))
+	}
+	h.now += proto.Instant(300 * time.Millisecond)
+	_, out, _ = h.deliver(srvPrimary, bobNAT, introduceBytes(bob.Session, 7, "alice", proto.IntroRefresh))
+	// Merged: any copy alice gets is the last introduction's, toward the same
+	// start instant (200 ms away now), not a new one (500 ms).
+	for _, m := range introductionsTo(out, aliceNAT) {
+		if m.StartDelayMs > 200 {
+			t.Fatalf("a refresh 300 ms after the last, nobody moved: a new introduction (start delay %d ms), want it merged", m.StartDelayMs)
+		}
+	}
+	moved := netip.AddrPortFrom(bobNAT.Addr(), bobNAT.Port()+100)
+	ka := (&proto.Keepalive{Session: bob.Session, Seq: 1, NAT: bobBehavior}).Append(nil)
+	if err, _, _ := h.deliver(srvPrimary, moved, ka); err != nil {
+		t.Fatal(err)
+	}
+	h.now += proto.Instant(300 * time.Millisecond)
+	_, out, _ = h.deliver(srvPrimary, moved, introduceBytes(bob.Session, 8, "alice", proto.IntroRefresh))
+	copies := introductionsTo(out, aliceNAT)
+	if len(copies) != 1 || copies[0].StartDelayMs != 500 {
+		t.Fatalf("a refresh after bob moved: %+v to alice, want a new introduction (start delay 500 ms)", copies)
+	}
+	if !slices.ContainsFunc(copies[0].Candidates, func(c proto.Candidate) bool { return c.Addr == moved }) {
+		t.Errorf("alice's new copy names %+v, want bob's new address %v", copies[0].Candidates, moved)
 	}
 }

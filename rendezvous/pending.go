@@ -47,6 +47,9 @@ type pendingSide struct {
 	// predicted is the other side's predicted address as this side's first copy
 	// carried it; every repeat carries it too ([INTRO-4]).
 	predicted netip.AddrPort
+	// addr is the side's session address when the introduction was made: the
+	// other side's copies name it as its server-reflexive candidate.
+	addr netip.AddrPort
 }
 
 // pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
@@ -199,4 +202,15 @@ func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSi
 	s.sendIntroduction(to, about, sd.predicted, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
 	sd.sent++
 	sd.next = now.Add(introRepeatRTO)
+}
+
+// moved reports whether either session of the pair has another address than when
+// the introduction was made: its copies name a stale candidate.
+func (e *pendingIntro) moved(a, b *session) bool {
+	for _, s := range []*session{a, b} {
+		if sd := e.side(&s.tag); sd != nil && sd.addr != s.addr {
+			return true
+		}
+	}
+	return false
 }

@@ -349,19 +349,24 @@ func (s *Server) localPeer(now proto.Instant, id []byte) (int32, bool) {
 func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
 	e = s.pending.find(now, pairID)
 	if e != nil && (e.flags != flags || e.askedAgain(&req.tag, txid) ||
-		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) && now >= e.firstSent.Add(refreshMerge)) {
+		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) &&
+			(now >= e.firstSent.Add(refreshMerge) || e.moved(req, tgt))) {
 		// Another relay policy, or a refresh: a new introduction with a new start
 		// instant, not a repeat of the last one. Two refreshes close together (both
 		// sides noticed the same loss) are one: two start instants would let one
-		// side probe before the other primed.
+		// side probe before the other primed. Unless a side moved since (a node
+		// back on UDP from its TCP fallback, PROTOCOL §14): the last one named its
+		// old address, which no probe reaches, and its peer, probing the right
+		// address meanwhile, would leave a Linux NAT in front of it [UNREPLIED]
+		// entries that push its own probes onto another port (DESIGN §9).
 		e.live = false
 		e = nil
 	}
 	first = e == nil
 	if first {
 		e = s.pending.add(now, pairID)
-		e.sides[0] = pendingSide{tag: req.tag, cookie: req.cookie, peer: req.peer}
-		e.sides[1] = pendingSide{tag: tgt.tag, cookie: tgt.cookie, peer: tgt.peer}
+		e.sides[0] = pendingSide{tag: req.tag, cookie: req.cookie, peer: req.peer, addr: req.addr}
+		e.sides[1] = pendingSide{tag: tgt.tag, cookie: tgt.cookie, peer: tgt.peer, addr: tgt.addr}
 		e.flags = flags
 		if !s.cfg.DisableRelay && flags&proto.IntroNoRelay == 0 {
 			unix := s.wall.UnixAt(now)
