@@ -47,6 +47,9 @@ type pendingSide struct {
 	// predicted is the other side's predicted address as this side's first copy
 	// carried it; every repeat carries it too ([INTRO-4]).
 	predicted netip.AddrPort
+	// rebound, when set, is the other side's fresh socket's address from its
+	// rebound request: this side's copies carry it as the predicted candidate.
+	rebound netip.AddrPort
 }
 
 // pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
@@ -194,6 +197,9 @@ func (s *Server) repeatIntroductions(now proto.Instant) {
 func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSide, to, about *session) {
 	if sd.sent == 0 {
 		sd.predicted = about.predicted
+		if sd.rebound.IsValid() {
+			sd.predicted = sd.rebound
+		}
 	}
 	_, psk := s.derivePair(&to.tag, &about.tag)
 	s.sendIntroduction(to, about, sd.predicted, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
