@@ -43,6 +43,9 @@ type rebindState struct {
 // pathLost: the direct path stopped answering (suspect, or dead with no other): ask
 // for a refreshed introduction, from a fresh socket when this side rebinds.
 func (pc *peerConn) pathLost() {
+	// A NAT that rebooted forgot our mapping toward the server too: a keepalive now
+	// moves our session to the new one, or introductions would go to the old.
+	pc.emit(peerChecksServer{})
 	switch {
 	case pc.rebind.waiting:
 		// The socket is on its way; its request follows.
@@ -55,11 +58,13 @@ func (pc *peerConn) pathLost() {
 }
 
 // rebindable reports whether this side takes a fresh socket when the path is lost:
-// one side is enough (the tuple is new on both NATs) and the controlling one is
-// chosen, so both never do at once; only for simultaneous open, where both sides aim
-// at each other's mapping (the other strategies open mappings of their own).
+// only for simultaneous open, where both sides aim at each other's mappings (the
+// other strategies open mappings of their own). Both sides do: the side behind the
+// NAT that rebooted must, since Linux gives its new flows the port of an existing
+// mapping of the same socket (a clashed one, which the server may not have seen),
+// while a fresh socket's flows all take the mapping its nat-probe saw.
 func (pc *peerConn) rebindable() bool {
-	return pc.agent.Controlling() && pc.agent.Plan().Strategy == proto.StrategySimultaneousOpen &&
+	return pc.agent.Plan().Strategy == proto.StrategySimultaneousOpen &&
 		pc.rebind.count < maxRebinds && !pc.closed && !pc.closing
 }
 

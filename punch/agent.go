@@ -415,11 +415,18 @@ func (a *Agent) Pending() []netip.AddrPort {
 // are kept while they answer; the search starts again at startAt with the new
 // targets, primed as the first time.
 func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBehavior, remote []proto.Candidate, sameNAT bool) {
+	kept := a.predictedRemote()
 	a.cfg.LocalNAT, a.cfg.RemoteNAT = localNAT, remoteNAT
 	a.cfg.Remote = slices.Clone(remote)
 	a.cfg.SameNAT = sameNAT
 	a.cfg.StartAt = startAt
 	a.plan = choosePlan(a.cfg)
+	if kept.IsValid() && !a.predictedRemote().IsValid() && a.plan.Strategy == proto.StrategySimultaneousOpen {
+		// Between simultaneous-open peers a predicted candidate is the peer's
+		// fresh socket (a rebound, PROTOCOL.md §9.3), which it keeps searching
+		// from: an introduction the other side asked for does not name it.
+		a.cfg.Remote = append(a.cfg.Remote, proto.Candidate{Kind: proto.CandidatePredicted, Addr: kept})
+	}
 	a.targets = a.targets[:0]
 	a.buildTargets()
 	a.dropEmptyPlan()
@@ -440,6 +447,16 @@ func (a *Agent) Rebind(sock netip.AddrPort) {
 	if sameFamily(sock, a.cfg.Local) {
 		a.rebound = sock
 	}
+}
+
+// predictedRemote is the peer's predicted candidate of Local's family (zero: none).
+func (a *Agent) predictedRemote() netip.AddrPort {
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidatePredicted && sameFamily(c.Addr, a.cfg.Local) {
+			return c.Addr
+		}
+	}
+	return netip.AddrPort{}
 }
 
 // Forget drops every path and stays silent until the next Refresh. After our own

@@ -226,10 +226,10 @@ func TestRepeatedIntroductionKeepsFirstPrediction(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §5.7 [INTRQ-2], §5.10 [SRV-6], §9.3 (re-punching after a NAT reboot):
-// a rebound request is a new introduction even right after the peer's refresh (it
-// names a socket the pair never used), and the target's copies carry the rebound
-// address as the requester's predicted candidate, the requester's copy as usual; a
+// PROTOCOL.md §5.7 [INTRQ-2], §5.8.1, §5.10 [SRV-6], §9.3 (re-punching after a NAT
+// reboot): a rebound request right after the peer's refresh joins that introduction
+// and restarts its start instant, and the target gets a new copy carrying the rebound
+// address as the requester's predicted candidate (the requester's copy as usual); a
 // rebound address of another IP is not passed on (the request is a plain refresh).
 func TestReboundIntroductionNamesFreshMapping(t *testing.T) {
 	h := newHarness(t, nil)
@@ -260,9 +260,14 @@ func TestReboundIntroductionNamesFreshMapping(t *testing.T) {
 	}
 	out := rebound(8, fresh)
 	toBob, toAlice := introductionsTo(out, bobNAT), introductionsTo(out, aliceNAT)
-	if len(toBob) != 1 || len(toAlice) != 1 || h.s.Stats().Introductions != before+1 {
-		t.Fatalf("rebound within the merge window: %d copies to bob, %d to alice, %d new introductions; want a new one",
+	if len(toBob) != 1 || len(toAlice) != 1 || h.s.Stats().Introductions != before {
+		t.Fatalf("rebound within the merge window: %d copies to bob, %d to alice, %d new introductions; want it joined to bob's",
 			len(toBob), len(toAlice), h.s.Stats().Introductions-before)
+	}
+	// Joined, the introduction starts afresh: both copies name the full start delay.
+	if toBob[0].StartDelayMs != toAlice[0].StartDelayMs || toBob[0].StartDelayMs < 400 {
+		t.Errorf("start delays after the rebound joined: bob %d ms, alice %d ms; want both restarted",
+			toBob[0].StartDelayMs, toAlice[0].StartDelayMs)
 	}
 	if got := predictedIn(toBob[0]); got != fresh {
 		t.Errorf("bob's copy predicts %v, want the rebound address %v", got, fresh)
@@ -284,9 +289,10 @@ func TestReboundIntroductionNamesFreshMapping(t *testing.T) {
 	// Another IP is not passed on: bob must not be made to probe a third party.
 	h.now += proto.Instant(100 * time.Millisecond)
 	third := netip.MustParseAddrPort("192.0.2.99:61001")
-	toBob = introductionsTo(rebound(9, third), bobNAT)
-	if len(toBob) != 1 || predictedIn(toBob[0]).IsValid() {
-		t.Errorf("rebound naming another IP: bob's copies %+v, want one with no predicted candidate", toBob)
+	for _, m := range introductionsTo(rebound(9, third), bobNAT) {
+		if got := predictedIn(m); got == third {
+			t.Errorf("rebound naming another IP: bob's copy predicts %v", got)
+		}
 	}
 	if h.s.Stats().Rebounds != 1 {
 		t.Errorf("Stats.Rebounds = %d after a foreign address, want 1", h.s.Stats().Rebounds)

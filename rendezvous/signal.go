@@ -283,12 +283,7 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	pairID, _ := s.derivePair(&req.tag, &tgt.tag)
 	e, first := s.introEntry(now, m.Flags, m.TxID, req, tgt, pairID)
 	rs, ts := e.side(&req.tag), e.side(&tgt.tag)
-	if first && m.Flags&proto.IntroRebound != 0 && m.Rebound.Addr() == req.addr.Addr() {
-		// The requester searches from a fresh socket: the target aims at its mapping
-		// (the address's IP must be the requester's, as for predictions [SRV-7]).
-		ts.rebound = m.Rebound
-		s.stats.Rebounds++
-	}
+	s.joinRebound(now, e, first, m, req, ts)
 	// Both introductions go to the sessions' registered addresses, never to the
 	// request's source: a cookie alone does not redirect 600-byte replies. A repeated
 	// request means the requester lacks its copy; the target gets one only while it
@@ -349,21 +344,36 @@ func (s *Server) localPeer(now proto.Instant, id []byte) (int32, bool) {
 	return j, ok
 }
 
+// joinRebound gives the target's copies of e the requester's rebound address (its
+// fresh socket's mapping; its IP must be the requester's, as for predictions
+// [SRV-7]). A rebound that joins a pending introduction (the peer's refresh or
+// rebound came first, within the merge window) restarts its start instant and sends
+// the target a new copy naming the address: both sides search again together, each
+// aiming at the other's fresh mapping (PROTOCOL.md §5.8.1, §9.3).
+func (s *Server) joinRebound(now proto.Instant, e *pendingIntro, first bool, m *proto.IntroduceRequest, req *session, ts *pendingSide) {
+	if m.Flags&proto.IntroRebound == 0 || m.Rebound.Addr() != req.addr.Addr() || ts.rebound == m.Rebound {
+		return
+	}
+	ts.rebound = m.Rebound
+	s.stats.Rebounds++
+	if !first {
+		e.firstSent = now
+		ts.acked, ts.sent = false, 0 // its next copy names the address (sendIntroCopy)
+	}
+}
+
 // introEntry finds the pending introduction of the pair that this request (flags,
 // txid, from req) repeats, or starts a new one (first), with its relay token. Either
 // session may be a remote one (remoteTable).
 func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
-	rebound := flags&proto.IntroRebound != 0
-	flags &^= proto.IntroRebound // introductions never carry it
+	flags &^= proto.IntroRebound // introductions never carry it (joinRebound)
 	e = s.pending.find(now, pairID)
 	if e != nil && (e.flags != flags || e.askedAgain(&req.tag, txid) ||
-		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) && (rebound || now >= e.firstSent.Add(refreshMerge))) {
+		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) && now >= e.firstSent.Add(refreshMerge)) {
 		// Another relay policy, or a refresh: a new introduction with a new start
 		// instant, not a repeat of the last one. Two refreshes close together (both
 		// sides noticed the same loss) are one: two start instants would let one
-		// side probe before the other primed. A rebound is always new: the
-		// introduction that serves both must name the fresh socket, and both sides
-		// restart at its instant.
+		// side probe before the other primed.
 		e.live = false
 		e = nil
 	}

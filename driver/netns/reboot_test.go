@@ -42,10 +42,6 @@ func TestNetnsNATRebootReturnsDirect(t *testing.T) {
 	if _, err := exec.LookPath("conntrack"); err != nil {
 		t.Skip("the NAT-reboot test needs conntrack(8) in PATH (apt-get install conntrack); skipped")
 	}
-	if os.Getenv("NATPASS_REBOOT_FIX") == "" {
-		// Lifted once the re-punch of issue 15 lands (fails today in about 1 run of 3).
-		t.Skip("pending issue 15's re-punch after a Linux NAT reboot (it fails today: the pair stays relayed); NATPASS_REBOOT_FIX=1 runs it")
-	}
 	runs := 2
 	if os.Getenv("NATPASS_LONG") == "1" {
 		runs = 10
@@ -85,9 +81,14 @@ func rebootRun(t *testing.T, run, side int) {
 		wg.Add(1)
 		go func() { defer wg.Done(); written[i] = paceUntil(ctx, cats[i].stdin, in[i], stop) }()
 	}
+	// The conntrack events of both routers from the first flush on (NEW entries
+	// and their timestamps show which side's packet crossed first).
+	var events [2]*syncBuffer
+	routers := [2]string{tp.prefix + "nata", tp.prefix + "natb"}
 	dump := func() string {
-		return fmt.Sprintf("a:\n%s\nb:\n%s\nconntrack -L on %s:\n%s", cats[0].stderr.bytes(), cats[1].stderr.bytes(),
-			router, conntrackList(router))
+		return fmt.Sprintf("a:\n%s\nb:\n%s\nconntrack -L on %s:\n%s\nconntrack -E on %s:\n%s\nconntrack -E on %s:\n%s",
+			cats[0].stderr.bytes(), cats[1].stderr.bytes(), router, conntrackList(router),
+			routers[0], events[0].bytes(), routers[1], events[1].bytes())
 	}
 	if !waitFor(ctx, func() bool {
 		return lastPath(cats[0]) == "direct" && lastPath(cats[1]) == "direct" &&
@@ -97,6 +98,15 @@ func rebootRun(t *testing.T, run, side int) {
 		t.Fatalf("the pair never moved %d bytes each way on the direct path:\n%s", rebootFlushAt, dump())
 	}
 	flush := func() { tp.in(router, "conntrack", "-F") }
+	for i, r := range routers {
+		events[i] = &syncBuffer{}
+		ev := exec.CommandContext(ctx, "ip", "netns", "exec", r, "conntrack", "-E", "-p", "udp", "-o", "timestamp")
+		ev.Stdout, ev.Stderr = events[i], events[i]
+		if err := ev.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ev.Process.Kill(); _ = ev.Wait() }()
+	}
 	first := time.Now()
 	flush()
 	watch := make(chan time.Time, 1)
