@@ -16,8 +16,8 @@ import (
 // [UNREPLIED] entries there, so the host's next flow toward the peer gets another
 // port, which the peer's NAT filters (DESIGN §9); the peer keeps the entries alive for
 // as long as it sends to the old mapping. Every message must arrive and the pair be
-// direct again within 5 s of the reboot: the controlling side searches again from a
-// fresh socket (PROTOCOL.md §9.3), whichever NAT rebooted.
+// direct again within 5 s of the reboot: both sides search again from a
+// fresh socket on each side (PROTOCOL.md §9.3), whichever NAT rebooted.
 func TestLinuxNATRebootWhilePeerSendsReturnsDirect(t *testing.T) {
 	for _, rebooted := range []string{"a", "b"} {
 		t.Run("reboot-"+rebooted, func(t *testing.T) {

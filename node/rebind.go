@@ -13,12 +13,12 @@ import (
 // flow toward the peer then gets another port, which the peer's NAT filters, and the
 // peer keeps the entries alive for as long as it sends to the old mapping (DESIGN
 // §9). Searching again from the same socket cannot escape that. So, when the direct
-// path stops answering, the controlling side of a simultaneous-open pair opens a
-// fresh socket, learns its mapping with a nat-probe from it, and asks for a refreshed
-// introduction naming that mapping (introduce-request flag rebound); the server
-// passes it to the peer as a predicted candidate, and both sides search again at the
-// introduction's instant, our side from the fresh socket, TTL-primed first as always.
-// The tuple (fresh mapping, peer) is new on both NATs, whichever of them rebooted.
+// path stops answering, each side of a simultaneous-open pair opens a fresh socket,
+// learns its mapping with a nat-probe from it, and asks for a refreshed introduction
+// naming that mapping (introduce-request flag rebound); the server passes each to the
+// other as a predicted candidate of one introduction, and both sides search again at
+// its instant from their fresh sockets, TTL-primed first as always. The tuple of the
+// two fresh mappings is new on both NATs, whichever of them rebooted.
 
 // maxRebinds bounds the fresh sockets one peer takes over its life (the driver bounds
 // every extra socket too); past it the peer's refreshes are plain ones.

@@ -37,7 +37,9 @@ const (
 //
 // A peer whose packet reaches the flushed router before the host behind it sent
 // anything leaves an [UNREPLIED] conntrack entry that gives the host's next flow
-// toward that peer another port (DESIGN §9), which the peer's NAT filters.
+// toward that peer another port (DESIGN §9), which the peer's NAT filters; both
+// sides therefore search again from fresh sockets (PROTOCOL.md §9.3). A run takes
+// about 15 s: 2 runs (30 s) by default, 10 (about 155 s) with NATPASS_LONG=1.
 func TestNetnsNATRebootReturnsDirect(t *testing.T) {
 	if _, err := exec.LookPath("conntrack"); err != nil {
 		t.Skip("the NAT-reboot test needs conntrack(8) in PATH (apt-get install conntrack); skipped")
