@@ -279,9 +279,6 @@ func choosePlan(cfg AgentConfig) Plan {
 // Plan is the strategy in use.
 func (a *Agent) Plan() Plan { return a.plan }
 
-// Controlling reports whether the local side is the controlling one (AgentConfig).
-func (a *Agent) Controlling() bool { return a.cfg.Controlling }
-
 // Pair is the pair ID carried in this pair's probes.
 func (a *Agent) Pair() uint64 { return a.pair }
 
