@@ -225,6 +225,8 @@ func (n *Node) HandleSockets(now proto.Instant, tag uint64, addrs []netip.AddrPo
 		o.handleSockets(now, addrs)
 	case *peerConn:
 		o.handleSockets(now, addrs)
+	case rebindOwner:
+		o.pc.rebindSockets(addrs)
 	}
 	n.drain(now)
 }

@@ -73,6 +73,10 @@ type peerConn struct {
 		predicted []netip.AddrPort // at most maxAnnounced
 	}
 	realigned bool
+	// introPredicted is the predicted candidate of the latest introduction (a
+	// rebound names a new one); rebind is the fresh-socket bookkeeping (rebind.go).
+	introPredicted netip.AddrPort
+	rebind         rebindState
 
 	// events holds node Events and peer* requests until Node drains them. Its bound
 	// is the flow-control window (every message holds credit until Consumed: at most
@@ -159,7 +163,7 @@ func (pc *peerConn) sameIntro(startAt proto.Instant) bool {
 // refresh takes a new introduction of the known pair: search again with its
 // candidates, keeping the session, the connection and any path that still answers.
 func (pc *peerConn) refresh(now, startAt proto.Instant, m *proto.Introduction, sameNAT bool) {
-	pc.introStart = startAt
+	pc.introStart, pc.introPredicted = startAt, predictedOf(m)
 	pc.agent.Refresh(startAt, pc.srv.nat, m.NAT, m.Candidates, sameNAT)
 	pc.noteIntro(now, m)
 	pc.drainAgent(now)
@@ -216,7 +220,7 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 			// refreshed search finds it again (or keeps it) at no cost. Traffic goes
 			// through the relay meanwhile (route), so a blackholed path costs a
 			// second, not the 6.5 s it takes to declare it dead.
-			pc.emit(peerWantsIntroduction{})
+			pc.pathLost()
 			if pc.relay.client.Ready() && pc.path == proto.PathDirect {
 				pc.setPath(now, pc.relayPathEvent("direct not answering"))
 			}
@@ -245,7 +249,7 @@ func (pc *peerConn) onPathDown(now proto.Instant, e punch.EventPathDown) {
 	pc.fallBack(now, "direct timed out")
 	// The peer may have moved or its NAT rebooted: fresh candidates from the
 	// server, and a start instant both sides share.
-	pc.emit(peerWantsIntroduction{})
+	pc.pathLost()
 }
 
 // fallBack moves the peer's traffic to the relay (or to nothing) when no direct path

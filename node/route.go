@@ -101,6 +101,12 @@ func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
 		}
 	case peerWantsSockets:
 		n.requestSockets(p, e.n)
+	case peerWantsRebindSocket:
+		n.requestSockets(rebindOwner{p}, 1)
+	case peerRebinds:
+		if !p.closed {
+			n.srv.introduceRebound(now, p.id, e.sock)
+		}
 	case peerChecksServer:
 		n.srv.checkNow(now, relayCheckWait)
 	case peerRelayChannel:
@@ -171,7 +177,7 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		n.stats.Malformed++
 		return err
 	}
-	n.srv.introduced(m.PeerID)
+	rebound := n.srv.introduced(m.PeerID, m.TxID)
 	n.srv.ackIntroduction(m.PeerID)
 	startAt := now.Add(time.Duration(m.StartDelayMs) * time.Millisecond)
 	if p, ok := n.byID[id]; ok && (p.closed || p.closing) && m.Flags&proto.IntroRefresh == 0 {
@@ -190,7 +196,10 @@ func (n *Node) onIntroduction(now proto.Instant, m *proto.Introduction) error {
 		if !p.established && p.psk != m.PSK {
 			return n.rebase(now, p, m, key, startAt)
 		}
-		if m.Flags&proto.IntroRefresh != 0 && !p.sameIntro(startAt) {
+		if m.Flags&proto.IntroRefresh != 0 && (!p.sameIntro(startAt) || rebound.IsValid() || p.newPrediction(m)) {
+			if rebound.IsValid() {
+				p.agent.Rebind(rebound) // the introduction that names its mapping
+			}
 			p.refresh(now, startAt, m, n.sameNAT(m.Candidates))
 		}
 		return nil // otherwise a repeated copy, or both sides connected at once
@@ -228,7 +237,7 @@ func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, 
 	n.relaySeq++ // never reused, even after a peer is forgotten
 	p := &peerConn{peerEnv: n.env, id: id, key: m.PeerKey, psk: m.PSK, flags: m.Flags, remoteNAT: m.NAT,
 		initiator: n.initiatorOf(m.PeerKey), conn: rudp.New(cfg, now), connNum: n.connSeq,
-		introStart: startAt, timers: newTimerTable[peerTimer]("retry direct", "handshake")}
+		introStart: startAt, introPredicted: predictedOf(m), timers: newTimerTable[peerTimer]("retry direct", "handshake")}
 	p.relay.addr = relayAddrFor(n.relaySeq)
 	p.agent = n.newAgent(m, key, startAt)
 	p.noteIntro(now, m)

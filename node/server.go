@@ -166,6 +166,9 @@ type introRequest struct {
 	// this introduction (realign): a keepalive naming it goes just before the
 	// request, and one naming the current prediction just after.
 	aim netip.AddrPort
+	// fresh, when set, is a rebound's fresh socket (rebind.go): a nat-probe from it
+	// goes first, until observed, its mapping, is known; the request then names it.
+	fresh, observed netip.AddrPort
 }
 
 // srvEvent is what the server session reports to Node.
@@ -445,7 +448,11 @@ func (s *serverSession) retryIntroductions(now proto.Instant) {
 			if r.refresh {
 				flags |= proto.IntroRefresh
 			}
-			s.introduceRequest(now, &r, flags)
+			if r.fresh.IsValid() && !r.observed.IsValid() {
+				s.queueFrom(r.fresh, s.server, &proto.NATProbe{Session: s.session, TxID: r.txid})
+			} else {
+				s.introduceRequest(now, &r, flags)
+			}
 		}
 		s.timers.earlier(srvIntroduce, r.next)
 		keep = append(keep, r)
@@ -465,7 +472,11 @@ func (s *serverSession) introduceRequest(now proto.Instant, r *introRequest, fla
 	if aim != s.lastAnnounced() {
 		s.sendKeepaliveNaming(now, aim)
 	}
-	s.queue(&proto.IntroduceRequest{Session: s.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags})
+	m := &proto.IntroduceRequest{Session: s.session, TxID: r.txid, PeerID: []byte(r.peer), Flags: flags}
+	if r.observed.IsValid() {
+		m.Flags, m.Rebound = flags|proto.IntroRebound|proto.IntroRefresh, r.observed
+	}
+	s.queue(m)
 	if aim != cur {
 		s.sendKeepaliveNaming(now, cur)
 	}

@@ -47,6 +47,10 @@ func (s *serverSession) handleSignal(now proto.Instant, local, from netip.AddrPo
 		}
 		s.onKeepaliveAck(now, &m)
 	case proto.TypeNATProbeReply:
+		var m proto.NATProbeReply
+		if m.Parse(p) == nil && s.reboundObserved(now, local, &m) {
+			return nil
+		}
 		if s.classifier == nil {
 			return s.stats.count(ErrUnexpected)
 		}
@@ -140,10 +144,21 @@ func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck)
 }
 
 // introduced: the server introduced peer; its introduce-request is answered.
-func (s *serverSession) introduced(peer []byte) {
-	if i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.peer == string(peer) }); i >= 0 {
-		s.intros = slices.Delete(s.intros, i, i+1)
+func (s *serverSession) introduced(peer []byte, txid uint64) (rebound netip.AddrPort) {
+	i := slices.IndexFunc(s.intros, func(r introRequest) bool { return r.peer == string(peer) })
+	if i < 0 {
+		return netip.AddrPort{}
 	}
+	if r := s.intros[i]; r.fresh.IsValid() {
+		if !r.observed.IsValid() || r.txid != txid {
+			// Another introduction of the pair (the peer's refresh): ours, naming
+			// the fresh socket, is still to come.
+			return netip.AddrPort{}
+		}
+		rebound = r.fresh
+	}
+	s.intros = slices.Delete(s.intros, i, i+1)
+	return rebound
 }
 
 // onError takes an error from the current server. One answering an introduce-request

@@ -17,6 +17,7 @@ type Stats struct {
 	StrayErrors                                                            int // errors from the server whose TxID names no request of ours nor our session (a spoofed "replaced" or "moving" among them)
 	FlowsUntracked                                                         int // new flows the port prediction could not remember (maxFlows full): counted as new again when reused
 	Realigned                                                              int // refreshed introductions asked for because our mapping toward an easy peer fell outside the port window it was given (PROTOCOL §9.3)
+	Rebinds                                                                int // fresh sockets taken to search again after a direct path was lost (PROTOCOL §9.3, re-punching after a NAT reboot)
 	Relinks                                                                int // introductions asked for again for a room member whose link ended
 	FamilyGaveUp                                                           int // register-family sent familyTries times unanswered: the other-family socket stays unbound until the next registration
 	FamilyRefused                                                          int // register-family refused by the server (an error naming its txid): likewise

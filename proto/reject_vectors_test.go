@@ -195,7 +195,13 @@ func rejectVectors() []rejectVector {
 	add("IntroduceRequest", "peer-id-empty", "INTRQ-1", "malformed", irq(nil, 0))
 	add("IntroduceRequest", "peer-id-65-bytes", "INTRQ-1", "too-long", irq(id65, 0))
 	add("IntroduceRequest", "never-relay-and-relay-only", "FLAGS-1", "malformed", irq(bob, 0x03))
-	add("IntroduceRequest", "flag-bit-3", "FLAGS-1", "malformed", irq(bob, 0x08))
+	add("IntroduceRequest", "flag-bit-4", "FLAGS-1", "malformed", irq(bob, 0x10))
+	// Bit 3 (rebound) needs bit 2 (refresh) and a required address after the flags.
+	add("IntroduceRequest", "rebound-without-refresh", "FLAGS-1", "malformed", cat(irq(bob, 0x08), v4))
+	add("IntroduceRequest", "rebound-address-none", "INTRQ-2", "malformed", cat(irq(bob, 0x0c), noAddr))
+	add("IntroduceRequest", "rebound-address-missing", "WIRE-2", "short", irq(bob, 0x0c))
+	add("IntroduceRequest", "rebound-port-0", "ADDR-3", "malformed", cat(irq(bob, 0x0c), minusByte(minusByte(v4)), be16(0)))
+	add("IntroduceRequest", "byte-after-rebound", "WIRE-1", "trailing", plusByte(cat(irq(bob, 0x0c), v4)))
 	add("IntroduceRequest", "flags-missing", "WIRE-2", "short", minusByte(irq(bob, 0)))
 	add("IntroduceRequest", "byte-after-flags", "WIRE-1", "trailing", plusByte(irq(bob, 0)))
 

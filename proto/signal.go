@@ -247,29 +247,50 @@ const (
 	// moved; the server makes a new introduction (fresh candidates, a new start
 	// instant) instead of repeating the last one, and both sides search again.
 	IntroRefresh = 0x04
+	// IntroRebound (introduce-request only, with IntroRefresh): the request carries
+	// the external address of a fresh local socket the requester will search from
+	// (Rebound); the server passes it to the peer as a predicted candidate of a new
+	// introduction, never merged with a recent refresh (PROTOCOL.md §5.7, [SRV-6]).
+	IntroRebound = 0x08
 )
 
 func validIntroFlags(f uint8) bool {
 	return f&^(IntroNoRelay|IntroRelayOnly|IntroRefresh) == 0 && f&(IntroNoRelay|IntroRelayOnly) != IntroNoRelay|IntroRelayOnly
 }
 
-// IntroduceRequest (client → server) asks to be introduced to PeerID.
+// validRequestFlags: an introduce-request's flags are an introduction's, plus
+// IntroRebound with IntroRefresh [FLAGS-1].
+func validRequestFlags(f uint8) bool {
+	if f&IntroRebound != 0 && f&IntroRefresh == 0 {
+		return false
+	}
+	return validIntroFlags(f &^ IntroRebound)
+}
+
+// IntroduceRequest (client → server) asks to be introduced to PeerID. Rebound is
+// present exactly when Flags has IntroRebound: the external address of the fresh
+// socket the requester searches from next.
 type IntroduceRequest struct {
 	Session Session
 	TxID    uint64
 	PeerID  []byte
 	Flags   uint8
+	Rebound netip.AddrPort
 }
 
 func (m *IntroduceRequest) Append(b []byte) []byte {
-	if !validIntroFlags(m.Flags) {
+	if !validRequestFlags(m.Flags) || (m.Flags&IntroRebound != 0) != m.Rebound.IsValid() {
 		panic("proto: invalid IntroduceRequest flags")
 	}
 	b = AppendHeader(b, TypeIntroduceRequest)
 	b = append(b, m.Session[:]...)
 	b = binary.BigEndian.AppendUint64(b, m.TxID)
 	b = appendVec8(b, "introduce peer ID", m.PeerID, 1, MaxPeerIDLen)
-	return append(b, m.Flags)
+	b = append(b, m.Flags)
+	if m.Flags&IntroRebound != 0 {
+		b = appendAddr(b, m.Rebound)
+	}
+	return b
 }
 
 func (m *IntroduceRequest) Parse(p []byte) error {
@@ -282,8 +303,12 @@ func (m *IntroduceRequest) Parse(p []byte) error {
 	m.TxID = r.u64()
 	m.PeerID = r.vec8(1, MaxPeerIDLen)
 	m.Flags = r.u8()
-	if r.err == nil && !validIntroFlags(m.Flags) {
+	if r.err == nil && !validRequestFlags(m.Flags) {
 		r.fail(ErrMalformed)
+	}
+	m.Rebound = netip.AddrPort{}
+	if r.err == nil && m.Flags&IntroRebound != 0 {
+		m.Rebound = r.addr()
 	}
 	return r.done()
 }

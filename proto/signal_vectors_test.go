@@ -70,6 +70,11 @@ func init() {
 		PeerID: []byte("bob"), Flags: IntroRelayOnly}, func() message { return new(IntroduceRequest) })
 	add("introduce-request", "introduce-request-refresh", &IntroduceRequest{Session: vecSession, TxID: 12,
 		PeerID: []byte("bob"), Flags: IntroRefresh}, func() message { return new(IntroduceRequest) })
+	add("introduce-request", "introduce-request-rebound-v4", &IntroduceRequest{Session: vecSession, TxID: 13,
+		PeerID: []byte("bob"), Flags: IntroRefresh | IntroRebound, Rebound: vecV4}, func() message { return new(IntroduceRequest) })
+	add("introduce-request", "introduce-request-rebound-v6", &IntroduceRequest{Session: vecSession, TxID: 14,
+		PeerID: []byte("bob"), Flags: IntroNoRelay | IntroRefresh | IntroRebound, Rebound: vecV6},
+		func() message { return new(IntroduceRequest) })
 
 	newIntro := func() message { return new(Introduction) }
 	add("introduction", "introduction-full", &Introduction{

@@ -131,10 +131,14 @@ type Agent struct {
 	nextRound           proto.Instant
 	primed              bool
 
-	targets        []target         // remote addresses to probe from the main socket
-	pending        []netip.AddrPort // Pending's answer, reused
-	sockets        []netip.AddrPort
-	waitingSockets bool
+	targets []target // remote addresses to probe from the main socket
+	// rebound, when set, is the fresh socket the search probes Local's family from
+	// instead of Local (Rebind); lastRemote is the latest active path's remote
+	// address, which a rebound search probes too.
+	rebound, lastRemote netip.AddrPort
+	pending             []netip.AddrPort // Pending's answer, reused
+	sockets             []netip.AddrPort
+	waitingSockets      bool
 
 	// birthday state
 	sprayed   int
@@ -343,6 +347,11 @@ func (a *Agent) buildTargets() {
 		a.addTarget(predicted, false)
 	}
 	a.addTarget(srflx, false)
+	if a.rebound.IsValid() && a.lastRemote.IsValid() {
+		// A peer whose own NAT rebooted may be registered at a new address while
+		// its flows toward a fresh address keep the port it had: where it was.
+		a.addTarget(a.lastRemote, isLocal(a.lastRemote.Addr()))
+	}
 	for _, c := range a.cfg.Remote {
 		if c.Kind == proto.CandidateServerReflexive && !sameFamily(c.Addr, a.cfg.Local) {
 			a.addTarget(c.Addr, false)
@@ -403,17 +412,48 @@ func (a *Agent) Pending() []netip.AddrPort {
 // are kept while they answer; the search starts again at startAt with the new
 // targets, primed as the first time.
 func (a *Agent) Refresh(startAt proto.Instant, localNAT, remoteNAT proto.NATBehavior, remote []proto.Candidate, sameNAT bool) {
+	kept := a.predictedRemote()
 	a.cfg.LocalNAT, a.cfg.RemoteNAT = localNAT, remoteNAT
 	a.cfg.Remote = slices.Clone(remote)
 	a.cfg.SameNAT = sameNAT
 	a.cfg.StartAt = startAt
 	a.plan = choosePlan(a.cfg)
+	if kept.IsValid() && !a.predictedRemote().IsValid() && a.plan.Strategy == proto.StrategySimultaneousOpen {
+		// Between simultaneous-open peers a predicted candidate is the peer's
+		// fresh socket (a rebound, PROTOCOL.md §9.3), which it keeps searching
+		// from: an introduction the other side asked for does not name it.
+		a.cfg.Remote = append(a.cfg.Remote, proto.Candidate{Kind: proto.CandidatePredicted, Addr: kept})
+	}
 	a.targets = a.targets[:0]
 	a.buildTargets()
 	a.dropEmptyPlan()
 	a.started, a.searching, a.primed, a.failed, a.swept = false, false, false, false, false
 	a.sprayed = 0
 	a.refreshed = true
+}
+
+// Rebind makes the searches from the next Refresh on probe the peer's addresses of
+// Local's family from sock, a fresh socket of the same family, instead of Local, and
+// the peer's latest active address besides its candidates. After a Linux NAT
+// rebooted, the peer's packets to our old mapping leave [UNREPLIED] entries that
+// give our flows from Local toward the peer another port, which the peer's NAT
+// filters (DESIGN §9); a fresh socket's flows meet no such entry. The peer must
+// aim at sock's mapping: the owner tells it through the server before that
+// Refresh's introduction (PROTOCOL.md §9.3).
+func (a *Agent) Rebind(sock netip.AddrPort) {
+	if sameFamily(sock, a.cfg.Local) {
+		a.rebound = sock
+	}
+}
+
+// predictedRemote is the peer's predicted candidate of Local's family (zero: none).
+func (a *Agent) predictedRemote() netip.AddrPort {
+	for _, c := range a.cfg.Remote {
+		if c.Kind == proto.CandidatePredicted && sameFamily(c.Addr, a.cfg.Local) {
+			return c.Addr
+		}
+	}
+	return netip.AddrPort{}
 }
 
 // Forget drops every path and stays silent until the next Refresh. After our own
@@ -426,6 +466,7 @@ func (a *Agent) Forget() {
 		// the peer: probing the peer now is what poisons its NAT.
 		a.cfg.StartAt = proto.Never
 	}
+	a.rebound, a.lastRemote = netip.AddrPort{}, netip.AddrPort{} // of the old network
 	a.paths = a.paths[:0]
 	a.active = -1
 	a.searching, a.failed = false, false
@@ -511,7 +552,7 @@ func (a *Agent) searchRound(now proto.Instant) {
 				case t.plain:
 					a.queueProbe(now, t.from, t.addr, 0) // plain: no priming
 				case !t.lan && a.plan.Strategy != proto.StrategyNone:
-					a.queueProbe(now, a.cfg.Local, t.addr, primeTTL)
+					a.queueProbe(now, t.from, t.addr, primeTTL)
 				}
 			}
 			a.nextRound = now.Add(probeRoundInterval / 4)
@@ -844,6 +885,7 @@ func (a *Agent) confirm(now proto.Instant, local, remote netip.AddrPort, rtt tim
 
 func (a *Agent) activate(now proto.Instant, i int) {
 	a.active = i
+	a.lastRemote = a.paths[i].Remote
 	a.suspected, a.beatSent, a.beatsOut, a.dataCheck = false, 0, 0, false
 	a.seenLocal, a.seenFrom = netip.AddrPort{}, netip.AddrPort{}
 	a.activeSince = now

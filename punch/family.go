@@ -28,6 +28,8 @@ func sameFamily(a, b netip.AddrPort) bool { return is6(a) == is6(b) }
 // the target's family.
 func (a *Agent) socketFor(addr netip.AddrPort) (from netip.AddrPort, plain, ok bool) {
 	switch {
+	case sameFamily(addr, a.cfg.Local) && a.rebound.IsValid():
+		return a.rebound, false, true
 	case sameFamily(addr, a.cfg.Local):
 		return a.cfg.Local, false, true
 	case a.cfg.OtherLocal.IsValid() && sameFamily(addr, a.cfg.OtherLocal):

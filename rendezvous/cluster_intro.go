@@ -27,8 +27,11 @@ func (s *Server) askIntroduction(now proto.Instant, sock int, from netip.AddrPor
 	}
 	req := &s.peers.sessions[i]
 	a := s.addAsk(now, askIntro)
-	a.cookie, a.txid, a.flags = req.cookie, m.TxID, m.Flags
-	ask := proto.ClusterIntroAsk{AskID: a.id, Server: s.id, TxID: m.TxID, Flags: m.Flags,
+	// A rebound address does not cross servers: across a cluster the request is a
+	// plain refresh (PROTOCOL.md §12.4).
+	flags := m.Flags &^ proto.IntroRebound
+	a.cookie, a.txid, a.flags = req.cookie, m.TxID, flags
+	ask := proto.ClusterIntroAsk{AskID: a.id, Server: s.id, TxID: m.TxID, Flags: flags,
 		Target: m.PeerID, Requester: clusterPeer(req)}
 	if s.publish(peerSubject(m.PeerID), s.replySubject(a.id), ask.Append) {
 		s.stats.Cluster.IntroAsks++

@@ -227,6 +227,79 @@ func TestRepeatedIntroductionKeepsFirstPrediction(t *testing.T) {
 	}
 }
 
+// PROTOCOL.md §5.7 [INTRQ-2], §5.8.1, §5.10 [SRV-6], §9.3 (re-punching after a NAT
+// reboot): a rebound request right after the peer's refresh joins that introduction
+// and restarts its start instant, and the target gets a new copy carrying the rebound
+// address as the requester's predicted candidate (the requester's copy as usual); a
+// rebound address of another IP is not passed on (the request is a plain refresh).
+func TestReboundIntroductionNamesFreshMapping(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.register("alice", 1, aliceNAT, aliceLAN)
+	bob := h.register("bob", 2, bobNAT, bobLAN)
+	reportNAT(t, h, alice.Session, aliceBehavior)
+	reportNAT(t, h, bob.Session, bobBehavior)
+	if _, out, _ := h.deliver(srvPrimary, aliceNAT, introduceBytes(alice.Session, 5, "bob", 0)); len(introductionsTo(out, bobNAT)) != 1 {
+		t.Fatal("no first introduction")
+	}
+	h.now += proto.Instant(3 * time.Second)
+	// Bob noticed the loss first: a plain refresh.
+	if _, out, _ := h.deliver(srvPrimary, bobNAT, introduceBytes(bob.Session, 7, "alice", proto.IntroRefresh)); len(introductionsTo(out, aliceNAT)) != 1 {
+		t.Fatal("bob's refresh made no introduction")
+	}
+	before := h.s.Stats().Introductions
+	h.now += proto.Instant(100 * time.Millisecond) // within the 2 s merge window
+	fresh := netip.AddrPortFrom(aliceNAT.Addr(), 61000)
+	rebound := func(txid uint64, addr netip.AddrPort) []sent {
+		t.Helper()
+		m := proto.IntroduceRequest{Session: alice.Session, TxID: txid, PeerID: []byte("bob"),
+			Flags: proto.IntroRefresh | proto.IntroRebound, Rebound: addr}
+		err, out, _ := h.deliver(srvPrimary, aliceNAT, m.Append(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := rebound(8, fresh)
+	toBob, toAlice := introductionsTo(out, bobNAT), introductionsTo(out, aliceNAT)
+	if len(toBob) != 1 || len(toAlice) != 1 || h.s.Stats().Introductions != before {
+		t.Fatalf("rebound within the merge window: %d copies to bob, %d to alice, %d new introductions; want it joined to bob's",
+			len(toBob), len(toAlice), h.s.Stats().Introductions-before)
+	}
+	// Joined, the introduction starts afresh: both copies name the full start delay.
+	if toBob[0].StartDelayMs != toAlice[0].StartDelayMs || toBob[0].StartDelayMs < 400 {
+		t.Errorf("start delays after the rebound joined: bob %d ms, alice %d ms; want both restarted",
+			toBob[0].StartDelayMs, toAlice[0].StartDelayMs)
+	}
+	if got := predictedIn(toBob[0]); got != fresh {
+		t.Errorf("bob's copy predicts %v, want the rebound address %v", got, fresh)
+	}
+	if got := predictedIn(toAlice[0]); got.IsValid() {
+		t.Errorf("alice's own copy predicts %v, want none", got)
+	}
+	if toBob[0].Flags&proto.IntroRebound != 0 || toBob[0].Flags&proto.IntroRefresh == 0 {
+		t.Errorf("bob's copy flags %#x: want refresh, never rebound", toBob[0].Flags)
+	}
+	// Her repeated request (same txid) is a repeat: bob, not acknowledged yet, gets
+	// the same rebound address again.
+	if again := introductionsTo(rebound(8, fresh), bobNAT); len(again) != 1 || predictedIn(again[0]) != fresh {
+		t.Errorf("repeated rebound request: bob's copies %+v, want one predicting %v", again, fresh)
+	}
+	if h.s.Stats().Rebounds != 1 {
+		t.Errorf("Stats.Rebounds = %d, want 1", h.s.Stats().Rebounds)
+	}
+	// Another IP is not passed on: bob must not be made to probe a third party.
+	h.now += proto.Instant(100 * time.Millisecond)
+	third := netip.MustParseAddrPort("192.0.2.99:61001")
+	for _, m := range introductionsTo(rebound(9, third), bobNAT) {
+		if got := predictedIn(m); got == third {
+			t.Errorf("rebound naming another IP: bob's copy predicts %v", got)
+		}
+	}
+	if h.s.Stats().Rebounds != 1 {
+		t.Errorf("Stats.Rebounds = %d after a foreign address, want 1", h.s.Stats().Rebounds)
+	}
+}
+
 // TestRefreshAfterAMoveIsNotMerged: a refresh within refreshMerge of the pair's
 // last one is normally merged into it (both sides noticed the same loss), but not
 // when a side's session moved since: the last introduction named its old address

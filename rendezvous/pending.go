@@ -50,6 +50,9 @@ type pendingSide struct {
 	// addr is the side's session address when the introduction was made: the
 	// other side's copies name it as its server-reflexive candidate.
 	addr netip.AddrPort
+	// rebound, when set, is the other side's fresh socket's address from its
+	// rebound request: this side's copies carry it as the predicted candidate.
+	rebound netip.AddrPort
 }
 
 // pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
@@ -197,6 +200,9 @@ func (s *Server) repeatIntroductions(now proto.Instant) {
 func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSide, to, about *session) {
 	if sd.sent == 0 {
 		sd.predicted = about.predicted
+		if sd.rebound.IsValid() {
+			sd.predicted = sd.rebound
+		}
 	}
 	_, psk := s.derivePair(&to.tag, &about.tag)
 	s.sendIntroduction(to, about, sd.predicted, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))

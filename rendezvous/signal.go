@@ -283,6 +283,7 @@ func (s *Server) handleIntroduce(now proto.Instant, sock int, from netip.AddrPor
 	pairID, _ := s.derivePair(&req.tag, &tgt.tag)
 	e, first := s.introEntry(now, m.Flags, m.TxID, req, tgt, pairID)
 	rs, ts := e.side(&req.tag), e.side(&tgt.tag)
+	s.joinRebound(now, e, first, m, req, ts)
 	// Both introductions go to the sessions' registered addresses, never to the
 	// request's source: a cookie alone does not redirect 600-byte replies. A repeated
 	// request means the requester lacks its copy; the target gets one only while it
@@ -343,10 +344,31 @@ func (s *Server) localPeer(now proto.Instant, id []byte) (int32, bool) {
 	return j, ok
 }
 
+// joinRebound gives the target's copies of e the requester's rebound address (its
+// fresh socket's mapping; its IP must be the requester's, as for predictions
+// [SRV-7]). A rebound that joins a pending introduction (the peer's refresh or
+// rebound came first, within the merge window) restarts its start instant and sends
+// the target a new copy naming the address: both sides search again together, each
+// aiming at the other's fresh mapping (PROTOCOL.md §5.8.1, §9.3).
+func (s *Server) joinRebound(now proto.Instant, e *pendingIntro, first bool, m *proto.IntroduceRequest, req *session, ts *pendingSide) {
+	if m.Flags&proto.IntroRebound == 0 || m.Rebound.Addr() != req.addr.Addr() || ts.rebound == m.Rebound {
+		return
+	}
+	ts.rebound = m.Rebound
+	s.stats.Rebounds++
+	if !first {
+		e.firstSent = now
+		ts.acked, ts.sent = false, 0 // its next copy names the address (sendIntroCopy)
+	}
+}
+
 // introEntry finds the pending introduction of the pair that this request (flags,
 // txid, from req) repeats, or starts a new one (first), with its relay token. Either
 // session may be a remote one (remoteTable).
 func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tgt *session, pairID uint64) (e *pendingIntro, first bool) {
+	flags &^= proto.IntroRebound // introductions never carry it (joinRebound)
+	var keep [2]netip.AddrPort
+	var keepTags [2][proto.RegTagLen]byte
 	e = s.pending.find(now, pairID)
 	if e != nil && (e.flags != flags || e.askedAgain(&req.tag, txid) ||
 		flags&proto.IntroRefresh != 0 && !e.repeatOf(&req.tag, txid) &&
@@ -360,6 +382,13 @@ func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tg
 		// address meanwhile, would leave a Linux NAT in front of it [UNREPLIED]
 		// entries that push its own probes onto another port (DESIGN §9).
 		e.live = false
+		if now < e.firstSent.Add(refreshMerge) {
+			// Replaced only because a side moved: a rebound address the old one
+			// held still names a fresh socket of this search (both sides rebind at
+			// once after a NAT reboot, which also moves the rebooted side).
+			keep = [2]netip.AddrPort{e.sides[0].rebound, e.sides[1].rebound}
+			keepTags = [2][proto.RegTagLen]byte{e.sides[0].tag, e.sides[1].tag}
+		}
 		e = nil
 	}
 	first = e == nil
@@ -367,6 +396,11 @@ func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tg
 		e = s.pending.add(now, pairID)
 		e.sides[0] = pendingSide{tag: req.tag, cookie: req.cookie, peer: req.peer, addr: req.addr}
 		e.sides[1] = pendingSide{tag: tgt.tag, cookie: tgt.cookie, peer: tgt.peer, addr: tgt.addr}
+		for k := range keep {
+			if sd := e.side(&keepTags[k]); sd != nil {
+				sd.rebound = keep[k]
+			}
+		}
 		e.flags = flags
 		if !s.cfg.DisableRelay && flags&proto.IntroNoRelay == 0 {
 			unix := s.wall.UnixAt(now)

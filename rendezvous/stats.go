@@ -15,6 +15,7 @@ type Stats struct {
 	Rebinds       uint64 // keepalives from a new address on the session's socket
 	NATProbes     uint64
 	Introductions uint64 // pairs introduced (two datagrams each)
+	Rebounds      uint64 // rebound introductions whose fresh address the target's copy carries (PROTOCOL.md §5.7)
 	STUNBindings  uint64 // Binding success responses (PROTOCOL.md §10)
 	Expired       uint64 // sessions ended by timeout or ticket expiry
 

@@ -37,14 +37,12 @@ const (
 //
 // A peer whose packet reaches the flushed router before the host behind it sent
 // anything leaves an [UNREPLIED] conntrack entry that gives the host's next flow
-// toward that peer another port (DESIGN §9), which the peer's NAT filters.
+// toward that peer another port (DESIGN §9), which the peer's NAT filters; both
+// sides therefore search again from fresh sockets (PROTOCOL.md §9.3). A run takes
+// about 15 s: 2 runs (30 s) by default, 10 (about 155 s) with NATPASS_LONG=1.
 func TestNetnsNATRebootReturnsDirect(t *testing.T) {
 	if _, err := exec.LookPath("conntrack"); err != nil {
 		t.Skip("the NAT-reboot test needs conntrack(8) in PATH (apt-get install conntrack); skipped")
-	}
-	if os.Getenv("NATPASS_REBOOT_FIX") == "" {
-		// Lifted once the re-punch of issue 15 lands (fails today in about 1 run of 3).
-		t.Skip("pending issue 15's re-punch after a Linux NAT reboot (it fails today: the pair stays relayed); NATPASS_REBOOT_FIX=1 runs it")
 	}
 	runs := 2
 	if os.Getenv("NATPASS_LONG") == "1" {
@@ -85,9 +83,14 @@ func rebootRun(t *testing.T, run, side int) {
 		wg.Add(1)
 		go func() { defer wg.Done(); written[i] = paceUntil(ctx, cats[i].stdin, in[i], stop) }()
 	}
+	// The conntrack events of both routers from the first flush on (NEW entries
+	// and their timestamps show which side's packet crossed first).
+	var events [2]*syncBuffer
+	routers := [2]string{tp.prefix + "nata", tp.prefix + "natb"}
 	dump := func() string {
-		return fmt.Sprintf("a:\n%s\nb:\n%s\nconntrack -L on %s:\n%s", cats[0].stderr.bytes(), cats[1].stderr.bytes(),
-			router, conntrackList(router))
+		return fmt.Sprintf("a:\n%s\nb:\n%s\nconntrack -L on %s:\n%s\nconntrack -E on %s:\n%s\nconntrack -E on %s:\n%s",
+			cats[0].stderr.bytes(), cats[1].stderr.bytes(), router, conntrackList(router),
+			routers[0], events[0].bytes(), routers[1], events[1].bytes())
 	}
 	if !waitFor(ctx, func() bool {
 		return lastPath(cats[0]) == "direct" && lastPath(cats[1]) == "direct" &&
@@ -97,6 +100,15 @@ func rebootRun(t *testing.T, run, side int) {
 		t.Fatalf("the pair never moved %d bytes each way on the direct path:\n%s", rebootFlushAt, dump())
 	}
 	flush := func() { tp.in(router, "conntrack", "-F") }
+	for i, r := range routers {
+		events[i] = &syncBuffer{}
+		ev := exec.CommandContext(ctx, "ip", "netns", "exec", r, "conntrack", "-E", "-p", "udp", "-o", "timestamp")
+		ev.Stdout, ev.Stderr = events[i], events[i]
+		if err := ev.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ev.Process.Kill(); _ = ev.Wait() }()
+	}
 	first := time.Now()
 	flush()
 	watch := make(chan time.Time, 1)
