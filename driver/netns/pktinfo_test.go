@@ -21,17 +21,48 @@ import (
 // choice would be the interface's primary address, which a NAT or firewall in
 // front of the client drops as a stranger's.
 func TestNetnsUnspecifiedServerAnswersFromAddressAsked(t *testing.T) {
+	answersFromAddressAsked(t, "pkti", pktinfoFamily{
+		listen: "0.0.0.0:3478", network: "udp4", primary: "203.0.113.1/24", secondary: "203.0.113.2/24",
+		client: "203.0.113.10/24", asked: "203.0.113.2:3478",
+	})
+}
+
+// The same on [::] (IPV6_RECVPKTINFO): the second address asked, every answer
+// from it.
+func TestNetnsUnspecifiedIPv6ServerAnswersFromAddressAsked(t *testing.T) {
+	answersFromAddressAsked(t, "pkt6", pktinfoFamily{
+		listen: "[::]:3478", network: "udp6", primary: "2001:db8:5::1/64", secondary: "2001:db8:5::2/64",
+		client: "2001:db8:5::10/64", asked: "[2001:db8:5::2]:3478", six: true,
+	})
+}
+
+// pktinfoFamily is one family's addresses for answersFromAddressAsked.
+type pktinfoFamily struct {
+	listen, network, primary, secondary, client, asked string
+	six                                                bool
+}
+
+func answersFromAddressAsked(t *testing.T, cell string, f pktinfoFamily) {
 	need(t)
-	tp := newTopo(t, "pkti")
+	tp := newTopo(t, cell)
 	srv, cli := tp.ns("srv"), tp.ns("cli")
-	tp.link(srv, "eth0", "203.0.113.1/24", cli, "eth0", "203.0.113.10/24")
-	tp.sh("ip", "-n", srv, "addr", "add", "203.0.113.2/24", "dev", "eth0") // secondary
+	if f.six {
+		tp.sh("ip", "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
+		tp.sh("ip", "-n", srv, "link", "set", "eth0", "up")
+		tp.sh("ip", "-n", cli, "link", "set", "eth0", "up")
+		tp.addr6(srv, "eth0", f.primary)
+		tp.addr6(cli, "eth0", f.client)
+		tp.addr6(srv, "eth0", f.secondary)
+	} else {
+		tp.link(srv, "eth0", f.primary, cli, "eth0", f.client)
+		tp.sh("ip", "-n", srv, "addr", "add", f.secondary, "dev", "eth0") // secondary
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tp.runServer(ctx, srv, "--listen", "0.0.0.0:3478", "--insecure-dev", "--quiet")
+	tp.runServer(ctx, srv, "--listen", f.listen, "--insecure-dev", "--quiet")
 
-	asked := netip.MustParseAddrPort("203.0.113.2:3478")
-	c := udpIn(t, cli)
+	asked := netip.MustParseAddrPort(f.asked)
+	c := udpIn(t, cli, f.network)
 	defer c.Close()
 	buf := make([]byte, 1500)
 	for i := range 5 {
@@ -44,6 +75,7 @@ func TestNetnsUnspecifiedServerAnswersFromAddressAsked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("request %d to %v: no answer: %v", i, asked, err)
 		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if from != asked || n < 20 || string(buf[8:20]) != string(req[8:20]) {
 			t.Fatalf("request %d to %v: %d-byte answer from %v; want the answer to it from %v", i, asked, n, from, asked)
 		}
@@ -68,9 +100,9 @@ func bindingRequest() []byte {
 	return req
 }
 
-// udpIn opens a UDP socket on an ephemeral port inside namespace ns: the socket
+// udpIn opens a UDP socket (network udp4 or udp6) on an ephemeral port inside namespace ns: the socket
 // is made on a thread that entered ns and stays in ns after the thread leaves it.
-func udpIn(t *testing.T, ns string) *net.UDPConn {
+func udpIn(t *testing.T, ns, network string) *net.UDPConn {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -87,7 +119,7 @@ func udpIn(t *testing.T, ns string) *net.UDPConn {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		t.Fatalf("entering %s: %v", ns, err)
 	}
-	c, lerr := net.ListenUDP("udp4", &net.UDPAddr{})
+	c, lerr := net.ListenUDP(network, &net.UDPAddr{})
 	if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
 		// The thread is in the wrong namespace: it must not run anything else.
 		panic(fmt.Sprintf("leaving %s: %v", ns, err))
