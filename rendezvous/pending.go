@@ -56,14 +56,24 @@ type pendingSide struct {
 }
 
 // pendingTable is a fixed array: bounded, allocated once, scanned linearly (256
-// entries of which a handful are live).
+// entries of which a handful are live). Entries are taken lowest index first, so the
+// live ones cluster at the start: scans stop at hi, above which no entry is live.
+// The deadline is read after every datagram the server takes, most of them relay
+// frames while no introduction is pending: scanning all 256 entries (450 bytes each)
+// there was a third of the server's CPU at game rates (BENCHMARKS, issue 18).
 type pendingTable struct {
 	entries [maxPendingIntros]pendingIntro
+	// hi bounds the live entries: every live entry's index is below it. add raises
+	// it; deadline lowers it to just past the last live entry it saw.
+	hi int
 }
+
+// used are the entries that may be live.
+func (t *pendingTable) used() []pendingIntro { return t.entries[:t.hi] }
 
 // find returns the live entry of pairID, forgetting entries past introMemory.
 func (t *pendingTable) find(now proto.Instant, pairID uint64) *pendingIntro {
-	for i := range t.entries {
+	for i := range t.used() {
 		e := &t.entries[i]
 		if e.live && now >= e.firstSent.Add(introMemory) {
 			e.live = false
@@ -77,19 +87,20 @@ func (t *pendingTable) find(now proto.Instant, pairID uint64) *pendingIntro {
 
 // add makes an entry for a new introduction, reusing the oldest when all are live.
 func (t *pendingTable) add(now proto.Instant, pairID uint64) *pendingIntro {
-	oldest := &t.entries[0]
+	at := 0
 	for i := range t.entries {
 		e := &t.entries[i]
 		if !e.live {
-			oldest = e
+			at = i
 			break
 		}
-		if e.firstSent < oldest.firstSent {
-			oldest = e
+		if e.firstSent < t.entries[at].firstSent {
+			at = i
 		}
 	}
-	*oldest = pendingIntro{live: true, pairID: pairID, firstSent: now}
-	return oldest
+	t.hi = max(t.hi, at+1)
+	t.entries[at] = pendingIntro{live: true, pairID: pairID, firstSent: now}
+	return &t.entries[at]
 }
 
 // repeatOf reports whether a request with txid from the registration tagged tag is
@@ -120,17 +131,20 @@ func (e *pendingIntro) side(tag *[proto.RegTagLen]byte) *pendingSide {
 // deadline is the earliest repeat due.
 func (t *pendingTable) deadline() proto.Instant {
 	d := proto.Never
-	for i := range t.entries {
+	last := -1
+	for i := range t.used() {
 		e := &t.entries[i]
 		if !e.live {
 			continue
 		}
-		for _, s := range e.sides {
-			if !s.acked && s.sent > 0 && s.sent < introRepeats {
+		last = i
+		for k := range e.sides {
+			if s := &e.sides[k]; !s.acked && s.sent > 0 && s.sent < introRepeats {
 				d = proto.Min(d, s.next)
 			}
 		}
 	}
+	t.hi = last + 1
 	return d
 }
 
@@ -169,7 +183,7 @@ func (s *Server) handleIntroductionAck(now proto.Instant, sock int, from netip.A
 
 // repeatIntroductions sends the copies whose acknowledgement is late.
 func (s *Server) repeatIntroductions(now proto.Instant) {
-	for k := range s.pending.entries {
+	for k := range s.pending.used() {
 		e := &s.pending.entries[k]
 		if !e.live {
 			continue
