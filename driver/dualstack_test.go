@@ -157,3 +157,47 @@ func TestSingleStackNodeHasNoOtherFamily(t *testing.T) {
 		t.Fatalf("OtherNAT: %v, want ErrNoOtherFamily", err)
 	}
 }
+
+// TestRelayBridgesFamilies: a node registered over IPv6 and one over IPv4 (each
+// knowing the dual-stack server by one literal) share no family, so only the relay
+// joins them; every reliable message crosses it.
+func TestRelayBridgesFamilies(t *testing.T) {
+	port := dualPort(t)
+	s, err := ListenServer(ServerConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), OtherListen: fmt.Sprintf("[::1]:%d", port), Secret: testSecret})
+	if err != nil {
+		t.Fatalf("ListenServer: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var nodes [2]*Node
+	for i, server := range []string{fmt.Sprintf("[::1]:%d", port), fmt.Sprintf("127.0.0.1:%d", port)} {
+		n, err := Listen(ctx, Config{Server: server, ID: fmt.Sprintf("fam-%d", i), Secret: testSecret})
+		if err != nil {
+			t.Fatalf("Listen over %s: %v", server, err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes[i] = n
+	}
+	if !nodes[0].LocalAddr().Addr().Is6() || !nodes[1].LocalAddr().Addr().Is4() || nodes[0].OtherLocalAddr().IsValid() {
+		t.Fatalf("sockets %v and %v (other %v): want one IPv6-only and one IPv4-only node", nodes[0].LocalAddr(), nodes[1].LocalAddr(), nodes[0].OtherLocalAddr())
+	}
+	ca, cb := connectPair(t, ctx, nodes[0], nodes[1])
+	const count = 1000
+	go func() {
+		for i := range count {
+			if err := ca.SendContext(ctx, 0, rudp.ReliableOrdered, fmt.Appendf(nil, "m%d", i)); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range count {
+		m, err := cb.Recv(ctx)
+		if err != nil || string(m.Data) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("message %d: %q, %v", i, m.Data, err)
+		}
+	}
+	if p := ca.Path(); p.Kind != PathRelay {
+		t.Fatalf("path %+v between an IPv6-only and an IPv4-only node, want the relay", p)
+	}
+}
