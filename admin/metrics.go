@@ -54,6 +54,8 @@ var serverMetrics = []serverMetric{
 		points: func(s *snapshot) []point { return one(s.st.FamilyExpired) }},
 	{name: "natpass_server_introductions_total", help: "Pairs of nodes introduced to each other.",
 		points: func(s *snapshot) []point { return one(s.st.Introductions) }},
+	{name: "natpass_server_rebound_introductions_total", help: "Rebound requests whose fresh address a peer's introduction carries (re-punching after a NAT reboot, PROTOCOL.md §5.7).",
+		points: func(s *snapshot) []point { return one(s.st.Rebounds) }},
 	{name: "natpass_server_introduction_copies_total", help: "Introduction copies acknowledged, and sent again for want of an acknowledgement.", label: "outcome",
 		points: func(s *snapshot) []point {
 			return labeled("acked", s.st.IntroAcks, "repeated", s.st.IntroRepeats)
