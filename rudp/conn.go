@@ -77,6 +77,8 @@ type Conn struct {
 	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
 	afOut         ackFreqOut
 	packetHasTop  bool // the packet being built carries a top-priority message (mixed priorities)
+	// packetHasReliable: the packet being built carries reliable data.
+	packetHasReliable bool
 
 	// Recovery (RFC 9002 §6) and congestion control (§7).
 	rtt                  rttEstimator
@@ -187,6 +189,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 		// The real window goes out in the first packet (§7.6).
 		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
 	}
+	c.afOut.rateAt = now
 	c.pmtu = newPMTU(cfg)
 	c.cc = newCubic(c.budget())
 	c.pacer = newPacer(c.cc.cwnd, now)

@@ -28,7 +28,12 @@
 // on loss recovery, a probe timeout or a small window, and adds a PING to the last
 // packet of a burst, to probes and to top-priority messages so these are
 // acknowledged at once. Congestion control counts acknowledged bytes, not ACKs, and
-// RTT samples subtract the reported ack delay, so fewer ACKs change neither.
+// RTT samples subtract the reported ack delay, so fewer ACKs change neither. A
+// sparse flow carrying unreliable messages (a game's 20 Hz state) with nothing
+// reliable outstanding asks for one acknowledgement per up to 500 ms (as long as
+// its rate then keeps at most half the window in flight), and its probe timeout
+// counts that delay until a smaller request is acknowledged; packets carrying
+// reliable data or MAX_DATA then ask for their acknowledgement at once.
 //
 // # Call contract
 //

@@ -117,7 +117,8 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	}
 
 	ackFreqDue := c.ackFreqDue(now)
-	work := c.sendMaxData || c.pingPending || probe || ackFreqDue || c.hasData(now, true)
+	freqAlone := ackFreqDue && !c.freqRidesAlong()
+	work := c.sendMaxData || c.pingPending || probe || freqAlone || c.hasData(now, true)
 	sendAck := c.ackPending && c.ackImmediate
 	if !sendAck && !(work && allowTop) {
 		c.timers[timerPacing] = proto.Never
@@ -166,21 +167,19 @@ func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.In
 		sp.flags |= pktMaxData
 		eliciting = true
 	}
-	c.packetHasTop = false
+	c.packetHasTop, c.packetHasReliable = false, false
 	wroteData := c.fillData(b, budget, now, allowLow)
 	if wroteData {
 		eliciting = true
 		c.fillRedundant(b, budget, sp.chunkStart)
 	}
-	if ackFreq && budget-len(*b) >= ackFreqFrameMax {
+	if ackFreq && budget-len(*b) >= ackFreqFrameMax && (eliciting || !c.freqRidesAlong()) {
 		*b = c.appendAckFreq(*b, now, sp)
 		eliciting = true
 	}
 	ping := c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting)
-	if !ping && eliciting && c.peerDelaysAcks() && (probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())) {
-		// The peer may hold this packet's acknowledgement back: ask for it at once for a
-		// probe, a top-priority message, and the last packet of a burst (draft-ietf-
-		// quic-ack-frequency §9.1: nothing then follows that would trip the threshold).
+	if !ping && eliciting && c.peerDelaysAcks() && c.wantsAckNow(probe, wroteData, sp) {
+		// The peer may hold this packet's acknowledgement back: ask for it at once.
 		ping = true
 		c.stats.ImmediateAckPings++
 	}
@@ -353,6 +352,7 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		if c.mixedPriority && l.cfg.Priority == c.topPriority {
 			c.packetHasTop = true
 		}
+		c.packetHasReliable = true // only reliable fragments are retransmitted
 		l.retx.pop()
 		f := ref.msg.frame(ref.frag)
 		*b = f.Append(*b)
@@ -372,6 +372,11 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 	}
 	if c.mixedPriority && l.cfg.Priority == c.topPriority {
 		c.packetHasTop = true
+	}
+	if m.mode.Reliable() {
+		c.packetHasReliable = true
+	} else {
+		c.afOut.winUnreliable = true
 	}
 	if !m.started {
 		m.started = true
