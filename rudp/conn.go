@@ -78,7 +78,10 @@ type Conn struct {
 	afOut         ackFreqOut
 	packetHasTop  bool // the packet being built carries a top-priority message (mixed priorities)
 	// packetHasReliable: the packet being built carries reliable data.
-	packetHasReliable bool
+	packetHasReliable    bool
+	fragSize, fragSizeAt int // fragmentSize's result and the packet budget it was for
+	// packetChunkStart is where the fragments of the packet being built start in chunks.
+	packetChunkStart uint64
 
 	// Recovery (RFC 9002 §6) and congestion control (§7).
 	rtt                  rttEstimator

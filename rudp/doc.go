@@ -70,10 +70,12 @@
 // recent loss rate is above 5 %; random loss on an empty path (wireless, tunnels)
 // leaves it alone, where plain CUBIC would fall to the Mathis rate.
 //
-// Message fragments are sized for the base datagram (1200 bytes), which every path
-// carries; a probed larger PMTU packs more small messages per packet, and a path
-// change that lowers it is detected as a black hole (RFC 8899 §4.3) without stranding
-// a fragment.
+// Every message fragment fits the base datagram (1200 bytes), which every path
+// carries, so a path change that lowers the PMTU is detected as a black hole (RFC
+// 8899 §4.3) without stranding a fragment. A probed larger PMTU packs more small
+// messages per packet, and a message split after the search has found one gets
+// fragments sized so that several fill a packet (two per 1452-byte datagram: 1346
+// bytes of data where one base-sized fragment would carry 1118).
 //
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8
