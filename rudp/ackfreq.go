@@ -44,17 +44,19 @@ const (
 	// forwards. So while nothing reliable is outstanding, the sender of unreliable
 	// messages asks for an acknowledgement only as often as its window needs: after
 	// a delay at which its rate keeps at most 1/ackSparseFlightShare of the window in
-	// flight, at most ackSparseDelay, and only if that is more than twice MaxAckDelay.
-	ackSparseDelay = 500 * time.Millisecond
-	// ackSparseThreshold is the threshold asked of a sparse flow: the frame's largest,
-	// so that the delay alone governs (the flight bound keeps the count low).
-	ackSparseThreshold = 255
+	// flight and at most ackSparsePackets packets go unacknowledged, at most
+	// ackSparseDelay, and only if that is more than twice MaxAckDelay (a faster flow
+	// is bulk, and congestion control wants its acknowledgements).
+	ackSparseDelay = time.Second
+	// ackSparsePackets bounds the packets a sparse flow leaves unacknowledged; the
+	// threshold asked is one less, so the count holds whatever the rate estimate.
+	ackSparsePackets = 32
 	// ackSparseFlightShare: a sparse flow keeps at most 1/ackSparseFlightShare of the
 	// window in flight while its acknowledgements are delayed.
 	ackSparseFlightShare = 2
 	// ackRateWindow is the period over which the sender measures its own rate to
 	// judge whether its flow is sparse.
-	ackRateWindow = 250 * time.Millisecond
+	ackRateWindow = 100 * time.Millisecond
 )
 
 // ackFreq is a set of acknowledgement parameters (the fields of ACK-FREQUENCY).
@@ -84,8 +86,11 @@ type ackFreqOut struct {
 	rateAt        proto.Instant // start of the window
 	rateBytes     uint64        // Stats.BytesSent at rateAt
 	winUnreliable bool          // unreliable frames went out in the window
-	sparseOK      bool          // the last window carried unreliable messages
-	rate          float64       // bytes per second sent in the last window
+	winReliable   bool          // reliable frames went out in the window
+	sparseOK      bool          // the last window that sent data carried unreliable messages
+	rate          float64       // bytes per second sent in the last window that sent data
+	packetRate    float64       // ... and packets per second
+	ratePackets   uint64        // Stats.PacketsSent at rateAt
 
 	// delayBound is the largest max ack delay the peer may be applying: a frame that
 	// lowers it counts only once acknowledged (the peer may not have it yet), so
@@ -122,7 +127,7 @@ func (c *Conn) ackFreqTarget() ackFreq {
 	}
 	if o.sparseOK && !c.reliableOutstanding() {
 		if d := c.sparseDelay(); d > 2*c.cfg.MaxAckDelay {
-			return ackFreq{threshold: ackSparseThreshold, delay: d, reorder: 0}
+			return ackFreq{threshold: ackSparsePackets - 1, delay: d, reorder: 0}
 		}
 	}
 	window := min(c.cc.cwnd/c.cc.mss, o.flightPeak)
@@ -215,16 +220,20 @@ func (c *Conn) sparse(f ackFreq) bool { return f.delay > c.cfg.MaxAckDelay }
 // timeout, which counts the sparse delay until the change is acknowledged.
 func (c *Conn) freqRidesAlong() bool { return c.sparse(c.afOut.want) || c.sparse(c.afOut.asked) }
 
-// wantsAckNow reports whether the packet being built, under a request that lets
-// the peer delay its acknowledgement, should carry a PING for one at once. Under
-// the sparse request only what is sent again when lost waits on it: reliable data,
-// MAX_DATA and probes; an unreliable message is never retransmitted, so nothing
-// waits. Under the bulk request also a top-priority message and a burst's last
-// packet (draft-ietf-quic-ack-frequency §9.1: nothing then follows that would trip
-// the threshold).
-func (c *Conn) wantsAckNow(probe, wroteData bool, sp *sentPacket) bool {
+// wantsAckNow reports whether the packet being built (size bytes), under a request
+// that lets the peer delay its acknowledgement, should carry a PING for one at once.
+// Under the sparse request: what is sent again when lost (reliable data, MAX_DATA,
+// probes; an unreliable message is never retransmitted, so nothing waits on its
+// acknowledgement), and the packet that takes the bytes in flight to half the
+// window, so that a flow grown faster than its rate estimate gets the window
+// reopened a round trip later rather than a sparse delay later. Under the bulk
+// request a probe, a top-priority message and a burst's last packet
+// (draft-ietf-quic-ack-frequency §9.1: nothing then follows that would trip the
+// threshold).
+func (c *Conn) wantsAckNow(probe, wroteData bool, sp *sentPacket, size int) bool {
 	if c.sparse(c.afOut.asked) {
-		return probe || c.packetHasReliable || sp.has(pktMaxData)
+		return probe || c.packetHasReliable || sp.has(pktMaxData) ||
+			(c.bytesInFlight+size)*ackSparseFlightShare >= c.cc.cwnd
 	}
 	return probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())
 }
@@ -232,25 +241,35 @@ func (c *Conn) wantsAckNow(probe, wroteData bool, sp *sentPacket) bool {
 // rollAckRate ends the rate window, noting the rate and whether the window
 // carried unreliable messages (a flow of reliable ones alone keeps the default:
 // each of its packets is retransmitted when lost, and loss recovery wants the
-// acknowledgements).
+// acknowledgements). A window that sent no data changes neither: a flow slower
+// than one message per window is still the flow it was.
 func (c *Conn) rollAckRate(now proto.Instant) {
 	o := &c.afOut
-	o.rate = float64(c.stats.BytesSent-o.rateBytes) / now.Sub(o.rateAt).Seconds()
-	o.sparseOK = o.winUnreliable
-	o.rateAt, o.rateBytes, o.winUnreliable = now, c.stats.BytesSent, false
+	if o.winUnreliable || o.winReliable {
+		secs := now.Sub(o.rateAt).Seconds()
+		o.rate = float64(c.stats.BytesSent-o.rateBytes) / secs
+		o.packetRate = float64(c.stats.PacketsSent-o.ratePackets) / secs
+		o.sparseOK = o.winUnreliable
+	}
+	o.rateAt, o.rateBytes, o.ratePackets = now, c.stats.BytesSent, c.stats.PacketsSent
+	o.winUnreliable, o.winReliable = false, false
 }
 
 // sparseDelay is the acknowledgement delay a sparse flow asks for: with
 // acknowledgements that late, the bytes in flight at the measured rate (over the
-// delay and a round trip) stay within 1/ackSparseFlightShare of the window. At
-// most ackSparseDelay.
+// delay and a round trip) stay within 1/ackSparseFlightShare of the window, and
+// the packets sent within the delay within ackSparsePackets. At most
+// ackSparseDelay.
 func (c *Conn) sparseDelay() time.Duration {
-	share := float64(c.cc.cwnd / ackSparseFlightShare)
-	if c.afOut.rate*ackSparseDelay.Seconds() <= share {
-		return ackSparseDelay
+	o := &c.afOut
+	d := ackSparseDelay
+	if share := float64(c.cc.cwnd / ackSparseFlightShare); o.rate*(d+c.rtt.smooth).Seconds() > share {
+		d = time.Duration(share/o.rate*float64(time.Second)) - c.rtt.smooth
 	}
-	d := time.Duration(share/c.afOut.rate*float64(time.Second)) - c.rtt.smooth
-	return min(d, ackSparseDelay)
+	if o.packetRate*d.Seconds() > ackSparsePackets {
+		d = time.Duration(ackSparsePackets / o.packetRate * float64(time.Second))
+	}
+	return d
 }
 
 // reliableOutstanding reports whether reliable data is unacknowledged or waiting

@@ -30,10 +30,11 @@
 // acknowledged at once. Congestion control counts acknowledged bytes, not ACKs, and
 // RTT samples subtract the reported ack delay, so fewer ACKs change neither. A
 // sparse flow carrying unreliable messages (a game's 20 Hz state) with nothing
-// reliable outstanding asks for one acknowledgement per up to 500 ms (as long as
-// its rate then keeps at most half the window in flight), and its probe timeout
-// counts that delay until a smaller request is acknowledged; packets carrying
-// reliable data or MAX_DATA then ask for their acknowledgement at once.
+// reliable outstanding asks for one acknowledgement per up to a second (as long
+// as its rate then keeps at most half the window and 32 packets in flight), and
+// its probe timeout counts that delay until a smaller request is acknowledged;
+// packets carrying reliable data or MAX_DATA, and the one that fills half the
+// window, then ask for their acknowledgement at once.
 //
 // # Call contract
 //

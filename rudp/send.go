@@ -221,7 +221,7 @@ func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.In
 		eliciting = true
 	}
 	ping := c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting)
-	if !ping && eliciting && c.peerDelaysAcks() && c.wantsAckNow(probe, wroteData, sp) {
+	if !ping && eliciting && c.peerDelaysAcks() && c.wantsAckNow(probe, wroteData, sp, len(*b)) {
 		// The peer may hold this packet's acknowledgement back: ask for it at once.
 		ping = true
 		c.stats.ImmediateAckPings++
@@ -422,7 +422,7 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		c.packetHasTop = true
 	}
 	if m.mode.Reliable() {
-		c.packetHasReliable = true
+		c.packetHasReliable, c.afOut.winReliable = true, true
 	} else {
 		c.afOut.winUnreliable = true
 	}
