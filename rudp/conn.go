@@ -79,7 +79,9 @@ type Conn struct {
 	packetHasTop  bool // the packet being built carries a top-priority message (mixed priorities)
 	// packetHasReliable: the packet being built carries reliable data.
 	packetHasReliable    bool
-	fragSize, fragSizeAt int // fragmentSize's result and the packet budget it was for
+	fragSize, fragSizeAt int  // fragmentSize's result and the packet budget it was for
+	packetFull           bool // data filled the packet being built
+	fullSize, fullSizeAt int  // the largest full packet since the budget was fullSizeAt (padFull)
 	// packetChunkStart is where the fragments of the packet being built start in chunks.
 	packetChunkStart uint64
 

@@ -76,7 +76,9 @@
 // 8899 §4.3) without stranding a fragment. A probed larger PMTU packs more small
 // messages per packet, and a message split after the search has found one gets
 // fragments sized so that several fill a packet (two per 1452-byte datagram: 1346
-// bytes of data where one base-sized fragment would carry 1118).
+// bytes of data where one base-sized fragment would carry 1118). A packet that data
+// fills is padded (PADDING, at most 32 bytes) to the largest such packet so far, so
+// a burst's packets are one size and the driver sends them as one GSO run.
 //
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8

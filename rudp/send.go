@@ -178,9 +178,13 @@ func (c *Conn) PollTransmit(now proto.Instant, buf []byte) ([]byte, bool) {
 	if c.ackPending {
 		b = c.appendAck(b, now, budget/2, &sp)
 	}
+	c.packetFull = false
 	eliciting := allowTop && c.fillEliciting(&b, &sp, budget, now, allowLow, probe, ackFreqDue)
 	if len(b) == proto.VarintLen(pn) {
 		return nil, false // nothing fitted after all; the packet number stays unused
+	}
+	if c.packetFull {
+		b = c.padFull(b, budget)
 	}
 	sp.chunkEnd = c.chunks.tail
 	if eliciting && c.bytesInFlight >= c.cc.cwnd && !probe {
@@ -371,6 +375,7 @@ func (c *Conn) creditAllows(m *outMsg) bool {
 // data. It reports whether it wrote any.
 func (c *Conn) fillData(b *[]byte, limit int, now proto.Instant, allowLow bool) bool {
 	wrote := false
+	c.packetFull = true // unless the loop ends for want of data
 	for limit-len(*b) > wholeDataHeader {
 		var best *lane
 		for i := range c.lanes {
@@ -381,11 +386,36 @@ func (c *Conn) fillData(b *[]byte, limit int, now proto.Instant, allowLow bool) 
 			}
 		}
 		if best == nil || !c.writeFrame(best, b, limit, now) {
+			c.packetFull = best != nil
 			break
 		}
 		wrote = true
 	}
 	return wrote
+}
+
+// padFullMax is the most PADDING padFull adds to a packet.
+const padFullMax = 32
+
+// padFull pads a packet that data filled (the next frame did not fit) to the size of
+// the largest such packet since the budget last changed, if that takes at most
+// padFullMax bytes. Full packets then come out the same size, varint lengths,
+// message seams and the odd last fragment notwithstanding, and the driver can send
+// a whole burst as one GSO run (and the receiver read it as one GRO buffer): a run
+// needs every datagram but the last exactly as long as the first.
+func (c *Conn) padFull(b []byte, budget int) []byte {
+	if c.fullSizeAt != budget {
+		c.fullSize, c.fullSizeAt = 0, budget
+	}
+	switch {
+	case len(b) >= c.fullSize:
+		c.fullSize = len(b)
+	case c.fullSize-len(b) <= padFullMax:
+		for len(b) < c.fullSize {
+			b = append(b, byte(proto.RUDPPadding))
+		}
+	}
+	return b
 }
 
 // writeFrame writes lane l's next frame if it fits in limit.
