@@ -115,6 +115,7 @@ type Conn struct {
 	ackSentLargest      uint64 // the largest packet number the last ACK frame reported
 	afIn                ackFreqIn
 	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
+	parsed              parsedData    // data frames validate decoded, for apply
 	recvReliable        uint64        // flow-control cost received (§7.6)
 	recvPolled          uint64        // ... of it handed out with EventMessage.Credit
 	recvConsumed        uint64        // ... of that given back with Consumed (taken by the application)
