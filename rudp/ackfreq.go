@@ -34,6 +34,29 @@ const (
 	// ackFreqFrameMax is the longest ACK-FREQUENCY frame: type, sequence (8),
 	// threshold (2), delay (4), reordering threshold (2).
 	ackFreqFrameMax = 1 + 8 + 2 + 4 + 2
+
+	// A sparse flow of unreliable messages (a game's 20 Hz state) needs few
+	// acknowledgements: an unreliable message is never retransmitted, so its
+	// acknowledgement only frees congestion window and feeds the RTT and loss
+	// estimates (RFC 9221 §5.2: DATAGRAM frames are ack-eliciting, but their
+	// acknowledgement may be delayed). With the default rule each such packet draws an
+	// ACK-only packet of its own, which on a relayed path doubles what the server
+	// forwards. So while nothing reliable is outstanding, the sender of unreliable
+	// messages asks for an acknowledgement only as often as its window needs: after
+	// a delay at which its rate keeps at most 1/ackSparseFlightShare of the window in
+	// flight and at most ackSparsePackets packets go unacknowledged, at most
+	// ackSparseDelay, and only if that is more than twice MaxAckDelay (a faster flow
+	// is bulk, and congestion control wants its acknowledgements).
+	ackSparseDelay = time.Second
+	// ackSparsePackets bounds the packets a sparse flow leaves unacknowledged; the
+	// threshold asked is one less, so the count holds whatever the rate estimate.
+	ackSparsePackets = 32
+	// ackSparseFlightShare: a sparse flow keeps at most 1/ackSparseFlightShare of the
+	// window in flight while its acknowledgements are delayed.
+	ackSparseFlightShare = 2
+	// ackRateWindow is the period over which the sender measures its own rate to
+	// judge whether its flow is sparse.
+	ackRateWindow = 100 * time.Millisecond
 )
 
 // ackFreq is a set of acknowledgement parameters (the fields of ACK-FREQUENCY).
@@ -58,6 +81,26 @@ type ackFreqOut struct {
 	resend     bool          // a packet carrying a frame was lost
 	busyAt     proto.Instant // when ackBulkMinWindow packets were last seen in flight
 	flightPeak int           // packets in flight, the most seen since the last frame
+
+	// The sender's rate over the current window of ackRateWindow, and what it sent.
+	rateAt        proto.Instant // start of the window
+	rateBytes     uint64        // Stats.BytesSent at rateAt
+	winUnreliable bool          // unreliable frames went out in the window
+	winReliable   bool          // reliable frames went out in the window
+	sparseOK      bool          // the last window that sent data carried unreliable messages
+	rate          float64       // bytes per second sent in the last window that sent data
+	packetRate    float64       // ... and packets per second
+	ratePackets   uint64        // Stats.PacketsSent at rateAt
+
+	// delayBound is the largest max ack delay the peer may be applying: a frame that
+	// lowers it counts only once acknowledged (the peer may not have it yet), so
+	// the probe timeout and the cap on a reported ack delay use the bound
+	// (draft-ietf-quic-ack-frequency §6). lowerPN is the packet carrying the
+	// latest frame below the bound, lowerDelay what it asked.
+	delayBound time.Duration
+	lowering   bool
+	lowerPN    uint64
+	lowerDelay time.Duration
 }
 
 // ackFreqIn is the peer's request as this end honours it.
@@ -73,13 +116,23 @@ type ackFreqIn struct {
 // by the sender's CPU all qualify; a sparse one does not), no congestion event
 // within the last RTT (loss recovery wants every acknowledgement) and no probe
 // timeout outstanding. The threshold asks for about ackPerWindow acknowledgements
-// per window or per flight, whichever is smaller.
+// per window or per flight, whichever is smaller. A flow of unreliable messages
+// with nothing reliable outstanding asks for one acknowledgement per sparseDelay,
+// when that is long enough to matter, and none for order.
 func (c *Conn) ackFreqTarget() ackFreq {
 	def := defaultAckFreq(&c.cfg)
 	o := &c.afOut
+	if c.cfg.FixedAckFrequency || !c.rtt.sampled || c.ptoCount > 0 {
+		return def
+	}
+	if o.sparseOK && !c.reliableOutstanding() {
+		if d := c.sparseDelay(); d > 2*c.cfg.MaxAckDelay {
+			return ackFreq{threshold: ackSparsePackets - 1, delay: d, reorder: 0}
+		}
+	}
 	window := min(c.cc.cwnd/c.cc.mss, o.flightPeak)
 	switch {
-	case c.cfg.FixedAckFrequency, !c.rtt.sampled, window < ackBulkMinWindow, c.ptoCount > 0:
+	case window < ackBulkMinWindow:
 		return def
 	case c.now.Sub(c.cc.recoveryStart) < c.rtt.smooth:
 		return def
@@ -104,8 +157,11 @@ func (c *Conn) ackFreqDue(now proto.Instant) bool {
 		o.busyAt = now
 		o.flightPeak = max(o.flightPeak, c.bytesInFlight/c.cc.mss)
 	}
-	if !o.any && o.flightPeak < ackBulkMinWindow {
-		return false // never busy, never asked: the default stands (the per-packet fast path)
+	if now.Sub(o.rateAt) >= ackRateWindow {
+		c.rollAckRate(now)
+	}
+	if !o.any && o.flightPeak < ackBulkMinWindow && !o.sparseOK {
+		return false // never busy nor sparse, never asked: the default stands (the per-packet fast path)
 	}
 	want := c.ackFreqTarget()
 	o.want = want
@@ -116,8 +172,8 @@ func (c *Conn) ackFreqDue(now proto.Instant) bool {
 		return true
 	case want == o.asked:
 		return false
-	case want.threshold <= 1:
-		return true
+	case want.threshold <= 1, c.sparse(o.asked) && !c.sparse(want):
+		return true // back to the default, or out of the sparse delay: with the next packet
 	case want.threshold == o.asked.threshold && want.reorder == o.asked.reorder &&
 		want.delay <= 2*o.asked.delay && o.asked.delay <= 2*want.delay:
 		return false
@@ -135,6 +191,11 @@ func (c *Conn) appendAckFreq(b []byte, now proto.Instant, sp *sentPacket) []byte
 		MaxAckDelayMicros: durationMicros(want.delay),
 		ReorderThreshold:  want.reorder,
 	}
+	if want.delay >= o.delayBound {
+		o.delayBound, o.lowering = want.delay, false
+	} else {
+		o.lowering, o.lowerPN, o.lowerDelay = true, c.nextPN, want.delay
+	}
 	o.asked, o.any, o.askedAt, o.resend = want, true, now, false
 	o.flightPeak = c.bytesInFlight / c.cc.mss
 	o.nextSeq++
@@ -146,6 +207,95 @@ func (c *Conn) appendAckFreq(b []byte, now proto.Instant, sp *sentPacket) []byte
 // peerDelaysAcks reports whether the last request lets the peer hold back
 // acknowledgements: then packets that want one at once carry a PING.
 func (c *Conn) peerDelaysAcks() bool { return c.afOut.asked.threshold > 1 }
+
+// sparse reports whether f is the sparse flow's request (a delay beyond
+// MaxAckDelay, which only that asks for).
+func (c *Conn) sparse(f ackFreq) bool { return f.delay > c.cfg.MaxAckDelay }
+
+// freqRidesAlong reports whether the due ACK-FREQUENCY frame waits for a packet
+// that carries something else: one entering or leaving the sparse request never
+// makes a packet of its own. Entering can wait; leaving too, because while the
+// sparse request stands every packet whose acknowledgement is wanted at once
+// carries a PING (wantsAckNow), and the rest is sent again only after the probe
+// timeout, which counts the sparse delay until the change is acknowledged.
+func (c *Conn) freqRidesAlong() bool { return c.sparse(c.afOut.want) || c.sparse(c.afOut.asked) }
+
+// wantsAckNow reports whether the packet being built (size bytes), under a request
+// that lets the peer delay its acknowledgement, should carry a PING for one at once.
+// Under the sparse request: what is sent again when lost (reliable data, MAX_DATA,
+// probes; an unreliable message is never retransmitted, so nothing waits on its
+// acknowledgement), and the packet that takes the bytes in flight to half the
+// window, so that a flow grown faster than its rate estimate gets the window
+// reopened a round trip later rather than a sparse delay later. Under the bulk
+// request a probe, a top-priority message and a burst's last packet
+// (draft-ietf-quic-ack-frequency §9.1: nothing then follows that would trip the
+// threshold).
+func (c *Conn) wantsAckNow(probe, wroteData bool, sp *sentPacket, size int) bool {
+	if c.sparse(c.afOut.asked) {
+		return probe || c.packetHasReliable || sp.has(pktMaxData) ||
+			(c.bytesInFlight+size)*ackSparseFlightShare >= c.cc.cwnd
+	}
+	return probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())
+}
+
+// rollAckRate ends the rate window, noting the rate and whether the window
+// carried unreliable messages (a flow of reliable ones alone keeps the default:
+// each of its packets is retransmitted when lost, and loss recovery wants the
+// acknowledgements). A window that sent no data changes neither: a flow slower
+// than one message per window is still the flow it was.
+func (c *Conn) rollAckRate(now proto.Instant) {
+	o := &c.afOut
+	if o.winUnreliable || o.winReliable {
+		secs := now.Sub(o.rateAt).Seconds()
+		o.rate = float64(c.stats.BytesSent-o.rateBytes) / secs
+		o.packetRate = float64(c.stats.PacketsSent-o.ratePackets) / secs
+		o.sparseOK = o.winUnreliable
+	}
+	o.rateAt, o.rateBytes, o.ratePackets = now, c.stats.BytesSent, c.stats.PacketsSent
+	o.winUnreliable, o.winReliable = false, false
+}
+
+// sparseDelay is the acknowledgement delay a sparse flow asks for: with
+// acknowledgements that late, the bytes in flight at the measured rate (over the
+// delay and a round trip) stay within 1/ackSparseFlightShare of the window, and
+// the packets sent within the delay within ackSparsePackets. At most
+// ackSparseDelay.
+func (c *Conn) sparseDelay() time.Duration {
+	o := &c.afOut
+	d := ackSparseDelay
+	if share := float64(c.cc.cwnd / ackSparseFlightShare); o.rate*(d+c.rtt.smooth).Seconds() > share {
+		d = time.Duration(share/o.rate*float64(time.Second)) - c.rtt.smooth
+	}
+	if o.packetRate*d.Seconds() > ackSparsePackets {
+		d = time.Duration(ackSparsePackets / o.packetRate * float64(time.Second))
+	}
+	return d
+}
+
+// reliableOutstanding reports whether reliable data is unacknowledged or waiting
+// to be sent again.
+func (c *Conn) reliableOutstanding() bool {
+	for i := range c.lanes {
+		l := &c.lanes[i]
+		if l.retx.len() > 0 || l.unacked[0].len() > 0 || l.unacked[1].len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAckDelayMax is the max ack delay the peer may be applying now: the
+// configured one, or a larger one this end asked for and has not seen superseded.
+func (c *Conn) peerAckDelayMax() time.Duration { return max(c.cfg.MaxAckDelay, c.afOut.delayBound) }
+
+// onAckFreqAcked lowers the delay bound once the packet carrying the latest
+// lowering frame is acknowledged: the peer has applied it, or a newer one.
+func (c *Conn) onAckFreqAcked(pn uint64) {
+	o := &c.afOut
+	if o.lowering && pn == o.lowerPN {
+		o.delayBound, o.lowering = o.lowerDelay, false
+	}
+}
 
 // onAckFrequency applies a received ACK-FREQUENCY frame unless a newer one was
 // applied already (frames can arrive out of order; PROTOCOL.md §7.9).

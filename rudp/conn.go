@@ -77,6 +77,13 @@ type Conn struct {
 	ackOnlyStreak int // ack-only packets since the last ack-eliciting one
 	afOut         ackFreqOut
 	packetHasTop  bool // the packet being built carries a top-priority message (mixed priorities)
+	// packetHasReliable: the packet being built carries reliable data.
+	packetHasReliable    bool
+	fragSize, fragSizeAt int  // fragmentSize's result and the packet budget it was for
+	packetFull           bool // data filled the packet being built
+	fullSize, fullSizeAt int  // the largest full packet since the budget was fullSizeAt (padFull)
+	// packetChunkStart is where the fragments of the packet being built start in chunks.
+	packetChunkStart uint64
 
 	// Recovery (RFC 9002 §6) and congestion control (§7).
 	rtt                  rttEstimator
@@ -108,6 +115,7 @@ type Conn struct {
 	ackSentLargest      uint64 // the largest packet number the last ACK frame reported
 	afIn                ackFreqIn
 	ackIn, ackOut       proto.RUDPAck // scratch frames: parse target and encoder
+	parsed              parsedData    // data frames validate decoded, for apply
 	recvReliable        uint64        // flow-control cost received (§7.6)
 	recvPolled          uint64        // ... of it handed out with EventMessage.Credit
 	recvConsumed        uint64        // ... of that given back with Consumed (taken by the application)
@@ -187,6 +195,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 		// The real window goes out in the first packet (§7.6).
 		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
 	}
+	c.afOut.rateAt = now
 	c.pmtu = newPMTU(cfg)
 	c.cc = newCubic(c.budget())
 	c.pacer = newPacer(c.cc.cwnd, now)

@@ -28,7 +28,13 @@
 // on loss recovery, a probe timeout or a small window, and adds a PING to the last
 // packet of a burst, to probes and to top-priority messages so these are
 // acknowledged at once. Congestion control counts acknowledged bytes, not ACKs, and
-// RTT samples subtract the reported ack delay, so fewer ACKs change neither.
+// RTT samples subtract the reported ack delay, so fewer ACKs change neither. A
+// sparse flow carrying unreliable messages (a game's 20 Hz state) with nothing
+// reliable outstanding asks for one acknowledgement per up to a second (as long
+// as its rate then keeps at most half the window and 32 packets in flight), and
+// its probe timeout counts that delay until a smaller request is acknowledged;
+// packets carrying reliable data or MAX_DATA, and the one that fills half the
+// window, then ask for their acknowledgement at once.
 //
 // # Call contract
 //
@@ -65,10 +71,14 @@
 // recent loss rate is above 5 %; random loss on an empty path (wireless, tunnels)
 // leaves it alone, where plain CUBIC would fall to the Mathis rate.
 //
-// Message fragments are sized for the base datagram (1200 bytes), which every path
-// carries; a probed larger PMTU packs more small messages per packet, and a path
-// change that lowers it is detected as a black hole (RFC 8899 §4.3) without stranding
-// a fragment.
+// Every message fragment fits the base datagram (1200 bytes), which every path
+// carries, so a path change that lowers the PMTU is detected as a black hole (RFC
+// 8899 §4.3) without stranding a fragment. A probed larger PMTU packs more small
+// messages per packet, and a message split after the search has found one gets
+// fragments sized so that several fill a packet (two per 1452-byte datagram: 1346
+// bytes of data where one base-sized fragment would carry 1118). A packet that data
+// fills is padded (PADDING, at most 32 bytes) to the largest such packet so far, so
+// a burst's packets are one size and the driver sends them as one GSO run.
 //
 // Packets are numbered once and never resent; lost fragments go out in new packets.
 // A packet is lost when three later packets are acknowledged or it is older than 9/8

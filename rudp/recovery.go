@@ -42,6 +42,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 				c.ackChunks(p)
 				continue
 			}
+			if p.has(pktAckFreq) {
+				c.onAckFreqAcked(pn)
+			}
 			if c.ackPacket(p, now, limited) {
 				newlyEliciting = true
 				if pn == largest {
@@ -52,8 +55,9 @@ func (c *Conn) onAckFrame(ack *proto.RUDPAck, now proto.Instant) {
 	}
 	c.cwndLimited = c.bytesInFlight*2 >= c.cc.cwnd
 	if sample >= 0 {
-		// RFC 9002 §5.3: the peer's ack delay counts only up to its max_ack_delay.
-		ackDelay := min(time.Duration(min(ack.DelayMicros, uint64(time.Hour/time.Microsecond)))*time.Microsecond, c.cfg.MaxAckDelay)
+		// RFC 9002 §5.3: the peer's ack delay counts only up to its max_ack_delay (the
+		// one this end may have asked for, §7.9).
+		ackDelay := min(time.Duration(min(ack.DelayMicros, uint64(time.Hour/time.Microsecond)))*time.Microsecond, c.peerAckDelayMax())
 		if !c.rtt.sampled {
 			c.firstSampleSent = now - proto.Instant(sample)
 		}
@@ -174,7 +178,7 @@ func (c *Conn) detectLoss(now proto.Instant) {
 		c.lossTime = min(c.lossTime, p.timeSent.Add(lossDelay))
 	}
 	if firstLost != proto.Never && c.rtt.sampled && firstLost > c.firstSampleSent {
-		period := (c.rtt.smooth + max(4*c.rtt.vari, granularity) + c.cfg.MaxAckDelay) * persistentCongestionThreshold
+		period := (c.rtt.smooth + max(4*c.rtt.vari, granularity) + c.peerAckDelayMax()) * persistentCongestionThreshold
 		if lastLost.Sub(firstLost) > period {
 			c.cc.onPersistentCongestion(now)
 			c.stats.PersistentCongestion++
@@ -283,7 +287,7 @@ func (c *Conn) setLossTimer() {
 
 // ptoPeriod is the backed-off probe timeout (RFC 9002 §6.2.1), capped.
 func (c *Conn) ptoPeriod() time.Duration {
-	base := c.rtt.pto(c.cfg.MaxAckDelay)
+	base := c.rtt.pto(c.peerAckDelayMax())
 	limit := max(c.cfg.PTOMax, base)
 	d := base
 	for i := 0; i < c.ptoCount && d < limit; i++ {

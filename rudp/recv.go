@@ -74,6 +74,7 @@ func (c *Conn) validate(b []byte) (packetInfo, error) {
 		return info, ErrEmpty
 	}
 	var cost uint64
+	c.parsed.reset()
 	for len(b) > 0 {
 		var n int
 		var err error
@@ -100,9 +101,10 @@ func (c *Conn) validate(b []byte) (packetInfo, error) {
 			n, err = f.Decode(b)
 			info.eliciting = true
 		case t >= proto.RUDPDataFirst && t <= proto.RUDPDataLast:
-			var f proto.RUDPData
+			f := c.parsed.slot()
 			if n, err = f.Decode(b); err == nil {
-				err = c.checkData(&f, &cost)
+				c.parsed.record(n)
+				err = c.checkData(f, &cost)
 			}
 			info.eliciting = true
 		default:
@@ -184,9 +186,13 @@ func (c *Conn) apply(b []byte, now proto.Instant) {
 			n, _ = f.Decode(b)
 			c.onAckFrequency(&f, now)
 		default:
-			var f proto.RUDPData
-			n, _ = f.Decode(b)
-			c.onData(&f)
+			f, fn, ok := c.parsed.take()
+			if !ok {
+				f = &c.parsed.spare
+				fn, _ = f.Decode(b)
+			}
+			n = fn
+			c.onData(f)
 		}
 		b = b[n:]
 	}
@@ -384,4 +390,46 @@ func (c *Conn) admitUnreliable(f *proto.RUDPData) bool {
 		return false
 	}
 	return true
+}
+
+// parsedDataMax bounds the data frames of one packet that validate keeps decoded
+// for apply; a packet with more decodes the rest twice.
+const parsedDataMax = 4
+
+// parsedData keeps the data frames validate decoded, so that apply acts on them
+// without decoding them again (a bulk packet carries two or more). The frames alias
+// the packet, which both see.
+type parsedData struct {
+	frames  [parsedDataMax]proto.RUDPData
+	lens    [parsedDataMax]int
+	n, next int            // frames decoded by validate; the next one apply takes
+	spare   proto.RUDPData // where frames beyond parsedDataMax are decoded
+}
+
+func (p *parsedData) reset() { p.n, p.next = 0, 0 }
+
+// slot is where validate decodes the next data frame.
+func (p *parsedData) slot() *proto.RUDPData {
+	if p.n < parsedDataMax {
+		return &p.frames[p.n]
+	}
+	return &p.spare
+}
+
+// record keeps the frame just decoded into slot, n bytes long.
+func (p *parsedData) record(n int) {
+	if p.n < parsedDataMax {
+		p.lens[p.n] = n
+		p.n++
+	}
+}
+
+// take returns the next data frame validate kept and its length, in packet order;
+// false past the last one kept.
+func (p *parsedData) take() (*proto.RUDPData, int, bool) {
+	if p.next >= p.n {
+		return nil, 0, false
+	}
+	p.next++
+	return &p.frames[p.next-1], p.lens[p.next-1], true
 }
