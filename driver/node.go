@@ -529,8 +529,15 @@ type NATReport struct {
 // NAT waits for the node's NAT measurement (a few round trips to the server, and
 // the timeouts of answers a filtering NAT never lets through: up to ~10 s).
 func (n *Node) NAT(ctx context.Context) (NATReport, error) {
+	return n.waitReport(ctx, n.natReady, func() NATReport {
+		return NATReport{Behavior: n.nat, Observed: n.observed, Local: n.local}
+	})
+}
+
+// waitReport waits for ready, then returns report() read under the lock.
+func (n *Node) waitReport(ctx context.Context, ready <-chan struct{}, report func() NATReport) (NATReport, error) {
 	select {
-	case <-n.natReady:
+	case <-ready:
 	case <-n.dead:
 		return NATReport{}, n.stopErr()
 	case <-ctx.Done():
@@ -538,7 +545,7 @@ func (n *Node) NAT(ctx context.Context) (NATReport, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return NATReport{Behavior: n.nat, Observed: n.observed, Local: n.local}, nil
+	return report(), nil
 }
 
 // OtherLocalAddr is the node's socket in the other IP family (Config.ListenOther),
@@ -553,16 +560,9 @@ func (n *Node) OtherNAT(ctx context.Context) (NATReport, error) {
 	if !n.otherLocal.IsValid() {
 		return NATReport{}, ErrNoOtherFamily
 	}
-	select {
-	case <-n.otherNATReady:
-	case <-n.dead:
-		return NATReport{}, n.stopErr()
-	case <-ctx.Done():
-		return NATReport{}, ctx.Err()
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return NATReport{Behavior: n.otherNAT, Observed: n.otherObserved, Local: n.otherLocal}, nil
+	return n.waitReport(ctx, n.otherNATReady, func() NATReport {
+		return NATReport{Behavior: n.otherNAT, Observed: n.otherObserved, Local: n.otherLocal}
+	})
 }
 
 // Stats are a node's counters.
