@@ -251,7 +251,7 @@ func (l *loop) drainTransmits(now proto.Instant) {
 		}
 		l.batch.add(s, t.Payload, t.To)
 		if l.batch.full() {
-			l.flush()
+			l.flushFull()
 		}
 	}
 	if !l.holding {
@@ -262,15 +262,36 @@ func (l *loop) drainTransmits(now proto.Instant) {
 // flush sends the batched datagrams: runs of equal-size datagrams to one
 // destination in one GSO send where the kernel can, the rest with sendmmsg.
 func (l *loop) flush() {
+	l.sendSlots(l.batch.n)
+	l.batch.reset()
+}
+
+// flushFull makes room in a full batch. It sends everything but a last GSO run
+// that could still grow, which stays (moved to the front) to take the datagrams
+// that follow: bulk data then leaves in runs as long as the kernel takes (45 full
+// packets) rather than cut wherever the 64 slots ended. The drain's final flush
+// sends what stayed, so nothing waits past the drain that produced it.
+func (l *loop) flushFull() {
+	k := l.batch.openRun()
+	if k == 0 {
+		l.flush()
+		return
+	}
+	l.sendSlots(k)
+	l.batch.keepFrom(k)
+}
+
+// sendSlots sends batch slots [0, end) (flush).
+func (l *loop) sendSlots(end int) {
 	b := &l.batch
-	if b.n == 0 {
+	if end == 0 {
 		return
 	}
 	single := 0 // the first slot waiting for a sendmmsg of the slots that are no run
-	for i := 0; i < b.n; {
+	for i := 0; i < end; {
 		j := i + 1
 		if gsoSupported && !b.sock.noGSO {
-			j = b.runEnd(i)
+			j = min(b.runEnd(i), end)
 		}
 		if j-i >= 2 {
 			l.sendmmsg(single, i)
@@ -281,8 +302,7 @@ func (l *loop) flush() {
 		}
 		i = j
 	}
-	l.sendmmsg(single, b.n)
-	b.reset()
+	l.sendmmsg(single, end)
 }
 
 // sendmmsg sends batch slots [i, j) with sendmmsg; nothing when the range is empty.
