@@ -362,7 +362,27 @@ func (l *loop) arm() {
 		l.timer.Stop()
 		return
 	}
-	l.timer.Reset(time.Duration(d - proto.Instant(time.Since(l.start))))
+	l.timer.Reset(timerDelay(d, proto.Instant(time.Since(l.start))))
+}
+
+// timerGranularity is the soonest the loop's timer fires for a deadline that is
+// not yet due (RFC 9002's kGranularity; quic-go paces and arms its timers no
+// finer). rudp's pacer asks to be woken when one more packet may leave, a few
+// microseconds ahead at bulk rates; waking that often cost a wake-up, a timer and
+// a system call per 3 datagrams (issue 18). Woken a millisecond later, it lets
+// out what the millisecond earned (its bucket holds 2 ms of sending) as one GSO
+// run. Other timers (acknowledgement delay, loss, keepalives) are milliseconds
+// or more anyway.
+const timerGranularity = time.Millisecond
+
+// timerDelay is how long the loop's timer waits for the machine's deadline d at
+// now: none when it is due, else at least timerGranularity.
+func timerDelay(d, now proto.Instant) time.Duration {
+	wait := time.Duration(d - now)
+	if wait <= 0 {
+		return 0
+	}
+	return max(wait, timerGranularity)
 }
 
 // shutdown closes every socket and waits for the readers. The owner calls it
