@@ -362,7 +362,7 @@ func (l *loop) arm() {
 		l.timer.Stop()
 		return
 	}
-	l.timer.Reset(timerDelay(d, proto.Instant(time.Since(l.start))))
+	l.timer.Reset(timerDelay(d, l.last, proto.Instant(time.Since(l.start))))
 }
 
 // timerGranularity is the soonest the loop's timer fires for a deadline that is
@@ -375,13 +375,16 @@ func (l *loop) arm() {
 // or more anyway.
 const timerGranularity = time.Millisecond
 
-// timerDelay is how long the loop's timer waits for the machine's deadline d at
-// now: none when it is due, else at least timerGranularity.
-func timerDelay(d, now proto.Instant) time.Duration {
-	wait := time.Duration(d - now)
-	if wait <= 0 {
+// timerDelay is how long the loop's timer waits at clock for the machine's
+// deadline d: none when d was due at the machine's last now (it asked to be called
+// again at once), else at least timerGranularity. A deadline that fell due only
+// between that call and this one (a pacer's few microseconds) is not yet due for
+// this purpose.
+func timerDelay(d, last, clock proto.Instant) time.Duration {
+	if d <= last {
 		return 0
 	}
+	wait := time.Duration(d - clock)
 	return max(wait, timerGranularity)
 }
 
