@@ -77,6 +77,42 @@ func (b *sendBatch) runEnd(i int) int {
 	return j
 }
 
+// openRun returns where the batch's last GSO run starts when that run could still
+// grow (every datagram in it the same size, fewer than gsoMaxSegments, room for
+// one more under gsoMaxBytes), and that run is not the whole batch; 0 otherwise.
+// A full batch keeps that run back (flushFull) instead of cutting it where the
+// slots ran out.
+func (b *sendBatch) openRun() int {
+	if b.n < 2 || b.sock.noGSO || !gsoSupported {
+		return 0
+	}
+	k, seg, to := b.n-1, len(b.iov[b.n-1][0]), b.to[b.n-1]
+	if seg == 0 {
+		return 0
+	}
+	for k > 0 && b.to[k-1] == to && len(b.iov[k-1][0]) == seg {
+		k--
+	}
+	// The equal datagrams before k that a run reaching back would not include
+	// (it could hold no more) are runs of their own: start at a run boundary.
+	for b.n-k >= gsoMaxSegments || (b.n-k+1)*seg > gsoMaxBytes {
+		k = b.runEnd(k)
+	}
+	return k
+}
+
+// keepFrom moves slots [k, n) to the front after slots [0, k) were sent: their
+// buffers trade places with the sent ones (nothing is copied), and their send
+// headers are set again for their new slots.
+func (b *sendBatch) keepFrom(k int) {
+	s, n := b.sock, b.n
+	b.reset()
+	for i := 0; i < n-k; i++ {
+		b.bufs[i], b.bufs[k+i] = b.bufs[k+i], b.bufs[i]
+		b.add(s, b.iov[k+i][0], b.to[k+i])
+	}
+}
+
 func (b *sendBatch) reset() {
 	b.n, b.sock = 0, nil
 	b.fail = [sendBatchLen]bool{}

@@ -108,3 +108,62 @@ func TestFlushSkipsRefusedDatagrams(t *testing.T) {
 		}
 	}
 }
+
+// A batch that fills in the middle of bulk data keeps back the GSO run that could
+// still grow, so the runs are as long as the kernel takes (45 datagrams of 1452
+// bytes) rather than cut where the 64 slots ended: an acknowledgement to another
+// peer, 120 full packets and a shorter last one leave in one sendmmsg and three
+// GSO sends (45, 45, 31; five calls when cut at the slots), every datagram once
+// and in order.
+func TestFullBatchKeepsOpenRun(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	tx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.conn.Close()
+	var rx [2]*socket
+	for i := range rx {
+		if rx[i], err = listenUDP(lo, netip.AddrPort{}); err != nil {
+			t.Fatal(err)
+		}
+		defer rx[i].conn.Close()
+	}
+	l := &loop{batch: newSendBatch(maxDatagram)}
+	type dgram struct{ to, size int }
+	plan := []dgram{{1, 50}}
+	for range 120 {
+		plan = append(plan, dgram{0, 1452})
+	}
+	plan = append(plan, dgram{0, 700})
+	for k, d := range plan {
+		p := l.batch.next()[:d.size]
+		for i := range p {
+			p[i] = byte(k)
+		}
+		l.batch.add(tx, p, rx[d.to].addr)
+		if l.batch.full() {
+			l.flushFull()
+		}
+	}
+	l.flush()
+	if out := l.stats.datagramsOut.Load(); out != uint64(len(plan)) {
+		t.Fatalf("%d datagrams out, want %d", out, len(plan))
+	}
+	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); gsoSupported && !tx.noGSO && (g != 3 || m != 1) {
+		t.Fatalf("%d GSO sends and %d sendmmsg calls, want 3 and 1", g, m)
+	}
+	buf := make([]byte, 2048)
+	for k, d := range plan {
+		if err := rx[d.to].conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := rx[d.to].conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d to socket %d: %v", k, d.to, err)
+		}
+		if n != d.size || buf[0] != byte(k) || buf[n-1] != byte(k) {
+			t.Fatalf("datagram %d to socket %d: %d bytes of %d, want %d bytes of %d", k, d.to, n, buf[0], d.size, k)
+		}
+	}
+}

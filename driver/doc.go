@@ -19,7 +19,8 @@
 //	timer (machine Deadline) ─▶ ┘        PollTransmit until false (sent in
 //	                                     GSO runs or sendmmsg batches), PollEvent
 //	                                     until false, re-arm the one timer
-//	                                     at Deadline
+//	                                     at Deadline (no sooner than 1 ms
+//	                                     ahead unless due: loop.go timerDelay)
 //
 // One goroutine per socket reads datagrams into buffers of its own (the main and
 // server sockets read up to 8 at a time with recvmmsg on Linux, or 4 coalesced

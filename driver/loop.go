@@ -251,7 +251,7 @@ func (l *loop) drainTransmits(now proto.Instant) {
 		}
 		l.batch.add(s, t.Payload, t.To)
 		if l.batch.full() {
-			l.flush()
+			l.flushFull()
 		}
 	}
 	if !l.holding {
@@ -262,15 +262,36 @@ func (l *loop) drainTransmits(now proto.Instant) {
 // flush sends the batched datagrams: runs of equal-size datagrams to one
 // destination in one GSO send where the kernel can, the rest with sendmmsg.
 func (l *loop) flush() {
+	l.sendSlots(l.batch.n)
+	l.batch.reset()
+}
+
+// flushFull makes room in a full batch. It sends everything but a last GSO run
+// that could still grow, which stays (moved to the front) to take the datagrams
+// that follow: bulk data then leaves in runs as long as the kernel takes (45 full
+// packets) rather than cut wherever the 64 slots ended. The drain's final flush
+// sends what stayed, so nothing waits past the drain that produced it.
+func (l *loop) flushFull() {
+	k := l.batch.openRun()
+	if k == 0 {
+		l.flush()
+		return
+	}
+	l.sendSlots(k)
+	l.batch.keepFrom(k)
+}
+
+// sendSlots sends batch slots [0, end) (flush).
+func (l *loop) sendSlots(end int) {
 	b := &l.batch
-	if b.n == 0 {
+	if end == 0 {
 		return
 	}
 	single := 0 // the first slot waiting for a sendmmsg of the slots that are no run
-	for i := 0; i < b.n; {
+	for i := 0; i < end; {
 		j := i + 1
 		if gsoSupported && !b.sock.noGSO {
-			j = b.runEnd(i)
+			j = min(b.runEnd(i), end)
 		}
 		if j-i >= 2 {
 			l.sendmmsg(single, i)
@@ -281,8 +302,7 @@ func (l *loop) flush() {
 		}
 		i = j
 	}
-	l.sendmmsg(single, b.n)
-	b.reset()
+	l.sendmmsg(single, end)
 }
 
 // sendmmsg sends batch slots [i, j) with sendmmsg; nothing when the range is empty.
@@ -342,7 +362,30 @@ func (l *loop) arm() {
 		l.timer.Stop()
 		return
 	}
-	l.timer.Reset(time.Duration(d - proto.Instant(time.Since(l.start))))
+	l.timer.Reset(timerDelay(d, l.last, proto.Instant(time.Since(l.start))))
+}
+
+// timerGranularity is the soonest the loop's timer fires for a deadline that is
+// not yet due (RFC 9002's kGranularity; quic-go paces and arms its timers no
+// finer). rudp's pacer asks to be woken when one more packet may leave, a few
+// microseconds ahead at bulk rates; waking that often cost a wake-up, a timer and
+// a system call per 3 datagrams (issue 18). Woken a millisecond later, it lets
+// out what the millisecond earned (its bucket holds 2 ms of sending) as one GSO
+// run. Other timers (acknowledgement delay, loss, keepalives) are milliseconds
+// or more anyway.
+const timerGranularity = time.Millisecond
+
+// timerDelay is how long the loop's timer waits at clock for the machine's
+// deadline d: none when d was due at the machine's last now (it asked to be called
+// again at once), else at least timerGranularity. A deadline that fell due only
+// between that call and this one (a pacer's few microseconds) is not yet due for
+// this purpose.
+func timerDelay(d, last, clock proto.Instant) time.Duration {
+	if d <= last {
+		return 0
+	}
+	wait := time.Duration(d - clock)
+	return max(wait, timerGranularity)
 }
 
 // shutdown closes every socket and waits for the readers. The owner calls it
