@@ -246,7 +246,7 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
-			pc.initiateOnNewPath(now)
+			pc.initiateOnNewPath(now, 0)
 		case relayframe.ClientLost:
 			if pc.path == proto.PathRelay {
 				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay not linked to the peer"})

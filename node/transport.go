@@ -30,6 +30,16 @@ const (
 	handshakeRetryPerLink = 3
 )
 
+// answerExpected is how long after the latest first initiation its response is
+// expected: over a relay with a measured link time, twice that; otherwise the
+// first retry's interval.
+func (pc *peerConn) answerExpected() time.Duration {
+	if pc.hsRemote == pc.relay.addr && pc.relay.linkTime > 0 {
+		return 2 * pc.relay.linkTime
+	}
+	return pc.handshakeRetryDelay(pc.hsRemote, 1)
+}
+
 // handshakeRetryDelay is when, after its tries-th initiation to remote, an
 // unanswered first handshake is started again.
 func (pc *peerConn) handshakeRetryDelay(remote netip.AddrPort, tries int) time.Duration {
@@ -60,6 +70,7 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 		// keyx repeats a lost initiation only after 5 s (WireGuard's REKEY_TIMEOUT);
 		// a first message should not wait that long, so the peer asks sooner.
 		pc.hsTries++
+		pc.hsSentAt, pc.hsRemote = now, remote
 		pc.timers.set(peerHandshake, now.Add(pc.handshakeRetryDelay(remote, pc.hsTries)))
 	}
 }
@@ -69,9 +80,15 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 // new initiation would discard it while its response may be on the way (the old
 // path still works), and the responder refuses a second initiation within 20 ms of
 // the first (keyx.InitiationMinInterval). The retry timer covers a lost one, on
-// whichever path is current when it fires.
-func (pc *peerConn) initiateOnNewPath(now proto.Instant) {
-	if !pc.established && pc.timers.armed(peerHandshake) {
+// whichever path is current when it fires. Except when the new path's round trip
+// rtt is known and a response over it would come before the one in flight is
+// expected (relayed: twice the link time after it was sent, about the relayed
+// round trip): the one in flight is late (relayed before the peer's channel was
+// ready, it never comes), so the new path gets a new initiation.
+func (pc *peerConn) initiateOnNewPath(now proto.Instant, rtt time.Duration) {
+	if !pc.established && pc.timers.armed(peerHandshake) &&
+		(rtt <= 0 || now.Add(rtt) >= pc.hsSentAt.Add(pc.answerExpected()) ||
+			now.Sub(pc.hsSentAt) < keyx.InitiationMinInterval) {
 		return
 	}
 	pc.initiate(now, false)
