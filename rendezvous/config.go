@@ -76,7 +76,8 @@ type Config struct {
 	// peers wait before punching, so that their first probes cross (≤ 65535 ms).
 	// Zero: three times the longer of the two sides' measured round trips to the
 	// server, within 150 ms and DefaultStartDelay (DefaultStartDelay while one is
-	// not measured, or the other side is on another server of a cluster).
+	// not measured, the other side is on another server of a cluster, or the pair
+	// will not punch by simultaneous open).
 	StartDelay time.Duration
 	// RelayTokenLifetime bounds a relay token's validity; a token also expires no
 	// later than either peer's ticket.

@@ -182,7 +182,7 @@ func (s *Server) startDelayFor(now proto.Instant, e *pendingIntro) uint16 {
 func (s *Server) introTiming(e *pendingIntro, req, tgt *session) {
 	e.delay = time.Duration(s.startDelayMs) * time.Millisecond
 	e.sides[0].rto, e.sides[1].rto = introRepeatRTO, introRepeatRTO
-	if !s.deriveStart || req.rtt == 0 || tgt.rtt == 0 || !simultaneousOpen(req.nat, tgt.nat) {
+	if !s.deriveStart || req.rtt == 0 || tgt.rtt == 0 || !simultaneousOpen(req.nat, tgt.nat) && !v6SimultaneousOpen(req, tgt) {
 		return
 	}
 	rto := func(rtt time.Duration) time.Duration {
@@ -205,6 +205,25 @@ func simultaneousOpen(a, b proto.NATBehavior) bool {
 	}
 	ea, eb := easy(a), easy(b)
 	return ea && eb || ea && anyPort(a) || eb && anyPort(b)
+}
+
+// v6SimultaneousOpen reports whether both sessions have an IPv6 address (registered
+// or the other-family binding) behind NATs or firewalls that punch by simultaneous
+// open: the peers search that family too, and find it first (dual-stack peers whose
+// IPv4 NATs alone would need a birthday search).
+func v6SimultaneousOpen(a, b *session) bool {
+	v6 := func(ss *session) (proto.NATBehavior, bool) {
+		switch {
+		case ss.addr.Addr().Is6() && !ss.addr.Addr().Is4In6():
+			return ss.nat, true
+		case ss.addr2.IsValid() && ss.addr2.Addr().Is6() && !ss.addr2.Addr().Is4In6():
+			return ss.nat2, true
+		}
+		return proto.NATBehavior{}, false
+	}
+	na, okA := v6(a)
+	nb, okB := v6(b)
+	return okA && okB && simultaneousOpen(na, nb)
 }
 
 // handleIntroductionAck marks one side's copy as delivered.

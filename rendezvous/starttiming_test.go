@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -111,5 +112,36 @@ func TestStartDelayFromRoundTrips(t *testing.T) {
 	h, alice = startTimingPair(t, 40*time.Millisecond, 90*time.Millisecond, bobBehavior, bobBehavior)
 	if a, b := introduceDelays(t, h, alice); a != 500 || b != 500 {
 		t.Fatalf("port prediction: start delays %d/%d ms, want 500", a, b)
+	}
+}
+
+// Dual-stack peers whose IPv4 NATs map per destination still punch IPv6 by
+// simultaneous open: their pair gets the shorter start delay too.
+func TestV6SimultaneousOpen(t *testing.T) {
+	random := proto.NATBehavior{Mapping: proto.AddressAndPortDependent, Filtering: proto.AddressAndPortDependent,
+		Allocation: proto.AllocationRandom}
+	firewall := proto.NATBehavior{Mapping: proto.EndpointIndependent, Filtering: proto.AddressAndPortDependent,
+		NoTranslation: true}
+	v4 := netip.MustParseAddrPort("198.51.100.7:4000")
+	v6a, v6b := netip.MustParseAddrPort("[2001:db8::1]:4000"), netip.MustParseAddrPort("[2001:db8::2]:4000")
+	dual := func(v6 netip.AddrPort) *session {
+		return &session{addr: v4, nat: random, addr2: v6, nat2: firewall}
+	}
+	v6only := &session{addr: v6b, nat: firewall}
+	v4only := &session{addr: v4, nat: random}
+	mapped := &session{addr: v4, nat: random, addr2: netip.MustParseAddrPort("[::ffff:198.51.100.8]:4000"), nat2: firewall}
+	for _, c := range []struct {
+		name string
+		a, b *session
+		want bool
+	}{
+		{"dual × dual", dual(v6a), dual(v6b), true},
+		{"dual × IPv6 registration", dual(v6a), v6only, true},
+		{"dual × IPv4 only", dual(v6a), v4only, false},
+		{"IPv4-mapped is no IPv6", dual(v6a), mapped, false},
+	} {
+		if got := v6SimultaneousOpen(c.a, c.b); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
