@@ -50,6 +50,8 @@ type peerConn struct {
 	// the responder takes it into use at our first packet.
 	confirmPending bool
 	hsTries        int
+	hsSentAt       proto.Instant  // when the latest first-handshake initiation went out
+	hsRemote       netip.AddrPort // and where to
 	// introStart is the start instant of the latest introduction; repeated copies of
 	// it name the same instant (to the millisecond), a refresh names another.
 	introStart proto.Instant
@@ -212,7 +214,7 @@ func (pc *peerConn) drainAgent(now proto.Instant) {
 			pc.timers.stop(peerRetryDirect)
 			pc.setPath(now, EventPathChanged{Kind: proto.PathDirect, Local: e.Path.Local, Remote: e.Path.Remote,
 				RTT: e.Path.RTT, Reason: "direct confirmed"})
-			pc.initiateOnNewPath(now)
+			pc.initiateOnNewPath(now, e.Path.RTT)
 		case punch.EventPathDown:
 			pc.onPathDown(now, e)
 		case punch.EventPathSuspect:

@@ -98,6 +98,12 @@ type relayPath struct {
 	// that has not finished handshakeQuietRelay later makes the node check on its
 	// server (quietRelayDue).
 	readyAt proto.Instant
+	// askedAt is when the node last began allocating the channel, and linkTime how
+	// long it took from there to "ready" (0: not measured): at least our round
+	// trip to the server, and the peer's allocation too when it was the later
+	// one, so it scales with the relayed round trip (handshakeRetryDelay).
+	askedAt  proto.Instant
+	linkTime time.Duration
 	// unanswered counts the relay-allocates sent since the server last answered
 	// one: from checkAfterSends on, the node checks on its server.
 	unanswered int
@@ -129,6 +135,7 @@ func (pc *peerConn) startRelay(now proto.Instant, token []byte, flags uint8) {
 		return
 	}
 	pc.relay.client.Start(now, token, pc.rng.Uint64())
+	pc.relay.askedAt, pc.relay.linkTime = now, 0
 }
 
 // restartRelay allocates the relay again after a re-registration: channels die with
@@ -144,6 +151,7 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	pc.relay.checkOut, pc.relay.unanswered, pc.relay.unlinkedSince = false, 0, 0
 	pc.relay.moved = pc.relay.moved || changed
 	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
+	pc.relay.askedAt, pc.relay.linkTime = now, 0
 	pc.drainRelay(now)
 }
 
@@ -232,10 +240,13 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 				reason = "server changed"
 			}
 			pc.relay.moved, pc.relay.refreshAsked, pc.relay.readyAt = false, false, now
+			if pc.relay.askedAt != 0 && pc.relay.linkTime == 0 {
+				pc.relay.linkTime = max(now.Sub(pc.relay.askedAt), time.Millisecond)
+			}
 			if _, direct := pc.agent.Active(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
-			pc.initiateOnNewPath(now)
+			pc.initiateOnNewPath(now, 0)
 		case relayframe.ClientLost:
 			if pc.path == proto.PathRelay {
 				pc.setPath(now, EventPathChanged{Kind: proto.PathNone, Reason: "relay not linked to the peer"})

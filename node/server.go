@@ -21,7 +21,9 @@ const (
 	introduceTries  = 8
 	// A peer that has not reported its NAT yet (error code 9) is asked for again
 	// this much later, doubling to notReadyRetryMax, at most notReadyRetries times.
-	notReadyRetry    = 100 * time.Millisecond
+	// Its report is usually a few milliseconds behind (both sides measure at once),
+	// so the first retry is soon: every millisecond of it delays the first message.
+	notReadyRetry    = 25 * time.Millisecond
 	notReadyRetryMax = time.Second
 	notReadyRetries  = 30
 	// The keepalive carrying a new NAT report is repeated until acknowledged.

@@ -17,8 +17,41 @@ const relayHeadroom = 4
 // maxDatagram bounds what the node decrypts into its scratch buffer.
 const maxDatagram = 65535
 
-// handshakeRetry is when an unanswered first handshake is started again (doubling).
-const handshakeRetry = 600 * time.Millisecond
+// handshakeRetry is when an unanswered first handshake is started again (doubling)
+// when the path's round trip is not known. Over a relay whose link time was
+// measured it is handshakeRetryPerLink times that, at least handshakeRetryMin: a
+// lost initiation or response (1 % loss per access link costs ≈ 8 % of relayed
+// handshakes a packet) should cost a few round trips, not 600 ms. Too early a
+// repeat costs one round trip (the response in flight is for the discarded
+// initiation), never the connection: the delays double.
+const (
+	handshakeRetry        = 600 * time.Millisecond
+	handshakeRetryMin     = 150 * time.Millisecond
+	handshakeRetryPerLink = 3
+)
+
+// answerExpected is how long after the latest first initiation its response is
+// expected: over a relay with a measured link time, twice that; otherwise the
+// first retry's interval.
+func (pc *peerConn) answerExpected() time.Duration {
+	if pc.hsRemote == pc.relay.addr && pc.relay.linkTime > 0 {
+		return 2 * pc.relay.linkTime
+	}
+	return pc.handshakeRetryDelay(pc.hsRemote, 1)
+}
+
+// handshakeRetryDelay is when, after its tries-th initiation to remote, an
+// unanswered first handshake is started again.
+func (pc *peerConn) handshakeRetryDelay(remote netip.AddrPort, tries int) time.Duration {
+	base := handshakeRetry
+	if remote == pc.relay.addr && pc.relay.linkTime > 0 {
+		// The relayed round trip is ours to the server plus the peer's; the link
+		// time is at least the longer of the two allocations' (the later side
+		// links both), so three of it cover both legs.
+		base = min(max(handshakeRetryPerLink*pc.relay.linkTime, handshakeRetryMin), handshakeRetry)
+	}
+	return min(base<<min(tries-1, 3), 5*time.Second)
+}
 
 // initiate starts a handshake on the peer's route if this side initiates and no
 // session is up (or, with rekey, to replace the current one).
@@ -37,7 +70,8 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 		// keyx repeats a lost initiation only after 5 s (WireGuard's REKEY_TIMEOUT);
 		// a first message should not wait that long, so the peer asks sooner.
 		pc.hsTries++
-		pc.timers.set(peerHandshake, now.Add(min(handshakeRetry<<min(pc.hsTries-1, 3), 5*time.Second)))
+		pc.hsSentAt, pc.hsRemote = now, remote
+		pc.timers.set(peerHandshake, now.Add(pc.handshakeRetryDelay(remote, pc.hsTries)))
 	}
 }
 
@@ -46,9 +80,15 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 // new initiation would discard it while its response may be on the way (the old
 // path still works), and the responder refuses a second initiation within 20 ms of
 // the first (keyx.InitiationMinInterval). The retry timer covers a lost one, on
-// whichever path is current when it fires.
-func (pc *peerConn) initiateOnNewPath(now proto.Instant) {
-	if !pc.established && pc.timers.armed(peerHandshake) {
+// whichever path is current when it fires. Except when the new path's round trip
+// rtt is known and a response over it would come before the one in flight is
+// expected (relayed: twice the link time after it was sent, about the relayed
+// round trip): the one in flight is late (relayed before the peer's channel was
+// ready, it never comes), so the new path gets a new initiation.
+func (pc *peerConn) initiateOnNewPath(now proto.Instant, rtt time.Duration) {
+	if !pc.established && pc.timers.armed(peerHandshake) &&
+		(rtt <= 0 || now.Add(rtt) >= pc.hsSentAt.Add(pc.answerExpected()) ||
+			now.Sub(pc.hsSentAt) < keyx.InitiationMinInterval) {
 		return
 	}
 	pc.initiate(now, false)

@@ -74,6 +74,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// StartDelay is the introduction's start delay: how long after receiving it both
 	// peers wait before punching, so that their first probes cross (≤ 65535 ms).
+	// Zero: three times the longer of the two sides' measured round trips to the
+	// server, within 150 ms and DefaultStartDelay (DefaultStartDelay while one is
+	// not measured, the other side is on another server of a cluster, or the pair
+	// will not punch by simultaneous open).
 	StartDelay time.Duration
 	// RelayTokenLifetime bounds a relay token's validity; a token also expires no
 	// later than either peer's ticket.

@@ -16,10 +16,24 @@ import (
 // Linux NAT demands (DESIGN §9, PROTOCOL.md §5.8).
 const (
 	maxPendingIntros = 256                    // pairs being introduced at once
-	introRepeatRTO   = 200 * time.Millisecond // repeat an unacknowledged copy after this
+	introRepeatRTO   = 200 * time.Millisecond // repeat an unacknowledged copy after this (round trip unknown)
 	introRepeats     = 6                      // copies per side at most
 	introMemory      = 5 * time.Second        // a pair's start instant is kept this long
 	refreshMerge     = 2 * time.Second        // refreshes this close are one introduction
+)
+
+// With both sides' round trips to the server measured (and the start delay not
+// configured), a copy is repeated after introRepeatPerRTT of its side's round trip
+// (within introRepeatMin and introRepeatRTO), and the start delay is
+// startDelayPerRTT of the longer round trip (within minStartDelay and
+// DefaultStartDelay): two repeats of a lost copy still fit before the start
+// instant, as with the fixed 500 ms and 200 ms, at a fraction of the wait on
+// short paths (issue 18).
+const (
+	introRepeatMin    = 50 * time.Millisecond
+	introRepeatPerRTT = 1.5
+	startDelayPerRTT  = 3
+	minStartDelay     = 150 * time.Millisecond
 )
 
 // pendingIntro is one pair being introduced.
@@ -29,6 +43,7 @@ type pendingIntro struct {
 	firstSent proto.Instant
 	sides     [2]pendingSide // [0] the first requester, [1] its target
 	flags     uint8
+	delay     time.Duration // the start delay: firstSent plus it is the start instant
 	token     [relayframe.TokenLen]byte
 	tokenLen  int
 }
@@ -44,6 +59,7 @@ type pendingSide struct {
 	acked  bool
 	sent   int
 	next   proto.Instant
+	rto    time.Duration // this side's copies are repeated this long after the last
 	// predicted is the other side's predicted address as this side's first copy
 	// carried it; every repeat carries it too ([INTRO-4]).
 	predicted netip.AddrPort
@@ -151,8 +167,63 @@ func (t *pendingTable) deadline() proto.Instant {
 // startDelayMs is the start delay a copy sent now must carry so that it names the
 // pair's one start instant.
 func (s *Server) startDelayFor(now proto.Instant, e *pendingIntro) uint16 {
-	left := e.firstSent.Add(time.Duration(s.startDelayMs)*time.Millisecond).Sub(now) / time.Millisecond
+	left := e.firstSent.Add(e.delay).Sub(now) / time.Millisecond
 	return uint16(max(left, 0))
+}
+
+// introTiming sets a new introduction's start delay and its sides' repeat
+// intervals from the sessions' measured round trips. A configured start delay or
+// a round trip not measured keep the fixed 500 ms (or the configured) and 200 ms;
+// so does a pair with a side on another server (its record carries no round trip),
+// where each server sends its own side's copy and both must name one instant;
+// and so does a pair that will not punch by simultaneous open: port prediction and
+// birthday searches open sockets and realign predictions before their start (a
+// shorter delay cost sequential–sequential room links their direct path).
+func (s *Server) introTiming(e *pendingIntro, req, tgt *session) {
+	e.delay = time.Duration(s.startDelayMs) * time.Millisecond
+	e.sides[0].rto, e.sides[1].rto = introRepeatRTO, introRepeatRTO
+	if !s.deriveStart || req.rtt == 0 || tgt.rtt == 0 || !simultaneousOpen(req.nat, tgt.nat) && !v6SimultaneousOpen(req, tgt) {
+		return
+	}
+	rto := func(rtt time.Duration) time.Duration {
+		return min(max(time.Duration(float64(rtt)*introRepeatPerRTT), introRepeatMin), introRepeatRTO)
+	}
+	e.sides[0].rto, e.sides[1].rto = rto(req.rtt), rto(tgt.rtt)
+	e.delay = min(max(startDelayPerRTT*max(req.rtt, tgt.rtt), minStartDelay), e.delay)
+}
+
+// simultaneousOpen reports whether peers behind NATs a and b punch by simultaneous
+// open, as punch.Choose decides it (TestSimultaneousOpenAgreesWithPunch): both map
+// independently of the destination (or do not translate, or are unknown), or one
+// does and filters by address at most.
+func simultaneousOpen(a, b proto.NATBehavior) bool {
+	easy := func(n proto.NATBehavior) bool {
+		return n.NoTranslation || n.Mapping == proto.EndpointIndependent || n.Mapping == proto.DependenceUnknown
+	}
+	anyPort := func(n proto.NATBehavior) bool {
+		return n.Filtering == proto.EndpointIndependent || n.Filtering == proto.AddressDependent
+	}
+	ea, eb := easy(a), easy(b)
+	return ea && eb || ea && anyPort(a) || eb && anyPort(b)
+}
+
+// v6SimultaneousOpen reports whether both sessions have an IPv6 address (registered
+// or the other-family binding) behind NATs or firewalls that punch by simultaneous
+// open: the peers search that family too, and find it first (dual-stack peers whose
+// IPv4 NATs alone would need a birthday search).
+func v6SimultaneousOpen(a, b *session) bool {
+	v6 := func(ss *session) (proto.NATBehavior, bool) {
+		switch {
+		case ss.addr.Addr().Is6() && !ss.addr.Addr().Is4In6():
+			return ss.nat, true
+		case ss.addr2.IsValid() && ss.addr2.Addr().Is6() && !ss.addr2.Addr().Is4In6():
+			return ss.nat2, true
+		}
+		return proto.NATBehavior{}, false
+	}
+	na, okA := v6(a)
+	nb, okB := v6(b)
+	return okA && okB && simultaneousOpen(na, nb)
 }
 
 // handleIntroductionAck marks one side's copy as delivered.
@@ -221,7 +292,7 @@ func (s *Server) sendIntroCopy(now proto.Instant, e *pendingIntro, sd *pendingSi
 	_, psk := s.derivePair(&to.tag, &about.tag)
 	s.sendIntroduction(to, about, sd.predicted, sd.txid, e.token[:e.tokenLen], &psk, e.flags, s.startDelayFor(now, e))
 	sd.sent++
-	sd.next = now.Add(introRepeatRTO)
+	sd.next = now.Add(max(sd.rto, introRepeatMin))
 }
 
 // moved reports whether either session of the pair has another address than when

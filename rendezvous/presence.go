@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natpass/natpass/proto"
 )
@@ -33,6 +34,13 @@ type session struct {
 	registeredAt     proto.Instant // when the session was created
 	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
 	lastActive       proto.Instant // last request or relay frame with its cookie or on its channel
+	// rtt is the node's round trip to the server (0: not measured): from the
+	// registered reply (regSentAt, while rttPending) to the node's first nat-probe,
+	// which it sends as soon as it is registered. It sizes the pair's start delay
+	// and introduction repeats (introTiming).
+	rtt        time.Duration
+	regSentAt  proto.Instant
+	rttPending bool
 	// The other-family binding (register-family, PROTOCOL.md [SRV-14]): the node's
 	// address in the IP family other than addr's, the server socket it reached, when
 	// a register-family or keepalive last refreshed it, that family's NAT report

@@ -62,6 +62,9 @@ type Server struct {
 
 	keepaliveS   uint16
 	startDelayMs uint16
+	// deriveStart: no start delay was configured, so a pair whose round trips
+	// are measured gets one from them (introTiming).
+	deriveStart bool
 
 	id          uint64 // server ID in the cluster, drawn at start
 	ownSubject  string // srv.<id>
@@ -183,6 +186,7 @@ var ErrBadSource = errors.New("rendezvous: invalid source address")
 
 // NewServer returns a server for cfg, or the first configuration problem.
 func NewServer(cfg Config) (*Server, error) {
+	deriveStart := cfg.StartDelay == 0
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -193,6 +197,7 @@ func NewServer(cfg Config) (*Server, error) {
 		wall:         cfg.WallClock,
 		keepaliveS:   uint16(cfg.KeepaliveInterval / time.Second),
 		startDelayMs: uint16(cfg.StartDelay / time.Millisecond),
+		deriveStart:  deriveStart,
 		peers:        newPresence(cfg.MaxPeers),
 		sources:      newSourceTable(cfg.MaxSources),
 		tickets:      newTicketVerifier(cfg.Secret),

@@ -43,6 +43,7 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 			old.ticketExpiryUnix = t.ExpiryUnix
 			s.peers.refresh(i, now)
 			s.stats.Retransmits++
+			old.regSentAt, old.rttPending = now, old.rtt == 0
 			return s.sendRegistered(sock, old, len(p))
 		}
 		nat, replaced = s.supersede(i, t.PublicKey), true
@@ -64,6 +65,8 @@ func (s *Server) handleRegister(now proto.Instant, sock int, from netip.AddrPort
 		lastSeen:         now,
 		registeredAt:     now,
 		registeredUnixMs: uint64(max(s.wall.TimeAt(now).UnixMilli(), 0)),
+		regSentAt:        now,
+		rttPending:       true,
 	}
 	ns.nhosts = uint8(copy(ns.hosts[:], m.Hosts))
 	ns.cookie = s.newCookie()
@@ -235,8 +238,12 @@ func (s *Server) handleNATProbe(now proto.Instant, sock int, from netip.AddrPort
 		s.stats.DropMalformed++
 		return err
 	}
-	if _, err := s.session(now, sock, from, &m.Session, m.TxID, len(p)); err != nil {
+	i, err := s.session(now, sock, from, &m.Session, m.TxID, len(p))
+	if err != nil {
 		return err
+	}
+	if ss := &s.peers.sessions[i]; ss.rttPending {
+		ss.rtt, ss.rttPending = max(now.Sub(ss.regSentAt), time.Millisecond), false
 	}
 	out, ok := s.chooseSocket(sock, m.Change)
 	if !ok {
@@ -396,6 +403,7 @@ func (s *Server) introEntry(now proto.Instant, flags uint8, txid uint64, req, tg
 		e = s.pending.add(now, pairID)
 		e.sides[0] = pendingSide{tag: req.tag, cookie: req.cookie, peer: req.peer, addr: req.addr}
 		e.sides[1] = pendingSide{tag: tgt.tag, cookie: tgt.cookie, peer: tgt.peer, addr: tgt.addr}
+		s.introTiming(e, req, tgt)
 		for k := range keep {
 			if sd := e.side(&keepTags[k]); sd != nil {
 				sd.rebound = keep[k]
