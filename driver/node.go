@@ -274,21 +274,12 @@ func newNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	bind, name, err := localFor(cfg.Listen, servers[0])
-	if err != nil {
-		return nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
-	}
-	main, err := listenUDP(bind, name)
-	if err != nil {
-		return nil, err
-	}
-	other, others := listenOther(&cfg, main.addr, others)
 	var seed [32]byte
 	if _, err := rand.Read(seed[:]); err != nil {
-		main.conn.Close()
-		if other != nil {
-			other.conn.Close()
-		}
+		return nil, err
+	}
+	main, other, others, err := openNodeSockets(&cfg, servers[0], others)
+	if err != nil {
 		return nil, err
 	}
 	var otherAddr netip.AddrPort
@@ -335,6 +326,21 @@ func newNode(cfg Config) (*Node, error) {
 	go n.run()
 	n.do(func(now proto.Instant) { nm.Start(now) })
 	return n, nil
+}
+
+// openNodeSockets opens the main socket (Config.Listen, toward server) and, on a
+// dual-stack host, the socket of the other family (listenOther), which keeps others
+// only when it opened.
+func openNodeSockets(cfg *Config, server netip.AddrPort, others []netip.AddrPort) (main, other *socket, otherServers []netip.AddrPort, err error) {
+	bind, name, err := localFor(cfg.Listen, server)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: listen: %v", ErrBadConfig, err)
+	}
+	if main, err = listenUDP(bind, name); err != nil {
+		return nil, nil, nil, err
+	}
+	other, otherServers = listenOther(cfg, main.addr, others)
+	return main, other, otherServers, nil
 }
 
 // withDefaults checks cfg and fills its zero fields.

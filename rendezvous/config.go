@@ -253,6 +253,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RelayServerRate == (relayframe.ByteRate{}) {
 		c.RelayServerRate = DefaultRelayServerRate
 	}
+	return c, c.checkValues()
+}
+
+// checkValues checks the durations, bounds and rates once defaults are filled in.
+func (c *Config) checkValues() error {
 	okRate := func(r Rate) bool { return r.Interval > 0 && r.Burst >= 1 }
 	if c.MaxPeers < 1 || c.MaxPeers > 1<<24 || c.MaxSources < 1 || c.MaxSources > 1<<24 ||
 		c.KeepaliveInterval < time.Second || c.KeepaliveInterval > proto.MaxKeepaliveS*time.Second ||
@@ -266,9 +271,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxRoomMembers < 1 || c.MaxRoomMembers > proto.MaxRoomMembers ||
 		c.MaxRooms < 1 || c.MaxRooms > 1<<20 || c.MaxRoomsPerSession < 1 || c.MaxRoomsPerSession > 256 ||
 		c.RoomTTL <= 0 {
-		return c, ErrBadConfigValues
+		return ErrBadConfigValues
 	}
-	return c, nil
+	return nil
 }
 
 // checkSockets checks the roles of the sockets against each other (Primary is set).

@@ -422,23 +422,7 @@ func (c *Conn) padFull(b []byte, budget int) []byte {
 func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool {
 	space := limit - len(*b)
 	if l.retx.len() > 0 {
-		ref := *l.retx.front()
-		need := ref.msg.frameLen(ref.frag)
-		if need > space {
-			return false
-		}
-		if c.mixedPriority && l.cfg.Priority == c.topPriority {
-			c.packetHasTop = true
-		}
-		c.packetHasReliable = true // only reliable fragments are retransmitted
-		l.retx.pop()
-		f := ref.msg.frame(ref.frag)
-		*b = f.Append(*b)
-		c.chunks.push(ref)
-		l.charge(need)
-		l.stats.Retransmits++
-		c.stats.Retransmits++
-		return true
+		return c.writeRetransmit(l, b, space)
 	}
 	m := *l.pending.front()
 	if !m.started {
@@ -489,6 +473,28 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 			c.pool.putOut(m)
 		}
 	}
+	return true
+}
+
+// writeRetransmit appends lane l's oldest fragment due for retransmission to *b if
+// it fits in space, and reports whether it did (writeFrame's first choice).
+func (c *Conn) writeRetransmit(l *lane, b *[]byte, space int) bool {
+	ref := *l.retx.front()
+	need := ref.msg.frameLen(ref.frag)
+	if need > space {
+		return false
+	}
+	if c.mixedPriority && l.cfg.Priority == c.topPriority {
+		c.packetHasTop = true
+	}
+	c.packetHasReliable = true // only reliable fragments are retransmitted
+	l.retx.pop()
+	f := ref.msg.frame(ref.frag)
+	*b = f.Append(*b)
+	c.chunks.push(ref)
+	l.charge(need)
+	l.stats.Retransmits++
+	c.stats.Retransmits++
 	return true
 }
 
