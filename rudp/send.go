@@ -148,7 +148,10 @@ func (c *Conn) fragment(m *outMsg) {
 	if count == m.count {
 		return
 	}
-	m.count = count
+	m.count, m.fragLen = count, 0
+	if count > 0 {
+		m.fragLen = int(proto.FragmentLen(uint64(len(m.data)), uint64(count)))
+	}
 	if m.mode.Reliable() {
 		m.acked.reset(int(m.pieces()))
 	}
