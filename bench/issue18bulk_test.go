@@ -67,3 +67,58 @@ func BenchmarkIssue18Bulk(b *testing.B) {
 		})
 	}
 }
+
+// With rudp.Config.Buffers (bufferPool) on both nodes, every message arrives whole
+// and in order although each lands in a buffer that held an earlier one (the pool
+// hands them out unzeroed), and the receiver's buffers are reused rather than made
+// anew: what BenchmarkIssue18Bulk/pooled and -natpass-buffers rely on.
+func TestNatpassPooledBuffersCarryMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and two nodes")
+	}
+	pools := [2]*bufferPool{{}, {}}
+	p, err := dialNatpassWith(t.Context(), 0, pools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	const n = 300
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			msg := make([]byte, 1000+i*211)
+			for j := range msg {
+				msg[j] = byte(i + j)
+			}
+			if err := p.client.Send(msg); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range n {
+		m, err := p.server.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != 1000+i*211 {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(m), 1000+i*211)
+		}
+		for j := range m {
+			if m[j] != byte(i+j) {
+				t.Fatalf("message %d: byte %d is %d, want %d", i, j, m[j], byte(i+j))
+			}
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	rp := pools[1]
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.gets < n || rp.fresh*2 > rp.gets {
+		t.Fatalf("receiver's pool: %d buffers lent, %d of them new: not reused", rp.gets, rp.fresh)
+	}
+	t.Logf("receiver's pool: %d buffers lent, %d new", rp.gets, rp.fresh)
+}
