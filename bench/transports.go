@@ -115,7 +115,13 @@ func (p *bufferPool) Get(n int) []byte {
 	return make([]byte, n, max(n, poolBig))
 }
 
+// Put keeps b unless its class is full or it is larger than poolBig (a 1 MiB
+// message's buffer is left to the garbage collector, so the pool holds at most
+// poolKeep × (poolSmall + poolBig) bytes).
 func (p *bufferPool) Put(b []byte) {
+	if cap(b) > poolBig {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	list := &p.big
