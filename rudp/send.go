@@ -442,12 +442,18 @@ func (c *Conn) padFull(b []byte, budget int) []byte {
 	case len(b) >= c.fullSize:
 		c.fullSize = len(b)
 	case c.fullSize-len(b) <= padFullMax:
-		for len(b) < c.fullSize {
-			b = append(b, byte(proto.RUDPPadding))
-		}
+		b = append(b, padding[:c.fullSize-len(b)]...)
 	}
 	return b
 }
+
+// padding is padFullMax bytes of PADDING frames, appended in one copy.
+var padding = func() (p [padFullMax]byte) {
+	for i := range p {
+		p[i] = byte(proto.RUDPPadding)
+	}
+	return p
+}()
 
 // writeFrame writes lane l's next frame if it fits in limit.
 func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool {
