@@ -90,6 +90,11 @@ type Config struct {
 	// for an acknowledgement every few packets during bulk. For comparisons; a Conn
 	// always honours its peer's requests.
 	FixedAckFrequency bool
+
+	// Buffers, if not nil, supplies every received message's buffer and takes back
+	// the ones the Conn is done with, including SendOwned messages' (see Buffers).
+	// nil: the Conn allocates, and keeps a bounded free list of its own.
+	Buffers Buffers
 }
 
 // Defaults.

@@ -19,8 +19,10 @@ import (
 // is a no-op).
 //
 // Commands: Send(now, lane, mode, msg) and SendBy(now, expiry, lane, mode, msg) queue
-// a message (copied; too large is ErrMessageTooLarge at once); Close(now, code, text)
-// starts a graceful close.
+// a message (copied; too large is ErrMessageTooLarge at once); SendOwned(now, expiry,
+// lane, mode, msg) queues msg itself, which the caller gives up (no copy; it goes to
+// Config.Buffers' Put when the Conn is done with it); Close(now, code, text) starts a
+// graceful close.
 //
 // Outputs: PollTransmit(now, buf) writes the next packet p into buf at
 // buf[Headroom:] and returns it; the caller fills buf[:Headroom] and the Tailroom
@@ -49,7 +51,8 @@ import (
 //
 // In steady state nothing allocates: messages, packet records and fragment
 // references come from free lists and rings that only grow, and events reuse two
-// structs.
+// structs. A message the application takes with TakeData takes its buffer along, so
+// the next message needs a new one: Config.Buffers lets the embedder recycle them.
 type Conn struct {
 	cfg   Config
 	now   proto.Instant
@@ -196,6 +199,7 @@ func New(cfg Config, now proto.Instant) *Conn {
 		sendMaxData: uint64(cfg.RecvWindow) > initialMaxData,
 	}
 	c.afOut.rateAt = now
+	c.pool.bufs = cfg.Buffers
 	c.pmtu = newPMTU(cfg)
 	c.cc = newCubic(c.budget())
 	c.pacer = newPacer(c.cc.cwnd, now)
@@ -391,21 +395,26 @@ func (c *Conn) PollEvent() (Event, bool) {
 // TakeData returns the Data of the message the last PollEvent returned and gives it
 // to the caller: the Conn never touches that memory again, so the caller may keep it
 // instead of copying it (a 64 KiB message then costs no second copy). It must come
-// before the next PollEvent; nil if the last event was not a message. A
-// small message in a much larger pooled buffer is copied out instead, so that what
-// the caller keeps never pins more than about its own size.
+// before the next PollEvent; nil if the last event was not a message. Without
+// Config.Buffers, a small message in a much larger pooled buffer is copied out
+// instead, so that what the caller keeps never pins more than about its own size;
+// with it, the caller always gets the buffer Buffers.Get returned (b[:cap(b)] is
+// all of it) and gives it back to the embedder's pool when done.
 func (c *Conn) TakeData() []byte {
 	m := c.held
 	if m == nil {
 		return nil
 	}
 	d := m.data
-	if cap(d) > len(d)+len(d)/4+64 {
+	if c.pool.bufs == nil && cap(d) > len(d)+len(d)/4+64 {
 		return append(make([]byte, 0, len(d)), d...)
 	}
 	m.data = nil
 	if d == nil {
 		return []byte{} // an empty message is a message: not nil
+	}
+	if c.pool.bufs != nil {
+		return d
 	}
 	return d[:len(d):len(d)]
 }

@@ -18,8 +18,9 @@ func (b bitset) has(i uint32) bool { return b[i/64]&(1<<(i%64)) != 0 }
 func (b bitset) set(i uint32)      { b[i/64] |= 1 << (i % 64) }
 
 // outMsg is a message on the sending side, from Send until it is acknowledged
-// (reliable) or has left (unreliable). Its bytes are copied at Send into data, whose
-// capacity is reused when the struct goes back to the free list.
+// (reliable) or has left (unreliable). Its bytes are copied at Send into data (or
+// data is the caller's own slice, SendOwned), whose capacity is reused when the
+// struct goes back to the free list (or handed to Config.Buffers).
 type outMsg struct {
 	gen     uint32 // bumped on release, so stale fragment references are ignored
 	lane    uint8
@@ -28,6 +29,7 @@ type outMsg struct {
 	seq     uint64 // per lane and mode, assigned at the first transmission
 	data    []byte
 	count   uint32 // fragments; 0 = not fragmented (one piece)
+	fragLen int    // bytes of every fragment but the last (proto.FragmentLen), if count > 0
 	next    uint32 // the next fragment never sent
 	acked   bitset // fragments acknowledged (reliable modes)
 	nAcked  uint32
@@ -38,13 +40,14 @@ type outMsg struct {
 
 func (m *outMsg) pieces() uint32 { return max(m.count, 1) }
 
-// piece returns fragment i's bytes.
+// piece returns fragment i's bytes: proto.FragmentBounds's, from the fragment
+// length fragment stored rather than a division per call (several per fragment sent).
 func (m *outMsg) piece(i uint32) []byte {
 	if m.count == 0 {
 		return m.data
 	}
-	off, n, _ := proto.FragmentBounds(uint64(len(m.data)), uint64(m.count), uint64(i))
-	return m.data[off : off+n]
+	off := int(i) * m.fragLen
+	return m.data[off : off+min(m.fragLen, len(m.data)-off)]
 }
 
 // unsentCost is the flow-control cost of m's fragments never sent: what the rest of
@@ -56,7 +59,7 @@ func (m *outMsg) unsentCost() uint64 {
 	}
 	off := uint64(0)
 	if m.count > 0 {
-		off, _, _ = proto.FragmentBounds(uint64(len(m.data)), uint64(m.count), uint64(m.next))
+		off = uint64(m.next) * uint64(m.fragLen)
 	}
 	return uint64(len(m.data)) - off + left*uint64(flowCost(0))
 }
@@ -112,8 +115,11 @@ func flowCost(dataLen int) int { return dataLen + 32 }
 // pool recycles message structs and their buffers. It is bounded so that a burst
 // (a 16 MiB send buffer of 64 KiB messages) does not stay pinned for the life of the
 // connection: a buffer larger than poolKeepBytes is never kept, and at most
-// poolKeepTotal bytes of buffers (and poolKeepCount structs per side) are.
+// poolKeepTotal bytes of buffers (and poolKeepCount structs per side) are. With
+// Config.Buffers (bufs) it keeps structs only: every message buffer comes from
+// bufs.Get and goes back with bufs.Put.
 type pool struct {
+	bufs     Buffers
 	out      []*outMsg
 	in       []*inMsg
 	retained int // bytes of buffer capacity held by the free lists
@@ -134,30 +140,72 @@ func (p *pool) keep(n int) bool {
 	return true
 }
 
+// buffer returns a buffer of length n for a message whose free-list buffer is old:
+// bufs.Get's, else old when it is large enough, else a new one.
+func (p *pool) buffer(old []byte, n int) []byte {
+	if p.bufs != nil {
+		b := p.bufs.Get(n)
+		if len(b) != n {
+			panic("rudp: Buffers.Get returned a slice of the wrong length")
+		}
+		return b
+	}
+	if cap(old) < n {
+		return make([]byte, n)
+	}
+	return old[:n]
+}
+
+// release gives a buffer the Conn is done with to bufs; it returns what the free
+// list keeps of it (nothing with bufs, or when keep says no).
+func (p *pool) release(b []byte) []byte {
+	switch {
+	case p.bufs != nil:
+		if b != nil {
+			p.bufs.Put(b)
+		}
+		return nil
+	case !p.keep(cap(b)):
+		return nil
+	}
+	return b[:0]
+}
+
+// popOut returns a free outMsg struct, with whatever buffer the free list kept.
+func (p *pool) popOut() *outMsg {
+	k := len(p.out)
+	if k == 0 {
+		return new(outMsg)
+	}
+	m := p.out[k-1]
+	p.out = p.out[:k-1]
+	p.retained -= cap(m.data)
+	return m
+}
+
 func (p *pool) getOut(n int) *outMsg {
-	var m *outMsg
-	if k := len(p.out); k > 0 {
-		m = p.out[k-1]
-		p.out = p.out[:k-1]
-		p.retained -= cap(m.data)
-	} else {
-		m = new(outMsg)
-	}
-	if cap(m.data) < n {
-		m.data = make([]byte, n)
-	}
-	m.data = m.data[:n]
+	m := p.popOut()
+	m.data = p.buffer(m.data, n)
+	return m
+}
+
+// getOwned returns an outMsg whose data is msg itself (SendOwned); a buffer the
+// free list kept with the struct is dropped: msg takes its place when released.
+func (p *pool) getOwned(msg []byte) *outMsg {
+	m := p.popOut()
+	m.data = msg
 	return m
 }
 
 func (p *pool) putOut(m *outMsg) {
-	*m = outMsg{gen: m.gen + 1, data: m.data[:0], acked: m.acked[:0]}
+	*m = outMsg{gen: m.gen + 1, data: m.data, acked: m.acked[:0]}
 	if len(p.out) >= poolKeepCount {
+		if p.bufs != nil && m.data != nil {
+			p.bufs.Put(m.data)
+		}
 		return
 	}
-	if !p.keep(cap(m.data)) {
-		m.data = nil
-	}
+	m.data = p.release(m.data)
 	p.out = append(p.out, m)
 }
 
@@ -170,20 +218,18 @@ func (p *pool) getIn(n int) *inMsg {
 	} else {
 		m = new(inMsg)
 	}
-	if cap(m.data) < n {
-		m.data = make([]byte, n)
-	}
-	m.data = m.data[:n]
+	m.data = p.buffer(m.data, n)
 	return m
 }
 
 func (p *pool) putIn(m *inMsg) {
-	*m = inMsg{data: m.data[:0], got: m.got[:0]}
+	*m = inMsg{data: m.data, got: m.got[:0]}
 	if len(p.in) >= poolKeepCount {
+		if p.bufs != nil && m.data != nil {
+			p.bufs.Put(m.data)
+		}
 		return
 	}
-	if !p.keep(cap(m.data)) {
-		m.data = nil
-	}
+	m.data = p.release(m.data)
 	p.in = append(p.in, m)
 }

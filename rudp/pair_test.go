@@ -23,6 +23,8 @@ type directPair struct {
 	onMessage func(*EventMessage)
 	// onPacket, when set, sees every packet a sends.
 	onPacket func([]byte)
+	// send, when set, queues step's message instead of a.Send(msg).
+	send func(now proto.Instant, mode Mode) error
 }
 
 func newDirectPair(cfg Config, msgSize int) *directPair {
@@ -42,7 +44,13 @@ func (p *directPair) step(mode Mode, advance time.Duration) {
 			c.HandleTimeout(p.now)
 		}
 	}
-	if err := p.a.Send(p.now, 0, mode, p.msg); err != nil {
+	var err error
+	if p.send != nil {
+		err = p.send(p.now, mode)
+	} else {
+		err = p.a.Send(p.now, 0, mode, p.msg)
+	}
+	if err != nil {
 		panic(err)
 	}
 	for moved := true; moved; {

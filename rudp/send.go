@@ -40,6 +40,32 @@ func (c *Conn) Send(now proto.Instant, lane int, mode Mode, msg []byte) error {
 // reliable message is delivered whatever the expiry, so the receiver never waits for
 // a sequence number that will not come.
 func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte) error {
+	if err := c.admit(now, lane, mode, len(msg)); err != nil {
+		return err
+	}
+	m := c.pool.getOut(len(msg))
+	copy(m.data, msg)
+	c.enqueue(m, now, expiry, lane, mode)
+	return nil
+}
+
+// SendOwned is SendBy without the copy: on success the Conn takes msg itself, and
+// the caller must neither write nor read it again, for the Conn reads fragments from
+// it until the message is acknowledged (reliable modes) or has left (unreliable
+// ones), retransmissions included. Then it goes to Config.Buffers' Put, or without
+// Buffers into the Conn's own free list (a later Send may copy into it). On an error
+// nothing is taken and msg is the caller's again. A message closed with the Conn
+// before it is done is dropped, not handed back (Buffers: Put is an offer).
+func (c *Conn) SendOwned(now, expiry proto.Instant, lane int, mode Mode, msg []byte) error {
+	if err := c.admit(now, lane, mode, len(msg)); err != nil {
+		return err
+	}
+	c.enqueue(c.pool.getOwned(msg), now, expiry, lane, mode)
+	return nil
+}
+
+// admit checks a message of n bytes for Send, SendBy and SendOwned.
+func (c *Conn) admit(now proto.Instant, lane int, mode Mode, n int) error {
 	c.advance(now)
 	switch {
 	case c.state != stateOpen:
@@ -48,13 +74,16 @@ func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte
 		return ErrBadLane
 	case mode > Unreliable:
 		return ErrBadMode
-	case len(msg) > c.cfg.MaxMessageSize:
+	case n > c.cfg.MaxMessageSize:
 		return ErrMessageTooLarge
-	case c.sendBuffered+len(msg) > c.cfg.SendBufferBytes:
+	case c.sendBuffered+n > c.cfg.SendBufferBytes:
 		return ErrSendBufferFull
 	}
-	m := c.pool.getOut(len(msg))
-	copy(m.data, msg)
+	return nil
+}
+
+// enqueue queues m, whose data is the message, on its lane.
+func (c *Conn) enqueue(m *outMsg, now, expiry proto.Instant, lane int, mode Mode) {
 	m.lane, m.mode, m.queued, m.expiry = uint8(lane), mode, now, expiry
 	m.count = math.MaxUint32 // not yet split: fragment sets it
 	c.fragment(m)
@@ -71,8 +100,7 @@ func (c *Conn) SendBy(now, expiry proto.Instant, lane int, mode Mode, msg []byte
 	}
 	l.pending.push(m)
 	l.stats.MessagesQueued++
-	c.sendBuffered += len(msg)
-	return nil
+	c.sendBuffered += len(m.data)
 }
 
 // maxFragmentsPerPacket bounds the fragments sized to share one packet.
@@ -120,7 +148,10 @@ func (c *Conn) fragment(m *outMsg) {
 	if count == m.count {
 		return
 	}
-	m.count = count
+	m.count, m.fragLen = count, 0
+	if count > 0 {
+		m.fragLen = int(proto.FragmentLen(uint64(len(m.data)), uint64(count)))
+	}
 	if m.mode.Reliable() {
 		m.acked.reset(int(m.pieces()))
 	}
@@ -411,12 +442,18 @@ func (c *Conn) padFull(b []byte, budget int) []byte {
 	case len(b) >= c.fullSize:
 		c.fullSize = len(b)
 	case c.fullSize-len(b) <= padFullMax:
-		for len(b) < c.fullSize {
-			b = append(b, byte(proto.RUDPPadding))
-		}
+		b = append(b, padding[:c.fullSize-len(b)]...)
 	}
 	return b
 }
+
+// padding is padFullMax bytes of PADDING frames, appended in one copy.
+var padding = func() (p [padFullMax]byte) {
+	for i := range p {
+		p[i] = byte(proto.RUDPPadding)
+	}
+	return p
+}()
 
 // writeFrame writes lane l's next frame if it fits in limit.
 func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool {
