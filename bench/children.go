@@ -77,6 +77,9 @@ func runChildIfAsked() {
 		cfg.Tune.RelaySessionRate, cfg.Tune.RelayServerRate = r, r
 	}
 	cfg.Tune.MaxPeers, _ = strconv.Atoi(os.Getenv(childPeersEnv))
+	if listen := os.Getenv(childListenEnv); listen != "" { // a restart on the same port (load_restart.go)
+		cfg.Listen = listen
+	}
 	s, err := driver.ListenServer(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child server:", err)

@@ -34,6 +34,10 @@ type loadNode struct {
 	closed       bool          // EventClosed came
 	connected    bool          // EventConnected came (relay_raw)
 	relayChannel uint16        // the channel of its last relay-send, 0 before one
+	started      bool          // Start was called (startAll, or its turn of startSpread)
+	// After restartMarked (-load-restart): when the node first sent a keepalive and
+	// when it registered again, since the generator started; 0: not yet.
+	keepaliveAfter, registeredAgain time.Duration
 }
 
 // loadGen drives the nodes.
@@ -47,13 +51,17 @@ type loadGen struct {
 	closed     int
 	connected  int
 	sendErrors uint64
+	// restarted: restartMarked was called; registeredAgain counts the nodes
+	// registered since.
+	restarted       bool
+	registeredAgain int
 }
 
 // newLoadGen opens a socket on each of addrs (port 0: the kernel picks) and makes
 // a node for it with relay policy relay, registering with server under the IDs
 // prefix0, prefix1, ...; none has sent anything yet (startAll).
 func newLoadGen(server netip.AddrPort, addrs []netip.Addr, prefix string, relay node.RelayPolicy) (*loadGen, error) {
-	raiseFileLimit()
+	raiseFileLimit(len(addrs))
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -117,9 +125,31 @@ func (g *loadGen) now() proto.Instant { return proto.Instant(time.Since(g.start)
 func (g *loadGen) startAll() {
 	for i, n := range g.nodes {
 		now := g.now()
+		n.started = true
 		n.m.Start(now)
 		g.service(i, now)
 	}
+}
+
+// startSpread starts the nodes evenly over d from now (run starts them as their
+// turns come), so that their keepalives are spread over the interval as a long-running
+// server's are, not bunched as after one storm.
+func (g *loadGen) startSpread(d time.Duration) {
+	now := g.now()
+	for i, n := range g.nodes {
+		n.deadline = now.Add(d * time.Duration(i) / time.Duration(len(g.nodes)))
+		heap.Push(&g.timers, deadlineEntry{at: n.deadline, node: i})
+	}
+}
+
+// restartMarked notes that the server restarts now: from here on each node's first
+// keepalive and its next registration are recorded.
+func (g *loadGen) restartMarked() {
+	g.restarted = true
+	for _, n := range g.nodes {
+		n.keepaliveAfter, n.registeredAgain = 0, 0
+	}
+	g.registeredAgain = 0
 }
 
 // service sends what node i has to send, takes its events and files its deadline.
@@ -133,6 +163,9 @@ func (g *loadGen) service(i int, now proto.Instant) {
 			}
 			if p := t.Payload; len(p) >= 4 && p[0] == 0xE1 && p[1] == 0x22 { // relay-send (PROTOCOL.md §8.3)
 				n.relayChannel = uint16(p[2])<<8 | uint16(p[3])
+			}
+			if p := t.Payload; g.restarted && n.keepaliveAfter == 0 && len(p) >= 2 && p[0] == 0xE1 && p[1] == byte(proto.TypeKeepalive) {
+				n.keepaliveAfter = max(time.Since(g.start), 1)
 			}
 			to := &unix.SockaddrInet4{Port: int(t.To.Port()), Addr: t.To.Addr().Unmap().As4()}
 			if err := unix.Sendto(n.fd, t.Payload, 0, to); err != nil {
@@ -160,6 +193,10 @@ func (g *loadGen) event(n *loadNode, now proto.Instant, e node.Event) {
 		if n.registeredAt == 0 {
 			n.registeredAt = max(time.Since(g.start), 1)
 			g.registered++
+		}
+		if g.restarted && n.registeredAgain == 0 {
+			n.registeredAgain = max(time.Since(g.start), 1)
+			g.registeredAgain++
 		}
 	case node.EventOpenSockets:
 		n.m.HandleSockets(now, e.Tag, nil)
@@ -230,7 +267,12 @@ func (g *loadGen) timersDue() {
 			continue
 		}
 		n.deadline = proto.Never
-		n.m.HandleTimeout(now)
+		if !n.started {
+			n.started = true
+			n.m.Start(now)
+		} else {
+			n.m.HandleTimeout(now)
+		}
 		g.service(top.node, now)
 	}
 }
@@ -242,14 +284,23 @@ func (g *loadGen) close() {
 	unix.Close(g.epfd)
 }
 
-// raiseFileLimit lifts the soft descriptor limit to the hard one: one socket per
-// node.
-func raiseFileLimit() {
+// raiseFileLimit lifts the descriptor limit to hold need sockets and some spare:
+// past the hard limit when the process may (root: 100,000 nodes need more than
+// the usual 20,000), else to the hard limit.
+func raiseFileLimit(need int) {
 	var l unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) != nil {
+		return
 	}
+	want := uint64(need) + 1024
+	if l.Cur >= want {
+		return
+	}
+	if l.Max < want && unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: want}) == nil {
+		return
+	}
+	l.Cur = l.Max
+	_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
 }
 
 // deadlineEntry is node's deadline at the time it was filed.
