@@ -55,21 +55,33 @@ type loadGen struct {
 	// registered since.
 	restarted       bool
 	registeredAgain int
+	// shared: the one socket of a generator whose nodes each have their own address
+	// (newSharedLoadGen), -1 when each node has a socket of its own; byAddr finds a
+	// node by the destination address of what the shared socket receives.
+	shared int
+	byAddr map[netip.Addr]int
+	oob    []byte
 }
 
 // newLoadGen opens a socket on each of addrs (port 0: the kernel picks) and makes
 // a node for it with relay policy relay, registering with server under the IDs
 // prefix0, prefix1, ...; none has sent anything yet (startAll).
 func newLoadGen(server netip.AddrPort, addrs []netip.Addr, prefix string, relay node.RelayPolicy) (*loadGen, error) {
-	raiseFileLimit(len(addrs))
+	raiseFileLimit()
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	g := &loadGen{epfd: epfd, start: time.Now(), buf: make([]byte, 2048), rxBuf: make([]byte, 2048)}
+	g := &loadGen{epfd: epfd, start: time.Now(), buf: make([]byte, 2048), rxBuf: make([]byte, 2048), shared: -1}
 	for i, a := range addrs {
-		n, err := g.newNode(server, a, fmt.Sprintf("%s%d", prefix, i), relay)
+		fd, local, err := bindNodeSocket(a)
 		if err != nil {
+			g.close()
+			return nil, fmt.Errorf("node %d on %v: %w", i, a, err)
+		}
+		n, err := g.newNode(server, fd, local, fmt.Sprintf("%s%d", prefix, i), relay)
+		if err != nil {
+			unix.Close(fd)
 			g.close()
 			return nil, fmt.Errorf("node %d on %v: %w", i, a, err)
 		}
@@ -83,31 +95,33 @@ func newLoadGen(server netip.AddrPort, addrs []netip.Addr, prefix string, relay 
 	return g, nil
 }
 
-// newNode binds a socket on a and builds a node with a fresh key and a ticket for
-// an --insecure-dev server (whose MAC it does not check).
-func (g *loadGen) newNode(server netip.AddrPort, a netip.Addr, id string, relay node.RelayPolicy) (*loadNode, error) {
+// bindNodeSocket binds a non-blocking UDP socket on a (port 0: the kernel picks).
+func bindNodeSocket(a netip.Addr) (int, netip.AddrPort, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: a.As4()}); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
-	local := netip.AddrPortFrom(a, uint16(sa.(*unix.SockaddrInet4).Port))
+	return fd, netip.AddrPortFrom(a, uint16(sa.(*unix.SockaddrInet4).Port)), nil
+}
+
+// newNode builds a node at local, sending on fd, with a fresh key and a ticket for
+// an --insecure-dev server (whose MAC it does not check).
+func (g *loadGen) newNode(server netip.AddrPort, fd int, local netip.AddrPort, id string, relay node.RelayPolicy) (*loadNode, error) {
 	priv, pub, err := driver.NewKey()
 	if err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
 	ticket, err := driver.MintTicket([]byte("natpass insecure development ticket"), id, pub, time.Hour)
 	if err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
 	var seed [32]byte
@@ -167,8 +181,7 @@ func (g *loadGen) service(i int, now proto.Instant) {
 			if p := t.Payload; g.restarted && n.keepaliveAfter == 0 && len(p) >= 2 && p[0] == 0xE1 && p[1] == byte(proto.TypeKeepalive) {
 				n.keepaliveAfter = max(time.Since(g.start), 1)
 			}
-			to := &unix.SockaddrInet4{Port: int(t.To.Port()), Addr: t.To.Addr().Unmap().As4()}
-			if err := unix.Sendto(n.fd, t.Payload, 0, to); err != nil {
+			if err := g.send(n, t.To, t.Payload); err != nil {
 				g.sendErrors++
 			}
 		}
@@ -234,8 +247,23 @@ func (g *loadGen) run(d time.Duration, done func() bool) error {
 	return nil
 }
 
-// receive hands node i every datagram waiting on its socket.
+// send sends p from node n to to: on its own socket, or on the shared one with n's
+// address as the source (IP_PKTINFO).
+func (g *loadGen) send(n *loadNode, to netip.AddrPort, p []byte) error {
+	sa := &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().Unmap().As4()}
+	if n.fd != g.shared {
+		return unix.Sendto(n.fd, p, 0, sa)
+	}
+	return unix.Sendmsg(g.shared, p, sourceCmsg(n.local.Addr()), sa, 0)
+}
+
+// receive hands node i every datagram waiting on its socket (i < 0: the shared
+// socket, each datagram to the node it is addressed to).
 func (g *loadGen) receive(i int) {
+	if i < 0 {
+		g.receiveShared()
+		return
+	}
 	n := g.nodes[i]
 	for {
 		k, from, err := unix.Recvfrom(n.fd, g.rxBuf, 0)
@@ -279,28 +307,24 @@ func (g *loadGen) timersDue() {
 
 func (g *loadGen) close() {
 	for _, n := range g.nodes {
-		unix.Close(n.fd)
+		if n.fd != g.shared {
+			unix.Close(n.fd)
+		}
+	}
+	if g.shared >= 0 {
+		unix.Close(g.shared)
 	}
 	unix.Close(g.epfd)
 }
 
-// raiseFileLimit lifts the descriptor limit to hold need sockets and some spare:
-// past the hard limit when the process may (root: 100,000 nodes need more than
-// the usual 20,000), else to the hard limit.
-func raiseFileLimit(need int) {
+// raiseFileLimit lifts the soft descriptor limit to the hard one: one socket per
+// node (newSharedLoadGen needs one in all).
+func raiseFileLimit() {
 	var l unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) != nil {
-		return
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
 	}
-	want := uint64(need) + 1024
-	if l.Cur >= want {
-		return
-	}
-	if l.Max < want && unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: want}) == nil {
-		return
-	}
-	l.Cur = l.Max
-	_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
 }
 
 // deadlineEntry is node's deadline at the time it was filed.

@@ -35,8 +35,10 @@ type loadIdle struct {
 }
 
 // maxOneAddressNodes: past this many nodes -load skips its one-address phase, whose
-// sockets all take ephemeral ports of 127.0.0.1 (Linux gives 28,232 by default).
-const maxOneAddressNodes = 25000
+// sockets all take ephemeral ports of 127.0.0.1 (Linux gives 28,232 by default),
+// and its spread nodes share one socket (newSharedLoadGen): one socket each would
+// pass the descriptor limit.
+const maxOneAddressNodes = 18000
 
 // loadAddr is node i's address of the spread phase: 127.2.0.1 onwards, 250 to a
 // /24 (Linux routes all of 127.0.0.0/8 to lo).
@@ -53,9 +55,12 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 	for i := range spread {
 		spread[i] = loadAddr(i)
 	}
-	p, id, err := loadRegister("spread", spread, max(2*time.Minute, oneTimeout), idle, maxPeers)
+	p, id, err := loadRegister("spread", spread, max(2*time.Minute, oneTimeout), idle, maxPeers, n > maxOneAddressNodes)
 	if err != nil {
 		return err
+	}
+	if n > maxOneAddressNodes {
+		fmt.Printf("(the %d spread nodes share one socket, each sending from its own address with IP_PKTINFO)\n", n)
 	}
 	printLoadPhase(p)
 	fmt.Printf("server idle with %d nodes registered, %v (keepalives every 25 s): %.2f%% of a core (%.2f CPU-s)\n",
@@ -68,7 +73,7 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 		return nil
 	}
 	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, n)
-	p, _, err = loadRegister("one address", one, oneTimeout, 0, maxPeers)
+	p, _, err = loadRegister("one address", one, oneTimeout, 0, maxPeers, false)
 	if err != nil {
 		return err
 	}
@@ -82,7 +87,7 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 // prints the registration times and the nodes' admission retries (PROTOCOL.md §5.13).
 func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
 	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, n)
-	p, _, err := loadRegister("one address", one, timeout, 0, maxPeers)
+	p, _, err := loadRegister("one address", one, timeout, 0, maxPeers, false)
 	if err != nil {
 		return err
 	}
@@ -92,9 +97,10 @@ func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
 	return nil
 }
 
-// loadRegister starts a server child and nodes on addrs, runs until all registered
-// (or timeout), then, with idle > 0, measures the server at rest for idle.
-func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, maxPeers int) (loadPhase, loadIdle, error) {
+// loadRegister starts a server child and nodes on addrs (sharing one socket with
+// shared, else each with its own), runs until all registered (or timeout), then,
+// with idle > 0, measures the server at rest for idle.
+func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, maxPeers int, shared bool) (loadPhase, loadIdle, error) {
 	srv, err := startNatpassServer(0, maxPeers)
 	if err != nil {
 		return loadPhase{}, loadIdle{}, err
@@ -108,7 +114,11 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 	if id.heapBefore, err = srv.heapLive(); err != nil {
 		return loadPhase{}, id, err
 	}
-	g, err := newLoadGen(srv.addr, addrs, name[:1]+"-", node.RelayAuto)
+	gen := newLoadGen
+	if shared {
+		gen = newSharedLoadGen
+	}
+	g, err := gen(srv.addr, addrs, name[:1]+"-", node.RelayAuto)
 	if err != nil {
 		return loadPhase{}, id, err
 	}

@@ -33,7 +33,8 @@
 // register with a natpass server child, each from its own 127.x.y.z address (then
 // the server's RSS and CPU over -load-idle with them registered and keeping alive),
 // then with a fresh server all from 127.0.0.1, one port each; registration times
-// (skipped past 25,000 nodes: one address has fewer ports; -load-one takes it alone).
+// (skipped past 18,000 nodes, whose spread nodes share one socket: one each would pass the
+// descriptor limit, and one address has fewer ports; -load-one takes it alone).
 //
 // -load-one N: that last phase alone (N nodes behind one address at once against a
 // fresh server, as after a restart), with the nodes' admission retries. With
