@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"net/netip"
 	"slices"
 	"time"
@@ -32,6 +33,7 @@ type loadIdle struct {
 	rssBefore, rssWith   int64  // the server's RSS before any node and with all registered
 	heapBefore, heapWith uint64 // its live heap after a collection, the same two moments
 	cpuSeconds           float64
+	datagramsIn          uint64 // what the server received in the window
 }
 
 // maxOneAddressNodes: past this many nodes -load skips its one-address phase, whose
@@ -63,8 +65,12 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 		fmt.Printf("(the %d spread nodes share one socket, each sending from its own address with IP_PKTINFO)\n", n)
 	}
 	printLoadPhase(p)
-	fmt.Printf("server idle with %d nodes registered, %v (keepalives every 25 s): %.2f%% of a core (%.2f CPU-s)\n",
-		n, id.window.Round(time.Millisecond), 100*id.cpuSeconds/id.window.Seconds(), id.cpuSeconds)
+	fmt.Printf("server idle with %d nodes registered, %v (keepalives every 25 s): %.2f%% of a core (%.2f CPU-s), %d datagrams in (%.0f/s)\n",
+		n, id.window.Round(time.Millisecond), 100*id.cpuSeconds/id.window.Seconds(), id.cpuSeconds,
+		id.datagramsIn, float64(id.datagramsIn)/id.window.Seconds())
+	if rss, err := procRSSBytes(os.Getpid()); err == nil {
+		fmt.Printf("the generator's own RSS with %d nodes: %.2f GB\n", n, float64(rss)/1e9)
+	}
 	fmt.Printf("server memory: RSS %.1f → %.1f MB (%.0f bytes per node); live heap %.2f → %.2f MB (%.0f bytes per node)\n",
 		float64(id.rssBefore)/1e6, float64(id.rssWith)/1e6, float64(id.rssWith-id.rssBefore)/float64(n),
 		float64(id.heapBefore)/1e6, float64(id.heapWith)/1e6, (float64(id.heapWith)-float64(id.heapBefore))/float64(n))
@@ -138,6 +144,10 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 	if err := g.run(3*time.Second, func() bool { return false }); err != nil {
 		return p, id, err
 	}
+	c0, err := srv.readCounters()
+	if err != nil {
+		return p, id, err
+	}
 	cpu0, err := srv.cpu()
 	if err != nil {
 		return p, id, err
@@ -151,6 +161,11 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 		return p, id, err
 	}
 	id.window, id.cpuSeconds = time.Since(t0), cpu1-cpu0
+	c1, err := srv.readCounters()
+	if err != nil {
+		return p, id, err
+	}
+	id.datagramsIn = c1.datagramsIn - c0.datagramsIn
 	if id.rssWith, err = procRSSBytes(srv.pid()); err != nil {
 		return p, id, err
 	}
