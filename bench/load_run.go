@@ -4,8 +4,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 
