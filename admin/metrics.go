@@ -159,6 +159,7 @@ func drops(s *snapshot) []point {
 		"not_natpass", st.DropNotNatpass, "unknown_version", st.DropUnknownVersion, "malformed", st.DropMalformed,
 		"not_for_server", st.DropNotForServer, "relay_type", st.DropRelay, "unknown_socket", st.DropUnknownSocket,
 		"bad_source", st.DropBadSource, "rate_limited", st.DropRateLimited, "busy", st.DropBusy,
+		"no_session_busy", st.DropNoSessionBusy,
 		"amplification", st.DropAmplification, "queue_full", st.DropQueueFull, "too_long", st.TooLong,
 		"stun_malformed", st.DropSTUNMalformed, "stun_not_request", st.DropSTUNNotRequest,
 		"stun_bad_fingerprint", st.DropSTUNBadFingerprint, "stun_change_request", st.DropSTUNChangeRequest,

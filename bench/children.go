@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pion/turn/v4"
@@ -46,6 +47,9 @@ type childServer struct {
 	counters func() (serverCounters, error)
 	// heapLive is the natpass child's live heap after a collection.
 	heapLive func() (uint64, error)
+	// ask sends the natpass child one command line and returns its one-line answer
+	// (load_restart.go: "drain", "nosession").
+	ask func(cmd string) (string, error)
 }
 
 // serverCounters are a natpass server child's counters at one moment.
@@ -77,6 +81,9 @@ func runChildIfAsked() {
 		cfg.Tune.RelaySessionRate, cfg.Tune.RelayServerRate = r, r
 	}
 	cfg.Tune.MaxPeers, _ = strconv.Atoi(os.Getenv(childPeersEnv))
+	if listen := os.Getenv(childListenEnv); listen != "" { // a restart on the same port (load_restart.go)
+		cfg.Listen = listen
+	}
 	s, err := driver.ListenServer(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child server:", err)
@@ -89,6 +96,14 @@ func runChildIfAsked() {
 		case "stats":
 			st := s.Stats()
 			fmt.Println(st.DatagramsIn, st.Relay.Forwarded)
+		case "drain": // tell the nodes it goes, as natpass server alone does on SIGTERM ([SRV-16])
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := s.Drain(ctx)
+			cancel()
+			fmt.Println("drained", err == nil)
+		case "nosession":
+			st := s.Stats()
+			fmt.Println(st.NoSession, st.DropNoSessionBusy, st.Registered)
 		case "heap":
 			runtime.GC()
 			var ms runtime.MemStats
@@ -158,7 +173,14 @@ func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
 		}
 		return n, err
 	}
-	return &childServer{name: "natpass", cmd: cmd, addr: addr, stop: stop, counters: counters, heapLive: heapLive}, nil
+	ask := func(cmd string) (string, error) {
+		if _, err := io.WriteString(stdin, cmd+"\n"); err != nil {
+			return "", err
+		}
+		line, err := out.ReadString('\n')
+		return strings.TrimSpace(line), err
+	}
+	return &childServer{name: "natpass", cmd: cmd, addr: addr, stop: stop, counters: counters, heapLive: heapLive, ask: ask}, nil
 }
 
 // TURN credentials of the coturn child.

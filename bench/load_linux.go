@@ -34,6 +34,10 @@ type loadNode struct {
 	closed       bool          // EventClosed came
 	connected    bool          // EventConnected came (relay_raw)
 	relayChannel uint16        // the channel of its last relay-send, 0 before one
+	started      bool          // Start was called (startAll, or its turn of startSpread)
+	// After restartMarked (-load-restart): when the node first sent a keepalive and
+	// when it registered again, since the generator started; 0: not yet.
+	keepaliveAfter, registeredAgain time.Duration
 }
 
 // loadGen drives the nodes.
@@ -47,6 +51,16 @@ type loadGen struct {
 	closed     int
 	connected  int
 	sendErrors uint64
+	// restarted: restartMarked was called; registeredAgain counts the nodes
+	// registered since.
+	restarted       bool
+	registeredAgain int
+	// shared: the one socket of a generator whose nodes each have their own address
+	// (newSharedLoadGen), -1 when each node has a socket of its own; byAddr finds a
+	// node by the destination address of what the shared socket receives.
+	shared int
+	byAddr map[netip.Addr]int
+	oob    []byte
 }
 
 // newLoadGen opens a socket on each of addrs (port 0: the kernel picks) and makes
@@ -58,10 +72,16 @@ func newLoadGen(server netip.AddrPort, addrs []netip.Addr, prefix string, relay 
 	if err != nil {
 		return nil, err
 	}
-	g := &loadGen{epfd: epfd, start: time.Now(), buf: make([]byte, 2048), rxBuf: make([]byte, 2048)}
+	g := &loadGen{epfd: epfd, start: time.Now(), buf: make([]byte, 2048), rxBuf: make([]byte, 2048), shared: -1}
 	for i, a := range addrs {
-		n, err := g.newNode(server, a, fmt.Sprintf("%s%d", prefix, i), relay)
+		fd, local, err := bindNodeSocket(a)
 		if err != nil {
+			g.close()
+			return nil, fmt.Errorf("node %d on %v: %w", i, a, err)
+		}
+		n, err := g.newNode(server, fd, local, fmt.Sprintf("%s%d", prefix, i), relay)
+		if err != nil {
+			unix.Close(fd)
 			g.close()
 			return nil, fmt.Errorf("node %d on %v: %w", i, a, err)
 		}
@@ -75,31 +95,33 @@ func newLoadGen(server netip.AddrPort, addrs []netip.Addr, prefix string, relay 
 	return g, nil
 }
 
-// newNode binds a socket on a and builds a node with a fresh key and a ticket for
-// an --insecure-dev server (whose MAC it does not check).
-func (g *loadGen) newNode(server netip.AddrPort, a netip.Addr, id string, relay node.RelayPolicy) (*loadNode, error) {
+// bindNodeSocket binds a non-blocking UDP socket on a (port 0: the kernel picks).
+func bindNodeSocket(a netip.Addr) (int, netip.AddrPort, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: a.As4()}); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, netip.AddrPort{}, err
 	}
-	local := netip.AddrPortFrom(a, uint16(sa.(*unix.SockaddrInet4).Port))
+	return fd, netip.AddrPortFrom(a, uint16(sa.(*unix.SockaddrInet4).Port)), nil
+}
+
+// newNode builds a node at local, sending on fd, with a fresh key and a ticket for
+// an --insecure-dev server (whose MAC it does not check).
+func (g *loadGen) newNode(server netip.AddrPort, fd int, local netip.AddrPort, id string, relay node.RelayPolicy) (*loadNode, error) {
 	priv, pub, err := driver.NewKey()
 	if err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
 	ticket, err := driver.MintTicket([]byte("natpass insecure development ticket"), id, pub, time.Hour)
 	if err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
 	var seed [32]byte
@@ -117,9 +139,31 @@ func (g *loadGen) now() proto.Instant { return proto.Instant(time.Since(g.start)
 func (g *loadGen) startAll() {
 	for i, n := range g.nodes {
 		now := g.now()
+		n.started = true
 		n.m.Start(now)
 		g.service(i, now)
 	}
+}
+
+// startSpread starts the nodes evenly over d from now (run starts them as their
+// turns come), so that their keepalives are spread over the interval as a long-running
+// server's are, not bunched as after one storm.
+func (g *loadGen) startSpread(d time.Duration) {
+	now := g.now()
+	for i, n := range g.nodes {
+		n.deadline = now.Add(d * time.Duration(i) / time.Duration(len(g.nodes)))
+		heap.Push(&g.timers, deadlineEntry{at: n.deadline, node: i})
+	}
+}
+
+// restartMarked notes that the server restarts now: from here on each node's first
+// keepalive and its next registration are recorded.
+func (g *loadGen) restartMarked() {
+	g.restarted = true
+	for _, n := range g.nodes {
+		n.keepaliveAfter, n.registeredAgain = 0, 0
+	}
+	g.registeredAgain = 0
 }
 
 // service sends what node i has to send, takes its events and files its deadline.
@@ -134,8 +178,10 @@ func (g *loadGen) service(i int, now proto.Instant) {
 			if p := t.Payload; len(p) >= 4 && p[0] == 0xE1 && p[1] == 0x22 { // relay-send (PROTOCOL.md §8.3)
 				n.relayChannel = uint16(p[2])<<8 | uint16(p[3])
 			}
-			to := &unix.SockaddrInet4{Port: int(t.To.Port()), Addr: t.To.Addr().Unmap().As4()}
-			if err := unix.Sendto(n.fd, t.Payload, 0, to); err != nil {
+			if p := t.Payload; g.restarted && n.keepaliveAfter == 0 && len(p) >= 2 && p[0] == 0xE1 && p[1] == byte(proto.TypeKeepalive) {
+				n.keepaliveAfter = max(time.Since(g.start), 1)
+			}
+			if err := g.send(n, t.To, t.Payload); err != nil {
 				g.sendErrors++
 			}
 		}
@@ -160,6 +206,10 @@ func (g *loadGen) event(n *loadNode, now proto.Instant, e node.Event) {
 		if n.registeredAt == 0 {
 			n.registeredAt = max(time.Since(g.start), 1)
 			g.registered++
+		}
+		if g.restarted && n.registeredAgain == 0 {
+			n.registeredAgain = max(time.Since(g.start), 1)
+			g.registeredAgain++
 		}
 	case node.EventOpenSockets:
 		n.m.HandleSockets(now, e.Tag, nil)
@@ -197,8 +247,23 @@ func (g *loadGen) run(d time.Duration, done func() bool) error {
 	return nil
 }
 
-// receive hands node i every datagram waiting on its socket.
+// send sends p from node n to to: on its own socket, or on the shared one with n's
+// address as the source (IP_PKTINFO).
+func (g *loadGen) send(n *loadNode, to netip.AddrPort, p []byte) error {
+	sa := &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().Unmap().As4()}
+	if n.fd != g.shared {
+		return unix.Sendto(n.fd, p, 0, sa)
+	}
+	return unix.Sendmsg(g.shared, p, sourceCmsg(n.local.Addr()), sa, 0)
+}
+
+// receive hands node i every datagram waiting on its socket (i < 0: the shared
+// socket, each datagram to the node it is addressed to).
 func (g *loadGen) receive(i int) {
+	if i < 0 {
+		g.receiveShared()
+		return
+	}
 	n := g.nodes[i]
 	for {
 		k, from, err := unix.Recvfrom(n.fd, g.rxBuf, 0)
@@ -230,20 +295,30 @@ func (g *loadGen) timersDue() {
 			continue
 		}
 		n.deadline = proto.Never
-		n.m.HandleTimeout(now)
+		if !n.started {
+			n.started = true
+			n.m.Start(now)
+		} else {
+			n.m.HandleTimeout(now)
+		}
 		g.service(top.node, now)
 	}
 }
 
 func (g *loadGen) close() {
 	for _, n := range g.nodes {
-		unix.Close(n.fd)
+		if n.fd != g.shared {
+			unix.Close(n.fd)
+		}
+	}
+	if g.shared >= 0 {
+		unix.Close(g.shared)
 	}
 	unix.Close(g.epfd)
 }
 
 // raiseFileLimit lifts the soft descriptor limit to the hard one: one socket per
-// node.
+// node (newSharedLoadGen needs one in all).
 func raiseFileLimit() {
 	var l unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 
@@ -32,7 +33,14 @@ type loadIdle struct {
 	rssBefore, rssWith   int64  // the server's RSS before any node and with all registered
 	heapBefore, heapWith uint64 // its live heap after a collection, the same two moments
 	cpuSeconds           float64
+	datagramsIn          uint64 // what the server received in the window
 }
+
+// maxOneAddressNodes: past this many nodes -load skips its one-address phase, whose
+// sockets all take ephemeral ports of 127.0.0.1 (Linux gives 28,232 by default),
+// and its spread nodes share one socket (newSharedLoadGen): one socket each would
+// pass the descriptor limit.
+const maxOneAddressNodes = 18000
 
 // loadAddr is node i's address of the spread phase: 127.2.0.1 onwards, 250 to a
 // /24 (Linux routes all of 127.0.0.0/8 to lo).
@@ -49,18 +57,29 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 	for i := range spread {
 		spread[i] = loadAddr(i)
 	}
-	p, id, err := loadRegister("spread", spread, 2*time.Minute, idle, maxPeers)
+	p, id, err := loadRegister("spread", spread, max(2*time.Minute, oneTimeout), idle, maxPeers, n > maxOneAddressNodes)
 	if err != nil {
 		return err
 	}
+	if n > maxOneAddressNodes {
+		fmt.Printf("(the %d spread nodes share one socket, each sending from its own address with IP_PKTINFO)\n", n)
+	}
 	printLoadPhase(p)
-	fmt.Printf("server idle with %d nodes registered, %v (keepalives every 25 s): %.2f%% of a core (%.2f CPU-s)\n",
-		n, id.window.Round(time.Millisecond), 100*id.cpuSeconds/id.window.Seconds(), id.cpuSeconds)
+	fmt.Printf("server idle with %d nodes registered, %v (keepalives every 25 s): %.2f%% of a core (%.2f CPU-s), %d datagrams in (%.0f/s)\n",
+		n, id.window.Round(time.Millisecond), 100*id.cpuSeconds/id.window.Seconds(), id.cpuSeconds,
+		id.datagramsIn, float64(id.datagramsIn)/id.window.Seconds())
+	if rss, err := procRSSBytes(os.Getpid()); err == nil {
+		fmt.Printf("the generator's own RSS with %d nodes: %.2f GB\n", n, float64(rss)/1e9)
+	}
 	fmt.Printf("server memory: RSS %.1f → %.1f MB (%.0f bytes per node); live heap %.2f → %.2f MB (%.0f bytes per node)\n",
 		float64(id.rssBefore)/1e6, float64(id.rssWith)/1e6, float64(id.rssWith-id.rssBefore)/float64(n),
 		float64(id.heapBefore)/1e6, float64(id.heapWith)/1e6, (float64(id.heapWith)-float64(id.heapBefore))/float64(n))
+	if n > maxOneAddressNodes {
+		fmt.Printf("one-address phase skipped: %d nodes are more ports than one address has to give (-load-one runs it alone)\n", n)
+		return nil
+	}
 	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, n)
-	p, _, err = loadRegister("one address", one, oneTimeout, 0, maxPeers)
+	p, _, err = loadRegister("one address", one, oneTimeout, 0, maxPeers, false)
 	if err != nil {
 		return err
 	}
@@ -74,7 +93,7 @@ func runLoad(n int, idle, oneTimeout time.Duration, maxPeers int) error {
 // prints the registration times and the nodes' admission retries (PROTOCOL.md §5.13).
 func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
 	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, n)
-	p, _, err := loadRegister("one address", one, timeout, 0, maxPeers)
+	p, _, err := loadRegister("one address", one, timeout, 0, maxPeers, false)
 	if err != nil {
 		return err
 	}
@@ -84,9 +103,10 @@ func runLoadOne(n int, timeout time.Duration, maxPeers int) error {
 	return nil
 }
 
-// loadRegister starts a server child and nodes on addrs, runs until all registered
-// (or timeout), then, with idle > 0, measures the server at rest for idle.
-func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, maxPeers int) (loadPhase, loadIdle, error) {
+// loadRegister starts a server child and nodes on addrs (sharing one socket with
+// shared, else each with its own), runs until all registered (or timeout), then,
+// with idle > 0, measures the server at rest for idle.
+func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, maxPeers int, shared bool) (loadPhase, loadIdle, error) {
 	srv, err := startNatpassServer(0, maxPeers)
 	if err != nil {
 		return loadPhase{}, loadIdle{}, err
@@ -100,7 +120,11 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 	if id.heapBefore, err = srv.heapLive(); err != nil {
 		return loadPhase{}, id, err
 	}
-	g, err := newLoadGen(srv.addr, addrs, name[:1]+"-", node.RelayAuto)
+	gen := newLoadGen
+	if shared {
+		gen = newSharedLoadGen
+	}
+	g, err := gen(srv.addr, addrs, name[:1]+"-", node.RelayAuto)
 	if err != nil {
 		return loadPhase{}, id, err
 	}
@@ -120,6 +144,10 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 	if err := g.run(3*time.Second, func() bool { return false }); err != nil {
 		return p, id, err
 	}
+	c0, err := srv.readCounters()
+	if err != nil {
+		return p, id, err
+	}
 	cpu0, err := srv.cpu()
 	if err != nil {
 		return p, id, err
@@ -133,6 +161,11 @@ func loadRegister(name string, addrs []netip.Addr, timeout, idle time.Duration, 
 		return p, id, err
 	}
 	id.window, id.cpuSeconds = time.Since(t0), cpu1-cpu0
+	c1, err := srv.readCounters()
+	if err != nil {
+		return p, id, err
+	}
+	id.datagramsIn = c1.datagramsIn - c0.datagramsIn
 	if id.rssWith, err = procRSSBytes(srv.pid()); err != nil {
 		return p, id, err
 	}

@@ -11,29 +11,37 @@ import (
 	"github.com/natpass/natpass/node"
 )
 
-// Nodes from distinct addresses and from one (fewer than the per-source burst)
-// all register, and the server sees each at the socket it sent from.
+// Nodes from distinct addresses and from one (fewer than the per-source burst),
+// each with its own socket, and nodes at distinct addresses sharing one socket all
+// register, and the server sees each at the address and port it sent from.
 func TestLoadGeneratorRegisters(t *testing.T) {
 	spread := make([]netip.Addr, 20)
 	for i := range spread {
 		spread[i] = loadAddr(i)
 	}
 	one := slices.Repeat([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, 5)
-	for _, addrs := range [][]netip.Addr{spread, one} {
+	for _, c := range []struct {
+		addrs  []netip.Addr
+		shared bool
+	}{{spread, false}, {one, false}, {spread, true}} {
 		srv, err := startNatpassServer(0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := newLoadGen(srv.addr, addrs, "t-", node.RelayAuto)
+		gen := newLoadGen
+		if c.shared {
+			gen = newSharedLoadGen
+		}
+		g, err := gen(srv.addr, c.addrs, "t-", node.RelayAuto)
 		if err != nil {
 			srv.stop()
 			t.Fatal(err)
 		}
 		g.startAll()
-		err = g.run(30*time.Second, func() bool { return g.registered == len(addrs) })
+		err = g.run(30*time.Second, func() bool { return g.registered == len(c.addrs) })
 		for i, n := range g.nodes {
 			if n.registeredAt == 0 || n.m.Observed() != n.local {
-				t.Errorf("node %d on %v: registered after %v, server saw %v", i, n.local, n.registeredAt, n.m.Observed())
+				t.Errorf("shared %v, node %d on %v: registered after %v, server saw %v", c.shared, i, n.local, n.registeredAt, n.m.Observed())
 			}
 		}
 		g.close()

@@ -30,6 +30,11 @@ type rateEntry struct {
 // rateLimiter is a bounded table of token buckets. It never grows past its size: when
 // full it first forgets idle entries (at most once per rateIdle, so a flood cannot make
 // every packet pay for a sweep), and a new source that still finds no room is refused.
+//
+// The table is made on first use and grows with the sources it holds: only an
+// endpoint under load (a server, or a node being flooded) uses it at all, and an
+// embedding client holding one Endpoint per node must not pay for a server's table
+// up front (preallocated at 4096 it was ≈ 384 KB per Endpoint).
 type rateLimiter struct {
 	size      int
 	table     map[netip.Addr]rateEntry
@@ -38,7 +43,7 @@ type rateLimiter struct {
 }
 
 func newRateLimiter(size int) rateLimiter {
-	return rateLimiter{size: size, table: make(map[netip.Addr]rateEntry, size)}
+	return rateLimiter{size: size}
 }
 
 // rateKey is the address a bucket belongs to: the IPv4 address, or the /64 of an IPv6
@@ -55,6 +60,9 @@ func rateKey(a netip.Addr) netip.Addr {
 // allow spends one initiation of src's budget and reports whether there was one.
 func (r *rateLimiter) allow(now proto.Instant, src netip.Addr) bool {
 	key := rateKey(src)
+	if r.table == nil {
+		r.table = make(map[netip.Addr]rateEntry)
+	}
 	e, ok := r.table[key]
 	if !ok {
 		if len(r.table) >= r.size && !r.sweep(now) {

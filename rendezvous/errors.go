@@ -20,13 +20,14 @@ var (
 	ErrPeerNotReady = errors.New("rendezvous: peer not ready")
 	// ErrServerFull: the presence table is full (error code 7).
 	ErrServerFull = errors.New("rendezvous: presence table full")
-	// ErrRateLimited: the source address or session is over its rate (error code 6,
-	// at most once per second per source; otherwise silently dropped).
+	// ErrRateLimited: the source address or session is over its rate (a session
+	// hears error code 6 at most once per second; otherwise silently dropped).
 	ErrRateLimited = errors.New("rendezvous: rate limited")
 	// ErrChallenged: a register was answered with retry, an admission challenge
 	// (PROTOCOL.md [SRV-15]): the node repeats it with the token.
 	ErrChallenged = errors.New("rendezvous: register answered with an admission challenge")
-	// ErrBusy: the server-wide budget for answering unauthenticated senders is spent.
+	// ErrBusy: a server-wide budget for answering unauthenticated senders is spent
+	// (UnauthRate, or NoSessionRate for an unknown cookie).
 	ErrBusy = errors.New("rendezvous: unauthenticated reply budget spent")
 	// ErrNotForServer: a natpass message type the server does not accept (a reply
 	// type, a peer-to-peer type, or an unassigned one).

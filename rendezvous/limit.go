@@ -23,8 +23,8 @@ func (g *gcra) allow(now proto.Instant, r Rate) bool {
 }
 
 // noticeInterval spaces the error-6 notices a rate-limited sender gets: one per
-// second per source or session, the rest of its refused requests are dropped
-// silently, so rate limiting never turns into a reply stream.
+// second per session, the rest of its refused requests are dropped silently, so rate
+// limiting never turns into a reply stream.
 const noticeInterval = time.Second
 
 // limiter is one bucket plus the time its next rate-limit notice may be sent.
@@ -53,9 +53,11 @@ func sourceKey(a netip.AddrPort) netip.Addr {
 	return ip
 }
 
+// sourceEntry is one source's buckets. It keeps no notice time: what a source's
+// buckets refuse is answered with retry (a register) or dropped silently (STUN).
 type sourceEntry struct {
-	key netip.Addr
-	limiter
+	key    netip.Addr
+	bucket gcra // registers without a valid token, STUN Binding
 	proven gcra // registers with a valid admission token ([SRV-15])
 }
 

@@ -82,6 +82,7 @@ type Server struct {
 	peers         presence
 	sources       sourceTable
 	unauth        gcra // server-wide budget of replies to unauthenticated senders
+	noSession     gcra // server-wide budget of error-5 answers to unknown cookies
 	openRegisters gcra // server-wide budget of unproven registers from new sources ([SRV-15])
 	admission     admission
 	timers        [timerCount]proto.Instant
@@ -592,20 +593,38 @@ func (s *Server) refuseRate(now proto.Instant, l *limiter, sock int, to netip.Ad
 	return ErrRateLimited
 }
 
-// admitUnauthenticated charges a request from a sender without a session to its
-// source bucket and to the server-wide budget. A nil error means: do the work and
-// reply (within the request's size).
-func (s *Server) admitUnauthenticated(now proto.Instant, sock int, from netip.AddrPort, txid uint64, reqLen int, notify bool) error {
+// admitNoSession charges a request with an unknown cookie to the server-wide
+// no-session budget and nothing else: no per-source entry, no MAC. After a restart
+// every node's first keepalive lands here, thousands of them from one carrier-grade
+// NAT address, and each must hear error 5 to re-register at once rather than after
+// three missed keepalives; a per-source bucket would answer ten a second. The answer
+// is no larger than the request ([AMP-1]), so a spoofed flood of such requests buys
+// no amplification, and its own budget keeps it from spending the one retry and
+// registered answers draw on (UnauthRate).
+func (s *Server) admitNoSession(now proto.Instant) error {
+	if !s.noSession.allow(now, s.cfg.NoSessionRate) {
+		s.stats.DropNoSessionBusy++
+		return ErrBusy
+	}
+	if s.tx.free() == 0 {
+		s.stats.DropQueueFull++
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// admitUnauthenticated charges a STUN request (the one request without a session
+// that is not a register) to its source bucket and to the server-wide budget; a
+// refused one is dropped without a notice, as STUN senders get none. A nil error
+// means: do the work and reply (within [STUN-3]'s size).
+func (s *Server) admitUnauthenticated(now proto.Instant, from netip.AddrPort) error {
 	l, evicted := s.sources.get(from)
 	if evicted {
 		s.stats.SourceEvictions++
 	}
 	if !l.bucket.allow(now, s.cfg.SourceRate) {
-		if !notify {
-			s.stats.DropRateLimited++
-			return ErrRateLimited
-		}
-		return s.refuseRate(now, &l.limiter, sock, from, txid, reqLen)
+		s.stats.DropRateLimited++
+		return ErrRateLimited
 	}
 	if !s.unauth.allow(now, s.cfg.UnauthRate) {
 		s.stats.DropBusy++

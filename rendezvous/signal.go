@@ -149,13 +149,13 @@ func (s *Server) sendRegisteredTo(sock int, to netip.AddrPort, txid uint64, cook
 }
 
 // session finds the live session of cookie and charges the request to it. A request
-// with an unknown cookie is unauthenticated: it is charged to its source and answered
-// with error 5 within its own size. A session whose ticket has expired ends here with
-// error 3.
+// with an unknown cookie is unauthenticated: it is charged to the server-wide
+// no-session budget ([SRV-9]) and answered with error 5 within its own size. A
+// session whose ticket has expired ends here with error 3.
 func (s *Server) session(now proto.Instant, sock int, from netip.AddrPort, cookie *proto.Session, txid uint64, reqLen int) (int32, error) {
 	i, ok := s.peers.byCookie[*cookie]
 	if !ok {
-		if err := s.admitUnauthenticated(now, sock, from, txid, reqLen, true); err != nil {
+		if err := s.admitNoSession(now); err != nil {
 			return nilSlot, err
 		}
 		if s.tombstones.has(now, cookie, s.cfg.SessionTimeout) {

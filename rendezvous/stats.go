@@ -51,6 +51,7 @@ type Stats struct {
 	DropBadSource          uint64 // source address invalid or port 0
 	DropRateLimited        uint64 // refused by a source or session bucket
 	DropBusy               uint64 // server-wide unauthenticated budget spent
+	DropNoSessionBusy      uint64 // server-wide no-session budget spent: an unknown cookie not answered
 	DropAmplification      uint64 // reply would have exceeded an unauthenticated request
 	DropQueueFull          uint64 // transmit queue full: the caller did not drain
 	DropSTUNMalformed      uint64

@@ -315,7 +315,7 @@ func (s *Server) handleSTUN(now proto.Instant, sock int, from netip.AddrPort, p 
 		return ErrSTUNChangeRequest
 	}
 	unknown := err == ErrSTUNUnknownAttribute
-	if err := s.admitUnauthenticated(now, sock, from, 0, len(p), false); err != nil {
+	if err := s.admitUnauthenticated(now, from); err != nil {
 		return err
 	}
 	b := s.tx.begin()

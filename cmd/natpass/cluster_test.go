@@ -63,12 +63,22 @@ func startCluster(t *testing.T, n int, secretFile, drain0 string) []*clusterMemb
 
 func runClusterMember(t *testing.T, args []string) *clusterMember {
 	t.Helper()
+	return runClusterMemberWith(t, args, nil)
+}
+
+// runClusterMemberWith is runClusterMember that also hands the started server to
+// onUp (nil: nothing more).
+func runClusterMemberWith(t *testing.T, args []string, onUp func(serverUp)) *clusterMember {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &clusterMember{stop: cancel, exited: make(chan int, 1), stderr: &syncBuffer{}}
 	started := make(chan struct{})
 	go func() {
 		m.exited <- serverMain(ctx, args, m.stderr, func(up serverUp) {
 			m.addr, m.bus, m.admin = up.srv.Addr().String(), up.bus, up.admin
+			if onUp != nil {
+				onUp(up)
+			}
 			close(started)
 		})
 	}()

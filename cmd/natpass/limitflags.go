@@ -26,7 +26,7 @@ type limitFlag struct {
 // serverLimitFlags are the buckets a flag can set.
 func serverLimitFlags() []*limitFlag {
 	return []*limitFlag{
-		{name: "source", what: "registers without a valid admission token, STUN requests and unknown cookies from one source address (IPv4 address or IPv6 /64); a register beyond it gets a retry",
+		{name: "source", what: "registers without a valid admission token and STUN requests from one source address (IPv4 address or IPv6 /64); a register beyond it gets a retry",
 			def: rendezvous.DefaultSourceRate, field: func(c *rendezvous.Config) *rendezvous.Rate { return &c.SourceRate }},
 		{name: "source-token", what: "registers with a valid admission token (proven: the sender receives at its address) from one source address: what a busy shared address registers at",
 			def: rendezvous.DefaultSourceTokenRate, field: func(c *rendezvous.Config) *rendezvous.Rate { return &c.SourceTokenRate }},
@@ -34,6 +34,8 @@ func serverLimitFlags() []*limitFlag {
 			def: rendezvous.DefaultOpenRegisterRate, field: func(c *rendezvous.Config) *rendezvous.Rate { return &c.OpenRegisterRate }},
 		{name: "unauth-reply", what: "replies to senders without a session (registered, retry, errors, STUN), server-wide",
 			def: rendezvous.DefaultUnauthRate, field: func(c *rendezvous.Config) *rendezvous.Rate { return &c.UnauthRate }},
+		{name: "no-session", what: "requests with an unknown session cookie (after a restart, every node's next keepalive), answered with error 5 no larger than the request, server-wide",
+			def: rendezvous.DefaultNoSessionRate, field: func(c *rendezvous.Config) *rendezvous.Rate { return &c.NoSessionRate }},
 	}
 }
 

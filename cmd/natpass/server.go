@@ -28,7 +28,8 @@ import (
 // Every flag also comes from NATPASS_<FLAG> (env.go). Every line goes through
 // log/slog on stderr. On SIGTERM /readyz turns 503 at once; in a cluster the nodes
 // are told to move to another server, and the server exits 0 once they have (or
-// --drain-timeout has passed).
+// --drain-timeout has passed); a server alone tells its nodes to register again
+// (announceRestart) and exits within 5 s.
 func runServer(args []string, _, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -130,6 +131,8 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 		health.StartDrain()
 		if up.bus != nil {
 			f.cluster.drain(up.srv, log)
+		} else {
+			announceRestart(up.srv, min(f.cluster.drainTimeout, restartNoticeMax), log)
 		}
 	})
 	return 0
@@ -186,6 +189,30 @@ func serverBudgetsAndSecret(cfg *driver.ServerConfig, sessionMbps, totalMbps flo
 		cfg.Secret = secret
 	}
 	return 0
+}
+
+// restartNoticeMax bounds how long a server alone waits on SIGTERM for its nodes to
+// hear that it goes: the drain's three rounds of notices take 2 s (PROTOCOL.md
+// §12.6), and a node still relaying through the server must not hold it longer.
+const restartNoticeMax = 5 * time.Second
+
+// announceRestart tells a server's nodes, when it runs alone and stops, that it goes
+// (error 11, the drain of PROTOCOL.md §12.6 and [SRV-16]): with no other server to
+// move to, each registers again with this one at once and repeats the register (every
+// 3 s at most) until a server answers on this address, so a restart that takes
+// seconds costs them seconds, not the three missed keepalives (75 s) they would
+// need to notice a silent server. It waits at most timeout (0: not at all).
+func announceRestart(s *driver.Server, timeout time.Duration, log *slog.Logger) {
+	n := s.Stats().Sessions
+	if n == 0 || timeout <= 0 {
+		return
+	}
+	log.Info("stopping: telling the nodes to register again", "nodes", n, "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		log.Warn("stopping: nodes still active", "sessions", s.Stats().Sessions, "timeout", timeout)
+	}
 }
 
 // serveUntilDone logs the server's counters every statsEvery (0: never) until ctx
