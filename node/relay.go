@@ -134,6 +134,7 @@ func (pc *peerConn) startRelay(now proto.Instant, token []byte, flags uint8) {
 	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen || flags&proto.IntroNoRelay != 0 || pc.cfg.Relay == RelayNever {
 		return
 	}
+	pc.relay.client.SetRetry(pc.srv.rtt.measuredRTO())
 	pc.relay.client.Start(now, token, pc.rng.Uint64())
 	pc.relay.askedAt, pc.relay.linkTime = now, 0
 }
@@ -150,7 +151,9 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	}
 	pc.relay.checkOut, pc.relay.unanswered, pc.relay.unlinkedSince = false, 0, 0
 	pc.relay.moved = pc.relay.moved || changed
-	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
+	pc.relay.client.SetRetry(pc.srv.rtt.measuredRTO()) // perhaps another server now
+	// ClientLost takes the channel out of the router's index.
+	pc.relay.client.Restart(now)
 	pc.relay.askedAt, pc.relay.linkTime = now, 0
 	pc.drainRelay(now)
 }

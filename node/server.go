@@ -19,10 +19,11 @@ const (
 	introduceRTO    = 300 * time.Millisecond // doubling to introduceRTOMax: the first message waits on it
 	introduceRTOMax = 2 * time.Second
 	introduceTries  = 8
-	// A peer that has not reported its NAT yet (error code 9) is asked for again
-	// this much later, doubling to notReadyRetryMax, at most notReadyRetries times.
-	// Its report is usually a few milliseconds behind (both sides measure at once),
-	// so the first retry is soon: every millisecond of it delays the first message.
+	// A peer that has not reported its NAT yet (error code 9) is asked for again at
+	// once, then this much later, doubling to notReadyRetryMax, at most
+	// notReadyRetries times. Its report is usually a few milliseconds behind (both
+	// sides measure at once), and the refusal took a round trip to come: by then
+	// the report is in, and every millisecond of waiting delays the first message.
 	notReadyRetry    = 25 * time.Millisecond
 	notReadyRetryMax = time.Second
 	notReadyRetries  = 30
@@ -102,6 +103,7 @@ type serverSession struct {
 	regTxID        uint64
 	regRTO         time.Duration
 	regToken       admissionToken // the latest retry's token for this registration (retry.go)
+	rtt            serverRTT      // our round trip to the server, for first-contact repeats (serverrtt.go)
 	regGiveUp      proto.Instant
 	regMoveAt      proto.Instant  // a register unanswered by then moves to the next server
 	regMoveWhy     string         // why, when a refusal brought regMoveAt forward ("" : no answer)
@@ -248,6 +250,7 @@ func (s *serverSession) start(now proto.Instant) {
 // sendRegister sends the register and arms its repetition, or the move to the
 // next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
+	s.rtt.registerSent(now, s.regRTO == registerRTO)
 	s.queueRegister()
 	next := now.Add(s.regRTO)
 	if len(s.servers) > 1 {
@@ -341,6 +344,7 @@ func (s *serverSession) sendKeepaliveNaming(now proto.Instant, predicted netip.A
 	s.kaSeq++
 	s.announce(predicted)
 	s.queue(&proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted})
+	s.rtt.kaSentAt = now
 	s.timers.set(srvKeepalive, now.Add(s.keepalive))
 }
 
@@ -411,7 +415,7 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		s.reportLeft--
 		s.sendKeepalive(now)
 		if s.reportLeft > 0 {
-			s.timers.set(srvReport, now.Add(reportRTO<<(reportTries-s.reportLeft)))
+			s.timers.set(srvReport, now.Add(s.rtt.firstContactRTO(reportRTO)<<(reportTries-s.reportLeft)))
 		}
 	}
 	if s.timers.due(srvIntroduce, now) && s.registered {
@@ -444,7 +448,7 @@ func (s *serverSession) retryIntroductions(now proto.Instant) {
 				continue
 			}
 			r.tries++
-			r.next = now.Add(min(introduceRTO<<(r.tries-1), introduceRTOMax))
+			r.next = now.Add(min(s.rtt.firstContactRTO(introduceRTO)<<(r.tries-1), introduceRTOMax))
 			s.unanswered(now, r.tries)
 			flags := s.cfg.Relay.introFlags()
 			if r.refresh {
@@ -531,6 +535,7 @@ func (s *serverSession) move(now proto.Instant, reason string) {
 	s.server = s.servers[s.cur]
 	s.altPort, s.altAddr = netip.AddrPort{}, netip.AddrPort{}
 	s.classifier = nil
+	s.rtt.forget()
 	s.emit(srvChanged{from: from, to: s.server, reason: reason})
 	s.reregister(now)
 }

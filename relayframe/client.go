@@ -1,6 +1,7 @@
 package relayframe
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/natpass/natpass/proto"
@@ -38,6 +39,7 @@ type Client struct {
 	expires proto.Instant   // the channel's end, from the lifetime; Never without one
 	backoff time.Duration
 	poll    time.Duration // the next ready poll's delay, while not ready
+	retry   time.Duration // SetRetry's first repeat and first poll (0: the defaults)
 	events  ClientEvent   // pending events, a set: PollEvent returns them in bit order
 	now     proto.Instant // the latest instant of any call: time never goes back
 }
@@ -91,6 +93,24 @@ const (
 	allocRetryMax   = 4 * time.Second
 )
 
+// SetRetry sets how long an unanswered relay-allocate waits for its first repeat,
+// and a "not ready" answer for the first ready poll, both doubling from there to
+// their maxima: the node's measured round trip to the server makes them a couple
+// of round trips instead of the defaults (allocRetryFirst, readyPollFirst), which
+// must cover any server and so also bound it. 0 restores the defaults; Start keeps
+// the setting. It applies from the next repeat or poll scheduled.
+func (c *Client) SetRetry(first time.Duration) { c.retry = max(first, 0) }
+
+// firstRetry is the first allocate repeat's delay.
+func (c *Client) firstRetry() time.Duration {
+	return min(cmp.Or(c.retry, allocRetryFirst), allocRetryFirst)
+}
+
+// firstPoll is the first ready poll's delay.
+func (c *Client) firstPoll() time.Duration {
+	return min(cmp.Or(c.retry, readyPollFirst), readyPollFirst)
+}
+
 // Start begins (or begins again, with a fresh token from a new introduction) the
 // allocation: a relay-allocate is due at once. The node picks txid, the first
 // request's; later ones count up from it, and answers carry their request's.
@@ -99,7 +119,7 @@ func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
 		panic("relayframe: Client.Start with a token of bad length")
 	}
 	c.advance(now)
-	*c = Client{txid: txid, due: now, expires: proto.Never, now: now}
+	*c = Client{txid: txid, due: now, expires: proto.Never, now: now, retry: c.retry}
 	c.tokenLen = copy(c.token[:], token)
 }
 
@@ -156,7 +176,7 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 	if c.tokenLen == 0 || c.denied != 0 || now < c.due {
 		return b
 	}
-	c.backoff = min(max(2*c.backoff, allocRetryFirst), allocRetryMax)
+	c.backoff = min(max(2*c.backoff, c.firstRetry()), allocRetryMax)
 	c.due = now.Add(c.backoff)
 	if c.sent {
 		c.txid++
@@ -195,7 +215,7 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 			if wasReady {
 				c.events |= ClientLost
 			}
-			c.poll = min(max(2*c.poll, readyPollFirst), readyPollMax)
+			c.poll = min(max(2*c.poll, c.firstPoll()), readyPollMax)
 			c.due = min(c.due, now.Add(c.poll))
 		}
 		return true

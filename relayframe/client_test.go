@@ -1,6 +1,7 @@
 package relayframe
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -201,5 +202,48 @@ func TestClientIgnoresLateAnswers(t *testing.T) {
 	}
 	if got := pollClient(&c); c.Ready() || len(got) != 1 || got[0] != ClientLost || c.Channel() != 4 {
 		t.Fatalf("peer's end gone: ready %v, events %v, channel %d", c.Ready(), got, c.Channel())
+	}
+}
+
+// SetRetry sets the first allocate repeat and the first ready poll (each doubling
+// from there), is kept by Start, and never makes either slower than the defaults;
+// 0 restores them.
+func TestClientSetRetry(t *testing.T) {
+	var c Client
+	c.SetRetry(60 * time.Millisecond)
+	now := proto.Instant(time.Second)
+	c.Start(now, []byte("token-1"), 5)
+	var gaps []time.Duration
+	last := now
+	allocateAt(t, &c, now)
+	for len(gaps) < 3 {
+		now = c.Deadline()
+		if _, ok := allocateAt(t, &c, now); !ok {
+			t.Fatalf("nothing due at the deadline %v", now)
+		}
+		gaps, last = append(gaps, now.Sub(last)), now
+	}
+	if want := []time.Duration{60 * time.Millisecond, 120 * time.Millisecond, 240 * time.Millisecond}; !slices.Equal(gaps, want) {
+		t.Fatalf("retry gaps %v, want %v", gaps, want)
+	}
+	// Answered without "peer ready": the first poll after 60 ms.
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid, Channel: 9, LifetimeS: 600, Token: []byte("t")}) {
+		t.Fatal("answer not taken")
+	}
+	if got := c.Deadline().Sub(now); got != 60*time.Millisecond {
+		t.Fatalf("first ready poll after %v, want 60ms", got)
+	}
+	// Longer than the defaults: capped at them.
+	c.SetRetry(time.Second)
+	c.Start(now, []byte("token-1"), 9)
+	allocateAt(t, &c, now)
+	if got := c.Deadline().Sub(now); got != allocRetryFirst {
+		t.Fatalf("first repeat after %v with a 1 s setting, want the default %v", got, allocRetryFirst)
+	}
+	c.SetRetry(0)
+	c.Start(now, []byte("token-1"), 11)
+	allocateAt(t, &c, now)
+	if got := c.Deadline().Sub(now); got != allocRetryFirst {
+		t.Fatalf("first repeat after %v with the default, want %v", got, allocRetryFirst)
 	}
 }
