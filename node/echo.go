@@ -7,23 +7,31 @@ import (
 	"github.com/natpass/natpass/proto"
 )
 
-// Handshake echoes. A handshake crosses four access links (the initiation and the
-// response, each leaving one side and reaching the other, through the server when
-// relayed); at 1 % loss per link one handshake in 25 loses a message and waits for
-// the initiator's retry, three relay link times or more (transport.go): most of a
-// first message's time when it happens. So every handshake message goes twice,
-// handshakeEchoDelay apart (far enough that a short burst of loss does not take
-// both). The copy is the same bytes, about 100–150 once per handshake, sent only
-// to the destination of the message it copies (the peer, or the server relaying
-// to it): nothing an unauthenticated sender can make the node send. The receiver
-// drops the second copy before any state changes: a repeated initiation is a
-// replay (its timestamp is not newer than the one answered), a repeated response
-// answers no handshake in flight; both count as Stats.Duplicates.
+// Echoes of first-contact messages. A handshake crosses four access links (the
+// initiation and the response, each leaving one side and reaching the other,
+// through the server when relayed); at 1 % loss per link one handshake in 25 loses
+// a message and waits for the initiator's retry, three relay link times or more
+// (transport.go): most of a first message's time when it happens. The same holds,
+// one round trip each, for the two server requests a first message waits on that
+// the peer's side cannot repeat for us: the keepalive carrying our NAT report
+// (the server holds the peer's introduction until it has it) and the relay-allocate
+// of a new channel. So these go twice, handshakeEchoDelay apart (far enough that a
+// short burst of loss does not take both): every initiation and response, the
+// first NAT-report keepalive, the first relay-allocate of an allocation. The copy
+// is the same bytes, once per handshake or allocation (≤ 221 bytes), sent only to
+// the destination of the message it copies (the peer, or the server): nothing an
+// unauthenticated sender can make the node send, and the server answers each
+// copy with no more than it answers one request. The receiver drops or absorbs the
+// copy: a repeated initiation is a replay (its timestamp is not newer than the one
+// answered), a repeated response answers no handshake in flight (both counted as
+// Stats.Duplicates); the server acknowledges a repeated keepalive and answers a
+// repeated relay-allocate again, the same answer, which the node takes once.
 const (
 	handshakeEchoDelay = 5 * time.Millisecond
 	maxEchoes          = 4 // copies waiting; more are dropped (Stats.EchoDrops)
-	// echoMaxLen fits a relayed initiation, the largest handshake message.
-	echoMaxLen = proto.RelayDataHeaderLen + proto.InitiationLen
+	// echoMaxLen fits the largest message echoed: a relay-allocate with a 64-byte
+	// peer ID and a 128-byte token (221 bytes).
+	echoMaxLen = 256
 )
 
 // echo is one copy waiting for its time.

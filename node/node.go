@@ -110,10 +110,10 @@ func New(cfg Config) *Node {
 		panic("node: invalid private key: " + err.Error())
 	}
 	copy(n.pub[:], pub)
-	n.srv = newServerSession(&n.cfg, n.rng, &n.stats)
+	n.srv = newServerSession(&n.cfg, n.rng, &n.stats, &n.echoes)
 	n.srv.suites = n.keyx.Suites()
 	n.srv.reserve = n.reservedFlows
-	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng}
+	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng, echoes: &n.echoes}
 	return n
 }
 

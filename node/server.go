@@ -144,6 +144,7 @@ type serverSession struct {
 
 	out    queue[outMsg]   // bounded by maxSignalQueue
 	events queue[srvEvent] // a few per call: the owner drains after every call
+	echoes *echoQueue      // the node's second copies of first-contact messages (echo.go)
 }
 
 // outMsg is a signaling message waiting for PollTransmit, sent from Local unless
@@ -151,6 +152,7 @@ type serverSession struct {
 type outMsg struct {
 	from, to netip.AddrPort
 	msg      interface{ Append([]byte) []byte }
+	echo     bool // sent twice (echo.go): the first NAT-report keepalive
 }
 
 // waitingIntro is an introduction asked for before the NAT measurement finished.
@@ -229,8 +231,8 @@ func (srvChanged) srvEvent()     {}
 func (srvAnswered) srvEvent()    {}
 func (srvError) srvEvent()       {}
 
-func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
-	return &serverSession{cfg: cfg, rng: rng, stats: stats,
+func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats, echoes *echoQueue) *serverSession {
+	return &serverSession{cfg: cfg, rng: rng, stats: stats, echoes: echoes,
 		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room",
 			"prediction", "relink", "register-family", "other-family keepalive")}
 }
@@ -341,9 +343,19 @@ func (s *serverSession) sendKeepalive(now proto.Instant) {
 
 // sendKeepaliveNaming sends a keepalive whose predicted address is predicted.
 func (s *serverSession) sendKeepaliveNaming(now proto.Instant, predicted netip.AddrPort) {
+	s.sendKeepaliveEcho(now, predicted, false)
+}
+
+// sendKeepaliveEcho sends a keepalive naming predicted, twice when echo (echo.go).
+func (s *serverSession) sendKeepaliveEcho(now proto.Instant, predicted netip.AddrPort, echo bool) {
 	s.kaSeq++
 	s.announce(predicted)
-	s.queue(&proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted})
+	m := &proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted}
+	if s.out.len() >= maxSignalQueue {
+		s.stats.QueueDrops++
+	} else {
+		s.out.push(outMsg{from: s.cfg.Local, to: s.server, msg: m, echo: echo})
+	}
 	s.rtt.kaSentAt = now
 	s.timers.set(srvKeepalive, now.Add(s.keepalive))
 }
@@ -555,7 +567,11 @@ func (s *serverSession) moving(now proto.Instant) {
 // PollTransmit returns the next signaling datagram, then the classifiers' probes.
 func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	if o, ok := s.out.pop(); ok {
-		return proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}, true
+		t := proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}
+		if o.echo {
+			s.echoes.add(now, t, s.stats)
+		}
+		return t, true
 	}
 	if c := s.classifier; c != nil {
 		if t, ok := c.PollTransmit(now, buf); ok {

@@ -251,10 +251,11 @@ func (s *serverSession) startClassifier(now proto.Instant) {
 	s.drainClassifier(now)
 }
 
-// sendReport sends a keepalive carrying our NAT report and repeats it until
-// acknowledged: peers learn our NAT only through the server, so make sure it has it.
+// sendReport sends a keepalive carrying our NAT report, twice (echo.go), and repeats
+// it until acknowledged: peers learn our NAT only through the server, which holds
+// their introductions until it has it [SRV-8], so make sure it does.
 func (s *serverSession) sendReport(now proto.Instant) {
-	s.sendKeepalive(now)
+	s.sendKeepaliveEcho(now, s.currentPrediction(), true)
 	s.reportSeq, s.reportLeft = s.kaSeq, reportTries
 	s.timers.set(srvReport, now.Add(s.rtt.firstContactRTO(reportRTO)))
 }
