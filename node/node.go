@@ -41,6 +41,8 @@ type Node struct {
 	srv  *serverSession
 	keyx *keyx.Endpoint
 	env  *peerEnv
+	// echoes: the second copies of the handshake messages sent (echo.go).
+	echoes echoQueue
 
 	// Peers, in introduction order (iteration order reaches the wire), and the
 	// indexes that route to them. All bounded by maxPeers.
@@ -108,10 +110,10 @@ func New(cfg Config) *Node {
 		panic("node: invalid private key: " + err.Error())
 	}
 	copy(n.pub[:], pub)
-	n.srv = newServerSession(&n.cfg, n.rng, &n.stats)
+	n.srv = newServerSession(&n.cfg, n.rng, &n.stats, &n.echoes)
 	n.srv.suites = n.keyx.Suites()
 	n.srv.reserve = n.reservedFlows
-	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng}
+	n.env = &peerEnv{cfg: &n.cfg, keyx: n.keyx, stats: &n.stats, srv: n.srv, rng: n.rng, echoes: &n.echoes}
 	return n
 }
 
@@ -266,18 +268,24 @@ func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *pee
 	if t, ok := n.srv.PollTransmit(now, buf); ok {
 		return t, nil, true
 	}
+	if t, ok := n.echoes.pop(now, buf); ok {
+		return t, nil, true
+	}
 	for {
 		t, ok := n.keyx.PollTransmit(now, buf)
 		if !ok {
 			break
 		}
-		p, toRelay := n.byRelayAddr[t.To]
-		if !toRelay {
-			return t, nil, true
+		hs := isHandshake(t.Payload)
+		if p, toRelay := n.byRelayAddr[t.To]; toRelay {
+			if t, ok = p.wrapRelay(t, buf, 0); !ok {
+				continue
+			}
 		}
-		if t, ok := p.wrapRelay(t, buf, 0); ok {
-			return t, nil, true
+		if hs {
+			n.echoes.add(now, t, &n.stats)
 		}
+		return t, nil, true
 	}
 	if n.srv.tracking() {
 		// Behind a sequential NAT, probes to a sequential peer go before any other
@@ -308,7 +316,7 @@ func (n *Node) Deadline() proto.Instant {
 	if n.srv.closed {
 		return proto.Never
 	}
-	d := min(n.srv.Deadline(), n.keyx.Deadline())
+	d := min(n.srv.Deadline(), n.keyx.Deadline(), n.echoes.deadline())
 	for _, p := range n.peers {
 		d = min(d, p.Deadline())
 	}

@@ -89,11 +89,12 @@ type peerConn struct {
 // peerEnv is what every peerConn of a node shares: the configuration, the keyx
 // endpoint, the counters and the server session (for its cookie and state).
 type peerEnv struct {
-	cfg   *Config
-	keyx  *keyx.Endpoint
-	stats *Stats
-	srv   *serverSession
-	rng   interface{ Uint64() uint64 }
+	cfg    *Config
+	keyx   *keyx.Endpoint
+	stats  *Stats
+	srv    *serverSession
+	rng    interface{ Uint64() uint64 }
+	echoes *echoQueue // the second copies of first-contact messages (echo.go)
 }
 
 // Requests a peerConn makes of Node (its other events are node Events).

@@ -115,6 +115,9 @@ type relayPath struct {
 	// everReady: the server linked our channel to the peer's once, so the peer
 	// holds the pair's token as we do.
 	everReady bool
+	// echoed: this allocation's first relay-allocate went twice already (echo.go);
+	// Start and Restart begin a new allocation.
+	echoed bool
 }
 
 // relayClientOff is a Client that never sends: the policy forbids the relay, the
@@ -134,8 +137,9 @@ func (pc *peerConn) startRelay(now proto.Instant, token []byte, flags uint8) {
 	if len(token) == 0 || len(token) > proto.MaxRelayTokenLen || flags&proto.IntroNoRelay != 0 || pc.cfg.Relay == RelayNever {
 		return
 	}
+	pc.relay.client.SetRetry(pc.srv.rtt.measuredRTO())
 	pc.relay.client.Start(now, token, pc.rng.Uint64())
-	pc.relay.askedAt, pc.relay.linkTime = now, 0
+	pc.relay.askedAt, pc.relay.linkTime, pc.relay.echoed = now, 0, false
 }
 
 // restartRelay allocates the relay again after a re-registration: channels die with
@@ -150,8 +154,10 @@ func (pc *peerConn) restartRelay(now proto.Instant, changed bool) {
 	}
 	pc.relay.checkOut, pc.relay.unanswered, pc.relay.unlinkedSince = false, 0, 0
 	pc.relay.moved = pc.relay.moved || changed
-	pc.relay.client.Restart(now) // ClientLost takes the channel out of the router's index
-	pc.relay.askedAt, pc.relay.linkTime = now, 0
+	pc.relay.client.SetRetry(pc.srv.rtt.measuredRTO()) // perhaps another server now
+	// ClientLost takes the channel out of the router's index.
+	pc.relay.client.Restart(now)
+	pc.relay.askedAt, pc.relay.linkTime, pc.relay.echoed = now, 0, false
 	pc.drainRelay(now)
 }
 
@@ -218,7 +224,12 @@ func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit,
 		return proto.Transmit{}, false
 	}
 	pc.relay.unanswered++
-	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}, true
+	t := proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}
+	if !pc.relay.echoed {
+		pc.relay.echoed = true
+		pc.echoes.add(now, t, pc.stats)
+	}
+	return t, true
 }
 
 // drainRelay turns the relay client's events into path decisions.

@@ -43,6 +43,7 @@ func (s *serverSession) onRetry(p []byte) error {
 		return nil
 	}
 	s.stats.Retries++
+	s.rtt.regSends++ // the answer may be to either send: no round-trip sample
 	s.queueRegister()
 	return nil
 }

@@ -362,10 +362,32 @@ func (n *Node) handleRelayDeliver(now proto.Instant, local, from netip.AddrPort,
 // handleKeyx takes a handshake message (initiation, response, cookie reply).
 func (n *Node) handleKeyx(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	err := n.keyx.HandleDatagram(now, local, from, p)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, keyx.ErrReplay) || errors.Is(err, keyx.ErrUnknownIndex) && n.answeredResponse(p):
+		// The echo of a handshake message that came (echo.go), or the network
+		// repeating one.
+		n.stats.Duplicates++
+	default:
 		n.stats.BadHandshake++
 	}
 	return err
+}
+
+// answeredResponse reports whether p is a response to an initiation of ours that
+// an earlier response answered already: its receiver index is that of a peer's
+// current session (a copy of the response that made it).
+func (n *Node) answeredResponse(p []byte) bool {
+	var m proto.Response
+	if len(p) < proto.HeaderLen || proto.MsgType(p[1]) != proto.TypeResponse || m.Parse(p) != nil {
+		return false
+	}
+	for _, pc := range n.peers {
+		if s := n.keyx.Current(pc.pub()); s != nil && s.LocalIndex() == m.Receiver {
+			return true
+		}
+	}
+	return false
 }
 
 // handleTransport opens transport data and hands the plaintext to its peer.

@@ -19,10 +19,11 @@ const (
 	introduceRTO    = 300 * time.Millisecond // doubling to introduceRTOMax: the first message waits on it
 	introduceRTOMax = 2 * time.Second
 	introduceTries  = 8
-	// A peer that has not reported its NAT yet (error code 9) is asked for again
-	// this much later, doubling to notReadyRetryMax, at most notReadyRetries times.
-	// Its report is usually a few milliseconds behind (both sides measure at once),
-	// so the first retry is soon: every millisecond of it delays the first message.
+	// A peer that has not reported its NAT yet (error code 9) is asked for again at
+	// once, then this much later, doubling to notReadyRetryMax, at most
+	// notReadyRetries times. Its report is usually a few milliseconds behind (both
+	// sides measure at once), and the refusal took a round trip to come: by then
+	// the report is in, and every millisecond of waiting delays the first message.
 	notReadyRetry    = 25 * time.Millisecond
 	notReadyRetryMax = time.Second
 	notReadyRetries  = 30
@@ -102,6 +103,7 @@ type serverSession struct {
 	regTxID        uint64
 	regRTO         time.Duration
 	regToken       admissionToken // the latest retry's token for this registration (retry.go)
+	rtt            serverRTT      // our round trip to the server, for first-contact repeats (serverrtt.go)
 	regGiveUp      proto.Instant
 	regMoveAt      proto.Instant  // a register unanswered by then moves to the next server
 	regMoveWhy     string         // why, when a refusal brought regMoveAt forward ("" : no answer)
@@ -142,6 +144,7 @@ type serverSession struct {
 
 	out    queue[outMsg]   // bounded by maxSignalQueue
 	events queue[srvEvent] // a few per call: the owner drains after every call
+	echoes *echoQueue      // the node's second copies of first-contact messages (echo.go)
 }
 
 // outMsg is a signaling message waiting for PollTransmit, sent from Local unless
@@ -149,6 +152,7 @@ type serverSession struct {
 type outMsg struct {
 	from, to netip.AddrPort
 	msg      interface{ Append([]byte) []byte }
+	echo     bool // sent twice (echo.go): the first NAT-report keepalive
 }
 
 // waitingIntro is an introduction asked for before the NAT measurement finished.
@@ -227,8 +231,8 @@ func (srvChanged) srvEvent()     {}
 func (srvAnswered) srvEvent()    {}
 func (srvError) srvEvent()       {}
 
-func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats) *serverSession {
-	return &serverSession{cfg: cfg, rng: rng, stats: stats,
+func newServerSession(cfg *Config, rng *rand.Rand, stats *Stats, echoes *echoQueue) *serverSession {
+	return &serverSession{cfg: cfg, rng: rng, stats: stats, echoes: echoes,
 		timers: newTimerTable[srvTimer]("register", "keepalive", "server lost", "introduce", "report", "server check", "room",
 			"prediction", "relink", "register-family", "other-family keepalive")}
 }
@@ -248,6 +252,7 @@ func (s *serverSession) start(now proto.Instant) {
 // sendRegister sends the register and arms its repetition, or the move to the
 // next server when that comes first.
 func (s *serverSession) sendRegister(now proto.Instant) {
+	s.rtt.registerSent(now, s.regRTO == registerRTO)
 	s.queueRegister()
 	next := now.Add(s.regRTO)
 	if len(s.servers) > 1 {
@@ -338,9 +343,20 @@ func (s *serverSession) sendKeepalive(now proto.Instant) {
 
 // sendKeepaliveNaming sends a keepalive whose predicted address is predicted.
 func (s *serverSession) sendKeepaliveNaming(now proto.Instant, predicted netip.AddrPort) {
+	s.sendKeepaliveEcho(now, predicted, false)
+}
+
+// sendKeepaliveEcho sends a keepalive naming predicted, twice when echo (echo.go).
+func (s *serverSession) sendKeepaliveEcho(now proto.Instant, predicted netip.AddrPort, echo bool) {
 	s.kaSeq++
 	s.announce(predicted)
-	s.queue(&proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted})
+	m := &proto.Keepalive{Session: s.session, Seq: s.kaSeq, NAT: s.nat, Predicted: predicted}
+	if s.out.len() >= maxSignalQueue {
+		s.stats.QueueDrops++
+	} else {
+		s.out.push(outMsg{from: s.cfg.Local, to: s.server, msg: m, echo: echo})
+	}
+	s.rtt.kaSentAt = now
 	s.timers.set(srvKeepalive, now.Add(s.keepalive))
 }
 
@@ -411,7 +427,7 @@ func (s *serverSession) HandleTimeout(now proto.Instant) {
 		s.reportLeft--
 		s.sendKeepalive(now)
 		if s.reportLeft > 0 {
-			s.timers.set(srvReport, now.Add(reportRTO<<(reportTries-s.reportLeft)))
+			s.timers.set(srvReport, now.Add(s.rtt.firstContactRTO(reportRTO)<<(reportTries-s.reportLeft)))
 		}
 	}
 	if s.timers.due(srvIntroduce, now) && s.registered {
@@ -444,7 +460,7 @@ func (s *serverSession) retryIntroductions(now proto.Instant) {
 				continue
 			}
 			r.tries++
-			r.next = now.Add(min(introduceRTO<<(r.tries-1), introduceRTOMax))
+			r.next = now.Add(min(s.rtt.firstContactRTO(introduceRTO)<<(r.tries-1), introduceRTOMax))
 			s.unanswered(now, r.tries)
 			flags := s.cfg.Relay.introFlags()
 			if r.refresh {
@@ -531,6 +547,7 @@ func (s *serverSession) move(now proto.Instant, reason string) {
 	s.server = s.servers[s.cur]
 	s.altPort, s.altAddr = netip.AddrPort{}, netip.AddrPort{}
 	s.classifier = nil
+	s.rtt.forget()
 	s.emit(srvChanged{from: from, to: s.server, reason: reason})
 	s.reregister(now)
 }
@@ -550,7 +567,11 @@ func (s *serverSession) moving(now proto.Instant) {
 // PollTransmit returns the next signaling datagram, then the classifiers' probes.
 func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
 	if o, ok := s.out.pop(); ok {
-		return proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}, true
+		t := proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}
+		if o.echo {
+			s.echoes.add(now, t, s.stats)
+		}
+		return t, true
 	}
 	if c := s.classifier; c != nil {
 		if t, ok := c.PollTransmit(now, buf); ok {

@@ -82,6 +82,7 @@ func (s *serverSession) onRegistered(now proto.Instant, m *proto.Registered) {
 	again, changed := s.everRegistered, s.everRegistered && s.regServer != s.server
 	s.everRegistered, s.registered, s.regServer = true, true, s.server
 	s.timers.stop(srvRegister)
+	s.rtt.registered(now)
 	s.session, s.observed = m.Session, m.Observed
 	s.setAlternates(m)
 	s.keepalive = time.Duration(m.Keepalive) * time.Second
@@ -128,6 +129,7 @@ func (s *serverSession) setAlternates(m *proto.Registered) {
 
 func (s *serverSession) onKeepaliveAck(now proto.Instant, m *proto.KeepaliveAck) {
 	s.timers.set(srvLostTimer, now.Add(serverLostAfter*s.keepalive))
+	s.rtt.keepaliveAcked(now, m.Seq, s.kaSeq)
 	s.timers.stop(srvCheck)
 	s.checkUntil, s.lastAnswer = 0, now
 	s.emit(srvAnswered{})
@@ -225,7 +227,12 @@ func (s *serverSession) introError(now proto.Instant, i int, m *proto.Error) {
 		// so both sides start punching together with the same facts.
 		r.notReady++
 		r.tries = 0
-		r.next = now.Add(min(notReadyRetry<<min(r.notReady-1, 4), notReadyRetryMax))
+		if r.notReady == 1 {
+			r.next = now
+			s.retryIntroductions(now) // in this call: a deadline is never in the past
+			return
+		}
+		r.next = now.Add(min(notReadyRetry<<min(r.notReady-2, 4), notReadyRetryMax))
 		s.timers.earlier(srvIntroduce, r.next)
 		return
 	}
@@ -244,12 +251,13 @@ func (s *serverSession) startClassifier(now proto.Instant) {
 	s.drainClassifier(now)
 }
 
-// sendReport sends a keepalive carrying our NAT report and repeats it until
-// acknowledged: peers learn our NAT only through the server, so make sure it has it.
+// sendReport sends a keepalive carrying our NAT report, twice (echo.go), and repeats
+// it until acknowledged: peers learn our NAT only through the server, which holds
+// their introductions until it has it [SRV-8], so make sure it does.
 func (s *serverSession) sendReport(now proto.Instant) {
-	s.sendKeepalive(now)
+	s.sendKeepaliveEcho(now, s.currentPrediction(), true)
 	s.reportSeq, s.reportLeft = s.kaSeq, reportTries
-	s.timers.set(srvReport, now.Add(reportRTO))
+	s.timers.set(srvReport, now.Add(s.rtt.firstContactRTO(reportRTO)))
 }
 
 // drainClassifier takes the classifier's events.

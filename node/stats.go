@@ -9,6 +9,7 @@ type Stats struct {
 	Duplicates                                                             int // transport packets whose keyx counter or rudp packet number was seen before: normally the network repeating a datagram (keyx checks the counter before the AEAD, as WireGuard does, so a forged packet with an old counter lands here too)
 	HandshakeErrors, SealErrors                                            int // our own handshake or seal failed
 	RelayDrops                                                             int // packets for a relay not ready, or too large for it
+	EchoDrops                                                              int // handshake echoes not kept: maxEchoes copies were waiting already (echo.go)
 	Handshakes                                                             int // keyx sessions established (first ones and rekeys)
 	QueueDrops                                                             int // signaling messages dropped because the owner did not drain the node (their timers repeat them)
 	ProbeDrops                                                             int // the peers' punch agents: probes and events over their queues' bounds (punch.AgentStats)

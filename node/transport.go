@@ -18,12 +18,13 @@ const relayHeadroom = 4
 const maxDatagram = 65535
 
 // handshakeRetry is when an unanswered first handshake is started again (doubling)
-// when the path's round trip is not known. Over a relay whose link time was
-// measured it is handshakeRetryPerLink times that, at least handshakeRetryMin: a
-// lost initiation or response (1 % loss per access link costs ≈ 8 % of relayed
-// handshakes a packet) should cost a few round trips, not 600 ms. Too early a
-// repeat costs one round trip (the response in flight is for the discarded
-// initiation), never the connection: the delays double.
+// when the path's round trip is not known. On a path whose round trip is measured
+// (pathRoundTrip) it is handshakeRetryPerLink times that, at least
+// handshakeRetryMin: a lost initiation or response (1 % loss per access link costs
+// ≈ 8 % of relayed handshakes a packet) should cost a few round trips, not 600 ms.
+// Too early a repeat costs one round trip (the response in flight is for the
+// discarded initiation), never the connection: the delays double, and restart
+// when the handshake moves to another path.
 const (
 	handshakeRetry        = 600 * time.Millisecond
 	handshakeRetryMin     = 150 * time.Millisecond
@@ -44,13 +45,25 @@ func (pc *peerConn) answerExpected() time.Duration {
 // unanswered first handshake is started again.
 func (pc *peerConn) handshakeRetryDelay(remote netip.AddrPort, tries int) time.Duration {
 	base := handshakeRetry
-	if remote == pc.relay.addr && pc.relay.linkTime > 0 {
-		// The relayed round trip is ours to the server plus the peer's; the link
-		// time is at least the longer of the two allocations' (the later side
-		// links both), so three of it cover both legs.
-		base = min(max(handshakeRetryPerLink*pc.relay.linkTime, handshakeRetryMin), handshakeRetry)
+	if rtt := pc.pathRoundTrip(remote); rtt > 0 {
+		base = min(max(handshakeRetryPerLink*rtt, handshakeRetryMin), handshakeRetry)
 	}
 	return min(base<<min(tries-1, 3), 5*time.Second)
+}
+
+// pathRoundTrip is what the peer knows of the round trip to remote: over the relay
+// its measured link time (the relayed round trip is ours to the server plus the
+// peer's; the link time is at least the longer of the two allocations', the later
+// side linking both, so three of it cover both legs), on the active direct path
+// the round trip its probes measured; 0 when unknown.
+func (pc *peerConn) pathRoundTrip(remote netip.AddrPort) time.Duration {
+	if remote == pc.relay.addr {
+		return pc.relay.linkTime
+	}
+	if p, ok := pc.agent.Active(); ok && p.Remote == remote {
+		return p.RTT
+	}
+	return 0
 }
 
 // initiate starts a handshake on the peer's route if this side initiates and no
@@ -69,6 +82,9 @@ func (pc *peerConn) initiate(now proto.Instant, rekey bool) {
 	if !pc.established {
 		// keyx repeats a lost initiation only after 5 s (WireGuard's REKEY_TIMEOUT);
 		// a first message should not wait that long, so the peer asks sooner.
+		if remote != pc.hsRemote {
+			pc.hsTries = 0 // another path: its own round trip, its own backoff
+		}
 		pc.hsTries++
 		pc.hsSentAt, pc.hsRemote = now, remote
 		pc.timers.set(peerHandshake, now.Add(pc.handshakeRetryDelay(remote, pc.hsTries)))

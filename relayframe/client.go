@@ -1,6 +1,7 @@
 package relayframe
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/natpass/natpass/proto"
@@ -29,17 +30,20 @@ type Client struct {
 	// txid is the latest request's: each relay-allocate gets the next one (the
 	// first is Start's), so an answer to an older request, late, is not taken for
 	// the answer to the latest (it could say "not ready" after "ready").
-	txid    uint64
-	sent    bool // a request with txid went out: the next one takes txid+1
-	channel uint16
-	ready   bool
-	denied  proto.ErrorCode // non-zero: the server refused; only Start clears it
-	due     proto.Instant   // next relay-allocate; proto.Never when none
-	expires proto.Instant   // the channel's end, from the lifetime; Never without one
-	backoff time.Duration
-	poll    time.Duration // the next ready poll's delay, while not ready
-	events  ClientEvent   // pending events, a set: PollEvent returns them in bit order
-	now     proto.Instant // the latest instant of any call: time never goes back
+	txid uint64
+	sent bool // a request with txid went out: the next one takes txid+1
+	// answered: the request with txid was answered (crossedNotice).
+	answered bool
+	channel  uint16
+	ready    bool
+	denied   proto.ErrorCode // non-zero: the server refused; only Start clears it
+	due      proto.Instant   // next relay-allocate; proto.Never when none
+	expires  proto.Instant   // the channel's end, from the lifetime; Never without one
+	backoff  time.Duration
+	poll     time.Duration // the next ready poll's delay, while not ready
+	retry    time.Duration // SetRetry's first repeat and first poll (0: the defaults)
+	events   ClientEvent   // pending events, a set: PollEvent returns them in bit order
+	now      proto.Instant // the latest instant of any call: time never goes back
 }
 
 // advance moves the clock; a decrease is a caller bug (DESIGN §2).
@@ -91,6 +95,24 @@ const (
 	allocRetryMax   = 4 * time.Second
 )
 
+// SetRetry sets how long an unanswered relay-allocate waits for its first repeat,
+// and a "not ready" answer for the first ready poll, both doubling from there to
+// their maxima: the node's measured round trip to the server makes them a couple
+// of round trips instead of the defaults (allocRetryFirst, readyPollFirst), which
+// must cover any server and so also bound it. 0 restores the defaults; Start keeps
+// the setting. It applies from the next repeat or poll scheduled.
+func (c *Client) SetRetry(first time.Duration) { c.retry = max(first, 0) }
+
+// firstRetry is the first allocate repeat's delay.
+func (c *Client) firstRetry() time.Duration {
+	return min(cmp.Or(c.retry, allocRetryFirst), allocRetryFirst)
+}
+
+// firstPoll is the first ready poll's delay.
+func (c *Client) firstPoll() time.Duration {
+	return min(cmp.Or(c.retry, readyPollFirst), readyPollFirst)
+}
+
 // Start begins (or begins again, with a fresh token from a new introduction) the
 // allocation: a relay-allocate is due at once. The node picks txid, the first
 // request's; later ones count up from it, and answers carry their request's.
@@ -99,7 +121,7 @@ func (c *Client) Start(now proto.Instant, token []byte, txid uint64) {
 		panic("relayframe: Client.Start with a token of bad length")
 	}
 	c.advance(now)
-	*c = Client{txid: txid, due: now, expires: proto.Never, now: now}
+	*c = Client{txid: txid, due: now, expires: proto.Never, now: now, retry: c.retry}
 	c.tokenLen = copy(c.token[:], token)
 }
 
@@ -156,26 +178,32 @@ func (c *Client) AppendAllocate(now proto.Instant, b []byte, cookie proto.Sessio
 	if c.tokenLen == 0 || c.denied != 0 || now < c.due {
 		return b
 	}
-	c.backoff = min(max(2*c.backoff, allocRetryFirst), allocRetryMax)
+	c.backoff = min(max(2*c.backoff, c.firstRetry()), allocRetryMax)
 	c.due = now.Add(c.backoff)
 	if c.sent {
 		c.txid++
 	}
-	c.sent = true
+	c.sent, c.answered = true, false
 	m := proto.RelayAllocate{Session: cookie, TxID: c.txid, PeerID: peerID, Token: c.token[:c.tokenLen]}
 	return m.Append(b)
 }
 
 // HandleAllocated takes a relay-allocated and reports whether it was for this
 // Client: the answer to its latest request, or the server's repeat of it when the
-// peer linked (both carry that request's txid). An answer saying the peer's end is
-// gone after it was linked reports ClientLost.
+// peer linked (both carry that request's txid), or such a repeat for the request
+// before it that crossed our ready poll (crossedNotice). An answer saying the peer's
+// end is gone after it was linked reports ClientLost.
 func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) bool {
 	c.advance(now)
 	switch {
 	case c.tokenLen == 0 || c.denied != 0:
 		return false
-	case m.TxID == c.txid:
+	case m.TxID == c.txid && c.answered && !c.ready && m.Channel == c.channel && m.Flags&proto.RelayPeerReady == 0:
+		// The same "not ready" again (the server answering a repeated copy of
+		// the request): nothing changed, and the ready poll keeps its time.
+		return true
+	case m.TxID == c.txid || c.crossedNotice(m):
+		c.answered = true
 		if m.Channel != c.channel {
 			c.events |= ClientAllocated
 		}
@@ -195,12 +223,24 @@ func (c *Client) HandleAllocated(now proto.Instant, m *proto.RelayAllocated) boo
 			if wasReady {
 				c.events |= ClientLost
 			}
-			c.poll = min(max(2*c.poll, readyPollFirst), readyPollMax)
+			c.poll = min(max(2*c.poll, c.firstPoll()), readyPollMax)
 			c.due = min(c.due, now.Add(c.poll))
 		}
 		return true
 	}
 	return false
+}
+
+// crossedNotice reports whether m is the server's ready notice for our previous
+// request, sent when the peer linked while our ready poll (the latest request) was
+// on its way: "peer ready" on the channel that request was given, with the poll
+// still unanswered. Taking it saves the poll's round trip; an answer to the poll
+// saying otherwise (the peer left since) still reports ClientLost. A late notice
+// from before a Restart names no channel we hold, and one older than an answer
+// to the poll is not taken.
+func (c *Client) crossedNotice(m *proto.RelayAllocated) bool {
+	return m.TxID+1 == c.txid && !c.answered && !c.ready && c.channel != 0 &&
+		m.Channel == c.channel && m.Flags&proto.RelayPeerReady != 0
 }
 
 // HandleError takes an error message and reports whether it answered this Client's

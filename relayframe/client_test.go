@@ -1,6 +1,7 @@
 package relayframe
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -201,5 +202,116 @@ func TestClientIgnoresLateAnswers(t *testing.T) {
 	}
 	if got := pollClient(&c); c.Ready() || len(got) != 1 || got[0] != ClientLost || c.Channel() != 4 {
 		t.Fatalf("peer's end gone: ready %v, events %v, channel %d", c.Ready(), got, c.Channel())
+	}
+}
+
+// SetRetry sets the first allocate repeat and the first ready poll (each doubling
+// from there), is kept by Start, and never makes either slower than the defaults;
+// 0 restores them.
+func TestClientSetRetry(t *testing.T) {
+	var c Client
+	c.SetRetry(60 * time.Millisecond)
+	now := proto.Instant(time.Second)
+	c.Start(now, []byte("token-1"), 5)
+	var gaps []time.Duration
+	last := now
+	allocateAt(t, &c, now)
+	for len(gaps) < 3 {
+		now = c.Deadline()
+		if _, ok := allocateAt(t, &c, now); !ok {
+			t.Fatalf("nothing due at the deadline %v", now)
+		}
+		gaps, last = append(gaps, now.Sub(last)), now
+	}
+	if want := []time.Duration{60 * time.Millisecond, 120 * time.Millisecond, 240 * time.Millisecond}; !slices.Equal(gaps, want) {
+		t.Fatalf("retry gaps %v, want %v", gaps, want)
+	}
+	// Answered without "peer ready": the first poll after 60 ms.
+	if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: c.txid, Channel: 9, LifetimeS: 600, Token: []byte("t")}) {
+		t.Fatal("answer not taken")
+	}
+	if got := c.Deadline().Sub(now); got != 60*time.Millisecond {
+		t.Fatalf("first ready poll after %v, want 60ms", got)
+	}
+	// The same answer again (to a repeated copy of the request) keeps the poll's time.
+	if !c.HandleAllocated(now.Add(5*time.Millisecond), &proto.RelayAllocated{TxID: c.txid, Channel: 9, LifetimeS: 600, Token: []byte("t")}) {
+		t.Fatal("repeated answer not taken")
+	}
+	if got := c.Deadline().Sub(now); got != 60*time.Millisecond {
+		t.Fatalf("after a repeated answer the first ready poll is %v after the first answer, want 60ms", got)
+	}
+	now = now.Add(5 * time.Millisecond)
+	// Longer than the defaults: capped at them.
+	c.SetRetry(time.Second)
+	c.Start(now, []byte("token-1"), 9)
+	allocateAt(t, &c, now)
+	if got := c.Deadline().Sub(now); got != allocRetryFirst {
+		t.Fatalf("first repeat after %v with a 1 s setting, want the default %v", got, allocRetryFirst)
+	}
+	c.SetRetry(0)
+	c.Start(now, []byte("token-1"), 11)
+	allocateAt(t, &c, now)
+	if got := c.Deadline().Sub(now); got != allocRetryFirst {
+		t.Fatalf("first repeat after %v with the default, want %v", got, allocRetryFirst)
+	}
+}
+
+// The server's ready notice for our previous request, crossing our ready poll, is
+// taken while the poll is unanswered: "peer ready" on the channel that request was
+// given. Not after the poll was answered, not naming another channel, not after a
+// Restart.
+func TestClientTakesCrossedReadyNotice(t *testing.T) {
+	now := proto.Instant(time.Second)
+	// notReady has c allocate, be answered without "peer ready", and send its ready
+	// poll (now moves to the poll's time).
+	notReady := func(c *Client) (first, poll proto.RelayAllocate) {
+		t.Helper()
+		c.Start(now, []byte("tok"), 70)
+		first, _ = allocateAt(t, c, now)
+		if !c.HandleAllocated(now, &proto.RelayAllocated{TxID: first.TxID, Channel: 6, LifetimeS: 600, Token: []byte("r")}) {
+			t.Fatal("answer not taken")
+		}
+		pollClient(c)
+		now = c.Deadline()
+		poll, ok := allocateAt(t, c, now)
+		if !ok || poll.TxID == first.TxID {
+			t.Fatalf("no ready poll with a new txid: %+v", poll)
+		}
+		return first, poll
+	}
+	notice := func(txid uint64, ch uint16) *proto.RelayAllocated {
+		return &proto.RelayAllocated{TxID: txid, Channel: ch, Flags: proto.RelayPeerReady, LifetimeS: 600, Token: []byte("r")}
+	}
+	var c Client
+	first, poll := notReady(&c)
+	if !c.HandleAllocated(now, notice(first.TxID, 6)) || !c.Ready() {
+		t.Fatal("the crossed ready notice was not taken")
+	}
+	if got := pollClient(&c); len(got) != 1 || got[0] != ClientReady {
+		t.Fatalf("events %v, want ClientReady", got)
+	}
+	if !c.HandleAllocated(now, notice(poll.TxID, 6)) || !c.Ready() || len(pollClient(&c)) != 0 {
+		t.Fatal("the poll's own answer, ready too, changed something")
+	}
+
+	var d Client
+	first, poll = notReady(&d)
+	if d.HandleAllocated(now, notice(first.TxID, 7)) || d.Ready() {
+		t.Fatal("a notice naming another channel was taken")
+	}
+	if !d.HandleAllocated(now, &proto.RelayAllocated{TxID: poll.TxID, Channel: 6, LifetimeS: 600, Token: []byte("r")}) {
+		t.Fatal("the poll's answer was not taken")
+	}
+	if d.HandleAllocated(now, notice(first.TxID, 6)) || d.Ready() {
+		t.Fatal("a notice older than the poll's answer (not ready) was taken")
+	}
+
+	var e Client
+	first, _ = notReady(&e)
+	e.Restart(now)
+	pollClient(&e)
+	allocateAt(t, &e, now)
+	if e.HandleAllocated(now, notice(first.TxID, 6)) || e.Ready() {
+		t.Fatal("a notice from before the Restart was taken")
 	}
 }

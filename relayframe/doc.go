@@ -31,8 +31,8 @@
 // bytes; the server drops larger ones, which rudp's PMTU search sees as loss.
 //
 // Client keeps one peer's channel for a node: it says when a relay-allocate is due
-// (at once, repeated with backoff, refreshed at half the lifetime with the renewed
-// token), takes the answers (by txid; the server repeats its answer with "peer
+// (at once, repeated with backoff from 250 ms or SetRetry's measured delay,
+// refreshed at half the lifetime with the renewed token), takes the answers (by txid; the server repeats its answer with "peer
 // ready" when the peer links) and errors, and reports Ready and Channel. A node sends on the relay only when Ready:
 // frames sent before the peer's end exists are dropped by the server.
 //
