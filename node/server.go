@@ -254,12 +254,22 @@ func (s *serverSession) start(now proto.Instant) {
 func (s *serverSession) sendRegister(now proto.Instant) {
 	s.rtt.registerSent(now, s.regRTO == registerRTO)
 	s.queueRegister()
-	next := now.Add(s.regRTO)
+	next := now.Add(registerJitter(s.rng, s.regRTO))
 	if len(s.servers) > 1 {
 		next = max(min(next, s.regMoveAt), now)
 	}
 	s.timers.set(srvRegister, next)
 	s.regRTO = min(2*s.regRTO, registerRTOMax)
+}
+
+// registerJitter is the wait before a register's repetition: rto give or take a
+// quarter, drawn from the node's seeded stream. Nodes that lost their server at one
+// instant (a restart, a drain's notice) would otherwise repeat in lockstep, and the
+// server's admission budgets would answer one burst's worth of each storm per
+// backoff step and drop the rest; spread over half an rto the budgets refill
+// between them. The mean stays rto.
+func registerJitter(rng *rand.Rand, rto time.Duration) time.Duration {
+	return rto*3/4 + time.Duration(rng.Int64N(int64(rto/2)+1))
 }
 
 func (s *serverSession) queue(m interface{ Append([]byte) []byte }) {
