@@ -34,14 +34,13 @@ var perfWindows atomic.Int64
 // startServerPerf starts perf on srv when perfEnv asks for it and returns what
 // stops it (idempotent); a no-op otherwise.
 func startServerPerf(srv *childServer) func() {
-	pid := strconv.Itoa(srv.pid())
 	var cmd *exec.Cmd
 	if dir := os.Getenv(perfEnv); dir != "" {
 		out := filepath.Join(dir, fmt.Sprintf("%d-%s.data", perfWindows.Add(1), srv.name))
-		cmd = exec.Command("perf", "record", "-g", "-F", "2000", "-q", "-o", out, "-p", pid)
+		cmd = exec.Command("perf", "record", "-g", "-F", "2000", "-q", "-o", out, "-p", strconv.Itoa(srv.pid()))
 	} else if dir := os.Getenv(perfStatEnv); dir != "" {
 		out := filepath.Join(dir, fmt.Sprintf("%d-%s.txt", perfWindows.Add(1), srv.name))
-		cmd = exec.Command("perf", "stat", "-e", perfStatEvents, "-o", out, "-p", pid)
+		cmd = exec.Command("perf", "stat", "-e", perfStatEvents, "-o", out, "-p", strconv.Itoa(srv.pid()))
 	} else {
 		return func() {}
 	}
