@@ -34,6 +34,9 @@ const (
 	childEnv      = "NATPASS_BENCH_CHILD"      // "server": run as the natpass server
 	childRelayEnv = "NATPASS_BENCH_RELAY_MBPS" // relay budgets, Mbit/s per session and in total (0: defaults)
 	childPeersEnv = "NATPASS_BENCH_MAX_PEERS"  // rendezvous MaxPeers (0: the default)
+	// childProcsEnv, set in the bench's own environment, is the natpass server
+	// child's GOMAXPROCS (what the Go runtime costs the server per wake-up).
+	childProcsEnv = "NATPASS_BENCH_SERVER_GOMAXPROCS"
 )
 
 // childServer is a running server process.
@@ -127,6 +130,9 @@ func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
 	cmd.SysProcAttr = childAttrs()
 	cmd.Env = append(os.Environ(), childEnv+"=server", childRelayEnv+"="+strconv.FormatFloat(relayMbps, 'f', -1, 64),
 		childPeersEnv+"="+strconv.Itoa(maxPeers))
+	if procs := os.Getenv(childProcsEnv); procs != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+procs)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

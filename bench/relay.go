@@ -80,6 +80,8 @@ func measureRelay(s *relaySetup, dur, settle time.Duration, traffic func(ctx con
 	if err != nil {
 		return relayResult{}, err
 	}
+	stopPerf := startServerPerf(s.server)
+	defer stopPerf()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
@@ -90,6 +92,7 @@ func measureRelay(s *relaySetup, dur, settle time.Duration, traffic func(ctx con
 	}
 	wg.Wait()
 	time.Sleep(settle)
+	stopPerf()
 	cpu1, err := s.server.cpu()
 	if err != nil {
 		return relayResult{}, err
