@@ -40,6 +40,8 @@ type Message struct {
 	Lane int
 	Mode rudp.Mode
 	Data []byte
+
+	pool *bufferPool // Config.RecycleBuffers: where Release gives Data back
 }
 
 // pathQueue bounds a Conn's undelivered path events; when full the oldest is
@@ -170,6 +172,20 @@ func (c *Conn) SendContext(ctx context.Context, lane int, mode rudp.Mode, msg []
 	}
 	cmd := getCommand()
 	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSend, c, lane, mode, msg
+	return c.n.wait(ctx, cmd)
+}
+
+// SendOwned is SendContext without the copy: on success the connection takes msg
+// itself (rudp.Conn.SendOwned), and the caller must neither read nor write it
+// again; once the peer has acknowledged it (or, unreliable, it has left) it goes to
+// Config.RUDP.Buffers' Put, so an application that fills buffers from that pool
+// recycles them. On an error (ctx ended first included) msg was not taken.
+func (c *Conn) SendOwned(ctx context.Context, lane int, mode rudp.Mode, msg []byte) error {
+	if err := c.closeErr(); err != nil {
+		return err
+	}
+	cmd := getCommand()
+	cmd.kind, cmd.conn, cmd.lane, cmd.mode, cmd.msg = cmdSendOwned, c, lane, mode, msg
 	return c.n.wait(ctx, cmd)
 }
 
@@ -380,9 +396,10 @@ func (c *Conn) fail(err error) {
 type cmdKind uint8
 
 const (
-	cmdFunc  cmdKind = iota // run fn
-	cmdSend                 // node.Send; a full buffer parks the command
-	cmdFlush                // wait until nothing sent is unacknowledged
+	cmdFunc      cmdKind = iota // run fn
+	cmdSend                     // node.Send; a full buffer parks the command
+	cmdFlush                    // wait until nothing sent is unacknowledged
+	cmdSendOwned                // node.SendOwned; parks like cmdSend
 )
 
 // command is one request to the loop. Parked commands (a send waiting for buffer
@@ -469,7 +486,12 @@ func (c *command) attempt(n *Node, now proto.Instant) bool {
 		}
 		c.finishLocked(nil)
 	default:
-		err := n.nm.Send(now, c.conn.peer, c.lane, c.mode, c.msg)
+		var err error
+		if c.kind == cmdSendOwned {
+			err = n.nm.SendOwned(now, c.conn.peer, c.lane, c.mode, c.msg)
+		} else {
+			err = n.nm.Send(now, c.conn.peer, c.lane, c.mode, c.msg)
+		}
 		if errors.Is(err, rudp.ErrSendBufferFull) {
 			return false
 		}

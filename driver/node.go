@@ -62,6 +62,11 @@ type Config struct {
 	ListenOther string
 	// RUDP configures every peer connection; the zero value is rudp's defaults.
 	RUDP rudp.Config
+	// RecycleBuffers gives the node a buffer pool (RUDP.Buffers, unless set): a
+	// received message's Data comes from it and goes back with Message.Release, and
+	// Node.Buffer lends buffers to fill for Conn.SendOwned, which rudp gives back
+	// once acknowledged. Bulk receivers then allocate (and zero) nothing per message.
+	RecycleBuffers bool
 	// Relay is the relay policy for connections this node starts: node.RelayAuto
 	// (default), RelayForce (the server shares no addresses), RelayNever.
 	Relay node.RelayPolicy
@@ -169,6 +174,7 @@ func MintTicket(secret []byte, id string, pub [32]byte, ttl time.Duration) ([]by
 // are safe for concurrent use.
 type Node struct {
 	cfg  Config
+	pool *bufferPool // Config.RecycleBuffers; nil without
 	id   string
 	loop *loop
 	nm   *node.Node
@@ -286,6 +292,7 @@ func newNode(cfg Config) (*Node, error) {
 	if other != nil {
 		otherAddr = other.addr
 	}
+	pool := recyclePool(&cfg)
 	start := time.Now()
 	nm := node.New(node.Config{
 		ID: []byte(cfg.ID), Ticket: ticket, PrivateKey: cfg.PrivateKey,
@@ -295,7 +302,7 @@ func newNode(cfg Config) (*Node, error) {
 		Wall: proto.WallClock{At: 0, Time: start}, RUDP: cfg.RUDP, Relay: cfg.Relay,
 	})
 	n := &Node{
-		cfg: cfg, id: cfg.ID, nm: nm,
+		cfg: cfg, id: cfg.ID, nm: nm, pool: pool,
 		exited:        make(chan struct{}),
 		dead:          make(chan struct{}),
 		registered:    make(chan struct{}),
@@ -887,7 +894,7 @@ func (n *Node) event(now proto.Instant, e node.Event) {
 			return
 		}
 		// The credit goes back when Recv takes the message (DESIGN §11).
-		c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data}, e.Credit)
+		c.push(Message{Lane: e.Lane, Mode: e.Mode, Data: e.Data, pool: n.pool}, e.Credit)
 	case node.EventPeerClosed:
 		if c := n.conns[e.Peer]; c != nil {
 			c.peerClosed(e)

@@ -31,6 +31,24 @@ func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, 
 	return err
 }
 
+// SendOwned is Send without the copy (rudp.Conn.SendOwned): on success the
+// connection takes msg itself and the caller must not touch it again; once the
+// message is acknowledged (or, unreliable, has left) msg goes to
+// Config.RUDP.Buffers' Put. On an error msg is the caller's again.
+func (n *Node) SendOwned(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
+	n.advance(now)
+	p, ok := n.byID[peerID]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	if p.closed {
+		return ErrPeerClosed
+	}
+	err := p.conn.SendOwned(now, proto.Never, lane, mode, msg)
+	n.drain(now)
+	return err
+}
+
 // ClosePeer ends the connection with peer, telling it why.
 func (n *Node) ClosePeer(now proto.Instant, peerID string, code uint16, text string) error {
 	n.advance(now)

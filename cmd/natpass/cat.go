@@ -95,7 +95,9 @@ func catMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "natpass cat: --relay %q: want auto, force or never\n", *relay)
 		return 2
 	}
-	cfg := driver.Config{Servers: servers, ID: *id, Listen: *listen, Relay: policy}
+	// RecycleBuffers: receive releases each message once it is in stdout's buffer,
+	// so received messages reuse their buffers instead of fresh zeroed ones.
+	cfg := driver.Config{Servers: servers, ID: *id, Listen: *listen, Relay: policy, RecycleBuffers: true}
 	if err := adm.apply(&cfg, false); err != nil {
 		fmt.Fprintln(stderr, "natpass cat:", err)
 		return 2
@@ -424,7 +426,9 @@ func receive(ctx context.Context, c *driver.Conn, stdout io.Writer) error {
 		if len(m.Data) == 0 {
 			break
 		}
-		if _, err := w.Write(m.Data); err != nil {
+		_, err = w.Write(m.Data)
+		m.Release() // Write copied it or wrote it out: the buffer is free again
+		if err != nil {
 			return fmt.Errorf("writing stdout: %w", err)
 		}
 	}
