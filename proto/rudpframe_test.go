@@ -71,3 +71,35 @@ func TestRUDPDataFragmentRules(t *testing.T) {
 		t.Errorf("type 0x18 accepted: %v", err)
 	}
 }
+
+// fragmentLenOK is fragmentBounds's length rule without its division: the two must
+// agree on every (total, count, index, n), checked exhaustively for small messages
+// (every length n up to total+2, so off-by-one lengths are covered) and at the edges
+// of RUDPMaxMessageLen.
+func TestFragmentLenOKMatchesFragmentBounds(t *testing.T) {
+	check := func(total, count, index, n uint64) {
+		_, want, ok := fragmentBounds(total, count, index)
+		if got, exp := fragmentLenOK(total, count, index, n), ok && want == n; got != exp {
+			t.Fatalf("fragmentLenOK(%d, %d, %d, %d) = %v, fragmentBounds says %v", total, count, index, n, got, exp)
+		}
+	}
+	for total := uint64(0); total <= 70; total++ {
+		for count := uint64(0); count <= total+2; count++ {
+			for index := uint64(0); index <= count; index++ {
+				for n := uint64(0); n <= total+2; n++ {
+					check(total, count, index, n)
+				}
+			}
+		}
+	}
+	for _, total := range []uint64{RUDPMaxMessageLen - 1, RUDPMaxMessageLen, RUDPMaxMessageLen + 1, 1 << 62} {
+		for _, count := range []uint64{2, 3, 56, 1 << 20, total - 1, total} {
+			for _, index := range []uint64{0, 1, count - 2, count - 1, count} {
+				_, want, _ := fragmentBounds(total, count, index)
+				for _, n := range []uint64{0, 1, want - 1, want, want + 1, total, 1 << 62} {
+					check(total, count, index, n)
+				}
+			}
+		}
+	}
+}
