@@ -446,7 +446,7 @@ func (f *RUDPData) Append(b []byte) []byte {
 	}
 	t := byte(RUDPDataFirst) | byte(f.Mode)<<1
 	if f.Count > 0 {
-		if _, n, ok := fragmentBounds(f.Total, f.Count, f.Index); !ok || n != uint64(len(f.Data)) {
+		if !fragmentLenOK(f.Total, f.Count, f.Index, uint64(len(f.Data))) {
 			panic("proto: rudp data fragment inconsistent")
 		}
 		t |= 1
