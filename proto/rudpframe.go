@@ -1,6 +1,9 @@
 package proto
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Reliable-UDP (rudp) packets travel inside the encrypted keyx transport payload, so
 // they carry no natpass common header. A packet is a packet number followed by one or
@@ -73,30 +76,38 @@ func (m RUDPMode) Reliable() bool { return m <= RUDPReliableUnordered }
 
 // VarintLen is the encoded size of v (RFC 9000 §16): 1, 2, 4 or 8 bytes.
 func VarintLen(v uint64) int {
-	switch {
-	case v < 1<<6:
-		return 1
-	case v < 1<<14:
-		return 2
-	case v < 1<<30:
-		return 4
-	case v <= MaxVarint:
-		return 8
+	// A table by bit length instead of a chain of comparisons: senders ask for it
+	// several times per packet (issue 18).
+	n := varintLenByBits[bits.Len64(v)]
+	if n == 0 {
+		panic("proto: varint over 2^62-1")
 	}
-	panic("proto: varint over 2^62-1")
+	return int(n)
+}
+
+// varintLenByBits is VarintLen by bits.Len64(v); 0 past MaxVarint.
+var varintLenByBits = [65]uint8{
+	1, 1, 1, 1, 1, 1, 1, // up to 6 bits
+	2, 2, 2, 2, 2, 2, 2, 2, // 7 to 14
+	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, // 15 to 30
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 31 to 46
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 47 to 62
+	0, 0, // 63 and 64: over MaxVarint
 }
 
 // AppendVarint appends v in the minimal QUIC variable-length encoding.
 func AppendVarint(b []byte, v uint64) []byte {
-	switch VarintLen(v) {
-	case 1:
+	switch {
+	case v < 1<<6:
 		return append(b, byte(v))
-	case 2:
-		return binary.BigEndian.AppendUint16(b, uint16(v)|0x4000)
-	case 4:
+	case v < 1<<14:
+		return append(b, byte(v>>8)|0x40, byte(v))
+	case v < 1<<30:
 		return binary.BigEndian.AppendUint32(b, uint32(v)|0x8000_0000)
+	case v <= MaxVarint:
+		return binary.BigEndian.AppendUint64(b, v|0xC000_0000_0000_0000)
 	}
-	return binary.BigEndian.AppendUint64(b, v|0xC000_0000_0000_0000)
+	panic("proto: varint over 2^62-1")
 }
 
 // varint reads a QUIC varint and rejects a longer-than-minimal encoding: a port that

@@ -103,3 +103,35 @@ func TestFragmentLenOKMatchesFragmentBounds(t *testing.T) {
 		}
 	}
 }
+
+// VarintLen and AppendVarint agree with the encoding's boundaries on both sides of
+// every one, and refuse values past MaxVarint.
+func TestVarintLenBoundaries(t *testing.T) {
+	for _, c := range []struct {
+		v    uint64
+		want int
+	}{{0, 1}, {1<<6 - 1, 1}, {1 << 6, 2}, {1<<14 - 1, 2}, {1 << 14, 4}, {1<<30 - 1, 4}, {1 << 30, 8}, {MaxVarint, 8}} {
+		if got := VarintLen(c.v); got != c.want {
+			t.Errorf("VarintLen(%d) = %d, want %d", c.v, got, c.want)
+		}
+		enc := AppendVarint([]byte{0xaa}, c.v)
+		if len(enc) != 1+c.want {
+			t.Errorf("AppendVarint(%d) wrote %d bytes, want %d", c.v, len(enc)-1, c.want)
+		}
+		if v, n, err := ConsumeVarint(enc[1:]); err != nil || v != c.v || n != c.want {
+			t.Errorf("AppendVarint(%d) = %x, decodes to %d, %d, %v", c.v, enc[1:], v, n, err)
+		}
+	}
+	for _, v := range []uint64{MaxVarint + 1, 1 << 63, ^uint64(0)} {
+		for name, f := range map[string]func(){"VarintLen": func() { VarintLen(v) }, "AppendVarint": func() { AppendVarint(nil, v) }} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s(%d) did not panic", name, v)
+					}
+				}()
+				f()
+			}()
+		}
+	}
+}
