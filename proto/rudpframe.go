@@ -288,6 +288,56 @@ func (f *RUDPAck) Append(b []byte) []byte {
 // Decode reads one ACK frame at the start of p into f (reusing f.Ranges) and returns
 // its length.
 func (f *RUDPAck) Decode(p []byte) (int, error) {
+	if n, ok := f.decodeWellFormed(p); ok {
+		return n, nil
+	}
+	return f.decodeChecked(p)
+}
+
+// decodeWellFormed is Decode for a frame decodeChecked accepts, with the same result;
+// it only reports whether it succeeded (f.Ranges then holds scratch, which
+// decodeChecked rewrites from the start). Straight-line index arithmetic instead of a
+// reader: rudp decodes every ACK twice, to validate and to apply (issue 18).
+func (f *RUDPAck) decodeWellFormed(p []byte) (int, bool) {
+	if len(p) == 0 || RUDPFrameType(p[0]) != RUDPAckType {
+		return 0, false
+	}
+	var head [4]uint64 // largest, delay, extra ranges, first range's length
+	i := 1
+	for k := range head {
+		v, n := decodeVarint(p[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		head[k], i = v, i+n
+	}
+	largest, extra, firstLen := head[0], head[2], head[3]
+	if extra >= RUDPMaxAckRanges || firstLen > largest {
+		return 0, false
+	}
+	prev := largest - firstLen
+	ranges := append(f.Ranges[:0], RUDPAckRange{Smallest: prev, Largest: largest})
+	for range extra {
+		gap, n := decodeVarint(p[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		length, m := decodeVarint(p[i+n:])
+		if m <= 0 || gap+2 > prev || length > prev-gap-2 {
+			return 0, false
+		}
+		i += n + m
+		hi := prev - gap - 2
+		ranges = append(ranges, RUDPAckRange{Smallest: hi - length, Largest: hi})
+		prev = hi - length
+	}
+	f.DelayMicros, f.Ranges = head[1], ranges
+	return i, true
+}
+
+// decodeChecked is Decode field by field through a reader, which names the first
+// error of a frame decodeWellFormed refused.
+func (f *RUDPAck) decodeChecked(p []byte) (int, error) {
 	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPAckType })
 	largest := r.varint()
 	f.DelayMicros = r.varint()

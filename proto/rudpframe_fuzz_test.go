@@ -3,6 +3,7 @@ package proto
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -90,6 +91,34 @@ func FuzzRUDPDataDecoders(f *testing.F) {
 		}
 		if n != cn || !reflect.DeepEqual(fast, checked) || cap(fast.Data) != cap(checked.Data) {
 			t.Fatalf("%x: fast path %d %+v, checked path %d %+v", p, n, fast, cn, checked)
+		}
+	})
+}
+
+// FuzzRUDPAckDecoders: Decode (the fast path, then the checked one when it refuses)
+// gives exactly what the checked path alone gives, on a fresh frame and on one whose
+// ranges are reused, and the fast path accepts only what the checked path accepts.
+func FuzzRUDPAckDecoders(f *testing.F) {
+	for _, a := range []RUDPAck{
+		{DelayMicros: 1500, Ranges: []RUDPAckRange{{Smallest: 90200, Largest: 90310}, {Smallest: 90100, Largest: 90190}, {Smallest: 89000, Largest: 90050}}},
+		{Ranges: []RUDPAckRange{{Smallest: 0, Largest: 0}}},
+		{DelayMicros: 1 << 40, Ranges: []RUDPAckRange{{Smallest: 70, Largest: 80}, {Smallest: 2, Largest: 68}, {Smallest: 0, Largest: 0}}},
+	} {
+		f.Add(a.Append(nil))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var checked RUDPAck
+		cn, cerr := checked.decodeChecked(p)
+		var fast RUDPAck
+		if _, ok := fast.decodeWellFormed(p); ok != (cerr == nil) {
+			t.Fatalf("%x: fast path ok=%v, checked path %v", p, ok, cerr)
+		}
+		reused := RUDPAck{DelayMicros: 7, Ranges: make([]RUDPAckRange, 5, 300)}
+		for _, got := range []*RUDPAck{new(RUDPAck), &reused} {
+			n, err := got.Decode(p)
+			if n != cn || err != cerr || got.DelayMicros != checked.DelayMicros || !slices.Equal(got.Ranges, checked.Ranges) {
+				t.Fatalf("%x: Decode %d %v %+v, checked path %d %v %+v", p, n, err, got, cn, cerr, checked)
+			}
 		}
 	})
 }
