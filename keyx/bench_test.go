@@ -219,3 +219,39 @@ func BenchmarkSessionSealOpenRaw(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEndpointSealOpen is one bulk packet as a node handles it (issue 18): the
+// sender finds its session with Current, seals; the receiver opens through the
+// Endpoint, which finds the session by receiver index. Against
+// BenchmarkSessionSealOpen, the difference is the two look-ups.
+func BenchmarkEndpointSealOpen(b *testing.B) {
+	p := suitePair(b, 55, bothSuites, bothSuites, proto.SuitesOf(SuiteAESGCM))
+	p.handshake()
+	pubB := p.b.PublicKey()
+	plain := make([]byte, benchPacketLen)
+	pkt := make([]byte, 0, benchPacketLen+proto.TransportOverhead)
+	out := make([]byte, 0, benchPacketLen)
+	b.SetBytes(benchPacketLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if pkt, err = p.a.Current(pubB).Seal(p.now, pkt[:0], plain); err != nil {
+			b.Fatal(err)
+		}
+		if _, out, err = p.b.Open(p.now, out[:0], pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEndpointCurrent is the sender's look-up alone.
+func BenchmarkEndpointCurrent(b *testing.B) {
+	p := suitePair(b, 56, bothSuites, bothSuites, proto.SuitesOf(SuiteAESGCM))
+	p.handshake()
+	pubB := p.b.PublicKey()
+	for b.Loop() {
+		if p.a.Current(pubB) == nil {
+			b.Fatal("no session")
+		}
+	}
+}

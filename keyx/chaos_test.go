@@ -10,9 +10,10 @@ import (
 )
 
 // Two endpoints on a network that drops, duplicates, reorders and delays, both
-// initiating, rekeying and timing out on virtual time. Invariants at every step: the
-// index table holds at most a pending initiation and three sessions per peer; a
-// packet opens only as the peer that sealed it and to the bytes sealed. At the end,
+// initiating, rekeying, timing out on virtual time and forgetting each other. Invariants
+// at every step: the index table holds at most a pending initiation and three sessions
+// per peer; the cached lookups agree with the tables; a packet opens only as the peer
+// that sealed it and to the bytes sealed. At the end,
 // on a clean network, one handshake from either side brings both to sessions that
 // carry data both ways.
 func TestHandshakeUnderChaos(t *testing.T) {
@@ -43,10 +44,11 @@ func TestHandshakeUnderChaos(t *testing.T) {
 				if len(e.indexes) > 4 {
 					rt.Fatalf("%d index entries for one peer", len(e.indexes))
 				}
+				checkLookupCaches(rt, e)
 			}
 		}
 		for range rapid.IntRange(1, 60).Draw(rt, "steps") {
-			switch rapid.IntRange(0, 6).Draw(rt, "op") {
+			switch rapid.IntRange(0, 7).Draw(rt, "op") {
 			case 0, 1: // a side initiates (it may be refused within 20 ms)
 				e := p.a
 				if rapid.Bool().Draw(rt, "fromB") {
@@ -98,6 +100,18 @@ func TestHandshakeUnderChaos(t *testing.T) {
 					rt.Fatal("a packet opened as another peer or to other bytes")
 				}
 				events(other(e))
+			case 7: // a side forgets the other and allows it again: sessions gone
+				e := p.a
+				if rapid.Bool().Draw(rt, "forgetOnB") {
+					e = p.b
+				}
+				e.RemovePeer(other(e).PublicKey())
+				if err := e.AddPeer(other(e).PublicKey(), PresharedKey{3}); err != nil {
+					rt.Fatal(err)
+				}
+				if e.Current(other(e).PublicKey()) != nil {
+					rt.Fatal("a session survived RemovePeer")
+				}
 			}
 			check()
 		}
@@ -120,4 +134,17 @@ func TestHandshakeUnderChaos(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkLookupCaches fails unless the last hits Current and Open cached are what the
+// peer and index tables say now.
+func checkLookupCaches(t *rapid.T, e *Endpoint) {
+	if e.lastPeer != nil && e.peers[e.lastPub] != e.lastPeer {
+		t.Fatal("Current's cached peer is not the table's")
+	}
+	if e.lastIndexEntry.peer != nil {
+		if ent, ok := e.indexes[e.lastIndex]; !ok || ent != e.lastIndexEntry {
+			t.Fatalf("Open's cached entry for index %d is not the table's", e.lastIndex)
+		}
+	}
 }

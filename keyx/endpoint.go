@@ -139,6 +139,14 @@ type Endpoint struct {
 	peers   map[PublicKey]*peer
 	order   []*peer // insertion order: timers and events walk this, never the map
 	indexes map[uint32]indexEntry
+	// The last hits of Current and Open: a bulk flow asks for the same peer and the
+	// same receiver index packet after packet, and comparing them is cheaper than
+	// hashing a 32-byte key or probing the map (issue 18). setIndex and freeIndex keep
+	// lastIndex true; RemovePeer clears lastPeer.
+	lastPub        PublicKey
+	lastPeer       *peer // nil: no hit cached
+	lastIndex      uint32
+	lastIndexEntry indexEntry // peer nil: no hit cached
 
 	cookies       cookieIssuer
 	limiter       rateLimiter
@@ -309,6 +317,9 @@ func (e *Endpoint) RemovePeer(pub PublicKey) {
 		e.dropSession(s)
 	}
 	delete(e.peers, pub)
+	if e.lastPeer == p {
+		e.lastPeer = nil
+	}
 	for i, q := range e.order {
 		if q == p {
 			e.order = append(e.order[:i], e.order[i+1:]...)
@@ -320,7 +331,11 @@ func (e *Endpoint) RemovePeer(pub PublicKey) {
 // Current returns the session to Seal with for pub, or nil if there is none. It may be
 // past RejectAfterTime, in which case Seal says so.
 func (e *Endpoint) Current(pub PublicKey) *Session {
+	if e.lastPeer != nil && e.lastPub == pub {
+		return e.lastPeer.current
+	}
 	if p, ok := e.peers[pub]; ok {
+		e.lastPub, e.lastPeer = pub, p
 		return p.current
 	}
 	return nil
@@ -362,7 +377,7 @@ func (e *Endpoint) Initiate(now proto.Instant, wall time.Time, pub PublicKey, lo
 	p.sentBefore, p.lastSent, p.lastSentStamp = true, now, ts
 	m.Append(p.pendingMsg[:0])
 	writeMACs(p.pendingMsg[:], &p.key.mac1Key, p.freshCookie(now))
-	e.indexes[index] = indexEntry{peer: p}
+	e.setIndex(index, indexEntry{peer: p})
 	e.queue(local, to, p.pendingMsg[:])
 	return nil
 }
@@ -485,7 +500,7 @@ func (e *Endpoint) handleInitiation(now proto.Instant, local, from netip.AddrPor
 	s := newSession(now, pr.key.public, index, m.Sender, false, suite, &send, &recv)
 	e.dropSession(&pr.next)
 	pr.next = s
-	e.indexes[index] = indexEntry{peer: pr, session: s}
+	e.setIndex(index, indexEntry{peer: pr, session: s})
 	var buf [proto.ResponseLen]byte
 	msg := resp.Append(buf[:0])
 	writeMACs(msg, &pr.key.mac1Key, pr.freshCookie(now))
@@ -533,7 +548,7 @@ func (e *Endpoint) handleResponse(now proto.Instant, p []byte) error {
 	s := newSession(now, pr.key.public, m.Receiver, m.Sender, true, suite, &send, &recv)
 	pr.hs.Erase()
 	pr.pending = false
-	e.indexes[m.Receiver] = indexEntry{peer: pr, session: s}
+	e.setIndex(m.Receiver, indexEntry{peer: pr, session: s})
 	e.promote(pr, s)
 	return nil
 }
@@ -583,7 +598,12 @@ func (e *Endpoint) Open(now proto.Instant, dst, p []byte) (*Session, []byte, err
 	if err := m.Parse(p); err != nil {
 		return nil, dst, err
 	}
-	ent, ok := e.indexes[m.Receiver]
+	ent, ok := e.lastIndexEntry, e.lastIndexEntry.peer != nil && e.lastIndex == m.Receiver
+	if !ok {
+		if ent, ok = e.indexes[m.Receiver]; ok {
+			e.lastIndex, e.lastIndexEntry = m.Receiver, ent
+		}
+	}
 	if !ok || ent.session == nil {
 		return nil, dst, ErrUnknownIndex
 	}
@@ -598,12 +618,29 @@ func (e *Endpoint) Open(now proto.Instant, dst, p []byte) (*Session, []byte, err
 	return ent.session, out, nil
 }
 
+// setIndex makes index name ent. Every change to the index table goes through setIndex
+// and freeIndex, which keep Open's cached hit true.
+func (e *Endpoint) setIndex(index uint32, ent indexEntry) {
+	e.indexes[index] = ent
+	if e.lastIndexEntry.peer != nil && e.lastIndex == index {
+		e.lastIndexEntry = ent
+	}
+}
+
+// freeIndex makes index name nothing.
+func (e *Endpoint) freeIndex(index uint32) {
+	delete(e.indexes, index)
+	if e.lastIndex == index {
+		e.lastIndexEntry = indexEntry{}
+	}
+}
+
 // dropPending forgets the peer's initiation in flight.
 func (e *Endpoint) dropPending(p *peer) {
 	if !p.pending {
 		return
 	}
-	delete(e.indexes, p.pendingIndex)
+	e.freeIndex(p.pendingIndex)
 	p.hs.Erase()
 	p.pending = false
 }
@@ -612,7 +649,7 @@ func (e *Endpoint) dropPending(p *peer) {
 func (e *Endpoint) dropSession(slot **Session) {
 	if s := *slot; s != nil {
 		s.erase()
-		delete(e.indexes, s.localIndex)
+		e.freeIndex(s.localIndex)
 		*slot = nil
 	}
 }

@@ -1,6 +1,9 @@
 package proto
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Reliable-UDP (rudp) packets travel inside the encrypted keyx transport payload, so
 // they carry no natpass common header. A packet is a packet number followed by one or
@@ -73,67 +76,115 @@ func (m RUDPMode) Reliable() bool { return m <= RUDPReliableUnordered }
 
 // VarintLen is the encoded size of v (RFC 9000 §16): 1, 2, 4 or 8 bytes.
 func VarintLen(v uint64) int {
-	switch {
-	case v < 1<<6:
-		return 1
-	case v < 1<<14:
-		return 2
-	case v < 1<<30:
-		return 4
-	case v <= MaxVarint:
-		return 8
+	// A table by bit length instead of a chain of comparisons: senders ask for it
+	// several times per packet (issue 18).
+	n := varintLenByBits[bits.Len64(v)]
+	if n == 0 {
+		panic("proto: varint over 2^62-1")
 	}
-	panic("proto: varint over 2^62-1")
+	return int(n)
+}
+
+// varintLenByBits is VarintLen by bits.Len64(v); 0 past MaxVarint.
+var varintLenByBits = [65]uint8{
+	1, 1, 1, 1, 1, 1, 1, // up to 6 bits
+	2, 2, 2, 2, 2, 2, 2, 2, // 7 to 14
+	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, // 15 to 30
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 31 to 46
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 47 to 62
+	0, 0, // 63 and 64: over MaxVarint
 }
 
 // AppendVarint appends v in the minimal QUIC variable-length encoding.
 func AppendVarint(b []byte, v uint64) []byte {
-	switch VarintLen(v) {
-	case 1:
+	switch {
+	case v < 1<<6:
 		return append(b, byte(v))
-	case 2:
-		return binary.BigEndian.AppendUint16(b, uint16(v)|0x4000)
-	case 4:
+	case v < 1<<14:
+		return append(b, byte(v>>8)|0x40, byte(v))
+	case v < 1<<30:
 		return binary.BigEndian.AppendUint32(b, uint32(v)|0x8000_0000)
+	case v <= MaxVarint:
+		return binary.BigEndian.AppendUint64(b, v|0xC000_0000_0000_0000)
 	}
-	return binary.BigEndian.AppendUint64(b, v|0xC000_0000_0000_0000)
+	panic("proto: varint over 2^62-1")
 }
 
 // varint reads a QUIC varint and rejects a longer-than-minimal encoding: a port that
 // encodes minimally and a fuzzer that demands byte-exact round trips both rely on it.
+// A failed reader has no bytes left (fail empties it), so a read after a failure
+// fails again and keeps the first error without checking it here.
 func (r *reader) varint() uint64 {
-	if r.err != nil {
+	v, n := decodeVarint(r.b)
+	if n <= 0 {
+		r.varintFailed(n)
 		return 0
 	}
-	if len(r.b) == 0 {
-		r.fail(ErrShort)
-		return 0
-	}
-	n := 1 << (r.b[0] >> 6)
-	raw := r.bytes(n)
-	if raw == nil {
-		return 0
-	}
-	v := uint64(raw[0] & 0x3f)
-	for _, c := range raw[1:] {
-		v = v<<8 | uint64(c)
-	}
-	if VarintLen(v) != n {
-		r.fail(ErrMalformed)
-		return 0
-	}
+	r.b = r.b[n:]
 	return v
+}
+
+// varintFailed records decodeVarint's failure n: 0 for too few bytes, −1 for a
+// non-minimal encoding.
+func (r *reader) varintFailed(n int) {
+	if n == 0 {
+		r.fail(ErrShort)
+		return
+	}
+	r.fail(ErrMalformed)
+}
+
+// decodeVarint decodes the varint at the start of b and returns it with its length,
+// 0 if b is too short for it, or −1 if it is longer than minimal. It is the bulk
+// receive path's most frequent parse (a packet number and four varints per data
+// frame), hence one fixed-width load per length instead of a byte loop.
+func decodeVarint(b []byte) (uint64, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	switch b[0] >> 6 {
+	case 0:
+		return uint64(b[0]), 1
+	case 1:
+		if len(b) < 2 {
+			return 0, 0
+		}
+		v := uint64(binary.BigEndian.Uint16(b) & (1<<14 - 1))
+		if v < 1<<6 {
+			return 0, -1
+		}
+		return v, 2
+	case 2:
+		if len(b) < 4 {
+			return 0, 0
+		}
+		v := uint64(binary.BigEndian.Uint32(b) & (1<<30 - 1))
+		if v < 1<<14 {
+			return 0, -1
+		}
+		return v, 4
+	}
+	if len(b) < 8 {
+		return 0, 0
+	}
+	v := binary.BigEndian.Uint64(b) & MaxVarint
+	if v < 1<<30 {
+		return 0, -1
+	}
+	return v, 8
 }
 
 // ConsumeVarint decodes a varint at the start of p and returns it with its length, or
 // an error for a short or non-minimal encoding.
 func ConsumeVarint(p []byte) (uint64, int, error) {
-	r := reader{b: p}
-	v := r.varint()
-	if r.err != nil {
-		return 0, 0, r.err
+	v, n := decodeVarint(p)
+	switch {
+	case n == 0:
+		return 0, 0, ErrShort
+	case n < 0:
+		return 0, 0, ErrMalformed
 	}
-	return v, len(p) - len(r.b), nil
+	return v, n, nil
 }
 
 // RUDPHeader is the start of every rudp packet: its packet number. Packet numbers
@@ -237,6 +288,56 @@ func (f *RUDPAck) Append(b []byte) []byte {
 // Decode reads one ACK frame at the start of p into f (reusing f.Ranges) and returns
 // its length.
 func (f *RUDPAck) Decode(p []byte) (int, error) {
+	if n, ok := f.decodeWellFormed(p); ok {
+		return n, nil
+	}
+	return f.decodeChecked(p)
+}
+
+// decodeWellFormed is Decode for a frame decodeChecked accepts, with the same result;
+// it only reports whether it succeeded (f.Ranges then holds scratch, which
+// decodeChecked rewrites from the start). Straight-line index arithmetic instead of a
+// reader: rudp decodes every ACK twice, to validate and to apply (issue 18).
+func (f *RUDPAck) decodeWellFormed(p []byte) (int, bool) {
+	if len(p) == 0 || RUDPFrameType(p[0]) != RUDPAckType {
+		return 0, false
+	}
+	var head [4]uint64 // largest, delay, extra ranges, first range's length
+	i := 1
+	for k := range head {
+		v, n := decodeVarint(p[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		head[k], i = v, i+n
+	}
+	largest, extra, firstLen := head[0], head[2], head[3]
+	if extra >= RUDPMaxAckRanges || firstLen > largest {
+		return 0, false
+	}
+	prev := largest - firstLen
+	ranges := append(f.Ranges[:0], RUDPAckRange{Smallest: prev, Largest: largest})
+	for range extra {
+		gap, n := decodeVarint(p[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		length, m := decodeVarint(p[i+n:])
+		if m <= 0 || gap+2 > prev || length > prev-gap-2 {
+			return 0, false
+		}
+		i += n + m
+		hi := prev - gap - 2
+		ranges = append(ranges, RUDPAckRange{Smallest: hi - length, Largest: hi})
+		prev = hi - length
+	}
+	f.DelayMicros, f.Ranges = head[1], ranges
+	return i, true
+}
+
+// decodeChecked is Decode field by field through a reader, which names the first
+// error of a frame decodeWellFormed refused.
+func (f *RUDPAck) decodeChecked(p []byte) (int, error) {
 	r, _ := frameReader(p, func(t RUDPFrameType) bool { return t == RUDPAckType })
 	largest := r.varint()
 	f.DelayMicros = r.varint()
@@ -406,7 +507,7 @@ func (f *RUDPData) Append(b []byte) []byte {
 	}
 	t := byte(RUDPDataFirst) | byte(f.Mode)<<1
 	if f.Count > 0 {
-		if _, n, ok := fragmentBounds(f.Total, f.Count, f.Index); !ok || n != uint64(len(f.Data)) {
+		if !fragmentLenOK(f.Total, f.Count, f.Index, uint64(len(f.Data))) {
 			panic("proto: rudp data fragment inconsistent")
 		}
 		t |= 1
@@ -433,6 +534,89 @@ func RUDPDataHeaderLen(seq, total, count, index, dataLen uint64) int {
 
 // Decode reads one data frame at the start of p into f and returns its length.
 func (f *RUDPData) Decode(p []byte) (int, error) {
+	if n, ok := f.decodeWellFormed(p); ok {
+		return n, nil
+	}
+	return f.decodeChecked(p)
+}
+
+// decodeWellFormed is Decode for the frames every bulk packet carries: it accepts
+// exactly what decodeChecked accepts and yields the same fields, but reports only
+// whether it succeeded, leaving f untouched when not; decodeChecked then names the
+// error. Straight-line index arithmetic instead of a reader, and no division for any
+// fragment but a message's last (issue 18: the receiver's per-packet parse).
+func (f *RUDPData) decodeWellFormed(p []byte) (int, bool) {
+	if len(p) < 2 || RUDPFrameType(p[0]) < RUDPDataFirst || RUDPFrameType(p[0]) > RUDPDataLast || p[1] >= RUDPMaxLanes {
+		return 0, false
+	}
+	fragmented := p[0]&1 == 1
+	i := 2
+	seq, n := decodeVarint(p[i:])
+	if n <= 0 {
+		return 0, false
+	}
+	i += n
+	var total, count, index uint64
+	if fragmented {
+		var nt, nc, ni int
+		total, nt = decodeVarint(p[i:])
+		if nt <= 0 {
+			return 0, false
+		}
+		count, nc = decodeVarint(p[i+nt:])
+		if nc <= 0 {
+			return 0, false
+		}
+		index, ni = decodeVarint(p[i+nt+nc:])
+		if ni <= 0 {
+			return 0, false
+		}
+		i += nt + nc + ni
+	}
+	size, n := decodeVarint(p[i:])
+	if n <= 0 {
+		return 0, false
+	}
+	i += n
+	switch {
+	case !fragmented && size > RUDPMaxMessageLen:
+		return 0, false
+	case fragmented && !fragmentLenOK(total, count, index, size):
+		return 0, false
+	case size > uint64(len(p)-i):
+		return 0, false
+	}
+	if !fragmented {
+		total = size
+	}
+	end := i + int(size)
+	f.Mode, f.Lane, f.Seq = RUDPMode(p[0]>>1)&3, p[1], seq
+	f.Total, f.Count, f.Index = total, count, index
+	f.Data = p[i:end:end]
+	if size == 0 {
+		f.Data = nil // as decodeChecked: empty and absent encode alike
+	}
+	return end, true
+}
+
+// fragmentLenOK reports whether fragment index of (total, count) is n bytes long,
+// fragmentBounds's rule: for every fragment but the last, n = ⌈total/count⌉ is
+// checked as (n−1)·count < total ≤ n·count, and the last must not be empty,
+// (count−1)·n < total. With n ≤ total ≤ RUDPMaxMessageLen = 2^30 no product overflows.
+func fragmentLenOK(total, count, index, n uint64) bool {
+	if count < 2 || index >= count || total > RUDPMaxMessageLen || total < count {
+		return false
+	}
+	if index == count-1 || n == 0 || n > total {
+		_, want, ok := fragmentBounds(total, count, index)
+		return ok && want == n
+	}
+	return (n-1)*count < total && total <= n*count && (count-1)*n < total
+}
+
+// decodeChecked is Decode field by field through a reader, which names the first
+// error of a frame decodeWellFormed refused.
+func (f *RUDPData) decodeChecked(p []byte) (int, error) {
 	r, t := frameReader(p, func(t RUDPFrameType) bool { return t >= RUDPDataFirst && t <= RUDPDataLast })
 	f.Mode = RUDPMode(t>>1) & 3
 	fragmented := t&1 == 1

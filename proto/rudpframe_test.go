@@ -71,3 +71,67 @@ func TestRUDPDataFragmentRules(t *testing.T) {
 		t.Errorf("type 0x18 accepted: %v", err)
 	}
 }
+
+// fragmentLenOK is fragmentBounds's length rule without its division: the two must
+// agree on every (total, count, index, n), checked exhaustively for small messages
+// (every length n up to total+2, so off-by-one lengths are covered) and at the edges
+// of RUDPMaxMessageLen.
+func TestFragmentLenOKMatchesFragmentBounds(t *testing.T) {
+	check := func(total, count, index, n uint64) {
+		_, want, ok := fragmentBounds(total, count, index)
+		if got, exp := fragmentLenOK(total, count, index, n), ok && want == n; got != exp {
+			t.Fatalf("fragmentLenOK(%d, %d, %d, %d) = %v, fragmentBounds says %v", total, count, index, n, got, exp)
+		}
+	}
+	for total := uint64(0); total <= 70; total++ {
+		for count := uint64(0); count <= total+2; count++ {
+			for index := uint64(0); index <= count; index++ {
+				for n := uint64(0); n <= total+2; n++ {
+					check(total, count, index, n)
+				}
+			}
+		}
+	}
+	for _, total := range []uint64{RUDPMaxMessageLen - 1, RUDPMaxMessageLen, RUDPMaxMessageLen + 1, 1 << 62} {
+		for _, count := range []uint64{2, 3, 56, 1 << 20, total - 1, total} {
+			for _, index := range []uint64{0, 1, count - 2, count - 1, count} {
+				_, want, _ := fragmentBounds(total, count, index)
+				for _, n := range []uint64{0, 1, want - 1, want, want + 1, total, 1 << 62} {
+					check(total, count, index, n)
+				}
+			}
+		}
+	}
+}
+
+// VarintLen and AppendVarint agree with the encoding's boundaries on both sides of
+// every one, and refuse values past MaxVarint.
+func TestVarintLenBoundaries(t *testing.T) {
+	for _, c := range []struct {
+		v    uint64
+		want int
+	}{{0, 1}, {1<<6 - 1, 1}, {1 << 6, 2}, {1<<14 - 1, 2}, {1 << 14, 4}, {1<<30 - 1, 4}, {1 << 30, 8}, {MaxVarint, 8}} {
+		if got := VarintLen(c.v); got != c.want {
+			t.Errorf("VarintLen(%d) = %d, want %d", c.v, got, c.want)
+		}
+		enc := AppendVarint([]byte{0xaa}, c.v)
+		if len(enc) != 1+c.want {
+			t.Errorf("AppendVarint(%d) wrote %d bytes, want %d", c.v, len(enc)-1, c.want)
+		}
+		if v, n, err := ConsumeVarint(enc[1:]); err != nil || v != c.v || n != c.want {
+			t.Errorf("AppendVarint(%d) = %x, decodes to %d, %d, %v", c.v, enc[1:], v, n, err)
+		}
+	}
+	for _, v := range []uint64{MaxVarint + 1, 1 << 63, ^uint64(0)} {
+		for name, f := range map[string]func(){"VarintLen": func() { VarintLen(v) }, "AppendVarint": func() { AppendVarint(nil, v) }} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s(%d) did not panic", name, v)
+					}
+				}()
+				f()
+			}()
+		}
+	}
+}
