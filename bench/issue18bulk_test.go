@@ -10,8 +10,8 @@ import (
 // two natpass nodes on loopback (server, both nodes and the benchmark in this
 // process, on the direct path), as driver's BenchmarkBulk. "copy": rudp allocates
 // each received message's buffer, which the application keeps (TakeData); "pooled":
-// each node's rudp.Config.Buffers is a bufferPool and the receiver gives every
-// message's buffer back after reading it; "quic-go": the same through quic-go
+// each node has driver.Config.RecycleBuffers and the receiver releases every
+// message after reading it; "quic-go": the same through quic-go
 // (one stream, 4-byte length prefixes, its default AES-128-GCM) for comparison,
 // since on a shared machine CPU per byte scatters less than MiB/s. CPU per GiB from
 // the whole process:
@@ -24,16 +24,12 @@ func BenchmarkIssue18Bulk(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			var pools [2]*bufferPool
-			if pooled {
-				pools = [2]*bufferPool{{}, {}}
-			}
 			var p *pair
 			var err error
 			if name == "quic-go" {
 				p, err = dialQUIC(ctx, 0)
 			} else {
-				p, err = dialNatpassWith(ctx, 0, pools)
+				p, err = dialNatpassWith(ctx, 0, pooled)
 			}
 			if err != nil {
 				b.Fatal(err)
@@ -62,13 +58,13 @@ func BenchmarkIssue18Bulk(b *testing.B) {
 				b.Fatal(err)
 			}
 			if pooled {
-				b.ReportMetric(float64(pools[1].fresh), "fresh-recv-buffers")
+				b.ReportMetric(float64(p.server.(*natpassEnd).n.Stats().Buffers.Made), "fresh-recv-buffers")
 			}
 		})
 	}
 }
 
-// With rudp.Config.Buffers (bufferPool) on both nodes, every message arrives whole
+// With driver.Config.RecycleBuffers on both nodes, every message arrives whole
 // and in order although each lands in a buffer that held an earlier one (the pool
 // hands them out unzeroed), and the receiver's buffers are reused rather than made
 // anew: what BenchmarkIssue18Bulk/pooled and -natpass-buffers rely on.
@@ -76,8 +72,7 @@ func TestNatpassPooledBuffersCarryMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server and two nodes")
 	}
-	pools := [2]*bufferPool{{}, {}}
-	p, err := dialNatpassWith(t.Context(), 0, pools)
+	p, err := dialNatpassWith(t.Context(), 0, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +109,9 @@ func TestNatpassPooledBuffersCarryMessages(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	rp := pools[1]
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if rp.gets < n || rp.fresh*2 > rp.gets {
-		t.Fatalf("receiver's pool: %d buffers lent, %d of them new: not reused", rp.gets, rp.fresh)
+	st := p.server.(*natpassEnd).n.Stats().Buffers
+	if st.Lent < n || st.Made*2 > st.Lent {
+		t.Fatalf("receiver's pool: %d buffers lent, %d of them new: not reused", st.Lent, st.Made)
 	}
-	t.Logf("receiver's pool: %d buffers lent, %d new", rp.gets, rp.fresh)
+	t.Logf("receiver's pool: %d buffers lent, %d new", st.Lent, st.Made)
 }

@@ -10,14 +10,13 @@ import (
 
 // BenchmarkIssue18BulkOwned is BenchmarkIssue18Bulk/pooled with the sender handing
 // its messages over with driver.Conn.SendOwned: each is a buffer from the sender's
-// bufferPool (one rudp gave back once the peer acknowledged it), handed over
+// pool (Node.Buffer; one rudp gave back once the peer acknowledged it), handed over
 // without filling (an application producing its data in place, e.g. reading a file
 // into it, writes it once either way; what is measured is the copy SendOwned saves).
 func BenchmarkIssue18BulkOwned(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pools := [2]*bufferPool{{}, {}}
-	p, err := dialNatpassWith(ctx, 0, pools)
+	p, err := dialNatpassWith(ctx, 0, true)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,14 +35,14 @@ func BenchmarkIssue18BulkOwned(b *testing.B) {
 		}
 		done <- nil
 	}()
-	c := p.client.(*natpassEnd).c
+	client := p.client.(*natpassEnd)
 	for range b.N {
-		if err := c.SendOwned(ctx, 0, rudp.ReliableOrdered, pools[0].Get(size)); err != nil {
+		if err := client.c.SendOwned(ctx, 0, rudp.ReliableOrdered, client.n.Buffer(size)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(pools[0].fresh), "fresh-send-buffers")
+	b.ReportMetric(float64(client.n.Stats().Buffers.Made), "fresh-send-buffers")
 }

@@ -59,7 +59,7 @@ func main() {
 	gameDur := flag.Duration("game", 10*time.Second, "duration of the 20 Hz test")
 	loss := flag.Float64("loss", 0.05, "share of datagrams each end drops in the 20 Hz test")
 	only := flag.String("only", "", "run only this transport")
-	flag.BoolVar(&natpassBuffers, "natpass-buffers", true, "natpass nodes recycle received messages' buffers (rudp.Config.Buffers)")
+	flag.BoolVar(&natpassBuffers, "natpass-buffers", true, "natpass nodes recycle received messages' buffers (driver.Config.RecycleBuffers)")
 	var rc relayConfig
 	relay := flag.Bool("relay", false, "measure natpass's relay against coturn (issue 18)")
 	flag.IntVar(&rc.gameSessions, "game-sessions", 1000, "sessions of the -relay game-rate run (0: skip it)")

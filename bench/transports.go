@@ -55,16 +55,16 @@ var transports = []transport{
 // natpass: a rendezvous server and two nodes on loopback, encrypted (Noise IK;
 // AES-256-GCM when both CPUs have AES hardware, else ChaCha20-Poly1305), rudp
 // reliable-ordered on lane 0. With natpassBuffers (the -natpass-buffers flag, on by
-// default) each node's rudp.Config.Buffers is a bufferPool and Recv gives the
-// previous message's buffer back at the next call, as the streams below reuse
-// their read buffer: received messages then cost no allocation.
+// default) each node has driver.Config.RecycleBuffers and Recv releases the
+// previous message at the next call, as the streams below reuse their read
+// buffer: received messages then cost no allocation.
 
 var natpassBuffers = true
 
 type natpassEnd struct {
+	n    *driver.Node
 	c    *driver.Conn
-	pool *bufferPool // nil: no rudp.Config.Buffers
-	prev []byte      // the last message Recv returned, given back at the next
+	prev driver.Message // the last message Recv returned, released at the next
 }
 
 func (e *natpassEnd) Send(p []byte) error {
@@ -72,95 +72,33 @@ func (e *natpassEnd) Send(p []byte) error {
 }
 
 func (e *natpassEnd) Recv() ([]byte, error) {
-	if e.pool != nil && e.prev != nil {
-		e.pool.Put(e.prev)
-	}
+	e.prev.Release()
 	m, err := e.c.Recv(context.Background())
-	e.prev = m.Data
+	e.prev = m
 	return m.Data, err
 }
 
-// bufferPool is a rudp.Buffers shared by a node's loop (Get, and Put of what rudp
-// is done with) and the application (Put after reading): a bounded LIFO free list
-// in two size classes under a mutex.
-type bufferPool struct {
-	mu          sync.Mutex
-	small, big  [][]byte
-	gets, fresh int
-}
-
-const (
-	poolSmall = 4 << 10  // capacity of the small class
-	poolBig   = 64 << 10 // least capacity of the big class
-	poolKeep  = 256      // buffers kept per class
-)
-
-func (p *bufferPool) Get(n int) []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.gets++
-	list := &p.big
-	if n <= poolSmall {
-		list = &p.small
-	}
-	if k := len(*list); k > 0 && cap((*list)[k-1]) >= n {
-		b := (*list)[k-1]
-		*list = (*list)[:k-1]
-		return b[:n]
-	}
-	p.fresh++
-	if n <= poolSmall {
-		return make([]byte, n, poolSmall)
-	}
-	return make([]byte, n, max(n, poolBig))
-}
-
-// Put keeps b unless its class is full or it is larger than poolBig (a 1 MiB
-// message's buffer is left to the garbage collector, so the pool holds at most
-// poolKeep × (poolSmall + poolBig) bytes).
-func (p *bufferPool) Put(b []byte) {
-	if cap(b) > poolBig {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := &p.big
-	if cap(b) <= poolSmall {
-		list = &p.small
-	}
-	if len(*list) < poolKeep {
-		*list = append(*list, b[:0])
-	}
-}
-
 func dialNatpass(ctx context.Context, loss float64) (*pair, error) {
-	var pools [2]*bufferPool
-	if natpassBuffers {
-		pools = [2]*bufferPool{{}, {}}
-	}
-	return dialNatpassWith(ctx, loss, pools)
+	return dialNatpassWith(ctx, loss, natpassBuffers)
 }
 
-// dialNatpassWith is dialNatpass with each end's rudp.Config.Buffers (client,
-// server; nil: none).
-func dialNatpassWith(ctx context.Context, loss float64, pools [2]*bufferPool) (*pair, error) {
+// dialNatpassWith is dialNatpass with both nodes' driver.Config.RecycleBuffers
+// set to recycle.
+func dialNatpassWith(ctx context.Context, loss float64, recycle bool) (*pair, error) {
 	srv, err := driver.ListenServer(driver.ServerConfig{Listen: "127.0.0.1:0", AltAddr: "127.0.0.2:0", InsecureDev: true})
 	if err != nil {
 		return nil, err
 	}
-	cfg := func(id string, pool *bufferPool) driver.Config {
-		c := driver.Config{Server: srv.Addr().String(), ID: id, InsecureDev: true, Listen: "127.0.0.1:0", DropInbound: loss}
-		if pool != nil {
-			c.RUDP.Buffers = pool
-		}
-		return c
+	cfg := func(id string) driver.Config {
+		return driver.Config{Server: srv.Addr().String(), ID: id, InsecureDev: true, Listen: "127.0.0.1:0",
+			DropInbound: loss, RecycleBuffers: recycle}
 	}
-	a, err := driver.Listen(ctx, cfg("client", pools[0]))
+	a, err := driver.Listen(ctx, cfg("client"))
 	if err != nil {
 		srv.Close()
 		return nil, err
 	}
-	b, err := driver.Listen(ctx, cfg("server", pools[1]))
+	b, err := driver.Listen(ctx, cfg("server"))
 	if err != nil {
 		a.Close()
 		srv.Close()
@@ -188,7 +126,7 @@ func dialNatpassWith(ctx context.Context, loss float64, pools [2]*bufferPool) (*
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &pair{client: &natpassEnd{c: ca, pool: pools[0]}, server: &natpassEnd{c: cb, pool: pools[1]}, close: closeAll, cipher: "Noise IKpsk2, AES-256-GCM with AES hardware on both ends, else ChaCha20-Poly1305"}, nil
+	return &pair{client: &natpassEnd{n: a, c: ca}, server: &natpassEnd{n: b, c: cb}, close: closeAll, cipher: "Noise IKpsk2, AES-256-GCM with AES hardware on both ends, else ChaCha20-Poly1305"}, nil
 }
 
 // Streams (kcp-go, quic-go) carry messages with a 4-byte length prefix.

@@ -11,7 +11,7 @@ import "sync"
 type bufferPool struct {
 	mu          sync.Mutex
 	small, big  [][]byte
-	gets, fresh int // for tests and Stats-style counters
+	gets, fresh uint64 // Stats.Buffers: Lent, Made
 }
 
 const (
@@ -56,6 +56,16 @@ func (p *bufferPool) Put(b []byte) {
 	if len(*list) < poolKeep {
 		*list = append(*list, b[:0])
 	}
+}
+
+// stats are the pool's counters (zero for no pool).
+func (p *bufferPool) stats() BufferStats {
+	if p == nil {
+		return BufferStats{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return BufferStats{Lent: p.gets, Made: p.fresh}
 }
 
 // recyclePool makes cfg.RUDP.Buffers a new pool when cfg.RecycleBuffers asks for

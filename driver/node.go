@@ -596,7 +596,15 @@ type Stats struct {
 	Sockets         int // open UDP sockets
 	// Stream: the fallback to the server's TCP/TLS listener (Config.ServerTCP).
 	Stream NodeStreamStats
-	Node   node.Stats
+	// Buffers: the pool of Config.RecycleBuffers (zero without it).
+	Buffers BufferStats
+	Node    node.Stats
+}
+
+// BufferStats count the message buffers of Config.RecycleBuffers' pool.
+type BufferStats struct {
+	Lent uint64 // buffers handed out, to received messages and by Node.Buffer
+	Made uint64 // of them, newly allocated: none was free (Made ≪ Lent when reused)
 }
 
 // NodeStreamStats count a node's fallback to TCP/TLS.
@@ -635,6 +643,7 @@ func (n *Node) Stats() Stats {
 		n.mu.Unlock()
 	}
 	st.Node, st.Sockets = ns, socks
+	st.Buffers = n.pool.stats()
 	st.Stream.Transport = n.ServerTransport()
 	if f := n.fb; f != nil {
 		st.Stream.Dials, st.Stream.DialFails, st.Stream.Moves = f.dials.Load(), f.dialFails.Load(), f.moves.Load()
