@@ -123,15 +123,7 @@ func (s *Server) admitRegister(now proto.Instant, sock int, from netip.AddrPort,
 // admitReply charges an admitted register to the server-wide reply budget and makes
 // sure its answer has transmit room.
 func (s *Server) admitReply(now proto.Instant) error {
-	if !s.unauth.allow(now, s.cfg.UnauthRate) {
-		s.stats.DropBusy++
-		return ErrBusy
-	}
-	if s.tx.free() == 0 {
-		s.stats.DropQueueFull++
-		return ErrQueueFull
-	}
-	return nil
+	return s.chargeBudget(now, &s.unauth, s.cfg.UnauthRate, &s.stats.DropBusy)
 }
 
 // sendRetry answers register txid with a fresh token for from: only to a register at

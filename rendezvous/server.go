@@ -602,8 +602,14 @@ func (s *Server) refuseRate(now proto.Instant, l *limiter, sock int, to netip.Ad
 // no amplification, and its own budget keeps it from spending the one retry and
 // registered answers draw on (UnauthRate).
 func (s *Server) admitNoSession(now proto.Instant) error {
-	if !s.noSession.allow(now, s.cfg.NoSessionRate) {
-		s.stats.DropNoSessionBusy++
+	return s.chargeBudget(now, &s.noSession, s.cfg.NoSessionRate, &s.stats.DropNoSessionBusy)
+}
+
+// chargeBudget charges one answer to server-wide budget b (rate r; a refusal
+// counted in busy) and makes sure the answer has transmit room.
+func (s *Server) chargeBudget(now proto.Instant, b *gcra, r Rate, busy *uint64) error {
+	if !b.allow(now, r) {
+		*busy++
 		return ErrBusy
 	}
 	if s.tx.free() == 0 {
