@@ -253,7 +253,7 @@ func (c *Conn) wantsAckNow(now proto.Instant, probe, wroteData bool, sp *sentPac
 // in return its probe timeout leaves out the peer's ack delay (RFC 9002 §6.2.1 does
 // so where the peer is not expected to delay: the PING makes that true).
 func (c *Conn) lonePing(now proto.Instant, wroteData bool) bool {
-	return wroteData && c.sendQueueEmpty() && now.Sub(c.lastAckElicitingSent) >= c.peerAckDelayMax()
+	return wroteData && now.Sub(c.lastAckElicitingSent) >= c.peerAckDelayMax() && c.sendQueueEmpty()
 }
 
 // rollAckRate ends the rate window, noting the rate and whether the window
