@@ -79,3 +79,71 @@ func TestGameTailLowRTT(t *testing.T) {
 		})
 	}
 }
+
+// A request/response flow faster than one exchange per max_ack_delay (the bench's
+// ping-pong) has no lone packets: no PING is added, and each reply carries the
+// ACK of its request, so ACK-only packets stay a small share. A 20 Hz flow's
+// packets are lone: each carries a PING.
+func TestLonePingOnlyForSparsePackets(t *testing.T) {
+	seed := uint64(19)
+	if fixed, ok := simtest.Fixed(); ok {
+		seed = fixed
+	}
+	n := newNetwork(t, seed)
+	l := linkConfig{delay: time.Millisecond}
+	a, b := n.pair(Config{}, &link{cfg: l}, &link{cfg: l})
+	msg := make([]byte, 64)
+	const exchanges = 2000
+	done := 0
+	b.onMsg = func(now proto.Instant, ev *EventMessage) {
+		if err := b.c.Send(now, 0, ReliableOrdered, msg); err != nil {
+			n.failf("reply: %v", err)
+		}
+	}
+	a.onMsg = func(now proto.Instant, ev *EventMessage) {
+		if done++; done < exchanges {
+			if err := a.c.Send(now, 0, ReliableOrdered, msg); err != nil {
+				n.failf("request: %v", err)
+			}
+		}
+	}
+	if err := a.c.Send(n.now, 0, ReliableOrdered, msg); err != nil {
+		t.Fatal(err)
+	}
+	if !n.run(n.now.Add(time.Minute), func() bool { return done == exchanges }) {
+		n.failf("%d of %d exchanges", done, exchanges)
+	}
+	sa, sb := a.c.Stats(), b.c.Stats()
+	t.Logf("seed %d: %d exchanges at 2 ms RTT: PINGs %d / %d, ACK-only packets %d / %d of %d / %d",
+		seed, exchanges, sa.ImmediateAckPings, sb.ImmediateAckPings, sa.AckOnlyPackets, sb.AckOnlyPackets, sa.PacketsSent, sb.PacketsSent)
+	if sa.ImmediateAckPings+sb.ImmediateAckPings > 2 {
+		n.failf("request/response drew %d + %d immediate-ACK PINGs", sa.ImmediateAckPings, sb.ImmediateAckPings)
+	}
+	if sb.AckOnlyPackets > exchanges/10 {
+		n.failf("the responder sent %d ACK-only packets for %d requests", sb.AckOnlyPackets, exchanges)
+	}
+
+	game := runLowRTTGame(t, seed, 50*time.Microsecond, 0, 10*time.Second)
+	if msgs := uint64(10*20 + 1); game.sender.ImmediateAckPings < msgs*9/10 {
+		n.failf("a 20 Hz flow: %d immediate-ACK PINGs for %d messages", game.sender.ImmediateAckPings, msgs)
+	}
+}
+
+// The probe timeout after a PINGed packet leaves out the peer's max ack delay (RFC
+// 9002 §6.2.1); after any other it counts it.
+func TestPTOAfterPingLeavesOutAckDelay(t *testing.T) {
+	c := New(Config{}, 0)
+	c.rtt.update(20*time.Millisecond, 0)
+	withDelay := c.ptoPeriod()
+	c.lastAckElicitingPing = true
+	if got, want := c.ptoPeriod(), withDelay-c.cfg.MaxAckDelay; got != want {
+		t.Errorf("after a PING: %v, want %v", got, want)
+	}
+	// On a sub-ms path the floor binds.
+	lan := New(Config{}, 0)
+	lan.rtt.update(50*time.Microsecond, 0)
+	lan.lastAckElicitingPing = true
+	if got := lan.ptoPeriod(); got != ptoMin {
+		t.Errorf("LAN after a PING: %v, want the %v floor", got, ptoMin)
+	}
+}
