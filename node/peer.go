@@ -264,8 +264,11 @@ func (pc *peerConn) fallBack(now proto.Instant, reason string) {
 	}
 	if pc.agent.Strategy() != proto.StrategyNone {
 		// Try for a direct path again later (DESIGN §6.6: every 30–60 s): the
-		// network may change.
-		pc.timers.set(peerRetryDirect, now.Add(30*time.Second+time.Duration(pc.rng.Uint64()%uint64(30*time.Second))))
+		// network may change. A retry already armed stays: a search the peer's
+		// retry started does not postpone ours, since only our own request names
+		// our fresh socket's current mapping (reintroduce), and a side whose
+		// timer always lost the race would never tell it.
+		pc.timers.earlier(peerRetryDirect, now.Add(30*time.Second+time.Duration(pc.rng.Uint64()%uint64(30*time.Second))))
 	}
 	pc.setPath(now, pc.relayPathEvent(reason))
 }

@@ -21,7 +21,7 @@ import (
 // two fresh mappings is new on both NATs, whichever of them rebooted.
 
 // maxRebinds bounds the fresh sockets one peer takes over its life (the driver bounds
-// every extra socket too); past it the peer's refreshes are plain ones.
+// every extra socket too); past it a lost path takes no new one (reintroduce).
 const maxRebinds = 16
 
 // rebindOwner owns a fresh socket asked for a peer's rebind (Node.requestSockets),
@@ -69,7 +69,7 @@ func (pc *peerConn) rebindable() bool {
 }
 
 // rebindSockets receives the fresh socket (none: the driver could open none, and a
-// plain refresh is asked for instead).
+// refresh is asked for instead, naming the fresh socket the agent has, if any).
 func (pc *peerConn) rebindSockets(addrs []netip.AddrPort) {
 	pc.rebind.waiting = false
 	if pc.closed {
@@ -99,6 +99,21 @@ func predictedOf(m *proto.Introduction) netip.AddrPort {
 		}
 	}
 	return netip.AddrPort{}
+}
+
+// reintroduce asks for a refreshed introduction of the known peer p. While p's agent
+// searches from a fresh socket it is a rebound one naming that socket's mapping,
+// learned again by a nat-probe: the peer aims at it only as an introduction told it,
+// and the one that did may never have reached the peer (a server outage, a session
+// lost), or our NAT may have given the socket another mapping since (a reboot). A
+// plain refresh names none, and the peer would keep aiming at a stale prediction
+// while we probe from a socket it never heard of, a deadlock no retry escapes.
+func (n *Node) reintroduce(now proto.Instant, p *peerConn) {
+	if sock := p.agent.Rebound(); sock.IsValid() && p.agent.Plan().Strategy == proto.StrategySimultaneousOpen {
+		n.srv.introduceRebound(now, p.id, sock)
+		return
+	}
+	n.srv.introduce(now, p.id, true)
 }
 
 // introduceRebound asks for a refreshed introduction of peer naming the mapping of

@@ -40,7 +40,7 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 				// PROTOCOL §5.10: rebase); the relay waits for its token rather
 				// than take a channel of the session's 16 with the old one.
 				p.dropRelay(now)
-				n.srv.introduce(now, p.id, true)
+				n.reintroduce(now, p)
 			}
 		}
 	case srvNATReport:
@@ -64,7 +64,7 @@ func (n *Node) onServerEvent(now proto.Instant, e srvEvent) {
 		n.emit(EventServerChanged{From: e.from, To: e.to, Reason: e.reason})
 	case srvMoved:
 		for _, p := range n.peers {
-			n.srv.introduce(now, p.id, true)
+			n.reintroduce(now, p)
 		}
 	case srvLost:
 		for _, p := range n.peers {
@@ -97,7 +97,7 @@ func (n *Node) onPeerEvent(now proto.Instant, p *peerConn, e any) {
 		n.peerLinkEvent(now, e)
 	case peerWantsIntroduction:
 		if !p.closed {
-			n.srv.introduce(now, p.id, true)
+			n.reintroduce(now, p)
 		}
 	case peerWantsSockets:
 		n.requestSockets(p, e.n)

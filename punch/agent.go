@@ -446,6 +446,13 @@ func (a *Agent) Rebind(sock netip.AddrPort) {
 	}
 }
 
+// Rebound is the fresh socket the searches probe from (Rebind; zero: Local). The
+// peer aims at its mapping only as the latest introduction that named it told it,
+// so an owner asking for another introduction names that socket's mapping again
+// (PROTOCOL.md §9.3): the peer may have missed the one that named it, or our NAT
+// may have given the socket another mapping since (a reboot).
+func (a *Agent) Rebound() netip.AddrPort { return a.rebound }
+
 // predictedRemote is the peer's predicted candidate of Local's family (zero: none).
 func (a *Agent) predictedRemote() netip.AddrPort {
 	for _, c := range a.cfg.Remote {

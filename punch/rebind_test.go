@@ -27,7 +27,13 @@ func TestRebindSearchesFromFreshSocket(t *testing.T) {
 	fresh := netip.MustParseAddrPort("192.0.2.1:4999")
 	peerFresh := netip.MustParseAddrPort("198.51.100.2:6001")
 	peerNow := netip.MustParseAddrPort("198.51.100.2:5002") // the peer's server-reflexive address moved
+	if a.Rebound().IsValid() {
+		t.Fatalf("Rebound before any Rebind: %v", a.Rebound())
+	}
 	a.Rebind(fresh)
+	if a.Rebound() != fresh { // the owner names its mapping in every later refresh
+		t.Fatalf("Rebound after Rebind(%v): %v", fresh, a.Rebound())
+	}
 	start := now.Add(500 * time.Millisecond)
 	a.Refresh(start, natOpen, natOpen, []proto.Candidate{
 		{Kind: proto.CandidateServerReflexive, Addr: peerNow}, {Kind: proto.CandidatePredicted, Addr: peerFresh}}, false)
@@ -45,6 +51,10 @@ func TestRebindSearchesFromFreshSocket(t *testing.T) {
 	a.HandleTimeout(later.Add(500 * time.Millisecond))
 	if got := targetsOf(sent(a, later.Add(500*time.Millisecond)), fresh, primeTTL); !slices.Contains(got, peerFresh) {
 		t.Errorf("after an introduction with no predicted address the search primes %v, want %v kept", got, peerFresh)
+	}
+	a.Forget() // our network changed: the fresh socket went with it
+	if a.Rebound().IsValid() {
+		t.Errorf("Rebound after Forget: %v", a.Rebound())
 	}
 }
 

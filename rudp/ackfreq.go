@@ -220,22 +220,40 @@ func (c *Conn) sparse(f ackFreq) bool { return f.delay > c.cfg.MaxAckDelay }
 // timeout, which counts the sparse delay until the change is acknowledged.
 func (c *Conn) freqRidesAlong() bool { return c.sparse(c.afOut.want) || c.sparse(c.afOut.asked) }
 
-// wantsAckNow reports whether the packet being built (size bytes), under a request
-// that lets the peer delay its acknowledgement, should carry a PING for one at once.
-// Under the sparse request: what is sent again when lost (reliable data, MAX_DATA,
-// probes; an unreliable message is never retransmitted, so nothing waits on its
-// acknowledgement), and the packet that takes the bytes in flight to half the
-// window, so that a flow grown faster than its rate estimate gets the window
-// reopened a round trip later rather than a sparse delay later. Under the bulk
-// request a probe, a top-priority message and a burst's last packet
-// (draft-ietf-quic-ack-frequency §9.1: nothing then follows that would trip the
-// threshold).
-func (c *Conn) wantsAckNow(probe, wroteData bool, sp *sentPacket, size int) bool {
-	if c.sparse(c.afOut.asked) {
+// wantsAckNow reports whether the packet being built (size bytes) should carry a PING
+// for an acknowledgement at once. Under the sparse request: what is sent again when
+// lost (reliable data, MAX_DATA, probes; an unreliable message is never
+// retransmitted, so nothing waits on its acknowledgement), and the packet that takes
+// the bytes in flight to half the window, so that a flow grown faster than its rate
+// estimate gets the window reopened a round trip later rather than a sparse delay
+// later. Under the bulk request a probe, a top-priority message and a burst's last
+// packet (draft-ietf-quic-ack-frequency §9.1: nothing then follows that would trip
+// the threshold). Under the default rule (ack every second packet, else within
+// max_ack_delay) a probe, and a lone packet: one that ends a burst when the previous
+// ack-eliciting packet went at least the peer's ack delay ago. Nothing is likely to
+// follow it within the delay, so the peer's ACK would come alone anyway, only that
+// much later, and every lost lone packet would wait that much longer for its probe
+// timeout (see lonePing).
+func (c *Conn) wantsAckNow(now proto.Instant, probe, wroteData bool, sp *sentPacket, size int) bool {
+	switch {
+	case c.sparse(c.afOut.asked):
 		return probe || c.packetHasReliable || sp.has(pktMaxData) ||
 			(c.bytesInFlight+size)*ackSparseFlightShare >= c.cc.cwnd
+	case c.peerDelaysAcks():
+		return probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())
 	}
-	return probe || c.packetHasTop || (wroteData && c.sendQueueEmpty())
+	return probe || c.lonePing(now, wroteData)
+}
+
+// lonePing reports whether a packet under the default rule is lone (see
+// wantsAckNow). A flow of one packet per RTT or faster (request and response,
+// bulk) is not: its next packet, or the peer's reply carrying the ACK, comes within
+// the peer's ack delay, and a PING would cost an ACK-only packet per message. A
+// lone packet's ACK comes in its own packet either way, so the PING costs one byte;
+// in return its probe timeout leaves out the peer's ack delay (RFC 9002 §6.2.1 does
+// so where the peer is not expected to delay: the PING makes that true).
+func (c *Conn) lonePing(now proto.Instant, wroteData bool) bool {
+	return wroteData && now.Sub(c.lastAckElicitingSent) >= c.peerAckDelayMax() && c.sendQueueEmpty()
 }
 
 // rollAckRate ends the rate window, noting the rate and whether the window

@@ -98,6 +98,7 @@ type Conn struct {
 	ptoCount             int           // RFC 9002 §6.2.1 pto_count
 	ptoProbes            int           // probe packets still to send for a fired PTO
 	lastAckElicitingSent proto.Instant // RFC 9002 A.3 time_of_last_ack_eliciting_packet
+	lastAckElicitingPing bool          // ... and it carried a PING (its PTO leaves out the peer's ack delay)
 	ackElicitingInFlight int
 	bytesInFlight        int           // RFC 9002 §7 bytes_in_flight
 	flightStart          proto.Instant // when bytesInFlight last rose from 0
@@ -173,6 +174,7 @@ const (
 	pktPMTUProbe
 	pktOverCwnd // sent by a top-priority lane beyond the window
 	pktAckFreq  // carried an ACK-FREQUENCY frame
+	pktPing     // carried a PING: the peer acknowledges it at once
 	pktAcked
 	pktLost
 )

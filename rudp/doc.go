@@ -34,7 +34,11 @@
 // as its rate then keeps at most half the window and 32 packets in flight), and
 // its probe timeout counts that delay until a smaller request is acknowledged;
 // packets carrying reliable data or MAX_DATA, and the one that fills half the
-// window, then ask for their acknowledgement at once.
+// window, then ask for their acknowledgement at once. Under the default rule a lone
+// packet (the end of a burst, MaxAckDelay or more after the previous ack-eliciting
+// one: a 20 Hz reliable flow's every message) and a probe carry a PING: their ACK
+// would come alone anyway, and a lost one is probed a round trip after it rather
+// than MaxAckDelay later.
 //
 // # Call contract
 //
@@ -86,7 +90,9 @@
 // a packet declared lost is acknowledged after all, the path reorders: the
 // packet-count rule is dropped and the time window grows by a quarter of the minimum
 // RTT per spurious loss, up to one RTT (RFC 8985's adaptive reo_wnd). When
-// nothing is acknowledged for a probe timeout (RFC 9002 §6.2, floor 10 ms rather than
+// nothing is acknowledged for a probe timeout (RFC 9002 §6.2, floor 2 ms rather than
 // RFC 6298's 1 s, doubling per timeout up to Config.PTOMax) two probes carry the
-// oldest unacknowledged data again: the tail-loss probe of RFC 8985 §7.
+// oldest unacknowledged data again: the tail-loss probe of RFC 8985 §7. The probe
+// timeout counts the peer's max ack delay unless the last ack-eliciting packet
+// carried a PING, which the peer acknowledges at once.
 package rudp

@@ -285,9 +285,18 @@ func (c *Conn) setLossTimer() {
 	}
 }
 
-// ptoPeriod is the backed-off probe timeout (RFC 9002 §6.2.1), capped.
+// ptoPeriod is the backed-off probe timeout (RFC 9002 §6.2.1), capped. When the last
+// ack-eliciting packet carried a PING the peer acknowledges it without delay, so, as
+// RFC 9002 §6.2.1 does for packets the peer will not delay, the period leaves out
+// the peer's max ack delay: its ACK is due a round trip after it, and that ACK covers
+// every packet before it too. The packets before it that the ACK reports missing are
+// then RACK's (RFC 8985 §6.2), and if the PING packet itself is lost the probe is due.
 func (c *Conn) ptoPeriod() time.Duration {
-	base := c.rtt.pto(c.peerAckDelayMax())
+	ackDelay := c.peerAckDelayMax()
+	if c.lastAckElicitingPing {
+		ackDelay = 0
+	}
+	base := c.rtt.pto(ackDelay)
 	limit := max(c.cfg.PTOMax, base)
 	d := base
 	for i := 0; i < c.ptoCount && d < limit; i++ {

@@ -7,8 +7,12 @@ const granularity = time.Millisecond
 
 // ptoMin is the floor of the probe timeout. RFC 6298 §2.4 sets 1 s for TCP, which
 // would turn one lost game input into a second-long stall; a PTO that fires a few
-// milliseconds too early only costs one spurious probe.
-const ptoMin = 10 * time.Millisecond
+// milliseconds too early only costs one spurious probe. It binds only on sub-ms
+// paths (loopback, a LAN) and only when the peer acknowledges at once (the last
+// packet carried a PING; otherwise the peer's max_ack_delay is counted too): two
+// timer granularities, for this end's loss timer and the peer's loop, each of which
+// may run up to one late (Go's timers sleep in whole milliseconds when idle).
+const ptoMin = 2 * granularity
 
 // rttEstimator is the RFC 9002 §5 estimator (the RFC 6298 smoothing with QUIC's
 // min_rtt and ack-delay correction).

@@ -43,7 +43,7 @@ func TestRTTEstimator(t *testing.T) {
 	if base := max(r.smooth, r.latest); ro.window(&r) != base+base/8 {
 		t.Errorf("loss delay %v, want %v", ro.window(&r), base+base/8)
 	}
-	// The game-sized floor: a LAN with 100 µs RTT still waits ptoMin.
+	// The floor: a LAN with 100 µs RTT still waits ptoMin.
 	lan := newRTTEstimator(time.Millisecond)
 	lan.update(100*time.Microsecond, 0)
 	for range 20 {

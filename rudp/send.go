@@ -256,7 +256,7 @@ func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.In
 		eliciting = true
 	}
 	ping := c.pingPending || (probe && !eliciting) || (c.ackOnlyStreak >= ackOnlyStreakMax && !eliciting)
-	if !ping && eliciting && c.peerDelaysAcks() && c.wantsAckNow(probe, wroteData, sp, len(*b)) {
+	if !ping && eliciting && c.wantsAckNow(now, probe, wroteData, sp, len(*b)) {
 		// The peer may hold this packet's acknowledgement back: ask for it at once.
 		ping = true
 		c.stats.ImmediateAckPings++
@@ -264,6 +264,7 @@ func (c *Conn) fillEliciting(b *[]byte, sp *sentPacket, budget int, now proto.In
 	if ping && budget-len(*b) >= 1 {
 		*b = append(*b, byte(proto.RUDPPing))
 		c.pingPending = false
+		sp.flags |= pktPing
 		eliciting = true
 	}
 	return eliciting
@@ -292,6 +293,7 @@ func (c *Conn) recordSent(now proto.Instant, sp *sentPacket, size int, eliciting
 		c.bytesInFlight += size
 		c.ackElicitingInFlight++
 		c.lastAckElicitingSent = now
+		c.lastAckElicitingPing = sp.has(pktPing)
 		c.pacer.spend(size)
 		c.ackOnlyStreak = 0
 		if c.ptoProbes > 0 {

@@ -18,7 +18,7 @@ type Stats struct {
 	AckOnlyPackets, AckOnlyBytes                            uint64 // packets carrying nothing but an ACK
 	AckFrequencySent                                        uint64 // ACK-FREQUENCY frames sent (§7.9)
 	AckFrequencyReceived, AckFrequencyStale                 uint64 // ... received and applied; ignored as older than one applied
-	ImmediateAckPings                                       uint64 // PINGs added because the peer may delay its ACK: burst ends, top-priority messages, probes
+	ImmediateAckPings                                       uint64 // PINGs added because the peer may delay its ACK: burst ends, lone packets, top-priority messages, probes
 	Retransmits                                             uint64 // fragments sent again
 	RedundantFrames                                         uint64 // unacknowledged messages repeated by Redundant lanes
 	PTOs, CongestionEvents, PersistentCongestion            uint64
