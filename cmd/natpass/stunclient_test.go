@@ -98,8 +98,18 @@ func TestDebianSTUNClient(t *testing.T) {
 		t.Skip("stun not installed (Debian package stun-client; .ci/run installs it as root)")
 	}
 	srv := startLoopbackServer(t, stunFamilies[0].listen)
-	local := freeUDPPort(t)
-	out := runClient(t, true, tool, srv.String(), "-v", "-p", strconv.Itoa(local))
+	// The client opens the port it is given and the next one: a port pair free a
+	// moment ago can be taken meanwhile by the package's other tests, which the
+	// client reports as "in use"; then it is asked again with another pair.
+	var local int
+	var out string
+	for try := 0; try < 5; try++ {
+		local = freeUDPPortPair(t)
+		out = runClient(t, true, tool, srv.String(), "-v", "-p", strconv.Itoa(local))
+		if !strings.Contains(out, "is in use") {
+			break
+		}
+	}
 	if !strings.Contains(out, "STUN client version") {
 		t.Skipf("%s is not the Debian stun client:\n%s", tool, out)
 	}
@@ -108,15 +118,23 @@ func TestDebianSTUNClient(t *testing.T) {
 	}
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
+// freeUDPPortPair returns a loopback UDP port that, with the next one, was free a
+// moment ago.
+func freeUDPPortPair(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		next, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
+		c.Close()
+		if err == nil {
+			next.Close()
+			return port
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // The request turnutils_stunclient sends, byte for byte the same form, from a socket
