@@ -10,14 +10,19 @@ import (
 // session is one registered node: everything an introduction needs about it, its
 // cookie, and its request budget.
 type session struct {
+	// addr, local and lastActive come first, in the slot's first cache line: they are
+	// all a relayed frame reads and writes of its two sessions (relay.go), and at game
+	// rates across many sessions each slot it touches is a likely cache miss.
+	addr       netip.AddrPort // observed (server-reflexive) address; replies go here
+	local      netip.AddrPort // server socket it registered on
+	lastActive proto.Instant  // last request or relay frame with its cookie or on its channel
+
 	cookie proto.Session
 	// tag is the registration's public random identity: pair IDs and PSKs derive
 	// from the two sides' tags, so another server of the cluster derives the same.
 	tag    [proto.RegTagLen]byte
 	peer   PeerID
 	key    [proto.KeyLen]byte // static public key, from the ticket
-	addr   netip.AddrPort     // observed (server-reflexive) address; replies go here
-	local  netip.AddrPort     // server socket it registered on
 	hosts  [proto.MaxHostCandidates]netip.AddrPort
 	nhosts uint8
 	// suites is the suite set the node registered with, as it sent it; every
@@ -33,7 +38,6 @@ type session struct {
 	lastSeen         proto.Instant // last keepalive or register from addr on local
 	registeredAt     proto.Instant // when the session was created
 	registeredUnixMs uint64        // the same in wall time: the newest registration of an ID wins (§12.3)
-	lastActive       proto.Instant // last request or relay frame with its cookie or on its channel
 	// rtt is the node's round trip to the server (0: not measured): from the
 	// registered reply (regSentAt, while rttPending) to the node's first nat-probe,
 	// which it sends as soon as it is registered. It sizes the pair's start delay

@@ -519,6 +519,7 @@ func BenchmarkRelayForward(b *testing.B) {
 		c.RelaySessionRate, c.RelayServerRate = unlimited, unlimited
 		c.SourceRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
 		c.UnauthRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
+		c.OpenRegisterRate = Rate{Interval: time.Nanosecond, Burst: 1 << 20}
 	}
 	b.Run("pairs=1", func(b *testing.B) {
 		rp := newRelayPair(b, open)
