@@ -63,6 +63,7 @@ type floorCounters struct {
 	sendCalls              atomic.Uint64 // sendmmsg calls (poll), enters that submitted sends (uring)
 	sendFailed             atomic.Uint64 // datagrams the kernel refused
 	noBuffers, sqFull      atomic.Uint64 // uring: recvmsg out of buffers, SQ full mid-batch
+	holds                  floorHolds    // with floorStampEnv
 }
 
 // floorTable is the channels' bound ends, indexed by channel.
@@ -119,6 +120,10 @@ func runFloorChildIfAsked() {
 		_ = conn.SetReadBuffer(4 << 20)
 		_ = conn.SetWriteBuffer(4 << 20)
 		addr = conn.LocalAddr().String()
+		if os.Getenv(floorStampEnv) == "1" {
+			rc, _ := conn.SyscallConn()
+			_ = rc.Control(func(fd uintptr) { _ = c.holds.enableStamps(int(fd)) })
+		}
 		go func() { failed <- floorPoll(conn, t, c) }()
 	} else {
 		// Outside Go's poller: its epoll registration would wake a thread per
@@ -127,6 +132,9 @@ func runFloorChildIfAsked() {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench floor child:", err)
 			os.Exit(1)
+		}
+		if os.Getenv(floorStampEnv) == "1" {
+			_ = c.holds.enableStamps(fd)
 		}
 		sa, _ := unix.Getsockname(fd)
 		a4 := sa.(*unix.SockaddrInet4)
@@ -165,6 +173,11 @@ func floorAnswer(c *floorCounters) {
 		case "wakes":
 			fmt.Println(c.wakes.Load(), c.reads.Load(), c.sendCalls.Load(), c.sendFailed.Load(), c.dropped.Load(),
 				c.noBuffers.Load(), c.sqFull.Load())
+		case "holds":
+			fmt.Println(c.holds.report())
+		case "holdreset":
+			c.holds.reset()
+			fmt.Println("ok")
 		}
 	}
 	os.Exit(0)
@@ -203,6 +216,7 @@ func floorPoll(conn *net.UDPConn, t *floorTable, c *floorCounters) error {
 		rhdrs, shdrs [floorPollBatch]unix.Mmsghdr
 		riovs, siovs [floorPollBatch]unix.Iovec
 		names        [floorPollBatch]unix.RawSockaddrInet4
+		controls     [floorPollBatch][64]byte
 		bufs         [floorPollBatch][floorBufLen]byte
 	)
 	for i := range floorPollBatch {
@@ -222,6 +236,10 @@ func floorPoll(conn *net.UDPConn, t *floorTable, c *floorCounters) error {
 		}
 		for i := range floorPollBatch {
 			rhdrs[i].Hdr.Name, rhdrs[i].Hdr.Namelen = (*byte)(unsafe.Pointer(&names[i])), unix.SizeofSockaddrInet4
+			if c.holds.on {
+				rhdrs[i].Hdr.Control = &controls[i][0]
+				rhdrs[i].Hdr.SetControllen(len(controls[i]))
+			}
 		}
 		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&rhdrs[0])), floorPollBatch, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN {
@@ -230,8 +248,9 @@ func floorPoll(conn *net.UDPConn, t *floorTable, c *floorCounters) error {
 		}
 		if e == 0 {
 			c.reads.Add(1)
-			k := 0
+			k, woke := 0, c.holds.wokeAt()
 			for i := range int(n) {
+				c.holds.add(controls[i][:rhdrs[i].Hdr.Controllen], woke)
 				if to := t.route(bufs[i][:], int(rhdrs[i].Len), &names[i], c); to != nil {
 					shdrs[k].Hdr.Name, shdrs[k].Hdr.Namelen = (*byte)(unsafe.Pointer(to)), unix.SizeofSockaddrInet4
 					siovs[k].Base = &bufs[i][0]

@@ -17,11 +17,12 @@ func floorFlags(rc *relayConfig) func() bool {
 	holds := flag.String("floor-holds", "0s,200us,500us", "the io_uring floor relays' holds (0s: woken per arrival)")
 	minWait := flag.Bool("floor-min-wait", false, "bound the io_uring holds with min_wait_usec (Linux 6.12) instead of a timeout")
 	natpass := flag.Bool("floor-natpass", true, "-relay-floor measures the natpass server with raw relay-send frames (as -relay -raw) too")
+	stamp := flag.Bool("floor-stamp", false, "the floor relays measure each datagram's hold with kernel arrival stamps (costs CPU: a separate run)")
 	return func() bool {
 		if !*on {
 			return false
 		}
-		cfg := floorConfig{sessions: rc.gameSessions, size: rc.gameSize, dur: rc.gameDur, rounds: *rounds, minWait: *minWait, natpass: *natpass}
+		cfg := floorConfig{sessions: rc.gameSessions, size: rc.gameSize, dur: rc.gameDur, rounds: *rounds, minWait: *minWait, natpass: *natpass, stamp: *stamp}
 		for _, h := range strings.Split(*holds, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(h))
 			if err != nil {

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,8 +21,8 @@ func TestFloorRelays(t *testing.T) {
 		name, child string
 		env         []string
 	}{
-		{"poll", floorPollChild, nil},
-		{"uring 200µs", floorUringChild, []string{floorHoldEnv + "=200"}},
+		{"poll", floorPollChild, []string{floorStampEnv + "=1"}},
+		{"uring 200µs", floorUringChild, []string{floorHoldEnv + "=200", floorStampEnv + "=1"}},
 		{"uring per arrival", floorUringChild, []string{floorHoldEnv + "=0"}},
 	}
 	for _, st := range styles {
@@ -34,6 +36,9 @@ func TestFloorRelays(t *testing.T) {
 			}
 			defer s.close()
 			lat.reset()
+			if _, err := s.server.ask("holdreset"); err != nil {
+				t.Fatal(err)
+			}
 			r, err := measureRelay(s, 300*time.Millisecond, 300*time.Millisecond, gameTraffic(200, spreadPhases(s.flows)))
 			if err != nil {
 				t.Fatal(err)
@@ -44,6 +49,16 @@ func TestFloorRelays(t *testing.T) {
 			}
 			if p50, p99 := lat.quantiles(); p50 <= 0 || p99 < p50 {
 				t.Fatalf("latencies p50 %v, p99 %v", p50, p99)
+			}
+			if slices.Contains(st.env, floorStampEnv+"=1") {
+				var held uint64
+				line, err := s.server.ask("holds")
+				if err == nil {
+					_, err = fmt.Sscan(line, &held)
+				}
+				if err != nil || held < r.serverForwarded {
+					t.Fatalf("the relay stamped %d of the %d datagrams it forwarded (%q, %v)", held, r.serverForwarded, line, err)
+				}
 			}
 			if w := floorWakes(s.server); w == nil || w[0] == 0 {
 				t.Fatalf("the relay's loop counters: %v", w)

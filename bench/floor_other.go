@@ -15,6 +15,7 @@ type floorConfig struct {
 	holds          []time.Duration
 	minWait        bool
 	natpass        bool
+	stamp          bool
 }
 
 // runFloor: the floor relays are Linux's (recvmmsg, io_uring).

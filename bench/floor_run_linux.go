@@ -23,6 +23,7 @@ type floorConfig struct {
 	holds          []time.Duration // io_uring variants: one per hold (0: wake per arrival)
 	minWait        bool            // the io_uring holds as min_wait_usec rather than a timeout
 	natpass        bool            // the natpass server with raw relay-send frames (-relay -raw) too
+	stamp          bool            // the floor relays measure each datagram's hold (floor_hold_linux.go)
 }
 
 // floorVariant is one server of a round.
@@ -39,16 +40,21 @@ type floorRow struct {
 	ctxSwitches      uint64
 	wakes, sendCalls uint64
 	p50, p99         time.Duration
+	hold             string // the relay's hold histogram: "count p50-µs p99-µs", with cfg.stamp
 	failed, dropped  uint64
 }
 
 func floorVariants(cfg floorConfig) []floorVariant {
+	var stampEnv []string
+	if cfg.stamp {
+		stampEnv = []string{floorStampEnv + "=1"}
+	}
 	vs := []floorVariant{
 		{"coturn", func() (*relaySetup, *floorLatency, error) {
 			s, err := setupCoturn(cfg.sessions, true)
 			return s, nil, err
 		}},
-		{"poll", func() (*relaySetup, *floorLatency, error) { return setupFloor(floorPollChild, nil, cfg.sessions) }},
+		{"poll", func() (*relaySetup, *floorLatency, error) { return setupFloor(floorPollChild, stampEnv, cfg.sessions) }},
 	}
 	if cfg.natpass {
 		vs = append(vs, floorVariant{"natpass raw", func() (*relaySetup, *floorLatency, error) {
@@ -57,7 +63,7 @@ func floorVariants(cfg floorConfig) []floorVariant {
 		}})
 	}
 	for _, h := range cfg.holds {
-		env := []string{floorHoldEnv + "=" + strconv.Itoa(int(h/time.Microsecond)), "GODEBUG=asyncpreemptoff=1"}
+		env := append([]string{floorHoldEnv + "=" + strconv.Itoa(int(h/time.Microsecond)), "GODEBUG=asyncpreemptoff=1"}, stampEnv...)
 		name := fmt.Sprintf("uring %v", h)
 		if cfg.minWait && h > 0 {
 			env = append(env, floorMinWaitEnv+"=1")
@@ -114,6 +120,9 @@ func floorWindow(v floorVariant, cfg floorConfig) (floorRow, error) {
 	if lat != nil {
 		lat.reset()
 	}
+	if cfg.stamp && lat != nil {
+		_, _ = s.server.ask("holdreset")
+	}
 	r, err := measureRelay(s, cfg.dur, time.Second, gameTraffic(cfg.size, spreadPhases(s.flows)))
 	if err != nil {
 		return row, err
@@ -125,6 +134,9 @@ func floorWindow(v floorVariant, cfg floorConfig) (floorRow, error) {
 	}
 	if lat != nil {
 		row.p50, row.p99 = lat.quantiles()
+	}
+	if cfg.stamp && lat != nil {
+		row.hold, _ = s.server.ask("holds")
 	}
 	return row, nil
 }
@@ -186,6 +198,9 @@ func printFloorRow(row floorRow, coturn float64) {
 	}
 	fmt.Printf("%-5d %-22s %9d %9d %6.2f%% %10.2f %9s %8s %10.3f %10s %9s %9s\n", row.round, row.name, row.r.sent, row.r.received,
 		row.r.lossPercent(), us, ratio, perWake, float64(row.ctxSwitches)/float64(max(row.r.received, 1)), sendsPerWake, lat50, lat99)
+	if row.hold != "" {
+		fmt.Printf("      (%s: hold in the relay, arrival to its loop's wake-up: count, p50 µs, p99 µs: %s)\n", row.name, row.hold)
+	}
 	if row.failed > 0 || row.dropped > 0 {
 		fmt.Printf("      (%s: %d sends refused, %d datagrams dropped)\n", row.name, row.failed, row.dropped)
 	}

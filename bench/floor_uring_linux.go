@@ -42,6 +42,7 @@ type floorUringLoop struct {
 	c       *floorCounters
 	tmpl    unix.Msghdr
 	armed   bool
+	woke    int64 // the clock at the last wake-up, with hold stamps on
 	msgs    [floorUringEntries]unix.Msghdr
 	iovs    [floorUringEntries]unix.Iovec
 	sending []uint16 // buffers of the sends queued, recycled after the enter that submits them
@@ -64,6 +65,9 @@ func floorUring(fd int, t *floorTable, c *floorCounters, cfg floorUringConfig) e
 	}
 	l := &floorUringLoop{ring: ring, bufs: bufs, fd: fd, t: t, c: c,
 		tmpl: unix.Msghdr{Namelen: unix.SizeofSockaddrInet4}, sending: make([]uint16, 0, floorUringEntries)}
+	if c.holds.on {
+		l.tmpl.SetControllen(floorStampRoom)
+	}
 	w := uring.Wait{MinComplete: cfg.batch, Timeout: int64(cfg.hold)}
 	if cfg.minWait {
 		w = uring.Wait{MinComplete: cfg.batch, MinWaitMicros: uint32(cfg.hold / time.Microsecond), Timeout: int64(time.Second)}
@@ -80,6 +84,7 @@ func floorUring(fd int, t *floorTable, c *floorCounters, cfg floorUringConfig) e
 			return err
 		}
 		c.wakes.Add(1)
+		l.woke = c.holds.wokeAt()
 		ring.Completions(l.complete)
 	}
 }
@@ -119,10 +124,12 @@ func (l *floorUringLoop) complete(cqe uring.CQE) {
 		return
 	}
 	buf := l.bufs.Buf(id)
-	name, payload, trunc, ok := uring.ParseRecvMsg(buf, int(cqe.Res), l.tmpl.Namelen, 0)
+	m, ok := uring.ParseRecvMsg(buf, int(cqe.Res), l.tmpl.Namelen, uint32(l.tmpl.Controllen))
+	payload := m.Payload
 	var to *unix.RawSockaddrInet4
-	if ok && !trunc && len(name) == unix.SizeofSockaddrInet4 && len(payload) > 0 {
-		to = l.t.route(payload, len(payload), (*unix.RawSockaddrInet4)(unsafe.Pointer(&name[0])), l.c)
+	if ok && !m.Truncated && len(m.Name) == unix.SizeofSockaddrInet4 && len(payload) > 0 {
+		l.c.holds.add(m.Control, l.woke)
+		to = l.t.route(payload, len(payload), (*unix.RawSockaddrInet4)(unsafe.Pointer(&m.Name[0])), l.c)
 	}
 	if to == nil {
 		l.bufs.Recycle(id)

@@ -87,23 +87,32 @@ func (s *SQE) PrepSendMsgNow(fd int, msg *unix.Msghdr, userData uint64) {
 // recvMsgOutSize is sizeof(struct io_uring_recvmsg_out).
 const recvMsgOutSize = 16
 
+// RecvMsg is one datagram a multishot recvmsg put in a provided buffer.
+type RecvMsg struct {
+	Name      []byte // the source address as the kernel wrote it
+	Control   []byte // the control messages
+	Payload   []byte // cut to what the buffer held
+	Truncated bool   // the datagram (or its control) was longer than the buffer's room
+}
+
 // ParseRecvMsg splits a buffer a multishot recvmsg filled (n bytes, the CQE's
-// Res) whose request's msghdr reserved nameRoom and controlRoom bytes: the
-// source address as the kernel wrote it, and the payload (cut to what the
-// buffer held: truncated says the datagram was longer). ok is false when n is
-// too short to hold the header and the reserved room.
-func ParseRecvMsg(buf []byte, n int, nameRoom, controlRoom uint32) (name, payload []byte, truncated, ok bool) {
+// Res) whose request's msghdr reserved nameRoom and controlRoom bytes. ok is
+// false when n is too short to hold the header and the reserved room.
+func ParseRecvMsg(buf []byte, n int, nameRoom, controlRoom uint32) (m RecvMsg, ok bool) {
 	at := recvMsgOutSize + int(nameRoom) + int(controlRoom)
 	if n < at || n > len(buf) {
-		return nil, nil, false, false
+		return m, false
 	}
 	nameLen := binary.NativeEndian.Uint32(buf[0:])
+	controlLen := binary.NativeEndian.Uint32(buf[4:])
 	payloadLen := binary.NativeEndian.Uint32(buf[8:])
 	flags := binary.NativeEndian.Uint32(buf[12:])
-	name = buf[recvMsgOutSize : recvMsgOutSize+int(min(nameLen, nameRoom))]
-	payload = buf[at:n]
-	truncated = flags&unix.MSG_TRUNC != 0 || int(payloadLen) > len(payload)
-	return name, payload, truncated, true
+	m.Name = buf[recvMsgOutSize : recvMsgOutSize+int(min(nameLen, nameRoom))]
+	ctl := recvMsgOutSize + int(nameRoom)
+	m.Control = buf[ctl : ctl+int(min(controlLen, controlRoom))]
+	m.Payload = buf[at:n]
+	m.Truncated = flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || int(payloadLen) > len(m.Payload)
+	return m, true
 }
 
 // bufRingEntry is struct io_uring_buf; the ring's tail is the first entry's

@@ -113,9 +113,10 @@ func echoBatch(t *testing.T, r *Ring, bufs *BufRing, fd int, tmpl *unix.Msghdr, 
 		if c.Res < 0 || !ok || !c.More() {
 			t.Fatalf("recvmsg completion %+v", c)
 		}
-		name, payload, trunc, ok := ParseRecvMsg(bufs.Buf(id), int(c.Res), tmpl.Namelen, 0)
-		if !ok || trunc || len(name) != unix.SizeofSockaddrInet4 {
-			t.Fatalf("recvmsg buffer: name %d bytes, truncated %v, ok %v", len(name), trunc, ok)
+		m, ok := ParseRecvMsg(bufs.Buf(id), int(c.Res), tmpl.Namelen, 0)
+		name, payload := m.Name, m.Payload
+		if !ok || m.Truncated || len(name) != unix.SizeofSockaddrInet4 || len(m.Control) != 0 {
+			t.Fatalf("recvmsg buffer: %+v, ok %v", m, ok)
 		}
 		if port := int(name[2])<<8 | int(name[3]); port != want.Port {
 			t.Fatalf("source port %d, want %d", port, want.Port)
