@@ -13,6 +13,7 @@ type floorConfig struct {
 	dur            time.Duration
 	rounds         int
 	holds          []time.Duration
+	batches        []int
 	minWait        bool
 	natpass        bool
 	stamp          bool

@@ -21,6 +21,7 @@ type floorConfig struct {
 	dur            time.Duration
 	rounds         int
 	holds          []time.Duration // io_uring variants: one per hold (0: wake per arrival)
+	batches        []int           // their min_complete (0: the child's default, 64)
 	minWait        bool            // the io_uring holds as min_wait_usec rather than a timeout
 	natpass        bool            // the natpass server with raw relay-send frames (-relay -raw) too
 	stamp          bool            // the floor relays measure each datagram's hold (floor_hold_linux.go)
@@ -62,9 +63,13 @@ func floorVariants(cfg floorConfig) []floorVariant {
 			return s, nil, err
 		}})
 	}
-	for _, h := range cfg.holds {
+	for i, h := range cfg.holds {
 		env := append([]string{floorHoldEnv + "=" + strconv.Itoa(int(h/time.Microsecond)), "GODEBUG=asyncpreemptoff=1"}, stampEnv...)
 		name := fmt.Sprintf("uring %v", h)
+		if b := cfg.batches[i]; b > 0 {
+			env = append(env, floorBatchEnv+"="+strconv.Itoa(b))
+			name += fmt.Sprintf(" /%d", b)
+		}
 		if cfg.minWait && h > 0 {
 			env = append(env, floorMinWaitEnv+"=1")
 			name += " min_wait"
@@ -81,8 +86,8 @@ func floorVariants(cfg floorConfig) []floorVariant {
 func runFloor(cfg floorConfig) error {
 	fmt.Printf("relay floor: %d sessions × 20 Hz × %d B one way, %v windows (+1 s settle), %d round(s); server CPU = the child's utime+stime\n",
 		cfg.sessions, cfg.size, cfg.dur, cfg.rounds)
-	fmt.Printf("%-5s %-22s %9s %9s %7s %10s %9s %8s %10s %10s %9s %9s\n", "round", "server", "sent", "delivered",
-		"loss", "µs/dgram", "×coturn", "dg/wake", "ctxsw/dg", "sends/wake", "p50", "p99")
+	fmt.Printf("%-5s %-22s %9s %9s %7s %10s %9s %8s %10s %10s %9s %9s  %s\n", "round", "server", "sent", "delivered",
+		"loss", "µs/dgram", "×coturn", "dg/wake", "ctxsw/dg", "sends/wake", "p50", "p99", "load after")
 	var rows []floorRow
 	for round := 1; round <= cfg.rounds; round++ {
 		var coturn float64
@@ -196,8 +201,8 @@ func printFloorRow(row floorRow, coturn float64) {
 	if row.p50 > 0 {
 		lat50, lat99 = fmtMicros(row.p50), fmtMicros(row.p99)
 	}
-	fmt.Printf("%-5d %-22s %9d %9d %6.2f%% %10.2f %9s %8s %10.3f %10s %9s %9s\n", row.round, row.name, row.r.sent, row.r.received,
-		row.r.lossPercent(), us, ratio, perWake, float64(row.ctxSwitches)/float64(max(row.r.received, 1)), sendsPerWake, lat50, lat99)
+	fmt.Printf("%-5d %-22s %9d %9d %6.2f%% %10.2f %9s %8s %10.3f %10s %9s %9s  %s\n", row.round, row.name, row.r.sent, row.r.received,
+		row.r.lossPercent(), us, ratio, perWake, float64(row.ctxSwitches)/float64(max(row.r.received, 1)), sendsPerWake, lat50, lat99, loadAverage())
 	if row.hold != "" {
 		fmt.Printf("      (%s: hold in the relay, arrival to its loop's wake-up: count, p50 µs, p99 µs: %s)\n", row.name, row.hold)
 	}
