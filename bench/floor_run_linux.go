@@ -35,14 +35,15 @@ type floorVariant struct {
 
 // floorRow is one measured window.
 type floorRow struct {
-	round            int
-	name             string
-	r                relayResult
-	ctxSwitches      uint64
-	wakes, sendCalls uint64
-	p50, p99         time.Duration
-	hold             string // the relay's hold histogram: "count p50-µs p99-µs", with cfg.stamp
-	failed, dropped  uint64
+	round             int
+	name              string
+	r                 relayResult
+	ctxSwitches       uint64
+	wakes, sendCalls  uint64
+	p50, p99          time.Duration
+	hold              string // the relay's hold histogram: "count p50-µs p99-µs", with cfg.stamp
+	failed, dropped   uint64
+	noBuffers, sqFull uint64 // io_uring: receives out of buffers, SQ full mid-batch
 }
 
 func floorVariants(cfg floorConfig) []floorVariant {
@@ -136,6 +137,7 @@ func floorWindow(v floorVariant, cfg floorConfig) (floorRow, error) {
 	if w1 := floorWakes(s.server); w0 != nil && w1 != nil {
 		row.wakes, row.sendCalls = w1[0]-w0[0], w1[2]-w0[2]
 		row.failed, row.dropped = w1[3]-w0[3], w1[4]-w0[4]
+		row.noBuffers, row.sqFull = w1[5]-w0[5], w1[6]-w0[6]
 	}
 	if lat != nil {
 		row.p50, row.p99 = lat.quantiles()
@@ -206,8 +208,9 @@ func printFloorRow(row floorRow, coturn float64) {
 	if row.hold != "" {
 		fmt.Printf("      (%s: hold in the relay, arrival to its loop's wake-up: count, p50 µs, p99 µs: %s)\n", row.name, row.hold)
 	}
-	if row.failed > 0 || row.dropped > 0 {
-		fmt.Printf("      (%s: %d sends refused, %d datagrams dropped)\n", row.name, row.failed, row.dropped)
+	if row.failed > 0 || row.dropped > 0 || row.noBuffers > 0 || row.sqFull > 0 {
+		fmt.Printf("      (%s: %d sends refused, %d datagrams dropped, %d receives out of buffers, SQ full %d times)\n",
+			row.name, row.failed, row.dropped, row.noBuffers, row.sqFull)
 	}
 }
 
