@@ -185,8 +185,9 @@ func (r *Ring) NextSQE() *SQE {
 	return s
 }
 
-// Pending is the number of SQEs handed out and not yet submitted.
-func (r *Ring) Pending() uint32 { return r.sqLocal - atomic.LoadUint32(r.sqTail) }
+// Pending is the number of SQEs handed out and not yet taken by the kernel
+// (a failed Enter may leave some: the next one submits them).
+func (r *Ring) Pending() uint32 { return r.sqLocal - atomic.LoadUint32(r.sqHead) }
 
 // Wait bounds Enter's wait for completions.
 type Wait struct {
@@ -210,9 +211,9 @@ type Wait struct {
 // EINTR (a signal, e.g. the runtime's preemption) and ETIME end the wait
 // without an error.
 func (r *Ring) Enter(w Wait, raw bool) (int, error) {
-	tail := r.sqLocal
-	toSubmit := tail - atomic.LoadUint32(r.sqTail)
-	atomic.StoreUint32(r.sqTail, tail)
+	atomic.StoreUint32(r.sqTail, r.sqLocal)
+	head := atomic.LoadUint32(r.sqHead)
+	toSubmit := r.sqLocal - head
 	flags := uintptr(0)
 	var arg, argSize uintptr
 	if w.MinComplete > 0 {
@@ -237,8 +238,9 @@ func (r *Ring) Enter(w Wait, raw bool) (int, error) {
 	case errno == 0:
 		return int(n), nil
 	case errno == unix.EINTR || errno == unix.ETIME || errno == unix.EAGAIN || errno == unix.EBUSY:
-		// EAGAIN/EBUSY: completions must be reaped first; the caller does that next.
-		return int(toSubmit) - int(r.Pending()), nil
+		// EAGAIN/EBUSY: completions must be reaped first; the caller does that
+		// next, and what the kernel did not take stays queued for the next Enter.
+		return int(atomic.LoadUint32(r.sqHead) - head), nil
 	default:
 		return 0, fmt.Errorf("uring: io_uring_enter: %w", errno)
 	}
