@@ -34,7 +34,8 @@ import (
 //     one io_uring_enter, the wait bounded by a hold (floorHoldEnv).
 //
 // Its standard input is as the natpass child's: closing it ends the process;
-// "stats" is answered with "in forwarded", "wakes" with the loop's counters.
+// "stats" is answered with "in forwarded", "wakes" with the loop's counters,
+// "holds" and "holdreset" with the hold histogram's (floor_hold_linux.go).
 
 const (
 	floorPollChild  = "floor-poll"
@@ -42,8 +43,9 @@ const (
 	// floorHoldEnv is the io_uring style's wait bound in µs (default 500):
 	// how long a datagram may wait in the kernel for others to batch with.
 	floorHoldEnv = "NATPASS_BENCH_FLOOR_HOLD_US"
-	// floorBatchEnv is the io_uring style's min_complete (default 64): the
-	// wait also ends when this many completions are ready.
+	// floorBatchEnv is the io_uring style's min_complete (default 64). Measured
+	// on 6.18, it does not end a wait early with a multishot recvmsg under
+	// DEFER_TASKRUN (BENCHMARKS.md): the hold is what bounds the wait.
 	floorBatchEnv = "NATPASS_BENCH_FLOOR_BATCH"
 	// floorMinWaitEnv, set to 1, bounds the hold with the ext arg's
 	// min_wait_usec (Linux 6.12) instead of its timeout: after the hold any one
