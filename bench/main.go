@@ -76,8 +76,12 @@ func main() {
 	loadMaxPeers := flag.Int("load-max-peers", 0, "the -load servers' presence table size (0: rendezvous.DefaultMaxPeers)")
 	loadOne := flag.Int("load-one", 0, "only the one-address phase of -load: this many nodes behind 127.0.0.1 start at once against a freshly started server, as after a restart (0: off)")
 	loadRestart := flag.Bool("load-restart", false, "with -load-one: a real restart instead: the nodes register (started over one keepalive interval), the server child is killed and restarted on the same port, and the time until all registered again is measured")
+	floor := floorFlags(&rc) // -relay-floor (floor_flags.go)
 	runChildIfAsked()
 	flag.Parse()
+	if floor() {
+		return
+	}
 	if *relay || *ceiling || *loadN > 0 || *loadOne > 0 {
 		fmt.Printf("%s, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), loadAverage())
 		err := runIssue18(*relay, rc, *ceiling, *ceilingDur, *bulkMiB<<20, *loadN, *loadIdle, *loadTimeout, *loadMaxPeers)
