@@ -20,7 +20,6 @@ type sendBatch struct {
 	oobs [sendBatchLen][64]byte
 
 	iov  [sendBatchLen][1][]byte
-	gso  gsoWriter
 	mmsg mmsgWriter
 }
 

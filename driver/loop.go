@@ -299,31 +299,32 @@ func (l *loop) flushFull() {
 	l.batch.keepFrom(k)
 }
 
-// sendSlots sends batch slots [0, end) (flush).
+// sendSlots sends batch slots [0, end) (flush, flushFull). Where the kernel
+// has GSO, every run of equal-size datagrams to one destination is one entry of a
+// sendmmsg and every other datagram an entry of its own: a flush costs one system
+// call however its runs and singles fall (issue 18: a bulk sender's flushes were
+// a full run and a short one, two calls, and a receiver's acknowledgements of a
+// few sizes one call per size). Elsewhere it is a sendmmsg of the datagrams.
 func (l *loop) sendSlots(end int) {
 	b := &l.batch
 	if end == 0 {
 		return
 	}
-	single := 0 // the first slot waiting for a sendmmsg of the slots that are no run
-	for i := 0; i < end; {
-		j := i + 1
-		if gsoSupported && !b.sock.noGSO {
-			j = min(b.runEnd(i), end)
-		}
-		if j-i >= 2 {
-			l.sendmmsg(single, i)
-			if !l.sendGSO(i, j, len(b.iov[i][0]), b.to[i]) {
-				l.sendmmsg(i, j)
-			}
-			single = j
-		}
+	if !gsoSupported || b.sock.noGSO {
+		l.sendmmsg(0, end)
+		return
+	}
+	n := 0
+	for i := 0; i < end; n++ {
+		j := min(b.runEnd(i), end)
+		b.mmsg.setEntry(n, i, j, b.sock, b.to[i])
 		i = j
 	}
-	l.sendmmsg(single, end)
+	l.sendEntries(n)
 }
 
-// sendmmsg sends batch slots [i, j) with sendmmsg; nothing when the range is empty.
+// sendmmsg sends batch slots [i, j) with sendmmsg, one entry per datagram;
+// nothing when the range is empty.
 func (l *loop) sendmmsg(i, j int) {
 	if i >= j {
 		return
@@ -338,23 +339,6 @@ func (l *loop) sendmmsg(i, j int) {
 			l.count(nil, len(b.iov[k][0]))
 		}
 	}
-}
-
-// sendGSO sends slots [i, j) as one GSO send; false when it failed (the caller
-// sends them one by one, and a failure that means "no GSO here" turns it off).
-func (l *loop) sendGSO(i, j, seg int, to netip.AddrPort) bool {
-	b := &l.batch
-	if err := b.sock.writeGSO(&b.gso, b.iov[i:j], seg, to); err != nil {
-		if gsoUnsupported(err) {
-			b.sock.noGSO = true
-		}
-		return false
-	}
-	for k := i; k < j; k++ {
-		l.count(nil, len(b.iov[k][0]))
-	}
-	l.stats.gsoSends.Add(1)
-	return true
 }
 
 func (l *loop) count(err error, n int) {
