@@ -2,9 +2,12 @@ package driver
 
 import "net/netip"
 
-// sendBatchLen is how many datagrams one batch holds: one sendmmsg, or GSO runs of
-// up to gsoMaxSegments.
-const sendBatchLen = gsoMaxSegments
+// sendBatchLen is how many datagrams one batch holds: one sendmmsg, whose entries
+// are GSO runs of up to gsoMaxSegments and single datagrams. Two full runs' worth
+// (issue 18): what a bulk sender's read of acknowledgements releases, often more
+// than one run, leaves in one system call (a full batch sends all but its open
+// run, flushFull). The slots' buffers are 128 datagrams per loop.
+const sendBatchLen = 2 * gsoMaxSegments
 
 // sendBatch collects datagrams for one socket. Each slot owns a buffer the
 // machine's PollTransmit writes into, and the sendmmsg writer's header for it

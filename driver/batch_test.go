@@ -110,10 +110,10 @@ func TestFlushSkipsRefusedDatagrams(t *testing.T) {
 
 // A batch that fills in the middle of bulk data keeps back the GSO run that could
 // still grow, so the runs are as long as the kernel takes (45 datagrams of 1452
-// bytes) rather than cut where the 64 slots ended: an acknowledgement to another
-// peer, 120 full packets and a shorter last one leave in three GSO runs (45, 45,
-// 31) and three sendmmsg calls, one per flush (the acknowledgement rides in the
-// first), every datagram once and in order.
+// bytes) rather than cut where the slots ended: an acknowledgement to another
+// peer, 250 full packets and a shorter last one leave in six GSO runs (45 × 5,
+// then 25 and the short one) and three sendmmsg calls, one per flush (the
+// acknowledgement rides in the first), every datagram once and in order.
 func TestFullBatchKeepsOpenRun(t *testing.T) {
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
 	tx, err := listenUDP(lo, netip.AddrPort{})
@@ -131,7 +131,7 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 	l := &loop{batch: newSendBatch(maxDatagram)}
 	type dgram struct{ to, size int }
 	plan := []dgram{{1, 50}}
-	for range 120 {
+	for range 250 {
 		plan = append(plan, dgram{0, 1452})
 	}
 	plan = append(plan, dgram{0, 700})
@@ -149,8 +149,8 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 	if out := l.stats.datagramsOut.Load(); out != uint64(len(plan)) {
 		t.Fatalf("%d datagrams out, want %d", out, len(plan))
 	}
-	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); gsoSupported && !tx.noGSO && (g != 3 || m != 3) {
-		t.Fatalf("%d GSO sends and %d sendmmsg calls, want 3 and 3", g, m)
+	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); gsoSupported && !tx.noGSO && (g != 6 || m != 3) {
+		t.Fatalf("%d GSO sends and %d sendmmsg calls, want 6 and 3", g, m)
 	}
 	buf := make([]byte, 2048)
 	for k, d := range plan {
