@@ -38,9 +38,11 @@ func (l *loop) sendEntries(n int) {
 		l.stats.mmsgSends.Add(1)
 		for ; sent > 0; sent-- {
 			i, j := w.entrySlots(e)
+			bytes := 0
 			for k := i; k < j; k++ {
-				l.count(nil, len(b.iov[k][0]))
+				bytes += len(b.iov[k][0])
 			}
+			l.countSent(j-i, bytes)
 			if j-i > 1 {
 				l.stats.gsoSends.Add(1)
 			}

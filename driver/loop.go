@@ -182,19 +182,22 @@ func (l *loop) deliver(pkts []*packet) bool {
 	return true
 }
 
-// handle gives the packet's datagrams to the machine, draining after each.
+// handle gives the packet's datagrams to the machine, draining after each. They
+// share one reading of the clock: a coalesced read's datagrams arrived together,
+// and a clock read per datagram was 2 % of a bulk transfer (issue 18).
 func (l *loop) handle(p *packet) {
 	if p.dst.IsValid() && p.sock.noteSource(p.from, p.dst) {
 		l.stats.sourcesForgotten.Add(1)
 	}
+	now := l.now()
+	var datagrams, bytes uint64
 	for k := 0; ; k++ {
 		d, ok := p.datagram(k)
 		if !ok {
 			break
 		}
-		l.stats.datagramsIn.Add(1)
-		l.stats.bytesIn.Add(uint64(len(d)))
-		now := l.now()
+		datagrams++
+		bytes += uint64(len(d))
 		if l.divertIn != nil && !p.stream && l.divertIn(now, p, d) {
 			l.drain(now)
 			continue
@@ -204,6 +207,8 @@ func (l *loop) handle(p *packet) {
 		}
 		l.drain(now)
 	}
+	l.stats.datagramsIn.Add(datagrams)
+	l.stats.bytesIn.Add(bytes)
 }
 
 // handleTimer runs the machine's timers if they are due and drains.
@@ -346,8 +351,13 @@ func (l *loop) count(err error, n int) {
 		l.stats.writeErrors.Add(1)
 		return
 	}
-	l.stats.datagramsOut.Add(1)
-	l.stats.bytesOut.Add(uint64(n))
+	l.countSent(1, n)
+}
+
+// countSent counts datagrams sent, bytes in all.
+func (l *loop) countSent(datagrams, bytes int) {
+	l.stats.datagramsOut.Add(uint64(datagrams))
+	l.stats.bytesOut.Add(uint64(bytes))
 }
 
 // arm sets the timer to the machine's deadline if it moved. Whoever holds mu
