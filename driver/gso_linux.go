@@ -14,9 +14,11 @@ import (
 )
 
 // UDP generic segmentation offload (Linux ≥ 4.18, udp(7) UDP_SEGMENT): one
-// sendmsg carries a run of equal-size datagrams to one destination, and the kernel
+// message carries a run of equal-size datagrams to one destination, and the kernel
 // cuts it, which saves most of the per-datagram cost of the send path. rudp's bulk
-// packets are equal-size, so runs are common while a transfer is under way.
+// packets are equal-size, so runs are common while a transfer is under way. The
+// control message is per message, so one sendmmsg carries several runs and single
+// datagrams side by side (sendSlots).
 
 // gsoMaxSegments bounds one run: the kernel's UDP_MAX_SEGMENTS.
 const gsoMaxSegments = 64

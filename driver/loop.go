@@ -37,8 +37,8 @@ type counters struct {
 	writeErrors            atomic.Uint64 // the kernel refused a send (unreachable, no route, EPERM)
 	unknownFrom            atomic.Uint64 // Transmit.From named no socket; sent from the main one
 	sourcesForgotten       atomic.Uint64 // remote addresses a full source table forgot (pktinfo.go)
-	gsoSends               atomic.Uint64 // runs of datagrams sent with one GSO sendmsg
-	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it) for the datagrams in no run
+	gsoSends               atomic.Uint64 // GSO runs sent (each one entry of a sendmmsg)
+	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it): send system calls but TTL-limited writes
 }
 
 // loop owns one machine and runs it. The machine is not safe for concurrent use:
@@ -282,8 +282,8 @@ func (l *loop) socketFor(from netip.AddrPort) *socket {
 	return s
 }
 
-// flush sends the batched datagrams: runs of equal-size datagrams to one
-// destination in one GSO send where the kernel can, the rest with sendmmsg.
+// flush sends the batched datagrams (sendSlots): one sendmmsg, runs of
+// equal-size datagrams to one destination as GSO entries where the kernel can.
 func (l *loop) flush() {
 	l.sendSlots(l.batch.n)
 	l.batch.reset()
