@@ -7,10 +7,9 @@ import (
 	"time"
 )
 
-// One flush sends each GSO run with one call and gathers every datagram that is in
-// no run (other destinations, a different size, an empty one) into one sendmmsg
-// between runs; every datagram arrives, in order, and an empty one does not turn
-// GSO off.
+// One flush is one sendmmsg: each GSO run one entry, every datagram that is in no
+// run (other destinations, a different size, an empty one) an entry of its own;
+// every datagram arrives, in order, and an empty one does not turn GSO off.
 func TestFlushGathersRunsAndSingles(t *testing.T) {
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
 	tx, err := listenUDP(lo, netip.AddrPort{})
@@ -41,7 +40,7 @@ func TestFlushGathersRunsAndSingles(t *testing.T) {
 		l.batch.add(tx, p, rx[d.to].addr)
 	}
 	l.flush()
-	wantGSO, wantMmsg := uint64(2), uint64(2)
+	wantGSO, wantMmsg := uint64(2), uint64(1)
 	if !gsoSupported || tx.noGSO {
 		wantGSO, wantMmsg = 0, 1
 	}
@@ -111,10 +110,10 @@ func TestFlushSkipsRefusedDatagrams(t *testing.T) {
 
 // A batch that fills in the middle of bulk data keeps back the GSO run that could
 // still grow, so the runs are as long as the kernel takes (45 datagrams of 1452
-// bytes) rather than cut where the 64 slots ended: an acknowledgement to another
-// peer, 120 full packets and a shorter last one leave in one sendmmsg and three
-// GSO sends (45, 45, 31; five calls when cut at the slots), every datagram once
-// and in order.
+// bytes) rather than cut where the slots ended: an acknowledgement to another
+// peer, 250 full packets and a shorter last one leave in six GSO runs (45 × 5,
+// then 25 and the short one) and six sendmmsg calls, one per flush (the
+// acknowledgement rides in the first), every datagram once and in order.
 func TestFullBatchKeepsOpenRun(t *testing.T) {
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
 	tx, err := listenUDP(lo, netip.AddrPort{})
@@ -132,7 +131,7 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 	l := &loop{batch: newSendBatch(maxDatagram)}
 	type dgram struct{ to, size int }
 	plan := []dgram{{1, 50}}
-	for range 120 {
+	for range 250 {
 		plan = append(plan, dgram{0, 1452})
 	}
 	plan = append(plan, dgram{0, 700})
@@ -150,8 +149,8 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 	if out := l.stats.datagramsOut.Load(); out != uint64(len(plan)) {
 		t.Fatalf("%d datagrams out, want %d", out, len(plan))
 	}
-	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); gsoSupported && !tx.noGSO && (g != 3 || m != 1) {
-		t.Fatalf("%d GSO sends and %d sendmmsg calls, want 3 and 1", g, m)
+	if g, m := l.stats.gsoSends.Load(), l.stats.mmsgSends.Load(); gsoSupported && !tx.noGSO && (g != 6 || m != 6) {
+		t.Fatalf("%d GSO sends and %d sendmmsg calls, want 6 and 6", g, m)
 	}
 	buf := make([]byte, 2048)
 	for k, d := range plan {
@@ -164,6 +163,54 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 		}
 		if n != d.size || buf[0] != byte(k) || buf[n-1] != byte(k) {
 			t.Fatalf("datagram %d to socket %d: %d bytes of %d, want %d bytes of %d", k, d.to, n, buf[0], d.size, k)
+		}
+	}
+}
+
+// A GSO run the kernel refuses (an IPv6 destination from an IPv4 socket) counts
+// its datagrams as write errors, leaves GSO on and costs the entries after it in
+// the same flush nothing: they arrive, in order.
+func TestFlushSkipsRefusedRun(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	tx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.conn.Close()
+	rx, err := listenUDP(lo, netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.conn.Close()
+	l := &loop{batch: newSendBatch(maxDatagram)}
+	refused := netip.MustParseAddrPort("[2001:db8::1]:9")
+	type dgram struct {
+		to   netip.AddrPort
+		size int
+	}
+	plan := []dgram{{rx.addr, 20}, {refused, 100}, {refused, 100}, {refused, 100}, {rx.addr, 100}, {rx.addr, 100}, {rx.addr, 30}}
+	for k, d := range plan {
+		p := l.batch.next()[:d.size]
+		for i := range p {
+			p[i] = byte(k)
+		}
+		l.batch.add(tx, p, d.to)
+	}
+	l.flush()
+	if e, out := l.stats.writeErrors.Load(), l.stats.datagramsOut.Load(); e != 3 || out != 4 || tx.noGSO {
+		t.Fatalf("%d write errors, %d datagrams out, GSO off: %v; want 3, 4, false", e, out, tx.noGSO)
+	}
+	buf := make([]byte, 256)
+	for _, k := range []int{0, 4, 5, 6} {
+		if err := rx.conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := rx.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", k, err)
+		}
+		if !bytes.Equal(buf[:n], bytes.Repeat([]byte{byte(k)}, plan[k].size)) {
+			t.Fatalf("got %d bytes of %v, want datagram %d", n, buf[:min(n, 4)], k)
 		}
 	}
 }

@@ -99,16 +99,17 @@ func sendGSORun(t *testing.T, tx *socket, to netip.AddrPort) []byte {
 		}
 		run = append(run, bytes.Repeat([]byte{byte(i)}, n)...)
 	}
-	var segments [][1][]byte
+	l := &loop{batch: newSendBatch(maxDatagram)}
 	for off := 0; off < len(run); off += seg {
-		segments = append(segments, [1][]byte{run[off:min(off+seg, len(run))]})
+		p := l.batch.next()
+		l.batch.add(tx, p[:copy(p, run[off:min(off+seg, len(run))])], to)
 	}
-	var w gsoWriter
-	if err := tx.writeGSO(&w, segments, seg, to); err != nil {
-		if gsoUnsupported(err) {
-			t.Skipf("this kernel cannot send with UDP_SEGMENT: %v", err)
-		}
-		t.Fatal(err)
+	l.flush()
+	if tx.noGSO {
+		t.Skip("this kernel cannot send with UDP_SEGMENT")
+	}
+	if l.stats.gsoSends.Load() != 1 || l.stats.datagramsOut.Load() != segs {
+		t.Fatalf("%d GSO sends of %d datagrams, want 1 of %d", l.stats.gsoSends.Load(), l.stats.datagramsOut.Load(), segs)
 	}
 	if err := tx.write(nil, to, 0); err != nil {
 		t.Fatal(err)

@@ -14,9 +14,11 @@ import (
 )
 
 // UDP generic segmentation offload (Linux ≥ 4.18, udp(7) UDP_SEGMENT): one
-// sendmsg carries a run of equal-size datagrams to one destination, and the kernel
+// message carries a run of equal-size datagrams to one destination, and the kernel
 // cuts it, which saves most of the per-datagram cost of the send path. rudp's bulk
-// packets are equal-size, so runs are common while a transfer is under way.
+// packets are equal-size, so runs are common while a transfer is under way. The
+// control message is per message, so one sendmmsg carries several runs and single
+// datagrams side by side (sendSlots).
 
 // gsoMaxSegments bounds one run: the kernel's UDP_MAX_SEGMENTS.
 const gsoMaxSegments = 64
@@ -25,69 +27,46 @@ const gsoMaxSegments = 64
 // kernel before it is cut, so it must fit an IPv4 UDP payload (65,535 − 20 − 8).
 const gsoMaxBytes = 65507
 
-// gsoWriter sends a run of datagrams with one sendmsg(2): the datagrams are the
-// iovecs, so the kernel gathers them where they lie and nothing is copied into a
-// run buffer first. Its message, address and control buffers are reused for every
-// send, and the function handed to RawConn.Write is built once: sending allocates
-// nothing. Only the loop (holding its mu) uses it.
-type gsoWriter struct {
-	hdr   unix.Msghdr
-	iov   [gsoMaxSegments]unix.Iovec
-	name  unix.RawSockaddrInet6 // room for either family
-	oob   [96]byte              // UDP_SEGMENT, and the source address (pktinfo.go)
-	errno unix.Errno
-	send  func(fd uintptr) bool
-}
-
-// writeGSO sends segs (each seg bytes, the last possibly shorter; at most
-// gsoMaxSegments and gsoMaxBytes in all) to to in one system call.
-func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.AddrPort) error {
-	if w.send == nil {
-		w.send = func(fd uintptr) bool {
-			// Raw: the socket is non-blocking, and entering the scheduler's
-			// syscall state would wake its monitor (recvmmsg_linux.go's recv).
-			_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&w.hdr)), unix.MSG_DONTWAIT)
-			if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-				return false // the socket buffer is full: wait until it drains
+// sendEntries sends the entries the batch's writer holds (sendSlots), as few
+// sendmmsg calls as the socket buffer allows. An entry the kernel refuses costs
+// the others nothing: a run refused in a way that says the kernel or device
+// cannot do GSO turns GSO off for the socket and goes again one datagram per
+// entry; any other refusal counts its datagrams as write errors.
+func (l *loop) sendEntries(n int) {
+	b := &l.batch
+	w := &b.mmsg
+	for e := 0; e < n; {
+		sent, err := w.writeEntries(b.sock, e, n)
+		l.stats.mmsgSends.Add(1)
+		for ; sent > 0; sent-- {
+			i, j := w.entrySlots(e)
+			bytes := 0
+			for k := i; k < j; k++ {
+				bytes += len(b.iov[k][0])
 			}
-			w.errno = e
-			return true
+			l.countSent(j-i, bytes)
+			if j-i > 1 {
+				l.stats.gsoSends.Add(1)
+			}
+			e++
 		}
-	}
-	if len(segs) == 0 || len(segs) > gsoMaxSegments {
-		return unix.EINVAL
-	}
-	for i, b := range segs {
-		if len(b[0]) == 0 {
-			return errEmptySegment // the caller's mistake, not the kernel's: GSO stays on
+		if err == nil {
+			continue
 		}
-		w.iov[i].Base = &b[0][0]
-		w.iov[i].SetLen(len(b[0]))
+		i, j := w.entrySlots(e)
+		if _, refused := err.(unix.Errno); !refused {
+			_, j = w.entrySlots(n - 1) // the socket closed: nothing more goes
+			e = n
+		} else {
+			e++
+		}
+		if j-i > 1 && gsoUnsupported(err) {
+			b.sock.noGSO = true
+			l.sendmmsg(i, j)
+			continue
+		}
+		l.stats.writeErrors.Add(uint64(j - i))
 	}
-	w.name = unix.RawSockaddrInet6{}
-	namelen := w.setName(s, to)
-	if namelen == 0 {
-		return unix.EAFNOSUPPORT
-	}
-	w.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.name)), Namelen: namelen, Iov: &w.iov[0]}
-	w.hdr.SetIovlen(len(segs))
-	oob := s.appendPktinfo(gsoOOB(w.oob[:], seg), s.sourceFor(to))
-	w.hdr.Control = &oob[0]
-	w.hdr.SetControllen(len(oob))
-	w.errno = 0
-	if err := s.rc.Write(w.send); err != nil {
-		return err
-	}
-	if w.errno != 0 {
-		return w.errno
-	}
-	return nil
-}
-
-// setName writes to as the socket's family wants it and returns its length; 0 if
-// the socket cannot reach it.
-func (w *gsoWriter) setName(s *socket, to netip.AddrPort) uint32 {
-	return putSockaddr(&w.name, s, to)
 }
 
 // putSockaddr writes to into name (zeroed) as s's family wants it and returns
@@ -122,9 +101,6 @@ func zoneIndex(zone string) uint32 {
 	}
 	return 0
 }
-
-// errEmptySegment: writeGSO was given an empty datagram, which a run cannot carry.
-var errEmptySegment = errors.New("driver: empty datagram in a GSO run")
 
 // gsoOOB builds the UDP_SEGMENT control message for segment size seg into b.
 func gsoOOB(b []byte, seg int) []byte {

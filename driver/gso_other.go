@@ -2,21 +2,18 @@
 
 package driver
 
-import (
-	"errors"
-	"net/netip"
-)
+import "net/netip"
 
 const (
 	gsoMaxSegments = 64
 	gsoMaxBytes    = 65507
 )
 
-type gsoWriter struct{}
+// Without GSO, sendSlots sends every flush with sendmmsg (or writes): these are
+// never called.
+func (w *mmsgWriter) setEntry(e, i, j int, s *socket, to netip.AddrPort) {}
 
-func (s *socket) writeGSO(w *gsoWriter, segs [][1][]byte, seg int, to netip.AddrPort) error {
-	return errors.ErrUnsupported
-}
+func (l *loop) sendEntries(n int) { panic("driver: GSO entries without GSO") }
 
 const gsoSupported = false
 

@@ -21,6 +21,12 @@ const maxSourcePeers = 1 << 14
 // when an entry had to be forgotten to make room. Only the loop (holding its mu) calls
 // it.
 func (s *socket) noteSource(from netip.AddrPort, dst netip.Addr) (forgot bool) {
+	if from == s.lastTo && dst == s.lastSrc && dst.IsValid() {
+		return false // the table holds it already (lastSrc repeats it)
+	}
+	if from == s.lastTo {
+		s.lastSrc = dst
+	}
 	if old, ok := s.sources[from]; ok {
 		if old != dst {
 			s.sources[from] = dst
@@ -33,6 +39,9 @@ func (s *socket) noteSource(from netip.AddrPort, dst netip.Addr) (forgot bool) {
 	if len(s.sources) >= maxSourcePeers {
 		for k := range s.sources {
 			delete(s.sources, k)
+			if k == s.lastTo {
+				s.lastSrc = netip.Addr{}
+			}
 			forgot = true
 			break
 		}
@@ -47,5 +56,12 @@ func (s *socket) sourceFor(to netip.AddrPort) netip.Addr {
 	if !s.pktinfo {
 		return netip.Addr{}
 	}
-	return s.sources[to]
+	if to == s.lastTo && s.lastSrc.IsValid() {
+		return s.lastSrc
+	}
+	src := s.sources[to]
+	if src.IsValid() {
+		s.lastTo, s.lastSrc = to, src
+	}
+	return src
 }

@@ -87,3 +87,57 @@ func TestUnspecifiedServerRelaysFromAddressAsked(t *testing.T) {
 		t.Fatalf("%d sources forgotten with two nodes", st.SourcesForgotten)
 	}
 }
+
+// sourceFor's remembered entry never disagrees with the table, through updates,
+// new remotes and a full table forgetting entries (the remembered one among them).
+func TestSourceForCacheFollowsTable(t *testing.T) {
+	s := &socket{pktinfo: true}
+	remote := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 4000)
+	}
+	local := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i%3)}) }
+	check := func(step int, to netip.AddrPort) {
+		t.Helper()
+		if got, want := s.sourceFor(to), s.sources[to]; got != want {
+			t.Fatalf("step %d: sourceFor(%v) = %v, table has %v", step, to, got, want)
+		}
+	}
+	var seed [8]byte
+	rand.Read(seed[:])
+	x := binary.LittleEndian.Uint64(seed[:]) | 1
+	t.Logf("seed %#x", x)
+	next := func(n int) int { // xorshift: the seed above replays a failure
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return int(x % uint64(n))
+	}
+	for step := range 20000 {
+		r := remote(next(6))
+		if next(2) == 0 {
+			s.noteSource(r, local(next(3)))
+		}
+		check(step, r)
+		check(step, remote(next(6)))
+	}
+	// Fill the table; then every new remote makes it forget an entry, until it
+	// forgot the remembered one, which sourceFor must then not answer from memory.
+	for i := 6; len(s.sources) < maxSourcePeers; i++ {
+		s.noteSource(remote(i), local(i))
+	}
+	kept := remote(0)
+	s.noteSource(kept, local(0))
+	check(0, kept)
+	for step := 0; ; step++ {
+		if step == 1<<20 {
+			t.Fatal("the full table never forgot the remembered entry")
+		}
+		if !s.noteSource(remote(1<<16+step), local(step)) {
+			t.Fatalf("step %d: a full table forgot nothing", step)
+		}
+		if _, ok := s.sources[kept]; !ok {
+			check(step, kept)
+			return
+		}
+	}
+}

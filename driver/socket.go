@@ -79,6 +79,11 @@ type socket struct {
 	// address it last reached (pktinfo.go). Only the loop uses sources.
 	pktinfo bool
 	sources map[netip.AddrPort]netip.Addr
+	// lastTo and lastSrc repeat sources' entry sourceFor found last (lastSrc
+	// invalid: none): a transfer asks for one remote per datagram. noteSource
+	// keeps them true.
+	lastTo  netip.AddrPort
+	lastSrc netip.Addr
 	// oob is write's control-message buffer (the loop's only).
 	oob []byte
 }
