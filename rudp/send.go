@@ -78,8 +78,16 @@ func (c *Conn) admit(now proto.Instant, lane int, mode Mode, n int) error {
 		return ErrMessageTooLarge
 	case c.sendBuffered+n > c.cfg.SendBufferBytes:
 		return ErrSendBufferFull
+	case c.laneQueueFull(&c.lanes[lane]):
+		return ErrSendBufferFull
 	}
 	return nil
+}
+
+// laneQueueFull reports whether lane l holds Config.SendQueueBytes or more bytes not
+// yet sent once.
+func (c *Conn) laneQueueFull(l *lane) bool {
+	return c.cfg.SendQueueBytes >= 0 && l.unsent >= c.cfg.SendQueueBytes
 }
 
 // enqueue queues m, whose data is the message, on its lane.
@@ -100,6 +108,7 @@ func (c *Conn) enqueue(m *outMsg, now, expiry proto.Instant, lane int, mode Mode
 	}
 	l.pending.push(m)
 	l.stats.MessagesQueued++
+	l.unsent += len(m.data)
 	c.sendBuffered += len(m.data)
 }
 
@@ -367,6 +376,7 @@ func (c *Conn) laneReady(l *lane, now proto.Instant, allowLow bool) bool {
 		if !m.started && m.expiry <= now {
 			l.pending.pop()
 			l.stats.MessagesExpired++
+			l.unsent -= len(m.data)
 			c.sendBuffered -= len(m.data)
 			c.pool.putOut(m)
 			continue
@@ -495,6 +505,7 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 	f := m.frame(m.next)
 	*b = f.Append(*b)
 	l.charge(need)
+	l.unsent -= len(f.Data)
 	l.stats.BytesSent += uint64(len(f.Data))
 	if m.mode.Reliable() {
 		c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: m.next})
