@@ -287,7 +287,7 @@ func (s *serverSession) natReport() EventNATReport {
 
 // pollFamilyClassifier returns the other classifier's next probe.
 func (s *serverSession) pollFamilyClassifier(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if c := s.fam.classifier; c != nil {
+	if c := s.fam.classifier; c != nil && !c.Done() { // as in PollTransmit
 		return c.PollTransmit(now, buf)
 	}
 	return proto.Transmit{}, false

@@ -586,7 +586,10 @@ func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Trans
 		}
 		return t, true
 	}
-	if c := s.classifier; c != nil {
+	// A finished classifier has no probe to send until it is started again (punch:
+	// finish clears every due probe, Start is what adds them anew): skipping it
+	// spares copying its zero Transmit for every datagram the node sends.
+	if c := s.classifier; c != nil && !c.Done() {
 		if t, ok := c.PollTransmit(now, buf); ok {
 			return t, true
 		}

@@ -228,8 +228,7 @@ func TestAckFrequencyHundredThousandMessages(t *testing.T) {
 	n := newNetwork(t, seed)
 	imp := linkConfig{delay: 10 * time.Millisecond, loss: 0.01, dup: 0.01, reorder: 0.03,
 		reorderDelay: 3 * time.Millisecond, rateBps: 50_000_000, queuePackets: 300}
-	// Bursts of 5000 messages queued at once: no queue bound but the send buffer.
-	a, b := n.pair(Config{SendQueueBytes: -1}, &link{cfg: imp}, &link{cfg: linkConfig{delay: 10 * time.Millisecond, loss: 0.01, dup: 0.01}})
+	a, b := n.pair(Config{}, &link{cfg: imp}, &link{cfg: linkConfig{delay: 10 * time.Millisecond, loss: 0.01, dup: 0.01}})
 	o := newOracle(n.failf)
 	b.onMsg = o.receive
 	buf := make([]byte, 256)

@@ -135,7 +135,7 @@ func TestExpiry(t *testing.T) {
 // polls, a transfer of ten windows completes; with one that never polls, the sender
 // stops at the window.
 func TestFlowControlBlocksAndResumes(t *testing.T) {
-	cfg := Config{MaxMessageSize: 64 << 10, RecvWindow: 256 << 10, SendQueueBytes: -1} // all queued at once
+	cfg := Config{MaxMessageSize: 64 << 10, RecvWindow: 256 << 10}
 	n, a, b := quietPair(t, 14, cfg, linkConfig{delay: 5 * time.Millisecond})
 	o := newOracle(n.failf)
 	buf := make([]byte, 64<<10)

@@ -87,7 +87,7 @@ func (c *Conn) admit(now proto.Instant, lane int, mode Mode, n int) error {
 // laneQueueFull reports whether lane l holds Config.SendQueueBytes or more bytes not
 // yet sent once.
 func (c *Conn) laneQueueFull(l *lane) bool {
-	return c.cfg.SendQueueBytes >= 0 && l.unsent >= c.cfg.SendQueueBytes
+	return c.cfg.SendQueueBytes > 0 && l.unsent >= c.cfg.SendQueueBytes
 }
 
 // enqueue queues m, whose data is the message, on its lane.

@@ -75,8 +75,8 @@ func TestSendQueueBytes(t *testing.T) {
 		t.Fatalf("after Close: %d bytes unsent", got)
 	}
 
-	// -1: only SendBufferBytes bounds the queue.
-	off := New(Config{SendQueueBytes: -1}, 0)
+	// By default only SendBufferBytes bounds the queue.
+	off := New(Config{}, 0)
 	for i := range 20 {
 		if err := off.Send(0, 0, ReliableOrdered, make([]byte, 100_000)); err != nil {
 			t.Fatalf("unbounded queue, message %d: %v", i, err)
