@@ -272,8 +272,7 @@ func (n *Node) PollTransmit(now proto.Instant, buf []byte) (t proto.Transmit, ok
 // 88-byte Transmit, zero when there is none, through each level of calls cost
 // more per datagram than the routing itself.
 func (n *Node) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) (*peerConn, bool) {
-	if st, ok := n.srv.PollTransmit(now, buf); ok {
-		*t = st
+	if n.srv.pollTransmit(now, buf, t) {
 		return nil, true
 	}
 	if n.echoes.count > 0 {
