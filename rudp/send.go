@@ -502,15 +502,15 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		l.stats.QueueDelayMax = max(l.stats.QueueDelayMax, d)
 		l.stats.MessagesSent++
 	}
-	f := m.frame(m.next)
-	*b = f.Append(*b)
+	var n int
+	*b, n = m.appendFrame(*b, m.next)
 	l.charge(need)
-	l.unsent -= len(f.Data)
-	l.stats.BytesSent += uint64(len(f.Data))
+	l.unsent -= n
+	l.stats.BytesSent += uint64(n)
 	if m.mode.Reliable() {
 		c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: m.next})
-		c.reliableSent += uint64(flowCost(len(f.Data)))
-		c.creditOwed -= uint64(flowCost(len(f.Data)))
+		c.reliableSent += uint64(flowCost(n))
+		c.creditOwed -= uint64(flowCost(n))
 	}
 	m.next++
 	if m.next == m.pieces() {
@@ -539,8 +539,7 @@ func (c *Conn) writeRetransmit(l *lane, b *[]byte, space int) bool {
 	}
 	c.packetHasReliable = true // only reliable fragments are retransmitted
 	l.retx.pop()
-	f := ref.msg.frame(ref.frag)
-	*b = f.Append(*b)
+	*b, _ = ref.msg.appendFrame(*b, ref.frag)
 	c.chunks.push(ref)
 	l.charge(need)
 	l.stats.Retransmits++
@@ -604,8 +603,7 @@ func (c *Conn) fillRedundant(b *[]byte, limit int, chunkStart uint64) {
 				if need > limit-len(*b) || c.bytesInFlight+len(*b)+need > c.cc.cwnd {
 					return
 				}
-				f := m.frame(0)
-				*b = f.Append(*b)
+				*b, _ = m.appendFrame(*b, 0)
 				c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: 0})
 				l.charge(need)
 				c.stats.RedundantFrames++
