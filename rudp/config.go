@@ -72,7 +72,7 @@ type Config struct {
 	// SendQueueBytes + MaxMessageSize). The send buffer still covers the
 	// unacknowledged bytes of a long fat path; this keeps what waits to leave short,
 	// so a message's bytes are still in the CPU's caches when its packets are built
-	// and sealed (issue 18: a bulk sender keeping 16 MiB queued spent ≈ 9 % more CPU
+	// and sealed (issue 18: a bulk sender keeping 16 MiB queued spent ≈ 10 % more CPU
 	// per byte). It suits a caller that blocks on ErrSendBufferFull until packets
 	// leave (SendQueueBlocking); the default, 0, is no bound but SendBufferBytes, for
 	// callers that queue a burst at once and run the connection afterwards.
