@@ -260,17 +260,19 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 func (n *Node) PollTransmit(now proto.Instant, buf []byte) (t proto.Transmit, ok bool) {
 	n.advance(now)
 	p, ok := n.pollTransmit(now, buf, &t)
-	if ok {
-		n.noteTransmit(now, &t, p)
+	if !ok {
+		return proto.Transmit{}, false // pollTransmit may have written t
 	}
-	return t, ok
+	n.noteTransmit(now, &t, p)
+	return t, true
 }
 
 // pollTransmit is PollTransmit into *t, naming the peer the datagram is for (nil:
-// the server's, or a handshake's). It writes *t only when it reports true: the
-// peers' data path (the bulk of the calls) fills it in place, for copying an
-// 88-byte Transmit, zero when there is none, through each level of calls cost
-// more per datagram than the routing itself.
+// the server's, or a handshake's); *t is the datagram only when it reports true
+// (a packet the relay refused may have been written there). The children fill *t
+// in place, and none returns a zero Transmit when it has nothing: copying an
+// 88-byte Transmit through each level of calls cost more per datagram than the
+// routing itself.
 func (n *Node) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) (*peerConn, bool) {
 	if n.srv.pollTransmit(now, buf, t) {
 		return nil, true

@@ -355,7 +355,7 @@ func (pc *peerConn) deadlineReason() string {
 
 // pollTransmit writes the peer's next datagram into *t: probes, then relay-allocates, then
 // sealed connection packets (wrapped for the relay when that is the route).
-// It writes *t only when it reports true (Node.pollTransmit says why).
+// *t is the datagram only when it reports true (Node.pollTransmit says why).
 func (pc *peerConn) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) bool {
 	if pc.closed {
 		return false
