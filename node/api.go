@@ -14,9 +14,10 @@ var ErrUnknownPeer = errors.New("node: unknown peer")
 var ErrPeerClosed = errors.New("node: peer connection closed")
 
 // Send queues msg for peer on lane with mode. Before the session is up the message
-// waits in the connection's send buffer (bounded by rudp.Config.SendBufferBytes: a
-// full buffer is rudp.ErrSendBufferFull, and the caller waits for the peer to take
-// messages and acknowledge them).
+// waits in the connection's send buffer (bounded by rudp.Config.SendBufferBytes, and
+// per lane by SendQueueBytes of bytes not yet sent if set: a full buffer or queue is
+// rudp.ErrSendBufferFull, and the caller waits for packets to leave and the peer to
+// take messages and acknowledge them).
 func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
 	n.advance(now)
 	p, ok := n.byID[peerID]

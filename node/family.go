@@ -285,14 +285,6 @@ func (s *serverSession) natReport() EventNATReport {
 	return e
 }
 
-// pollFamilyClassifier returns the other classifier's next probe.
-func (s *serverSession) pollFamilyClassifier(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if c := s.fam.classifier; c != nil {
-		return c.PollTransmit(now, buf)
-	}
-	return proto.Transmit{}, false
-}
-
 // familyDeadline is the other classifier's deadline (the family's own timers are
 // in the session's table).
 func (s *serverSession) familyDeadline() proto.Instant {

@@ -225,7 +225,7 @@ var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 // opens the mapping the peer must hit; if the window the peer was given misses it,
 // the peer is introduced again with that port as our prediction (once per
 // introduction of the pair).
-func (n *Node) noteTransmit(now proto.Instant, t proto.Transmit, pc *peerConn) {
+func (n *Node) noteTransmit(now proto.Instant, t *proto.Transmit, pc *peerConn) {
 	if t.From == n.cfg.OtherLocal && t.From.IsValid() {
 		return // the other family's flows do not cross Local's NAT
 	}

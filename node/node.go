@@ -54,6 +54,10 @@ type Node struct {
 	byChannel   map[uint16]*peerConn         // our relay channel → peer
 	relaySeq    uint64                       // numbers the synthetic relay addresses
 	connSeq     uint64                       // numbers peer connections (Credit)
+	// lastByKey is byKey's latest hit (peerByKey): a bulk flow looks up the same key
+	// for every packet, and comparing 32 bytes is cheaper than hashing them. Every
+	// change to byKey clears it.
+	lastByKey *peerConn
 
 	sockTags map[uint64]any // tag → the server session or a *peerConn
 	nextTag  uint64
@@ -253,39 +257,34 @@ func (n *Node) HandleTimeout(now proto.Instant) {
 
 // PollTransmit returns the next datagram to send: the server session's first, then
 // the keyx endpoint's handshakes, then each peer's.
-func (n *Node) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+func (n *Node) PollTransmit(now proto.Instant, buf []byte) (t proto.Transmit, ok bool) {
 	n.advance(now)
-	t, p, ok := n.pollTransmit(now, buf)
-	if ok {
-		n.noteTransmit(now, t, p)
+	p, ok := n.pollTransmit(now, buf, &t)
+	if !ok {
+		return proto.Transmit{}, false // pollTransmit may have written t
 	}
-	return t, ok
+	n.noteTransmit(now, &t, p)
+	return t, true
 }
 
-// pollTransmit is PollTransmit, naming the peer the datagram is for (nil: the
-// server's, or a handshake's).
-func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *peerConn, bool) {
-	if t, ok := n.srv.PollTransmit(now, buf); ok {
-		return t, nil, true
+// pollTransmit is PollTransmit into *t, naming the peer the datagram is for (nil:
+// the server's, or a handshake's); *t is the datagram only when it reports true
+// (a packet the relay refused may have been written there). The children fill *t
+// in place, and none returns a zero Transmit when it has nothing: copying an
+// 88-byte Transmit through each level of calls cost more per datagram than the
+// routing itself.
+func (n *Node) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) (*peerConn, bool) {
+	if n.srv.pollTransmit(now, buf, t) {
+		return nil, true
 	}
-	if t, ok := n.echoes.pop(now, buf); ok {
-		return t, nil, true
+	if n.echoes.count > 0 {
+		if et, ok := n.echoes.pop(now, buf); ok {
+			*t = et
+			return nil, true
+		}
 	}
-	for {
-		t, ok := n.keyx.PollTransmit(now, buf)
-		if !ok {
-			break
-		}
-		hs := isHandshake(t.Payload)
-		if p, toRelay := n.byRelayAddr[t.To]; toRelay {
-			if t, ok = p.wrapRelay(t, buf, 0); !ok {
-				continue
-			}
-		}
-		if hs {
-			n.echoes.add(now, t, &n.stats)
-		}
-		return t, nil, true
+	if n.pollHandshake(now, buf, t) {
+		return nil, true
 	}
 	if n.srv.tracking() {
 		// Behind a sequential NAT, probes to a sequential peer go before any other
@@ -294,18 +293,44 @@ func (n *Node) pollTransmit(now proto.Instant, buf []byte) (proto.Transmit, *pee
 		// them (flows.go).
 		for _, p := range n.peers {
 			if p.bothSequential() && !p.closed {
-				if t, ok := p.agent.PollTransmit(now, buf); ok {
-					return t, p, true
+				if at, ok := p.agent.PollTransmit(now, buf); ok {
+					*t = at
+					return p, true
 				}
 			}
 		}
 	}
 	for _, p := range n.peers {
-		if t, ok := p.PollTransmit(now, buf); ok {
-			return t, p, true
+		if p.pollTransmit(now, buf, t) {
+			return p, true
 		}
 	}
-	return proto.Transmit{}, nil, false
+	return nil, false
+}
+
+// pollHandshake writes the keyx endpoint's next handshake datagram into *t (wrapped
+// for the relay when it goes there) and reports whether there was one.
+func (n *Node) pollHandshake(now proto.Instant, buf []byte, t *proto.Transmit) bool {
+	if !n.keyx.TransmitPending() {
+		return false
+	}
+	for {
+		kt, ok := n.keyx.PollTransmit(now, buf)
+		if !ok {
+			return false
+		}
+		hs := isHandshake(kt.Payload)
+		*t = kt
+		if p, toRelay := n.byRelayAddr[t.To]; toRelay {
+			if !p.wrapRelay(t, buf, 0) {
+				continue
+			}
+		}
+		if hs {
+			n.echoes.add(now, *t, &n.stats)
+		}
+		return true
+	}
 }
 
 // PollEvent returns the next event for the application.
@@ -351,7 +376,7 @@ func (n *Node) drain(now proto.Instant) {
 			progressed = true
 		}
 		for e, ok := n.keyx.PollEvent(); ok; e, ok = n.keyx.PollEvent() {
-			if p, known := n.byKey[[32]byte(keyxPeer(e))]; known {
+			if p, known := n.peerByKey(keyxPeer(e)); known {
 				p.onKeyx(now, e)
 			}
 			progressed = true
@@ -373,6 +398,7 @@ func (n *Node) forget(p *peerConn) {
 	n.keyx.RemovePeer(p.pub())
 	delete(n.byID, p.id)
 	delete(n.byKey, p.key)
+	n.lastByKey = nil
 	delete(n.byPair, p.agent.Pair())
 	delete(n.byRelayAddr, p.relay.addr)
 	if ch := p.relay.channel; ch != 0 && n.byChannel[ch] == p {

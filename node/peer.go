@@ -353,25 +353,26 @@ func (pc *peerConn) deadlineReason() string {
 	return "relay allocation"
 }
 
-// PollTransmit returns the peer's next datagram: probes, then relay-allocates, then
+// pollTransmit writes the peer's next datagram into *t: probes, then relay-allocates, then
 // sealed connection packets (wrapped for the relay when that is the route).
-func (pc *peerConn) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+// *t is the datagram only when it reports true (Node.pollTransmit says why).
+func (pc *peerConn) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) bool {
 	if pc.closed {
-		return proto.Transmit{}, false
+		return false
 	}
-	if t, ok := pc.agent.PollTransmit(now, buf); ok {
-		return t, true
+	if at, ok := pc.agent.PollTransmit(now, buf); ok {
+		*t = at
+		return true
 	}
-	if t, ok := pc.pollAllocate(now, buf); ok {
-		return t, true
+	if pc.pollAllocate(now, buf, t) {
+		return true
 	}
 	for {
-		t, ok := pc.pollConn(now, buf)
-		if !ok {
-			return proto.Transmit{}, false
+		if !pc.pollConn(now, buf, t) {
+			return false
 		}
-		if t, ok := pc.wrapRelay(t, buf, relayHeadroom); ok {
-			return t, true
+		if pc.wrapRelay(t, buf, relayHeadroom) {
+			return true
 		}
 	}
 }

@@ -214,22 +214,22 @@ func (pc *peerConn) relayError(now proto.Instant, m *proto.Error) bool {
 // server's doing.
 func (pc *peerConn) serverAnswered() { pc.relay.checkOut = false }
 
-// pollAllocate returns a relay-allocate when one is due.
-func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+// pollAllocate writes a relay-allocate into *t when one is due.
+func (pc *peerConn) pollAllocate(now proto.Instant, buf []byte, t *proto.Transmit) bool {
 	if !pc.srv.registered || now < pc.relay.client.Deadline() {
-		return proto.Transmit{}, false
+		return false
 	}
 	b := pc.relay.client.AppendAllocate(now, buf[:0], pc.srv.session, []byte(pc.id))
 	if len(b) == 0 {
-		return proto.Transmit{}, false
+		return false
 	}
 	pc.relay.unanswered++
-	t := proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}
+	*t = proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: b}
 	if !pc.relay.echoed {
 		pc.relay.echoed = true
-		pc.echoes.add(now, t, pc.stats)
+		pc.echoes.add(now, *t, pc.stats)
 	}
-	return t, true
+	return true
 }
 
 // drainRelay turns the relay client's events into path decisions.
@@ -325,13 +325,13 @@ func (pc *peerConn) quietRelayDue() proto.Instant {
 // wrapRelay turns a transmit addressed to the peer's synthetic relay address into a
 // relay-send to the server; others pass unchanged. The packet sits at buf[off:]; with
 // off ≥ 4 the header goes in front without a copy.
-func (pc *peerConn) wrapRelay(t proto.Transmit, buf []byte, off int) (proto.Transmit, bool) {
+func (pc *peerConn) wrapRelay(t *proto.Transmit, buf []byte, off int) bool {
 	if t.To != pc.relay.addr {
-		return t, true
+		return true
 	}
 	if !pc.relay.client.Ready() || len(t.Payload) > proto.MaxRelayPacketLen {
 		pc.stats.RelayDrops++
-		return proto.Transmit{}, false
+		return false
 	}
 	size := len(t.Payload)
 	if off < proto.RelayDataHeaderLen {
@@ -340,5 +340,6 @@ func (pc *peerConn) wrapRelay(t proto.Transmit, buf []byte, off int) (proto.Tran
 	}
 	start := off - proto.RelayDataHeaderLen
 	relayframe.PutSendHeader(buf[start:], pc.relay.client.Channel())
-	return proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: buf[start : off+size]}, true
+	*t = proto.Transmit{From: pc.cfg.Local, To: pc.srv.server, Payload: buf[start : off+size]}
+	return true
 }

@@ -243,6 +243,7 @@ func (n *Node) newPeer(now proto.Instant, m *proto.Introduction, key punch.Key, 
 	p.noteIntro(now, m)
 	n.peers = append(n.peers, p)
 	n.byID[id], n.byKey[p.key] = p, p
+	n.lastByKey = nil
 	n.byPair[p.agent.Pair()] = p
 	n.byRelayAddr[p.relay.addr] = p
 	return p, nil
@@ -390,6 +391,18 @@ func (n *Node) answeredResponse(p []byte) bool {
 	return false
 }
 
+// peerByKey is byKey[key], remembering the hit in lastByKey.
+func (n *Node) peerByKey(key keyx.PublicKey) (*peerConn, bool) {
+	if p := n.lastByKey; p != nil && p.key == key {
+		return p, true
+	}
+	p, ok := n.byKey[key]
+	if ok {
+		n.lastByKey = p
+	}
+	return p, ok
+}
+
 // handleTransport opens transport data and hands the plaintext to its peer.
 func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p []byte) error {
 	sess, pt, err := n.keyx.Open(now, n.open[:0], p)
@@ -404,7 +417,7 @@ func (n *Node) handleTransport(now proto.Instant, local, from netip.AddrPort, p 
 		n.stats.BadTransport++
 		return err
 	}
-	pe, ok := n.byKey[[32]byte(sess.Peer())]
+	pe, ok := n.peerByKey(sess.Peer())
 	if !ok {
 		n.stats.BadTransport++
 		return ErrUnexpected

@@ -50,7 +50,7 @@ const (
 	// maxPendingIntros bounds the introduce-requests in flight (and the Connect calls
 	// waiting for the NAT measurement); more are refused with EventPeerError.
 	maxPendingIntros = 64
-	// maxSignalQueue bounds the signaling messages waiting for PollTransmit. One call
+	// maxSignalQueue bounds the signaling messages waiting for pollTransmit. One call
 	// queues a handful, plus one per pending introduction: a full queue means the
 	// owner stopped draining, and what does not fit is dropped and counted
 	// (Stats.QueueDrops); every such message is repeated by its timer.
@@ -79,7 +79,7 @@ const (
 // its retries, keepalives, the NAT measurement (it drives a punch.Classifier), and
 // the introduce-requests with their retries. It is a child of Node: Node hands it the
 // signaling datagrams and its timer calls, and drains it after every call — its
-// transmits (PollTransmit, signaling to the server), then its events (PollEvent, the
+// transmits (pollTransmit, signaling to the server), then its events (PollEvent, the
 // srv* types below, which Node turns into node Events or acts on), then its Deadline.
 type serverSession struct {
 	cfg    *Config
@@ -147,7 +147,7 @@ type serverSession struct {
 	echoes *echoQueue      // the node's second copies of first-contact messages (echo.go)
 }
 
-// outMsg is a signaling message waiting for PollTransmit, sent from Local unless
+// outMsg is a signaling message waiting for pollTransmit, sent from Local unless
 // from says otherwise (the other-family socket's messages).
 type outMsg struct {
 	from, to netip.AddrPort
@@ -574,21 +574,36 @@ func (s *serverSession) moving(now proto.Instant) {
 	s.regMoveAt, s.regMoveWhy = now, "server moving"
 }
 
-// PollTransmit returns the next signaling datagram, then the classifiers' probes.
-func (s *serverSession) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
-	if o, ok := s.out.pop(); ok {
-		t := proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}
+// pollTransmit writes the next signaling datagram, else the classifiers' next
+// probe, into *t; it writes *t only when it reports true (Node.pollTransmit says
+// why: the node asks for every datagram it sends, and the session nearly never has
+// one).
+func (s *serverSession) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmit) bool {
+	// Checked before popping: pop's zero outMsg costs more than the check.
+	if s.out.len() > 0 {
+		o, _ := s.out.pop()
+		*t = proto.Transmit{From: o.from, To: o.to, Payload: o.msg.Append(buf[:0])}
 		if o.echo {
-			s.echoes.add(now, t, s.stats)
+			s.echoes.add(now, *t, s.stats)
 		}
-		return t, true
+		return true
 	}
-	if c := s.classifier; c != nil {
-		if t, ok := c.PollTransmit(now, buf); ok {
-			return t, true
+	// A finished classifier has no probe to send until it is started again (punch:
+	// finish clears every due probe, Start is what adds them anew): skipping it
+	// spares copying its zero Transmit for every datagram.
+	if c := s.classifier; c != nil && !c.Done() {
+		if ct, ok := c.PollTransmit(now, buf); ok {
+			*t = ct
+			return true
 		}
 	}
-	return s.pollFamilyClassifier(now, buf)
+	if c := s.fam.classifier; c != nil && !c.Done() { // the other family's, likewise
+		if ct, ok := c.PollTransmit(now, buf); ok {
+			*t = ct
+			return true
+		}
+	}
+	return false
 }
 
 // PollEvent returns the next srvEvent.

@@ -184,23 +184,24 @@ func (pc *peerConn) drainConn(now proto.Instant) {
 	}
 }
 
-// pollConn seals the peer's next rudp packet in place and returns it as a transmit.
-func (pc *peerConn) pollConn(now proto.Instant, buf []byte) (proto.Transmit, bool) {
+// pollConn seals the peer's next rudp packet in place and writes it into *t; it
+// writes *t only when it reports true.
+func (pc *peerConn) pollConn(now proto.Instant, buf []byte, t *proto.Transmit) bool {
 	if !pc.established {
-		return proto.Transmit{}, false
+		return false
 	}
 	local, remote, ok := pc.route()
 	if !ok {
-		return proto.Transmit{}, false
+		return false
 	}
 	sess := pc.keyx.Current(pc.pub())
 	if sess == nil || !sess.Confirmed() {
-		return proto.Transmit{}, false
+		return false
 	}
 	pt, ok := pc.conn.PollTransmit(now, buf)
 	if !ok {
 		if !pc.confirmPending {
-			return proto.Transmit{}, false
+			return false
 		}
 		pt = buf[relayHeadroom+proto.TransportHeaderLen : relayHeadroom+proto.TransportHeaderLen]
 	}
@@ -210,9 +211,10 @@ func (pc *peerConn) pollConn(now proto.Instant, buf []byte) (proto.Transmit, boo
 	out, err := sess.Seal(now, buf[relayHeadroom:relayHeadroom], pt)
 	if err != nil {
 		pc.stats.SealErrors++
-		return proto.Transmit{}, false
+		return false
 	}
-	return proto.Transmit{From: local, To: remote, Payload: out}, true
+	*t = proto.Transmit{From: local, To: remote, Payload: out}
+	return true
 }
 
 // connDeadline is when the connection needs a timer call. A connection with no path

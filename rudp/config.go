@@ -65,6 +65,18 @@ type Config struct {
 	// SendBufferBytes bounds the bytes of messages queued or unacknowledged (default
 	// 16 MiB). Send returns ErrSendBufferFull beyond it.
 	SendBufferBytes int
+	// SendQueueBytes, when positive, bounds per lane the bytes of queued messages that
+	// have not yet left once, as Linux's TCP_NOTSENT_LOWAT: while a lane has this
+	// many such bytes, Send on it returns ErrSendBufferFull (a lane below the bound
+	// takes a message whole, whatever its size, so the queue holds at most
+	// SendQueueBytes + MaxMessageSize). The send buffer still covers the
+	// unacknowledged bytes of a long fat path; this keeps what waits to leave short,
+	// so a message's bytes are still in the CPU's caches when its packets are built
+	// and sealed (issue 18: a bulk sender keeping 16 MiB queued spent ≈ 10 % more CPU
+	// per byte). It suits a caller that blocks on ErrSendBufferFull until packets
+	// leave (SendQueueBlocking); the default, 0, is no bound but SendBufferBytes, for
+	// callers that queue a burst at once and run the connection afterwards.
+	SendQueueBytes int
 	// RecvWindow is the flow-control window: reliable bytes the peer may have in
 	// flight beyond what the application has taken (default 4 MiB). It must be at
 	// least 2 × MaxMessageSize and at least 4 KiB: the sender cannot finish a message
@@ -96,6 +108,11 @@ type Config struct {
 	// nil: the Conn allocates, and keeps a bounded free list of its own.
 	Buffers Buffers
 }
+
+// SendQueueBlocking is the Config.SendQueueBytes for a caller that blocks on
+// ErrSendBufferFull until packets leave, as the driver's Send does: a millisecond
+// of data at 8 Gbit/s, far more than leaves between two of its wake-ups.
+const SendQueueBlocking = 1 << 20
 
 // Defaults.
 const (
@@ -190,6 +207,8 @@ func (c Config) WithDefaults() Config {
 		panic("rudp: RecvWindow below 4 KiB")
 	case c.SendBufferBytes < c.MaxMessageSize:
 		panic("rudp: SendBufferBytes below MaxMessageSize")
+	case c.SendQueueBytes < 0:
+		panic("rudp: negative SendQueueBytes")
 	case c.IdleTimeout <= c.KeepaliveInterval:
 		panic("rudp: IdleTimeout must exceed KeepaliveInterval")
 	}

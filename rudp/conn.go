@@ -345,6 +345,7 @@ func (c *Conn) dropSendState() {
 		for l.pending.len() > 0 {
 			l.pending.pop()
 		}
+		l.unsent = 0
 		c.partlySent, c.creditOwed = 0, 0
 		for l.retx.len() > 0 {
 			l.retx.pop()

@@ -54,6 +54,13 @@ type cubic struct {
 	rttSamples      int
 	cssBaseline     time.Duration // 0 when not in CSS
 	cssRounds       int
+
+	// The last pacingRate and what it was computed from: rudp asks for every packet
+	// and the window and RTT change far less often (a float division saved).
+	rateCwnd      int
+	rateSRTT      time.Duration
+	rateSlowStart bool
+	rate          uint64
 }
 
 func newCubic(mss int) cubic {
@@ -189,10 +196,15 @@ func (c *cubic) onPersistentCongestion(now proto.Instant) {
 // headroom so pacing itself never limits the window (RFC 9002 §7.7: N = 1.25; Linux
 // uses 2 in slow start so the window can still double each round).
 func (c *cubic) pacingRate(srtt time.Duration) uint64 {
+	slowStart := c.inSlowStart()
+	if c.cwnd == c.rateCwnd && srtt == c.rateSRTT && slowStart == c.rateSlowStart {
+		return c.rate
+	}
 	gain := 1.25
-	if c.inSlowStart() {
+	if slowStart {
 		gain = 2
 	}
-	srtt = max(srtt, time.Microsecond)
-	return uint64(gain * float64(c.cwnd) / srtt.Seconds())
+	rate := uint64(gain * float64(c.cwnd) / max(srtt, time.Microsecond).Seconds())
+	c.rateCwnd, c.rateSRTT, c.rateSlowStart, c.rate = c.cwnd, srtt, slowStart, rate
+	return rate
 }

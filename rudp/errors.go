@@ -7,7 +7,9 @@ var (
 	// ErrMessageTooLarge: the message exceeds Config.MaxMessageSize.
 	ErrMessageTooLarge = errors.New("rudp: message larger than MaxMessageSize")
 	// ErrSendBufferFull: queued and unacknowledged bytes would exceed
-	// Config.SendBufferBytes; wait for acknowledgements (Stats().SendBuffered).
+	// Config.SendBufferBytes, or the lane holds Config.SendQueueBytes of bytes not yet
+	// sent once; wait for packets to leave and acknowledgements to come
+	// (Stats().SendBuffered, LaneStats.Unsent).
 	ErrSendBufferFull = errors.New("rudp: send buffer full")
 	// ErrClosed: the connection is closing or closed.
 	ErrClosed = errors.New("rudp: connection closed")

@@ -5,8 +5,10 @@ type lane struct {
 	cfg LaneConfig
 
 	// pending holds messages whose fragments have not all left once, FIFO. Bounded by
-	// Config.SendBufferBytes (and one outMsg per message).
+	// Config.SendBufferBytes and SendQueueBytes (and one outMsg per message).
 	pending ring[*outMsg]
+	// unsent is the bytes of pending's messages not yet sent once (SendQueueBytes).
+	unsent int
 	// retx holds fragments declared lost (or picked for a PTO probe), to resend before
 	// any new data of this lane. Bounded by the fragments in flight.
 	retx ring[chunkRef]

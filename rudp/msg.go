@@ -64,13 +64,16 @@ func (m *outMsg) unsentCost() uint64 {
 	return uint64(len(m.data)) - off + left*uint64(flowCost(0))
 }
 
-// frame builds the data frame for fragment i (Data aliases m.data).
-func (m *outMsg) frame(i uint32) proto.RUDPData {
+// appendFrame appends the data frame of fragment i to b and returns it with the
+// fragment's length. The frame is built where Append reads it: returned by value it
+// was built, then copied, and the copy stalled on the stores just made (issue 18,
+// once per fragment sent).
+func (m *outMsg) appendFrame(b []byte, i uint32) ([]byte, int) {
 	f := proto.RUDPData{Mode: m.mode, Lane: m.lane, Seq: m.seq, Total: uint64(len(m.data)), Data: m.piece(i)}
 	if m.count > 0 {
 		f.Count, f.Index = uint64(m.count), uint64(i)
 	}
-	return f
+	return f.Append(b), len(f.Data)
 }
 
 // frameLen is the encoded size of fragment i's data frame.

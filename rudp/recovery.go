@@ -264,9 +264,10 @@ func (c *Conn) requeueChunks(p *sentPacket) {
 // sent ring, and the fragment references they held.
 func (c *Conn) retireFront() {
 	for c.sent.len() > 0 && c.sent.front().retired() {
-		p := c.sent.pop()
-		for c.chunks.head < p.chunkEnd {
-			c.chunks.pop()
+		end := c.sent.front().chunkEnd
+		c.sent.discard()
+		for c.chunks.head < end {
+			c.chunks.discard()
 		}
 	}
 }

@@ -34,6 +34,14 @@ func (r *ring[T]) pop() T {
 	return v
 }
 
+// discard is pop for a caller that does not want the element: it is cleared in
+// place, not copied out first.
+func (r *ring[T]) discard() {
+	var zero T
+	*r.at(r.head) = zero
+	r.head++
+}
+
 func (r *ring[T]) grow() {
 	n := max(8, 2*len(r.buf))
 	buf := make([]T, n)

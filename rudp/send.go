@@ -78,8 +78,16 @@ func (c *Conn) admit(now proto.Instant, lane int, mode Mode, n int) error {
 		return ErrMessageTooLarge
 	case c.sendBuffered+n > c.cfg.SendBufferBytes:
 		return ErrSendBufferFull
+	case c.laneQueueFull(&c.lanes[lane]):
+		return ErrSendBufferFull
 	}
 	return nil
+}
+
+// laneQueueFull reports whether lane l holds Config.SendQueueBytes or more bytes not
+// yet sent once.
+func (c *Conn) laneQueueFull(l *lane) bool {
+	return c.cfg.SendQueueBytes > 0 && l.unsent >= c.cfg.SendQueueBytes
 }
 
 // enqueue queues m, whose data is the message, on its lane.
@@ -100,6 +108,7 @@ func (c *Conn) enqueue(m *outMsg, now, expiry proto.Instant, lane int, mode Mode
 	}
 	l.pending.push(m)
 	l.stats.MessagesQueued++
+	l.unsent += len(m.data)
 	c.sendBuffered += len(m.data)
 }
 
@@ -367,6 +376,7 @@ func (c *Conn) laneReady(l *lane, now proto.Instant, allowLow bool) bool {
 		if !m.started && m.expiry <= now {
 			l.pending.pop()
 			l.stats.MessagesExpired++
+			l.unsent -= len(m.data)
 			c.sendBuffered -= len(m.data)
 			c.pool.putOut(m)
 			continue
@@ -492,14 +502,15 @@ func (c *Conn) writeFrame(l *lane, b *[]byte, limit int, now proto.Instant) bool
 		l.stats.QueueDelayMax = max(l.stats.QueueDelayMax, d)
 		l.stats.MessagesSent++
 	}
-	f := m.frame(m.next)
-	*b = f.Append(*b)
+	var n int
+	*b, n = m.appendFrame(*b, m.next)
 	l.charge(need)
-	l.stats.BytesSent += uint64(len(f.Data))
+	l.unsent -= n
+	l.stats.BytesSent += uint64(n)
 	if m.mode.Reliable() {
 		c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: m.next})
-		c.reliableSent += uint64(flowCost(len(f.Data)))
-		c.creditOwed -= uint64(flowCost(len(f.Data)))
+		c.reliableSent += uint64(flowCost(n))
+		c.creditOwed -= uint64(flowCost(n))
 	}
 	m.next++
 	if m.next == m.pieces() {
@@ -528,8 +539,7 @@ func (c *Conn) writeRetransmit(l *lane, b *[]byte, space int) bool {
 	}
 	c.packetHasReliable = true // only reliable fragments are retransmitted
 	l.retx.pop()
-	f := ref.msg.frame(ref.frag)
-	*b = f.Append(*b)
+	*b, _ = ref.msg.appendFrame(*b, ref.frag)
 	c.chunks.push(ref)
 	l.charge(need)
 	l.stats.Retransmits++
@@ -593,8 +603,7 @@ func (c *Conn) fillRedundant(b *[]byte, limit int, chunkStart uint64) {
 				if need > limit-len(*b) || c.bytesInFlight+len(*b)+need > c.cc.cwnd {
 					return
 				}
-				f := m.frame(0)
-				*b = f.Append(*b)
+				*b, _ = m.appendFrame(*b, 0)
 				c.chunks.push(chunkRef{msg: m, gen: m.gen, frag: 0})
 				l.charge(need)
 				c.stats.RedundantFrames++

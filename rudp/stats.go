@@ -41,6 +41,7 @@ type LaneStats struct {
 	// byte leaving in a packet; QueueDelayMax its maximum.
 	QueueDelay, QueueDelayMax time.Duration
 	Queued                    int // messages not yet fully sent once
+	Unsent                    int // their bytes not yet sent once (Config.SendQueueBytes)
 }
 
 // Stats returns the connection's statistics.
@@ -73,5 +74,6 @@ func (c *Conn) LaneStats(i int) LaneStats {
 	l := &c.lanes[i]
 	s := l.stats
 	s.Queued = l.pending.len()
+	s.Unsent = l.unsent
 	return s
 }

@@ -83,10 +83,34 @@ func (w *windowWatch) check(failf func(string, ...any)) {
 	if w.x.partlySent == 0 && w.x.creditOwed != 0 {
 		failf("no message part-sent, yet %d bytes of credit owed", w.x.creditOwed)
 	}
+	w.checkUnsent(failf)
 	held := w.y.recvReliable - w.y.recvConsumed
 	w.heldPeak = max(w.heldPeak, held)
 	if bound := max(uint64(w.y.cfg.RecvWindow), initialMaxData); held > bound {
 		failf("receiver holds %d bytes of reliable data, over max(RecvWindow, 64 KiB) = %d", held, bound)
+	}
+}
+
+// checkUnsent checks the sender's per-lane count of bytes not yet sent once
+// (SendQueueBytes) against its queue: the bytes of the pending messages past the
+// fragments already sent, and within the bound plus one message.
+func (w *windowWatch) checkUnsent(failf func(string, ...any)) {
+	for i := range w.x.lanes {
+		l := &w.x.lanes[i]
+		want := 0
+		for j := l.pending.head; j < l.pending.tail; j++ {
+			m := *l.pending.at(j)
+			want += len(m.data)
+			if m.started {
+				want -= int(m.next) * m.fragLen
+			}
+		}
+		if l.unsent != want {
+			failf("lane %d: %d bytes counted unsent, %d in the queue", i, l.unsent, want)
+		}
+		if q := w.x.cfg.SendQueueBytes; q > 0 && l.unsent >= q+w.x.cfg.MaxMessageSize {
+			failf("lane %d: %d bytes unsent, bound %d + a message of at most %d", i, l.unsent, q, w.x.cfg.MaxMessageSize)
+		}
 	}
 }
 
@@ -160,7 +184,8 @@ func TestWindowProperty(t *testing.T) {
 		sizes := rapid.SliceOfN(size, 10, 60).Draw(rt, "sizes")
 		loss := rapid.Float64Range(0, 0.1).Draw(rt, "loss")
 		seed := rapid.Uint64().Draw(rt, "seed")
-		cfg := Config{Lanes: lanes, MaxMessageSize: maxMsg, RecvWindow: window, SendBufferBytes: 2 * window}
+		cfg := Config{Lanes: lanes, MaxMessageSize: maxMsg, RecvWindow: window, SendBufferBytes: 2 * window,
+			SendQueueBytes: rapid.SampledFrom([]int{0, 1, maxMsg / 2, window}).Draw(rt, "sendQueue")}
 		n := newNetwork(t, seed)
 		n.fatalf = rt.Fatalf // rapid shrinks a failure and prints how to replay it
 		runWindow(n, cfg, sizes, loss)
