@@ -140,8 +140,8 @@ func (pc *peerConn) relayPathEvent(reason string) EventPathChanged {
 // The relay is named by its synthetic address; PollTransmit wraps what goes there.
 func (pc *peerConn) route() (netip.AddrPort, netip.AddrPort, bool) {
 	ready := pc.relay.client.Ready()
-	if ap, ok := pc.agent.Active(); ok && !(pc.agent.Suspected() && ready) {
-		return ap.Local, ap.Remote, true
+	if local, remote, ok := pc.agent.ActiveRoute(); ok && !(pc.agent.Suspected() && ready) {
+		return local, remote, true
 	}
 	if ready {
 		return pc.cfg.Local, pc.relay.addr, true
@@ -360,9 +360,11 @@ func (pc *peerConn) pollTransmit(now proto.Instant, buf []byte, t *proto.Transmi
 	if pc.closed {
 		return false
 	}
-	if at, ok := pc.agent.PollTransmit(now, buf); ok {
-		*t = at
-		return true
+	if pc.agent.TransmitPending() {
+		if at, ok := pc.agent.PollTransmit(now, buf); ok {
+			*t = at
+			return true
+		}
 	}
 	if pc.pollAllocate(now, buf, t) {
 		return true
@@ -389,7 +391,7 @@ func (pc *peerConn) quietCheckDue() proto.Instant {
 	if !pc.established || pc.closed || pc.agent.Checking() || pc.agent.Suspected() {
 		return proto.Never
 	}
-	if _, ok := pc.agent.Active(); !ok {
+	if _, _, ok := pc.agent.ActiveRoute(); !ok {
 		return proto.Never
 	}
 	inFlight, since, srtt := pc.conn.InFlight()

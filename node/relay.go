@@ -254,7 +254,7 @@ func (pc *peerConn) drainRelay(now proto.Instant) {
 			if pc.relay.askedAt != 0 && pc.relay.linkTime == 0 {
 				pc.relay.linkTime = max(now.Sub(pc.relay.askedAt), time.Millisecond)
 			}
-			if _, direct := pc.agent.Active(); !direct {
+			if _, _, direct := pc.agent.ActiveRoute(); !direct {
 				pc.setPath(now, pc.relayPathEvent(reason))
 			}
 			pc.initiateOnNewPath(now, 0)

@@ -290,6 +290,16 @@ func (a *Agent) Active() (Path, bool) {
 	return a.paths[a.active], true
 }
 
+// ActiveRoute returns the active path's two addresses, if any: Active without the
+// rest of the Path, for a caller that asks for every datagram it sends.
+func (a *Agent) ActiveRoute() (local, remote netip.AddrPort, ok bool) {
+	if a.active < 0 {
+		return netip.AddrPort{}, netip.AddrPort{}, false
+	}
+	p := &a.paths[a.active]
+	return p.Local, p.Remote, true
+}
+
 func (a *Agent) addTarget(addr netip.AddrPort, lan bool) {
 	if !addr.IsValid() || len(a.targets) >= maxTargets {
 		return
@@ -923,6 +933,11 @@ func (a *Agent) best(now proto.Instant) int {
 	}
 	return best
 }
+
+// TransmitPending reports whether PollTransmit has a datagram to return. A caller
+// that asks for every datagram it sends checks this first: with none pending, as
+// nearly always once a path is up, it costs less than PollTransmit's zero Transmit.
+func (a *Agent) TransmitPending() bool { return a.out.len() > 0 }
 
 // PollTransmit returns the next probe or reply.
 func (a *Agent) PollTransmit(now proto.Instant, buf []byte) (proto.Transmit, bool) {
