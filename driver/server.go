@@ -66,9 +66,9 @@ type ServerConfig struct {
 	// flows, wakes once per ReadHold and takes everything that arrived in it,
 	// instead of once per datagram or two (a wake-up costs more than a relayed
 	// datagram: BENCHMARKS.md, "Issue 18: the server's holding reader"). After a
-	// wake-up that found fewer than two datagrams it waits for the next arrival
-	// with no timeout: an idle server does not wake, and a datagram at a low
-	// rate is read at once. Where io_uring is unavailable (kernel < 6.1,
+	// wake-up that found no datagram, or a lone one more than a hold after the
+	// wake-up before, it waits for the next arrival with no timeout: an idle
+	// server does not wake, and a datagram at a low rate is read at once. Where io_uring is unavailable (kernel < 6.1,
 	// kernel.io_uring_disabled, a seccomp filter) the sockets are read as with
 	// 0, counted in ServerStats.Hold.Fallbacks. 0 (the default): recvmmsg woken
 	// by Go's poller per arrival.

@@ -35,7 +35,7 @@ func heldServer(t *testing.T) *Server {
 }
 
 // relayPair starts two nodes on s forced onto its relay and connects them.
-func relayPair(t *testing.T, ctx context.Context, s *Server, name string) (a, b *Node, ca, cb *Conn) {
+func relayPair(t testing.TB, ctx context.Context, s *Server, name string) (a, b *Node, ca, cb *Conn) {
 	t.Helper()
 	var nodes [2]*Node
 	for i := range nodes {
