@@ -13,7 +13,7 @@ import (
 
 // BenchmarkHeldRelayRTT measures what the holding reader adds to a relayed
 // round trip: a ping-pong of reliable messages between two nodes through a
-// server with ReadHold off and 500 µs, alone (sparse: the reader waits per
+// server with ReadHold off, 500 µs and 1 ms, alone (sparse: the reader waits per
 // arrival) and beside a second pair sending 200-byte unreliable messages at
 // 5 kHz (the reader holds). It reports the round trip's p50 and p99.
 //
@@ -24,7 +24,7 @@ func BenchmarkHeldRelayRTT(b *testing.B) {
 		hold time.Duration
 		busy bool
 	}{{"off/sparse", 0, false}, {"500us/sparse", 500 * time.Microsecond, false},
-		{"off/busy", 0, true}, {"500us/busy", 500 * time.Microsecond, true}} {
+		{"off/busy", 0, true}, {"500us/busy", 500 * time.Microsecond, true}, {"1ms/busy", time.Millisecond, true}} {
 		b.Run(c.name, func(b *testing.B) { benchRelayRTT(b, c.hold, c.busy) })
 	}
 }
