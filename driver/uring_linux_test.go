@@ -5,10 +5,16 @@ package driver
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/natpass/natpass/internal/uring"
 	"github.com/natpass/natpass/node"
+	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -178,5 +184,68 @@ func TestHeldServerFallsBack(t *testing.T) {
 	h := s.Stats().Hold
 	if h.Fallbacks != uint64(len(s.Addrs())) || h.Readers != 0 || h.Datagrams != 0 {
 		t.Fatalf("hold counters %+v with io_uring disabled: want %d fallbacks, no readers, no datagrams", h, len(s.Addrs()))
+	}
+}
+
+// The held reader's path allocates nothing per datagram: a datagram sent to a
+// held socket, the ring's wait, taking its completion, the machine's handling
+// and the buffer's recycling.
+func TestHeldReaderAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are measured without the race detector")
+	}
+	sock, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.conn.Close()
+	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: testSecret, Primary: sock.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(srv, time.Now(), 1500)
+	l.main, l.sockets[sock.addr] = sock, sock
+	if !sock.prepareHold() {
+		t.Skip("no eventfd here")
+	}
+	defer sock.closeHold()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := newUringReader(sock, 500*time.Microsecond, &l.stats)
+	if uring.IsUnsupported(err) {
+		t.Skipf("io_uring unavailable here: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if !l.detach(sock, r) {
+		t.Fatal("detach: the loop stopped")
+	}
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	payload := garbage(rand.New(rand.NewPCG(5, 6)))[:1]
+	payload[0] = 0xE1 // not natpass: counted and dropped by the machine
+	allocs := testing.AllocsPerRun(1000, func() {
+		if !r.armed {
+			r.arm()
+		}
+		if _, err := client.WriteToUDPAddrPort(payload, sock.addr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.ring.Enter(uring.Wait{MinComplete: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+		r.reap()
+		l.deliver(r.ready)
+		r.recycle()
+	})
+	if allocs != 0 {
+		t.Errorf("a datagram through the held reader allocates %.1f times", allocs)
+	}
+	if got := l.stats.holdDatagrams.Load(); got < 1000 {
+		t.Errorf("the ring read %d datagrams, want ≥ 1000", got)
 	}
 }
