@@ -274,6 +274,10 @@ func logServerStats(log *slog.Logger, st driver.ServerStats) {
 		"introductions", st.Introductions, "stun", st.STUNBindings, "bad_tickets", st.BadTicket,
 		"rate_limited", st.DropRateLimited, "garbage_dropped", garbage, "relayed_frames", st.Relay.Forwarded,
 		"relayed_bytes", st.Relay.BytesForwarded, "relay_over_budget", st.Relay.DropSessionRate+st.Relay.DropServerRate)
+	if h := st.Hold; h.Readers+h.Fallbacks > 0 {
+		log.Info("read hold stats", "io_uring_sockets", h.Readers, "fallback_sockets", h.Fallbacks, "wakeups", h.Wakeups,
+			"datagrams", h.Datagrams, "no_buffers", h.NoBuffers, "overflow", h.Overflow, "enter_errors", h.EnterErrors)
+	}
 	if c := st.Cluster; c.MessagesIn+c.MessagesOut > 0 {
 		log.Info("cluster stats", "messages_in", c.MessagesIn, "messages_out", c.MessagesOut,
 			"intro_asks_sent", c.IntroAsks, "intro_asks_served", c.IntroAsksServed, "peer_not_here", c.NoResponders,
