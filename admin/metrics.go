@@ -76,6 +76,19 @@ var serverMetrics = []serverMetric{
 		points: drops},
 	{name: "natpass_server_write_errors_total", help: "Sends the kernel refused.",
 		points: func(s *snapshot) []point { return one(s.st.WriteErrors) }},
+	{name: "natpass_server_read_hold_wakeups_total", help: "Wake-ups of the holding reader (--read-hold): one per hold while traffic flows.",
+		points: func(s *snapshot) []point { return one(s.st.Hold.Wakeups) }},
+	{name: "natpass_server_read_hold_datagrams_total", help: "Datagrams the holding reader (--read-hold) read through io_uring.",
+		points: func(s *snapshot) []point { return one(s.st.Hold.Datagrams) }},
+	{name: "natpass_server_read_hold_sockets", help: "Server sockets read through io_uring (--read-hold), and those read without it because io_uring is unavailable here (fallback).", label: "reader", gauge: true,
+		points: func(s *snapshot) []point {
+			return labeled("io_uring", s.st.Hold.Readers, "fallback", s.st.Hold.Fallbacks)
+		}},
+	{name: "natpass_server_read_hold_events_total", help: "The holding reader's bounded queues: receives ended with every buffer full (re-armed; datagrams wait in the socket buffer), completions the kernel could not post, io_uring_enter failures (that socket is no longer read).", label: "event",
+		points: func(s *snapshot) []point {
+			h := &s.st.Hold
+			return labeled("no_buffers", h.NoBuffers, "overflow", h.Overflow, "enter_error", h.EnterErrors)
+		}},
 	{name: "natpass_server_sources_forgotten_total", help: "Remote addresses a socket bound to an unspecified address forgot the local address of (its table was full): their replies leave from the kernel's choice.",
 		points: func(s *snapshot) []point { return one(s.st.SourcesForgotten) }},
 	{name: "natpass_server_tcp_connections_total", help: "TCP/TLS connections of nodes whose UDP is blocked (PROTOCOL.md §14): served, refused (too many open), TLS handshakes failed, closed for a bad frame length.", label: "outcome",

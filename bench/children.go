@@ -34,6 +34,9 @@ const (
 	childEnv      = "NATPASS_BENCH_CHILD"      // "server": run as the natpass server
 	childRelayEnv = "NATPASS_BENCH_RELAY_MBPS" // relay budgets, Mbit/s per session and in total (0: defaults)
 	childPeersEnv = "NATPASS_BENCH_MAX_PEERS"  // rendezvous MaxPeers (0: the default)
+	// childHoldEnv is the natpass server child's ServerConfig.ReadHold (a
+	// time.Duration; the bench's -read-hold sets it in its own environment).
+	childHoldEnv = "NATPASS_BENCH_READ_HOLD"
 	// childProcsEnv, set in the bench's own environment, is the natpass server
 	// child's GOMAXPROCS (what the Go runtime costs the server per wake-up).
 	childProcsEnv = "NATPASS_BENCH_SERVER_GOMAXPROCS"
@@ -58,6 +61,8 @@ type childServer struct {
 // serverCounters are a natpass server child's counters at one moment.
 type serverCounters struct {
 	datagramsIn, relayForwarded uint64
+	// holdWakeups, holdDatagrams: the holding reader's (ServerConfig.ReadHold).
+	holdWakeups, holdDatagrams uint64
 }
 
 func (c *childServer) pid() int { return c.cmd.Process.Pid }
@@ -84,6 +89,7 @@ func runChildIfAsked() {
 		cfg.Tune.RelaySessionRate, cfg.Tune.RelayServerRate = r, r
 	}
 	cfg.Tune.MaxPeers, _ = strconv.Atoi(os.Getenv(childPeersEnv))
+	cfg.ReadHold, _ = time.ParseDuration(os.Getenv(childHoldEnv))
 	if listen := os.Getenv(childListenEnv); listen != "" { // a restart on the same port (load_restart.go)
 		cfg.Listen = listen
 	}
@@ -98,7 +104,7 @@ func runChildIfAsked() {
 		switch in.Text() {
 		case "stats":
 			st := s.Stats()
-			fmt.Println(st.DatagramsIn, st.Relay.Forwarded)
+			fmt.Println(st.DatagramsIn, st.Relay.Forwarded, st.Hold.Wakeups, st.Hold.Datagrams)
 		case "drain": // tell the nodes it goes, as natpass server alone does on SIGTERM ([SRV-16])
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := s.Drain(ctx)
@@ -164,7 +170,7 @@ func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
 		}
 		line, err := out.ReadString('\n')
 		if err == nil {
-			_, err = fmt.Sscan(line, &c.datagramsIn, &c.relayForwarded)
+			_, err = fmt.Sscan(line, &c.datagramsIn, &c.relayForwarded, &c.holdWakeups, &c.holdDatagrams)
 		}
 		return c, err
 	}

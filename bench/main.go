@@ -12,7 +12,7 @@
 //
 // Issue 18's measurements; any of their flags runs them instead of the above:
 //
-//	go run . -relay [-raw] [-game-sessions 1000] [-game-dur 10s] [-high-dur 5s] [-high-sessions 1]
+//	go run . -relay [-raw] [-game-sessions 1000] [-game-dur 10s] [-high-dur 5s] [-high-sessions 1] [-read-hold 500us]
 //	go run . -ceiling [-bulk 256] [-ceiling-dur 3s]
 //	go run . -load 2000 [-load-idle 30s] [-load-timeout 5m] [-load-max-peers 0]
 //	go run . -load-one 10000 [-load-timeout 5m] [-load-restart]
@@ -76,14 +76,17 @@ func main() {
 	loadMaxPeers := flag.Int("load-max-peers", 0, "the -load servers' presence table size (0: rendezvous.DefaultMaxPeers)")
 	loadOne := flag.Int("load-one", 0, "only the one-address phase of -load: this many nodes behind 127.0.0.1 start at once against a freshly started server, as after a restart (0: off)")
 	loadRestart := flag.Bool("load-restart", false, "with -load-one: a real restart instead: the nodes register (started over one keepalive interval), the server child is killed and restarted on the same port, and the time until all registered again is measured")
+	readHold := flag.Duration("read-hold", time.Millisecond, "the natpass server children's ServerConfig.ReadHold (natpass server --read-hold; 0: off, the server's default)")
 	floor := floorFlags(&rc) // -relay-floor (floor_flags.go)
 	runChildIfAsked()
 	flag.Parse()
+	os.Setenv(childHoldEnv, readHold.String()) // the server children read it (runChildIfAsked)
 	if floor() {
 		return
 	}
 	if *relay || *ceiling || *loadN > 0 || *loadOne > 0 {
-		fmt.Printf("%s, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), loadAverage())
+		fmt.Printf("%s, load average %s, natpass server children's read hold %v (-read-hold)\n\n",
+			time.Now().UTC().Format(time.RFC3339), loadAverage(), *readHold)
 		err := runIssue18(*relay, rc, *ceiling, *ceilingDur, *bulkMiB<<20, *loadN, *loadIdle, *loadTimeout, *loadMaxPeers)
 		switch {
 		case err == nil && *loadOne > 0 && *loadRestart:

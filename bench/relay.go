@@ -42,8 +42,9 @@ type relayResult struct {
 	bytes          uint64
 	cpuSeconds     float64
 	// counted: the server's own counters over the window (natpass only).
-	counted                   bool
-	serverIn, serverForwarded uint64
+	counted                    bool
+	serverIn, serverForwarded  uint64
+	holdWakeups, holdDatagrams uint64 // the natpass server's holding reader (-read-hold)
 }
 
 func (r relayResult) lossPercent() float64 {
@@ -102,7 +103,8 @@ func measureRelay(s *relaySetup, dur, settle time.Duration, traffic func(ctx con
 		return relayResult{}, err
 	}
 	r := relayResult{server: s.server.name, sessions: len(s.flows), window: time.Since(start), sent: sent.Load(), cpuSeconds: cpu1 - cpu0,
-		counted: s.server.counters != nil, serverIn: c1.datagramsIn - c0.datagramsIn, serverForwarded: c1.relayForwarded - c0.relayForwarded}
+		counted: s.server.counters != nil, serverIn: c1.datagramsIn - c0.datagramsIn, serverForwarded: c1.relayForwarded - c0.relayForwarded,
+		holdWakeups: c1.holdWakeups - c0.holdWakeups, holdDatagrams: c1.holdDatagrams - c0.holdDatagrams}
 	for _, f := range s.flows {
 		r.received += f.received.Load()
 		r.bytes += f.bytes.Load()

@@ -27,7 +27,7 @@ const (
 // perfStatEvents are the events perfStatEnv counts.
 const perfStatEvents = "context-switches,cpu-migrations,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_sendmmsg," +
 	"syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait," +
-	"syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep"
+	"syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_poll,syscalls:sys_enter_ppoll"
 
 var perfWindows atomic.Int64
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +92,8 @@ func relayRunWith(setup func() (*relaySetup, error), measure func(*relaySetup) (
 }
 
 func printRelayReport(rep relayReport, cfg relayConfig) {
-	fmt.Printf("relay, loopback, each server a child process, CPU = its utime+stime over the window\n\n")
+	fmt.Printf("relay, loopback, each server a child process, CPU = its utime+stime over the window\n")
+	fmt.Printf("natpass server: read hold %s (-read-hold)\n\n", cmp.Or(os.Getenv(childHoldEnv), "0s"))
 	if cfg.raw {
 		fmt.Printf("raw frames written by the bench (no client protocol): relay-send to natpass, ChannelData to coturn\n")
 		fmt.Printf("high rate, %d session(s), %v: 1200-byte payloads as fast as one sender per session writes them\n",
@@ -148,4 +150,8 @@ func printCounted(r *relayResult) {
 	fmt.Printf("natpass server counted: %d datagrams in, %d relay frames forwarded (%.2f and %.2f per message delivered); CPU per forwarded frame %.2f µs\n",
 		r.serverIn, r.serverForwarded, float64(r.serverIn)/float64(max(r.received, 1)),
 		float64(r.serverForwarded)/float64(max(r.received, 1)), 1e6*r.cpuSeconds/float64(max(r.serverForwarded, 1)))
+	if r.holdWakeups > 0 {
+		fmt.Printf("natpass server's holding reader: %d wake-ups, %.1f datagrams per wake-up\n",
+			r.holdWakeups, float64(r.holdDatagrams)/float64(r.holdWakeups))
+	}
 }

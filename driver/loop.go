@@ -39,6 +39,9 @@ type counters struct {
 	sourcesForgotten       atomic.Uint64 // remote addresses a full source table forgot (pktinfo.go)
 	gsoSends               atomic.Uint64 // GSO runs sent (each one entry of a sendmmsg)
 	mmsgSends              atomic.Uint64 // sendmmsg calls (or writes, without it): send system calls but TTL-limited writes
+	// The holding reader's (loop.readHold, uring_linux.go): HoldStats.
+	holdReaders, holdFallbacks, holdWakeups, holdDatagrams atomic.Uint64
+	holdNoBuffers, holdOverflow, holdEnterErrors           atomic.Uint64
 }
 
 // loop owns one machine and runs it. The machine is not safe for concurrent use:
@@ -85,6 +88,9 @@ type loop struct {
 	holding bool
 
 	batchSockets int
+	// readHold, when > 0, reads the batch sockets through io_uring, holding
+	// datagrams up to this long while traffic flows (ServerConfig.ReadHold).
+	readHold time.Duration
 	// dropInbound is Config.DropInbound, applied to every socket added.
 	dropInbound float64
 
@@ -148,11 +154,26 @@ func (l *loop) addSocket(s *socket, batch bool) {
 		s.dropRate = l.dropInbound
 		s.dropRNG = rand.New(rand.NewPCG(uint64(s.addr.Port()), uint64(len(l.all))))
 	}
+	held := l.readHold > 0 && s.batch && s.prepareHold()
+	if l.readHold > 0 && s.batch && !held {
+		l.stats.holdFallbacks.Add(1)
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
+		if held && l.readHeld(s) {
+			return
+		}
 		s.readLoop(l.deliver, l.done, &l.stats.tooLong)
 	}()
+}
+
+// holdStats reads the holding reader's counters.
+func (l *loop) holdStats() HoldStats {
+	c := &l.stats
+	return HoldStats{Readers: c.holdReaders.Load(), Fallbacks: c.holdFallbacks.Load(), Wakeups: c.holdWakeups.Load(),
+		Datagrams: c.holdDatagrams.Load(), NoBuffers: c.holdNoBuffers.Load(), Overflow: c.holdOverflow.Load(),
+		EnterErrors: c.holdEnterErrors.Load()}
 }
 
 // inBurst is how many cluster messages the server takes in one go (handleCluster).
@@ -411,6 +432,10 @@ func (l *loop) shutdown() {
 	close(l.done)
 	for _, s := range all {
 		s.conn.Close()
+		s.wakeHold()
 	}
 	l.wg.Wait()
+	for _, s := range all {
+		s.closeHold()
+	}
 }

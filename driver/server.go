@@ -60,6 +60,19 @@ type ServerConfig struct {
 	// Tune carries every other rendezvous.Config field (rates, bounds, timeouts);
 	// its Secret, InsecureDev, Seed, sockets and WallClock are set by the driver.
 	Tune rendezvous.Config
+	// ReadHold, when > 0, is the longest a datagram may wait in a socket before
+	// the server reads it (natpass server --read-hold): on Linux the server's
+	// UDP sockets are read through io_uring by a thread that, while traffic
+	// flows, wakes once per ReadHold and takes everything that arrived in it,
+	// instead of once per datagram or two (a wake-up costs more than a relayed
+	// datagram: BENCHMARKS.md, "Issue 18: the server's holding reader"). After a
+	// wake-up that found no datagram, or a lone one more than a hold after the
+	// wake-up before, it waits for the next arrival with no timeout: an idle
+	// server does not wake, and a datagram at a low rate is read at once. Where io_uring is unavailable (kernel < 6.1,
+	// kernel.io_uring_disabled, a seccomp filter) the sockets are read as with
+	// 0, counted in ServerStats.Hold.Fallbacks. 0 (the default): recvmmsg woken
+	// by Go's poller per arrival.
+	ReadHold time.Duration
 	// Log, when set, receives one line per server event (registrations,
 	// introductions, expiries). It runs holding the server's lock, on whichever
 	// of its goroutines moved the machine: keep it quick, and do not call the
@@ -137,6 +150,7 @@ func ListenServer(cfg ServerConfig) (*Server, error) {
 		streams: streams,
 	}
 	s.loop.drained = s.events
+	s.loop.readHold = max(cfg.ReadHold, 0)
 	if streams != nil {
 		s.loop.divertOut = streams.divert
 	}
@@ -251,6 +265,23 @@ type ServerStats struct {
 	SourcesForgotten uint64
 	// Streams: the TCP/TLS listener's connections (zero without TCPListen).
 	Streams StreamStats
+	// Hold: the holding reader's counters (ServerConfig.ReadHold; zero when off).
+	Hold HoldStats
+}
+
+// HoldStats count the holding reader's work (ServerConfig.ReadHold).
+type HoldStats struct {
+	Readers   uint64 // sockets read through io_uring
+	Fallbacks uint64 // sockets read with recvmmsg instead: io_uring unavailable
+	Wakeups   uint64 // returns from io_uring_enter (one per hold while traffic flows)
+	Datagrams uint64 // datagrams read through the rings
+	// NoBuffers: times every provided buffer (1024 per socket) was full and the
+	// kernel ended the receive; it is armed again at once and the datagrams
+	// wait in the socket's buffer meanwhile (which drops what does not fit).
+	NoBuffers uint64
+	// Overflow: completions the kernel could not post, its completion queue full.
+	Overflow    uint64
+	EnterErrors uint64 // io_uring_enter failures; that socket is no longer read
 }
 
 // StreamStats count a server's TCP/TLS connections and what they turned away.
@@ -277,7 +308,7 @@ func (s *Server) Stats() ServerStats {
 	}
 	return ServerStats{Stats: st, TooLong: s.loop.stats.tooLong.Load(), WriteErrors: s.loop.stats.writeErrors.Load(),
 		ClusterErrors: s.clusterErrors.Load(), SourcesForgotten: s.loop.stats.sourcesForgotten.Load(),
-		Streams: s.streamStats()}
+		Streams: s.streamStats(), Hold: s.loop.holdStats()}
 }
 
 func (s *Server) streamStats() StreamStats {

@@ -86,6 +86,10 @@ type socket struct {
 	lastSrc netip.Addr
 	// oob is write's control-message buffer (the loop's only).
 	oob []byte
+	// hold: the socket is read by the holding reader (loop.readHold); nil
+	// otherwise. Once that reader runs, rc writes to hold's dup of the
+	// descriptor and conn is closed (uring_linux.go, detach).
+	hold *holdFds
 }
 
 // listenUDP binds addr. An unspecified IP binds every interface; the machine still

@@ -41,7 +41,7 @@ type serverFlags struct {
 	listen, listen2                  addrList
 	altPort, secretFile, adminListen string
 	insecure, quiet                  bool
-	statsEvery                       time.Duration
+	statsEvery, readHold             time.Duration
 	sessionMbps, totalMbps           float64
 	log                              logFlags
 	cluster                          clusterFlags
@@ -59,6 +59,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.sessionMbps, "relay-session-mbps", 0, "relay budget of each session, Mbit/s (0: the default, 33.5)")
 	fs.Float64Var(&f.totalMbps, "relay-total-mbps", 0, "relay budget of the whole server, Mbit/s (0: the default, 537)")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "HOST:PORT of the admin HTTP endpoint: /metrics (Prometheus), /healthz, /readyz (default: none)")
+	fs.DurationVar(&f.readHold, "read-hold", 0, "longest a datagram may wait before the server reads it (Linux io_uring: one wake-up per hold while traffic flows, e.g. 500us; 0: read at each arrival)")
 	f.log.register(fs)
 	f.cluster.register(fs)
 	f.tcp.register(fs)
@@ -90,7 +91,11 @@ func serverMain(ctx context.Context, args []string, stderr io.Writer, started fu
 		fmt.Fprintln(stderr, "natpass server:", err)
 		return 2
 	}
-	cfg := driver.ServerConfig{InsecureDev: f.insecure}
+	if f.readHold < 0 {
+		fmt.Fprintln(stderr, "natpass server: --read-hold must not be negative")
+		return 2
+	}
+	cfg := driver.ServerConfig{InsecureDev: f.insecure, ReadHold: f.readHold}
 	if err := applyListen(&cfg, f.listen, f.listen2, f.altPort); err != nil {
 		log.Error("listen flags", "err", err)
 		return 2
@@ -269,6 +274,10 @@ func logServerStats(log *slog.Logger, st driver.ServerStats) {
 		"introductions", st.Introductions, "stun", st.STUNBindings, "bad_tickets", st.BadTicket,
 		"rate_limited", st.DropRateLimited, "garbage_dropped", garbage, "relayed_frames", st.Relay.Forwarded,
 		"relayed_bytes", st.Relay.BytesForwarded, "relay_over_budget", st.Relay.DropSessionRate+st.Relay.DropServerRate)
+	if h := st.Hold; h.Readers+h.Fallbacks > 0 {
+		log.Info("read hold stats", "io_uring_sockets", h.Readers, "fallback_sockets", h.Fallbacks, "wakeups", h.Wakeups,
+			"datagrams", h.Datagrams, "no_buffers", h.NoBuffers, "overflow", h.Overflow, "enter_errors", h.EnterErrors)
+	}
 	if c := st.Cluster; c.MessagesIn+c.MessagesOut > 0 {
 		log.Info("cluster stats", "messages_in", c.MessagesIn, "messages_out", c.MessagesOut,
 			"intro_asks_sent", c.IntroAsks, "intro_asks_served", c.IntroAsksServed, "peer_not_here", c.NoResponders,

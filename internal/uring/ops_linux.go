@@ -37,6 +37,7 @@ type CQE struct {
 }
 
 const (
+	opPollAdd = 6
 	opSendmsg = 9
 	opRecvmsg = 10
 
@@ -68,6 +69,15 @@ func (s *SQE) PrepRecvMsgMultishot(fd int, msg *unix.Msghdr, bgid uint16, userDa
 	s.Ioprio = recvMultishot
 	s.Flags = sqeBufferSelect
 	s.BufGroup = bgid
+	s.UserData = userData
+}
+
+// PrepPollAdd makes s a one-shot poll of fd for events (POLLIN and the
+// like): it completes with userData once fd is ready. A ring's user arms one
+// on an eventfd so that another goroutine can end a wait that has no timeout.
+func (s *SQE) PrepPollAdd(fd int, events uint32, userData uint64) {
+	s.Opcode, s.Fd = opPollAdd, int32(fd)
+	s.OpFlags = events // poll32_events
 	s.UserData = userData
 }
 
