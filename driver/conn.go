@@ -158,8 +158,9 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Send queues msg for the peer on lane with mode; the bytes are copied before Send
 // returns. While the send buffer is full (RUDP.SendBufferBytes of messages queued
-// or unacknowledged, which is where a peer that reads slowly holds the sender) it
-// waits for room: a slow reader slows the sender down.
+// or unacknowledged, which is where a peer that reads slowly holds the sender), or
+// the lane holds RUDP.SendQueueBytes not yet sent, it waits for room: a slow reader
+// slows the sender down.
 func (c *Conn) Send(lane int, mode rudp.Mode, msg []byte) error {
 	return c.SendContext(context.Background(), lane, mode, msg)
 }

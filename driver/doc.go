@@ -48,8 +48,9 @@
 // Listen returns once the server admitted the node; NAT waits for the NAT
 // measurement. Connect asks for an introduction and returns when the encrypted
 // session is up; Accept returns the connections peers opened. A Conn's Send
-// copies the message; while rudp's send buffer is full (RUDP.SendBufferBytes)
-// it waits for room, and SendContext gives up when its context ends. Flush waits
+// copies the message; while rudp's send buffer is full (RUDP.SendBufferBytes) or
+// its lane's queue of bytes not yet sent (RUDP.SendQueueBytes, 1 MiB by default
+// here) it waits for room, and SendContext gives up when its context ends. Flush waits
 // until the peer acknowledged everything; Recv returns messages in delivery
 // order, then io.EOF after the peer's Close, or ErrConnClosed, ErrClosed. Path
 // changes arrive on Conn.PathEvents and Config.OnPath. Contexts bound every wait;

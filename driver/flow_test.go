@@ -59,14 +59,18 @@ func TestSlowReaderSlowsSender(t *testing.T) {
 	const msgLen, pause = 64 << 10, 10 * time.Second
 	total := 64 << 20
 	if raceEnabled {
-		total = 32 << 20 // still more than the window and send buffer hold (20 MiB)
+		total = 32 << 20 // still more than the window and the send buffer hold (20 MiB)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := startServer(t)
 	a, b := listen(t, ctx, s, "slow-a"), listen(t, ctx, s, "slow-b")
 	ca, cb := connectPair(t, ctx, a, b)
-	window, sendBuffer := recvWindow(rudp.Config{}), 16<<20 // rudp's defaults
+	// Send waits while the lane holds rudp.SendQueueBlocking bytes not yet sent (the
+	// driver's default SendQueueBytes), so what it accepted is what the window lets
+	// out plus that queue and the one message that crossed it, not the whole 16 MiB
+	// send buffer besides.
+	window, queue := recvWindow(rudp.Config{}), rudp.SendQueueBlocking+msgLen
 
 	var sent atomic.Int64 // bytes whose Send returned
 	senderDone := make(chan error, 1)
@@ -84,7 +88,7 @@ func TestSlowReaderSlowsSender(t *testing.T) {
 	}()
 
 	time.Sleep(pause) // the reader reads nothing
-	checkSenderHeld(t, ctx, ca, cb, &sent, senderDone, window+sendBuffer)
+	checkSenderHeld(t, ctx, ca, cb, &sent, senderDone, window+queue)
 	t.Logf("after %v: Send accepted %d bytes, the receiver queued %d (window %d)", pause, sent.Load(), queuePeak(cb), window)
 	readStream(t, ctx, cb, total)
 	if err := <-senderDone; err != nil {

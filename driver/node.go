@@ -60,7 +60,9 @@ type Config struct {
 	// "" (default) opens it when the host routes to the server's other address,
 	// on the main socket's port when free; "off" keeps the node single-stack.
 	ListenOther string
-	// RUDP configures every peer connection; the zero value is rudp's defaults.
+	// RUDP configures every peer connection; the zero value is rudp's defaults,
+	// except SendQueueBytes: 0 is rudp.SendQueueBlocking here (Send blocks until
+	// packets leave; a positive value sets another bound).
 	RUDP rudp.Config
 	// RecycleBuffers gives the node a buffer pool (RUDP.Buffers, unless set): a
 	// received message's Data comes from it and goes back with Message.Release, and
@@ -376,6 +378,11 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.RUDP.DatagramSizeMax > txBufLen || cfg.RUDP.DatagramSizeBase > txBufLen {
 		return cfg, fmt.Errorf("%w: RUDP datagram sizes above %d bytes", ErrBadConfig, txBufLen)
+	}
+	if cfg.RUDP.SendQueueBytes == 0 {
+		// Send blocks until packets leave, so what waits to leave can stay short: a
+		// bulk sender's bytes are then still in the CPU's caches when they are sealed.
+		cfg.RUDP.SendQueueBytes = rudp.SendQueueBlocking
 	}
 	if err := checkRUDP(cfg.RUDP); err != nil {
 		return cfg, err
