@@ -124,21 +124,26 @@ func runChildIfAsked() {
 	os.Exit(0)
 }
 
-// startNatpassServer starts the natpass server as a child process of this binary;
-// relayMbps > 0 raises both relay budgets to it (high-rate runs), maxPeers > 0
-// sets the presence table's size.
-func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
+// childProc is a child process of this binary speaking the bench's line protocol:
+// it prints its address first, then answers one line per question on stdin.
+type childProc struct {
+	cmd   *exec.Cmd
+	addr  netip.AddrPort
+	stdin io.WriteCloser
+	out   *bufio.Reader
+	stop  func() // closes stdin (the child exits) and waits
+}
+
+// startChild starts this binary as the child role (childEnv) with env added and
+// reads the address it prints first.
+func startChild(role string, env []string) (*childProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.SysProcAttr = childAttrs()
-	cmd.Env = append(os.Environ(), childEnv+"=server", childRelayEnv+"="+strconv.FormatFloat(relayMbps, 'f', -1, 64),
-		childPeersEnv+"="+strconv.Itoa(maxPeers))
-	if procs := os.Getenv(childProcsEnv); procs != "" {
-		cmd.Env = append(cmd.Env, "GOMAXPROCS="+procs)
-	}
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -151,28 +156,44 @@ func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop := func() { stdin.Close(); _ = cmd.Wait() }
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
+	c := &childProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	c.stop = func() { stdin.Close(); _ = cmd.Wait() }
+	line, err := c.out.ReadString('\n')
 	if err != nil {
-		stop()
-		return nil, fmt.Errorf("natpass server child: %w", err)
+		c.stop()
+		return nil, fmt.Errorf("%s child: %w", role, err)
 	}
-	addr, err := netip.ParseAddrPort(line[:len(line)-1])
+	if c.addr, err = netip.ParseAddrPort(strings.TrimSpace(line)); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("%s child said %q: %w", role, line, err)
+	}
+	return c, nil
+}
+
+// startNatpassServer starts the natpass server as a child process of this binary;
+// relayMbps > 0 raises both relay budgets to it (high-rate runs), maxPeers > 0
+// sets the presence table's size.
+func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
+	env := []string{childRelayEnv + "=" + strconv.FormatFloat(relayMbps, 'f', -1, 64),
+		childPeersEnv + "=" + strconv.Itoa(maxPeers)}
+	if procs := os.Getenv(childProcsEnv); procs != "" {
+		env = append(env, "GOMAXPROCS="+procs)
+	}
+	c, err := startChild("server", env)
 	if err != nil {
-		stop()
-		return nil, fmt.Errorf("natpass server child said %q: %w", line, err)
+		return nil, err
 	}
+	stdin, out := c.stdin, c.out
 	counters := func() (serverCounters, error) {
-		var c serverCounters
+		var sc serverCounters
 		if _, err := io.WriteString(stdin, "stats\n"); err != nil {
-			return c, err
+			return sc, err
 		}
 		line, err := out.ReadString('\n')
 		if err == nil {
-			_, err = fmt.Sscan(line, &c.datagramsIn, &c.relayForwarded, &c.holdWakeups, &c.holdDatagrams)
+			_, err = fmt.Sscan(line, &sc.datagramsIn, &sc.relayForwarded, &sc.holdWakeups, &sc.holdDatagrams)
 		}
-		return c, err
+		return sc, err
 	}
 	heapLive := func() (uint64, error) {
 		var n uint64
@@ -192,7 +213,7 @@ func startNatpassServer(relayMbps float64, maxPeers int) (*childServer, error) {
 		line, err := out.ReadString('\n')
 		return strings.TrimSpace(line), err
 	}
-	return &childServer{name: "natpass", cmd: cmd, addr: addr, stop: stop, counters: counters, heapLive: heapLive, ask: ask}, nil
+	return &childServer{name: "natpass", cmd: c.cmd, addr: c.addr, stop: c.stop, counters: counters, heapLive: heapLive, ask: ask}, nil
 }
 
 // TURN credentials of the coturn child.

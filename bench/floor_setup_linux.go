@@ -3,14 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -28,37 +24,11 @@ import (
 
 // startFloorServer starts this binary as a floor relay of style with env added.
 func startFloorServer(style string, env []string) (*childServer, error) {
-	self, err := os.Executable()
+	c, err := startChild(style, env)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.SysProcAttr = childAttrs()
-	cmd.Env = append(append(os.Environ(), childEnv+"="+style), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() { stdin.Close(); _ = cmd.Wait() }
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("%s child: %w", style, err)
-	}
-	addr, err := netip.ParseAddrPort(strings.TrimSpace(line))
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("%s child said %q: %w", style, line, err)
-	}
+	stdin, out := c.stdin, c.out
 	var mu sync.Mutex
 	ask := func(q string) (string, error) {
 		mu.Lock()
@@ -77,7 +47,7 @@ func startFloorServer(style string, env []string) (*childServer, error) {
 		}
 		return c, err
 	}
-	return &childServer{name: style, cmd: cmd, addr: addr, stop: stop, counters: counters, ask: ask}, nil
+	return &childServer{name: style, cmd: c.cmd, addr: c.addr, stop: c.stop, counters: counters, ask: ask}, nil
 }
 
 // floorLatency collects the one-way latencies the receiver measured.

@@ -67,17 +67,7 @@ func TestFlushGathersRunsAndSingles(t *testing.T) {
 // destination from an IPv4 socket, then port 0) is counted as a write error and
 // costs the others in the batch nothing: they arrive, in order.
 func TestFlushSkipsRefusedDatagrams(t *testing.T) {
-	lo := netip.MustParseAddrPort("127.0.0.1:0")
-	tx, err := listenUDP(lo, netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.conn.Close()
-	rx, err := listenUDP(lo, netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.conn.Close()
+	tx, rx := loopbackSockets(t)
 	l := &loop{batch: newSendBatch(maxDatagram)}
 	refused := []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:9"), netip.AddrPortFrom(rx.addr.Addr(), 0)}
 	// Sizes rise, so no two form a GSO run: all go in one sendmmsg.
@@ -171,17 +161,7 @@ func TestFullBatchKeepsOpenRun(t *testing.T) {
 // its datagrams as write errors, leaves GSO on and costs the entries after it in
 // the same flush nothing: they arrive, in order.
 func TestFlushSkipsRefusedRun(t *testing.T) {
-	lo := netip.MustParseAddrPort("127.0.0.1:0")
-	tx, err := listenUDP(lo, netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.conn.Close()
-	rx, err := listenUDP(lo, netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.conn.Close()
+	tx, rx := loopbackSockets(t)
 	l := &loop{batch: newSendBatch(maxDatagram)}
 	refused := netip.MustParseAddrPort("[2001:db8::1]:9")
 	type dgram struct {
@@ -213,4 +193,20 @@ func TestFlushSkipsRefusedRun(t *testing.T) {
 			t.Fatalf("got %d bytes of %v, want datagram %d", n, buf[:min(n, 4)], k)
 		}
 	}
+}
+
+// loopbackSockets opens two sockets on 127.0.0.1, closed when t ends.
+func loopbackSockets(t *testing.T) (tx, rx *socket) {
+	t.Helper()
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	var err error
+	if tx, err = listenUDP(lo, netip.AddrPort{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.conn.Close() })
+	if rx, err = listenUDP(lo, netip.AddrPort{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rx.conn.Close() })
+	return tx, rx
 }

@@ -196,15 +196,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 	a := listen(t, ctx, s, "allocs")
 	// A server machine and loop of their own that no goroutine runs, so the test
 	// can call them directly.
-	sock, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.conn.Close()
-	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: testSecret, Primary: sock.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, srv := unrunServer(t)
 	p := newPacket(maxDatagram + 1)
 	p.sock, p.from = sock, a.LocalAddr()
 	p.n = copy(p.buf, garbage(rand.New(rand.NewPCG(3, 4)))[:100])
@@ -276,4 +268,20 @@ func checkSendAllocs(t *testing.T, l *loop, sock *socket, p *packet, to netip.Ad
 	}
 	ttl := testing.AllocsPerRun(100, func() { _ = sock.write(p.buf[:p.n], to, 2) })
 	t.Logf("a TTL-limited write allocates %.1f times (rare: punching primers only)", ttl)
+}
+
+// unrunServer is a server machine on a loopback socket (closed when t ends) that no
+// goroutine runs, so a test can call it, or a loop around it, directly.
+func unrunServer(t *testing.T) (*socket, *rendezvous.Server) {
+	t.Helper()
+	sock, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.conn.Close() })
+	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: testSecret, Primary: sock.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sock, srv
 }

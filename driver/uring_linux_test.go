@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/natpass/natpass/internal/uring"
 	"github.com/natpass/natpass/node"
-	"github.com/natpass/natpass/rendezvous"
 	"github.com/natpass/natpass/rudp"
 )
 
@@ -194,15 +192,7 @@ func TestHeldReaderAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are measured without the race detector")
 	}
-	sock, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPort{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.conn.Close()
-	srv, err := rendezvous.NewServer(rendezvous.Config{Secret: testSecret, Primary: sock.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, srv := unrunServer(t)
 	l := newLoop(srv, time.Now(), 1500)
 	l.main, l.sockets[sock.addr] = sock, sock
 	if !sock.prepareHold() {
