@@ -202,6 +202,29 @@ func (s *Server) sendAllocated(sock int, to netip.AddrPort, txid uint64, ch uint
 	_ = s.commitReply(sock, to, m.Append(s.tx.begin()), limit)
 }
 
+// Touch reads the table entries and sessions HandleDatagram will read for p if p is
+// a relay-send, and nothing else: no state changes, no counter moves. A caller
+// that holds a batch of datagrams may touch each before handling any, so that the
+// cache misses of different frames overlap (at game rates across many sessions
+// each frame's channel and sessions are out of the cache, and the driver reads
+// datagrams in batches). Handling is the same with or without it.
+func (s *Server) Touch(p []byte) {
+	if s.relay == nil {
+		return
+	}
+	n, _, err := relayframe.ParseSend(p)
+	if err != nil {
+		return
+	}
+	owner, peer := s.relay.Touch(n)
+	if owner >= 0 {
+		s.touched ^= uint64(s.peers.sessions[owner].addr.Port())
+	}
+	if peer >= 0 {
+		s.touched ^= uint64(s.peers.sessions[peer].addr.Port())
+	}
+}
+
 // handleRelaySend forwards one relay-send (PROTOCOL.md §8.4). It never answers: a
 // frame is forwarded whole, as a relay-deliver of the same size, or dropped and
 // counted. Nothing here allocates.
