@@ -19,15 +19,11 @@ var ErrPeerClosed = errors.New("node: peer connection closed")
 // rudp.ErrSendBufferFull, and the caller waits for packets to leave and the peer to
 // take messages and acknowledge them).
 func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
-	n.advance(now)
-	p, ok := n.byID[peerID]
-	if !ok {
-		return ErrUnknownPeer
+	p, err := n.openPeer(now, peerID)
+	if err != nil {
+		return err
 	}
-	if p.closed {
-		return ErrPeerClosed
-	}
-	err := p.conn.Send(now, lane, mode, msg)
+	err = p.conn.Send(now, lane, mode, msg)
 	n.drain(now)
 	return err
 }
@@ -37,17 +33,26 @@ func (n *Node) Send(now proto.Instant, peerID string, lane int, mode rudp.Mode, 
 // message is acknowledged (or, unreliable, has left) msg goes to
 // Config.RUDP.Buffers' Put. On an error msg is the caller's again.
 func (n *Node) SendOwned(now proto.Instant, peerID string, lane int, mode rudp.Mode, msg []byte) error {
+	p, err := n.openPeer(now, peerID)
+	if err != nil {
+		return err
+	}
+	err = p.conn.SendOwned(now, proto.Never, lane, mode, msg)
+	n.drain(now)
+	return err
+}
+
+// openPeer advances to now and returns peerID's connection if it is open.
+func (n *Node) openPeer(now proto.Instant, peerID string) (*peerConn, error) {
 	n.advance(now)
 	p, ok := n.byID[peerID]
 	if !ok {
-		return ErrUnknownPeer
+		return nil, ErrUnknownPeer
 	}
 	if p.closed {
-		return ErrPeerClosed
+		return nil, ErrPeerClosed
 	}
-	err := p.conn.SendOwned(now, proto.Never, lane, mode, msg)
-	n.drain(now)
-	return err
+	return p, nil
 }
 
 // ClosePeer ends the connection with peer, telling it why.
